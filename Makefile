@@ -1,0 +1,26 @@
+# Weft: `make test` installs what it needs and runs the whole suite; `make demo` runs the main job.
+SWIFT ?= swift
+
+.PHONY: all deps build test demo bench format
+
+all: build
+
+deps:
+	@bash scripts/ensure-system-packages.sh
+
+build: deps
+	$(SWIFT) build
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+demo: deps
+	$(SWIFT) run weft-example-merge
+
+# Side-by-side benchmarks against pycrdt and loro (release build; takes a few minutes).
+bench: deps
+	python3 Benchmarks/compare.py
+
+format:
+	$(SWIFT) format --in-place --recursive Sources Tests Examples

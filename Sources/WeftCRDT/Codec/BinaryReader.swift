@@ -1,0 +1,169 @@
+/// Bounds applied while decoding untrusted bytes.
+public struct DecodingLimits: Hashable, Sendable {
+    /// The deepest nesting of maps and documents accepted.
+    public var maximumDepth: Int
+    /// The largest input accepted, in bytes.
+    public var maximumInputBytes: Int
+
+    /// Creates limits.
+    public init(maximumDepth: Int = 32, maximumInputBytes: Int = 256 << 20) {
+        self.maximumDepth = maximumDepth
+        self.maximumInputBytes = maximumInputBytes
+    }
+
+    /// 32 levels, 256 MiB.
+    public static let `default` = DecodingLimits()
+}
+
+/// Reads Weft's binary format with explicit bounds.
+///
+/// Every read checks the remaining length first, so truncated input throws
+/// ``CodecError/truncated(at:_:)`` instead of trapping. Counts are checked against the bytes
+/// left before anything is allocated, so a forged count cannot make the decoder allocate
+/// more than a small multiple of the input size.
+public struct BinaryReader: Sendable {
+    @usableFromInline internal let bytes: [UInt8]
+    /// The position of the next byte to read.
+    public private(set) var offset: Int
+    /// The limits in force.
+    public let limits: DecodingLimits
+    private var depth = 0
+    private var replicas: [ReplicaID] = []
+
+    /// Creates a reader over `bytes`.
+    public init(_ bytes: [UInt8], limits: DecodingLimits = .default) {
+        self.bytes = bytes
+        self.offset = 0
+        self.limits = limits
+    }
+
+    /// The number of bytes not yet read.
+    public var remaining: Int { bytes.count - offset }
+
+    /// Whether every byte has been read.
+    public var isAtEnd: Bool { offset >= bytes.count }
+
+    /// Reads one byte.
+    public mutating func readByte() throws(CodecError) -> UInt8 {
+        guard offset < bytes.count else { throw .truncated(at: offset) }
+        let byte = bytes[offset]
+        offset += 1
+        return byte
+    }
+
+    /// Reads `count` raw bytes.
+    public mutating func readRaw(_ count: Int) throws(CodecError) -> ArraySlice<UInt8> {
+        guard count >= 0, count <= remaining else { throw .truncated(at: offset, "needed \(count) bytes, \(remaining) left") }
+        let slice = bytes[offset..<offset + count]
+        offset += count
+        return slice
+    }
+
+    /// Reads an unsigned LEB128 integer, rejecting overlong and non-minimal encodings.
+    public mutating func readVarint() throws(CodecError) -> UInt64 {
+        let start = offset
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard offset < bytes.count else { throw .truncated(at: start, "variable-length integer cut short") }
+            let byte = bytes[offset]
+            offset += 1
+            if shift == 63 && byte > 1 { throw .malformedVarint(at: start) }
+            result |= UInt64(byte & 0x7f) << shift
+            if byte & 0x80 == 0 {
+                if byte == 0 && shift > 0 { throw .malformedVarint(at: start) }
+                return result
+            }
+            shift += 7
+            if shift > 63 { throw .malformedVarint(at: start) }
+        }
+    }
+
+    /// Reads a zig-zag LEB128 signed integer.
+    public mutating func readSignedVarint() throws(CodecError) -> Int64 {
+        let raw = try readVarint()
+        return Int64(bitPattern: (raw >> 1) ^ (0 &- (raw & 1)))
+    }
+
+    /// Reads a varint that must fit in `UInt32`.
+    public mutating func readUInt32() throws(CodecError) -> UInt32 {
+        let start = offset
+        let raw = try readVarint()
+        guard let value = UInt32(exactly: raw) else { throw .valueOutOfRange(at: start, "\(raw) does not fit 32 bits") }
+        return value
+    }
+
+    /// Reads an element count and checks that `count * minimumElementSize` bytes remain.
+    public mutating func readCount(minimumElementSize: Int = 1) throws(CodecError) -> Int {
+        let start = offset
+        let raw = try readVarint()
+        let available = UInt64(remaining / max(1, minimumElementSize))
+        guard raw <= available else {
+            throw .tooLarge(at: start, "count \(raw) exceeds what \(remaining) remaining bytes can hold")
+        }
+        return Int(raw)
+    }
+
+    /// Reads a length-prefixed byte string.
+    public mutating func readLengthPrefixed() throws(CodecError) -> ArraySlice<UInt8> {
+        let count = try readCount()
+        return try readRaw(count)
+    }
+
+    /// Reads a length-prefixed string, validating UTF-8.
+    public mutating func readString() throws(CodecError) -> String {
+        let start = offset
+        let raw = try readLengthPrefixed()
+        guard let string = String(validating: raw, as: UTF8.self) else { throw .invalidUTF8(at: start) }
+        return string
+    }
+
+    /// Reads an 8-byte little-endian IEEE-754 double.
+    public mutating func readDouble() throws(CodecError) -> Double {
+        let raw = try readRaw(8)
+        var bits: UInt64 = 0
+        for (shift, byte) in raw.enumerated() { bits |= UInt64(byte) << UInt64(shift * 8) }
+        return Double(bitPattern: bits)
+    }
+
+    /// Reads a replica reference written by ``BinaryWriter/writeReplica(_:)``.
+    public mutating func readReplica() throws(CodecError) -> ReplicaID {
+        let start = offset
+        let reference = try readVarint()
+        if reference == 0 {
+            let raw = try readRaw(16)
+            guard let replica = ReplicaID(bytes: raw) else { throw .truncated(at: start) }
+            replicas.append(replica)
+            return replica
+        }
+        guard reference <= UInt64(replicas.count) else {
+            throw .invariantViolation(at: start, "replica reference \(reference) names no replica seen so far")
+        }
+        return replicas[Int(reference - 1)]
+    }
+
+    /// Reads a dot.
+    public mutating func readDot() throws(CodecError) -> Dot {
+        let replica = try readReplica()
+        let start = offset
+        let counter = try readVarint()
+        guard counter > 0 else { throw .invariantViolation(at: start, "dot counters start at 1") }
+        return Dot(replica: replica, counter: counter)
+    }
+
+    /// Reads a full HLC stamp.
+    public mutating func readStamp() throws(CodecError) -> HLCTimestamp {
+        let wall = try readVarint()
+        let counter = try readUInt32()
+        let replica = try readReplica()
+        return HLCTimestamp(wallMilliseconds: wall, counter: counter, replica: replica)
+    }
+
+    /// Runs `body` one nesting level deeper, throwing when ``DecodingLimits/maximumDepth`` is passed.
+    public mutating func nested<T>(_ body: (inout BinaryReader) throws(CodecError) -> T) throws(CodecError) -> T {
+        guard depth < limits.maximumDepth else { throw .nestingTooDeep(at: offset, limit: limits.maximumDepth) }
+        depth += 1
+        defer { depth -= 1 }
+        return try body(&self)
+    }
+}

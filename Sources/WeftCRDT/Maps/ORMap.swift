@@ -1,0 +1,177 @@
+/// An observed-remove map whose values are CRDTs themselves.
+///
+/// Every update of a key takes a new dot and stores the key's whole new value under it,
+/// replacing the versions the updating replica had seen. Concurrent updates of one key
+/// therefore leave several versions, which are read (and later collapsed) as their join.
+/// Removing a key forgets the versions the remover has seen; the ``CausalContext`` carries
+/// that knowledge to other replicas.
+///
+/// **Removal semantics.** An update concurrent with a removal has a dot the remover never
+/// saw, so the key survives with that update's value: *update wins*. The surviving value is
+/// the updating replica's whole value for the key, including what it had before the
+/// concurrent removal. Updates that the remover had seen are gone.
+///
+/// Storage is bounded by concurrency, not by history: a key holds one version per
+/// concurrent writer, and a replica's next update folds them back into one.
+public struct ORMap<Key: Hashable & BinaryCodable & Sendable, Value: CRDT & BinaryCodable>: EmptyInitializableCRDT {
+    /// One version of a key's value: the value stored by the update with this dot.
+    public struct Version: Equatable, Sendable {
+        /// The update's dot.
+        public var dot: Dot
+        /// The value as of that update.
+        public var value: Value
+    }
+
+    /// Live keys with their versions (sorted by dot, never empty).
+    public internal(set) var entries: [Key: [Version]]
+    /// Every update seen.
+    public internal(set) var context: CausalContext
+
+    /// The empty map.
+    public init() {
+        entries = [:]
+        context = CausalContext()
+    }
+
+    /// The live keys.
+    public var keys: Dictionary<Key, [Version]>.Keys { entries.keys }
+
+    /// The number of live keys.
+    public var count: Int { entries.count }
+
+    /// The value of `key`: the join of its versions, or `nil` if absent.
+    /// - Complexity: O(*v*) joins in the number of concurrent versions, usually one.
+    public subscript(key: Key) -> Value? {
+        guard let versions = entries[key], var value = versions.first?.value else { return nil }
+        for version in versions.dropFirst() { value.merge(version.value) }
+        return value
+    }
+
+    /// Replaces the value of `key` with `value` as `replica`, returning the delta.
+    ///
+    /// The versions this replica has seen are superseded; concurrent ones stay until merged.
+    @discardableResult
+    public mutating func set(_ key: Key, to value: Value, by replica: ReplicaID) -> ORMap {
+        let dot = context.nextDot(for: replica)
+        var delta = ORMap()
+        delta.context = CausalContext(vector: VersionVector(), cloud: Set((entries[key] ?? []).map(\.dot)).union([dot]))
+        delta.entries[key] = [Version(dot: dot, value: value)]
+        entries[key] = [Version(dot: dot, value: value)]
+        return delta
+    }
+
+    /// Updates the value of `key` in place as `replica`, returning the delta.
+    ///
+    /// `body` receives the current value (the join of all versions), or `makeInitial()` when
+    /// the key is absent. The result is stored as the key's single new version.
+    @discardableResult
+    public mutating func update(
+        _ key: Key, by replica: ReplicaID, default makeInitial: @autoclosure () -> Value,
+        _ body: (inout Value) throws -> Void
+    ) rethrows -> ORMap {
+        var value = self[key] ?? makeInitial()
+        try body(&value)
+        return set(key, to: value, by: replica)
+    }
+
+    /// Removes `key`, returning the delta (the removed versions' dots, as a context).
+    @discardableResult
+    public mutating func removeValue(forKey key: Key) -> ORMap {
+        var delta = ORMap()
+        guard let versions = entries.removeValue(forKey: key) else { return delta }
+        delta.context = CausalContext(vector: VersionVector(), cloud: Set(versions.map(\.dot)))
+        return delta
+    }
+
+    /// The join: a version survives if both sides have it or the side without it has not seen it.
+    /// - Complexity: O(*n* + *m*) in the keys of both sides, plus the joins of shared versions.
+    public mutating func merge(_ other: ORMap) {
+        var result = [Key: [Version]](minimumCapacity: Swift.max(entries.count, other.entries.count))
+        for (key, versions) in entries {
+            let joined = Self.join(versions, context, other.entries[key] ?? [], other.context)
+            if !joined.isEmpty { result[key] = joined }
+        }
+        for (key, versions) in other.entries where entries[key] == nil {
+            let kept = versions.filter { !context.contains($0.dot) }
+            if !kept.isEmpty { result[key] = kept }
+        }
+        entries = result
+        context.merge(other.context)
+    }
+
+    private static func join(
+        _ mine: [Version], _ myContext: CausalContext, _ theirs: [Version], _ theirContext: CausalContext
+    ) -> [Version] {
+        if mine == theirs { return mine }
+        var result = [Version]()
+        for version in mine {
+            if let match = theirs.first(where: { $0.dot == version.dot }) {
+                // The same dot always carries the same value; join anyway so a diverged copy still converges.
+                result.append(Version(dot: version.dot, value: version.value.merged(with: match.value)))
+            } else if !theirContext.contains(version.dot) {
+                result.append(version)
+            }
+        }
+        for version in theirs where !mine.contains(where: { $0.dot == version.dot }) && !myContext.contains(version.dot) {
+            result.append(version)
+        }
+        result.sort { $0.dot < $1.dot }
+        return result
+    }
+}
+
+extension ORMap.Version: Hashable where Value: Hashable {}
+extension ORMap: Hashable where Value: Hashable {}
+
+extension ORMap: BinaryCodable {
+    public static var binaryTypeTag: UInt8 { 9 }
+
+    /// Layout: context; key count; then keys in the order of their first dot, each as
+    /// key, version count, and `(dot, value)` pairs in dot order.
+    public func encode(to writer: inout BinaryWriter) {
+        context.encode(to: &writer)
+        let sorted = entries.sorted { $0.value[0].dot < $1.value[0].dot }
+        writer.writeVarint(UInt64(sorted.count))
+        for (key, versions) in sorted {
+            key.encode(to: &writer)
+            writer.writeVarint(UInt64(versions.count))
+            for version in versions {
+                writer.writeDot(version.dot)
+                version.value.encode(to: &writer)
+            }
+        }
+    }
+
+    public init(from reader: inout BinaryReader) throws(CodecError) {
+        let context = try CausalContext(from: &reader)
+        let count = try reader.readCount(minimumElementSize: 3)
+        var entries = [Key: [Version]](minimumCapacity: count)
+        var seenDots = Set<Dot>()
+        var previousFirst: Dot?
+        for _ in 0..<count {
+            let start = reader.offset
+            let key = try Key(from: &reader)
+            let versionCount = try reader.readCount(minimumElementSize: 3)
+            guard versionCount > 0 else { throw .invariantViolation(at: start, "a key without versions") }
+            var versions = [Version]()
+            versions.reserveCapacity(versionCount)
+            for _ in 0..<versionCount {
+                let dotStart = reader.offset
+                let dot = try reader.readDot()
+                if let last = versions.last, !(last.dot < dot) { throw .nonCanonical(at: dotStart, "versions out of order") }
+                guard context.contains(dot) else { throw .invariantViolation(at: dotStart, "dot \(dot) missing from the context") }
+                guard seenDots.insert(dot).inserted else { throw .invariantViolation(at: dotStart, "dot \(dot) on two keys") }
+                let value = try reader.nested { (inner: inout BinaryReader) throws(CodecError) -> Value in
+                    try Value(from: &inner)
+                }
+                versions.append(Version(dot: dot, value: value))
+            }
+            if let previousFirst, !(previousFirst < versions[0].dot) { throw .nonCanonical(at: start, "keys out of order") }
+            previousFirst = versions[0].dot
+            guard entries.updateValue(versions, forKey: key) == nil else { throw .invariantViolation(at: start, "key appears twice") }
+        }
+        self.init()
+        self.entries = entries
+        self.context = context
+    }
+}
