@@ -161,9 +161,8 @@ extension ORMap: BinaryCodable {
                 if let last = versions.last, !(last.dot < dot) { throw .nonCanonical(at: dotStart, "versions out of order") }
                 guard context.contains(dot) else { throw .invariantViolation(at: dotStart, "dot \(dot) missing from the context") }
                 guard seenDots.insert(dot).inserted else { throw .invariantViolation(at: dotStart, "dot \(dot) on two keys") }
-                let value = try reader.nested { (inner: inout BinaryReader) throws(CodecError) -> Value in
-                    try Value(from: &inner)
-                }
+                // Only recursive types (Document) can nest without bound; they count depth themselves.
+                let value = try Value(from: &reader)
                 versions.append(Version(dot: dot, value: value))
             }
             if let previousFirst, !(previousFirst < versions[0].dot) { throw .nonCanonical(at: start, "keys out of order") }

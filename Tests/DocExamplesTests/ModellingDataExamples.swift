@@ -1,0 +1,56 @@
+// The examples of the "Modelling data as CRDT documents" article, compiled and run.
+import Testing
+import WeftCRDT
+import WeftTesting
+
+@Suite("Doc examples: Modelling data")
+struct ModellingDataExamples {
+    let replicaID = ReplicaID(high: 9, low: 9)
+
+    @Test func rule2WriteWithAStamp() {
+        var clock = HybridLogicalClock(replica: replicaID)
+        var order = Document()
+        order.set("title", to: "Replace valve", at: clock.now())
+        order.increment("visits", by: 1, at: clock.now())
+        order.insert("plumbing", intoSet: "tags", at: clock.now())
+        order.updateMap("site", at: clock.now()) { site in
+            site.set("name", to: "North plant", at: clock.now())
+        }
+        #expect(order.map("site")?.string("name") == "North plant")
+        #expect(order.counter("visits") == 1)
+    }
+
+    @Test func rule3ShipTheDeltas() throws {
+        var laptopClock = HybridLogicalClock(replica: replicaID)
+        var laptop = Document()
+        var phone = Document()
+        let delta = laptop.set("status", to: "done", at: laptopClock.now())
+        phone.merge(try Document(encoded: delta.encoded()))
+        phone.merge(try Document(encoded: delta.encoded()))  // a duplicate changes nothing
+        #expect(phone == laptop)
+    }
+
+    struct WorkOrder: Codable {
+        var title: String
+        @Counter var visits: Int64
+        var tags: Set<String>
+    }
+
+    @Test func rule4Codable() throws {
+        var clock = HybridLogicalClock(replica: replicaID)
+        var doc = try Document(encoding: WorkOrder(title: "Valve", visits: 0, tags: []), at: clock.now())
+        let delta = try doc.update(from: WorkOrder(title: "Valve", visits: 1, tags: ["urgent"]), at: clock.now())
+        let order = try doc.decode(WorkOrder.self)
+        #expect(order.visits == 1 && order.tags == ["urgent"])
+        #expect(Set(delta.keys) == ["visits", "tags"])
+    }
+
+    @Test func readmeExample() throws {
+        var clock = HybridLogicalClock(replica: .random())
+        var doc = Document()
+        let delta = doc.set("title", to: "Pump 7", at: clock.now())  // ship `delta.encoded()`
+        var other = Document()
+        other.merge(try Document(encoded: delta.encoded()))  // join: order and duplicates don't matter
+        #expect(other == doc)
+    }
+}
