@@ -104,7 +104,7 @@ struct CodecSubject: Sendable {
     let tag: UInt8
     let reencode: @Sendable ([UInt8], DecodingLimits) throws(CodecError) -> [UInt8]
 
-    static func of<T: BinaryCodable>(_ name: String, _ type: T.Type) -> CodecSubject {
+    static func of<T: BinaryCodable & SendableMetatype>(_ name: String, _ type: T.Type) -> CodecSubject {
         CodecSubject(name: name, tag: T.binaryTypeTag) { (bytes, limits) throws(CodecError) -> [UInt8] in
             try T(encoded: bytes, limits: limits).encoded()
         }
@@ -215,7 +215,11 @@ enum CodecGen {
 
     static func double(_ rng: inout CodecRNG) -> Double {
         switch rng.below(4) {
-        case 0: return rng.pick([0.0, -0.0, 1.5, -2.25, .infinity, -.infinity, .leastNonzeroMagnitude, .greatestFiniteMagnitude])
+        case 0:
+            return rng.pick([
+                0.0, -0.0, 1.5, -2.25, .infinity, -.infinity, .leastNonzeroMagnitude,
+                .greatestFiniteMagnitude,
+            ])
         default: return Double(Int64(bitPattern: rng.next()) >> 20) / 1024
         }
     }
@@ -250,7 +254,8 @@ enum CodecGen {
     static func gCounter(_ rng: inout CodecRNG) -> GCounter {
         var sim = CodecSimulation(GCounter(), rng: &rng)
         sim.run(steps: rng.below(20), rng: &rng) { state, index, sim, rng in
-            state.increment(by: UInt64(rng.below(rng.chance(90) ? 10 : 1_000_000)), replica: sim.replicas[index])
+            state.increment(
+                by: UInt64(rng.below(rng.chance(90) ? 10 : 1_000_000)), replica: sim.replicas[index])
         }
         return sim.sample(rng: &rng)
     }
@@ -263,8 +268,11 @@ enum CodecGen {
         return sim.sample(rng: &rng)
     }
 
-    static func lwwRegister<V: BinaryCodable & Equatable & Sendable>(_ rng: inout CodecRNG, _ value: (inout CodecRNG) -> V) -> LWWRegister<V> {
-        var sim = CodecSimulation(LWWRegister(value(&rng), stamp: CodecIDs.stamp(0, 0, CodecIDs.a)), rng: &rng)
+    static func lwwRegister<V: BinaryCodable & Equatable & Sendable>(
+        _ rng: inout CodecRNG, _ value: (inout CodecRNG) -> V
+    ) -> LWWRegister<V> {
+        var sim = CodecSimulation(
+            LWWRegister(value(&rng), stamp: CodecIDs.stamp(0, 0, CodecIDs.a)), rng: &rng)
         sim.run(steps: rng.below(10), rng: &rng) { state, index, sim, rng in
             state.set(value(&rng), at: sim.stamp(index, rng: &rng))
         }
@@ -302,7 +310,8 @@ enum CodecGen {
         sim.run(steps: rng.below(40), rng: &rng) { state, index, sim, rng in
             let key = string(&rng)
             let stamp = sim.stamp(index, rng: &rng)
-            return rng.chance(75) ? state.set(key, to: int64(&rng), at: stamp) : state.removeValue(forKey: key, at: stamp)
+            return rng.chance(75)
+                ? state.set(key, to: int64(&rng), at: stamp) : state.removeValue(forKey: key, at: stamp)
         }
         return sim.sample(rng: &rng)
     }
@@ -325,7 +334,9 @@ enum CodecGen {
             let replica = sim.replicas[index]
             if rng.chance(25) { return state.removeValue(forKey: key) }
             let amount = UInt64(rng.below(9))
-            return state.update(key, by: replica, default: GCounter()) { $0.increment(by: amount, replica: replica) }
+            return state.update(key, by: replica, default: GCounter()) {
+                $0.increment(by: amount, replica: replica)
+            }
         }
         return sim.sample(rng: &rng)
     }
@@ -343,7 +354,9 @@ enum CodecGen {
                 if removeInner {
                     map.removeValue(forKey: inner)
                 } else {
-                    map.update(inner, by: replica, default: PNCounter()) { $0.increment(by: amount, replica: replica) }
+                    map.update(inner, by: replica, default: PNCounter()) {
+                        $0.increment(by: amount, replica: replica)
+                    }
                 }
             }
         }
@@ -360,7 +373,8 @@ enum CodecGen {
             case 2: return state.increment(key, by: Int64(rng.below(11)) - 5, at: stamp)
             case 3: return state.insert(scalar(&rng), intoSet: key, at: stamp)
             case 4:
-                let element = state.set(key).flatMap { $0.sorted { $0.description < $1.description }.first } ?? .null
+                let element =
+                    state.set(key).flatMap { $0.sorted { $0.description < $1.description }.first } ?? .null
                 return state.remove(element, fromSet: key, at: stamp)
             case 5: return state.removeField(key)
             default:
@@ -373,26 +387,52 @@ enum CodecGen {
 
     /// A random state of the named registry type, encoded with its envelope.
     static func encoding(of name: String, _ rng: inout CodecRNG) -> [UInt8] {
+        var visitor = CodecEncodingVisitor()
+        visit(name, &rng, &visitor)
+        return visitor.bytes
+    }
+
+    /// Builds a random state of the named registry type and hands it to `visitor`.
+    static func visit(_ name: String, _ rng: inout CodecRNG, _ visitor: inout some CodecValueVisitor) {
         switch name {
-        case "VersionVector": return versionVector(&rng).encoded()
-        case "CausalContext": return causalContext(&rng).encoded()
-        case "LWWRegister<String>": return lwwRegister(&rng, string).encoded()
-        case "LWWRegister<Double>": return lwwRegister(&rng, double).encoded()
-        case "LWWRegister<Bool>": return lwwRegister(&rng) { (rng: inout CodecRNG) -> Bool in rng.chance(50) }.encoded()
+        case "VersionVector": visitor.visit(versionVector(&rng))
+        case "CausalContext": visitor.visit(causalContext(&rng))
+        case "LWWRegister<String>": visitor.visit(lwwRegister(&rng, string))
+        case "LWWRegister<Double>": visitor.visit(lwwRegister(&rng, double))
+        case "LWWRegister<Bool>":
+            visitor.visit(lwwRegister(&rng) { (rng: inout CodecRNG) -> Bool in rng.chance(50) })
         case "LWWRegister<Int64?>":
-            return lwwRegister(&rng) { (rng: inout CodecRNG) -> Int64? in rng.chance(30) ? nil : int64(&rng) }.encoded()
-        case "MVRegister<String>": return mvRegister(&rng).encoded()
-        case "GCounter": return gCounter(&rng).encoded()
-        case "PNCounter": return pnCounter(&rng).encoded()
-        case "ORSet<String>": return orSet(&rng).encoded()
-        case "LWWMap<String,Int64>": return lwwMap(&rng).encoded()
-        case "LWWMap<Int,String?>": return lwwMapIntKeys(&rng).encoded()
-        case "ORMap<String,GCounter>": return orMap(&rng).encoded()
-        case "ORMap<String,ORMap<String,PNCounter>>": return nestedMap(&rng).encoded()
-        case "Document": return document(&rng).encoded()
+            visitor.visit(
+                lwwRegister(&rng) { (rng: inout CodecRNG) -> Int64? in rng.chance(30) ? nil : int64(&rng) })
+        case "MVRegister<String>": visitor.visit(mvRegister(&rng))
+        case "GCounter": visitor.visit(gCounter(&rng))
+        case "PNCounter": visitor.visit(pnCounter(&rng))
+        case "ORSet<String>": visitor.visit(orSet(&rng))
+        case "LWWMap<String,Int64>": visitor.visit(lwwMap(&rng))
+        case "LWWMap<Int,String?>": visitor.visit(lwwMapIntKeys(&rng))
+        case "ORMap<String,GCounter>": visitor.visit(orMap(&rng))
+        case "ORMap<String,ORMap<String,PNCounter>>": visitor.visit(nestedMap(&rng))
+        case "Document": visitor.visit(document(&rng))
         default: fatalError("no generator for \(name)")
         }
     }
+}
+
+/// Receives a generated value with its static type.
+protocol CodecValueVisitor {
+    mutating func visit<T: BinaryCodable & Equatable>(_ value: T)
+}
+
+struct CodecEncodingVisitor: CodecValueVisitor {
+    var bytes: [UInt8] = []
+    mutating func visit<T: BinaryCodable & Equatable>(_ value: T) { bytes = value.encoded() }
+}
+
+/// A stable 64-bit seed from a name (FNV-1a), so each type gets its own reproducible stream.
+func codecSeed(_ name: String, _ salt: UInt64 = 0) -> UInt64 {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325 ^ salt
+    for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+    return hash
 }
 
 // MARK: - Golden values
@@ -406,7 +446,9 @@ struct CodecGolden: Sendable {
     /// Decodes `bytes` and checks the result equals the value.
     let decodesToValue: @Sendable ([UInt8]) throws(CodecError) -> Bool
 
-    static func of<T: BinaryCodable & Equatable>(_ file: String, _ subject: String, _ make: @escaping @Sendable () -> T) -> CodecGolden {
+    static func of<T: BinaryCodable & Equatable & SendableMetatype>(
+        _ file: String, _ subject: String, _ make: @escaping @Sendable () -> T
+    ) -> CodecGolden {
         CodecGolden(
             file: file, subject: subject, encode: { make().encoded() },
             decodesToValue: { (bytes) throws(CodecError) -> Bool in try T(encoded: bytes) == make() })
@@ -463,22 +505,23 @@ enum CodecGoldenValues {
         .of("ORSet_String", "ORSet<String>") {
             var a = ORSet<String>()
             var b = ORSet<String>()
-            a.insert("apple", by: IDs.a)
-            a.insert("banana", by: IDs.a)
-            b.insert("cherry", by: IDs.b)
+            a.insert("apple", by: IDs.a)  // (a,1)
+            a.insert("banana", by: IDs.a)  // (a,2)
+            b.insert("cherry", by: IDs.b)  // (b,1)
+            b.insert("apple", by: IDs.b)  // (b,2), concurrent with (a,1): apple keeps both dots
             b.merge(a)
             a.remove("banana")
-            b.insert("apple", by: IDs.b)  // concurrent second addition: apple keeps two dots
-            a.merge(b)
+            a.merge(b)  // banana stays removed: a has seen (a,2) and dropped it
             return a
         },
         .of("LWWMap_String_Int64", "LWWMap<String,Int64>") {
             var map = LWWMap<String, Int64>()
             map.set("user/alice", to: 1, at: IDs.stamp(0, 0, IDs.a))
-            map.set("user/albert", to: -2, at: IDs.stamp(0, 0, IDs.a))
+            map.set("user/alina", to: -2, at: IDs.stamp(0, 0, IDs.a))  // same stamp: ordered by key bytes
             map.set("user/bob", to: 300, at: IDs.stamp(0, 3, IDs.a))
+            map.set("user/dave", to: 5, at: IDs.stamp(0, 3, IDs.a))
             map.set("user/carol", to: 7, at: IDs.stamp(200, 0, IDs.b))
-            map.removeValue(forKey: "user/bob", at: IDs.stamp(9, 1, IDs.a))
+            map.removeValue(forKey: "user/bob", at: IDs.stamp(9, 1, IDs.a))  // a tombstone
             return map
         },
         .of("ORMap_String_GCounter", "ORMap<String,GCounter>") {

@@ -82,7 +82,7 @@ public enum B3Workload {
     public static func decodeAndMergeAll(_ updates: [[UInt8]]) throws -> Map {
         var receiver = Map()
         for bytes in updates {
-            receiver.merge(try Map(encoded: bytes))
+            try receiver.merge(encoded: bytes)
         }
         return receiver
     }
@@ -147,7 +147,7 @@ public enum MapWorkload {
     /// Timed: B decodes A's bytes and merges them.
     @inline(never)
     public static func decodeAndMerge(_ bytes: [UInt8], into b: inout Map) throws {
-        b.merge(try Map(encoded: bytes))
+        try b.merge(encoded: bytes)
     }
 
     /// Checks the merged map: every key present, each value one of the two written.

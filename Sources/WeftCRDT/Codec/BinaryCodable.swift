@@ -20,10 +20,25 @@ public protocol BinaryCodable {
 
     /// Reads a body written by ``encode(to:)``.
     init(from reader: inout BinaryReader) throws(CodecError)
+
+    /// Decodes a body written on its own by a fresh ``BinaryWriter``, consuming all of `bytes`.
+    ///
+    /// Maps use this for keys, which they encode separately to front-code them. The default
+    /// runs ``init(from:)`` on a new reader; types with a cheaper path (`String`) override it.
+    static func decodeStandalone(_ bytes: [UInt8], limits: DecodingLimits) throws(CodecError) -> Self
 }
 
 extension BinaryCodable {
+    @inlinable
     public static var binaryTypeTag: UInt8 { 0 }
+
+    @inlinable
+    public static func decodeStandalone(_ bytes: [UInt8], limits: DecodingLimits) throws(CodecError) -> Self {
+        var reader = BinaryReader(bytes, limits: limits)
+        let value = try Self(from: &reader)
+        guard reader.isAtEnd else { throw .trailingBytes(at: reader.offset, count: reader.remaining) }
+        return value
+    }
 }
 
 /// The envelope around every top-level encoding: `version` (1 byte), `type tag` (1 byte), body.
@@ -34,6 +49,7 @@ public enum BinaryFormat {
     /// Encodes `value` with its envelope.
     ///
     /// - Complexity: O(*n*) in the size of the value.
+    @inlinable
     public static func encode<T: BinaryCodable>(_ value: T) -> [UInt8] {
         var writer = BinaryWriter()
         writer.writeByte(version)
@@ -42,13 +58,11 @@ public enum BinaryFormat {
         return writer.bytes
     }
 
-    /// Decodes a value written by ``encode(_:)``.
-    ///
-    /// - Throws: ``CodecError`` for any input that is not the canonical encoding of a `T`.
-    /// - Complexity: O(*n*) in the size of the input.
-    public static func decode<T: BinaryCodable>(
-        _ type: T.Type, from bytes: [UInt8], limits: DecodingLimits = .default
-    ) throws(CodecError) -> T {
+    /// Checks the size, version and type tag of an envelope and returns a reader at the body.
+    @inlinable
+    public static func openEnvelope<T: BinaryCodable>(
+        _ bytes: [UInt8], for type: T.Type, limits: DecodingLimits = .default
+    ) throws(CodecError) -> BinaryReader {
         guard bytes.count <= limits.maximumInputBytes else {
             throw .tooLarge(at: 0, "input of \(bytes.count) bytes exceeds the limit of \(limits.maximumInputBytes)")
         }
@@ -57,6 +71,18 @@ public enum BinaryFormat {
         guard found == version else { throw .unsupportedVersion(found, at: 0) }
         let tag = try reader.readByte()
         guard tag == T.binaryTypeTag else { throw .wrongTypeTag(expected: T.binaryTypeTag, found: tag, at: 1) }
+        return reader
+    }
+
+    /// Decodes a value written by ``encode(_:)``.
+    ///
+    /// - Throws: ``CodecError`` for any input that is not the canonical encoding of a `T`.
+    /// - Complexity: O(*n*) in the size of the input.
+    @inlinable
+    public static func decode<T: BinaryCodable>(
+        _ type: T.Type, from bytes: [UInt8], limits: DecodingLimits = .default
+    ) throws(CodecError) -> T {
+        var reader = try openEnvelope(bytes, for: T.self, limits: limits)
         let value = try T(from: &reader)
         guard reader.isAtEnd else { throw .trailingBytes(at: reader.offset, count: reader.remaining) }
         return value
@@ -65,9 +91,11 @@ public enum BinaryFormat {
 
 extension BinaryCodable {
     /// The value's envelope encoding; see ``BinaryFormat/encode(_:)``.
+    @inlinable
     public func encoded() -> [UInt8] { BinaryFormat.encode(self) }
 
     /// Decodes an envelope encoding; see ``BinaryFormat/decode(_:from:limits:)``.
+    @inlinable
     public init(encoded bytes: [UInt8], limits: DecodingLimits = .default) throws(CodecError) {
         self = try BinaryFormat.decode(Self.self, from: bytes, limits: limits)
     }
@@ -76,7 +104,9 @@ extension BinaryCodable {
 // MARK: - Scalars
 
 extension Bool: BinaryCodable {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) { writer.writeByte(self ? 1 : 0) }
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CodecError) {
         let start = reader.offset
         switch try reader.readByte() {
@@ -88,12 +118,16 @@ extension Bool: BinaryCodable {
 }
 
 extension Int64: BinaryCodable {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) { writer.writeSignedVarint(self) }
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CodecError) { self = try reader.readSignedVarint() }
 }
 
 extension Int: BinaryCodable {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) { writer.writeSignedVarint(Int64(self)) }
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CodecError) {
         let start = reader.offset
         let raw = try reader.readSignedVarint()
@@ -103,31 +137,61 @@ extension Int: BinaryCodable {
 }
 
 extension UInt64: BinaryCodable {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) { writer.writeVarint(self) }
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CodecError) { self = try reader.readVarint() }
 }
 
 extension Double: BinaryCodable {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) { writer.writeDouble(self) }
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CodecError) { self = try reader.readDouble() }
 }
 
 extension String: BinaryCodable {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) { writer.writeString(self) }
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CodecError) { self = try reader.readString() }
+
+    @inlinable
+    public static func decodeStandalone(_ bytes: [UInt8], limits: DecodingLimits) throws(CodecError) -> String {
+        // Fast path for short keys: a one-byte length prefix.
+        if let first = bytes.first, first < 0x80, Int(first) == bytes.count - 1 {
+            let decoded = bytes.withUnsafeBufferPointer { all -> String? in
+                let body = UnsafeBufferPointer(rebasing: all[1...])
+                // ASCII is valid UTF-8, and decoding skips the slower validating path.
+                if body.allSatisfy({ $0 < 0x80 }) { return String(decoding: body, as: UTF8.self) }
+                return String(validating: body, as: UTF8.self)
+            }
+            guard let decoded else { throw .invalidUTF8(at: 0) }
+            return decoded
+        }
+        var reader = BinaryReader(bytes, limits: limits)
+        let value = try reader.readString()
+        guard reader.isAtEnd else { throw .trailingBytes(at: reader.offset, count: reader.remaining) }
+        return value
+    }
 }
 
 extension ReplicaID: BinaryCodable {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) { writer.writeReplica(self) }
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CodecError) { self = try reader.readReplica() }
 }
 
 extension HLCTimestamp: BinaryCodable {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) { writer.writeStamp(self) }
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CodecError) { self = try reader.readStamp() }
 }
 
 extension Optional: BinaryCodable where Wrapped: BinaryCodable {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) {
         switch self {
         case .none: writer.writeByte(0)
@@ -136,6 +200,7 @@ extension Optional: BinaryCodable where Wrapped: BinaryCodable {
             wrapped.encode(to: &writer)
         }
     }
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CodecError) {
         let start = reader.offset
         switch try reader.readByte() {
@@ -149,9 +214,11 @@ extension Optional: BinaryCodable where Wrapped: BinaryCodable {
 // MARK: - Causality
 
 extension VersionVector: BinaryCodable {
+    @inlinable
     public static var binaryTypeTag: UInt8 { 1 }
 
     /// Layout: count, then `(replica, counter)` pairs in replica order, counters non-zero.
+    @inlinable
     public func encode(to writer: inout BinaryWriter) {
         let entries = sortedEntries
         writer.writeVarint(UInt64(entries.count))
@@ -161,6 +228,7 @@ extension VersionVector: BinaryCodable {
         }
     }
 
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CodecError) {
         let count = try reader.readCount(minimumElementSize: 2)
         var counters = [ReplicaID: UInt64](minimumCapacity: count)
@@ -181,9 +249,11 @@ extension VersionVector: BinaryCodable {
 }
 
 extension CausalContext: BinaryCodable {
+    @inlinable
     public static var binaryTypeTag: UInt8 { 2 }
 
     /// Layout: the vector, then the cloud as a count and sorted dots.
+    @inlinable
     public func encode(to writer: inout BinaryWriter) {
         vector.encode(to: &writer)
         let dots = sortedCloud
@@ -191,6 +261,7 @@ extension CausalContext: BinaryCodable {
         for dot in dots { writer.writeDot(dot) }
     }
 
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CodecError) {
         let vector = try VersionVector(from: &reader)
         let count = try reader.readCount(minimumElementSize: 2)

@@ -6,6 +6,7 @@ public struct DecodingLimits: Hashable, Sendable {
     public var maximumInputBytes: Int
 
     /// Creates limits.
+    @inlinable
     public init(maximumDepth: Int = 32, maximumInputBytes: Int = 256 << 20) {
         self.maximumDepth = maximumDepth
         self.maximumInputBytes = maximumInputBytes
@@ -23,43 +24,51 @@ public struct DecodingLimits: Hashable, Sendable {
 /// more than a small multiple of the input size.
 public struct BinaryReader: Sendable {
     @usableFromInline internal let bytes: [UInt8]
+    @usableFromInline internal var position: Int
     /// The position of the next byte to read.
-    public private(set) var offset: Int
+    @inlinable public var offset: Int { position }
     /// The limits in force.
     public let limits: DecodingLimits
-    private var depth = 0
-    private var replicas: [ReplicaID] = []
+    @usableFromInline var depth = 0
+    @usableFromInline var replicas: [ReplicaID] = []
+    @usableFromInline var knownReplicas: Set<ReplicaID> = []
 
     /// Creates a reader over `bytes`.
+    @inlinable
     public init(_ bytes: [UInt8], limits: DecodingLimits = .default) {
         self.bytes = bytes
-        self.offset = 0
+        self.position = 0
         self.limits = limits
     }
 
     /// The number of bytes not yet read.
+    @inlinable
     public var remaining: Int { bytes.count - offset }
 
     /// Whether every byte has been read.
+    @inlinable
     public var isAtEnd: Bool { offset >= bytes.count }
 
     /// Reads one byte.
+    @inlinable
     public mutating func readByte() throws(CodecError) -> UInt8 {
         guard offset < bytes.count else { throw .truncated(at: offset) }
         let byte = bytes[offset]
-        offset += 1
+        position += 1
         return byte
     }
 
     /// Reads `count` raw bytes.
+    @inlinable
     public mutating func readRaw(_ count: Int) throws(CodecError) -> ArraySlice<UInt8> {
         guard count >= 0, count <= remaining else { throw .truncated(at: offset, "needed \(count) bytes, \(remaining) left") }
         let slice = bytes[offset..<offset + count]
-        offset += count
+        position += count
         return slice
     }
 
     /// Reads an unsigned LEB128 integer, rejecting overlong and non-minimal encodings.
+    @inlinable
     public mutating func readVarint() throws(CodecError) -> UInt64 {
         let start = offset
         var result: UInt64 = 0
@@ -67,7 +76,7 @@ public struct BinaryReader: Sendable {
         while true {
             guard offset < bytes.count else { throw .truncated(at: start, "variable-length integer cut short") }
             let byte = bytes[offset]
-            offset += 1
+            position += 1
             if shift == 63 && byte > 1 { throw .malformedVarint(at: start) }
             result |= UInt64(byte & 0x7f) << shift
             if byte & 0x80 == 0 {
@@ -80,12 +89,14 @@ public struct BinaryReader: Sendable {
     }
 
     /// Reads a zig-zag LEB128 signed integer.
+    @inlinable
     public mutating func readSignedVarint() throws(CodecError) -> Int64 {
         let raw = try readVarint()
         return Int64(bitPattern: (raw >> 1) ^ (0 &- (raw & 1)))
     }
 
     /// Reads a varint that must fit in `UInt32`.
+    @inlinable
     public mutating func readUInt32() throws(CodecError) -> UInt32 {
         let start = offset
         let raw = try readVarint()
@@ -94,6 +105,7 @@ public struct BinaryReader: Sendable {
     }
 
     /// Reads an element count and checks that `count * minimumElementSize` bytes remain.
+    @inlinable
     public mutating func readCount(minimumElementSize: Int = 1) throws(CodecError) -> Int {
         let start = offset
         let raw = try readVarint()
@@ -105,12 +117,25 @@ public struct BinaryReader: Sendable {
     }
 
     /// Reads a length-prefixed byte string.
+    @inlinable
     public mutating func readLengthPrefixed() throws(CodecError) -> ArraySlice<UInt8> {
         let count = try readCount()
         return try readRaw(count)
     }
 
+    /// Reads a length-prefixed byte string and appends it to `buffer`, without allocating.
+    @inlinable
+    public mutating func readLengthPrefixed(appendingTo buffer: inout [UInt8]) throws(CodecError) {
+        let count = try readCount()
+        let start = position
+        bytes.withUnsafeBufferPointer { all in
+            buffer.append(contentsOf: UnsafeBufferPointer(rebasing: all[start..<start + count]))
+        }
+        position += count
+    }
+
     /// Reads a length-prefixed string, validating UTF-8.
+    @inlinable
     public mutating func readString() throws(CodecError) -> String {
         let start = offset
         let raw = try readLengthPrefixed()
@@ -119,6 +144,7 @@ public struct BinaryReader: Sendable {
     }
 
     /// Reads an 8-byte little-endian IEEE-754 double.
+    @inlinable
     public mutating func readDouble() throws(CodecError) -> Double {
         let raw = try readRaw(8)
         var bits: UInt64 = 0
@@ -127,12 +153,16 @@ public struct BinaryReader: Sendable {
     }
 
     /// Reads a replica reference written by ``BinaryWriter/writeReplica(_:)``.
+    @inlinable
     public mutating func readReplica() throws(CodecError) -> ReplicaID {
         let start = offset
         let reference = try readVarint()
         if reference == 0 {
             let raw = try readRaw(16)
             guard let replica = ReplicaID(bytes: raw) else { throw .truncated(at: start) }
+            guard knownReplicas.insert(replica).inserted else {
+                throw .nonCanonical(at: start, "replica \(replica) written in full twice; the writer uses a reference")
+            }
             replicas.append(replica)
             return replica
         }
@@ -143,6 +173,7 @@ public struct BinaryReader: Sendable {
     }
 
     /// Reads a dot.
+    @inlinable
     public mutating func readDot() throws(CodecError) -> Dot {
         let replica = try readReplica()
         let start = offset
@@ -152,6 +183,7 @@ public struct BinaryReader: Sendable {
     }
 
     /// Reads a full HLC stamp.
+    @inlinable
     public mutating func readStamp() throws(CodecError) -> HLCTimestamp {
         let wall = try readVarint()
         let counter = try readUInt32()
@@ -160,6 +192,7 @@ public struct BinaryReader: Sendable {
     }
 
     /// Runs `body` one nesting level deeper, throwing when ``DecodingLimits/maximumDepth`` is passed.
+    @inlinable
     public mutating func nested<T>(_ body: (inout BinaryReader) throws(CodecError) -> T) throws(CodecError) -> T {
         guard depth < limits.maximumDepth else { throw .nestingTooDeep(at: offset, limit: limits.maximumDepth) }
         depth += 1

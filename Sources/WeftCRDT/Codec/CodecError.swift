@@ -70,6 +70,10 @@ public struct CodecError: Error, Hashable, Sendable, CustomStringConvertible {
         CodecError(.tooLarge, offset, detail)
     }
 
+    /// The same error reported at another offset, for values decoded from a separate buffer.
+    @usableFromInline
+    func relocated(to offset: Int) -> CodecError { CodecError(code, offset, detail) }
+
     /// A stable name for the kind of error, such as `"truncated"`.
     public var kind: String { code.rawValue }
 

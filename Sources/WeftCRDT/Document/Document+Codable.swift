@@ -389,22 +389,28 @@ struct DocumentDecoder: Decoder {
     static func decode<T: Decodable>(_ type: T.Type, from value: DocumentValue?, path: [any CodingKey]) throws -> T {
         if T.self == Counter.self {
             guard case .counter(let counter)? = value else { throw mismatch(T.self, path, "a counter") }
-            return Counter(wrappedValue: counter.value) as! T  // T is Counter: checked above
+            return try cast(Counter(wrappedValue: counter.value), path)
         }
         if let setType = T.self as? any ScalarSetRepresentable.Type {
             guard case .set(let set)? = value else { throw mismatch(T.self, path, "a set") }
             guard let result = setType.init(scalarElements: set.elements) else {
                 throw mismatch(T.self, path, "set elements of the declared type")
             }
-            return result as! T  // setType is T.self
+            return try cast(result, path)
         }
         if T.self == [UInt8].self {
             guard case .register(let register)? = value, case .bytes(let bytes) = register.value else {
                 throw mismatch(T.self, path, "bytes")
             }
-            return bytes as! T  // T is [UInt8]: checked above
+            return try cast(bytes, path)
         }
         return try T(from: DocumentDecoder(value: value, codingPath: path))
+    }
+
+    /// Casts a value built for `T.self`; the cast cannot fail, but a failure would throw, not trap.
+    private static func cast<T>(_ value: Any, _ path: [any CodingKey]) throws -> T {
+        guard let typed = value as? T else { throw mismatch(T.self, path, "\(T.self)") }
+        return typed
     }
 
     static func mismatch(_ type: Any.Type, _ path: [any CodingKey], _ expected: String) -> DecodingError {

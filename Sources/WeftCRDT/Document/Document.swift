@@ -23,7 +23,9 @@ public struct Document: EmptyInitializableCRDT, Hashable {
     public init() { fields = ORMap() }
 
     public static func == (lhs: Document, rhs: Document) -> Bool { lhs.fields == rhs.fields }
-    public func hash(into hasher: inout Hasher) { hasher.combine(BinaryFormat.encode(self)) }
+    /// Hashes the field names only, which is consistent with `==` (equal documents have equal
+    /// field sets) even where equal strings differ in their Unicode normalisation.
+    public func hash(into hasher: inout Hasher) { hasher.combine(Set(fields.keys)) }
 
     public mutating func merge(_ other: Document) { fields.merge(other.fields) }
 

@@ -1,7 +1,8 @@
 /// A plain value stored in a ``Document`` register or set.
 ///
-/// Doubles compare by bit pattern, so `NaN == NaN` here and `0.0 != -0.0`: equality must be
-/// the same on every replica and agree with the encoding.
+/// Equality is exact, so it agrees with the encoding on every replica: doubles compare by bit
+/// pattern (`NaN == NaN` here, `0.0 != -0.0`), and strings by their UTF-8 bytes (two spellings
+/// of "é", composed and decomposed, are different scalars, unlike Swift's `String ==`).
 public enum Scalar: Sendable, Hashable, CustomStringConvertible {
     case null
     case bool(Bool)
@@ -16,7 +17,7 @@ public enum Scalar: Sendable, Hashable, CustomStringConvertible {
         case (.bool(let a), .bool(let b)): return a == b
         case (.int(let a), .int(let b)): return a == b
         case (.double(let a), .double(let b)): return a.bitPattern == b.bitPattern
-        case (.string(let a), .string(let b)): return a == b
+        case (.string(let a), .string(let b)): return a.utf8.elementsEqual(b.utf8)
         case (.bytes(let a), .bytes(let b)): return a == b
         default: return false
         }
@@ -28,7 +29,9 @@ public enum Scalar: Sendable, Hashable, CustomStringConvertible {
         case .bool(let value): hasher.combine(1); hasher.combine(value)
         case .int(let value): hasher.combine(2); hasher.combine(value)
         case .double(let value): hasher.combine(3); hasher.combine(value.bitPattern)
-        case .string(let value): hasher.combine(4); hasher.combine(value)
+        case .string(let value):
+            hasher.combine(4)
+            for byte in value.utf8 { hasher.combine(byte) }
         case .bytes(let value): hasher.combine(5); hasher.combine(value)
         }
     }

@@ -1,5 +1,10 @@
 extension LWWMap: BinaryCodable {
+    @inlinable
     public static var binaryTypeTag: UInt8 { 8 }
+
+    /// The longest key prefix an entry may take from the previous key (64 bytes).
+    @inlinable
+    public static var maximumSharedKeyPrefix: Int { 64 }
 
     /// Layout (see `Docs/Encoding.md`): the entry count, then entries sorted by
     /// (replica, wall, counter, key bytes), each as:
@@ -14,8 +19,13 @@ extension LWWMap: BinaryCodable {
     ///   the first entry), suffix length, suffix bytes. Keys are encoded on their own;
     /// - the value, unless the entry is a removal.
     ///
+    /// The shared prefix is capped at ``maximumSharedKeyPrefix`` bytes, so every entry of the
+    /// input rebuilds at most that many bytes it does not carry itself: decoding allocates a
+    /// bounded multiple of the input, whatever the bytes.
+    ///
     /// Sorting by stamp makes the stamp deltas small, and maps built in one go get keys
     /// with long shared prefixes, so a 100,000-key map costs about 7 bytes a key.
+    @inlinable
     public func encode(to writer: inout BinaryWriter) {
         var rows = [(key: [UInt8], entry: Entry)]()
         rows.reserveCapacity(entries.count)
@@ -49,7 +59,7 @@ extension LWWMap: BinaryCodable {
                         replicaChanged
                             ? stamp.wallMilliseconds : stamp.wallMilliseconds - previous.stamp.wallMilliseconds)
                 }
-                let shared = zip(previous.key, row.key).prefix { $0 == $1 }.count
+                let shared = zip(previous.key, row.key).prefix(Self.maximumSharedKeyPrefix).prefix { $0 == $1 }.count
                 writer.writeVarint(UInt64(shared))
                 writer.writeLengthPrefixed(row.key[shared...])
             } else {
@@ -63,95 +73,157 @@ extension LWWMap: BinaryCodable {
         }
     }
 
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CodecError) {
         let count = try reader.readCount(minimumElementSize: 3)
         var entries = [Key: Entry](minimumCapacity: count)
-        var previousKey = [UInt8]()
-        var previousStamp: HLCTimestamp?
-        var keyBytes = [UInt8]()
+        var decoder = LWWMapEntryDecoder<Key, Value>()
         for _ in 0..<count {
-            let start = reader.offset
-            let header = try reader.readVarint()
-            let removed = header & 1 == 1
-            let wallChanged = header & 2 != 0
-            let replicaChanged = header & 4 != 0
-            let payload = header >> 3
-            let stamp: HLCTimestamp
-            if let previous = previousStamp {
-                guard !replicaChanged || wallChanged else {
-                    throw .nonCanonical(at: start, "a replica change must also mark the wall time changed")
-                }
-                let replica = replicaChanged ? try reader.readReplica() : previous.replica
-                if replicaChanged && !(previous.replica < replica) {
-                    throw .nonCanonical(at: start, "entries out of replica order")
-                }
-                var wall = previous.wallMilliseconds
-                var counter: UInt64
-                if wallChanged {
-                    let wallStart = reader.offset
-                    let raw = try reader.readVarint()
-                    if replicaChanged {
-                        wall = raw
-                    } else {
-                        guard raw > 0 else { throw .nonCanonical(at: wallStart, "a wall change of zero") }
-                        let (sum, overflow) = wall.addingReportingOverflow(raw)
-                        guard !overflow else { throw .valueOutOfRange(at: wallStart, "wall time overflows") }
-                        wall = sum
-                    }
-                    counter = payload
-                } else {
-                    counter = UInt64(previous.counter) + payload
-                }
-                guard let counter32 = UInt32(exactly: counter) else {
-                    throw .valueOutOfRange(at: start, "stamp counter \(counter) does not fit 32 bits")
-                }
-                stamp = HLCTimestamp(wallMilliseconds: wall, counter: counter32, replica: replica)
-                let sharedStart = reader.offset
-                let shared = try reader.readVarint()
-                guard shared <= UInt64(previousKey.count) else {
-                    throw .invariantViolation(at: sharedStart, "shared key prefix longer than the previous key")
-                }
-                keyBytes.removeAll(keepingCapacity: true)
-                keyBytes.append(contentsOf: previousKey[0..<Int(shared)])
-                keyBytes.append(contentsOf: try reader.readLengthPrefixed())
-                if shared < UInt64(previousKey.count), shared < UInt64(keyBytes.count),
-                    keyBytes[Int(shared)] == previousKey[Int(shared)]
-                {
-                    throw .nonCanonical(at: sharedStart, "shared key prefix is not the longest one")
-                }
-                let order: Bool
-                if stamp.replica != previous.replica || stamp.wallMilliseconds != previous.wallMilliseconds
-                    || stamp.counter != previous.counter
-                {
-                    order = true
-                } else {
-                    order = previousKey.lexicographicallyPrecedes(keyBytes)
-                }
-                guard order else { throw .nonCanonical(at: start, "entries out of order") }
-            } else {
-                guard replicaChanged && wallChanged else {
-                    throw .nonCanonical(at: start, "the first entry must carry a replica and a wall time")
-                }
-                guard let counter32 = UInt32(exactly: payload) else {
-                    throw .valueOutOfRange(at: start, "stamp counter \(payload) does not fit 32 bits")
-                }
-                let replica = try reader.readReplica()
-                let wall = try reader.readVarint()
-                stamp = HLCTimestamp(wallMilliseconds: wall, counter: counter32, replica: replica)
-                keyBytes = Array(try reader.readLengthPrefixed())
-            }
-            var keyReader = BinaryReader(keyBytes, limits: reader.limits)
-            let keyStart = reader.offset
-            let key = try Key(from: &keyReader)
-            guard keyReader.isAtEnd else { throw .invariantViolation(at: keyStart, "key has trailing bytes") }
-            let value: Value? = removed ? nil : try Value(from: &reader)
-            guard entries.updateValue(Entry(stamp: stamp, value: value), forKey: key) == nil else {
+            let (key, entry, start) = try decoder.next(&reader)
+            guard entries.updateValue(entry, forKey: key) == nil else {
                 throw .invariantViolation(at: start, "key appears twice")
             }
-            swap(&previousKey, &keyBytes)
-            previousStamp = stamp
         }
         self.init()
         self.entries = entries
+    }
+
+    /// Joins an encoded map into this one without building the decoded map first.
+    ///
+    /// Equivalent to `merge(try LWWMap(encoded: bytes))` and exactly as strict: every check of
+    /// the decoder runs, and on any error the map is unchanged. It saves one hash-table insert
+    /// per key, which is most of the cost of applying a large update.
+    ///
+    /// - Complexity: O(*m*) in the entries of the encoded map.
+    @inlinable
+    public mutating func merge(encoded bytes: [UInt8], limits: DecodingLimits = .default) throws(CodecError) {
+        var reader = try BinaryFormat.openEnvelope(bytes, for: Self.self, limits: limits)
+        let count = try reader.readCount(minimumElementSize: 3)
+        var decoder = LWWMapEntryDecoder<Key, Value>()
+        // Validate everything and find each key's slot first; change nothing until the end.
+        var updates = [(Dictionary<Key, Entry>.Index, Entry)]()
+        // Keys already present must not repeat in the input. Hash values catch that cheaply;
+        // a repeated hash value (a real duplicate, or a collision) falls back to the exact path.
+        var matchedHashes = Set<Int>(minimumCapacity: count)
+        var inserts = [Key: Entry]()
+        for _ in 0..<count {
+            let (key, entry, start) = try decoder.next(&reader)
+            if let index = entries.index(forKey: key) {
+                guard matchedHashes.insert(key.hashValue).inserted else {
+                    _ = start
+                    merge(try LWWMap(encoded: bytes, limits: limits))
+                    return
+                }
+                if entries.values[index].isBeaten(by: entry) { updates.append((index, entry)) }
+            } else {
+                guard inserts.updateValue(entry, forKey: key) == nil else {
+                    throw .invariantViolation(at: start, "key appears twice")
+                }
+            }
+        }
+        guard reader.isAtEnd else { throw .trailingBytes(at: reader.offset, count: reader.remaining) }
+        for (index, entry) in updates { entries.values[index] = entry }
+        if entries.isEmpty {
+            entries = inserts
+        } else {
+            for (key, entry) in inserts { entries[key] = entry }
+        }
+    }
+}
+
+/// Reads the entries of an encoded ``LWWMap`` one at a time, checking the canonical order.
+@usableFromInline
+struct LWWMapEntryDecoder<Key: Hashable & BinaryCodable & Sendable, Value: BinaryCodable & Equatable & Sendable> {
+    @usableFromInline typealias Entry = LWWMap<Key, Value>.Entry
+    @usableFromInline var key: [UInt8] = []
+    @usableFromInline var previous: HLCTimestamp?
+
+    @inlinable
+    init() {}
+
+    /// The next key and entry, and the offset where the entry started.
+    @inlinable
+    mutating func next(_ reader: inout BinaryReader) throws(CodecError) -> (Key, Entry, Int) {
+        let start = reader.offset
+        let header = try reader.readVarint()
+        let removed = header & 1 == 1
+        let wallChanged = header & 2 != 0
+        let replicaChanged = header & 4 != 0
+        let payload = header >> 3
+        let stamp: HLCTimestamp
+        if let previous = previous {
+        guard !replicaChanged || wallChanged else {
+            throw .nonCanonical(at: start, "a replica change must also mark the wall time changed")
+        }
+        let replica = replicaChanged ? try reader.readReplica() : previous.replica
+        if replicaChanged && !(previous.replica < replica) {
+            throw .nonCanonical(at: start, "entries out of replica order")
+        }
+        var wall = previous.wallMilliseconds
+        var counter: UInt64
+        if wallChanged {
+            let wallStart = reader.offset
+            let raw = try reader.readVarint()
+            if replicaChanged {
+                wall = raw
+            } else {
+                guard raw > 0 else { throw .nonCanonical(at: wallStart, "a wall change of zero") }
+                let (sum, overflow) = wall.addingReportingOverflow(raw)
+                guard !overflow else { throw .valueOutOfRange(at: wallStart, "wall time overflows") }
+                wall = sum
+            }
+            counter = payload
+        } else {
+            counter = UInt64(previous.counter) &+ payload
+        }
+        guard let counter32 = UInt32(exactly: counter) else {
+            throw .valueOutOfRange(at: start, "stamp counter \(counter) does not fit 32 bits")
+        }
+        stamp = HLCTimestamp(wallMilliseconds: wall, counter: counter32, replica: replica)
+        let sharedStart = reader.offset
+        let sharedRaw = try reader.readVarint()
+        guard sharedRaw <= UInt64(key.count) else {
+            throw .invariantViolation(at: sharedStart, "shared key prefix longer than the previous key")
+        }
+        let cap = LWWMap<Key, Value>.maximumSharedKeyPrefix
+        guard sharedRaw <= UInt64(cap) else {
+            throw .nonCanonical(at: sharedStart, "shared key prefix longer than \(cap) bytes")
+        }
+        let shared = Int(sharedRaw)
+        let sameStamp = !wallChanged && payload == 0
+        // Only entries with equal stamps are ordered by key; keep the old key for that rare check.
+        let previousKey = sameStamp ? key : []
+        let previousByte: UInt8? = shared < key.count ? key[shared] : nil
+        key.removeLast(key.count - shared)
+        try reader.readLengthPrefixed(appendingTo: &key)
+        if shared < cap, let previousByte, shared < key.count, key[shared] == previousByte {
+            throw .nonCanonical(at: sharedStart, "shared key prefix is not the longest one")
+        }
+        if sameStamp && !previousKey.lexicographicallyPrecedes(key) {
+            throw .nonCanonical(at: start, "entries out of order")
+        }
+        } else {
+        guard replicaChanged && wallChanged else {
+            throw .nonCanonical(at: start, "the first entry must carry a replica and a wall time")
+        }
+        guard let counter32 = UInt32(exactly: payload) else {
+            throw .valueOutOfRange(at: start, "stamp counter \(payload) does not fit 32 bits")
+        }
+        let replica = try reader.readReplica()
+        let wall = try reader.readVarint()
+        stamp = HLCTimestamp(wallMilliseconds: wall, counter: counter32, replica: replica)
+        try reader.readLengthPrefixed(appendingTo: &key)
+        }
+        let decodedKey: Key
+        do {
+            decodedKey = try Key.decodeStandalone(key, limits: reader.limits)
+        } catch {
+            // Keys are decoded on their own; report the key's error at the entry's offset.
+            if error.kind == "trailingBytes" { throw .invariantViolation(at: start, "key has trailing bytes") }
+            throw error.relocated(to: start)
+        }
+        let value: Value? = removed ? nil : try Value(from: &reader)
+        previous = stamp
+        return (decodedKey, Entry(stamp: stamp, value: value), start)
     }
 }

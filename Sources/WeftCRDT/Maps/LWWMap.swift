@@ -14,6 +14,7 @@ public struct LWWMap<Key: Hashable & BinaryCodable & Sendable, Value: BinaryCoda
         public var value: Value?
 
         /// Creates an entry.
+        @inlinable
         public init(stamp: HLCTimestamp, value: Value?) {
             self.stamp = stamp
             self.value = value
@@ -21,19 +22,26 @@ public struct LWWMap<Key: Hashable & BinaryCodable & Sendable, Value: BinaryCoda
 
         /// Whether `other` wins against `self`: a greater stamp, or for identical stamps
         /// the greater encoding (a deterministic tie-break that only misuse can reach).
-        func isBeaten(by other: Entry) -> Bool {
+        @inlinable
+        public func isBeaten(by other: Entry) -> Bool {
             if other.stamp != stamp { return stamp < other.stamp }
-            return other.value != value && !other.value.binaryBytes.lexicographicallyPrecedes(value.binaryBytes)
+            // Compare encodings, not `==`: values that are equal but encode differently (0.0 and
+            // -0.0, say) must still pick one winner on every replica.
+            return value.binaryBytes.lexicographicallyPrecedes(other.value.binaryBytes)
         }
     }
 
     /// Every key ever written, with its winning write (including tombstones).
-    public internal(set) var entries: [Key: Entry]
+    ///
+    /// Any dictionary of entries is a valid state, so the setter is public.
+    public var entries: [Key: Entry]
 
     /// The empty map.
+    @inlinable
     public init() { entries = [:] }
 
     /// Creates a map with room for `capacity` keys.
+    @inlinable
     public init(minimumCapacity capacity: Int) { entries = Dictionary(minimumCapacity: capacity) }
 
     /// The value for `key`, or `nil` if it is absent or removed.
@@ -41,15 +49,18 @@ public struct LWWMap<Key: Hashable & BinaryCodable & Sendable, Value: BinaryCoda
     public subscript(key: Key) -> Value? { entries[key]?.value ?? nil }
 
     /// The live keys and values.
+    @inlinable
     public var values: [Key: Value] { entries.compactMapValues(\.value) }
 
     /// The number of live keys.
     /// - Complexity: O(*n*), counting past tombstones.
+    @inlinable
     public var count: Int { entries.values.lazy.filter { $0.value != nil }.count }
 
     /// Writes `value` for `key` at `stamp`, returning the delta (a one-key map).
     /// - Complexity: O(1).
     @discardableResult
+    @inlinable
     public mutating func set(_ key: Key, to value: Value, at stamp: HLCTimestamp) -> LWWMap {
         write(key, Entry(stamp: stamp, value: value))
     }
@@ -57,11 +68,13 @@ public struct LWWMap<Key: Hashable & BinaryCodable & Sendable, Value: BinaryCoda
     /// Removes `key` at `stamp`, returning the delta (a one-key tombstone).
     /// - Complexity: O(1).
     @discardableResult
+    @inlinable
     public mutating func removeValue(forKey key: Key, at stamp: HLCTimestamp) -> LWWMap {
         write(key, Entry(stamp: stamp, value: nil))
     }
 
-    private mutating func write(_ key: Key, _ entry: Entry) -> LWWMap {
+    @inlinable
+    mutating func write(_ key: Key, _ entry: Entry) -> LWWMap {
         if let current = entries[key] {
             if current.isBeaten(by: entry) { entries[key] = entry }
         } else {
@@ -74,12 +87,12 @@ public struct LWWMap<Key: Hashable & BinaryCodable & Sendable, Value: BinaryCoda
 
     /// Keeps the winning write for every key.
     /// - Complexity: O(*m*) in the keys of `other`.
+    @inlinable
     public mutating func merge(_ other: LWWMap) {
         if entries.isEmpty {
             entries = other.entries
             return
         }
-        entries.reserveCapacity(entries.count + other.entries.count)
         for (key, theirs) in other.entries {
             if let index = entries.index(forKey: key) {
                 if entries.values[index].isBeaten(by: theirs) { entries.values[index] = theirs }

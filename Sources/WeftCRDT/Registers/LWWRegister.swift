@@ -35,9 +35,8 @@ public struct LWWRegister<Value: BinaryCodable & Equatable & Sendable>: CRDT {
     public mutating func merge(_ other: LWWRegister) {
         if other.stamp > stamp {
             self = other
-        } else if other.stamp == stamp, other.value != value,
-            other.value.binaryBytes.lexicographicallyPrecedes(value.binaryBytes) == false
-        {
+        } else if other.stamp == stamp, value.binaryBytes.lexicographicallyPrecedes(other.value.binaryBytes) {
+            // Encodings, not `==`: equal values that encode differently still pick one winner.
             self = other
         }
     }
@@ -45,6 +44,7 @@ public struct LWWRegister<Value: BinaryCodable & Equatable & Sendable>: CRDT {
 
 extension BinaryCodable {
     /// The body encoding without the envelope, used for deterministic tie-breaks.
+    @usableFromInline
     var binaryBytes: [UInt8] {
         var writer = BinaryWriter()
         encode(to: &writer)

@@ -1,0 +1,77 @@
+import Testing
+import WeftCRDT
+import WeftTesting
+
+/// `LWWMap.merge(encoded:)` skips building the decoded map; it must behave exactly like
+/// `merge(try LWWMap(encoded:))`: the same result on valid input, an error and no change otherwise.
+@Suite("LWWMap.merge(encoded:)")
+struct LWWMapMergeEncodedTests {
+    typealias Map = LWWMap<String, Int64>
+
+    static func randomMap(_ random: inout SplitMix64, replicas: [ReplicaID]) -> Map {
+        var map = Map()
+        for _ in 0..<Int.random(in: 0...12, using: &random) {
+            let stamp = HLCTimestamp(
+                wallMilliseconds: UInt64.random(in: 0...3, using: &random), counter: UInt32.random(in: 0...2, using: &random),
+                replica: replicas.randomElement(using: &random) ?? replicas[0])
+            let key = ["a", "b", "c", "d", "ab", "abc"].randomElement(using: &random) ?? "a"
+            if Bool.random(using: &random) {
+                map.set(key, to: Int64.random(in: 0...3, using: &random), at: stamp)
+            } else {
+                map.removeValue(forKey: key, at: stamp)
+            }
+        }
+        return map
+    }
+
+    @Test func agreesWithDecodeThenMergeOnValidAndMutatedInput() {
+        var random = SplitMix64(seed: 42)
+        let replicas = (1...3).map { ReplicaID(high: 0, low: UInt64($0)) }
+        var accepted = 0
+        for round in 0..<3_000 {
+            let base = Self.randomMap(&random, replicas: replicas)
+            var bytes = Self.randomMap(&random, replicas: replicas).encoded()
+            if round % 2 == 1, !bytes.isEmpty {  // corrupt half of the inputs
+                let index = Int.random(in: 0..<bytes.count, using: &random)
+                bytes[index] ^= UInt8.random(in: 1...255, using: &random)
+            }
+            var viaDecode = base
+            var viaBytes = base
+            let decoded = try? Map(encoded: bytes)
+            if let decoded { viaDecode.merge(decoded) }
+            do {
+                try viaBytes.merge(encoded: bytes)
+                accepted += 1
+                #expect(decoded != nil, "merge(encoded:) accepted bytes the decoder rejects")
+                #expect(viaBytes == viaDecode)
+            } catch {
+                #expect(decoded == nil, "merge(encoded:) rejected valid bytes: \(error)")
+                #expect(viaBytes == base, "a failed merge(encoded:) changed the map")
+            }
+        }
+        #expect(accepted > 1_500)
+    }
+
+    @Test func aKeyRepeatedInTheInputIsRejectedAndChangesNothing() throws {
+        let r1 = ReplicaID(high: 0, low: 1)
+        var map = Map()
+        map.set("k", to: 1, at: HLCTimestamp(wallMilliseconds: 1, counter: 0, replica: r1))
+        // Two entries for "k": stamp (5,0) then (5,1); the second header is a counter step of 1,
+        // shares the whole previous key and carries an empty suffix.
+        var source = Map()
+        source.set("k", to: 7, at: HLCTimestamp(wallMilliseconds: 5, counter: 0, replica: r1))
+        var bytes = source.encoded()
+        bytes[2] = 2  // two entries
+        bytes += [1 << 3, 2, 0, 14]  // header: counter +1; shared 2 (length byte and "k"); suffix length 0; value 7
+        let before = map
+        for attempt in 0..<2 {
+            do {
+                if attempt == 0 { _ = try Map(encoded: bytes) } else { try map.merge(encoded: bytes) }
+                Issue.record("a repeated key was accepted")
+            } catch {
+                #expect(error.kind == "invariantViolation" && error.detail.contains("twice"))
+            }
+        }
+        #expect(map == before)
+    }
+}
