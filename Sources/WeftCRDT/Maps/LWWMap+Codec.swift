@@ -27,26 +27,42 @@ extension LWWMap: BinaryCodable {
     /// with long shared prefixes, so a 100,000-key map costs about 7 bytes a key.
     @inlinable
     public func encode(to writer: inout BinaryWriter) {
-        var rows = [(key: [UInt8], entry: Entry)]()
+        // All keys go into one buffer; rows sort on integers, and on key bytes only for equal stamps.
+        var keyBuffer = BinaryWriter(reservingCapacity: entries.count &* 8)
+        var rows = [LWWMapSortRow<Key, Value>]()
         rows.reserveCapacity(entries.count)
+        var ranks = [ReplicaID: UInt32]()
+        for replica in Set(entries.values.map(\.stamp.replica)).sorted() { ranks[replica] = UInt32(ranks.count) }
+        var lastReplica: ReplicaID?
+        var lastRank: UInt32 = 0
         for (key, entry) in entries {
-            var keyWriter = BinaryWriter(reservingCapacity: 16)
-            key.encode(to: &keyWriter)
-            rows.append((keyWriter.bytes, entry))
+            let keyStart = keyBuffer.bytes.count
+            key.encode(to: &keyBuffer)
+            if entry.stamp.replica != lastReplica {
+                lastReplica = entry.stamp.replica
+                lastRank = ranks[entry.stamp.replica] ?? 0
+            }
+            // Rows carry everything the writer needs, so the pass after the sort reads memory in order.
+            rows.append(
+                LWWMapSortRow(rank: lastRank, keyStart: keyStart, keyEnd: keyBuffer.bytes.count, entry: entry))
         }
-        rows.sort { lhs, rhs in
-            let a = lhs.entry.stamp
-            let b = rhs.entry.stamp
-            if a.replica != b.replica { return a.replica < b.replica }
-            if a.wallMilliseconds != b.wallMilliseconds { return a.wallMilliseconds < b.wallMilliseconds }
-            if a.counter != b.counter { return a.counter < b.counter }
-            return lhs.key.lexicographicallyPrecedes(rhs.key)
+        let keys = keyBuffer.bytes
+        keys.withUnsafeBufferPointer { keyBytes in
+            rows.sort { lhs, rhs in
+                if lhs.rank != rhs.rank { return lhs.rank < rhs.rank }
+                let a = lhs.entry.stamp
+                let b = rhs.entry.stamp
+                if a.wallMilliseconds != b.wallMilliseconds { return a.wallMilliseconds < b.wallMilliseconds }
+                if a.counter != b.counter { return a.counter < b.counter }
+                return keyBytes[lhs.keyStart..<lhs.keyEnd].lexicographicallyPrecedes(keyBytes[rhs.keyStart..<rhs.keyEnd])
+            }
         }
         writer.writeVarint(UInt64(rows.count))
-        var previous: (key: [UInt8], stamp: HLCTimestamp)?
+        var previous: (row: LWWMapSortRow<Key, Value>, stamp: HLCTimestamp)?
         for row in rows {
             let stamp = row.entry.stamp
-            let removed: UInt64 = row.entry.value == nil ? 1 : 0
+            let value = row.entry.value
+            let removed: UInt64 = value == nil ? 1 : 0
             if let previous {
                 let replicaChanged = stamp.replica != previous.stamp.replica
                 let wallChanged = replicaChanged || stamp.wallMilliseconds != previous.stamp.wallMilliseconds
@@ -59,17 +75,19 @@ extension LWWMap: BinaryCodable {
                         replicaChanged
                             ? stamp.wallMilliseconds : stamp.wallMilliseconds - previous.stamp.wallMilliseconds)
                 }
-                let shared = zip(previous.key, row.key).prefix(Self.maximumSharedKeyPrefix).prefix { $0 == $1 }.count
+                let previousKey = keys[previous.row.keyStart..<previous.row.keyEnd]
+                let key = keys[row.keyStart..<row.keyEnd]
+                let shared = zip(previousKey, key).prefix(Self.maximumSharedKeyPrefix).prefix { $0 == $1 }.count
                 writer.writeVarint(UInt64(shared))
-                writer.writeLengthPrefixed(row.key[shared...])
+                writer.writeLengthPrefixed(key.dropFirst(shared))
             } else {
                 writer.writeVarint(UInt64(stamp.counter) << 3 | 4 | 2 | removed)
                 writer.writeReplica(stamp.replica)
                 writer.writeVarint(stamp.wallMilliseconds)
-                writer.writeLengthPrefixed(row.key)
+                writer.writeLengthPrefixed(keys[row.keyStart..<row.keyEnd])
             }
-            if let value = row.entry.value { value.encode(to: &writer) }
-            previous = (row.key, stamp)
+            if let value { value.encode(to: &writer) }
+            previous = (row, stamp)
         }
     }
 
@@ -225,5 +243,22 @@ struct LWWMapEntryDecoder<Key: Hashable & BinaryCodable & Sendable, Value: Binar
         let value: Value? = removed ? nil : try Value(from: &reader)
         previous = stamp
         return (decodedKey, Entry(stamp: stamp, value: value), start)
+    }
+}
+
+/// One entry of ``LWWMap``'s encoder: its sort key (replica rank, stamp, key bytes) and payload.
+@usableFromInline
+struct LWWMapSortRow<Key: Hashable & BinaryCodable & Sendable, Value: BinaryCodable & Equatable & Sendable> {
+    @usableFromInline var rank: UInt32
+    @usableFromInline var keyStart: Int
+    @usableFromInline var keyEnd: Int
+    @usableFromInline var entry: LWWMap<Key, Value>.Entry
+
+    @inlinable
+    init(rank: UInt32, keyStart: Int, keyEnd: Int, entry: LWWMap<Key, Value>.Entry) {
+        self.rank = rank
+        self.keyStart = keyStart
+        self.keyEnd = keyEnd
+        self.entry = entry
     }
 }
