@@ -31,13 +31,22 @@ public enum CRDTLawChecker {
         trace.snapshots[Int.random(in: 0..<trace.snapshots.count, using: &random)]
     }
 
+    /// Runs `body` on `count` random histories, each replayed, with a generator seeded by the history.
+    static func forEachHistory<State: CRDT>(
+        _ model: CRDTModel<State>, count: Int,
+        _ body: (History<State>, Trace<State>, inout SplitMix64) -> Void
+    ) async {
+        await propertyCheck(count: count, input: histories(model)) { history in
+            var random = SplitMix64(seed: history.checkSeed)
+            body(history, history.replay(model), &random)
+        }
+    }
+
     /// Law 1: `a ⊔ b == b ⊔ a`.
     public static func checkCommutativity<State: CRDT>(
         _ model: CRDTModel<State>, count: Int = defaultCount, sourceLocation: SourceLocation = #_sourceLocation
     ) async {
-        await propertyCheck(count: count, input: histories(model)) { history in
-            let trace = history.replay(model)
-            var random = SplitMix64(seed: history.checkSeed)
+        await forEachHistory(model, count: count) { history, trace, random in
             for _ in 0..<4 {
                 let a = pick(trace, &random)
                 let b = pick(trace, &random)
@@ -53,9 +62,7 @@ public enum CRDTLawChecker {
     public static func checkAssociativity<State: CRDT>(
         _ model: CRDTModel<State>, count: Int = defaultCount, sourceLocation: SourceLocation = #_sourceLocation
     ) async {
-        await propertyCheck(count: count, input: histories(model)) { history in
-            let trace = history.replay(model)
-            var random = SplitMix64(seed: history.checkSeed)
+        await forEachHistory(model, count: count) { history, trace, random in
             for _ in 0..<4 {
                 let a = pick(trace, &random)
                 let b = pick(trace, &random)
@@ -72,9 +79,7 @@ public enum CRDTLawChecker {
     public static func checkIdempotence<State: CRDT>(
         _ model: CRDTModel<State>, count: Int = defaultCount, sourceLocation: SourceLocation = #_sourceLocation
     ) async {
-        await propertyCheck(count: count, input: histories(model)) { history in
-            let trace = history.replay(model)
-            var random = SplitMix64(seed: history.checkSeed)
+        await forEachHistory(model, count: count) { history, trace, random in
             let b = pick(trace, &random)
             for a in trace.snapshots {
                 #expect(a.merged(with: a) == a, "\(model.name): merge is not idempotent.\na = \(a)\n\(history)",
@@ -91,8 +96,8 @@ public enum CRDTLawChecker {
     public static func checkInflation<State: CRDT>(
         _ model: CRDTModel<State>, count: Int = defaultCount, sourceLocation: SourceLocation = #_sourceLocation
     ) async {
-        await propertyCheck(count: count, input: histories(model)) { history in
-            for mutation in history.replay(model).mutations {
+        await forEachHistory(model, count: count) { history, trace, _ in
+            for mutation in trace.mutations {
                 #expect(
                     mutation.before.merged(with: mutation.after) == mutation.after,
                     "\(model.name): '\(mutation.operation)' is not an inflation.\nbefore = \(mutation.before)\nafter = \(mutation.after)\n\(history)",
@@ -105,8 +110,8 @@ public enum CRDTLawChecker {
     public static func checkDeltas<State: CRDT>(
         _ model: CRDTModel<State>, count: Int = defaultCount, sourceLocation: SourceLocation = #_sourceLocation
     ) async {
-        await propertyCheck(count: count, input: histories(model)) { history in
-            for mutation in history.replay(model).mutations {
+        await forEachHistory(model, count: count) { history, trace, _ in
+            for mutation in trace.mutations {
                 #expect(
                     mutation.before.merged(with: mutation.delta) == mutation.after,
                     "\(model.name): the delta of '\(mutation.operation)' does not reproduce it.\nbefore = \(mutation.before)\ndelta = \(mutation.delta)\nafter = \(mutation.after)\n\(history)",
@@ -120,9 +125,7 @@ public enum CRDTLawChecker {
     public static func checkConvergence<State: CRDT>(
         _ model: CRDTModel<State>, count: Int = defaultCount, sourceLocation: SourceLocation = #_sourceLocation
     ) async {
-        await propertyCheck(count: count, input: histories(model)) { history in
-            let trace = history.replay(model)
-            var random = SplitMix64(seed: history.checkSeed)
+        await forEachHistory(model, count: count) { history, trace, random in
             var expected = model.initial()
             for state in trace.finalStates { expected.merge(state) }
             for attempt in 0..<3 {
@@ -144,8 +147,7 @@ public enum CRDTLawChecker {
     public static func checkCodecRoundTrip<State: CRDT & BinaryCodable>(
         _ model: CRDTModel<State>, count: Int = defaultCount, sourceLocation: SourceLocation = #_sourceLocation
     ) async {
-        await propertyCheck(count: count, input: histories(model)) { history in
-            let trace = history.replay(model)
+        await forEachHistory(model, count: count) { history, trace, _ in
             for state in trace.snapshots + trace.deltas {
                 let bytes = state.encoded()
                 do {

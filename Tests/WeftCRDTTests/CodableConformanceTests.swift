@@ -44,6 +44,9 @@ struct CodableConformanceTests {
         var doc = Document()
         doc.set("title", to: "x", at: stamp)
         try roundTrip(doc)
+        // The Codable form is the validated binary form, as one base64 string.
+        let json = String(decoding: try JSONEncoder().encode(doc), as: UTF8.self)
+        #expect(json.hasPrefix("\"AQo") && json.hasSuffix("\""))
     }
 
     @Test func invalidCodableInputIsRejected() throws {

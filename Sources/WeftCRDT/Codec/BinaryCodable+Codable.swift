@@ -93,47 +93,23 @@ extension BinaryCodable {
     }
 }
 
-extension CausalContext: Codable {
+/// A ``BinaryCodable`` type whose `Codable` form is its envelope encoding as one base64 string.
+///
+/// Conforming is all it takes: the `Codable` requirements come from this protocol's extension,
+/// and decoding runs the same validating decoder as the wire and the database.
+public protocol BinaryEnvelopeCodable: BinaryCodable, Codable {}
+
+extension BinaryEnvelopeCodable {
     public init(from decoder: any Decoder) throws { self = try Self.decodeBase64Envelope(from: decoder) }
     public func encode(to encoder: any Encoder) throws { try encodeBase64Envelope(to: encoder) }
 }
 
-extension LWWRegister: Codable {
-    public init(from decoder: any Decoder) throws { self = try Self.decodeBase64Envelope(from: decoder) }
-    public func encode(to encoder: any Encoder) throws { try encodeBase64Envelope(to: encoder) }
-}
-
-extension MVRegister: Codable {
-    public init(from decoder: any Decoder) throws { self = try Self.decodeBase64Envelope(from: decoder) }
-    public func encode(to encoder: any Encoder) throws { try encodeBase64Envelope(to: encoder) }
-}
-
-extension GCounter: Codable {
-    public init(from decoder: any Decoder) throws { self = try Self.decodeBase64Envelope(from: decoder) }
-    public func encode(to encoder: any Encoder) throws { try encodeBase64Envelope(to: encoder) }
-}
-
-extension PNCounter: Codable {
-    public init(from decoder: any Decoder) throws { self = try Self.decodeBase64Envelope(from: decoder) }
-    public func encode(to encoder: any Encoder) throws { try encodeBase64Envelope(to: encoder) }
-}
-
-extension ORSet: Codable {
-    public init(from decoder: any Decoder) throws { self = try Self.decodeBase64Envelope(from: decoder) }
-    public func encode(to encoder: any Encoder) throws { try encodeBase64Envelope(to: encoder) }
-}
-
-extension LWWMap: Codable {
-    public init(from decoder: any Decoder) throws { self = try Self.decodeBase64Envelope(from: decoder) }
-    public func encode(to encoder: any Encoder) throws { try encodeBase64Envelope(to: encoder) }
-}
-
-extension ORMap: Codable {
-    public init(from decoder: any Decoder) throws { self = try Self.decodeBase64Envelope(from: decoder) }
-    public func encode(to encoder: any Encoder) throws { try encodeBase64Envelope(to: encoder) }
-}
-
-extension Document: Codable {
-    public init(from decoder: any Decoder) throws { self = try Self.decodeBase64Envelope(from: decoder) }
-    public func encode(to encoder: any Encoder) throws { try encodeBase64Envelope(to: encoder) }
-}
+extension CausalContext: BinaryEnvelopeCodable {}
+extension LWWRegister: BinaryEnvelopeCodable {}
+extension MVRegister: BinaryEnvelopeCodable {}
+extension GCounter: BinaryEnvelopeCodable {}
+extension PNCounter: BinaryEnvelopeCodable {}
+extension ORSet: BinaryEnvelopeCodable {}
+extension LWWMap: BinaryEnvelopeCodable {}
+extension ORMap: BinaryEnvelopeCodable {}
+extension Document: BinaryEnvelopeCodable {}
