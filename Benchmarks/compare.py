@@ -18,7 +18,7 @@ shown as "× slower");
 for sizes, Weft size / peer size ("× the size"; below 1 means Weft is smaller).
 
 Usage:
-    python3 Benchmarks/compare.py [--repeats N] [--quick] [--markdown] [--json FILE] [--check]
+    python3 Benchmarks/compare.py [--repeats N] [--rounds N] [--quick] [--markdown] [--json FILE] [--check]
 
 Standard library only.
 """
@@ -103,6 +103,30 @@ def run_weft(args):
     if args.quick:
         cmd.append("--quick")
     return parse_json(run(cmd, capture=True), "weft-bench-json")
+
+
+# Keys where a larger figure is better; every other number is a time or a size (smaller is better).
+HIGHER_IS_BETTER = {"orset_elements_per_sec"}
+
+
+def best_of(previous, current):
+    """Merges two result objects, keeping each numeric figure's best value (recursively)."""
+    if previous is None:
+        return current
+    if isinstance(current, dict) and isinstance(previous, dict):
+        merged = dict(previous)
+        for key, value in current.items():
+            if key in ("counts", "versions", "extra") or key not in previous:
+                merged[key] = value
+            elif isinstance(value, dict):
+                merged[key] = best_of(previous[key], value)
+            elif isinstance(value, (int, float)) and isinstance(previous[key], (int, float)):
+                pick = max if key in HIGHER_IS_BETTER else min
+                merged[key] = pick(previous[key], value)
+            else:
+                merged[key] = value
+        return merged
+    return current
 
 
 def run_peers(args):
@@ -238,6 +262,9 @@ def swift_version():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=5, help="runs per measurement; best is reported (default 5)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternate Weft and the peers this many times and keep each side's best figures, "
+                         "so a machine whose speed drifts during the run does not favour either side (default 3)")
     ap.add_argument("--quick", action="store_true", help="scale counts down 10x (smoke test)")
     ap.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     ap.add_argument("--json", metavar="FILE", help="also write both sides' raw JSON to FILE")
@@ -246,8 +273,13 @@ def main():
     if args.repeats < 1:
         ap.error("--repeats must be >= 1")
 
-    weft = run_weft(args)
-    peers = run_peers(args)
+    if args.rounds < 1:
+        ap.error("--rounds must be >= 1")
+    weft, peers = None, None
+    for round_number in range(1, args.rounds + 1):
+        log("compare.py: round %d of %d" % (round_number, args.rounds))
+        weft = best_of(weft, run_weft(args))
+        peers = best_of(peers, run_peers(args))
 
     wc, pc = weft.get("counts", {}), peers.get("counts", {})
     if wc.get("b3_replicas") != pc.get("b3_replicas") or wc.get("map_keys") != pc.get("map_keys"):
@@ -269,11 +301,12 @@ def main():
         "Machine: %s" % machine_description(),
         "Toolchain: %s; Python %s; pycrdt %s; loro %s" % (
             swift_version(), versions.get("python"), versions.get("pycrdt"), versions.get("loro")),
-        "Counts: %d B3 replicas, %d map keys, %d ORSet elements; best of %d repeats%s" % (
+        "Counts: %d B3 replicas, %d map keys, %d ORSet elements; best of %d repeats in each of %d alternating rounds%s" % (
             wc.get("b3_replicas"), wc.get("map_keys"), wc.get("orset_elements", 0), args.repeats,
-            " (--quick)" if args.quick else ""),
+            args.rounds, " (--quick)" if args.quick else ""),
         "Command: python3 Benchmarks/compare.py" + "".join(
-            [" --repeats %d" % args.repeats if args.repeats != 5 else "", " --quick" if args.quick else ""]),
+            [" --repeats %d" % args.repeats if args.repeats != 5 else "",
+             " --rounds %d" % args.rounds if args.rounds != 3 else "", " --quick" if args.quick else ""]),
     ]
 
     if args.markdown:
