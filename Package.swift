@@ -7,10 +7,14 @@ let package = Package(
     products: [
         .library(name: "WeftCRDT", targets: ["WeftCRDT"]),
         .library(name: "WeftTesting", targets: ["WeftTesting"]),
+        .library(name: "Weft", targets: ["Weft"]),
+        .library(name: "WeftSQLite", targets: ["WeftSQLite"]),
         .executable(name: "weft-example-merge", targets: ["WeftExampleMerge"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1")
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         .target(name: "WeftCRDT"),
@@ -20,6 +24,20 @@ let package = Package(
                 "WeftCRDT",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
+        ),
+        .target(
+            name: "Weft",
+            dependencies: ["WeftCRDT", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "WeftSQLite",
+            dependencies: ["Weft", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // A child process for the crash tests: writes in a loop until killed.
+        .executableTarget(
+            name: "WeftCrashWriter",
+            dependencies: ["Weft", "WeftSQLite"],
+            path: "Tests/CrashWriter"
         ),
         .executableTarget(
             name: "WeftExampleMerge",
@@ -38,6 +56,13 @@ let package = Package(
             dependencies: [
                 "WeftCRDT", "WeftTesting",
                 .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .testTarget(
+            name: "WeftTests",
+            dependencies: [
+                "Weft", "WeftSQLite", "WeftCRDT", "WeftTesting",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(

@@ -1,0 +1,102 @@
+import WeftCRDT
+
+/// A collection of documents in a ``Replica``: create, update, delete, get and list.
+///
+/// Documents are dynamic ``Document``s, or your `Codable` types through the mapping described
+/// in the "Modelling data as CRDT documents" article of WeftCRDT.
+public struct ReplicaCollection: Sendable {
+    /// The replica.
+    public let replica: Replica
+    /// The collection's name.
+    public let name: CollectionName
+
+    func key(_ id: String) throws(WeftError) -> DocumentKey { DocumentKey(collection: name, id: try DocumentID(id)) }
+
+    // MARK: Dynamic documents
+
+    /// Creates document `id`.
+    /// - Throws: ``WeftError/Kind/documentExists`` if a live document has that id.
+    @discardableResult
+    public func create(_ id: String, _ edit: @Sendable (inout DocumentEditor) throws(WeftError) -> Void) async throws(WeftError)
+        -> Document
+    {
+        try await replica.write(try key(id), expectation: .mustNotExist, edit).body
+    }
+
+    /// Updates document `id` in place.
+    /// - Throws: ``WeftError/Kind/documentNotFound`` if there is no live document with that id.
+    @discardableResult
+    public func update(_ id: String, _ edit: @Sendable (inout DocumentEditor) throws(WeftError) -> Void) async throws(WeftError)
+        -> Document
+    {
+        try await replica.write(try key(id), expectation: .mustExist, edit).body
+    }
+
+    /// Creates document `id`, or updates it if it exists.
+    @discardableResult
+    public func upsert(_ id: String, _ edit: @Sendable (inout DocumentEditor) throws(WeftError) -> Void) async throws(WeftError)
+        -> Document
+    {
+        try await replica.write(try key(id), expectation: .any, edit).body
+    }
+
+    /// Deletes document `id`: a tombstone that syncs like any other change.
+    /// - Throws: ``WeftError/Kind/documentNotFound`` if there is no live document with that id.
+    public func delete(_ id: String) async throws(WeftError) {
+        _ = try await replica.write(try key(id), expectation: .mustExist, deleting: true) { _ in }
+    }
+
+    /// The live document `id`, or `nil`.
+    public func get(_ id: String) async throws(WeftError) -> Document? {
+        guard let record = try await replica.record(try key(id)), !record.isDeleted else { return nil }
+        return record.body
+    }
+
+    /// The live documents that pass `filter`, ordered by id.
+    public func list(where filter: DocumentFilter = .all, limit: Int? = nil) async throws(WeftError)
+        -> [(id: DocumentID, document: Document)]
+    {
+        try await replica.storage.records(in: name, where: filter, limit: limit).map { ($0.id, $0.record.body) }
+    }
+
+    // MARK: Typed documents
+
+    /// Stores `value` as document `id`, creating it or writing only the fields that differ.
+    /// - Throws: ``WeftError/Kind/mapping`` if a field of `T` has no CRDT mapping.
+    public func put<T: Encodable & Sendable>(_ id: String, _ value: T) async throws(WeftError) {
+        _ = try await replica.write(try key(id), expectation: .any) { editor throws(WeftError) in
+            try editor.replace(with: value)
+        }
+    }
+
+    /// Reads document `id` as a `T`, or `nil` if there is no live document.
+    /// - Throws: ``WeftError/Kind/mapping`` if the document does not decode as a `T`.
+    public func get<T: Decodable>(_ id: String, as type: T.Type) async throws(WeftError) -> T? {
+        guard let document = try await get(id) else { return nil }
+        do {
+            return try document.decode(T.self)
+        } catch {
+            throw .mapping("\(name)/\(id) does not decode as \(T.self): \(error)")
+        }
+    }
+
+    /// Reads document `id` as a `T`, lets `body` change it, and writes back the fields that changed.
+    /// - Throws: ``WeftError/Kind/documentNotFound`` if there is no live document with that id.
+    public func update<T: Codable>(_ id: String, as type: T.Type, _ body: @Sendable (inout T) throws -> Void) async throws(WeftError) {
+        let key = try key(id)
+        _ = try await replica.write(key, expectation: .mustExist) { editor throws(WeftError) in
+            var value: T
+            do {
+                value = try editor.document.decode(T.self)
+            } catch {
+                throw .mapping("\(key) does not decode as \(T.self): \(error)")
+            }
+            do {
+                try body(&value)
+            } catch {
+                throw .invalidArgument("the update of \(key) failed: \(error)")
+            }
+            try editor.replace(with: value)
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import WeftCRDT
+
+/// How much a local commit promises about durability.
+///
+/// Weft keeps the local database in WAL mode. The two levels differ only in when SQLite
+/// `fsync`s:
+///
+/// - ``normal`` (the default, `PRAGMA synchronous = NORMAL`): a write that returned survives
+///   the app crashing or being killed, because it is in the WAL file the operating system
+///   holds. After a power loss or kernel panic, the last writes before the failure may be
+///   lost (never half-applied: the database stays consistent and a lost write takes its queue
+///   entry with it).
+/// - ``full`` (`PRAGMA synchronous = FULL`): the WAL is `fsync`ed at every commit, so a write
+///   that returned also survives a power loss. Commits cost one `fsync` each.
+public enum Durability: String, Hashable, Sendable, CaseIterable {
+    /// Survives app crashes; may lose the last writes on power loss.
+    case normal
+    /// Survives power loss; one `fsync` per commit.
+    case full
+}
+
+/// The settings of a local replica.
+public struct ReplicaConfiguration: Hashable, Sendable {
+    /// The cap on the offline queue, in bytes (`max_queue_bytes`). A write that would pass it
+    /// is refused with ``WeftError/Kind/queueFull``; nothing queued is ever dropped.
+    public var maxQueueBytes: Int
+    /// When a commit is durable; see ``Durability``.
+    public var durability: Durability
+    /// How far ahead of local time, in milliseconds, a received stamp may be.
+    public var maximumClockDrift: UInt64
+
+    /// The default cap: 100 MiB.
+    public static let defaultMaxQueueBytes = 100 * 1024 * 1024
+
+    /// Creates a configuration.
+    public init(
+        maxQueueBytes: Int = ReplicaConfiguration.defaultMaxQueueBytes,
+        durability: Durability = .normal,
+        maximumClockDrift: UInt64 = HybridLogicalClock.defaultMaximumForwardDrift
+    ) {
+        self.maxQueueBytes = maxQueueBytes
+        self.durability = durability
+        self.maximumClockDrift = maximumClockDrift
+    }
+
+    /// Checks the values.
+    /// - Throws: ``WeftError/invalidArgument(_:)`` for a non-positive queue cap.
+    public func validate() throws(WeftError) {
+        guard maxQueueBytes > 0 else {
+            throw .invalidArgument("max_queue_bytes must be positive, got \(maxQueueBytes)")
+        }
+    }
+}

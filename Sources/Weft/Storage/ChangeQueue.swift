@@ -1,0 +1,74 @@
+import WeftCRDT
+
+/// One pending change in the outbox: the joined delta of one document's local writes.
+public struct QueueEntry: Hashable, Sendable {
+    /// The replica-local sequence number: unique, increasing, never reused.
+    public let sequence: UInt64
+    /// The document changed.
+    public let key: DocumentKey
+    /// The change, as a record delta; applying it anywhere is a join.
+    public let delta: DocumentRecord
+    /// The exact size the entry counts against `max_queue_bytes`: its encoded delta plus its key.
+    public let byteCount: Int
+
+    /// Creates an entry.
+    public init(sequence: UInt64, key: DocumentKey, delta: DocumentRecord, byteCount: Int) {
+        self.sequence = sequence
+        self.key = key
+        self.delta = delta
+        self.byteCount = byteCount
+    }
+
+    /// The bytes an entry for `key` with encoded delta `deltaBytes` counts.
+    public static func byteCount(key: DocumentKey, deltaBytes: Int) -> Int {
+        deltaBytes + key.collection.rawValue.utf8.count + key.id.rawValue.utf8.count
+    }
+}
+
+/// The outbox: changes waiting for the server.
+///
+/// ## Contract
+///
+/// 1. Sequence numbers are assigned in increasing order and never reused, across restarts.
+/// 2. ``totalBytes()`` is the exact sum of the entries' ``QueueEntry/byteCount``.
+/// 3. ``nextBatch(maxBytes:maxEntries:)`` returns the oldest entries in sequence order, at least
+///    one if any is pending (even one larger than `maxBytes`), and at most `maxEntries`; it marks
+///    them *in flight*. It returns entries after the ones already in flight.
+/// 4. A write to a document whose pending entry is not in flight is joined into that entry
+///    (coalescing) and keeps its sequence number; a write to a document whose entry is in flight
+///    gets a new entry with a new sequence number.
+/// 5. ``acknowledge(through:)`` removes every entry with a sequence at or below the given one,
+///    and only those. It never removes an entry made after the batch it acknowledges.
+/// 6. ``releaseInFlight()`` makes in-flight entries pending again (after a failed push), so the
+///    next batch starts from the oldest entry. Reopening a persistent queue does the same.
+/// 7. A method that throws has changed nothing.
+public protocol ChangeQueue: Sendable {
+    /// The pending entries, in sequence order.
+    func entries() async throws(WeftError) -> [QueueEntry]
+    /// The exact size of the queue in bytes.
+    func totalBytes() async throws(WeftError) -> Int
+    /// The oldest entries not yet in flight, marked in flight.
+    func nextBatch(maxBytes: Int, maxEntries: Int) async throws(WeftError) -> [QueueEntry]
+    /// Removes every entry at or below `sequence`.
+    func acknowledge(through sequence: UInt64) async throws(WeftError)
+    /// Puts in-flight entries back to pending.
+    func releaseInFlight() async throws(WeftError)
+}
+
+/// A document store and its change queue, written together.
+///
+/// ## Contract
+///
+/// In addition to the contracts of ``DocumentStore`` and ``ChangeQueue``:
+///
+/// 1. ``commitLocalWrite(key:record:delta:maxQueueBytes:)`` stores `record` for `key` and
+///    enqueues `delta` (coalescing as in ``ChangeQueue`` point 4) in **one atomic step**: after a
+///    crash at any moment, either both happened or neither did.
+/// 2. If the queue would exceed `maxQueueBytes`, it throws ``WeftError/Kind/queueFull`` and
+///    changes nothing: the document keeps its old record and no queued byte is dropped.
+/// 3. It returns the sequence number of the entry that now holds the delta.
+public protocol ReplicaStorage: DocumentStore, ChangeQueue {
+    /// Stores a local write and its queue entry atomically.
+    func commitLocalWrite(key: DocumentKey, record: DocumentRecord, delta: DocumentRecord, maxQueueBytes: Int)
+        async throws(WeftError) -> UInt64
+}

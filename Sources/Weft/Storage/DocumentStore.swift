@@ -1,0 +1,78 @@
+import WeftCRDT
+
+/// What a replica keeps about itself: its identity, its clock and its sync cursors.
+public struct ReplicaMetadata: Hashable, Sendable {
+    /// The replica's identity, created once when the storage was first opened.
+    public var replicaID: ReplicaID
+    /// The last HLC stamp the replica issued or observed, so a restarted clock stays ahead of it.
+    public var lastStamp: HLCTimestamp?
+    /// The server sequence of the last pulled change applied (0: none).
+    public var pullCursor: UInt64
+
+    /// Creates metadata.
+    public init(replicaID: ReplicaID, lastStamp: HLCTimestamp? = nil, pullCursor: UInt64 = 0) {
+        self.replicaID = replicaID
+        self.lastStamp = lastStamp
+        self.pullCursor = pullCursor
+    }
+}
+
+/// A simple filter for ``DocumentStore/records(in:where:limit:)``.
+public struct DocumentFilter: Sendable {
+    /// Whether deleted documents (tombstones) are included.
+    public var includeDeleted: Bool
+    /// Only documents whose top-level register `field` equals this scalar.
+    public var fieldEquals: (field: String, value: Scalar)?
+    /// Only documents whose id starts with this prefix.
+    public var idPrefix: String?
+
+    /// Creates a filter; the default matches every live document.
+    public init(includeDeleted: Bool = false, fieldEquals: (field: String, value: Scalar)? = nil, idPrefix: String? = nil) {
+        self.includeDeleted = includeDeleted
+        self.fieldEquals = fieldEquals
+        self.idPrefix = idPrefix
+    }
+
+    /// Every live document.
+    public static var all: DocumentFilter { DocumentFilter() }
+
+    /// Whether `record` with `id` passes the filter.
+    public func matches(_ id: DocumentID, _ record: DocumentRecord) -> Bool {
+        if !includeDeleted && record.isDeleted { return false }
+        if let idPrefix, !id.rawValue.hasPrefix(idPrefix) { return false }
+        if let fieldEquals, record.body.scalar(fieldEquals.field) != fieldEquals.value { return false }
+        return true
+    }
+}
+
+/// Versioned CRDT documents by collection and id, plus the replica's metadata and cursors.
+///
+/// ## Contract
+///
+/// Every implementation, in memory or on disk, must behave as follows; the suite in
+/// `Tests/WeftTests/StorageContractTests.swift` checks each point against every implementation.
+///
+/// 1. ``metadata()`` returns the same ``ReplicaMetadata/replicaID`` for the life of the store,
+///    across restarts for persistent stores; it is created on first open.
+/// 2. ``record(for:)`` returns the last record stored for the key, tombstones included, or `nil`.
+/// 3. ``records(in:where:limit:)`` returns the matching records of one collection ordered by id,
+///    at most `limit` of them.
+/// 4. ``saveLastStamp(_:)`` and ``setPullCursor(_:)`` persist before they return; the pull cursor
+///    only moves forward (a smaller value is ignored).
+/// 5. A method that throws has changed nothing.
+/// 6. Stores are safe to call from any task (they are actors or lock internally).
+///
+/// Users may conform their own stores; run the contract suite against them.
+public protocol DocumentStore: Sendable {
+    /// The replica's identity, clock and cursors.
+    func metadata() async throws(WeftError) -> ReplicaMetadata
+    /// Persists the last stamp issued or observed.
+    func saveLastStamp(_ stamp: HLCTimestamp) async throws(WeftError)
+    /// Moves the pull cursor forward (never back).
+    func setPullCursor(_ cursor: UInt64) async throws(WeftError)
+    /// The stored record for `key`, tombstones included.
+    func record(for key: DocumentKey) async throws(WeftError) -> DocumentRecord?
+    /// The records of `collection` that pass `filter`, ordered by id.
+    func records(in collection: CollectionName, where filter: DocumentFilter, limit: Int?) async throws(WeftError)
+        -> [(id: DocumentID, record: DocumentRecord)]
+}

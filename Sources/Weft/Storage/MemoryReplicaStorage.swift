@@ -1,0 +1,105 @@
+import WeftCRDT
+
+/// Replica storage in memory: for tests, previews and throwaway replicas.
+///
+/// It follows the contracts of ``DocumentStore``, ``ChangeQueue`` and ``ReplicaStorage``,
+/// except that nothing survives the process.
+public actor MemoryReplicaStorage: ReplicaStorage {
+    private var meta: ReplicaMetadata
+    private var documents: [DocumentKey: DocumentRecord] = [:]
+    private var queue: [QueueEntry] = []  // sequence order
+    private var pendingIndex: [DocumentKey: Int] = [:]  // key → index in `queue` of its not-in-flight entry
+    private var nextSequence: UInt64 = 1
+    private var inFlightThrough: UInt64 = 0
+    private var bytes = 0
+
+    /// Creates empty storage for a new replica.
+    public init(replicaID: ReplicaID = .random()) {
+        meta = ReplicaMetadata(replicaID: replicaID)
+    }
+
+    public func metadata() -> ReplicaMetadata { meta }
+
+    public func saveLastStamp(_ stamp: HLCTimestamp) { meta.lastStamp = stamp }
+
+    public func setPullCursor(_ cursor: UInt64) { meta.pullCursor = max(meta.pullCursor, cursor) }
+
+    public func record(for key: DocumentKey) -> DocumentRecord? { documents[key] }
+
+    public func records(in collection: CollectionName, where filter: DocumentFilter, limit: Int?)
+        -> [(id: DocumentID, record: DocumentRecord)]
+    {
+        let matching = documents.filter { $0.key.collection == collection && filter.matches($0.key.id, $0.value) }
+            .sorted { $0.key.id < $1.key.id }
+            .map { (id: $0.key.id, record: $0.value) }
+        return limit.map { Array(matching.prefix(max(0, $0))) } ?? matching
+    }
+
+    public func entries() -> [QueueEntry] { queue }
+
+    public func totalBytes() -> Int { bytes }
+
+    public func nextBatch(maxBytes: Int, maxEntries: Int) -> [QueueEntry] {
+        var batch = [QueueEntry]()
+        var size = 0
+        for entry in queue where entry.sequence > inFlightThrough {
+            if batch.count >= maxEntries || (!batch.isEmpty && size + entry.byteCount > maxBytes) { break }
+            batch.append(entry)
+            size += entry.byteCount
+        }
+        if let last = batch.last {
+            inFlightThrough = last.sequence
+            for entry in batch where pendingIndex[entry.key] != nil {
+                pendingIndex[entry.key] = nil
+            }
+        }
+        return batch
+    }
+
+    public func acknowledge(through sequence: UInt64) {
+        let removed = queue.prefix { $0.sequence <= sequence }
+        guard !removed.isEmpty else { return }
+        bytes -= removed.reduce(0) { $0 + $1.byteCount }
+        queue.removeFirst(removed.count)
+        rebuildPendingIndex()
+    }
+
+    public func releaseInFlight() {
+        inFlightThrough = 0
+        rebuildPendingIndex()
+    }
+
+    private func rebuildPendingIndex() {
+        pendingIndex = [:]
+        for (index, entry) in queue.enumerated() where entry.sequence > inFlightThrough {
+            pendingIndex[entry.key] = index
+        }
+    }
+
+    public func commitLocalWrite(key: DocumentKey, record: DocumentRecord, delta: DocumentRecord, maxQueueBytes: Int)
+        throws(WeftError) -> UInt64
+    {
+        if let index = pendingIndex[key] {
+            let old = queue[index]
+            let joined = old.delta.merged(with: delta)
+            let size = QueueEntry.byteCount(key: key, deltaBytes: joined.encoded().count)
+            let growth = size - old.byteCount
+            guard bytes + growth <= maxQueueBytes else {
+                throw .queueFull(current: bytes, needed: growth, limit: maxQueueBytes)
+            }
+            queue[index] = QueueEntry(sequence: old.sequence, key: key, delta: joined, byteCount: size)
+            bytes += growth
+            documents[key] = record
+            return old.sequence
+        }
+        let size = QueueEntry.byteCount(key: key, deltaBytes: delta.encoded().count)
+        guard bytes + size <= maxQueueBytes else { throw .queueFull(current: bytes, needed: size, limit: maxQueueBytes) }
+        let sequence = nextSequence
+        nextSequence += 1
+        queue.append(QueueEntry(sequence: sequence, key: key, delta: delta, byteCount: size))
+        pendingIndex[key] = queue.count - 1
+        bytes += size
+        documents[key] = record
+        return sequence
+    }
+}

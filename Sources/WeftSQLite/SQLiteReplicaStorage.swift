@@ -1,0 +1,308 @@
+import Foundation
+import GRDB
+import Synchronization
+import Weft
+import WeftCRDT
+
+/// Replica storage in one SQLite database (through GRDB): documents, metadata and the offline
+/// queue, with every local write and its queue entry in one transaction.
+///
+/// The database runs in WAL mode; its schema is created and upgraded by a `DatabaseMigrator`.
+/// Durability follows ``Weft/Durability``: `synchronous = NORMAL` or `FULL`.
+///
+/// Opening a database written by a newer Weft (one with migrations this build does not know)
+/// fails with ``Weft/WeftError/Kind/schemaTooNew`` rather than guess at its format; a file that
+/// is not a SQLite database, or whose stored bytes do not decode, fails with
+/// ``Weft/WeftError/Kind/corrupt``.
+public final class SQLiteReplicaStorage: ReplicaStorage {
+    let pool: DatabasePool
+    /// The highest sequence handed out in a batch since open (0: nothing in flight). Changed only
+    /// inside write transactions, which GRDB serialises, so reads there see a stable value.
+    private let inFlightThrough = Mutex<UInt64>(0)
+    /// The database file.
+    public let path: String
+
+    /// Opens (creating if needed) the database at `path`.
+    public init(path: String, durability: Durability = .normal) throws(WeftError) {
+        self.path = path
+        var configuration = Configuration()
+        let synchronous = durability == .full ? "FULL" : "NORMAL"
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+        }
+        configuration.label = "weft.replica"
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            let migrator = Self.migrator
+            if try pool.read({ db in try migrator.hasBeenSuperseded(db) }) {
+                throw WeftError.schemaTooNew(
+                    "\(path) was written by a newer version of Weft (its schema has migrations this build does not know)")
+            }
+            try migrator.migrate(pool)
+            try pool.write { db in
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO meta (key, value) VALUES ('replica_id', ?)",
+                    arguments: [Data(ReplicaID.random().bytes)])
+            }
+        } catch {
+            throw Self.map(error, path: path)
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: documents, metadata and queue") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;
+                    CREATE TABLE documents (
+                        collection TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        record BLOB NOT NULL,
+                        deleted INTEGER NOT NULL,
+                        PRIMARY KEY (collection, id)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE queue (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        collection TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        delta BLOB NOT NULL,
+                        bytes INTEGER NOT NULL
+                    );
+                    CREATE INDEX queue_by_document ON queue (collection, id, seq);
+                    INSERT INTO meta (key, value) VALUES ('queue_bytes', 0), ('pull_cursor', 0);
+                    """)
+        }
+        return migrator
+    }
+
+    /// Maps any error from GRDB or SQLite to a ``WeftError``.
+    static func map(_ error: any Error, path: String) -> WeftError {
+        if let weft = error as? WeftError { return weft }
+        if let database = error as? DatabaseError {
+            switch database.resultCode {
+            case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+                return .corrupt("\(path) is damaged or not a Weft database: \(database.message ?? "\(database)")")
+            default:
+                return .storage("SQLite error on \(path): \(database)")
+            }
+        }
+        return .storage("\(error)")
+    }
+
+    private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(WeftError) -> T {
+        do { return try await pool.read(body) } catch { throw Self.map(error, path: path) }
+    }
+
+    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(WeftError) -> T {
+        do { return try await pool.write(body) } catch { throw Self.map(error, path: path) }
+    }
+
+    static func decodeRecord(_ data: Data, _ what: String) throws -> DocumentRecord {
+        do {
+            return try DocumentRecord(encoded: [UInt8](data))
+        } catch {
+            throw WeftError.corrupt("the stored record of \(what) does not decode: \(error)")
+        }
+    }
+
+    static func key(_ row: Row) throws -> DocumentKey {
+        do {
+            return DocumentKey(collection: try CollectionName(row["collection"]), id: try DocumentID(row["id"]))
+        } catch {
+            throw WeftError.corrupt("a stored key is invalid: \(error)")
+        }
+    }
+
+    // MARK: DocumentStore
+
+    public func metadata() async throws(WeftError) -> ReplicaMetadata {
+        try await read { db in
+            guard let idData = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'replica_id'"),
+                let replica = ReplicaID(bytes: [UInt8](idData))
+            else { throw WeftError.corrupt("the replica id is missing or malformed") }
+            var metadata = ReplicaMetadata(replicaID: replica)
+            if let stampData = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'last_stamp'") {
+                do {
+                    metadata.lastStamp = try HLCTimestamp(encoded: [UInt8](stampData))
+                } catch {
+                    throw WeftError.corrupt("the stored clock does not decode: \(error)")
+                }
+            }
+            metadata.pullCursor = UInt64(
+                try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'pull_cursor'") ?? 0)
+            return metadata
+        }
+    }
+
+    public func saveLastStamp(_ stamp: HLCTimestamp) async throws(WeftError) {
+        let bytes = Data(stamp.encoded())
+        try await write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_stamp', ?)", arguments: [bytes])
+        }
+    }
+
+    public func setPullCursor(_ cursor: UInt64) async throws(WeftError) {
+        guard let value = Int64(exactly: cursor) else { throw .invalidArgument("pull cursor \(cursor) is out of range") }
+        try await write { db in
+            try db.execute(
+                sql: "UPDATE meta SET value = max(value, ?) WHERE key = 'pull_cursor'", arguments: [value])
+        }
+    }
+
+    public func record(for key: DocumentKey) async throws(WeftError) -> DocumentRecord? {
+        try await read { db in
+            guard
+                let data = try Data.fetchOne(
+                    db, sql: "SELECT record FROM documents WHERE collection = ? AND id = ?",
+                    arguments: [key.collection.rawValue, key.id.rawValue])
+            else { return nil }
+            return try Self.decodeRecord(data, "\(key)")
+        }
+    }
+
+    public func records(in collection: CollectionName, where filter: DocumentFilter, limit: Int?) async throws(WeftError)
+        -> [(id: DocumentID, record: DocumentRecord)]
+    {
+        let rows = try await read { db in
+            var sql = "SELECT id, record, deleted FROM documents WHERE collection = ?"
+            var arguments: StatementArguments = [collection.rawValue]
+            if !filter.includeDeleted { sql += " AND deleted = 0" }
+            if let prefix = filter.idPrefix {
+                sql += " AND substr(id, 1, ?) = ?"
+                arguments += [prefix.unicodeScalars.count, prefix]
+            }
+            sql += " ORDER BY id"
+            var result = [(DocumentID, DocumentRecord)]()
+            let cursor = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+            while let row = try cursor.next() {
+                let rawID: String = row["id"]
+                guard let id = try? DocumentID(rawID) else { throw WeftError.corrupt("stored id \(rawID.debugDescription) is invalid") }
+                let record = try Self.decodeRecord(row["record"], "\(collection)/\(rawID)")
+                guard filter.matches(id, record) else { continue }
+                result.append((id, record))
+                if let limit, result.count >= limit { break }
+            }
+            return result
+        }
+        return rows.map { (id: $0.0, record: $0.1) }
+    }
+
+    // MARK: ChangeQueue
+
+    public func entries() async throws(WeftError) -> [QueueEntry] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT seq, collection, id, delta, bytes FROM queue ORDER BY seq").map(Self.entry)
+        }
+    }
+
+    static func entry(_ row: Row) throws -> QueueEntry {
+        let key = try key(row)
+        let delta = try decodeRecord(row["delta"], "the queue entry for \(key)")
+        return QueueEntry(sequence: UInt64(row["seq"] as Int64), key: key, delta: delta, byteCount: row["bytes"])
+    }
+
+    public func totalBytes() async throws(WeftError) -> Int {
+        try await read { db in try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'queue_bytes'") ?? 0 }
+    }
+
+    public func nextBatch(maxBytes: Int, maxEntries: Int) async throws(WeftError) -> [QueueEntry] {
+        return try await write { db in
+            let after = self.inFlightThrough.withLock { $0 }
+            let cursor = try Row.fetchCursor(
+                db, sql: "SELECT seq, collection, id, delta, bytes FROM queue WHERE seq > ? ORDER BY seq LIMIT ?",
+                arguments: [Int64(after), max(1, maxEntries)])
+            var batch = [QueueEntry]()
+            var size = 0
+            while let row = try cursor.next() {
+                let bytes: Int = row["bytes"]
+                if !batch.isEmpty && size + bytes > maxBytes { break }
+                batch.append(try Self.entry(row))
+                size += bytes
+            }
+            if let last = batch.last { self.inFlightThrough.withLock { $0 = last.sequence } }
+            return batch
+        }
+    }
+
+    public func acknowledge(through sequence: UInt64) async throws(WeftError) {
+        guard let bound = Int64(exactly: sequence) else { throw .invalidArgument("sequence \(sequence) is out of range") }
+        try await write { db in
+            let removed = try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes), 0) FROM queue WHERE seq <= ?", arguments: [bound]) ?? 0
+            try db.execute(sql: "DELETE FROM queue WHERE seq <= ?", arguments: [bound])
+            try db.execute(sql: "UPDATE meta SET value = value - ? WHERE key = 'queue_bytes'", arguments: [removed])
+        }
+    }
+
+    public func releaseInFlight() async throws(WeftError) {
+        try await write { _ in self.inFlightThrough.withLock { $0 = 0 } }
+    }
+
+    // MARK: ReplicaStorage
+
+    public func commitLocalWrite(key: DocumentKey, record: DocumentRecord, delta: DocumentRecord, maxQueueBytes: Int)
+        async throws(WeftError) -> UInt64
+    {
+        let recordBytes = Data(record.encoded())
+        return try await write { db in
+            let current = try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'queue_bytes'") ?? 0
+            let after = self.inFlightThrough.withLock { $0 }
+            let sequence: Int64
+            let growth: Int
+            if let pending = try Row.fetchOne(
+                db,
+                sql: "SELECT seq, delta, bytes FROM queue WHERE collection = ? AND id = ? AND seq > ? ORDER BY seq DESC LIMIT 1",
+                arguments: [key.collection.rawValue, key.id.rawValue, Int64(after)])
+            {
+                // Coalesce: join the new delta into the document's pending entry.
+                let joined = try Self.decodeRecord(pending["delta"], "the queue entry for \(key)").merged(with: delta)
+                let joinedBytes = joined.encoded()
+                let size = QueueEntry.byteCount(key: key, deltaBytes: joinedBytes.count)
+                growth = size - (pending["bytes"] as Int)
+                guard current + growth <= maxQueueBytes else {
+                    throw WeftError.queueFull(current: current, needed: growth, limit: maxQueueBytes)
+                }
+                sequence = pending["seq"]
+                try db.execute(
+                    sql: "UPDATE queue SET delta = ?, bytes = ? WHERE seq = ?",
+                    arguments: [Data(joinedBytes), size, sequence])
+            } else {
+                let deltaBytes = delta.encoded()
+                let size = QueueEntry.byteCount(key: key, deltaBytes: deltaBytes.count)
+                growth = size
+                guard current + growth <= maxQueueBytes else {
+                    throw WeftError.queueFull(current: current, needed: growth, limit: maxQueueBytes)
+                }
+                try db.execute(
+                    sql: "INSERT INTO queue (collection, id, delta, bytes) VALUES (?, ?, ?, ?)",
+                    arguments: [key.collection.rawValue, key.id.rawValue, Data(deltaBytes), size])
+                sequence = db.lastInsertedRowID
+            }
+            try db.execute(sql: "UPDATE meta SET value = value + ? WHERE key = 'queue_bytes'", arguments: [growth])
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO documents (collection, id, record, deleted) VALUES (?, ?, ?, ?)",
+                arguments: [key.collection.rawValue, key.id.rawValue, recordBytes, record.isDeleted])
+            return UInt64(sequence)
+        }
+    }
+
+    /// Runs SQLite's `PRAGMA integrity_check` and returns its findings (`["ok"]` when sound).
+    public func integrityCheck() async throws(WeftError) -> [String] {
+        try await read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
+    }
+}
+
+extension Replica {
+    /// Opens the replica stored at `path`, creating the database on first use.
+    ///
+    /// The ``ReplicaID`` is created once, with the database, and kept in it.
+    public static func open(
+        path: String,
+        configuration: ReplicaConfiguration = ReplicaConfiguration(),
+        timeSource: any PhysicalTimeSource = SystemTimeSource()
+    ) async throws(WeftError) -> Replica {
+        try configuration.validate()
+        let storage = try SQLiteReplicaStorage(path: path, durability: configuration.durability)
+        return try await Replica(storage: storage, configuration: configuration, timeSource: timeSource)
+    }
+}
