@@ -26,10 +26,6 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     public init(path: String, durability: Durability = .normal) throws(WeftError) {
         self.path = path
         var configuration = Configuration()
-        let synchronous = durability == .full ? "FULL" : "NORMAL"
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
-        }
         configuration.label = "weft.replica"
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
@@ -39,6 +35,10 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                     "\(path) was written by a newer version of Weft (its schema has migrations this build does not know)")
             }
             try migrator.migrate(pool)
+            // GRDB sets synchronous = NORMAL when it switches the writer to WAL, so set the level
+            // afterwards, on the one writer connection (the setting is per connection).
+            let synchronous = durability == .full ? "FULL" : "NORMAL"
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(synchronous)") }
             try pool.write { db in
                 try db.execute(
                     sql: "INSERT OR IGNORE INTO meta (key, value) VALUES ('replica_id', ?)",
@@ -240,50 +240,58 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
 
     // MARK: ReplicaStorage
 
-    public func commitLocalWrite(key: DocumentKey, record: DocumentRecord, delta: DocumentRecord, maxQueueBytes: Int)
-        async throws(WeftError) -> UInt64
-    {
-        let recordBytes = Data(record.encoded())
+    public func commitLocalWrites(_ writes: [LocalWrite], maxQueueBytes: Int) async throws(WeftError) -> [UInt64] {
+        let prepared = writes.map { write in (write, Data(write.record.encoded())) }
         return try await write { db in
-            let current = try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'queue_bytes'") ?? 0
-            let after = self.inFlightThrough.withLock { $0 }
-            let sequence: Int64
-            let growth: Int
-            if let pending = try Row.fetchOne(
-                db,
-                sql: "SELECT seq, delta, bytes FROM queue WHERE collection = ? AND id = ? AND seq > ? ORDER BY seq DESC LIMIT 1",
-                arguments: [key.collection.rawValue, key.id.rawValue, Int64(after)])
-            {
-                // Coalesce: join the new delta into the document's pending entry.
-                let joined = try Self.decodeRecord(pending["delta"], "the queue entry for \(key)").merged(with: delta)
-                let joinedBytes = joined.encoded()
-                let size = QueueEntry.byteCount(key: key, deltaBytes: joinedBytes.count)
-                growth = size - (pending["bytes"] as Int)
-                guard current + growth <= maxQueueBytes else {
-                    throw WeftError.queueFull(current: current, needed: growth, limit: maxQueueBytes)
+            let start = try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'queue_bytes'") ?? 0
+            var current = start
+            let after = Int64(self.inFlightThrough.withLock { $0 })
+            var sequences = [UInt64]()
+            for (write, recordBytes) in prepared {
+                let key = write.key
+                if let pending = try Row.fetchOne(
+                    db,
+                    sql: "SELECT seq, delta, bytes FROM queue WHERE collection = ? AND id = ? AND seq > ? ORDER BY seq DESC LIMIT 1",
+                    arguments: [key.collection.rawValue, key.id.rawValue, after])
+                {
+                    // Coalesce: join the new delta into the document's pending entry.
+                    let joined = try Self.decodeRecord(pending["delta"], "the queue entry for \(key)").merged(with: write.delta)
+                    let joinedBytes = joined.encoded()
+                    let size = QueueEntry.byteCount(key: key, deltaBytes: joinedBytes.count)
+                    let growth = size - (pending["bytes"] as Int)
+                    guard current + growth <= maxQueueBytes else {
+                        throw WeftError.queueFull(current: start, needed: current + growth - start, limit: maxQueueBytes)
+                    }
+                    let sequence: Int64 = pending["seq"]
+                    try db.execute(
+                        sql: "UPDATE queue SET delta = ?, bytes = ? WHERE seq = ?",
+                        arguments: [Data(joinedBytes), size, sequence])
+                    current += growth
+                    sequences.append(UInt64(sequence))
+                } else {
+                    let deltaBytes = write.delta.encoded()
+                    let size = QueueEntry.byteCount(key: key, deltaBytes: deltaBytes.count)
+                    guard current + size <= maxQueueBytes else {
+                        throw WeftError.queueFull(current: start, needed: current + size - start, limit: maxQueueBytes)
+                    }
+                    try db.execute(
+                        sql: "INSERT INTO queue (collection, id, delta, bytes) VALUES (?, ?, ?, ?)",
+                        arguments: [key.collection.rawValue, key.id.rawValue, Data(deltaBytes), size])
+                    current += size
+                    sequences.append(UInt64(db.lastInsertedRowID))
                 }
-                sequence = pending["seq"]
                 try db.execute(
-                    sql: "UPDATE queue SET delta = ?, bytes = ? WHERE seq = ?",
-                    arguments: [Data(joinedBytes), size, sequence])
-            } else {
-                let deltaBytes = delta.encoded()
-                let size = QueueEntry.byteCount(key: key, deltaBytes: deltaBytes.count)
-                growth = size
-                guard current + growth <= maxQueueBytes else {
-                    throw WeftError.queueFull(current: current, needed: growth, limit: maxQueueBytes)
-                }
-                try db.execute(
-                    sql: "INSERT INTO queue (collection, id, delta, bytes) VALUES (?, ?, ?, ?)",
-                    arguments: [key.collection.rawValue, key.id.rawValue, Data(deltaBytes), size])
-                sequence = db.lastInsertedRowID
+                    sql: "INSERT OR REPLACE INTO documents (collection, id, record, deleted) VALUES (?, ?, ?, ?)",
+                    arguments: [key.collection.rawValue, key.id.rawValue, recordBytes, write.record.isDeleted])
             }
-            try db.execute(sql: "UPDATE meta SET value = value + ? WHERE key = 'queue_bytes'", arguments: [growth])
-            try db.execute(
-                sql: "INSERT OR REPLACE INTO documents (collection, id, record, deleted) VALUES (?, ?, ?, ?)",
-                arguments: [key.collection.rawValue, key.id.rawValue, recordBytes, record.isDeleted])
-            return UInt64(sequence)
+            try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'queue_bytes'", arguments: [current])
+            return sequences
         }
+    }
+
+    /// The connection's `PRAGMA synchronous` value: 1 for NORMAL, 2 for FULL.
+    public func synchronousSetting() async throws(WeftError) -> Int {
+        try await write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
     }
 
     /// Runs SQLite's `PRAGMA integrity_check` and returns its findings (`["ok"]` when sound).

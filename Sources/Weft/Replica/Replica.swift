@@ -93,44 +93,163 @@ public actor Replica {
     /// The offline queue's exact size in bytes.
     public func queuedBytes() async throws(WeftError) -> Int { try await storage.totalBytes() }
 
-    /// Writes one document: reads its record, lets `edit` change it, and commits the new record
-    /// and its delta together.
-    ///
-    /// - Parameter expectation: whether the document must exist (live), must not, or either.
+    // MARK: Writing
+
+    /// One write waiting to be committed.
+    struct Operation: Sendable {
+        let key: DocumentKey
+        let expectation: Expectation
+        let deleting: Bool
+        let edit: @Sendable (inout DocumentEditor) throws(WeftError) -> Void
+    }
+
+    enum Expectation: Sendable { case mustExist, mustNotExist, any }
+
+    private var writing = false
+    private var writeWaiters: [CheckedContinuation<Void, Never>] = []
+
+    /// Runs `body` with no other write of this replica in progress, so each write reads the
+    /// record the previous one committed (the actor alone would interleave at suspension points).
+    private func exclusively<T>(_ body: () async throws(WeftError) -> T) async throws(WeftError) -> T {
+        if writing {
+            await withCheckedContinuation { writeWaiters.append($0) }
+        } else {
+            writing = true
+        }
+        defer {
+            if writeWaiters.isEmpty {
+                writing = false
+            } else {
+                writeWaiters.removeFirst().resume()
+            }
+        }
+        return try await body()
+    }
+
+    /// Commits `operations` in one transaction: each reads the record the previous one left,
+    /// edits it with its own stamp, and all records and queue entries are stored atomically.
+    func commit(_ operations: [Operation]) async throws(WeftError) -> [DocumentRecord] {
+        try await exclusively { () async throws(WeftError) -> [DocumentRecord] in
+            var known: [DocumentKey: DocumentRecord?] = [:]
+            var writes = [LocalWrite]()
+            var changes = [ReplicaChange]()
+            var lastStamp: HLCTimestamp?
+            for operation in operations {
+                let key = operation.key
+                let current: DocumentRecord?
+                if let cached = known[key] {
+                    current = cached
+                } else {
+                    current = try await storage.record(for: key)
+                }
+                let live = current.map { !$0.isDeleted } ?? false
+                switch operation.expectation {
+                case .mustExist where !live: throw .documentNotFound(key)
+                case .mustNotExist where live: throw .documentExists(key)
+                default: break
+                }
+                let stamp = clock.now()
+                lastStamp = stamp
+                var editor = DocumentEditor(document: current?.body ?? Document(), stamp: stamp)
+                if operation.deleting || !live {
+                    // A delete clears the fields (the tombstone keeps only the flag and the version);
+                    // re-creating a deleted document starts it empty.
+                    for field in editor.document.keys { editor.removeField(field) }
+                }
+                if !operation.deleting { try operation.edit(&editor) }
+                var version = current?.version ?? VersionVector()
+                version.increment(replicaID)
+                let delta = DocumentRecord(
+                    body: editor.delta, deletion: LWWRegister(operation.deleting, stamp: stamp), version: version)
+                var record = current ?? DocumentRecord(body: Document(), deletion: delta.deletion, version: VersionVector())
+                record.merge(delta)
+                known[key] = record
+                writes.append(LocalWrite(key: key, record: record, delta: delta))
+                changes.append(ReplicaChange(key: key, origin: .local, isDeleted: operation.deleting, stamp: stamp))
+            }
+            guard !writes.isEmpty else { return [] }
+            _ = try await storage.commitLocalWrites(writes, maxQueueBytes: configuration.maxQueueBytes)
+            if let lastStamp {
+                do {
+                    try await storage.saveLastStamp(lastStamp)
+                } catch {
+                    // Stamps stay monotonic in this process; after a restart the clock resumes from
+                    // the stored stamp, and physical time has moved on.
+                    logger.warning("could not persist the clock", metadata: ["error": "\(error)"])
+                }
+            }
+            for change in changes { publish(change) }
+            return writes.map(\.record)
+        }
+    }
+
     func write(
         _ key: DocumentKey, expectation: Expectation, deleting: Bool = false,
-        _ edit: @Sendable (inout DocumentEditor) throws(WeftError) -> Void
+        _ edit: @escaping @Sendable (inout DocumentEditor) throws(WeftError) -> Void
     ) async throws(WeftError) -> DocumentRecord {
-        let current = try await storage.record(for: key)
-        let live = current.map { !$0.isDeleted } ?? false
-        switch expectation {
-        case .mustExist where !live: throw .documentNotFound(key)
-        case .mustNotExist where live: throw .documentExists(key)
-        default: break
-        }
-        let stamp = clock.now()
-        var editor = DocumentEditor(document: current?.body ?? Document(), stamp: stamp)
-        if deleting || !live {
-            // A delete clears the fields (the tombstone keeps only the flag and the version);
-            // re-creating a deleted document starts it empty.
-            for field in editor.document.keys { editor.removeField(field) }
-        }
-        if !deleting { try edit(&editor) }
-        var version = current?.version ?? VersionVector()
-        version.increment(replicaID)
-        let delta = DocumentRecord(body: editor.delta, deletion: LWWRegister(deleting, stamp: stamp), version: version)
-        var record = current ?? DocumentRecord(body: Document(), deletion: delta.deletion, version: VersionVector())
-        record.merge(delta)
-        _ = try await storage.commitLocalWrite(
-            key: key, record: record, delta: delta, maxQueueBytes: configuration.maxQueueBytes)
-        do {
-            try await storage.saveLastStamp(stamp)
-        } catch {
-            logger.warning("could not persist the clock", metadata: ["error": "\(error)"])
-        }
-        publish(ReplicaChange(key: key, origin: .local, isDeleted: deleting, stamp: stamp))
+        let records = try await commit([Operation(key: key, expectation: expectation, deleting: deleting, edit: edit)])
+        guard let record = records.first else { throw .storage("the write produced no record") }
         return record
     }
 
-    enum Expectation { case mustExist, mustNotExist, any }
+    /// Commits several writes, to any collections, in one transaction: all or none.
+    ///
+    /// ```swift
+    /// try await replica.batch { batch in
+    ///     for reading in readings {
+    ///         try batch.upsert("readings", reading.id) { $0.set("celsius", to: .double(reading.value)) }
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// - Throws: the first error of any write (``WeftError/Kind/documentExists``,
+    ///   ``WeftError/Kind/queueFull``…); then nothing of the batch was written.
+    public func batch(_ build: (inout ReplicaBatch) throws(WeftError) -> Void) async throws(WeftError) {
+        var batch = ReplicaBatch()
+        try build(&batch)
+        _ = try await commit(batch.operations)
+    }
+}
+
+/// Writes collected by ``Replica/batch(_:)`` and committed together.
+public struct ReplicaBatch: Sendable {
+    var operations: [Replica.Operation] = []
+
+    private func key(_ collection: String, _ id: String) throws(WeftError) -> DocumentKey {
+        DocumentKey(collection: try CollectionName(collection), id: try DocumentID(id))
+    }
+
+    /// Creates a document; the batch fails if it exists.
+    public mutating func create(
+        _ collection: String, _ id: String, _ edit: @escaping @Sendable (inout DocumentEditor) throws(WeftError) -> Void
+    ) throws(WeftError) {
+        operations.append(.init(key: try key(collection, id), expectation: .mustNotExist, deleting: false, edit: edit))
+    }
+
+    /// Updates a document; the batch fails if it does not exist.
+    public mutating func update(
+        _ collection: String, _ id: String, _ edit: @escaping @Sendable (inout DocumentEditor) throws(WeftError) -> Void
+    ) throws(WeftError) {
+        operations.append(.init(key: try key(collection, id), expectation: .mustExist, deleting: false, edit: edit))
+    }
+
+    /// Creates or updates a document.
+    public mutating func upsert(
+        _ collection: String, _ id: String, _ edit: @escaping @Sendable (inout DocumentEditor) throws(WeftError) -> Void
+    ) throws(WeftError) {
+        operations.append(.init(key: try key(collection, id), expectation: .any, deleting: false, edit: edit))
+    }
+
+    /// Deletes a document; the batch fails if it does not exist.
+    public mutating func delete(_ collection: String, _ id: String) throws(WeftError) {
+        operations.append(.init(key: try key(collection, id), expectation: .mustExist, deleting: true, edit: { _ in }))
+    }
+
+    /// Stores a `Codable` value as a document, writing only the fields that differ.
+    public mutating func put<T: Encodable & Sendable>(_ collection: String, _ id: String, _ value: T) throws(WeftError) {
+        operations.append(
+            .init(key: try key(collection, id), expectation: .any, deleting: false) { editor throws(WeftError) in
+                try editor.replace(with: value)
+            })
+    }
 }

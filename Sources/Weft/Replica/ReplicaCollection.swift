@@ -17,7 +17,7 @@ public struct ReplicaCollection: Sendable {
     /// Creates document `id`.
     /// - Throws: ``WeftError/Kind/documentExists`` if a live document has that id.
     @discardableResult
-    public func create(_ id: String, _ edit: @Sendable (inout DocumentEditor) throws(WeftError) -> Void) async throws(WeftError)
+    public func create(_ id: String, _ edit: @escaping @Sendable (inout DocumentEditor) throws(WeftError) -> Void) async throws(WeftError)
         -> Document
     {
         try await replica.write(try key(id), expectation: .mustNotExist, edit).body
@@ -26,7 +26,7 @@ public struct ReplicaCollection: Sendable {
     /// Updates document `id` in place.
     /// - Throws: ``WeftError/Kind/documentNotFound`` if there is no live document with that id.
     @discardableResult
-    public func update(_ id: String, _ edit: @Sendable (inout DocumentEditor) throws(WeftError) -> Void) async throws(WeftError)
+    public func update(_ id: String, _ edit: @escaping @Sendable (inout DocumentEditor) throws(WeftError) -> Void) async throws(WeftError)
         -> Document
     {
         try await replica.write(try key(id), expectation: .mustExist, edit).body
@@ -34,7 +34,7 @@ public struct ReplicaCollection: Sendable {
 
     /// Creates document `id`, or updates it if it exists.
     @discardableResult
-    public func upsert(_ id: String, _ edit: @Sendable (inout DocumentEditor) throws(WeftError) -> Void) async throws(WeftError)
+    public func upsert(_ id: String, _ edit: @escaping @Sendable (inout DocumentEditor) throws(WeftError) -> Void) async throws(WeftError)
         -> Document
     {
         try await replica.write(try key(id), expectation: .any, edit).body
@@ -82,7 +82,7 @@ public struct ReplicaCollection: Sendable {
 
     /// Reads document `id` as a `T`, lets `body` change it, and writes back the fields that changed.
     /// - Throws: ``WeftError/Kind/documentNotFound`` if there is no live document with that id.
-    public func update<T: Codable>(_ id: String, as type: T.Type, _ body: @Sendable (inout T) throws -> Void) async throws(WeftError) {
+    public func update<T: Codable>(_ id: String, as type: T.Type, _ body: @escaping @Sendable (inout T) throws -> Void) async throws(WeftError) {
         let key = try key(id)
         _ = try await replica.write(key, expectation: .mustExist) { editor throws(WeftError) in
             var value: T

@@ -55,20 +55,36 @@ public protocol ChangeQueue: Sendable {
     func releaseInFlight() async throws(WeftError)
 }
 
+/// One local write, as committed: the document's new record and the delta to queue.
+public struct LocalWrite: Sendable {
+    /// The document written.
+    public let key: DocumentKey
+    /// The document's record after the write.
+    public let record: DocumentRecord
+    /// The write's delta, for the queue.
+    public let delta: DocumentRecord
+
+    /// Creates a write.
+    public init(key: DocumentKey, record: DocumentRecord, delta: DocumentRecord) {
+        self.key = key
+        self.record = record
+        self.delta = delta
+    }
+}
+
 /// A document store and its change queue, written together.
 ///
 /// ## Contract
 ///
 /// In addition to the contracts of ``DocumentStore`` and ``ChangeQueue``:
 ///
-/// 1. ``commitLocalWrite(key:record:delta:maxQueueBytes:)`` stores `record` for `key` and
-///    enqueues `delta` (coalescing as in ``ChangeQueue`` point 4) in **one atomic step**: after a
-///    crash at any moment, either both happened or neither did.
+/// 1. ``commitLocalWrites(_:maxQueueBytes:)`` stores every write's record and enqueues its
+///    delta (coalescing as in ``ChangeQueue`` point 4, also between writes of one call) in
+///    **one atomic step**: after a crash at any moment, either all of it happened or none did.
 /// 2. If the queue would exceed `maxQueueBytes`, it throws ``WeftError/Kind/queueFull`` and
-///    changes nothing: the document keeps its old record and no queued byte is dropped.
-/// 3. It returns the sequence number of the entry that now holds the delta.
+///    changes nothing: every document keeps its old record and no queued byte is dropped.
+/// 3. It returns, for each write in order, the sequence number of the entry holding its delta.
 public protocol ReplicaStorage: DocumentStore, ChangeQueue {
-    /// Stores a local write and its queue entry atomically.
-    func commitLocalWrite(key: DocumentKey, record: DocumentRecord, delta: DocumentRecord, maxQueueBytes: Int)
-        async throws(WeftError) -> UInt64
+    /// Stores local writes and their queue entries atomically.
+    func commitLocalWrites(_ writes: [LocalWrite], maxQueueBytes: Int) async throws(WeftError) -> [UInt64]
 }

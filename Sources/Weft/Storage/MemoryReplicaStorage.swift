@@ -76,30 +76,45 @@ public actor MemoryReplicaStorage: ReplicaStorage {
         }
     }
 
-    public func commitLocalWrite(key: DocumentKey, record: DocumentRecord, delta: DocumentRecord, maxQueueBytes: Int)
-        throws(WeftError) -> UInt64
-    {
-        if let index = pendingIndex[key] {
-            let old = queue[index]
-            let joined = old.delta.merged(with: delta)
-            let size = QueueEntry.byteCount(key: key, deltaBytes: joined.encoded().count)
-            let growth = size - old.byteCount
-            guard bytes + growth <= maxQueueBytes else {
-                throw .queueFull(current: bytes, needed: growth, limit: maxQueueBytes)
+    public func commitLocalWrites(_ writes: [LocalWrite], maxQueueBytes: Int) throws(WeftError) -> [UInt64] {
+        // Apply to copies, then swap them in: a refused write leaves everything as it was.
+        var queue = self.queue
+        var pendingIndex = self.pendingIndex
+        var documents = self.documents
+        var bytes = self.bytes
+        var nextSequence = self.nextSequence
+        var sequences = [UInt64]()
+        for write in writes {
+            let key = write.key
+            if let index = pendingIndex[key] {
+                let old = queue[index]
+                let joined = old.delta.merged(with: write.delta)
+                let size = QueueEntry.byteCount(key: key, deltaBytes: joined.encoded().count)
+                let growth = size - old.byteCount
+                guard bytes + growth <= maxQueueBytes else {
+                    throw .queueFull(current: self.bytes, needed: bytes + growth - self.bytes, limit: maxQueueBytes)
+                }
+                queue[index] = QueueEntry(sequence: old.sequence, key: key, delta: joined, byteCount: size)
+                bytes += growth
+                sequences.append(old.sequence)
+            } else {
+                let size = QueueEntry.byteCount(key: key, deltaBytes: write.delta.encoded().count)
+                guard bytes + size <= maxQueueBytes else {
+                    throw .queueFull(current: self.bytes, needed: bytes + size - self.bytes, limit: maxQueueBytes)
+                }
+                queue.append(QueueEntry(sequence: nextSequence, key: key, delta: write.delta, byteCount: size))
+                pendingIndex[key] = queue.count - 1
+                sequences.append(nextSequence)
+                nextSequence += 1
+                bytes += size
             }
-            queue[index] = QueueEntry(sequence: old.sequence, key: key, delta: joined, byteCount: size)
-            bytes += growth
-            documents[key] = record
-            return old.sequence
+            documents[key] = write.record
         }
-        let size = QueueEntry.byteCount(key: key, deltaBytes: delta.encoded().count)
-        guard bytes + size <= maxQueueBytes else { throw .queueFull(current: bytes, needed: size, limit: maxQueueBytes) }
-        let sequence = nextSequence
-        nextSequence += 1
-        queue.append(QueueEntry(sequence: sequence, key: key, delta: delta, byteCount: size))
-        pendingIndex[key] = queue.count - 1
-        bytes += size
-        documents[key] = record
-        return sequence
+        self.queue = queue
+        self.pendingIndex = pendingIndex
+        self.documents = documents
+        self.bytes = bytes
+        self.nextSequence = nextSequence
+        return sequences
     }
 }
