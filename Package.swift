@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(
             name: "DocExamplesTests",
             dependencies: [
-                "WeftCRDT", "WeftTesting",
+                "WeftCRDT", "WeftTesting", "Weft", "WeftSQLite",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

@@ -183,18 +183,18 @@ struct ReplicaTests {
     @Test func aBatchIsAllOrNothing() async throws {
         let directory = TemporaryDirectory()
         let replica = try await openSQLite(directory)
-        try await replica.batch { batch throws(WeftError) in
+        try await replica.batch { batch in
             for index in 0..<50 { try batch.upsert("readings", "r\(index)") { $0.set("v", to: .int(Int64(index))) } }
         }
         #expect(try await replica.collection("readings").list().count == 50)
         let before = try await replica.queuedChanges()
         do {
-            try await replica.batch { batch throws(WeftError) in
+            try await replica.batch { batch in
                 try batch.upsert("readings", "new") { $0.set("v", to: 1) }
                 try batch.create("readings", "r3") { $0.set("v", to: 1) }  // exists: the batch fails
             }
             Issue.record("the batch must fail")
-        } catch {
+        } catch let error as WeftError {
             #expect(error.kind == .documentExists)
         }
         #expect(try await replica.collection("readings").get("new") == nil)

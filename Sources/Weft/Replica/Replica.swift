@@ -202,9 +202,10 @@ public actor Replica {
     /// }
     /// ```
     ///
-    /// - Throws: the first error of any write (``WeftError/Kind/documentExists``,
-    ///   ``WeftError/Kind/queueFull``…); then nothing of the batch was written.
-    public func batch(_ build: (inout ReplicaBatch) throws(WeftError) -> Void) async throws(WeftError) {
+    /// - Throws: an error thrown by `build`, or the first ``WeftError`` of any write
+    ///   (``WeftError/Kind/documentExists``, ``WeftError/Kind/queueFull``…); then nothing of the
+    ///   batch was written.
+    public func batch(_ build: (inout ReplicaBatch) throws -> Void) async throws {
         var batch = ReplicaBatch()
         try build(&batch)
         _ = try await commit(batch.operations)
