@@ -4,17 +4,21 @@
 //
 //     swift package benchmark                         # ordo-one/benchmark suites
 //     swift run -c release weft-bench-json            # JSON figures for ../Benchmarks/compare.py
+//     swift run -c release weft-replica-bench         # JSON figures: replica against raw SQLite
 import PackageDescription
 
 let package = Package(
     name: "WeftBenchmarks",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "weft-bench-json", targets: ["WeftBenchJSON"])
+        .executable(name: "weft-bench-json", targets: ["WeftBenchJSON"]),
+        .executable(name: "weft-replica-bench", targets: ["WeftReplicaBenchCLI"]),
     ],
     dependencies: [
         .package(name: "Weft", path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        // The raw-SQLite baseline of the replica benchmarks (the same GRDB that WeftSQLite uses).
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // The workloads, shared by the ordo-one suites and weft-bench-json so both measure the same thing.
@@ -25,6 +29,23 @@ let package = Package(
         .executableTarget(
             name: "WeftBenchJSON",
             dependencies: ["WeftBenchWorkloads", .product(name: "WeftCRDT", package: "Weft")]
+        ),
+        // The replica workloads (Weft on SQLite against raw SQLite doing the same upserts), shared
+        // by the ReplicaWrites suite and weft-replica-bench.
+        .target(
+            name: "WeftReplicaBench",
+            dependencies: [
+                .product(name: "Weft", package: "Weft"),
+                .product(name: "WeftSQLite", package: "Weft"),
+                .product(name: "WeftCRDT", package: "Weft"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            path: "Sources/WeftReplicaBench/Library"
+        ),
+        .executableTarget(
+            name: "WeftReplicaBenchCLI",
+            dependencies: ["WeftReplicaBench"],
+            path: "Sources/WeftReplicaBench/CLI"
         ),
     ],
     swiftLanguageModes: [.v6]
@@ -45,3 +66,16 @@ for name in ["B3", "MapMerge100k", "ORSetMerge100k", "ReplicaBaseline"] {
         )
     )
 }
+
+// The replica suite: Weft's SQLite replica against raw SQLite (see Sources/WeftReplicaBench).
+package.targets.append(
+    .executableTarget(
+        name: "ReplicaWrites",
+        dependencies: [
+            "WeftReplicaBench",
+            .product(name: "Benchmark", package: "benchmark"),
+        ],
+        path: "Benchmarks/ReplicaWrites",
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    )
+)

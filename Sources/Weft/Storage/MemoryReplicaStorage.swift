@@ -43,7 +43,7 @@ public actor MemoryReplicaStorage: ReplicaStorage {
         var batch = [QueueEntry]()
         var size = 0
         for entry in queue where entry.sequence > inFlightThrough {
-            if batch.count >= maxEntries || (!batch.isEmpty && size + entry.byteCount > maxBytes) { break }
+            if batch.count >= max(1, maxEntries) || (!batch.isEmpty && size + entry.byteCount > maxBytes) { break }
             batch.append(entry)
             size += entry.byteCount
         }
