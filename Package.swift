@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "WeftCRDT", targets: ["WeftCRDT"]),
         .library(name: "WeftTesting", targets: ["WeftTesting"]),
+        .library(name: "WeftWire", targets: ["WeftWire"]),
         .library(name: "Weft", targets: ["Weft"]),
         .library(name: "WeftSQLite", targets: ["WeftSQLite"]),
         .executable(name: "weft-example-merge", targets: ["WeftExampleMerge"]),
@@ -24,6 +25,16 @@ let package = Package(
                 "WeftCRDT",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
+        ),
+        // The system zstd library (Debian: libzstd-dev), for wire compression.
+        .systemLibrary(
+            name: "CZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]
+        ),
+        .target(
+            name: "WeftWire",
+            dependencies: ["WeftCRDT", "CZstd"]
         ),
         .target(
             name: "Weft",
@@ -64,6 +75,10 @@ let package = Package(
                 "Weft", "WeftSQLite", "WeftCRDT", "WeftTesting",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
+        ),
+        .testTarget(
+            name: "WeftWireTests",
+            dependencies: ["WeftWire", "WeftCRDT", "WeftTesting", "CZstd"]
         ),
         .testTarget(
             name: "DocExamplesTests",

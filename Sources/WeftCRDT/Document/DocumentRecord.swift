@@ -1,4 +1,4 @@
-import WeftCRDT
+
 
 /// Everything a replica stores and syncs for one document: the CRDT body, a deletion flag and
 /// a version vector.

@@ -1,0 +1,180 @@
+import CZstd
+import Foundation
+import Testing
+import WeftCRDT
+import WeftTesting
+import WeftWire
+
+private let replicaA = ReplicaID(high: 0xA, low: 1)
+private let replicaB = ReplicaID(high: 0xB, low: 2)
+
+private func record(_ field: String, _ value: Int64, wall: UInt64, replica: ReplicaID = replicaA) -> DocumentRecord {
+    let stamp = HLCTimestamp(wallMilliseconds: wall, counter: 0, replica: replica)
+    var body = Document()
+    body.set(field, to: .int(value), at: stamp)
+    var version = VersionVector()
+    version[replica] = 1
+    return DocumentRecord(body: body, deletion: LWWRegister(false, stamp: stamp), version: version)
+}
+
+enum WireSamples {
+    static let push = PushRequest(
+        replica: replicaA,
+        changes: [
+            PushedChange(sequence: 7, key: WireKey(collection: "orders", id: "o1"), delta: record("qty", 3, wall: 1_700_000_000_000)),
+            PushedChange(sequence: 9, key: WireKey(collection: "orders", id: "o2"), delta: record("qty", 5, wall: 1_700_000_000_001)),
+        ])
+    static let pushResponse = PushResponse(appliedThrough: 9, rejected: [.init(sequence: 8, reason: "document too large")])
+    static let pullRequest = PullRequest(after: 41, maximumChanges: 500, maximumBytes: 65_536, waitMilliseconds: 25_000)
+    static let pullResponse = PullResponse(
+        changes: [
+            PulledChange(serverSequence: 42, key: WireKey(collection: "orders", id: "o1"), record: record("qty", 3, wall: 1_700_000_000_000)),
+            PulledChange(serverSequence: 45, key: WireKey(collection: "orders", id: "o3"), record: record("qty", 1, wall: 1_700_000_000_002, replica: replicaB)),
+        ], cursor: 45, hasMore: true)
+
+    static func big(_ count: Int) -> PushRequest {
+        PushRequest(
+            replica: replicaA,
+            changes: (1...count).map { index in
+                PushedChange(
+                    sequence: UInt64(index), key: WireKey(collection: "readings", id: "sensor-\(index % 50)"),
+                    delta: record("celsius", Int64(index % 40), wall: 1_700_000_000_000 + UInt64(index)))
+            })
+    }
+}
+
+@Suite("Wire")
+struct WireTests {
+    @Test func everyMessageRoundTrips() throws {
+        #expect(try WireMessage.decode(PushRequest.self, from: WireMessage.encode(WireSamples.push)) == WireSamples.push)
+        #expect(try WireMessage.decode(PushResponse.self, from: WireMessage.encode(WireSamples.pushResponse)) == WireSamples.pushResponse)
+        #expect(try WireMessage.decode(PullRequest.self, from: WireMessage.encode(WireSamples.pullRequest)) == WireSamples.pullRequest)
+        #expect(try WireMessage.decode(PullResponse.self, from: WireMessage.encode(WireSamples.pullResponse)) == WireSamples.pullResponse)
+        let big = WireSamples.big(2_000)
+        #expect(try WireMessage.decode(PushRequest.self, from: WireMessage.encode(big)) == big)
+    }
+
+    @Test func largePayloadsAreCompressedAndSmallOnesAreNot() throws {
+        let small = WireMessage.encode(WireSamples.pullRequest)
+        #expect(small[4] == 0, "a small payload goes raw")
+        let bigMessage = WireSamples.big(2_000)
+        let raw = BinaryFormat.encode(bigMessage)
+        let framed = WireMessage.encode(bigMessage)
+        #expect(framed[4] == 1, "a large payload is compressed")
+        #expect(framed.count * 3 < raw.count, "zstd shrinks repetitive changes: \(framed.count) of \(raw.count) bytes")
+    }
+
+    @Test func aDecompressionBombIsRefusedBeforeAllocating() throws {
+        // 8 MiB of zeros compress to a few hundred bytes.
+        let zeros = [UInt8](repeating: 0, count: 8 << 20)
+        let frame = WireFrame.encode(zeros)
+        #expect(frame.count < 2_048)
+        let limits = WireLimits(maximumDecompressedBytes: 1 << 20)
+        do {
+            _ = try WireFrame.decode(frame, limits: limits)
+            Issue.record("the bomb was decompressed")
+        } catch {
+            #expect(error.isTooLarge)
+        }
+        // A header that lies about the size (small) while the zstd frame says 8 MiB is malformed.
+        var lying = Array(frame[0..<5])
+        var header = BinaryWriter()
+        header.writeVarint(1_000)
+        lying += header.bytes
+        lying += frame[(5 + varintLength(UInt64(8 << 20)))...]
+        #expect(throws: WireError.self) { try WireFrame.decode(lying, limits: limits) }
+    }
+
+    @Test func zstdFramesWithoutAContentSizeAreRefused() throws {
+        let payload = [UInt8](repeating: 7, count: 4_096)
+        let context = ZSTD_createCCtx()
+        defer { ZSTD_freeCCtx(context) }
+        ZSTD_CCtx_setParameter(context, ZSTD_c_contentSizeFlag, 0)
+        var compressed = [UInt8](repeating: 0, count: ZSTD_compressBound(payload.count))
+        let capacity = compressed.count
+        let size = payload.withUnsafeBytes { source in
+            compressed.withUnsafeMutableBytes { target in
+                ZSTD_compress2(context, target.baseAddress, capacity, source.baseAddress, payload.count)
+            }
+        }
+        #expect(ZSTD_isError(size) == 0)
+        var frame: [UInt8] = [0x57, 0x46, 0x54, 0x31, 1]
+        var header = BinaryWriter()
+        header.writeVarint(UInt64(payload.count))
+        frame += header.bytes + compressed[0..<size]
+        #expect(throws: WireError.self) { try WireFrame.decode(frame) }
+    }
+
+    @Test func malformedFramesAreRefused() throws {
+        let good = WireMessage.encode(WireSamples.big(300))
+        var cases: [(String, [UInt8])] = [
+            ("empty", []),
+            ("bad magic", [0x58] + good.dropFirst()),
+            ("unknown codec", Array(good[0..<4]) + [9] + good[5...]),
+            ("trailing bytes after zstd", good + [0, 1, 2]),
+            ("truncated", Array(good.prefix(good.count / 2))),
+        ]
+        let raw = WireMessage.encode(WireSamples.pullRequest)
+        cases.append(("raw length mismatch", raw + [0]))
+        for (name, bytes) in cases {
+            #expect(throws: WireError.self, "\(name)") { try WireMessage.decode(PushRequest.self, from: bytes) }
+        }
+        #expect(throws: WireError.self) {
+            try WireMessage.decode(PushRequest.self, from: good, limits: WireLimits(maximumFrameBytes: good.count - 1))
+        }
+        #expect(throws: WireError.self) {
+            try WireMessage.decode(PushRequest.self, from: good, limits: WireLimits(maximumChanges: 299))
+        }
+        // The wrong message type.
+        #expect(throws: WireError.self) { try WireMessage.decode(PullRequest.self, from: good) }
+    }
+
+    @Test func randomMutationsNeverCrash() {
+        var random = SplitMix64(seed: 0xF00D)
+        let seeds = [
+            WireMessage.encode(WireSamples.push), WireMessage.encode(WireSamples.pullResponse),
+            WireMessage.encode(WireSamples.big(300)), WireMessage.encode(WireSamples.pushResponse),
+        ]
+        var accepted = 0
+        for round in 0..<20_000 {
+            var bytes = seeds[round % seeds.count]
+            for _ in 0..<Int.random(in: 1...4, using: &random) where !bytes.isEmpty {
+                let index = Int.random(in: 0..<bytes.count, using: &random)
+                switch Int.random(in: 0..<3, using: &random) {
+                case 0: bytes[index] ^= UInt8.random(in: 1...255, using: &random)
+                case 1: bytes.remove(at: index)
+                default: bytes.insert(UInt8.random(in: 0...255, using: &random), at: index)
+                }
+            }
+            if (try? WireMessage.decode(PushRequest.self, from: bytes)) != nil { accepted += 1 }
+            if (try? WireMessage.decode(PullResponse.self, from: bytes)) != nil { accepted += 1 }
+        }
+        #expect(accepted < 20_000)
+    }
+
+    @Test func goldenFrames() throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fixtures/wire")
+        let samples: [(String, [UInt8])] = [
+            ("PushRequest", WireMessage.encode(WireSamples.push)),
+            ("PushResponse", WireMessage.encode(WireSamples.pushResponse)),
+            ("PullRequest", WireMessage.encode(WireSamples.pullRequest)),
+            ("PullResponse", WireMessage.encode(WireSamples.pullResponse)),
+        ]
+        for (name, bytes) in samples {
+            let url = fixtures.appendingPathComponent("\(name).hex")
+            let hex = bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+            if ProcessInfo.processInfo.environment["WEFT_REGENERATE_FIXTURES"] == "1" {
+                try (hex + "\n").write(to: url, atomically: true, encoding: .utf8)
+            }
+            let stored = try String(contentsOf: url, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(stored == hex, "\(name): the wire format changed; bump the frame or message version and regenerate")
+        }
+    }
+}
+
+private func varintLength(_ value: UInt64) -> Int {
+    var writer = BinaryWriter()
+    writer.writeVarint(value)
+    return writer.bytes.count
+}
