@@ -28,12 +28,21 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         var configuration = Configuration()
         configuration.label = "weft.replica"
         do {
-            pool = try DatabasePool(path: path, configuration: configuration)
             let migrator = Self.migrator
-            if try pool.read({ db in try migrator.hasBeenSuperseded(db) }) {
-                throw WeftError.schemaTooNew(
-                    "\(path) was written by a newer version of Weft (its schema has migrations this build does not know)")
+            if FileManager.default.fileExists(atPath: path) {
+                // Look before opening for writing: a read-only connection leaves a database from a
+                // newer Weft exactly as it found it.
+                var probeConfiguration = Configuration()
+                probeConfiguration.readonly = true
+                let probe = try DatabaseQueue(path: path, configuration: probeConfiguration)
+                let superseded = try probe.read { db in try migrator.hasBeenSuperseded(db) }
+                try probe.close()
+                if superseded {
+                    throw WeftError.schemaTooNew(
+                        "\(path) was written by a newer version of Weft (its schema has migrations this build does not know)")
+                }
             }
+            pool = try DatabasePool(path: path, configuration: configuration)
             try migrator.migrate(pool)
             // GRDB sets synchronous = NORMAL when it switches the writer to WAL, so set the level
             // afterwards, on the one writer connection (the setting is per connection).
@@ -106,9 +115,21 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         }
     }
 
+    /// A column's value, or ``Weft/WeftError/Kind/corrupt`` if it is missing or of another type
+    /// (GRDB's subscripts would trap on a damaged file).
+    static func column<T: DatabaseValueConvertible>(_ row: Row, _ name: String, _ type: T.Type) throws -> T {
+        do {
+            return try row.decode(T.self, forColumn: name)
+        } catch {
+            throw WeftError.corrupt("column \(name) does not hold a \(T.self): \(error)")
+        }
+    }
+
     static func key(_ row: Row) throws -> DocumentKey {
         do {
-            return DocumentKey(collection: try CollectionName(row["collection"]), id: try DocumentID(row["id"]))
+            return DocumentKey(
+                collection: try CollectionName(try column(row, "collection", String.self)),
+                id: try DocumentID(try column(row, "id", String.self)))
         } catch {
             throw WeftError.corrupt("a stored key is invalid: \(error)")
         }
@@ -176,9 +197,9 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
             var result = [(DocumentID, DocumentRecord)]()
             let cursor = try Row.fetchCursor(db, sql: sql, arguments: arguments)
             while let row = try cursor.next() {
-                let rawID: String = row["id"]
+                let rawID = try Self.column(row, "id", String.self)
                 guard let id = try? DocumentID(rawID) else { throw WeftError.corrupt("stored id \(rawID.debugDescription) is invalid") }
-                let record = try Self.decodeRecord(row["record"], "\(collection)/\(rawID)")
+                let record = try Self.decodeRecord(try Self.column(row, "record", Data.self), "\(collection)/\(rawID)")
                 guard filter.matches(id, record) else { continue }
                 result.append((id, record))
                 if let limit, result.count >= limit { break }
@@ -198,8 +219,11 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
 
     static func entry(_ row: Row) throws -> QueueEntry {
         let key = try key(row)
-        let delta = try decodeRecord(row["delta"], "the queue entry for \(key)")
-        return QueueEntry(sequence: UInt64(row["seq"] as Int64), key: key, delta: delta, byteCount: row["bytes"])
+        let delta = try decodeRecord(try column(row, "delta", Data.self), "the queue entry for \(key)")
+        let sequence = try column(row, "seq", Int64.self)
+        guard sequence > 0 else { throw WeftError.corrupt("queue sequence \(sequence) is not positive") }
+        return QueueEntry(
+            sequence: UInt64(sequence), key: key, delta: delta, byteCount: try column(row, "bytes", Int.self))
     }
 
     public func totalBytes() async throws(WeftError) -> Int {
@@ -215,7 +239,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
             var batch = [QueueEntry]()
             var size = 0
             while let row = try cursor.next() {
-                let bytes: Int = row["bytes"]
+                let bytes = try Self.column(row, "bytes", Int.self)
                 if !batch.isEmpty && size + bytes > maxBytes { break }
                 batch.append(try Self.entry(row))
                 size += bytes
@@ -255,14 +279,14 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                     arguments: [key.collection.rawValue, key.id.rawValue, after])
                 {
                     // Coalesce: join the new delta into the document's pending entry.
-                    let joined = try Self.decodeRecord(pending["delta"], "the queue entry for \(key)").merged(with: write.delta)
+                    let joined = try Self.decodeRecord(try Self.column(pending, "delta", Data.self), "the queue entry for \(key)").merged(with: write.delta)
                     let joinedBytes = joined.encoded()
                     let size = QueueEntry.byteCount(key: key, deltaBytes: joinedBytes.count)
-                    let growth = size - (pending["bytes"] as Int)
+                    let growth = size - (try Self.column(pending, "bytes", Int.self))
                     guard current + growth <= maxQueueBytes else {
                         throw WeftError.queueFull(current: start, needed: current + growth - start, limit: maxQueueBytes)
                     }
-                    let sequence: Int64 = pending["seq"]
+                    let sequence = try Self.column(pending, "seq", Int64.self)
                     try db.execute(
                         sql: "UPDATE queue SET delta = ?, bytes = ? WHERE seq = ?",
                         arguments: [Data(joinedBytes), size, sequence])
