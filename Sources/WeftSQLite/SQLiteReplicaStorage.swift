@@ -125,6 +125,18 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         }
     }
 
+    /// A non-negative integer from the meta table; anything else is ``Weft/WeftError/Kind/corrupt``.
+    static func metaInteger(_ db: Database, _ key: String) throws -> Int {
+        guard let row = try Row.fetchOne(db, sql: "SELECT value, typeof(value) AS type FROM meta WHERE key = ?", arguments: [key])
+        else { throw WeftError.corrupt("the meta value \(key) is missing") }
+        guard try column(row, "type", String.self) == "integer" else {
+            throw WeftError.corrupt("the meta value \(key) is not an integer")
+        }
+        let value = try column(row, "value", Int.self)
+        guard value >= 0 else { throw WeftError.corrupt("the meta value \(key) is negative") }
+        return value
+    }
+
     static func key(_ row: Row) throws -> DocumentKey {
         do {
             return DocumentKey(
@@ -150,8 +162,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                     throw WeftError.corrupt("the stored clock does not decode: \(error)")
                 }
             }
-            metadata.pullCursor = UInt64(
-                try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'pull_cursor'") ?? 0)
+            metadata.pullCursor = UInt64(try Self.metaInteger(db, "pull_cursor"))
             return metadata
         }
     }
@@ -227,7 +238,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     }
 
     public func totalBytes() async throws(WeftError) -> Int {
-        try await read { db in try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'queue_bytes'") ?? 0 }
+        try await read { db in try Self.metaInteger(db, "queue_bytes") }
     }
 
     public func nextBatch(maxBytes: Int, maxEntries: Int) async throws(WeftError) -> [QueueEntry] {
@@ -267,7 +278,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     public func commitLocalWrites(_ writes: [LocalWrite], maxQueueBytes: Int) async throws(WeftError) -> [UInt64] {
         let prepared = writes.map { write in (write, Data(write.record.encoded())) }
         return try await write { db in
-            let start = try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'queue_bytes'") ?? 0
+            let start = try Self.metaInteger(db, "queue_bytes")
             var current = start
             let after = Int64(self.inFlightThrough.withLock { $0 })
             var sequences = [UInt64]()
@@ -309,6 +320,11 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                     arguments: [key.collection.rawValue, key.id.rawValue, recordBytes, write.record.isDeleted])
             }
             try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'queue_bytes'", arguments: [current])
+            if let stamp = prepared.map(\.0.delta.lastStamp).max() {
+                // In the same transaction, so a restarted clock always resumes above every stored write.
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_stamp', ?)", arguments: [Data(stamp.encoded())])
+            }
             return sequences
         }
     }

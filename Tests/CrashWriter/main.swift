@@ -19,6 +19,14 @@
 //   ack <i> upsert d<k>              after write i returned
 //   ack <i> delete d<k>
 // The parent trusts only the lines it has read; a write may commit without its ack.
+//
+//     WeftCrashWriter read <db path> <collection> [<step>,<step>,...]
+//
+// The damaged-file tests' reader (Tests/WeftTests/DamagedFileTests.swift): opens the database and
+// runs the steps (default: integrity, replica, metadata, list, entries, bytes, batch, write;
+// also get:<id> and write:<id>), printing one line per step ("<step> ok <detail>" or
+// "<step> error <kind>"), and exits 0. Run in a child process, a trap on damaged input is a test
+// failure rather than the end of the test run.
 
 import Foundation
 import Weft
@@ -51,7 +59,82 @@ func emit(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
+/// The `read` mode: runs `steps` in order after opening; each either succeeds or reports a
+/// `WeftError`, and nothing may trap.
+func readEverything(path: String, collection collectionName: String, steps: [String]) async -> Never {
+    @discardableResult
+    func step(_ name: String, _ body: () async throws(WeftError) -> String) async -> Bool {
+        do {
+            // One line per step: findings such as integrity_check's may hold newlines.
+            let detail = try await body().split(whereSeparator: \.isNewline).joined(separator: " | ")
+            emit("\(name) ok \(detail)")
+            return true
+        } catch {
+            emit("\(name) error \(error.kind)")
+            return false
+        }
+    }
+    let collection: CollectionName
+    do { collection = try CollectionName(collectionName) } catch { fail("\(error)") }
+    var opened: SQLiteReplicaStorage?
+    await step("open") { () throws(WeftError) in
+        opened = try SQLiteReplicaStorage(path: path)
+        return "1"
+    }
+    guard let storage = opened else { exit(0) }
+    var replica: Replica?
+    func theReplica() async throws(WeftError) -> Replica {
+        if let replica { return replica }
+        let made = try await Replica(storage: storage)
+        replica = made
+        return made
+    }
+    for name in steps {
+        let parts = name.split(separator: ":", maxSplits: 1).map(String.init)
+        let argument = parts.count > 1 ? parts[1] : "reader-probe"
+        switch parts[0] {
+        case "integrity":
+            await step(name) { () async throws(WeftError) in try await storage.integrityCheck().joined(separator: ";") }
+        case "replica":
+            await step(name) { () async throws(WeftError) in "\(try await theReplica().replicaID)" }
+        case "metadata":
+            await step(name) { () async throws(WeftError) in "\(try await storage.metadata().replicaID)" }
+        case "list":
+            await step(name) { () async throws(WeftError) in
+                "\(try await storage.records(in: collection, where: DocumentFilter(includeDeleted: true), limit: nil).count)"
+            }
+        case "get":
+            await step(name) { () async throws(WeftError) in
+                let key = DocumentKey(collection: collection, id: try DocumentID(argument))
+                return "\(try await storage.record(for: key) != nil)"
+            }
+        case "entries":
+            await step(name) { () async throws(WeftError) in "\(try await storage.entries().count)" }
+        case "bytes":
+            await step(name) { () async throws(WeftError) in "\(try await storage.totalBytes())" }
+        case "batch":
+            await step(name) { () async throws(WeftError) in
+                "\(try await storage.nextBatch(maxBytes: 1 << 20, maxEntries: 100).count)"
+            }
+        case "write":
+            await step(name) { () async throws(WeftError) in
+                try await theReplica().collection(collectionName).upsert(argument) { $0.increment("probes") }
+                return "1"
+            }
+        default:
+            fail("unknown read step \(name)")
+        }
+    }
+    exit(0)
+}
+
 let arguments = CommandLine.arguments
+if (4...5).contains(arguments.count), arguments[1] == "read" {
+    let steps = arguments.count == 5
+        ? arguments[4].split(separator: ",").map(String.init)
+        : ["integrity", "replica", "metadata", "list", "entries", "bytes", "batch", "write"]
+    await readEverything(path: arguments[2], collection: arguments[3], steps: steps)
+}
 guard arguments.count == 4, let seed = UInt64(arguments[2]), let durability = Durability(rawValue: arguments[3]) else {
     fail("usage: WeftCrashWriter <db path> <seed> <normal|full>")
 }

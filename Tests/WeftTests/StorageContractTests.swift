@@ -166,4 +166,16 @@ struct StorageContractTests {
         #expect(try await storage.totalBytes() == bytes)
         #expect(try await storage.record(for: key("c", "b")) == nil, "the document is unchanged")
     }
+
+    @Test("replica storage 4. a commit saves the largest stamp in the same step", arguments: StorageKind.allCases)
+    func commitSavesTheClock(_ kind: StorageKind) async throws {
+        let directory = TemporaryDirectory()
+        let storage = try kind.make(directory)
+        let early = sampleRecord("n", 1, wall: 5)
+        let late = sampleRecord("n", 2, wall: 9)
+        _ = try await storage.commitLocalWrites(
+            [LocalWrite(key: key("c", "a"), record: late, delta: late), LocalWrite(key: key("c", "b"), record: early, delta: early)],
+            maxQueueBytes: 1 << 20)
+        #expect(try await storage.metadata().lastStamp == late.lastStamp)
+    }
 }

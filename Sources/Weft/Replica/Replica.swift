@@ -133,7 +133,6 @@ public actor Replica {
             var known: [DocumentKey: DocumentRecord?] = [:]
             var writes = [LocalWrite]()
             var changes = [ReplicaChange]()
-            var lastStamp: HLCTimestamp?
             for operation in operations {
                 let key = operation.key
                 let current: DocumentRecord?
@@ -149,7 +148,6 @@ public actor Replica {
                 default: break
                 }
                 let stamp = clock.now()
-                lastStamp = stamp
                 var editor = DocumentEditor(document: current?.body ?? Document(), stamp: stamp)
                 if operation.deleting || !live {
                     // A delete clears the fields (the tombstone keeps only the flag and the version);
@@ -169,15 +167,6 @@ public actor Replica {
             }
             guard !writes.isEmpty else { return [] }
             _ = try await storage.commitLocalWrites(writes, maxQueueBytes: configuration.maxQueueBytes)
-            if let lastStamp {
-                do {
-                    try await storage.saveLastStamp(lastStamp)
-                } catch {
-                    // Stamps stay monotonic in this process; after a restart the clock resumes from
-                    // the stored stamp, and physical time has moved on.
-                    logger.warning("could not persist the clock", metadata: ["error": "\(error)"])
-                }
-            }
             for change in changes { publish(change) }
             return writes.map(\.record)
         }

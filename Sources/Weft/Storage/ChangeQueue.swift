@@ -84,6 +84,9 @@ public struct LocalWrite: Sendable {
 /// 2. If the queue would exceed `maxQueueBytes`, it throws ``WeftError/Kind/queueFull`` and
 ///    changes nothing: every document keeps its old record and no queued byte is dropped.
 /// 3. It returns, for each write in order, the sequence number of the entry holding its delta.
+/// 4. In the same atomic step it saves the largest stamp of the writes' deltas as the last stamp
+///    (``ReplicaMetadata/lastStamp``), so a clock restored after a crash always resumes above
+///    every write that was stored.
 public protocol ReplicaStorage: DocumentStore, ChangeQueue {
     /// Stores local writes and their queue entries atomically.
     func commitLocalWrites(_ writes: [LocalWrite], maxQueueBytes: Int) async throws(WeftError) -> [UInt64]

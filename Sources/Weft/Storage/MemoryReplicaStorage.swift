@@ -115,6 +115,7 @@ public actor MemoryReplicaStorage: ReplicaStorage {
         self.documents = documents
         self.bytes = bytes
         self.nextSequence = nextSequence
+        if let stamp = writes.map(\.delta.lastStamp).max() { meta.lastStamp = max(meta.lastStamp ?? stamp, stamp) }
         return sequences
     }
 }
