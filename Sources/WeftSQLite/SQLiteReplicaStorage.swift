@@ -275,58 +275,82 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
 
     // MARK: ReplicaStorage
 
-    public func commitLocalWrites(_ writes: [LocalWrite], maxQueueBytes: Int) async throws(WeftError) -> [UInt64] {
-        let prepared = writes.map { write in (write, Data(write.record.encoded())) }
-        return try await write { db in
-            let start = try Self.metaInteger(db, "queue_bytes")
-            var current = start
-            let after = Int64(self.inFlightThrough.withLock { $0 })
-            var sequences = [UInt64]()
-            for (write, recordBytes) in prepared {
-                let key = write.key
-                if let pending = try Row.fetchOne(
-                    db,
-                    sql: "SELECT seq, delta, bytes FROM queue WHERE collection = ? AND id = ? AND seq > ? ORDER BY seq DESC LIMIT 1",
-                    arguments: [key.collection.rawValue, key.id.rawValue, after])
-                {
-                    // Coalesce: join the new delta into the document's pending entry.
-                    let joined = try Self.decodeRecord(try Self.column(pending, "delta", Data.self), "the queue entry for \(key)").merged(with: write.delta)
-                    let joinedBytes = joined.encoded()
-                    let size = QueueEntry.byteCount(key: key, deltaBytes: joinedBytes.count)
-                    let growth = size - (try Self.column(pending, "bytes", Int.self))
-                    guard current + growth <= maxQueueBytes else {
-                        throw WeftError.queueFull(current: start, needed: current + growth - start, limit: maxQueueBytes)
-                    }
-                    let sequence = try Self.column(pending, "seq", Int64.self)
-                    try db.execute(
-                        sql: "UPDATE queue SET delta = ?, bytes = ? WHERE seq = ?",
-                        arguments: [Data(joinedBytes), size, sequence])
-                    current += growth
-                    sequences.append(UInt64(sequence))
-                } else {
-                    let deltaBytes = write.delta.encoded()
-                    let size = QueueEntry.byteCount(key: key, deltaBytes: deltaBytes.count)
-                    guard current + size <= maxQueueBytes else {
-                        throw WeftError.queueFull(current: start, needed: current + size - start, limit: maxQueueBytes)
-                    }
-                    try db.execute(
-                        sql: "INSERT INTO queue (collection, id, delta, bytes) VALUES (?, ?, ?, ?)",
-                        arguments: [key.collection.rawValue, key.id.rawValue, Data(deltaBytes), size])
-                    current += size
-                    sequences.append(UInt64(db.lastInsertedRowID))
-                }
-                try db.execute(
-                    sql: "INSERT OR REPLACE INTO documents (collection, id, record, deleted) VALUES (?, ?, ?, ?)",
-                    arguments: [key.collection.rawValue, key.id.rawValue, recordBytes, write.record.isDeleted])
-            }
-            try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'queue_bytes'", arguments: [current])
-            if let stamp = prepared.map(\.0.delta.lastStamp).max() {
-                // In the same transaction, so a restarted clock always resumes above every stored write.
-                try db.execute(
-                    sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_stamp', ?)", arguments: [Data(stamp.encoded())])
-            }
-            return sequences
+    public func commitLocalWrites(
+        reading keys: [DocumentKey], maxQueueBytes: Int,
+        _ transform: @Sendable ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
+    ) async throws(WeftError) -> [UInt64] {
+        do {
+            // A blocking write: one short transaction, no extra hop to GRDB's queue and back.
+            return try writeBlocking { db in try self.commit(db, keys, maxQueueBytes, transform) }
+        } catch {
+            throw Self.map(error, path: path)
         }
+    }
+
+    /// GRDB's synchronous write (an async context would pick the async overload).
+    private func writeBlocking<T>(_ body: (Database) throws -> T) throws -> T { try pool.write(body) }
+
+    private func commit(
+        _ db: Database, _ keys: [DocumentKey], _ maxQueueBytes: Int,
+        _ transform: ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
+    ) throws -> [UInt64] {
+        var current = [DocumentKey: DocumentRecord]()
+        let readRecord = try db.cachedStatement(sql: "SELECT record FROM documents WHERE collection = ? AND id = ?")
+        for key in keys where current[key] == nil {
+            if let data = try Data.fetchOne(readRecord, arguments: [key.collection.rawValue, key.id.rawValue]) {
+                current[key] = try Self.decodeRecord(data, "\(key)")
+            }
+        }
+        let writes = try transform(current)
+        let start = try Self.metaInteger(db, "queue_bytes")
+        var total = start
+        let after = Int64(inFlightThrough.withLock { $0 })
+        let findPending = try db.cachedStatement(
+            sql: "SELECT seq, delta, bytes FROM queue WHERE collection = ? AND id = ? AND seq > ? ORDER BY seq DESC LIMIT 1")
+        let updatePending = try db.cachedStatement(sql: "UPDATE queue SET delta = ?, bytes = ? WHERE seq = ?")
+        let insertEntry = try db.cachedStatement(sql: "INSERT INTO queue (collection, id, delta, bytes) VALUES (?, ?, ?, ?)")
+        let upsertDocument = try db.cachedStatement(
+            sql: "INSERT OR REPLACE INTO documents (collection, id, record, deleted) VALUES (?, ?, ?, ?)")
+        var sequences = [UInt64]()
+        sequences.reserveCapacity(writes.count)
+        for write in writes {
+            let key = write.key
+            if let pending = try Row.fetchOne(findPending, arguments: [key.collection.rawValue, key.id.rawValue, after]) {
+                // Coalesce: join the new delta into the document's pending entry.
+                let joined = try Self.decodeRecord(try Self.column(pending, "delta", Data.self), "the queue entry for \(key)")
+                    .merged(with: write.delta)
+                let joinedBytes = joined.encoded()
+                let size = QueueEntry.byteCount(key: key, deltaBytes: joinedBytes.count)
+                let growth = size - (try Self.column(pending, "bytes", Int.self))
+                guard total + growth <= maxQueueBytes else {
+                    throw WeftError.queueFull(current: start, needed: total + growth - start, limit: maxQueueBytes)
+                }
+                let sequence = try Self.column(pending, "seq", Int64.self)
+                try updatePending.execute(arguments: [Data(joinedBytes), size, sequence])
+                total += growth
+                sequences.append(UInt64(sequence))
+            } else {
+                let deltaBytes = write.delta.encoded()
+                let size = QueueEntry.byteCount(key: key, deltaBytes: deltaBytes.count)
+                guard total + size <= maxQueueBytes else {
+                    throw WeftError.queueFull(current: start, needed: total + size - start, limit: maxQueueBytes)
+                }
+                try insertEntry.execute(arguments: [key.collection.rawValue, key.id.rawValue, Data(deltaBytes), size])
+                total += size
+                sequences.append(UInt64(db.lastInsertedRowID))
+            }
+            try upsertDocument.execute(
+                arguments: [key.collection.rawValue, key.id.rawValue, Data(write.record.encoded()), write.record.isDeleted])
+        }
+        if total != start {
+            try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'queue_bytes'", arguments: [total])
+        }
+        if let stamp = writes.map(\.delta.lastStamp).max() {
+            // In the same transaction, so a restarted clock always resumes above every stored write.
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_stamp', ?)")
+                .execute(arguments: [Data(stamp.encoded())])
+        }
+        return sequences
     }
 
     /// The connection's `PRAGMA synchronous` value: 1 for NORMAL, 2 for FULL.

@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import WeftCRDT
 
 /// A local replica: documents an app reads and writes at local-disk speed, every write captured
@@ -129,47 +130,63 @@ public actor Replica {
     /// Commits `operations` in one transaction: each reads the record the previous one left,
     /// edits it with its own stamp, and all records and queue entries are stored atomically.
     func commit(_ operations: [Operation]) async throws(WeftError) -> [DocumentRecord] {
-        try await exclusively { () async throws(WeftError) -> [DocumentRecord] in
-            var known: [DocumentKey: DocumentRecord?] = [:]
-            var writes = [LocalWrite]()
-            var changes = [ReplicaChange]()
-            for operation in operations {
-                let key = operation.key
-                let current: DocumentRecord?
-                if let cached = known[key] {
-                    current = cached
-                } else {
-                    current = try await storage.record(for: key)
-                }
-                let live = current.map { !$0.isDeleted } ?? false
-                switch operation.expectation {
-                case .mustExist where !live: throw .documentNotFound(key)
-                case .mustNotExist where live: throw .documentExists(key)
-                default: break
-                }
-                let stamp = clock.now()
-                var editor = DocumentEditor(document: current?.body ?? Document(), stamp: stamp)
-                if operation.deleting || !live {
-                    // A delete clears the fields (the tombstone keeps only the flag and the version);
-                    // re-creating a deleted document starts it empty.
-                    for field in editor.document.keys { editor.removeField(field) }
-                }
-                if !operation.deleting { try operation.edit(&editor) }
-                var version = current?.version ?? VersionVector()
-                version.increment(replicaID)
-                let delta = DocumentRecord(
-                    body: editor.delta, deletion: LWWRegister(operation.deleting, stamp: stamp), version: version)
-                var record = current ?? DocumentRecord(body: Document(), deletion: delta.deletion, version: VersionVector())
-                record.merge(delta)
-                known[key] = record
-                writes.append(LocalWrite(key: key, record: record, delta: delta))
-                changes.append(ReplicaChange(key: key, origin: .local, isDeleted: operation.deleting, stamp: stamp))
+        guard !operations.isEmpty else { return [] }
+        return try await exclusively { () async throws(WeftError) -> [DocumentRecord] in
+            // Stamps come from the actor's clock now; the edits run inside the storage's
+            // transaction, on the records it reads there.
+            let stamps = operations.map { _ in clock.now() }
+            let replicaID = replicaID
+            let writes = LockedBox<[LocalWrite]>([])
+            _ = try await storage.commitLocalWrites(
+                reading: operations.map(\.key), maxQueueBytes: configuration.maxQueueBytes
+            ) { records throws(WeftError) in
+                let computed = try Self.apply(operations, stamps: stamps, replicaID: replicaID, to: records)
+                writes.set(computed)
+                return computed
             }
-            guard !writes.isEmpty else { return [] }
-            _ = try await storage.commitLocalWrites(writes, maxQueueBytes: configuration.maxQueueBytes)
-            for change in changes { publish(change) }
-            return writes.map(\.record)
+            let committed = writes.get()
+            for write in committed {
+                publish(
+                    ReplicaChange(
+                        key: write.key, origin: .local, isDeleted: write.delta.isDeleted, stamp: write.delta.lastStamp))
+            }
+            return committed.map(\.record)
         }
+    }
+
+    /// The writes `operations` make on `records`: a pure function, run inside the transaction.
+    static func apply(
+        _ operations: [Operation], stamps: [HLCTimestamp], replicaID: ReplicaID, to records: [DocumentKey: DocumentRecord]
+    ) throws(WeftError) -> [LocalWrite] {
+        var known = records
+        var writes = [LocalWrite]()
+        writes.reserveCapacity(operations.count)
+        for (operation, stamp) in zip(operations, stamps) {
+            let key = operation.key
+            let current = known[key]
+            let live = current.map { !$0.isDeleted } ?? false
+            switch operation.expectation {
+            case .mustExist where !live: throw .documentNotFound(key)
+            case .mustNotExist where live: throw .documentExists(key)
+            default: break
+            }
+            var editor = DocumentEditor(document: current?.body ?? Document(), stamp: stamp)
+            if operation.deleting || !live {
+                // A delete clears the fields (the tombstone keeps only the flag and the version);
+                // re-creating a deleted document starts it empty.
+                for field in editor.document.keys { editor.removeField(field) }
+            }
+            if !operation.deleting { try operation.edit(&editor) }
+            var version = current?.version ?? VersionVector()
+            version.increment(replicaID)
+            let delta = DocumentRecord(
+                body: editor.delta, deletion: LWWRegister(operation.deleting, stamp: stamp), version: version)
+            var record = current ?? DocumentRecord(body: Document(), deletion: delta.deletion, version: VersionVector())
+            record.merge(delta)
+            known[key] = record
+            writes.append(LocalWrite(key: key, record: record, delta: delta))
+        }
+        return writes
     }
 
     func write(
@@ -242,4 +259,12 @@ public struct ReplicaBatch: Sendable {
                 try editor.replace(with: value)
             })
     }
+}
+
+/// A value handed out of a `@Sendable` closure that runs exactly once, synchronously.
+final class LockedBox<Value: Sendable>: Sendable {
+    private let storage: Mutex<Value>
+    init(_ value: Value) { storage = Mutex(value) }
+    func set(_ value: Value) { storage.withLock { $0 = value } }
+    func get() -> Value { storage.withLock { $0 } }
 }

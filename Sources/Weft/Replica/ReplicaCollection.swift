@@ -82,7 +82,7 @@ public struct ReplicaCollection: Sendable {
 
     /// Reads document `id` as a `T`, lets `body` change it, and writes back the fields that changed.
     /// - Throws: ``WeftError/Kind/documentNotFound`` if there is no live document with that id.
-    public func update<T: Codable>(_ id: String, as type: T.Type, _ body: @escaping @Sendable (inout T) throws -> Void) async throws(WeftError) {
+    public func update<T: Codable & Sendable>(_ id: String, as type: T.Type, _ body: @escaping @Sendable (inout T) throws -> Void) async throws(WeftError) {
         let key = try key(id)
         _ = try await replica.write(key, expectation: .mustExist) { editor throws(WeftError) in
             var value: T

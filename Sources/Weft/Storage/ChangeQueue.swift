@@ -78,16 +78,31 @@ public struct LocalWrite: Sendable {
 ///
 /// In addition to the contracts of ``DocumentStore`` and ``ChangeQueue``:
 ///
-/// 1. ``commitLocalWrites(_:maxQueueBytes:)`` stores every write's record and enqueues its
+/// 1. ``commitLocalWrites(reading:maxQueueBytes:_:)`` reads the current records of `keys`,
+///    passes them to `transform`, and stores every returned write's record and enqueues its
 ///    delta (coalescing as in ``ChangeQueue`` point 4, also between writes of one call) in
-///    **one atomic step**: after a crash at any moment, either all of it happened or none did.
-/// 2. If the queue would exceed `maxQueueBytes`, it throws ``WeftError/Kind/queueFull`` and
-///    changes nothing: every document keeps its old record and no queued byte is dropped.
+///    **one atomic step**: no other write can change those records in between, and after a
+///    crash at any moment either all of it happened or none did.
+/// 2. If `transform` throws, or the queue would exceed `maxQueueBytes`
+///    (``WeftError/Kind/queueFull``), it throws and changes nothing: every document keeps its old
+///    record and no queued byte is dropped.
 /// 3. It returns, for each write in order, the sequence number of the entry holding its delta.
 /// 4. In the same atomic step it saves the largest stamp of the writes' deltas as the last stamp
 ///    (``ReplicaMetadata/lastStamp``), so a clock restored after a crash always resumes above
 ///    every write that was stored.
 public protocol ReplicaStorage: DocumentStore, ChangeQueue {
-    /// Stores local writes and their queue entries atomically.
-    func commitLocalWrites(_ writes: [LocalWrite], maxQueueBytes: Int) async throws(WeftError) -> [UInt64]
+    /// Reads `keys`, computes writes with `transform`, and stores them with their queue entries,
+    /// atomically.
+    func commitLocalWrites(
+        reading keys: [DocumentKey], maxQueueBytes: Int,
+        _ transform: @Sendable ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
+    ) async throws(WeftError) -> [UInt64]
+}
+
+extension ReplicaStorage {
+    /// Stores writes computed without reading: ``commitLocalWrites(reading:maxQueueBytes:_:)``
+    /// with no keys.
+    public func commitLocalWrites(_ writes: [LocalWrite], maxQueueBytes: Int) async throws(WeftError) -> [UInt64] {
+        try await commitLocalWrites(reading: [], maxQueueBytes: maxQueueBytes) { _ in writes }
+    }
 }

@@ -76,7 +76,13 @@ public actor MemoryReplicaStorage: ReplicaStorage {
         }
     }
 
-    public func commitLocalWrites(_ writes: [LocalWrite], maxQueueBytes: Int) throws(WeftError) -> [UInt64] {
+    public func commitLocalWrites(
+        reading keys: [DocumentKey], maxQueueBytes: Int,
+        _ transform: @Sendable ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
+    ) throws(WeftError) -> [UInt64] {
+        var current = [DocumentKey: DocumentRecord]()
+        for key in keys { if let record = documents[key] { current[key] = record } }
+        let writes = try transform(current)
         // Apply to copies, then swap them in: a refused write leaves everything as it was.
         var queue = self.queue
         var pendingIndex = self.pendingIndex
