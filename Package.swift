@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
     ],
     targets: [
         .target(name: "WeftCRDT"),
@@ -38,7 +39,9 @@ let package = Package(
         ),
         .target(
             name: "Weft",
-            dependencies: ["WeftCRDT", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "WeftCRDT", .product(name: "Logging", package: "swift-log"), .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
         ),
         .target(
             name: "WeftSQLite",

@@ -1,0 +1,282 @@
+import Foundation
+import TOMLKit
+
+extension WeftConfiguration {
+    /// Reads and validates a TOML configuration file.
+    ///
+    /// - Throws: ``ConfigurationError`` naming the key, the expected type and the line, for a
+    ///   syntax error, a value of the wrong type or range, a missing required key, or an unknown
+    ///   key (a misspelt key is an error, never silently ignored).
+    public static func load(path: String) throws(ConfigurationError) -> WeftConfiguration {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigurationError(key: "", expected: "a readable UTF-8 file", found: "\(error)", file: path)
+        }
+        return try parse(text, file: path)
+    }
+
+    /// Parses and validates TOML text; see ``load(path:)``.
+    public static func parse(_ text: String, file: String? = nil) throws(ConfigurationError) -> WeftConfiguration {
+        let root: TOMLTable
+        do {
+            root = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ConfigurationError(
+                key: "", expected: "valid TOML", found: error.description, line: error.source.begin.line, file: file)
+        } catch {
+            throw ConfigurationError(key: "", expected: "valid TOML", found: "\(error)", file: file)
+        }
+        var reader = TOMLReader(lines: TOMLLineIndex(text), file: file)
+        return try reader.configuration(root)
+    }
+}
+
+/// Finds the line where a dotted key is defined, for error messages.
+struct TOMLLineIndex {
+    private var lines: [String: Int] = [:]
+
+    init(_ text: String) {
+        var table = ""
+        var arrayCounts: [String: Int] = [:]
+        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.hasPrefix("[[") {
+                let name = Self.clean(line.dropFirst(2).prefix { $0 != "]" })
+                let index = arrayCounts[name, default: 0]
+                arrayCounts[name] = index + 1
+                table = "\(name)[\(index)]"
+                lines[table] = number + 1
+            } else if line.hasPrefix("[") {
+                table = Self.clean(line.dropFirst().prefix { $0 != "]" })
+                lines[table] = lines[table] ?? number + 1
+            } else if let equals = line.firstIndex(of: "="), !line.hasPrefix("#") {
+                let key = Self.clean(line[..<equals])
+                lines[table.isEmpty ? key : "\(table).\(key)"] = number + 1
+            }
+        }
+    }
+
+    private static func clean(_ text: Substring) -> String {
+        text.split(separator: ".").map { $0.trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\"'")) }
+            .joined(separator: ".")
+    }
+
+    /// The line of `key`, or of its closest enclosing table.
+    func line(of key: String) -> Int? {
+        var candidate = key
+        while !candidate.isEmpty {
+            if let line = lines[candidate] { return line }
+            guard let dot = candidate.lastIndex(of: ".") else { break }
+            candidate = String(candidate[..<dot])
+        }
+        return nil
+    }
+}
+
+/// Walks a parsed TOML document, checking every key.
+struct TOMLReader {
+    let lines: TOMLLineIndex
+    let file: String?
+
+    /// An error for `key`, located at `lineKey` (a missing key is reported where its neighbour is).
+    func error(_ key: String, expected: String, found: String, lineKey: String? = nil) -> ConfigurationError {
+        ConfigurationError(key: key, expected: expected, found: found, line: lines.line(of: lineKey ?? key), file: file)
+    }
+
+    func describe(_ value: TOMLValueConvertible) -> String {
+        switch value.type {
+        case .string: return "the string \(value.string.map { $0.debugDescription } ?? "")"
+        case .int: return "the integer \(value.int.map(String.init) ?? "")"
+        case .double: return "the float \(value.double.map { String($0) } ?? "")"
+        case .bool: return "the boolean \(value.bool.map(String.init) ?? "")"
+        case .table: return "a table"
+        case .array: return "an array"
+        default: return "a \(value.type)"
+        }
+    }
+
+    func checkKeys(_ table: TOMLTable, at path: String, allowed: Set<String>) throws(ConfigurationError) {
+        for key in table.keys where !allowed.contains(key) {
+            let full = path.isEmpty ? key : "\(path).\(key)"
+            throw error(full, expected: "one of the keys \(allowed.sorted().joined(separator: ", "))", found: "the unknown key \(key.debugDescription)")
+        }
+    }
+
+    func string(_ table: TOMLTable, _ key: String, at path: String) throws(ConfigurationError) -> String? {
+        guard let value = table[key] else { return nil }
+        guard let string = value.string else { throw error("\(path).\(key)", expected: "a string", found: describe(value)) }
+        return string
+    }
+
+    func integer(_ table: TOMLTable, _ key: String, at path: String, range: ClosedRange<Int>, unit: String = "")
+        throws(ConfigurationError) -> Int?
+    {
+        guard let value = table[key] else { return nil }
+        guard let integer = value.int else {
+            throw error("\(path).\(key)", expected: "an integer\(unit)", found: describe(value))
+        }
+        guard range.contains(integer) else {
+            throw error("\(path).\(key)", expected: "an integer from \(range.lowerBound) to \(range.upperBound)\(unit)", found: "\(integer)")
+        }
+        return integer
+    }
+
+    func table(_ table: TOMLTable, _ key: String, at path: String) throws(ConfigurationError) -> TOMLTable? {
+        guard let value = table[key] else { return nil }
+        guard let nested = value.table else { throw error("\(path).\(key)", expected: "a table", found: describe(value)) }
+        return nested
+    }
+
+    func choice<T: RawRepresentable & CaseIterable>(_ table: TOMLTable, _ key: String, at path: String, _ type: T.Type)
+        throws(ConfigurationError) -> T? where T.RawValue == String
+    {
+        guard let text = try string(table, key, at: path) else { return nil }
+        guard let value = T(rawValue: text) else {
+            throw error(
+                "\(path).\(key)", expected: "one of \(T.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))",
+                found: text.debugDescription)
+        }
+        return value
+    }
+
+    func policy(_ table: TOMLTable, at path: String) throws(ConfigurationError) -> ConflictPolicy? {
+        let resolver = try string(table, "resolver", at: path)
+        guard let name = try string(table, "conflict_resolution", at: path) else {
+            if resolver != nil {
+                throw error("\(path).resolver", expected: "conflict_resolution = \"custom\" alongside a resolver", found: "no conflict_resolution")
+            }
+            return nil
+        }
+        switch name {
+        case "lww":
+            guard resolver == nil else { throw error("\(path).resolver", expected: "no resolver unless conflict_resolution = \"custom\"", found: "a resolver") }
+            return .lastWriterWins
+        case "crdt":
+            guard resolver == nil else { throw error("\(path).resolver", expected: "no resolver unless conflict_resolution = \"custom\"", found: "a resolver") }
+            return .crdt
+        case "custom":
+            guard let resolver, !resolver.isEmpty else {
+                throw error(
+                    "\(path).resolver", expected: "the name of a registered resolver (conflict_resolution is \"custom\")",
+                    found: "none", lineKey: "\(path).conflict_resolution")
+            }
+            return .custom(resolver: resolver)
+        default:
+            throw error("\(path).conflict_resolution", expected: "one of \"lww\", \"crdt\", \"custom\"", found: name.debugDescription)
+        }
+    }
+
+    mutating func configuration(_ root: TOMLTable) throws(ConfigurationError) -> WeftConfiguration {
+        try checkKeys(root, at: "", allowed: ["persistence", "server"])
+        var configuration = WeftConfiguration()
+        if let persistence = try table(root, "persistence", at: "") {
+            configuration.persistence = try self.persistence(persistence)
+        }
+        if let server = try table(root, "server", at: "") {
+            configuration.server = try self.server(server)
+        }
+        return configuration
+    }
+
+    func persistence(_ table: TOMLTable) throws(ConfigurationError) -> PersistenceConfiguration {
+        let path = "persistence"
+        try checkKeys(
+            table, at: path,
+            allowed: [
+                "remote_endpoint", "mode", "sync_interval_ms", "conflict_resolution", "resolver", "max_queue_bytes",
+                "auth_token", "database_path", "durability", "collections",
+            ])
+        var result = PersistenceConfiguration()
+        if let endpoint = try string(table, "remote_endpoint", at: path) {
+            do {
+                result.remoteEndpoint = try RemoteEndpoint.parse(endpoint)
+            } catch {
+                throw self.error("\(path).remote_endpoint", expected: error.expected, found: error.found)
+            }
+        }
+        if let mode = try choice(table, "mode", at: path, SyncMode.self) { result.mode = mode }
+        if let interval = try integer(table, "sync_interval_ms", at: path, range: 1...86_400_000, unit: " of milliseconds") {
+            result.syncIntervalMilliseconds = interval
+        }
+        if let policy = try policy(table, at: path) { result.conflictResolution = policy }
+        if let cap = try integer(table, "max_queue_bytes", at: path, range: 1...Int.max, unit: " of bytes") { result.maxQueueBytes = cap }
+        result.authToken = try string(table, "auth_token", at: path)
+        if let databasePath = try string(table, "database_path", at: path) {
+            guard !databasePath.isEmpty else { throw error("\(path).database_path", expected: "a file path", found: "an empty string") }
+            result.databasePath = databasePath
+        }
+        if let durability = try choice(table, "durability", at: path, Durability.self) { result.durability = durability }
+        if let collections = try self.table(table, "collections", at: path) {
+            for name in collections.keys {
+                let collectionPath = "\(path).collections.\(name)"
+                guard (try? CollectionName(name)) != nil else {
+                    throw error(collectionPath, expected: "a collection name of A–Z, a–z, 0–9, '_', '-' or '.'", found: name.debugDescription)
+                }
+                guard let entry = try self.table(collections, name, at: "\(path).collections") else { continue }
+                try checkKeys(entry, at: collectionPath, allowed: ["conflict_resolution", "resolver"])
+                guard let policy = try policy(entry, at: collectionPath) else {
+                    throw error("\(collectionPath).conflict_resolution", expected: "a policy for the collection", found: "none")
+                }
+                result.collections[name] = policy
+            }
+        }
+        return result
+    }
+
+    func server(_ table: TOMLTable) throws(ConfigurationError) -> ServerConfiguration {
+        let path = "server"
+        try checkKeys(table, at: path, allowed: ["listen", "store_path", "tokens", "limits"])
+        var result = ServerConfiguration()
+        if let listen = try string(table, "listen", at: path) {
+            let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, let port = Int(parts[1]), (1...65_535).contains(port) else {
+                throw error("\(path).listen", expected: "host:port with a port from 1 to 65535", found: listen.debugDescription)
+            }
+            result.host = String(parts[0])
+            result.port = port
+        }
+        if let store = try string(table, "store_path", at: path) { result.storePath = store }
+        if let limits = try self.table(table, "limits", at: path) {
+            let limitsPath = "\(path).limits"
+            try checkKeys(
+                limits, at: limitsPath,
+                allowed: ["max_request_bytes", "max_decompressed_bytes", "max_changes_per_batch", "max_document_bytes"])
+            if let value = try integer(limits, "max_request_bytes", at: limitsPath, range: 1...Int.max) { result.limits.maxRequestBytes = value }
+            if let value = try integer(limits, "max_decompressed_bytes", at: limitsPath, range: 1...Int.max) {
+                result.limits.maxDecompressedBytes = value
+            }
+            if let value = try integer(limits, "max_changes_per_batch", at: limitsPath, range: 1...1_000_000) {
+                result.limits.maxChangesPerBatch = value
+            }
+            if let value = try integer(limits, "max_document_bytes", at: limitsPath, range: 1...Int.max) { result.limits.maxDocumentBytes = value }
+        }
+        if let tokens = table["tokens"] {
+            guard let array = tokens.array else {
+                throw error("\(path).tokens", expected: "an array of tables ([[server.tokens]])", found: describe(tokens))
+            }
+            for (index, element) in array.enumerated() {
+                let tokenPath = "\(path).tokens[\(index)]"
+                guard let entry = element.table else { throw error(tokenPath, expected: "a table", found: describe(element)) }
+                try checkKeys(entry, at: tokenPath, allowed: ["token", "databases", "access"])
+                guard let secret = try string(entry, "token", at: tokenPath), secret.utf8.count >= 16 else {
+                    throw error("\(tokenPath).token", expected: "a token of at least 16 characters", found: "none or a shorter one")
+                }
+                guard let databases = entry["databases"]?.array else {
+                    throw error("\(tokenPath).databases", expected: "an array of database names", found: "none")
+                }
+                var names = [String]()
+                for database in databases {
+                    guard let name = database.string, DatabaseName.isValid(name) else {
+                        throw error("\(tokenPath).databases", expected: "database names of A–Z, a–z, 0–9, '_' or '-'", found: describe(database))
+                    }
+                    names.append(name)
+                }
+                let access = try choice(entry, "access", at: tokenPath, ServerToken.Access.self) ?? .readWrite
+                result.tokens.append(ServerToken(token: secret, databases: names, access: access))
+            }
+        }
+        return result
+    }
+}

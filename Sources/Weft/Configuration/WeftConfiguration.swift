@@ -1,0 +1,203 @@
+import Foundation
+
+/// How local writes reach the server.
+public enum SyncMode: String, Hashable, Sendable, CaseIterable {
+    /// A write returns once the remote confirms it.
+    case writeThrough = "write_through"
+    /// Writes are queued and pushed every `sync_interval_ms`.
+    case writeBehind = "write_behind"
+}
+
+/// How concurrent versions of a document are resolved.
+public enum ConflictPolicy: Hashable, Sendable, CustomStringConvertible {
+    /// Last writer wins, field by field, by HLC stamp.
+    case lastWriterWins
+    /// The CRDT join of the two versions (counters add, sets merge, registers by stamp).
+    case crdt
+    /// A resolver registered under this name.
+    case custom(resolver: String)
+
+    public var description: String {
+        switch self {
+        case .lastWriterWins: return "lww"
+        case .crdt: return "crdt"
+        case .custom(let resolver): return "custom(\(resolver))"
+        }
+    }
+}
+
+/// Where a replica syncs to.
+public enum RemoteEndpoint: Hashable, Sendable, CustomStringConvertible {
+    /// A Standalone server: `http(s)://host:port/database`.
+    case http(url: URL, database: String)
+    /// A PostgreSQL central store: `postgres://user:pass@host:port/db`, used as written.
+    case postgres(url: URL)
+
+    /// Parses an endpoint.
+    /// - Throws: a message saying what is wrong with it.
+    public static func parse(_ text: String) throws(ConfigurationError) -> RemoteEndpoint {
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+            let url = components.url
+        else {
+            throw ConfigurationError(key: "", expected: "a URL", found: text.debugDescription)
+        }
+        guard let host = components.host, !host.isEmpty else {
+            throw ConfigurationError(key: "", expected: "a URL with a host", found: text.debugDescription)
+        }
+        if let port = components.port, !(1...65_535).contains(port) {
+            throw ConfigurationError(key: "", expected: "a port between 1 and 65535", found: "\(port)")
+        }
+        switch scheme {
+        case "http", "https":
+            let path = components.path.split(separator: "/")
+            guard path.count == 1, let database = path.first.map(String.init), DatabaseName.isValid(database) else {
+                throw ConfigurationError(
+                    key: "", expected: "http(s)://host:port/<database>, the database 1–64 characters of A–Z, a–z, 0–9, '_' or '-'",
+                    found: text.debugDescription)
+            }
+            return .http(url: url, database: database)
+        case "postgres", "postgresql":
+            return .postgres(url: url)
+        default:
+            throw ConfigurationError(key: "", expected: "an http, https or postgres URL", found: text.debugDescription)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .http(let url, _): return url.absoluteString
+        case .postgres(let url):
+            // Never print the password.
+            var components = URLComponents(url: url, resolvingAgainstBaseURL: false)
+            if components?.password != nil { components?.password = "***" }
+            return components?.string ?? "postgres://"
+        }
+    }
+}
+
+/// Names of server databases (tenants).
+enum DatabaseName {
+    static func isValid(_ name: String) -> Bool {
+        (1...64).contains(name.utf8.count)
+            && name.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)
+                    || byte == 0x5f || byte == 0x2d
+            }
+    }
+}
+
+/// The `[persistence]` section: how a replica stores and syncs.
+public struct PersistenceConfiguration: Hashable, Sendable {
+    /// `remote_endpoint`: where to sync; `nil` keeps the replica local.
+    public var remoteEndpoint: RemoteEndpoint?
+    /// `mode`.
+    public var mode: SyncMode = .writeBehind
+    /// `sync_interval_ms`: how often write-behind pushes.
+    public var syncIntervalMilliseconds: Int = 5_000
+    /// `conflict_resolution` (and `resolver`): the default policy.
+    public var conflictResolution: ConflictPolicy = .lastWriterWins
+    /// `max_queue_bytes`.
+    public var maxQueueBytes: Int = ReplicaConfiguration.defaultMaxQueueBytes
+    /// `auth_token`: the bearer token for the server.
+    public var authToken: String?
+    /// `database_path`: the local SQLite file.
+    public var databasePath: String = "weft.sqlite"
+    /// `durability`.
+    public var durability: Durability = .normal
+    /// `[persistence.collections.NAME]`: per-collection policies.
+    public var collections: [String: ConflictPolicy] = [:]
+
+    /// The defaults.
+    public init() {}
+
+    /// The replica settings these imply.
+    public var replicaConfiguration: ReplicaConfiguration {
+        ReplicaConfiguration(maxQueueBytes: maxQueueBytes, durability: durability)
+    }
+
+    /// The policy for `collection`.
+    public func policy(for collection: String) -> ConflictPolicy { collections[collection] ?? conflictResolution }
+}
+
+/// One bearer token the server accepts.
+public struct ServerToken: Hashable, Sendable {
+    /// What a token may do.
+    public enum Access: String, Hashable, Sendable, CaseIterable {
+        case read, write
+        case readWrite = "read_write"
+    }
+
+    /// The secret.
+    public var token: String
+    /// The databases it covers.
+    public var databases: [String]
+    /// What it may do there.
+    public var access: Access
+}
+
+/// Limits the server enforces on every request.
+public struct ServerLimits: Hashable, Sendable {
+    /// `max_request_bytes`: the largest request body, compressed.
+    public var maxRequestBytes: Int = 16 << 20
+    /// `max_decompressed_bytes`: the largest body once decompressed.
+    public var maxDecompressedBytes: Int = 64 << 20
+    /// `max_changes_per_batch`.
+    public var maxChangesPerBatch: Int = 10_000
+    /// `max_document_bytes`: the largest encoded document record.
+    public var maxDocumentBytes: Int = 1 << 20
+}
+
+/// The `[server]` section: the Standalone server's own settings.
+public struct ServerConfiguration: Hashable, Sendable {
+    /// `listen`: `host:port`.
+    public var host: String = "127.0.0.1"
+    /// The port from `listen`.
+    public var port: Int = 20_000
+    /// `store_path`: the SQLite central store.
+    public var storePath: String = "weft-server.sqlite"
+    /// `[[server.tokens]]`.
+    public var tokens: [ServerToken] = []
+    /// `[server.limits]`.
+    public var limits = ServerLimits()
+}
+
+/// A whole configuration file: `[persistence]` for a replica, `[server]` for the Standalone.
+public struct WeftConfiguration: Hashable, Sendable {
+    /// `[persistence]`.
+    public var persistence = PersistenceConfiguration()
+    /// `[server]`, if present.
+    public var server: ServerConfiguration?
+
+    /// The defaults.
+    public init() {}
+}
+
+/// A configuration that cannot be used: which key, what was expected, what was found, and where.
+public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The dotted key, such as `persistence.sync_interval_ms`.
+    public var key: String
+    /// What the key must hold.
+    public var expected: String
+    /// What it held.
+    public var found: String
+    /// The 1-based line in the file, when known.
+    public var line: Int?
+    /// The file, when loaded from one.
+    public var file: String?
+
+    /// Creates an error.
+    public init(key: String, expected: String, found: String, line: Int? = nil, file: String? = nil) {
+        self.key = key
+        self.expected = expected
+        self.found = found
+        self.line = line
+        self.file = file
+    }
+
+    public var description: String {
+        let place = [file, line.map { "line \($0)" }].compactMap { $0 }.joined(separator: ", ")
+        let prefix = place.isEmpty ? "" : "\(place): "
+        let subject = key.isEmpty ? "" : "\(key): "
+        return "\(prefix)\(subject)expected \(expected), found \(found)"
+    }
+}

@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+import Weft
+
+@Suite("Configuration")
+struct ConfigurationTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fixtures/config")
+
+    @Test func theReplicaExampleLoads() throws {
+        let configuration = try WeftConfiguration.load(path: Self.fixtures.appendingPathComponent("replica.toml").path)
+        let persistence = configuration.persistence
+        guard case .http(let url, let database)? = persistence.remoteEndpoint else {
+            Issue.record("expected an http endpoint")
+            return
+        }
+        #expect(url.absoluteString == "http://127.0.0.1:20000/mydb" && database == "mydb")
+        #expect(persistence.mode == .writeBehind && persistence.syncIntervalMilliseconds == 5_000)
+        #expect(persistence.conflictResolution == .lastWriterWins && persistence.maxQueueBytes == 104_857_600)
+        #expect(persistence.authToken == "replica-token-0123456789" && persistence.databasePath == "field-app.sqlite")
+        #expect(persistence.durability == .full)
+        #expect(persistence.policy(for: "inventory") == .custom(resolver: "inventoryLevels"))
+        #expect(persistence.policy(for: "readings") == .crdt)
+        #expect(persistence.policy(for: "anything") == .lastWriterWins)
+        #expect(persistence.replicaConfiguration.maxQueueBytes == 104_857_600)
+        #expect(configuration.server == nil)
+    }
+
+    @Test func aPostgresEndpointIsKeptAsWritten() throws {
+        let configuration = try WeftConfiguration.load(path: Self.fixtures.appendingPathComponent("postgres.toml").path)
+        guard case .postgres(let url)? = configuration.persistence.remoteEndpoint else {
+            Issue.record("expected a postgres endpoint")
+            return
+        }
+        #expect(url.absoluteString == "postgres://weft:secret@127.0.0.1:5432/weft")
+        #expect(configuration.persistence.remoteEndpoint?.description.contains("secret") == false, "the password is never printed")
+        #expect(configuration.persistence.mode == .writeThrough)
+    }
+
+    @Test func theServerExampleLoads() throws {
+        let server = try #require(try WeftConfiguration.load(path: Self.fixtures.appendingPathComponent("server.toml").path).server)
+        #expect(server.host == "127.0.0.1" && server.port == 20_000 && server.storePath == "standalone.sqlite")
+        #expect(server.limits.maxChangesPerBatch == 10_000 && server.limits.maxDocumentBytes == 1_048_576)
+        #expect(server.tokens.count == 2)
+        #expect(server.tokens[1].databases == ["mydb", "analytics"] && server.tokens[1].access == .read)
+    }
+
+    /// Each bad configuration names the key, what was expected and the line.
+    @Test(arguments: [
+        ("[persistence]\nsync_interval_ms = \"fast\"\n", "persistence.sync_interval_ms", "an integer", 2),
+        ("[persistence]\nmode = \"sometimes\"\n", "persistence.mode", "\"write_through\"", 2),
+        ("[persistence]\n\nsync_intervall_ms = 5\n", "persistence.sync_intervall_ms", "one of the keys", 3),
+        ("[persistence]\nmax_queue_bytes = -1\n", "persistence.max_queue_bytes", "from 1", 2),
+        ("[persistence]\nconflict_resolution = \"custom\"\n", "persistence.resolver", "registered resolver", 2),
+        ("[persistence]\nconflict_resolution = \"newest\"\n", "persistence.conflict_resolution", "\"lww\"", 2),
+        ("[persistence]\nremote_endpoint = \"ftp://example.com/db\"\n", "persistence.remote_endpoint", "http", 2),
+        ("[persistence]\nremote_endpoint = \"http://127.0.0.1:20000/\"\n", "persistence.remote_endpoint", "<database>", 2),
+        ("[persistence.collections.inventory]\nresolver = \"x\"\n", "persistence.collections.inventory.resolver", "conflict_resolution", 2),
+        ("[persistence.collections.inventory]\nconflict_resolution = \"custom\"\nresolver = \"r\"\npriority = 1\n", "persistence.collections.inventory.priority", "one of the keys", 4),
+        ("[server]\nlisten = \"localhost\"\n", "server.listen", "host:port", 2),
+        ("[[server.tokens]]\ntoken = \"short\"\ndatabases = [\"a\"]\n", "server.tokens[0].token", "at least 16", 2),
+        ("[[server.tokens]]\ntoken = \"0123456789abcdefgh\"\ndatabases = [\"bad name\"]\n", "server.tokens[0].databases", "database names", 3),
+        ("[persistance]\nmode = \"write_behind\"\n", "persistance", "one of the keys", 1),
+        ("[persistence\nmode = 1\n", "", "valid TOML", 1),
+    ])
+    func badConfigurationsAreExplained(_ text: String, _ key: String, _ expected: String, _ line: Int) {
+        do {
+            _ = try WeftConfiguration.parse(text, file: "test.toml")
+            Issue.record("accepted: \(text)")
+        } catch {
+            #expect(error.key == key, "\(error)")
+            #expect(error.expected.contains(expected), "\(error)")
+            #expect(error.line == line, "\(error)")
+            #expect(error.description.hasPrefix("test.toml, line \(line): "), "\(error)")
+        }
+    }
+}
