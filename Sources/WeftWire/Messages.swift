@@ -35,55 +35,43 @@ public struct WireKey: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// One queued change pushed by a replica.
-public struct PushedChange: Hashable, Sendable {
-    /// The replica-local sequence number of the queue entry.
+/// One change on the wire: a sequence number, a document and its record (or record delta).
+///
+/// In a push the sequence is the replica's queue sequence and the record is the change's delta;
+/// in a pull page it is the server sequence and the document's record. Either way the receiver
+/// applies the record by a join.
+public struct WireChange: Hashable, Sendable {
+    /// The replica-local sequence (push) or the server sequence (pull).
     public var sequence: UInt64
     /// The document.
     public var key: WireKey
-    /// The change: a record delta, applied by a join.
-    public var delta: DocumentRecord
+    /// The record or record delta.
+    public var record: DocumentRecord
 
     /// Creates a change.
-    public init(sequence: UInt64, key: WireKey, delta: DocumentRecord) {
+    public init(sequence: UInt64, key: WireKey, record: DocumentRecord) {
         self.sequence = sequence
         self.key = key
-        self.delta = delta
-    }
-}
-
-/// A replica's batch of queued changes, in sequence order.
-public struct PushRequest: Hashable, Sendable, BinaryCodable {
-    public static var binaryTypeTag: UInt8 { 64 }
-    /// The pushing replica.
-    public var replica: ReplicaID
-    /// The changes, with strictly increasing sequence numbers.
-    public var changes: [PushedChange]
-
-    /// Creates a push.
-    public init(replica: ReplicaID, changes: [PushedChange]) {
-        self.replica = replica
-        self.changes = changes
+        self.record = record
     }
 
-    /// Layout: replica, count, then per change: sequence delta from the previous one (the first
-    /// absolute), key, record delta.
-    public func encode(to writer: inout BinaryWriter) {
-        writer.writeReplica(replica)
+    /// Layout: count, then per change: the sequence as its increase over the previous one (the
+    /// first absolute), key, record body.
+    static func encode(_ changes: [WireChange], to writer: inout BinaryWriter) {
         writer.writeVarint(UInt64(changes.count))
         var previous: UInt64 = 0
         for change in changes {
             writer.writeVarint(change.sequence &- previous)
             previous = change.sequence
             change.key.encode(to: &writer)
-            change.delta.encode(to: &writer)
+            change.record.encode(to: &writer)
         }
     }
 
-    public init(from reader: inout BinaryReader) throws(CodecError) {
-        replica = try reader.readReplica()
+    /// Reads a list written by ``encode(_:to:)``; sequences must be positive and strictly increase.
+    static func decodeList(from reader: inout BinaryReader) throws(CodecError) -> [WireChange] {
         let count = try reader.readCount(minimumElementSize: 8)
-        changes = []
+        var changes = [WireChange]()
         changes.reserveCapacity(count)
         var previous: UInt64 = 0
         for index in 0..<count {
@@ -94,9 +82,36 @@ public struct PushRequest: Hashable, Sendable, BinaryCodable {
             guard !overflow, sequence > 0 else { throw .valueOutOfRange(at: start, "sequence out of range") }
             previous = sequence
             let key = try WireKey(from: &reader)
-            let delta = try DocumentRecord(from: &reader)
-            changes.append(PushedChange(sequence: sequence, key: key, delta: delta))
+            let record = try DocumentRecord(from: &reader)
+            changes.append(WireChange(sequence: sequence, key: key, record: record))
         }
+        return changes
+    }
+}
+
+/// A replica's batch of queued changes, in sequence order.
+public struct PushRequest: Hashable, Sendable, BinaryCodable {
+    public static var binaryTypeTag: UInt8 { 64 }
+    /// The pushing replica.
+    public var replica: ReplicaID
+    /// The changes (record deltas), with strictly increasing queue sequence numbers.
+    public var changes: [WireChange]
+
+    /// Creates a push.
+    public init(replica: ReplicaID, changes: [WireChange]) {
+        self.replica = replica
+        self.changes = changes
+    }
+
+    /// Layout: replica, then the changes (see ``WireChange``).
+    public func encode(to writer: inout BinaryWriter) {
+        writer.writeReplica(replica)
+        WireChange.encode(changes, to: &writer)
+    }
+
+    public init(from reader: inout BinaryReader) throws(CodecError) {
+        replica = try reader.readReplica()
+        changes = try WireChange.decodeList(from: &reader)
     }
 }
 
@@ -186,74 +201,35 @@ public struct PullRequest: Hashable, Sendable, BinaryCodable {
     }
 }
 
-/// One change in a pull page.
-public struct PulledChange: Hashable, Sendable {
-    /// The server sequence the central store gave the change.
-    public var serverSequence: UInt64
-    /// The document.
-    public var key: WireKey
-    /// The document's record after the change (applied by a join).
-    public var record: DocumentRecord
-
-    /// Creates a change.
-    public init(serverSequence: UInt64, key: WireKey, record: DocumentRecord) {
-        self.serverSequence = serverSequence
-        self.key = key
-        self.record = record
-    }
-}
-
 /// A page of changes after a cursor, in server order.
 public struct PullResponse: Hashable, Sendable, BinaryCodable {
     public static var binaryTypeTag: UInt8 { 67 }
-    /// The changes, with strictly increasing server sequences.
-    public var changes: [PulledChange]
+    /// The changes (document records), with strictly increasing server sequences.
+    public var changes: [WireChange]
     /// The cursor to ask from next: the last change's sequence, or the request's cursor if empty.
     public var cursor: UInt64
     /// Whether more changes wait after ``cursor``.
     public var hasMore: Bool
 
     /// Creates a page.
-    public init(changes: [PulledChange], cursor: UInt64, hasMore: Bool) {
+    public init(changes: [WireChange], cursor: UInt64, hasMore: Bool) {
         self.changes = changes
         self.cursor = cursor
         self.hasMore = hasMore
     }
 
-    /// Layout: cursor, has-more byte, count, then per change: sequence delta (first absolute),
-    /// key, record.
+    /// Layout: cursor, has-more byte, then the changes (see ``WireChange``).
     public func encode(to writer: inout BinaryWriter) {
         writer.writeVarint(cursor)
         writer.writeByte(hasMore ? 1 : 0)
-        writer.writeVarint(UInt64(changes.count))
-        var previous: UInt64 = 0
-        for change in changes {
-            writer.writeVarint(change.serverSequence &- previous)
-            previous = change.serverSequence
-            change.key.encode(to: &writer)
-            change.record.encode(to: &writer)
-        }
+        WireChange.encode(changes, to: &writer)
     }
 
     public init(from reader: inout BinaryReader) throws(CodecError) {
         cursor = try reader.readVarint()
         hasMore = try Bool(from: &reader)
-        let count = try reader.readCount(minimumElementSize: 8)
-        changes = []
-        changes.reserveCapacity(count)
-        var previous: UInt64 = 0
-        for index in 0..<count {
-            let start = reader.offset
-            let step = try reader.readVarint()
-            guard index == 0 || step > 0 else { throw .nonCanonical(at: start, "server sequences must increase") }
-            let (sequence, overflow) = previous.addingReportingOverflow(step)
-            guard !overflow, sequence > 0 else { throw .valueOutOfRange(at: start, "server sequence out of range") }
-            previous = sequence
-            let key = try WireKey(from: &reader)
-            let record = try DocumentRecord(from: &reader)
-            changes.append(PulledChange(serverSequence: sequence, key: key, record: record))
-        }
-        if let last = changes.last, last.serverSequence != cursor {
+        changes = try WireChange.decodeList(from: &reader)
+        if let last = changes.last, last.sequence != cursor {
             throw .invariantViolation(at: reader.offset, "the cursor must be the last change's sequence")
         }
     }

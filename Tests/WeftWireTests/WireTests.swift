@@ -21,24 +21,24 @@ enum WireSamples {
     static let push = PushRequest(
         replica: replicaA,
         changes: [
-            PushedChange(sequence: 7, key: WireKey(collection: "orders", id: "o1"), delta: record("qty", 3, wall: 1_700_000_000_000)),
-            PushedChange(sequence: 9, key: WireKey(collection: "orders", id: "o2"), delta: record("qty", 5, wall: 1_700_000_000_001)),
+            WireChange(sequence: 7, key: WireKey(collection: "orders", id: "o1"), record: record("qty", 3, wall: 1_700_000_000_000)),
+            WireChange(sequence: 9, key: WireKey(collection: "orders", id: "o2"), record: record("qty", 5, wall: 1_700_000_000_001)),
         ])
     static let pushResponse = PushResponse(appliedThrough: 9, rejected: [.init(sequence: 8, reason: "document too large")])
     static let pullRequest = PullRequest(after: 41, maximumChanges: 500, maximumBytes: 65_536, waitMilliseconds: 25_000)
     static let pullResponse = PullResponse(
         changes: [
-            PulledChange(serverSequence: 42, key: WireKey(collection: "orders", id: "o1"), record: record("qty", 3, wall: 1_700_000_000_000)),
-            PulledChange(serverSequence: 45, key: WireKey(collection: "orders", id: "o3"), record: record("qty", 1, wall: 1_700_000_000_002, replica: replicaB)),
+            WireChange(sequence: 42, key: WireKey(collection: "orders", id: "o1"), record: record("qty", 3, wall: 1_700_000_000_000)),
+            WireChange(sequence: 45, key: WireKey(collection: "orders", id: "o3"), record: record("qty", 1, wall: 1_700_000_000_002, replica: replicaB)),
         ], cursor: 45, hasMore: true)
 
     static func big(_ count: Int) -> PushRequest {
         PushRequest(
             replica: replicaA,
             changes: (1...count).map { index in
-                PushedChange(
+                WireChange(
                     sequence: UInt64(index), key: WireKey(collection: "readings", id: "sensor-\(index % 50)"),
-                    delta: record("celsius", Int64(index % 40), wall: 1_700_000_000_000 + UInt64(index)))
+                    record: record("celsius", Int64(index % 40), wall: 1_700_000_000_000 + UInt64(index)))
             })
     }
 }
