@@ -82,6 +82,21 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                     INSERT INTO meta (key, value) VALUES ('queue_bytes', 0), ('pull_cursor', 0);
                     """)
         }
+        migrator.registerMigration("v2: conflict log") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE conflicts (
+                        number INTEGER PRIMARY KEY AUTOINCREMENT,
+                        collection TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        policy TEXT NOT NULL,
+                        resolver TEXT,
+                        local BLOB NOT NULL,
+                        remote BLOB NOT NULL,
+                        winner BLOB NOT NULL
+                    );
+                    """)
+        }
         return migrator
     }
 
@@ -351,6 +366,77 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                 .execute(arguments: [Data(stamp.encoded())])
         }
         return sequences
+    }
+
+    public func applyRemoteChanges(
+        _ changes: [(key: DocumentKey, record: DocumentRecord)], through cursor: UInt64,
+        _ merge: @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
+        )
+    ) async throws(WeftError) -> [AppliedRemoteChange] {
+        guard let cursorValue = Int64(exactly: cursor) else { throw .invalidArgument("pull cursor \(cursor) is out of range") }
+        do {
+            return try writeBlocking { db in
+                let readRecord = try db.cachedStatement(sql: "SELECT record FROM documents WHERE collection = ? AND id = ?")
+                let upsertDocument = try db.cachedStatement(
+                    sql: "INSERT OR REPLACE INTO documents (collection, id, record, deleted) VALUES (?, ?, ?, ?)")
+                let logConflict = try db.cachedStatement(
+                    sql: "INSERT INTO conflicts (collection, id, policy, resolver, local, remote, winner) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                var applied = [AppliedRemoteChange]()
+                var known = [DocumentKey: DocumentRecord]()
+                for change in changes {
+                    let key = change.key
+                    var local = known[key]
+                    if local == nil, let data = try Data.fetchOne(readRecord, arguments: [key.collection.rawValue, key.id.rawValue]) {
+                        local = try Self.decodeRecord(data, "\(key)")
+                    }
+                    let result = try merge(local, key, change.record)
+                    if result.kind != .unchanged || result.record != local {
+                        try upsertDocument.execute(
+                            arguments: [key.collection.rawValue, key.id.rawValue, Data(result.record.encoded()), result.record.isDeleted])
+                    }
+                    if let conflict = result.conflict {
+                        let (policy, resolver): (String, String?) = switch conflict.policy {
+                        case .lastWriterWins: ("lww", nil)
+                        case .crdt: ("crdt", nil)
+                        case .custom(let name): ("custom", name)
+                        }
+                        try logConflict.execute(arguments: [
+                            key.collection.rawValue, key.id.rawValue, policy, resolver, Data(conflict.local.encoded()),
+                            Data(conflict.remote.encoded()), Data(conflict.winner.encoded()),
+                        ])
+                    }
+                    known[key] = result.record
+                    applied.append(AppliedRemoteChange(key: key, record: result.record, kind: result.kind))
+                }
+                try db.execute(sql: "UPDATE meta SET value = max(value, ?) WHERE key = 'pull_cursor'", arguments: [cursorValue])
+                return applied
+            }
+        } catch {
+            throw Self.map(error, path: path)
+        }
+    }
+
+    public func conflicts(limit: Int) async throws(WeftError) -> [ConflictRecord] {
+        try await read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT collection, id, policy, resolver, local, remote, winner FROM conflicts ORDER BY number DESC LIMIT ?",
+                arguments: [max(0, limit)]
+            ).map { row in
+                let key = try Self.key(row)
+                let policy: ConflictPolicy
+                switch try Self.column(row, "policy", String.self) {
+                case "lww": policy = .lastWriterWins
+                case "crdt": policy = .crdt
+                case "custom": policy = .custom(resolver: try Self.column(row, "resolver", String.self))
+                case let other: throw WeftError.corrupt("unknown conflict policy \(other.debugDescription) in the conflict log")
+                }
+                return ConflictRecord(
+                    key: key, local: try Self.decodeRecord(try Self.column(row, "local", Data.self), "a logged conflict"),
+                    remote: try Self.decodeRecord(try Self.column(row, "remote", Data.self), "a logged conflict"),
+                    winner: try Self.decodeRecord(try Self.column(row, "winner", Data.self), "a logged conflict"), policy: policy)
+            }
+        }
     }
 
     /// The connection's `PRAGMA synchronous` value: 1 for NORMAL, 2 for FULL.

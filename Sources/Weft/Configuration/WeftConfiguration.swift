@@ -112,7 +112,10 @@ public struct PersistenceConfiguration: Hashable, Sendable {
 
     /// The replica settings these imply.
     public var replicaConfiguration: ReplicaConfiguration {
-        ReplicaConfiguration(maxQueueBytes: maxQueueBytes, durability: durability)
+        var configuration = ReplicaConfiguration(maxQueueBytes: maxQueueBytes, durability: durability)
+        configuration.conflictResolution = conflictResolution
+        configuration.collectionPolicies = collections
+        return configuration
     }
 
     /// The policy for `collection`.

@@ -94,6 +94,40 @@ public actor Replica {
     /// The offline queue's exact size in bytes.
     public func queuedBytes() async throws(WeftError) -> Int { try await storage.totalBytes() }
 
+    // MARK: Remote changes
+
+    /// Applies changes pulled from the server: each is merged into the local record by
+    /// ``DocumentMerge`` under its collection's policy, conflicts go to the conflict log, and the
+    /// pull cursor moves to `cursor`, all in one transaction. Observers see each change that did
+    /// something, with origin ``ReplicaChange/Origin/remote``.
+    ///
+    /// Applying the same page twice changes nothing the second time.
+    @discardableResult
+    public func applyRemote(_ changes: [(key: DocumentKey, record: DocumentRecord)], through cursor: UInt64)
+        async throws(WeftError) -> [AppliedRemoteChange]
+    {
+        let configuration = configuration
+        let applied = try await exclusively { () async throws(WeftError) -> [AppliedRemoteChange] in
+            try await storage.applyRemoteChanges(changes, through: cursor) { local, key, remote throws(WeftError) in
+                try DocumentMerge.merge(local: local, remote: remote, key: key, policy: configuration.policy(for: key.collection))
+            }
+        }
+        for change in applied where change.kind != .unchanged {
+            // Later local stamps must follow the stamps this replica has now seen.
+            _ = try? clock.receive(change.record.lastStamp)
+            publish(ReplicaChange(key: change.key, origin: .remote, isDeleted: change.record.isDeleted, stamp: change.record.lastStamp))
+        }
+        return applied
+    }
+
+    /// The most recent conflicts this replica resolved, newest first.
+    public func conflicts(limit: Int = 100) async throws(WeftError) -> [ConflictRecord] {
+        try await storage.conflicts(limit: limit)
+    }
+
+    /// The server sequence of the last pulled change applied.
+    public func pullCursor() async throws(WeftError) -> UInt64 { try await storage.metadata().pullCursor }
+
     // MARK: Writing
 
     /// One write waiting to be committed.

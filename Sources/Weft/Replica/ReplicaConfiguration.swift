@@ -28,6 +28,15 @@ public struct ReplicaConfiguration: Hashable, Sendable {
     public var durability: Durability
     /// How far ahead of local time, in milliseconds, a received stamp may be.
     public var maximumClockDrift: UInt64
+    /// The conflict policy of collections without one of their own (`conflict_resolution`).
+    public var conflictResolution: ConflictPolicy = .lastWriterWins
+    /// Per-collection conflict policies (`[persistence.collections.NAME]`).
+    public var collectionPolicies: [String: ConflictPolicy] = [:]
+
+    /// The policy for `collection`.
+    public func policy(for collection: CollectionName) -> ConflictPolicy {
+        collectionPolicies[collection.rawValue] ?? conflictResolution
+    }
 
     /// The default cap: 100 MiB.
     public static let defaultMaxQueueBytes = 100 * 1024 * 1024

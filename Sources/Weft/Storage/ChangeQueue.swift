@@ -90,6 +90,23 @@ public struct LocalWrite: Sendable {
 /// 4. In the same atomic step it saves the largest stamp of the writes' deltas as the last stamp
 ///    (``ReplicaMetadata/lastStamp``), so a clock restored after a crash always resumes above
 ///    every write that was stored.
+/// A pulled change, as applied: the key, the record stored and what the merge found.
+public struct AppliedRemoteChange: Hashable, Sendable {
+    /// The document.
+    public let key: DocumentKey
+    /// The record now stored.
+    public let record: DocumentRecord
+    /// What the merge found.
+    public let kind: MergeKind
+
+    /// Creates a result.
+    public init(key: DocumentKey, record: DocumentRecord, kind: MergeKind) {
+        self.key = key
+        self.record = record
+        self.kind = kind
+    }
+}
+
 public protocol ReplicaStorage: DocumentStore, ChangeQueue {
     /// Reads `keys`, computes writes with `transform`, and stores them with their queue entries,
     /// atomically.
@@ -97,6 +114,18 @@ public protocol ReplicaStorage: DocumentStore, ChangeQueue {
         reading keys: [DocumentKey], maxQueueBytes: Int,
         _ transform: @Sendable ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
     ) async throws(WeftError) -> [UInt64]
+
+    /// Merges pulled changes into the local records with `merge`, logs the conflicts it reports,
+    /// and moves the pull cursor to `cursor`, atomically (contract point 5).
+    func applyRemoteChanges(
+        _ changes: [(key: DocumentKey, record: DocumentRecord)], through cursor: UInt64,
+        _ merge: @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
+        )
+    ) async throws(WeftError) -> [AppliedRemoteChange]
+
+    /// The most recent conflicts, newest first.
+    func conflicts(limit: Int) async throws(WeftError) -> [ConflictRecord]
 }
 
 extension ReplicaStorage {

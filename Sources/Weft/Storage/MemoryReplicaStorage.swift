@@ -12,6 +12,7 @@ public actor MemoryReplicaStorage: ReplicaStorage {
     private var nextSequence: UInt64 = 1
     private var inFlightThrough: UInt64 = 0
     private var bytes = 0
+    private var conflictLog: [ConflictRecord] = []
 
     /// Creates empty storage for a new replica.
     public init(replicaID: ReplicaID = .random()) {
@@ -124,4 +125,27 @@ public actor MemoryReplicaStorage: ReplicaStorage {
         if let stamp = writes.map(\.delta.lastStamp).max() { meta.lastStamp = max(meta.lastStamp ?? stamp, stamp) }
         return sequences
     }
+
+    public func applyRemoteChanges(
+        _ changes: [(key: DocumentKey, record: DocumentRecord)], through cursor: UInt64,
+        _ merge: @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
+        )
+    ) throws(WeftError) -> [AppliedRemoteChange] {
+        var documents = self.documents
+        var log = [ConflictRecord]()
+        var applied = [AppliedRemoteChange]()
+        for change in changes {
+            let result = try merge(documents[change.key], change.key, change.record)
+            documents[change.key] = result.record
+            if let conflict = result.conflict { log.append(conflict) }
+            applied.append(AppliedRemoteChange(key: change.key, record: result.record, kind: result.kind))
+        }
+        self.documents = documents
+        conflictLog.append(contentsOf: log)
+        meta.pullCursor = max(meta.pullCursor, cursor)
+        return applied
+    }
+
+    public func conflicts(limit: Int) -> [ConflictRecord] { Array(conflictLog.reversed().prefix(max(0, limit))) }
 }

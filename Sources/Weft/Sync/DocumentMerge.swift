@@ -1,0 +1,88 @@
+import WeftCRDT
+
+/// What happened when a remote version of a document met the local one.
+public enum MergeKind: String, Hashable, Sendable {
+    /// The remote version had nothing the local one lacked.
+    case unchanged
+    /// The remote version had seen everything local: it replaces the local one.
+    case fastForward
+    /// Neither had seen all of the other: resolved by the collection's policy.
+    case conflict
+}
+
+/// A resolved conflict, kept in the conflict log on the replica and on the server.
+public struct ConflictRecord: Hashable, Sendable {
+    /// The document.
+    public var key: DocumentKey
+    /// The local version.
+    public var local: DocumentRecord
+    /// The remote version.
+    public var remote: DocumentRecord
+    /// The result.
+    public var winner: DocumentRecord
+    /// The policy that resolved it.
+    public var policy: ConflictPolicy
+
+    /// Creates a record.
+    public init(key: DocumentKey, local: DocumentRecord, remote: DocumentRecord, winner: DocumentRecord, policy: ConflictPolicy) {
+        self.key = key
+        self.local = local
+        self.remote = remote
+        self.winner = winner
+        self.policy = policy
+    }
+}
+
+/// The one merge: every place that combines two versions of a document (a replica applying a
+/// pulled change, the server applying a push, the PostgreSQL path) calls ``merge(local:remote:key:policy:)``.
+///
+/// Version vectors decide whether there is a conflict at all:
+///
+/// 1. `remote ≤ local`: the remote version is already included; nothing changes.
+/// 2. `local ≤ remote`: the remote version has seen everything local; it replaces the local one
+///    (a fast-forward). Replacing rather than joining matters under last-writer-wins: the remote
+///    version may be the result of a resolution that dropped a loser's fields on purpose.
+/// 3. Concurrent: the policy decides. ``ConflictPolicy/crdt`` joins the two records (registers by
+///    stamp, counters add, sets merge); ``ConflictPolicy/lastWriterWins`` keeps the whole version
+///    whose last write has the greater HLC stamp. Either way the result's version vector is the
+///    join of both, so it dominates both and the conflict is resolved once.
+///
+/// ## Laws
+/// For every policy the merge is commutative, idempotent and associative on versions made by
+/// real replicas (whose stamps follow causality), so replicas and the server converge whatever
+/// order they exchange versions in. `Tests/WeftTests/DocumentMergeTests.swift` checks this.
+public enum DocumentMerge {
+    /// Merges `remote` into `local`.
+    ///
+    /// - Throws: ``WeftError/Kind/invalidArgument`` for ``ConflictPolicy/custom(resolver:)``: custom
+    ///   resolvers arrive with issue #5.
+    /// - Complexity: O(*v*) to compare version vectors, plus the size of the documents when they conflict.
+    public static func merge(local: DocumentRecord?, remote: DocumentRecord, key: DocumentKey, policy: ConflictPolicy)
+        throws(WeftError) -> (record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?)
+    {
+        guard let local else { return (remote, .fastForward, nil) }
+        switch remote.version.compare(to: local.version) {
+        case .before:
+            return (local, .unchanged, nil)
+        case .equal:
+            // Equal vectors with different contents can only come from a replica reusing its
+            // identity; join them so both sides still converge.
+            return (local == remote ? local : local.merged(with: remote), .unchanged, nil)
+        case .after:
+            return (remote, .fastForward, nil)
+        case .concurrent:
+            let winner: DocumentRecord
+            switch policy {
+            case .crdt:
+                winner = local.merged(with: remote)
+            case .lastWriterWins:
+                let chosen = remote.lastStamp > local.lastStamp ? remote : local
+                winner = DocumentRecord(
+                    body: chosen.body, deletion: chosen.deletion, version: local.version.merged(with: remote.version))
+            case .custom(let resolver):
+                throw .invalidArgument("custom resolver \(resolver.debugDescription) is not supported yet (issue #5)")
+            }
+            return (winner, .conflict, ConflictRecord(key: key, local: local, remote: remote, winner: winner, policy: policy))
+        }
+    }
+}
