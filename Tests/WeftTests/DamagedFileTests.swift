@@ -282,7 +282,9 @@ struct DamagedFileTests {
         let migrations = try await DatabaseQueue(path: path).read { db in
             try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier")
         }
-        #expect(migrations.contains("v99: from the future") && migrations.count == 2, "\(migrations)")
+        // The known migrations plus the one from the future, and nothing else: no migration ran.
+        #expect(migrations.last == "v99: from the future" && migrations.filter { $0.hasPrefix("v99") }.count == 1, "\(migrations)")
+        #expect(migrations.dropLast().allSatisfy { $0.hasPrefix("v1:") || $0.hasPrefix("v2:") }, "\(migrations)")
     }
 
     /// The schema and every row of every table, as text.
