@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "WeftWire", targets: ["WeftWire"]),
         .library(name: "Weft", targets: ["Weft"]),
         .library(name: "WeftSQLite", targets: ["WeftSQLite"]),
+        .library(name: "WeftServer", targets: ["WeftServer"]),
         .executable(name: "weft-example-merge", targets: ["WeftExampleMerge"]),
     ],
     dependencies: [
@@ -40,12 +41,17 @@ let package = Package(
         .target(
             name: "Weft",
             dependencies: [
-                "WeftCRDT", .product(name: "Logging", package: "swift-log"), .product(name: "TOMLKit", package: "TOMLKit"),
+                "WeftCRDT", "WeftWire", .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
         .target(
             name: "WeftSQLite",
             dependencies: ["Weft", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .target(
+            name: "WeftServer",
+            dependencies: ["Weft", "WeftWire", "WeftCRDT", .product(name: "Logging", package: "swift-log")]
         ),
         // A child process for the crash tests: writes in a loop until killed.
         .executableTarget(
@@ -75,7 +81,7 @@ let package = Package(
         .testTarget(
             name: "WeftTests",
             dependencies: [
-                "Weft", "WeftSQLite", "WeftCRDT", "WeftTesting",
+                "Weft", "WeftSQLite", "WeftCRDT", "WeftTesting", "WeftServer", "WeftWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

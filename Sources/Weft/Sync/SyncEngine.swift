@@ -1,0 +1,140 @@
+import Logging
+import WeftCRDT
+import WeftWire
+
+/// What one sync round did.
+public struct SyncReport: Hashable, Sendable {
+    /// Queue entries the server confirmed.
+    public var pushed = 0
+    /// Pulled changes applied.
+    public var pulled = 0
+    /// Pulled changes that conflicted with local versions.
+    public var conflicts = 0
+    /// The pull cursor after the round.
+    public var cursor: UInt64 = 0
+}
+
+/// Pushes a replica's queue to the server and pulls the server's changes back.
+///
+/// One round (``syncOnce()``):
+/// 1. **Push**: hand out the oldest queue entries as a batch (marking them in flight), push the
+///    documents' current records for them,
+///    and only when the server confirms, drop the entries it applied — the push cursor. On any
+///    failure the batch goes back to pending and is sent again next round: the server skips what
+///    it already applied, so nothing is lost and nothing doubles.
+/// 2. **Pull**: ask for the changes after the pull cursor, page by page, and apply each page with
+///    its cursor in one transaction (``Replica/applyRemote(_:through:)``).
+///
+/// A crash anywhere resumes from the last confirmed position: unconfirmed entries are still
+/// queued, and the pull cursor never passes a change that was not applied.
+public actor SyncEngine {
+    /// The replica being synced.
+    public nonisolated let replica: Replica
+    private let transport: any SyncTransport
+    private let logger: Logger
+    /// The most entries in one push.
+    public var maximumBatchEntries = 500
+    /// The most bytes in one push (a single larger entry still goes alone).
+    public var maximumBatchBytes = 1 << 20
+    /// The most changes asked for in one pull page.
+    public var maximumPageChanges: UInt32 = 1_000
+
+    /// Creates an engine.
+    public init(replica: Replica, transport: any SyncTransport, logger: Logger = Logger(label: "weft.sync")) {
+        self.replica = replica
+        self.transport = transport
+        self.logger = logger
+    }
+
+    /// Sets how many changes one pull page asks for.
+    public func setPageSize(_ changes: UInt32) { maximumPageChanges = max(1, changes) }
+
+    /// Pushes everything queued, then pulls until the server has nothing more.
+    @discardableResult
+    public func syncOnce() async throws(SyncError) -> SyncReport {
+        var report = SyncReport()
+        report.pushed = try await pushAll()
+        let (pulled, conflicts, cursor) = try await pullAll()
+        report.pulled = pulled
+        report.conflicts = conflicts
+        report.cursor = cursor
+        return report
+    }
+
+    private func local<T>(_ body: () async throws(WeftError) -> T) async throws(SyncError) -> T {
+        do {
+            return try await body()
+        } catch {
+            throw SyncError(.rejected, "local storage: \(error)")
+        }
+    }
+
+    /// Pushes the queue in batches until it is empty; returns the entries confirmed.
+    public func pushAll() async throws(SyncError) -> Int {
+        let storage = replica.storage
+        var confirmed = 0
+        while true {
+            let batch = try await local { () async throws(WeftError) in
+                try await storage.nextBatch(maxBytes: maximumBatchBytes, maxEntries: maximumBatchEntries)
+            }
+            guard let last = batch.last else { return confirmed }
+            // Each change carries the document's whole current record, not the queued delta: the
+            // server resolves conflicts between whole versions (last-writer-wins keeps one), and a
+            // fast-forward replaces its record. The delta is what the queue counts and coalesces.
+            var changes = [WireChange]()
+            changes.reserveCapacity(batch.count)
+            for entry in batch {
+                let record = try await local { () async throws(WeftError) in try await storage.record(for: entry.key) }
+                changes.append(
+                    WireChange(
+                        sequence: entry.sequence, key: WireKey(collection: entry.key.collection.rawValue, id: entry.key.id.rawValue),
+                        record: record ?? entry.delta))
+            }
+            let request = PushRequest(replica: replica.replicaID, changes: changes)
+            let response: PushResponse
+            do {
+                response = try await transport.push(request)
+            } catch {
+                // Nothing is dropped: the batch goes back to pending and is sent again.
+                try? await storage.releaseInFlight()
+                throw error
+            }
+            let through = min(response.appliedThrough, last.sequence)
+            try await local { () async throws(WeftError) in try await storage.acknowledge(through: through) }
+            confirmed += batch.filter { $0.sequence <= through }.count
+            if through < last.sequence {
+                // The server confirmed less than was sent: send the rest again later.
+                try await local { () async throws(WeftError) in try await storage.releaseInFlight() }
+                return confirmed
+            }
+        }
+    }
+
+    /// Pulls and applies pages until the server has nothing more after the cursor.
+    public func pullAll() async throws(SyncError) -> (changes: Int, conflicts: Int, cursor: UInt64) {
+        var cursor = try await local { () async throws(WeftError) in try await replica.pullCursor() }
+        var changes = 0
+        var conflicts = 0
+        while true {
+            let page = try await transport.pull(PullRequest(after: cursor, maximumChanges: maximumPageChanges))
+            if page.changes.isEmpty && page.cursor <= cursor { return (changes, conflicts, cursor) }
+            guard page.cursor >= cursor else {
+                throw SyncError(.badResponse, "the server's cursor \(page.cursor) is behind ours (\(cursor))")
+            }
+            var keyed = [(key: DocumentKey, record: DocumentRecord)]()
+            for change in page.changes {
+                do {
+                    let key = DocumentKey(collection: try CollectionName(change.key.collection), id: try DocumentID(change.key.id))
+                    keyed.append((key, change.record))
+                } catch {
+                    throw SyncError(.badResponse, "the server sent an invalid key \(change.key): \(error)")
+                }
+            }
+            let applied = try await local { () async throws(WeftError) in try await replica.applyRemote(keyed, through: page.cursor) }
+            changes += applied.count
+            conflicts += applied.filter { $0.kind == .conflict }.count
+            cursor = page.cursor
+            if !page.hasMore { return (changes, conflicts, cursor) }
+        }
+    }
+}

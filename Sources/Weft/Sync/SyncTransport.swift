@@ -1,0 +1,49 @@
+import WeftWire
+
+/// An error from a sync transport.
+public struct SyncError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The kind of failure.
+    public enum Kind: String, Hashable, Sendable {
+        /// The remote could not be reached or did not answer in time: retry later.
+        case unavailable
+        /// The remote refused the credentials (HTTP 401) or the database (403).
+        case unauthorized
+        /// The remote refused the request as malformed or too large; retrying will not help.
+        case rejected
+        /// The remote's answer was malformed.
+        case badResponse
+    }
+
+    /// The kind of failure.
+    public let kind: Kind
+    /// What happened.
+    public let message: String
+
+    /// Creates an error.
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    /// Whether retrying later may succeed.
+    public var isTransient: Bool { kind == .unavailable }
+
+    public var description: String { "\(kind.rawValue): \(message)" }
+}
+
+/// How a replica talks to the central store: push a batch, pull a page after a cursor.
+///
+/// ## Contract
+///
+/// 1. ``push(_:)`` returns only after the server has durably applied the batch. Pushing a batch
+///    again (after a lost response) is safe: the server skips what it has already applied.
+/// 2. ``pull(_:)`` returns the changes after the request's cursor, in server order, never
+///    skipping or repeating one; with `waitMilliseconds` > 0 it may wait that long for a change.
+/// 3. Transient failures throw ``SyncError/Kind/unavailable``; a request the server refuses for
+///    good throws ``SyncError/Kind/rejected`` or ``SyncError/Kind/unauthorized``.
+public protocol SyncTransport: Sendable {
+    /// Pushes a batch of queued changes.
+    func push(_ request: PushRequest) async throws(SyncError) -> PushResponse
+    /// Pulls a page of changes after a cursor.
+    func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse
+}

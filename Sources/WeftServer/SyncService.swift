@@ -1,0 +1,117 @@
+import Weft
+import WeftCRDT
+import WeftWire
+
+/// The store-agnostic heart of the Standalone server: applies pushes idempotently with the one
+/// merge and serves pull pages, with a long-poll wait.
+public actor SyncService {
+    /// The central store.
+    public nonisolated let store: any CentralStore
+    private let policy: @Sendable (String, CollectionName) -> ConflictPolicy
+    private let limits: WireLimits
+    private var pushes: [String: Int] = [:]  // per database, for long-polls
+
+    /// Creates a service over `store`; `policy` gives each database's collections their policy.
+    public init(
+        store: any CentralStore, limits: WireLimits = .default,
+        policy: @escaping @Sendable (String, CollectionName) -> ConflictPolicy = { _, _ in .crdt }
+    ) {
+        self.store = store
+        self.limits = limits
+        self.policy = policy
+    }
+
+    /// Applies a push for `database`; answers only after the store committed it.
+    public func push(database: String, _ request: PushRequest) async throws(SyncError) -> PushResponse {
+        guard request.changes.count <= limits.maximumChanges else {
+            throw SyncError(.rejected, "\(request.changes.count) changes in one push, over the limit of \(limits.maximumChanges)")
+        }
+        var changes = [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)]()
+        changes.reserveCapacity(request.changes.count)
+        for change in request.changes {
+            do {
+                let key = DocumentKey(collection: try CollectionName(change.key.collection), id: try DocumentID(change.key.id))
+                changes.append((change.sequence, key, change.record))
+            } catch {
+                throw SyncError(.rejected, "invalid key \(change.key): \(error)")
+            }
+        }
+        let policy = policy
+        do {
+            let mark = try await store.applyPush(database: database, replica: request.replica, changes: changes) {
+                local, key, remote throws(WeftError) in
+                try DocumentMerge.merge(local: local, remote: remote, key: key, policy: policy(database, key.collection))
+            }
+            pushes[database, default: 0] += 1
+            return PushResponse(appliedThrough: mark)
+        } catch {
+            throw SyncError(error.kind == .invalidArgument ? .rejected : .unavailable, "store: \(error)")
+        }
+    }
+
+    /// Serves the page after `request.after`, waiting up to `request.waitMilliseconds` for a
+    /// change if there is none yet.
+    public func pull(database: String, _ request: PullRequest) async throws(SyncError) -> PullResponse {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: .milliseconds(Int64(request.waitMilliseconds)))
+        while true {
+            let page: (changes: [LoggedChange], hasMore: Bool)
+            do {
+                page = try await store.changes(
+                    database: database, after: request.after, limit: Int(min(request.maximumChanges, UInt32(limits.maximumChanges))),
+                    maxBytes: Int(request.maximumBytes))
+            } catch {
+                throw SyncError(.unavailable, "store: \(error)")
+            }
+            if !page.changes.isEmpty || clock.now >= deadline {
+                return PullResponse(
+                    changes: page.changes.map {
+                        WireChange(sequence: $0.sequence, key: WireKey(collection: $0.key.collection.rawValue, id: $0.key.id.rawValue), record: $0.record)
+                    },
+                    cursor: page.changes.last?.sequence ?? request.after, hasMore: page.hasMore)
+            }
+            // Long-poll: look again shortly, until a push arrives or the wait runs out.
+            try? await Task.sleep(for: .milliseconds(20))
+            if Task.isCancelled { return PullResponse(changes: [], cursor: request.after, hasMore: false) }
+        }
+    }
+}
+
+/// A transport that calls a ``SyncService`` in the same process, through the real wire format:
+/// every request and response is framed, encoded and decoded with the receiver's limits.
+///
+/// Tests use it in place of HTTP; a `postgres://` endpoint will use it to run the same service
+/// straight on the PostgreSQL store.
+public struct InProcessTransport: SyncTransport {
+    /// The service.
+    public let service: SyncService
+    /// The database (tenant) this replica syncs with.
+    public let database: String
+    /// Limits applied to every message, as a server would.
+    public let limits: WireLimits
+
+    /// Creates a transport.
+    public init(service: SyncService, database: String, limits: WireLimits = .default) {
+        self.service = service
+        self.database = database
+        self.limits = limits
+    }
+
+    private func roundTrip<M: BinaryCodable>(_ message: M) throws(SyncError) -> M {
+        do {
+            return try WireMessage.decode(M.self, from: WireMessage.encode(message), limits: limits)
+        } catch {
+            throw SyncError(error.isTooLarge ? .rejected : .badResponse, "\(error)")
+        }
+    }
+
+    public func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
+        let received = try roundTrip(request)
+        return try roundTrip(try await service.push(database: database, received))
+    }
+
+    public func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse {
+        let received = try roundTrip(request)
+        return try roundTrip(try await service.pull(database: database, received))
+    }
+}
