@@ -51,7 +51,10 @@ let package = Package(
         ),
         .target(
             name: "WeftServer",
-            dependencies: ["Weft", "WeftWire", "WeftCRDT", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "Weft", "WeftWire", "WeftCRDT", "WeftSQLite", .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
         // A child process for the crash tests: writes in a loop until killed.
         .executableTarget(

@@ -101,7 +101,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     }
 
     /// Maps any error from GRDB or SQLite to a ``WeftError``.
-    static func map(_ error: any Error, path: String) -> WeftError {
+    package static func map(_ error: any Error, path: String) -> WeftError {
         if let weft = error as? WeftError { return weft }
         if let database = error as? DatabaseError {
             switch database.resultCode {
@@ -122,7 +122,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         do { return try await pool.write(body) } catch { throw Self.map(error, path: path) }
     }
 
-    static func decodeRecord(_ data: Data, _ what: String) throws -> DocumentRecord {
+    package static func decodeRecord(_ data: Data, _ what: String) throws -> DocumentRecord {
         do {
             return try DocumentRecord(encoded: [UInt8](data))
         } catch {
@@ -132,7 +132,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
 
     /// A column's value, or ``Weft/WeftError/Kind/corrupt`` if it is missing or of another type
     /// (GRDB's subscripts would trap on a damaged file).
-    static func column<T: DatabaseValueConvertible>(_ row: Row, _ name: String, _ type: T.Type) throws -> T {
+    package static func column<T: DatabaseValueConvertible>(_ row: Row, _ name: String, _ type: T.Type) throws -> T {
         do {
             return try row.decode(T.self, forColumn: name)
         } catch {
@@ -152,7 +152,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         return value
     }
 
-    static func key(_ row: Row) throws -> DocumentKey {
+    package static func key(_ row: Row) throws -> DocumentKey {
         do {
             return DocumentKey(
                 collection: try CollectionName(try column(row, "collection", String.self)),

@@ -1,0 +1,202 @@
+import Foundation
+import GRDB
+import Weft
+import WeftCRDT
+import WeftSQLite
+
+/// The Standalone server's embedded central store: one SQLite database (WAL, `synchronous =
+/// FULL`, so a push is durable before it is acknowledged) holding every tenant database.
+public final class SQLiteCentralStore: CentralStore {
+    let pool: DatabasePool
+    /// The database file.
+    public let path: String
+
+    /// Opens (creating if needed) the store at `path`.
+    public init(path: String) throws(WeftError) {
+        self.path = path
+        do {
+            let migrator = Self.migrator
+            if FileManager.default.fileExists(atPath: path) {
+                var probeConfiguration = Configuration()
+                probeConfiguration.readonly = true
+                let probe = try DatabaseQueue(path: path, configuration: probeConfiguration)
+                let superseded = try probe.read { db in try migrator.hasBeenSuperseded(db) }
+                try probe.close()
+                if superseded { throw WeftError.schemaTooNew("\(path) was written by a newer version of Weft") }
+            }
+            var configuration = Configuration()
+            configuration.label = "weft.central"
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            try migrator.migrate(pool)
+        } catch {
+            throw SQLiteReplicaStorage.map(error, path: path)
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: central documents, change log, high-water marks, conflicts") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE documents (
+                        tenant TEXT NOT NULL, collection TEXT NOT NULL, id TEXT NOT NULL, record BLOB NOT NULL,
+                        PRIMARY KEY (tenant, collection, id)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE change_log (
+                        sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+                        tenant TEXT NOT NULL, collection TEXT NOT NULL, id TEXT NOT NULL,
+                        record BLOB NOT NULL, bytes INTEGER NOT NULL
+                    );
+                    CREATE INDEX change_log_by_tenant ON change_log (tenant, sequence);
+                    CREATE TABLE high_water (
+                        tenant TEXT NOT NULL, replica BLOB NOT NULL, applied_through INTEGER NOT NULL,
+                        PRIMARY KEY (tenant, replica)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE conflicts (
+                        number INTEGER PRIMARY KEY AUTOINCREMENT,
+                        tenant TEXT NOT NULL, collection TEXT NOT NULL, id TEXT NOT NULL,
+                        policy TEXT NOT NULL, resolver TEXT,
+                        local BLOB NOT NULL, remote BLOB NOT NULL, winner BLOB NOT NULL
+                    );
+                    """)
+        }
+        return migrator
+    }
+
+    private func writeBlocking<T>(_ body: (Database) throws -> T) throws -> T { try pool.write(body) }
+    private func readBlocking<T>(_ body: (Database) throws -> T) throws -> T { try pool.read(body) }
+
+    public func applyPush(
+        database: String, replica: ReplicaID, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        merge: @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
+        )
+    ) async throws(WeftError) -> UInt64 {
+        do {
+            return try writeBlocking { db in
+                let replicaBytes = Data(replica.bytes)
+                let mark = UInt64(
+                    try Int64.fetchOne(
+                        db, sql: "SELECT applied_through FROM high_water WHERE tenant = ? AND replica = ?",
+                        arguments: [database, replicaBytes]) ?? 0)
+                let read = try db.cachedStatement(sql: "SELECT record FROM documents WHERE tenant = ? AND collection = ? AND id = ?")
+                let store = try db.cachedStatement(
+                    sql: "INSERT OR REPLACE INTO documents (tenant, collection, id, record) VALUES (?, ?, ?, ?)")
+                let log = try db.cachedStatement(
+                    sql: "INSERT INTO change_log (tenant, collection, id, record, bytes) VALUES (?, ?, ?, ?, ?)")
+                let logConflict = try db.cachedStatement(
+                    sql: "INSERT INTO conflicts (tenant, collection, id, policy, resolver, local, remote, winner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                var newMark = mark
+                for change in changes {
+                    newMark = max(newMark, change.sequence)
+                    guard change.sequence > mark else { continue }
+                    let key = change.key
+                    let arguments: StatementArguments = [database, key.collection.rawValue, key.id.rawValue]
+                    let local = try Data.fetchOne(read, arguments: arguments).map {
+                        try SQLiteReplicaStorage.decodeRecord($0, "\(database)/\(key)")
+                    }
+                    let result = try merge(local, key, change.delta)
+                    if let conflict = result.conflict {
+                        let (policy, resolver): (String, String?) =
+                            switch conflict.policy {
+                            case .lastWriterWins: ("lww", nil)
+                            case .crdt: ("crdt", nil)
+                            case .custom(let name): ("custom", name)
+                            }
+                        try logConflict.execute(
+                            arguments: arguments + [
+                                policy, resolver, Data(conflict.local.encoded()), Data(conflict.remote.encoded()),
+                                Data(conflict.winner.encoded()),
+                            ])
+                    }
+                    guard result.record != local else { continue }
+                    let bytes = Data(result.record.encoded())
+                    try store.execute(arguments: arguments + [bytes])
+                    try log.execute(arguments: arguments + [bytes, bytes.count])
+                }
+                guard let markValue = Int64(exactly: newMark) else { throw WeftError.invalidArgument("sequence \(newMark) is out of range") }
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO high_water (tenant, replica, applied_through) VALUES (?, ?, ?)",
+                    arguments: [database, replicaBytes, markValue])
+                return newMark
+            }
+        } catch {
+            throw SQLiteReplicaStorage.map(error, path: path)
+        }
+    }
+
+    public func changes(database: String, after: UInt64, limit: Int, maxBytes: Int) async throws(WeftError)
+        -> (changes: [LoggedChange], hasMore: Bool)
+    {
+        guard let cursor = Int64(exactly: after) else { throw .invalidArgument("cursor \(after) is out of range") }
+        do {
+            return try readBlocking { db in
+                let rows = try Row.fetchCursor(
+                    db,
+                    sql: "SELECT sequence, collection, id, record, bytes FROM change_log WHERE tenant = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+                    arguments: [database, cursor, max(1, limit) + 1])
+                var page = [LoggedChange]()
+                var bytes = 0
+                var more = false
+                while let row = try rows.next() {
+                    let size = try SQLiteReplicaStorage.column(row, "bytes", Int.self)
+                    if page.count >= max(1, limit) || (!page.isEmpty && bytes + size > maxBytes) {
+                        more = true
+                        break
+                    }
+                    let key = try SQLiteReplicaStorage.key(row)
+                    let record = try SQLiteReplicaStorage.decodeRecord(
+                        try SQLiteReplicaStorage.column(row, "record", Data.self), "\(database)/\(key)")
+                    let sequence = try SQLiteReplicaStorage.column(row, "sequence", Int64.self)
+                    page.append(LoggedChange(sequence: UInt64(sequence), key: key, record: record, byteCount: size))
+                    bytes += size
+                }
+                return (page, more)
+            }
+        } catch {
+            throw SQLiteReplicaStorage.map(error, path: path)
+        }
+    }
+
+    public func record(database: String, key: DocumentKey) async throws(WeftError) -> DocumentRecord? {
+        do {
+            return try readBlocking { db in
+                try Data.fetchOne(
+                    db, sql: "SELECT record FROM documents WHERE tenant = ? AND collection = ? AND id = ?",
+                    arguments: [database, key.collection.rawValue, key.id.rawValue]
+                ).map { try SQLiteReplicaStorage.decodeRecord($0, "\(database)/\(key)") }
+            }
+        } catch {
+            throw SQLiteReplicaStorage.map(error, path: path)
+        }
+    }
+
+    public func conflicts(database: String, limit: Int) async throws(WeftError) -> [ConflictRecord] {
+        do {
+            return try readBlocking { db in
+                try Row.fetchAll(
+                    db,
+                    sql: "SELECT collection, id, policy, resolver, local, remote, winner FROM conflicts WHERE tenant = ? ORDER BY number DESC LIMIT ?",
+                    arguments: [database, max(0, limit)]
+                ).map { row in
+                    let policy: ConflictPolicy
+                    switch try SQLiteReplicaStorage.column(row, "policy", String.self) {
+                    case "lww": policy = .lastWriterWins
+                    case "crdt": policy = .crdt
+                    case "custom": policy = .custom(resolver: try SQLiteReplicaStorage.column(row, "resolver", String.self))
+                    case let other: throw WeftError.corrupt("unknown conflict policy \(other.debugDescription)")
+                    }
+                    func record(_ column: String) throws -> DocumentRecord {
+                        try SQLiteReplicaStorage.decodeRecord(try SQLiteReplicaStorage.column(row, column, Data.self), "a logged conflict")
+                    }
+                    return ConflictRecord(
+                        key: try SQLiteReplicaStorage.key(row), local: try record("local"), remote: try record("remote"),
+                        winner: try record("winner"), policy: policy)
+                }
+            }
+        } catch {
+            throw SQLiteReplicaStorage.map(error, path: path)
+        }
+    }
+}

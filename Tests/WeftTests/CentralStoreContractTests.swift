@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+import Weft
+import WeftCRDT
+import WeftServer
+
+enum CentralKind: String, CaseIterable, Sendable, CustomStringConvertible {
+    case memory, sqlite
+    var description: String { rawValue }
+    func make(_ directory: TemporaryDirectory) throws -> any CentralStore {
+        switch self {
+        case .memory: return MemoryCentralStore()
+        case .sqlite: return try SQLiteCentralStore(path: directory.path("central.sqlite"))
+        }
+    }
+}
+
+/// The CentralStore contract, run against every implementation.
+@Suite("Central store contract")
+struct CentralStoreContractTests {
+    let replicaA = ReplicaID(high: 1, low: 1)
+    let replicaB = ReplicaID(high: 2, low: 2)
+
+    static let merge: @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+        record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
+    ) = { local, key, remote throws(WeftError) in
+        try DocumentMerge.merge(local: local, remote: remote, key: key, policy: .crdt)
+    }
+
+    func change(_ sequence: UInt64, _ id: String, _ field: String, _ value: Int64, replica: ReplicaID, wall: UInt64, count: UInt64)
+        -> (sequence: UInt64, key: DocumentKey, delta: DocumentRecord)
+    {
+        var record = sampleRecord(field, value, wall: wall, replica: replica)
+        record = DocumentRecord(
+            body: record.body, deletion: record.deletion, version: VersionVector([replica: count]))
+        return (sequence, key("c", id), record)
+    }
+
+    @Test("1. pushes are atomic and idempotent; the high-water mark skips what was applied", arguments: CentralKind.allCases)
+    func idempotentPush(_ kind: CentralKind) async throws {
+        let directory = TemporaryDirectory()
+        let store = try kind.make(directory)
+        let batch = [change(1, "x", "a", 1, replica: replicaA, wall: 10, count: 1), change(2, "y", "a", 2, replica: replicaA, wall: 11, count: 1)]
+        #expect(try await store.applyPush(database: "db", replica: replicaA, changes: batch, merge: Self.merge) == 2)
+        #expect(try await store.applyPush(database: "db", replica: replicaA, changes: batch, merge: Self.merge) == 2)
+        let log = try await store.changes(database: "db", after: 0, limit: 100, maxBytes: 1 << 20)
+        #expect(log.changes.count == 2 && !log.hasMore, "the re-sent batch logged nothing")
+        // A throwing merge changes nothing, high-water mark included.
+        await #expect(throws: WeftError.self) {
+            try await store.applyPush(
+                database: "db", replica: self.replicaA, changes: [self.change(3, "z", "a", 3, replica: self.replicaA, wall: 12, count: 1)]
+            ) { _, _, _ throws(WeftError) in throw .invalidArgument("refused") }
+        }
+        #expect(try await store.record(database: "db", key: key("c", "z")) == nil)
+        #expect(try await store.applyPush(database: "db", replica: replicaA, changes: [], merge: Self.merge) == 2)
+    }
+
+    @Test("2–3. sequences increase; pages respect limits and never skip or repeat", arguments: CentralKind.allCases)
+    func paging(_ kind: CentralKind) async throws {
+        let directory = TemporaryDirectory()
+        let store = try kind.make(directory)
+        for index in 1...25 {
+            _ = try await store.applyPush(
+                database: "db", replica: replicaA,
+                changes: [change(UInt64(index), "d\(index)", "v", Int64(index), replica: replicaA, wall: UInt64(index), count: 1)],
+                merge: Self.merge)
+        }
+        var cursor: UInt64 = 0
+        var seen = [UInt64]()
+        while true {
+            let page = try await store.changes(database: "db", after: cursor, limit: 7, maxBytes: 1 << 20)
+            seen += page.changes.map(\.sequence)
+            #expect(page.changes.count <= 7)
+            cursor = page.changes.last?.sequence ?? cursor
+            if !page.hasMore { break }
+        }
+        #expect(seen.count == 25 && seen == seen.sorted() && Set(seen).count == 25)
+        let tiny = try await store.changes(database: "db", after: 0, limit: 100, maxBytes: 1)
+        #expect(tiny.changes.count == 1 && tiny.hasMore, "at least one change, even over maxBytes")
+    }
+
+    @Test("4. databases are independent; conflicts are logged", arguments: CentralKind.allCases)
+    func tenantsAndConflicts(_ kind: CentralKind) async throws {
+        let directory = TemporaryDirectory()
+        let store = try kind.make(directory)
+        _ = try await store.applyPush(database: "one", replica: replicaA, changes: [change(1, "x", "a", 1, replica: replicaA, wall: 5, count: 1)], merge: Self.merge)
+        _ = try await store.applyPush(database: "one", replica: replicaB, changes: [change(1, "x", "b", 2, replica: replicaB, wall: 6, count: 1)], merge: Self.merge)
+        #expect(try await store.changes(database: "two", after: 0, limit: 10, maxBytes: 1 << 20).changes.isEmpty)
+        #expect(try await store.record(database: "two", key: key("c", "x")) == nil)
+        let merged = try #require(try await store.record(database: "one", key: key("c", "x")))
+        #expect(merged.body.int("a") == 1 && merged.body.int("b") == 2)
+        let conflicts = try await store.conflicts(database: "one", limit: 10)
+        #expect(conflicts.count == 1 && conflicts[0].policy == .crdt && conflicts[0].winner == merged)
+        #expect(try await store.conflicts(database: "two", limit: 10).isEmpty)
+        if kind == .sqlite {
+            let reopened = try SQLiteCentralStore(path: directory.path("central.sqlite"))
+            #expect(try await reopened.record(database: "one", key: key("c", "x")) == merged)
+            #expect(try await reopened.applyPush(
+                database: "one", replica: replicaA, changes: [change(1, "x", "a", 1, replica: replicaA, wall: 5, count: 1)], merge: Self.merge) == 1)
+        }
+    }
+}
