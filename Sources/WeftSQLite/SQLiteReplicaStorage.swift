@@ -152,6 +152,25 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         return value
     }
 
+    /// A conflict policy as the `policy` and `resolver` columns of a conflict log.
+    package static func policyColumns(_ policy: ConflictPolicy) -> (policy: String, resolver: String?) {
+        switch policy {
+        case .lastWriterWins: return ("lww", nil)
+        case .crdt: return ("crdt", nil)
+        case .custom(let name): return ("custom", name)
+        }
+    }
+
+    /// The conflict policy stored in a row's `policy` and `resolver` columns.
+    package static func policy(_ row: Row) throws -> ConflictPolicy {
+        switch try column(row, "policy", String.self) {
+        case "lww": return .lastWriterWins
+        case "crdt": return .crdt
+        case "custom": return .custom(resolver: try column(row, "resolver", String.self))
+        case let other: throw WeftError.corrupt("unknown conflict policy \(other.debugDescription) in a conflict log")
+        }
+    }
+
     package static func key(_ row: Row) throws -> DocumentKey {
         do {
             return DocumentKey(
@@ -396,11 +415,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                             arguments: [key.collection.rawValue, key.id.rawValue, Data(result.record.encoded()), result.record.isDeleted])
                     }
                     if let conflict = result.conflict {
-                        let (policy, resolver): (String, String?) = switch conflict.policy {
-                        case .lastWriterWins: ("lww", nil)
-                        case .crdt: ("crdt", nil)
-                        case .custom(let name): ("custom", name)
-                        }
+                        let (policy, resolver) = Self.policyColumns(conflict.policy)
                         try logConflict.execute(arguments: [
                             key.collection.rawValue, key.id.rawValue, policy, resolver, Data(conflict.local.encoded()),
                             Data(conflict.remote.encoded()), Data(conflict.winner.encoded()),
@@ -424,13 +439,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                 arguments: [max(0, limit)]
             ).map { row in
                 let key = try Self.key(row)
-                let policy: ConflictPolicy
-                switch try Self.column(row, "policy", String.self) {
-                case "lww": policy = .lastWriterWins
-                case "crdt": policy = .crdt
-                case "custom": policy = .custom(resolver: try Self.column(row, "resolver", String.self))
-                case let other: throw WeftError.corrupt("unknown conflict policy \(other.debugDescription) in the conflict log")
-                }
+                let policy = try Self.policy(row)
                 return ConflictRecord(
                     key: key, local: try Self.decodeRecord(try Self.column(row, "local", Data.self), "a logged conflict"),
                     remote: try Self.decodeRecord(try Self.column(row, "remote", Data.self), "a logged conflict"),

@@ -98,12 +98,7 @@ public final class SQLiteCentralStore: CentralStore {
                     }
                     let result = try merge(local, key, change.delta)
                     if let conflict = result.conflict {
-                        let (policy, resolver): (String, String?) =
-                            switch conflict.policy {
-                            case .lastWriterWins: ("lww", nil)
-                            case .crdt: ("crdt", nil)
-                            case .custom(let name): ("custom", name)
-                            }
+                        let (policy, resolver) = SQLiteReplicaStorage.policyColumns(conflict.policy)
                         try logConflict.execute(
                             arguments: arguments + [
                                 policy, resolver, Data(conflict.local.encoded()), Data(conflict.remote.encoded()),
@@ -180,13 +175,7 @@ public final class SQLiteCentralStore: CentralStore {
                     sql: "SELECT collection, id, policy, resolver, local, remote, winner FROM conflicts WHERE tenant = ? ORDER BY number DESC LIMIT ?",
                     arguments: [database, max(0, limit)]
                 ).map { row in
-                    let policy: ConflictPolicy
-                    switch try SQLiteReplicaStorage.column(row, "policy", String.self) {
-                    case "lww": policy = .lastWriterWins
-                    case "crdt": policy = .crdt
-                    case "custom": policy = .custom(resolver: try SQLiteReplicaStorage.column(row, "resolver", String.self))
-                    case let other: throw WeftError.corrupt("unknown conflict policy \(other.debugDescription)")
-                    }
+                    let policy = try SQLiteReplicaStorage.policy(row)
                     func record(_ column: String) throws -> DocumentRecord {
                         try SQLiteReplicaStorage.decodeRecord(try SQLiteReplicaStorage.column(row, column, Data.self), "a logged conflict")
                     }
