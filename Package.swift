@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "Weft", targets: ["Weft"]),
         .library(name: "WeftSQLite", targets: ["WeftSQLite"]),
         .library(name: "WeftServer", targets: ["WeftServer"]),
+        .library(name: "WeftHTTP", targets: ["WeftHTTP"]),
         .executable(name: "weft-example-merge", targets: ["WeftExampleMerge"]),
     ],
     dependencies: [
@@ -18,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         .target(name: "WeftCRDT"),
@@ -53,7 +56,13 @@ let package = Package(
             name: "WeftServer",
             dependencies: [
                 "Weft", "WeftWire", "WeftCRDT", "WeftSQLite", .product(name: "Logging", package: "swift-log"),
-                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
+        .target(
+            name: "WeftHTTP",
+            dependencies: [
+                "Weft", "WeftWire", "WeftCRDT", .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         // A child process for the crash tests: writes in a loop until killed.
@@ -84,8 +93,10 @@ let package = Package(
         .testTarget(
             name: "WeftTests",
             dependencies: [
-                "Weft", "WeftSQLite", "WeftCRDT", "WeftTesting", "WeftServer", "WeftWire",
+                "Weft", "WeftSQLite", "WeftCRDT", "WeftTesting", "WeftServer", "WeftWire", "WeftHTTP",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
         .testTarget(

@@ -76,8 +76,10 @@ public enum RemoteEndpoint: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Names of server databases (tenants).
-enum DatabaseName {
-    static func isValid(_ name: String) -> Bool {
+/// The rule for server database (tenant) names: 1–64 characters of A–Z, a–z, 0–9, `_` or `-`.
+public enum DatabaseName {
+    /// Whether `name` is a valid database name.
+    public static func isValid(_ name: String) -> Bool {
         (1...64).contains(name.utf8.count)
             && name.utf8.allSatisfy { byte in
                 (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)
@@ -136,6 +138,13 @@ public struct ServerToken: Hashable, Sendable {
     public var databases: [String]
     /// What it may do there.
     public var access: Access
+
+    /// Creates a token.
+    public init(token: String, databases: [String], access: Access) {
+        self.token = token
+        self.databases = databases
+        self.access = access
+    }
 }
 
 /// Limits the server enforces on every request.
@@ -148,6 +157,18 @@ public struct ServerLimits: Hashable, Sendable {
     public var maxChangesPerBatch: Int = 10_000
     /// `max_document_bytes`: the largest encoded document record.
     public var maxDocumentBytes: Int = 1 << 20
+
+    /// Creates limits; the defaults are 16 MiB requests, 64 MiB decompressed, 10,000 changes a
+    /// batch and 1 MiB documents.
+    public init(
+        maxRequestBytes: Int = 16 << 20, maxDecompressedBytes: Int = 64 << 20, maxChangesPerBatch: Int = 10_000,
+        maxDocumentBytes: Int = 1 << 20
+    ) {
+        self.maxRequestBytes = maxRequestBytes
+        self.maxDecompressedBytes = maxDecompressedBytes
+        self.maxChangesPerBatch = maxChangesPerBatch
+        self.maxDocumentBytes = maxDocumentBytes
+    }
 }
 
 /// The `[server]` section: the Standalone server's own settings.
@@ -162,6 +183,9 @@ public struct ServerConfiguration: Hashable, Sendable {
     public var tokens: [ServerToken] = []
     /// `[server.limits]`.
     public var limits = ServerLimits()
+
+    /// The defaults: `127.0.0.1:20000`, `weft-server.sqlite`, no tokens.
+    public init() {}
 }
 
 /// A whole configuration file: `[persistence]` for a replica, `[server]` for the Standalone.

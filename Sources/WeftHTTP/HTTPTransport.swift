@@ -1,0 +1,90 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Weft
+import WeftCRDT
+import WeftWire
+
+/// A ``Weft/SyncTransport`` to a Standalone server over HTTP (AsyncHTTPClient), with the Weft
+/// wire format in the bodies. See `Docs/Protocol.md`.
+///
+/// Connection failures, timeouts and 5xx answers are ``Weft/SyncError/Kind/unavailable``
+/// (retry later); 401 and 403 are ``Weft/SyncError/Kind/unauthorized``; other 4xx answers are
+/// ``Weft/SyncError/Kind/rejected``.
+public struct HTTPTransport: SyncTransport {
+    /// The server's base URL, such as `http://127.0.0.1:20000`.
+    public let baseURL: String
+    /// The database (tenant).
+    public let database: String
+    /// The bearer token, if any.
+    public let token: String?
+    /// How long one request may take.
+    public let timeout: TimeAmount
+    /// Limits applied to the server's answers.
+    public let limits: WireLimits
+    private let client: HTTPClient
+
+    /// Creates a transport; `client` defaults to the shared AsyncHTTPClient.
+    public init(
+        baseURL: String, database: String, token: String?, timeout: TimeAmount = .seconds(60),
+        limits: WireLimits = .default, client: HTTPClient = .shared
+    ) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.database = database
+        self.token = token
+        self.timeout = timeout
+        self.limits = limits
+        self.client = client
+    }
+
+    /// A transport for a configuration's `http(s)://host:port/database` endpoint.
+    public init?(endpoint: RemoteEndpoint, token: String?) {
+        guard case .http(let url, let database) = endpoint else { return nil }
+        var components = URLComponents(url: url, resolvingAgainstBaseURL: false)
+        components?.path = ""
+        guard let base = components?.string else { return nil }
+        self.init(baseURL: base, database: database, token: token)
+    }
+
+    public func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
+        try await exchange("push", request, expecting: PushResponse.self, extraWait: 0)
+    }
+
+    public func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse {
+        try await exchange("pull", request, expecting: PullResponse.self, extraWait: Int64(request.waitMilliseconds))
+    }
+
+    private func exchange<Request: BinaryCodable, Response: BinaryCodable>(
+        _ operation: String, _ message: Request, expecting: Response.Type, extraWait: Int64
+    ) async throws(SyncError) -> Response {
+        var request = HTTPClientRequest(url: "\(baseURL)/v1/\(database)/\(operation)")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/vnd.weft.v1")
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        request.body = .bytes(ByteBuffer(bytes: WireMessage.encode(message)))
+        let status: HTTPResponseStatus
+        let body: ByteBuffer
+        do {
+            let response = try await client.execute(request, timeout: timeout + .milliseconds(extraWait))
+            status = response.status
+            body = try await response.body.collect(upTo: limits.maximumFrameBytes)
+        } catch {
+            throw SyncError(.unavailable, "\(operation) to \(baseURL): \(error)")
+        }
+        switch status.code {
+        case 200:
+            do {
+                return try WireMessage.decode(Response.self, from: Array(buffer: body), limits: limits)
+            } catch {
+                throw SyncError(.badResponse, "\(operation): \(error)")
+            }
+        case 401, 403:
+            throw SyncError(.unauthorized, "\(operation): \(status.code) \(String(buffer: body))")
+        case 400..<500:
+            throw SyncError(.rejected, "\(operation): \(status.code) \(String(buffer: body))")
+        default:
+            throw SyncError(.unavailable, "\(operation): \(status.code) \(String(buffer: body))")
+        }
+    }
+}
