@@ -1,7 +1,7 @@
 # Weft: `make test` installs what it needs and runs the whole suite; `make demo` runs the main job.
 SWIFT ?= swift
 
-.PHONY: all deps build test demo bench format
+.PHONY: all deps build test demo example bench format
 
 all: build
 
@@ -16,6 +16,10 @@ test: deps
 	$(SWIFT) test --skip-build
 
 demo: deps
+	$(SWIFT) run weft demo
+
+# The CRDT-only example: two replicas edit one document apart, then merge.
+example: deps
 	$(SWIFT) run weft-example-merge
 
 # Side-by-side benchmarks against pycrdt and loro (release build; takes a few minutes).

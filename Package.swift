@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "WeftSQLite", targets: ["WeftSQLite"]),
         .library(name: "WeftServer", targets: ["WeftServer"]),
         .library(name: "WeftHTTP", targets: ["WeftHTTP"]),
+        .executable(name: "weft", targets: ["weft"]),
         .executable(name: "weft-example-merge", targets: ["WeftExampleMerge"]),
     ],
     dependencies: [
@@ -21,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
     targets: [
         .target(name: "WeftCRDT"),
@@ -63,6 +65,14 @@ let package = Package(
             name: "WeftHTTP",
             dependencies: [
                 "Weft", "WeftWire", "WeftCRDT", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        .executableTarget(
+            name: "weft",
+            dependencies: [
+                "Weft", "WeftCRDT", "WeftSQLite", "WeftServer", "WeftHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // A child process for the crash tests: writes in a loop until killed.

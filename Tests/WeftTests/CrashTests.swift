@@ -94,31 +94,7 @@ struct CrashTests {
     }
 
     /// The `WeftCrashWriter` executable, built next to the test bundle by `swift build --build-tests`.
-    static func writerExecutable() throws -> URL {
-        var directories = [URL]()
-        if let first = CommandLine.arguments.first {
-            directories.append(URL(fileURLWithPath: first).deletingLastPathComponent())
-        }
-        directories.append(Bundle.main.bundleURL.deletingLastPathComponent())
-        directories.append(Bundle.main.bundleURL)
-        if let executable = Bundle.main.executableURL { directories.append(executable.deletingLastPathComponent()) }
-        for bundle in Bundle.allBundles where bundle.bundleURL.pathExtension == "xctest" {
-            directories.append(bundle.bundleURL.deletingLastPathComponent())
-        }
-        for directory in directories {
-            let candidate = directory.appendingPathComponent("WeftCrashWriter")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        }
-        throw WriterNotFound(searched: directories.map(\.path))
-    }
-
-    struct WriterNotFound: Error, CustomStringConvertible {
-        let searched: [String]
-        var description: String {
-            "the WeftCrashWriter executable was not found next to the test bundle (searched: \(searched.joined(separator: ", "))); "
-                + "build it with `swift build --build-tests` before `swift test --skip-build`"
-        }
-    }
+    static func writerExecutable() throws -> URL { try builtExecutable("WeftCrashWriter") }
 
     /// Runs the writer for `milliseconds`, kills it with SIGKILL and returns what it printed.
     static func runWriter(_ executable: URL, path: String, seed: UInt64, durability: Durability, milliseconds: Int)

@@ -44,3 +44,47 @@ func sampleRecord(_ field: String, _ value: Int64, wall: UInt64, replica: Replic
     version[replica] = wall
     return DocumentRecord(body: body, deletion: LWWRegister(false, stamp: stamp), version: version)
 }
+
+/// An executable product built next to the test bundle by `swift build --build-tests`.
+func builtExecutable(_ name: String) throws -> URL {
+    var directories = [URL]()
+    if let first = CommandLine.arguments.first {
+        directories.append(URL(fileURLWithPath: first).deletingLastPathComponent())
+    }
+    directories.append(Bundle.main.bundleURL.deletingLastPathComponent())
+    directories.append(Bundle.main.bundleURL)
+    if let executable = Bundle.main.executableURL { directories.append(executable.deletingLastPathComponent()) }
+    for bundle in Bundle.allBundles where bundle.bundleURL.pathExtension == "xctest" {
+        directories.append(bundle.bundleURL.deletingLastPathComponent())
+    }
+    for directory in directories {
+        let candidate = directory.appendingPathComponent(name)
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+    }
+    throw ExecutableNotFound(name: name, searched: directories.map(\.path))
+}
+
+struct ExecutableNotFound: Error, CustomStringConvertible {
+    let name: String
+    let searched: [String]
+    var description: String {
+        "the \(name) executable was not found next to the test bundle (searched: \(searched.joined(separator: ", "))); "
+            + "build it with `swift build --build-tests` before `swift test --skip-build`"
+    }
+}
+
+/// Runs an executable to completion and returns its status, standard output and standard error.
+func runProcess(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    let output = Pipe()
+    let error = Pipe()
+    process.standardOutput = output
+    process.standardError = error
+    try process.run()
+    let outputData = output.fileHandleForReading.readDataToEndOfFile()
+    let errorData = error.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: outputData, as: UTF8.self), String(decoding: errorData, as: UTF8.self))
+}

@@ -1,0 +1,121 @@
+import ArgumentParser
+import Foundation
+import Weft
+import WeftCRDT
+import WeftHTTP
+import WeftServer
+import WeftSQLite
+
+@main
+struct WeftCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "weft",
+        abstract: "Weft: local-first replicas of CRDT documents, synced with a central server.",
+        subcommands: [Serve.self, Demo.self, Status.self, Conflicts.self])
+}
+
+/// Prints to standard error and exits with a failure status.
+func fail(_ message: String) -> ExitCode {
+    FileHandle.standardError.write(Data("weft: \(message)\n".utf8))
+    return ExitCode.failure
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the Standalone server on its embedded SQLite store.")
+
+    @Option(name: .long, help: "A TOML file with a [server] section.")
+    var config: String
+
+    func run() async throws {
+        let file: WeftConfiguration
+        do {
+            file = try WeftConfiguration.load(path: config)
+        } catch {
+            throw fail("\(error)")
+        }
+        guard let server = file.server else { throw fail("\(config) has no [server] section") }
+        let store: SQLiteCentralStore
+        do {
+            store = try SQLiteCentralStore(path: server.storePath)
+        } catch {
+            throw fail("\(error)")
+        }
+        let service = SyncService(
+            store: store,
+            limits: .init(
+                maximumFrameBytes: server.limits.maxRequestBytes, maximumDecompressedBytes: server.limits.maxDecompressedBytes,
+                maximumChanges: server.limits.maxChangesPerBatch))
+        let app = StandaloneServer.application(service: service, configuration: server) { port in
+            print("weft: serving on \(server.host):\(port), store \(server.storePath)")
+        }
+        // SIGINT and SIGTERM shut the server down gracefully (swift-service-lifecycle).
+        try await app.runService()
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a replica file's identity, queue and cursor.")
+
+    @Argument(help: "The replica's SQLite file.")
+    var path: String
+
+    func run() async throws {
+        guard FileManager.default.fileExists(atPath: path) else { throw fail("\(path) does not exist") }
+        do {
+            let replica = try await Replica.open(path: path)
+            let entries = try await replica.queuedChanges()
+            print("replica      \(replica.replicaID)")
+            print("queue        \(entries.count) entries, \(try await replica.queuedBytes()) bytes")
+            if let first = entries.first, let last = entries.last {
+                print("sequences    \(first.sequence)…\(last.sequence)")
+            }
+            print("pull cursor  \(try await replica.pullCursor())")
+            print("conflicts    \(try await replica.conflicts(limit: 1_000_000).count) logged")
+        } catch {
+            throw fail("\(error)")
+        }
+    }
+}
+
+struct Conflicts: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the conflicts a replica resolved, newest first.")
+
+    @Argument(help: "The replica's SQLite file.")
+    var path: String
+
+    @Option(help: "How many to show.")
+    var limit = 20
+
+    func run() async throws {
+        guard FileManager.default.fileExists(atPath: path) else { throw fail("\(path) does not exist") }
+        do {
+            let replica = try await Replica.open(path: path)
+            let conflicts = try await replica.conflicts(limit: limit)
+            if conflicts.isEmpty { print("no conflicts") }
+            for conflict in conflicts {
+                print(
+                    "\(conflict.key)  policy \(conflict.policy)  local \(conflict.local.lastStamp)  remote \(conflict.remote.lastStamp)"
+                )
+                print("  local:  \(Render.fields(conflict.local.body))")
+                print("  remote: \(Render.fields(conflict.remote.body))")
+                print("  winner: \(Render.fields(conflict.winner.body))")
+            }
+        } catch {
+            throw fail("\(error)")
+        }
+    }
+}
+
+enum Render {
+    static func fields(_ document: Document) -> String {
+        document.keys.map { key -> String in
+            switch document[key] {
+            case .register(let register)?: return "\(key)=\(register.value)"
+            case .counter(let counter)?: return "\(key)=\(counter.value)"
+            case .set(let set)?: return "\(key)={\(set.elements.map(\.description).sorted().joined(separator: ","))}"
+            case .map(let nested)?: return "\(key)=[\(fields(nested))]"
+            case nil: return key
+            }
+        }.joined(separator: " ")
+    }
+}
