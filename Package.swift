@@ -116,7 +116,7 @@ let package = Package(
         .testTarget(
             name: "DocExamplesTests",
             dependencies: [
-                "WeftCRDT", "WeftTesting", "Weft", "WeftSQLite",
+                "WeftCRDT", "WeftTesting", "Weft", "WeftSQLite", "WeftServer", "WeftHTTP",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

@@ -152,3 +152,30 @@ struct SyncLoopTests {
         #expect(page.changes.count == 1 && page.cursor == 1)
     }
 }
+
+@Suite("Write-behind")
+struct WriteBehindTests {
+    @Test func writesArePushedEveryIntervalAndFailedRoundsAreRetried() async throws {
+        let store = MemoryCentralStore()
+        let service = SyncService(store: store)
+        let losing = LosingTransport(InProcessTransport(service: service, database: "db"))
+        losing.losePushes.withLock { $0 = 1 }  // the first round fails after the server committed
+        let replica = try await Replica(storage: MemoryReplicaStorage())
+        let engine = SyncEngine(replica: replica, transport: losing)
+        try await replica.collection("c").create("d") { $0.increment("n", by: 3) }
+        let (rounds, roundDone) = AsyncStream<Result<SyncReport, SyncError>>.makeStream()
+        let loop = Task { await engine.runWriteBehind(every: .milliseconds(20), clock: ContinuousClock()) { roundDone.yield($0) } }
+        var results = [Result<SyncReport, SyncError>]()
+        for await result in rounds {
+            results.append(result)
+            if results.count == 3 { break }
+        }
+        loop.cancel()
+        await loop.value
+        if case .failure = results[0] {} else { Issue.record("the first round should have failed") }
+        if case .success(let report) = results[1] { #expect(report.pushed == 1) } else { Issue.record("the second round should push") }
+        #expect(try await replica.queuedChanges().isEmpty)
+        let key = DocumentKey(collection: try CollectionName("c"), id: try DocumentID("d"))
+        #expect(try await store.record(database: "db", key: key)?.body.counter("n") == 3)
+    }
+}

@@ -137,4 +137,34 @@ public actor SyncEngine {
             if !page.hasMore { return (changes, conflicts, cursor) }
         }
     }
+
+    /// Write-behind: syncs now and then every `interval` (`sync_interval_ms`) until the task is
+    /// cancelled. A failed round is logged and retried at the next tick; nothing queued is lost.
+    ///
+    /// - Parameters:
+    ///   - clock: the clock that paces the rounds; inject a test clock to drive it.
+    ///   - onRound: called after each round with its report, or the error that ended it.
+    public func runWriteBehind<C: Clock>(
+        every interval: C.Duration, clock: C, onRound: @Sendable (Result<SyncReport, SyncError>) async -> Void = { _ in }
+    ) async {
+        while !Task.isCancelled {
+            do {
+                let report = try await syncOnce()
+                await onRound(.success(report))
+            } catch {
+                logger.info("sync round failed; retrying at the next interval", metadata: ["error": "\(error)"])
+                await onRound(.failure(error))
+            }
+            do {
+                try await clock.sleep(for: interval)
+            } catch {
+                return  // cancelled
+            }
+        }
+    }
+
+    /// Write-behind on the continuous clock, every `milliseconds` (`sync_interval_ms`).
+    public func runWriteBehind(everyMilliseconds milliseconds: Int) async {
+        await runWriteBehind(every: .milliseconds(max(1, milliseconds)), clock: ContinuousClock())
+    }
 }

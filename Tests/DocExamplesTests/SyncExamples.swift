@@ -1,0 +1,47 @@
+// The examples of "Syncing with a server" (Weft) and "Running the Standalone server" (WeftServer),
+// compiled; the parts that start network services run against a real server on loopback.
+import Foundation
+import Testing
+import Weft
+import WeftHTTP
+import WeftServer
+import WeftSQLite
+
+@Suite("Doc examples: sync and server")
+struct SyncExamples {
+    @Test func syncingWithAServer() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("weft-doc-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let databasePath = directory.appendingPathComponent("app.sqlite").path
+        let token = "replica-token-0123456789"
+
+        // The server, as in "Running the Standalone server".
+        var serverConfiguration = ServerConfiguration()
+        serverConfiguration.port = 0
+        serverConfiguration.tokens = [ServerToken(token: token, databases: ["mydb"], access: .readWrite)]
+        let store = try SQLiteCentralStore(path: directory.appendingPathComponent("standalone.sqlite").path)
+        let service = SyncService(store: store)
+        let (ports, ready) = AsyncStream<Int>.makeStream()
+        let app = StandaloneServer.application(service: service, configuration: serverConfiguration) { ready.yield($0) }
+        let server = Task { try await app.runService(gracefulShutdownSignals: []) }
+        var port = 0
+        for await bound in ports {
+            port = bound
+            break
+        }
+
+        // The article's example, with the port the server got.
+        let replica = try await Replica.open(path: databasePath)
+        let transport = HTTPTransport(baseURL: "http://127.0.0.1:\(port)", database: "mydb", token: token)
+        let engine = SyncEngine(replica: replica, transport: transport)
+        try await replica.collection("c").create("d") { $0.set("v", to: 1) }
+        try await engine.syncOnce()  // push everything, pull everything
+        let loop = Task { await engine.runWriteBehind(everyMilliseconds: 5_000) }  // write-behind
+        loop.cancel()
+        await loop.value
+        #expect(try await replica.queuedChanges().isEmpty)
+        server.cancel()
+        _ = await server.result
+    }
+}
