@@ -46,6 +46,12 @@ public actor SyncEngine {
         self.logger = logger
     }
 
+    /// Sets the most entries and bytes in one push.
+    public func setBatchLimits(entries: Int, bytes: Int) {
+        maximumBatchEntries = max(1, entries)
+        maximumBatchBytes = max(1, bytes)
+    }
+
     /// Sets how many changes one pull page asks for.
     public func setPageSize(_ changes: UInt32) { maximumPageChanges = max(1, changes) }
 
