@@ -12,7 +12,7 @@ let package = Package(
         .library(name: "WeftSQLite", targets: ["WeftSQLite"]),
         .library(name: "WeftServer", targets: ["WeftServer"]),
         .library(name: "WeftHTTP", targets: ["WeftHTTP"]),
-        .executable(name: "weft", targets: ["weft"]),
+        .executable(name: "weft", targets: ["WeftCLI"]),
         .executable(name: "weft-example-merge", targets: ["WeftExampleMerge"]),
     ],
     dependencies: [
@@ -67,8 +67,10 @@ let package = Package(
                 "Weft", "WeftWire", "WeftCRDT", .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
+        // The `weft` command. Its module is WeftCLI: a target named `weft` would clash with `Weft`
+        // on case-insensitive file systems.
         .executableTarget(
-            name: "weft",
+            name: "WeftCLI",
             dependencies: [
                 "Weft", "WeftCRDT", "WeftSQLite", "WeftServer", "WeftHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
