@@ -79,3 +79,31 @@ package.targets.append(
         plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
     )
 )
+
+// weft-sync-bench: an offline queue replayed to a Standalone server on loopback, wire size
+// against plain JSON, memory during the replay, and many replicas syncing at once (issue #4).
+//
+//     swift run -c release weft-sync-bench [--quick]
+package.dependencies += [
+    .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+    .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+]
+package.products.append(.executable(name: "weft-sync-bench", targets: ["WeftSyncBench"]))
+package.targets.append(
+    .executableTarget(
+        name: "WeftSyncBench",
+        dependencies: [
+            .product(name: "Weft", package: "Weft"),
+            .product(name: "WeftSQLite", package: "Weft"),
+            .product(name: "WeftServer", package: "Weft"),
+            .product(name: "WeftHTTP", package: "Weft"),
+            .product(name: "WeftWire", package: "Weft"),
+            .product(name: "WeftCRDT", package: "Weft"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ],
+        path: "Sources/WeftSyncBench"
+    )
+)

@@ -30,16 +30,10 @@ struct Demo: AsyncParsableCommand {
         server.tokens = [ServerToken(token: token, databases: ["demo"], access: .readWrite)]
         let store = try SQLiteCentralStore(path: server.storePath)
         let service = SyncService(store: store) { _, collection in collection.rawValue == "inventory" ? .crdt : .lastWriterWins }
-        let (ports, portReady) = AsyncStream<Int>.makeStream()
         var quiet = Logger(label: "weft.demo.server")
-        quiet.logLevel = .critical  // the demo prints its own story; the server's shutdown notices are noise here
-        let app = StandaloneServer.application(service: service, configuration: server, logger: quiet) { portReady.yield($0) }
-        let serverTask = Task { try await app.runService(gracefulShutdownSignals: []) }
-        var port = 0
-        for await bound in ports {
-            port = bound
-            break
-        }
+        quiet.logLevel = .critical  // the demo prints its own story
+        let running = try await RunningStandalone.start(service: service, configuration: server, logger: quiet)
+        let port = running.port
         print("Standalone server on http://127.0.0.1:\(port) (store: \(server.storePath))")
 
         // 2. Three replicas, each with its own SQLite file.
@@ -110,8 +104,7 @@ struct Demo: AsyncParsableCommand {
         print("\nThe status conflict is resolved last-writer-wins (one whole version, by HLC stamp); the stock")
         print("counter is a CRDT, so all three withdrawals count: 10 - 1 - 2 - 3 = 4.")
 
-        serverTask.cancel()
-        _ = await serverTask.result
+        await running.stop()
         if !converged { throw ExitCode.failure }
     }
 }

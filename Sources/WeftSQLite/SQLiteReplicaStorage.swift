@@ -227,6 +227,23 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         }
     }
 
+    public func records(for keys: [DocumentKey]) async throws(WeftError) -> [DocumentKey: DocumentRecord] {
+        do {
+            return try readBlocking { db in
+                let statement = try db.cachedStatement(sql: "SELECT record FROM documents WHERE collection = ? AND id = ?")
+                var result = [DocumentKey: DocumentRecord](minimumCapacity: keys.count)
+                for key in keys where result[key] == nil {
+                    if let data = try Data.fetchOne(statement, arguments: [key.collection.rawValue, key.id.rawValue]) {
+                        result[key] = try Self.decodeRecord(data, "\(key)")
+                    }
+                }
+                return result
+            }
+        } catch {
+            throw Self.map(error, path: path)
+        }
+    }
+
     public func records(in collection: CollectionName, where filter: DocumentFilter, limit: Int?) async throws(WeftError)
         -> [(id: DocumentID, record: DocumentRecord)]
     {
@@ -320,6 +337,9 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
             throw Self.map(error, path: path)
         }
     }
+
+    /// GRDB's synchronous read (an async context would pick the async overload).
+    private func readBlocking<T>(_ body: (Database) throws -> T) throws -> T { try pool.read(body) }
 
     /// GRDB's synchronous write (an async context would pick the async overload).
     private func writeBlocking<T>(_ body: (Database) throws -> T) throws -> T { try pool.write(body) }

@@ -27,11 +27,14 @@ public struct LoggedChange: Hashable, Sendable {
 ///
 /// ## Contract
 ///
-/// 1. ``applyPush(database:replica:changes:merge:)`` is atomic and idempotent: it skips every
-///    change whose sequence is at or below the replica's high-water mark, merges the others into
-///    the stored records with `merge` (the one merge), appends each changed record to the change
-///    log under a new server sequence, logs conflicts, and raises the high-water mark to the
-///    batch's last sequence — all or nothing, and durable before it returns.
+/// 1. ``applyPush(database:replica:changes:merge:)`` is atomic and idempotent: it merges every
+///    change into the stored records with `merge` (the one merge), appends each record that
+///    changed to the change log under a new server sequence, logs conflicts, and raises the
+///    replica's high-water mark to the batch's last sequence — all or nothing, and durable before
+///    it returns. A change already applied merges to the same record and logs nothing, so a
+///    re-sent batch has no second effect. Changes at or below the high-water mark are merged
+///    too, not skipped: a replica may have joined a newer write into an entry it had sent
+///    before a crash or a lost answer, under the entry's old sequence number.
 /// 2. Server sequences increase in commit order and are never reused, so a reader that has seen
 ///    sequence *n* has seen every change below *n* (no gaps a reader could skip).
 /// 3. ``changes(database:after:limit:maxBytes:)`` returns the logged changes after a cursor, in
@@ -82,7 +85,7 @@ public actor MemoryCentralStore: CentralStore {
         var tenant = tenants[database] ?? Tenant()
         var sequence = nextSequence
         let mark = tenant.highWater[replica] ?? 0
-        for change in changes where change.sequence > mark {
+        for change in changes {
             let result = try merge(tenant.documents[change.key], change.key, change.delta)
             if let conflict = result.conflict { tenant.conflicts.append(conflict) }
             guard result.record != tenant.documents[change.key] else { continue }

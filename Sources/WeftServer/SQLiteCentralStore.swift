@@ -90,7 +90,6 @@ public final class SQLiteCentralStore: CentralStore {
                 var newMark = mark
                 for change in changes {
                     newMark = max(newMark, change.sequence)
-                    guard change.sequence > mark else { continue }
                     let key = change.key
                     let arguments: StatementArguments = [database, key.collection.rawValue, key.id.rawValue]
                     let local = try Data.fetchOne(read, arguments: arguments).map {

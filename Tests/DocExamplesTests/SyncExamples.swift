@@ -22,14 +22,8 @@ struct SyncExamples {
         serverConfiguration.tokens = [ServerToken(token: token, databases: ["mydb"], access: .readWrite)]
         let store = try SQLiteCentralStore(path: directory.appendingPathComponent("standalone.sqlite").path)
         let service = SyncService(store: store)
-        let (ports, ready) = AsyncStream<Int>.makeStream()
-        let app = StandaloneServer.application(service: service, configuration: serverConfiguration) { ready.yield($0) }
-        let server = Task { try await app.runService(gracefulShutdownSignals: []) }
-        var port = 0
-        for await bound in ports {
-            port = bound
-            break
-        }
+        let server = try await RunningStandalone.start(service: service, configuration: serverConfiguration)
+        let port = server.port
 
         // The article's example, with the port the server got.
         let replica = try await Replica.open(path: databasePath)
@@ -41,7 +35,6 @@ struct SyncExamples {
         loop.cancel()
         await loop.value
         #expect(try await replica.queuedChanges().isEmpty)
-        server.cancel()
-        _ = await server.result
+        await server.stop()
     }
 }

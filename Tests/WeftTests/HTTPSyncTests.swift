@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
+import Logging
 import NIOCore
 import Testing
 import Weft
@@ -13,9 +14,9 @@ import WeftWire
 
 /// A Standalone server on a loopback port for one test.
 struct RunningServer {
-    let port: Int
-    let task: Task<Void, any Error>
+    let running: RunningStandalone
     let store: any CentralStore
+    var port: Int { running.port }
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
     static let writeToken = "write-token-0123456789"
@@ -37,23 +38,13 @@ struct RunningServer {
                 maximumFrameBytes: limits.maxRequestBytes, maximumDecompressedBytes: limits.maxDecompressedBytes,
                 maximumChanges: limits.maxChangesPerBatch)
         ) { _, _ in policy }
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let app = StandaloneServer.application(service: service, configuration: configuration) { port in
-            continuation.yield(port)
-        }
-        let task = Task { try await app.runService(gracefulShutdownSignals: []) }
-        var port = 0
-        for await bound in ports {
-            port = bound
-            break
-        }
-        return RunningServer(port: port, task: task, store: store)
+        var quiet = Logger(label: "weft.test.server")
+        quiet.logLevel = .critical
+        let running = try await RunningStandalone.start(service: service, configuration: configuration, logger: quiet)
+        return RunningServer(running: running, store: store)
     }
 
-    func stop() async {
-        task.cancel()
-        _ = await task.result
-    }
+    func stop() async { await running.stop() }
 
     /// Posts raw bytes and returns the status and body.
     func post(_ path: String, _ body: [UInt8], token: String? = RunningServer.writeToken) async throws -> (Int, String) {
@@ -73,7 +64,6 @@ struct HTTPSyncTests {
     func threeReplicasConvergeOverHTTP(_ policy: ConflictPolicy) async throws {
         let directory = TemporaryDirectory()
         let server = try await RunningServer.start(store: try SQLiteCentralStore(path: directory.path("central.sqlite")), policy: policy)
-        defer { Task { await server.stop() } }
         var configuration = ReplicaConfiguration()
         configuration.conflictResolution = policy
         var engines = [SyncEngine]()

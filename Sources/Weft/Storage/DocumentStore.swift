@@ -54,7 +54,8 @@ public struct DocumentFilter: Sendable {
 ///
 /// 1. ``metadata()`` returns the same ``ReplicaMetadata/replicaID`` for the life of the store,
 ///    across restarts for persistent stores; it is created on first open.
-/// 2. ``record(for:)`` returns the last record stored for the key, tombstones included, or `nil`.
+/// 2. ``record(for:)`` returns the last record stored for the key, tombstones included, or `nil`;
+///    ``records(for:)`` does the same for many keys in one consistent read.
 /// 3. ``records(in:where:limit:)`` returns the matching records of one collection ordered by id,
 ///    at most `limit` of them.
 /// 4. ``saveLastStamp(_:)`` and ``setPullCursor(_:)`` persist before they return; the pull cursor
@@ -72,6 +73,8 @@ public protocol DocumentStore: Sendable {
     func setPullCursor(_ cursor: UInt64) async throws(WeftError)
     /// The stored record for `key`, tombstones included.
     func record(for key: DocumentKey) async throws(WeftError) -> DocumentRecord?
+    /// The stored records for `keys` that exist, tombstones included, in one read.
+    func records(for keys: [DocumentKey]) async throws(WeftError) -> [DocumentKey: DocumentRecord]
     /// The records of `collection` that pass `filter`, ordered by id.
     func records(in collection: CollectionName, where filter: DocumentFilter, limit: Int?) async throws(WeftError)
         -> [(id: DocumentID, record: DocumentRecord)]

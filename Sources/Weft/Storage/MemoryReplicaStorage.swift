@@ -27,6 +27,12 @@ public actor MemoryReplicaStorage: ReplicaStorage {
 
     public func record(for key: DocumentKey) -> DocumentRecord? { documents[key] }
 
+    public func records(for keys: [DocumentKey]) -> [DocumentKey: DocumentRecord] {
+        var result = [DocumentKey: DocumentRecord](minimumCapacity: keys.count)
+        for key in keys { if let record = documents[key] { result[key] = record } }
+        return result
+    }
+
     public func records(in collection: CollectionName, where filter: DocumentFilter, limit: Int?)
         -> [(id: DocumentID, record: DocumentRecord)]
     {

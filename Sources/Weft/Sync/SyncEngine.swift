@@ -87,14 +87,11 @@ public actor SyncEngine {
             // Each change carries the document's whole current record, not the queued delta: the
             // server resolves conflicts between whole versions (last-writer-wins keeps one), and a
             // fast-forward replaces its record. The delta is what the queue counts and coalesces.
-            var changes = [WireChange]()
-            changes.reserveCapacity(batch.count)
-            for entry in batch {
-                let record = try await local { () async throws(WeftError) in try await storage.record(for: entry.key) }
-                changes.append(
-                    WireChange(
-                        sequence: entry.sequence, key: WireKey(collection: entry.key.collection.rawValue, id: entry.key.id.rawValue),
-                        record: record ?? entry.delta))
+            let records = try await local { () async throws(WeftError) in try await storage.records(for: batch.map(\.key)) }
+            let changes = batch.map { entry in
+                WireChange(
+                    sequence: entry.sequence, key: WireKey(collection: entry.key.collection.rawValue, id: entry.key.id.rawValue),
+                    record: records[entry.key] ?? entry.delta)
             }
             let request = PushRequest(replica: replica.replicaID, changes: changes)
             let response: PushResponse

@@ -1,0 +1,52 @@
+// A Standalone server (Hummingbird, SQLite central store) on a loopback port, in this process.
+
+import Hummingbird
+import Logging
+import Weft
+import WeftCRDT
+import WeftServer
+import WeftWire
+
+struct BenchServer {
+    static let token = "bench-write-token-0123456789abcdef"
+    static let database = "bench"
+
+    let port: Int
+    let task: Task<Void, any Error>
+    let store: SQLiteCentralStore
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    static func start(storePath: String, policy: ConflictPolicy) async throws -> BenchServer {
+        let store = try SQLiteCentralStore(path: storePath)
+        var configuration = ServerConfiguration()
+        configuration.port = 0
+        configuration.storePath = storePath
+        configuration.tokens = [ServerToken(token: token, databases: [database], access: .readWrite)]
+        let limits = configuration.limits
+        let service = SyncService(
+            store: store,
+            limits: WireLimits(
+                maximumFrameBytes: limits.maxRequestBytes, maximumDecompressedBytes: limits.maxDecompressedBytes,
+                maximumChanges: limits.maxChangesPerBatch)
+        ) { _, _ in policy }
+        var logger = Logger(label: "weft.bench.server")
+        logger.logLevel = .critical
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let app = StandaloneServer.application(service: service, configuration: configuration, logger: logger) { port in
+            continuation.yield(port)
+        }
+        let task = Task { try await app.runService(gracefulShutdownSignals: []) }
+        var port = 0
+        for await bound in ports {
+            port = bound
+            break
+        }
+        guard port > 0 else { throw BenchFailure("the server did not report a port") }
+        return BenchServer(port: port, task: task, store: store)
+    }
+
+    func stop() async {
+        task.cancel()
+        _ = await task.result
+    }
+}

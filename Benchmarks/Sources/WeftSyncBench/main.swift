@@ -1,0 +1,202 @@
+// weft-sync-bench: the sync figures of issue #4, measured in one run against a Standalone server
+// (Hummingbird + SQLite central store) on loopback in this process. Prints one JSON object on
+// stdout; progress goes to stderr.
+//
+// Usage: swift run -c release --package-path Benchmarks weft-sync-bench [options]
+//
+//   --changes N            queued changes replayed per pass (default 100000)
+//   --batch-sizes A,B,..   push batch sizes (maximumBatchEntries) to try (default 100,500,2000,10000)
+//   --repeats N            replay passes per batch size, each on fresh databases (default 3)
+//   --memory-changes N     a larger queue replayed once for the memory figure (default 300000; 0 skips)
+//   --write-chunk N        documents per replica.batch transaction when filling the queue (default 5000)
+//   --replicas N           concurrent replicas in the load test (default 50)
+//   --rounds N             rounds per replica in the load test (default 10)
+//   --round-changes N      changes each replica writes per round (default 20); the load test runs
+//                          twice: push and pull (syncOnce), then push only (pushAll)
+//   --load-repeats N       passes of each load test, fresh databases each (default 3)
+//   --skip PHASES          comma-separated phases to skip: replay, wire, memory, load
+//   --quick                a smoke run: 5000 changes, 2 batch sizes, 1 repeat, no memory pass,
+//                          5 replicas x 3 rounds, 1 load pass
+
+import Foundation
+import Weft
+
+// MARK: - Arguments
+
+var changes = 100_000
+var batchSizes = [100, 500, 2_000, 10_000]
+var repeats = 3
+var memoryChanges = 300_000
+var writeChunk = 5_000
+var replicas = 50
+var rounds = 10
+var roundChanges = 20
+var loadRepeats = 3
+var skipped = Set<String>()
+let defaultBatchEntries = 500
+
+func number(_ arguments: inout ArraySlice<String>, _ flag: String, minimum: Int) -> Int {
+    guard let text = arguments.popFirst(), let value = Int(text.replacingOccurrences(of: "_", with: "")), value >= minimum
+    else { fail("\(flag) needs a whole number >= \(minimum)") }
+    return value
+}
+
+var arguments = CommandLine.arguments.dropFirst()
+while let argument = arguments.popFirst() {
+    switch argument {
+    case "--changes": changes = number(&arguments, argument, minimum: 2)
+    case "--repeats": repeats = number(&arguments, argument, minimum: 1)
+    case "--memory-changes": memoryChanges = number(&arguments, argument, minimum: 0)
+    case "--write-chunk": writeChunk = number(&arguments, argument, minimum: 1)
+    case "--replicas": replicas = number(&arguments, argument, minimum: 1)
+    case "--rounds": rounds = number(&arguments, argument, minimum: 1)
+    case "--round-changes": roundChanges = number(&arguments, argument, minimum: 1)
+    case "--load-repeats": loadRepeats = number(&arguments, argument, minimum: 1)
+    case "--batch-sizes":
+        guard let text = arguments.popFirst() else { fail("--batch-sizes needs a list") }
+        let sizes = text.split(separator: ",").compactMap { Int($0.replacingOccurrences(of: "_", with: "")) }
+        guard !sizes.isEmpty, sizes.allSatisfy({ $0 >= 1 && $0 <= 10_000 }) else {
+            fail("--batch-sizes needs numbers from 1 to 10000 (the server's max_changes_per_batch)")
+        }
+        batchSizes = sizes
+    case "--skip":
+        guard let text = arguments.popFirst() else { fail("--skip needs a list") }
+        skipped.formUnion(text.split(separator: ",").map(String.init))
+    case "--quick":
+        changes = 5_000
+        batchSizes = [100, 500]
+        repeats = 1
+        memoryChanges = 0
+        replicas = 5
+        rounds = 3
+        roundChanges = 10
+        loadRepeats = 1
+    case "-h", "--help":
+        print(
+            "usage: weft-sync-bench [--changes N] [--batch-sizes A,B,..] [--repeats N] [--memory-changes N] "
+                + "[--write-chunk N] [--replicas N] [--rounds N] [--round-changes N] [--load-repeats N] [--skip replay,wire,memory,load] [--quick]")
+        exit(0)
+    default: fail("unknown argument \(argument)")
+    }
+}
+
+// MARK: - Run
+
+var output: [String: Any] = [
+    "command": (["weft-sync-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
+    "environment": [
+        "processors": ProcessInfo.processInfo.activeProcessorCount,
+        "os": ProcessInfo.processInfo.operatingSystemVersionString,
+        "transport": "HTTP/1.1 on loopback (AsyncHTTPClient -> Hummingbird), central store SQLite (WAL, synchronous=FULL)",
+        "replica": "SQLite (WAL, synchronous=NORMAL)",
+        "document": "5 registers: title (string), status (string), priority (int), hours (double), billable (bool)",
+    ] as [String: Any],
+]
+var targets: [String: Any] = [:]
+
+do {
+    // 1. Replay: the same queue at several batch sizes, fresh databases each pass. The first pass
+    // (the default batch size) also gives the memory figure for --changes.
+    if !skipped.contains("replay") {
+        var sizes = batchSizes
+        if let index = sizes.firstIndex(of: defaultBatchEntries) { sizes.swapAt(0, index) }
+        var perSize = [[String: Any]]()
+        var firstPass: [String: Any]?
+        var best = 0
+        for size in sizes {
+            var passes = [[String: Any]]()
+            for pass in 1...repeats {
+                log("replay: \(changes) changes, batch \(size), pass \(pass)/\(repeats)")
+                let result = try await runReplay(
+                    ReplayOptions(changes: changes, batchEntries: size, writeChunk: writeChunk, countWire: false))
+                log("  \(result["changes_per_second"] ?? "?") changes/s, peak \((result["memory"] as? [String: Any])?["peak_mb"] ?? "?") MB")
+                if firstPass == nil { firstPass = result }
+                passes.append(result)
+            }
+            let rates = passes.compactMap { $0["changes_per_second"] as? Int }
+            let rate = Int(median(rates.map(Double.init)))
+            best = max(best, rate)
+            let medianPass = passes.min { abs(($0["changes_per_second"] as? Int ?? 0) - rate) < abs(($1["changes_per_second"] as? Int ?? 0) - rate) }!
+            perSize.append([
+                "batch_max_entries": size,
+                "median_changes_per_second": rate,
+                "rates": rates,
+                "median_pass": medianPass,
+            ])
+        }
+        perSize.sort { ($0["batch_max_entries"] as! Int) < ($1["batch_max_entries"] as! Int) }
+        let defaultRate = perSize.first { $0["batch_max_entries"] as? Int == defaultBatchEntries }?["median_changes_per_second"] as? Int
+        output["replay"] = [
+            "changes": changes,
+            "repeats": repeats,
+            "batch_sizes": perSize,
+            "engine_default_batch_entries": defaultBatchEntries,
+            "batch_limits_settable": "yes: SyncEngine.setBatchLimits(entries:bytes:)",
+        ] as [String: Any]
+        targets["replay_changes_per_second_default_batch"] = target(Double(defaultRate ?? 0), ">=", 50_000, "changes/s")
+        targets["replay_changes_per_second_best_batch"] = target(Double(best), ">=", 50_000, "changes/s")
+        if let firstPass, let memory = firstPass["memory"] as? [String: Any], let peak = memory["peak_mb"] as? Double {
+            output["memory_\(changes)"] = ["changes": changes, "batch_max_entries": firstPass["batch_max_entries"] ?? 0]
+                .merging(memory) { a, _ in a }
+            targets["replay_peak_memory_mb_\(changes)"] = target(peak, "<", 100, "MB")
+        }
+    }
+
+    // 2. Wire size: one more pass at the default batch size, tallying every push request.
+    if !skipped.contains("wire") {
+        log("wire: \(changes) changes, default batch, counting bytes")
+        let result = try await runReplay(ReplayOptions(changes: changes, batchEntries: nil, writeChunk: writeChunk, countWire: true))
+        if let wire = result["wire"] as? [String: Any] {
+            output["wire"] = wire
+            if let ratio = wire["framed_over_json_per_change"] as? Double {
+                targets["wire_framed_over_json_per_change"] = target(ratio, "<=", 0.25, "(ratio)")
+            }
+            if let ratio = wire["framed_over_json_batched"] as? Double {
+                targets["wire_framed_over_json_batched"] = target(ratio, "<=", 0.25, "(ratio)")
+            }
+        }
+    }
+
+    // 3. Memory with a larger queue.
+    if !skipped.contains("memory") && memoryChanges > 0 {
+        log("memory: \(memoryChanges) changes, default batch")
+        let result = try await runReplay(
+            ReplayOptions(changes: memoryChanges, batchEntries: nil, writeChunk: writeChunk, countWire: false))
+        if let memory = result["memory"] as? [String: Any], let peak = memory["peak_mb"] as? Double {
+            var entry = memory
+            entry["changes"] = memoryChanges
+            entry["changes_per_second"] = result["changes_per_second"]
+            entry["replay_seconds"] = result["replay_seconds"]
+            output["memory_\(memoryChanges)"] = entry
+            targets["replay_peak_memory_mb_\(memoryChanges)"] = target(peak, "<", 100, "MB")
+        }
+    }
+
+    // 4. Server under load: push and pull, then push only; each `loadRepeats` times on fresh
+    // databases, reporting the pass with the median total throughput and every pass's figures.
+    if !skipped.contains("load") {
+        for pull in [true, false] {
+            var passes = [[String: Any]]()
+            for pass in 1...loadRepeats {
+                log("load (\(pull ? "push and pull" : "push only")): \(replicas) replicas x \(rounds) rounds x \(roundChanges) changes, pass \(pass)/\(loadRepeats)")
+                let result = try await runLoad(
+                    LoadOptions(replicas: replicas, rounds: rounds, changesPerRound: roundChanges, sharedDocuments: 5, pull: pull))
+                log("  \(result["total_changes_per_second"] ?? "?") changes/s, push p99 \((result["push_latency"] as? [String: Any])?["p99_ms"] ?? "?") ms")
+                passes.append(result)
+            }
+            func total(_ pass: [String: Any]) -> Int { pass["total_changes_per_second"] as? Int ?? 0 }
+            func p99(_ pass: [String: Any]) -> Double { (pass["push_latency"] as? [String: Any])?["p99_ms"] as? Double ?? .nan }
+            let ordered = passes.sorted { total($0) < total($1) }
+            var entry = ordered[ordered.count / 2]
+            entry["all_passes"] = passes.map { ["total_changes_per_second": total($0), "push_p99_ms": p99($0)] as [String: Any] }
+            entry["median_push_p99_ms"] = rounded(median(passes.map(p99)), 3)
+            output[pull ? "load" : "load_push_only"] = entry
+        }
+    }
+} catch {
+    fail("failed: \(error)")
+}
+
+output["targets"] = targets
+let data = try JSONSerialization.data(withJSONObject: output, options: [.prettyPrinted, .sortedKeys])
+print(String(decoding: data, as: UTF8.self))
