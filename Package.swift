@@ -82,7 +82,7 @@ let package = Package(
         // A child process for the crash tests: writes in a loop until killed.
         .executableTarget(
             name: "WeftCrashWriter",
-            dependencies: ["Weft", "WeftSQLite"],
+            dependencies: ["Weft", "WeftSQLite", "WeftHTTP"],
             path: "Tests/CrashWriter"
         ),
         .executableTarget(

@@ -9,7 +9,6 @@ public actor SyncService {
     public nonisolated let store: any CentralStore
     private let policy: @Sendable (String, CollectionName) -> ConflictPolicy
     private let limits: WireLimits
-    private var pushes: [String: Int] = [:]  // per database, for long-polls
 
     /// Creates a service over `store`; `policy` gives each database's collections their policy.
     public init(
@@ -42,7 +41,6 @@ public actor SyncService {
                 local, key, remote throws(WeftError) in
                 try DocumentMerge.merge(local: local, remote: remote, key: key, policy: policy(database, key.collection))
             }
-            pushes[database, default: 0] += 1
             return PushResponse(appliedThrough: mark)
         } catch {
             throw SyncError(error.kind == .invalidArgument ? .rejected : .unavailable, "store: \(error)")

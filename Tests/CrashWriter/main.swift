@@ -35,9 +35,8 @@
 // against the Standalone server at <server base URL> (database "mydb", bearer <token>). Write
 // number `n` (counted from 0 in each run) upserts document "c<k>" (k < 4) of collection "sync":
 // it adds <amount> to PN-counter "n" and sets register "a<run>_<n>" to <amount>; (k, amount) come
-// from SplitMix64(<seed>). The transport is a minimal HTTP/1.1 client over a loopback socket
-// (this target links only Weft and WeftSQLite); after a push answer, and after a non-empty pull
-// page, it prints a line and pauses `WEFT_SYNC_CRASH_PAUSE_MS` (default 25) before handing the
+// from SplitMix64(<seed>). The transport is WeftHTTP's `HTTPTransport`; after a push answer, and
+// after a non-empty pull page, it prints a line and pauses `WEFT_SYNC_CRASH_PAUSE_MS` (default 25) before handing the
 // answer to the engine, which widens the windows "the server committed, the client has not
 // acknowledged" and "the page is here, not yet applied" for the parent's SIGKILL.
 //
@@ -55,6 +54,7 @@
 import Foundation
 import Weft
 import WeftCRDT
+import WeftHTTP
 import WeftSQLite
 import WeftWire
 
@@ -161,30 +161,20 @@ func readEverything(path: String, collection collectionName: String, steps: [Str
 
 // MARK: The `sync` mode
 
-/// A minimal HTTP/1.1 client for the Standalone server on a loopback IPv4 address: one
-/// connection per request (`Connection: close`), blocking socket calls (this process does
-/// nothing else meanwhile). The Weft wire format is in the bodies, as in WeftHTTP's transport.
+/// The real HTTP transport, with a line printed around each exchange and a pause after each
+/// answer, to widen the windows the parent aims its SIGKILL at.
 struct LoopbackTransport: SyncTransport {
-    let host: String
-    let port: UInt16
-    let database: String
-    let token: String
+    let inner: HTTPTransport
     let pause: Duration
 
     init(baseURL: String, database: String, token: String, pause: Duration) {
-        guard let components = URLComponents(string: baseURL), components.scheme == "http", let host = components.host,
-            let port = components.port.flatMap({ UInt16(exactly: $0) })
-        else { fail("base URL \(baseURL) is not http://<IPv4>:<port>") }
-        self.host = host
-        self.port = port
-        self.database = database
-        self.token = token
+        inner = HTTPTransport(baseURL: baseURL, database: database, token: token, timeout: .seconds(20))
         self.pause = pause
     }
 
     func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
         emit("push \(request.changes.count) \(request.changes.first?.sequence ?? 0) \(request.changes.last?.sequence ?? 0)")
-        let response = try exchange("push", request, expecting: PushResponse.self)
+        let response = try await inner.push(request)
         // The server has committed the batch; the engine has not acknowledged it yet.
         emit("pushed \(response.appliedThrough)")
         if pause > .zero { try? await Task.sleep(for: pause) }
@@ -193,119 +183,11 @@ struct LoopbackTransport: SyncTransport {
 
     func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse {
         emit("pull \(request.after)")
-        let response = try exchange("pull", request, expecting: PullResponse.self)
+        let response = try await inner.pull(request)
         emit("pulled \(response.cursor) \(response.changes.count) \(response.hasMore)")
         // The page is here; the engine has not applied it (nor saved its cursor) yet.
         if !response.changes.isEmpty && pause > .zero { try? await Task.sleep(for: pause) }
         return response
-    }
-
-    private func exchange<Request: BinaryCodable, Response: BinaryCodable>(
-        _ operation: String, _ message: Request, expecting: Response.Type
-    ) throws(SyncError) -> Response {
-        let body = WireMessage.encode(message)
-        let (status, answer) = try post("/v1/\(database)/\(operation)", body)
-        switch status {
-        case 200:
-            do {
-                return try WireMessage.decode(Response.self, from: answer)
-            } catch {
-                throw SyncError(.badResponse, "\(operation): \(error)")
-            }
-        case 401, 403:
-            throw SyncError(.unauthorized, "\(operation): \(status) \(String(decoding: answer, as: UTF8.self))")
-        case 400..<500:
-            throw SyncError(.rejected, "\(operation): \(status) \(String(decoding: answer, as: UTF8.self))")
-        default:
-            throw SyncError(.unavailable, "\(operation): \(status) \(String(decoding: answer, as: UTF8.self))")
-        }
-    }
-
-    /// Posts `body` to `path` and returns the status and the body of the answer.
-    private func post(_ path: String, _ body: [UInt8]) throws(SyncError) -> (Int, [UInt8]) {
-        func unavailable(_ what: String) -> SyncError { SyncError(.unavailable, "\(what) \(host):\(port): errno \(errno)") }
-        #if canImport(Glibc)
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #else
-            let fd = socket(AF_INET, SOCK_STREAM, 0)
-        #endif
-        guard fd >= 0 else { throw unavailable("socket") }
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 20, tv_usec: 0)
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
-            throw SyncError(.unavailable, "\(host) is not an IPv4 address")
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw unavailable("connect to") }
-        let head =
-            "POST \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nContent-Type: application/vnd.weft.v1\r\n"
-            + "Authorization: Bearer \(token)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
-        let request = Array(head.utf8) + body
-        var sent = 0
-        while sent < request.count {
-            let count = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { throw unavailable("send to") }
-            sent += count
-        }
-        var received = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 64 << 10)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { throw unavailable("recv from") }
-            if count == 0 { break }
-            received.append(contentsOf: buffer[..<count])
-        }
-        return try Self.parse(received)
-    }
-
-    /// The status and body of a complete HTTP/1.1 answer (Content-Length, chunked, or to EOF).
-    static func parse(_ bytes: [UInt8]) throws(SyncError) -> (Int, [UInt8]) {
-        let separator: [UInt8] = [13, 10, 13, 10]
-        guard
-            let end = (0..<max(0, bytes.count - 3)).first(where: {
-                bytes[$0] == separator[0] && bytes[$0 + 1] == separator[1] && bytes[$0 + 2] == separator[2] && bytes[$0 + 3] == separator[3]
-            })
-        else {
-            throw SyncError(.unavailable, "truncated HTTP answer (\(bytes.count) bytes)")
-        }
-        let lines = String(decoding: bytes[..<end], as: UTF8.self).components(separatedBy: "\r\n")
-        let statusWords = lines.first?.split(separator: " ") ?? []
-        guard statusWords.count >= 2, let status = Int(statusWords[1]) else {
-            throw SyncError(.badResponse, "bad status line \(lines.first ?? "")")
-        }
-        var headers = [String: String]()
-        for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces).lowercased()
-        }
-        var body = Array(bytes[(end + 4)...])
-        if headers["transfer-encoding"]?.contains("chunked") == true {
-            var decoded = [UInt8]()
-            var index = 0
-            while true {
-                guard let lineEnd = (index..<max(index, body.count - 1)).first(where: { body[$0] == 13 && body[$0 + 1] == 10 }),
-                    let size = Int(String(decoding: body[index..<lineEnd], as: UTF8.self).split(separator: ";").first ?? "", radix: 16),
-                    lineEnd + 2 + size <= body.count
-                else { throw SyncError(.unavailable, "truncated chunked HTTP body") }
-                if size == 0 { break }
-                decoded.append(contentsOf: body[(lineEnd + 2)..<(lineEnd + 2 + size)])
-                index = lineEnd + 2 + size + 2
-            }
-            body = decoded
-        } else if let length = headers["content-length"].flatMap({ Int($0) }) {
-            guard body.count >= length else { throw SyncError(.unavailable, "truncated HTTP body") }
-            body = Array(body[..<length])
-        }
-        return (status, body)
     }
 }
 
