@@ -17,7 +17,8 @@ import WeftCRDT
 public final class SQLiteReplicaStorage: ReplicaStorage {
     let pool: DatabasePool
     /// The highest sequence handed out in a batch since open (0: nothing in flight). Changed only
-    /// inside write transactions, which GRDB serialises, so reads there see a stable value.
+    /// inside write transactions, which GRDB serialises, so reads there see a stable value. It is
+    /// per instance: open one storage per file in a process.
     private let inFlightThrough = Mutex<UInt64>(0)
     /// The database file.
     public let path: String
@@ -95,6 +96,38 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                         remote BLOB NOT NULL,
                         winner BLOB NOT NULL
                     );
+                    """)
+        }
+        migrator.registerMigration("v3: the queue lives in the documents table") { db in
+            // A queue entry no longer holds a delta: it marks its document as waiting, and a push
+            // sends the document's record. The newest entry of each document moves into the
+            // document's row; older entries (written again while in flight) go to `superseded`.
+            try db.execute(
+                sql: """
+                    ALTER TABLE documents ADD COLUMN queued_seq INTEGER;
+                    ALTER TABLE documents ADD COLUMN queued_bytes INTEGER NOT NULL DEFAULT 0;
+                    CREATE TABLE superseded (
+                        seq INTEGER PRIMARY KEY,
+                        collection TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        bytes INTEGER NOT NULL
+                    );
+                    UPDATE documents SET queued_seq = (
+                        SELECT max(q.seq) FROM queue q WHERE q.collection = documents.collection AND q.id = documents.id);
+                    UPDATE documents
+                        SET queued_bytes = length(record) + length(CAST(collection AS BLOB)) + length(CAST(id AS BLOB))
+                        WHERE queued_seq IS NOT NULL;
+                    INSERT INTO superseded (seq, collection, id, bytes)
+                        SELECT q.seq, q.collection, q.id, q.bytes FROM queue q
+                        JOIN documents d ON d.collection = q.collection AND d.id = q.id
+                        WHERE q.seq < d.queued_seq;
+                    INSERT OR REPLACE INTO meta (key, value) VALUES
+                        ('next_sequence', COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'queue'), 0) + 1),
+                        ('queue_bytes',
+                            (SELECT COALESCE(sum(queued_bytes), 0) FROM documents WHERE queued_seq IS NOT NULL)
+                            + (SELECT COALESCE(sum(bytes), 0) FROM superseded));
+                    DROP TABLE queue;
+                    CREATE INDEX documents_queued ON documents (queued_seq) WHERE queued_seq IS NOT NULL;
                     """)
         }
         return migrator
@@ -273,50 +306,128 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
 
     // MARK: ChangeQueue
 
-    public func entries() async throws(WeftError) -> [QueueEntry] {
-        try await read { db in
-            try Row.fetchAll(db, sql: "SELECT seq, collection, id, delta, bytes FROM queue ORDER BY seq").map(Self.entry)
+    /// A document's newest entry, oldest first, after `after`: the row of the document itself.
+    static let queuedDocumentsSQL = """
+        SELECT queued_seq AS seq, collection, id, queued_bytes AS bytes, record FROM documents
+        WHERE queued_seq > ? ORDER BY queued_seq LIMIT ?
+        """
+    /// Entries whose document was written again while they were in flight, oldest first.
+    static let supersededSQL = """
+        SELECT s.seq, s.collection, s.id, s.bytes, d.record FROM superseded s
+        LEFT JOIN documents d ON d.collection = s.collection AND d.id = s.id
+        WHERE s.seq > ? ORDER BY s.seq LIMIT ?
+        """
+
+    /// The oldest `limit` entries after sequence `after`, in sequence order: the two ordered
+    /// sources (each read through its index, stopping at `limit`) merged.
+    static func queueEntries(_ db: Database, after: UInt64, limit: Int) throws -> [QueueEntry] {
+        let bound = Int64(clamping: after)
+        let documents = try Row.fetchAll(db.cachedStatement(sql: queuedDocumentsSQL), arguments: [bound, limit]).map(entry)
+        let superseded = try Row.fetchAll(db.cachedStatement(sql: supersededSQL), arguments: [bound, limit]).map(entry)
+        if superseded.isEmpty { return documents }
+        var merged = [QueueEntry]()
+        merged.reserveCapacity(min(limit, documents.count + superseded.count))
+        var i = 0
+        var j = 0
+        while merged.count < limit && (i < documents.count || j < superseded.count) {
+            if j == superseded.count || (i < documents.count && documents[i].sequence < superseded[j].sequence) {
+                merged.append(documents[i])
+                i += 1
+            } else {
+                merged.append(superseded[j])
+                j += 1
+            }
         }
+        return merged
+    }
+
+    public func entries() async throws(WeftError) -> [QueueEntry] {
+        try await read { db in try Self.queueEntries(db, after: 0, limit: Int(Int32.max)) }
     }
 
     static func entry(_ row: Row) throws -> QueueEntry {
         let key = try key(row)
-        let delta = try decodeRecord(try column(row, "delta", Data.self), "the queue entry for \(key)")
+        let record = try decodeRecord(try column(row, "record", Data.self), "\(key)")
         let sequence = try column(row, "seq", Int64.self)
-        guard sequence > 0 else { throw WeftError.corrupt("queue sequence \(sequence) is not positive") }
-        return QueueEntry(
-            sequence: UInt64(sequence), key: key, delta: delta, byteCount: try column(row, "bytes", Int.self))
+        guard sequence > 0 else { throw WeftError.corrupt("queue sequence \(sequence) of \(key) is not positive") }
+        let bytes = try column(row, "bytes", Int.self)
+        guard bytes >= 0 else { throw WeftError.corrupt("the queue entry \(sequence) of \(key) counts \(bytes) bytes") }
+        return QueueEntry(sequence: UInt64(sequence), key: key, record: record, byteCount: bytes)
     }
 
     public func totalBytes() async throws(WeftError) -> Int {
-        try await read { db in try Self.metaInteger(db, "queue_bytes") }
+        try await read { db in try Self.queueCounters(db).bytes }
+    }
+
+    /// The queue's total bytes and the next sequence number, from the meta table (one cached
+    /// statement); a missing, non-integer or negative value is ``Weft/WeftError/Kind/corrupt``.
+    static func queueCounters(_ db: Database) throws -> (bytes: Int, next: Int64) {
+        let rows = try Row.fetchAll(
+            db.cachedStatement(
+                sql: "SELECT key, value, typeof(value) AS type FROM meta WHERE key IN ('queue_bytes', 'next_sequence')"))
+        var bytes: Int?
+        var next: Int64?
+        for row in rows {
+            let name = try column(row, "key", String.self)
+            guard try column(row, "type", String.self) == "integer" else { throw WeftError.corrupt("the meta value \(name) is not an integer") }
+            let value = try column(row, "value", Int64.self)
+            if name == "queue_bytes" {
+                guard value >= 0 else { throw WeftError.corrupt("the meta value queue_bytes is negative") }
+                bytes = Int(value)
+            } else {
+                guard value > 0 else { throw WeftError.corrupt("the meta value next_sequence is not positive") }
+                next = value
+            }
+        }
+        guard let bytes, let next else { throw WeftError.corrupt("the queue counters are missing from the meta table") }
+        return (bytes, next)
     }
 
     public func nextBatch(maxBytes: Int, maxEntries: Int) async throws(WeftError) -> [QueueEntry] {
-        return try await write { db in
-            let after = self.inFlightThrough.withLock { $0 }
-            let cursor = try Row.fetchCursor(
-                db, sql: "SELECT seq, collection, id, delta, bytes FROM queue WHERE seq > ? ORDER BY seq LIMIT ?",
-                arguments: [Int64(after), max(1, maxEntries)])
-            var batch = [QueueEntry]()
-            var size = 0
-            while let row = try cursor.next() {
-                let bytes = try Self.column(row, "bytes", Int.self)
-                if !batch.isEmpty && size + bytes > maxBytes { break }
-                batch.append(try Self.entry(row))
-                size += bytes
+        do {
+            // In a write, so it is ordered with local writes: one that starts after this sees the
+            // entries in flight and does not coalesce into them.
+            return try writeBlocking { db in
+                let after = self.inFlightThrough.withLock { $0 }
+                var batch = [QueueEntry]()
+                var size = 0
+                for entry in try Self.queueEntries(db, after: after, limit: max(1, maxEntries)) {
+                    if !batch.isEmpty && size + entry.byteCount > maxBytes { break }
+                    batch.append(entry)
+                    size += entry.byteCount
+                }
+                if let last = batch.last { self.inFlightThrough.withLock { $0 = last.sequence } }
+                return batch
             }
-            if let last = batch.last { self.inFlightThrough.withLock { $0 = last.sequence } }
-            return batch
+        } catch {
+            throw Self.map(error, path: path)
         }
     }
 
     public func acknowledge(through sequence: UInt64) async throws(WeftError) {
-        guard let bound = Int64(exactly: sequence) else { throw .invalidArgument("sequence \(sequence) is out of range") }
-        try await write { db in
-            let removed = try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes), 0) FROM queue WHERE seq <= ?", arguments: [bound]) ?? 0
-            try db.execute(sql: "DELETE FROM queue WHERE seq <= ?", arguments: [bound])
-            try db.execute(sql: "UPDATE meta SET value = value - ? WHERE key = 'queue_bytes'", arguments: [removed])
+        let bound = Int64(clamping: sequence)
+        do {
+            try writeBlocking { db in
+                let counters = try Self.queueCounters(db)
+                let removed =
+                    (try Int.fetchOne(
+                        db.cachedStatement(
+                            sql: "SELECT COALESCE(sum(queued_bytes), 0) FROM documents WHERE queued_seq <= ?"),
+                        arguments: [bound]) ?? 0)
+                    + (try Int.fetchOne(
+                        db.cachedStatement(sql: "SELECT COALESCE(sum(bytes), 0) FROM superseded WHERE seq <= ?"),
+                        arguments: [bound]) ?? 0)
+                try db.cachedStatement(sql: "UPDATE documents SET queued_seq = NULL, queued_bytes = 0 WHERE queued_seq <= ?")
+                    .execute(arguments: [bound])
+                try db.cachedStatement(sql: "DELETE FROM superseded WHERE seq <= ?").execute(arguments: [bound])
+                guard counters.bytes >= removed else {
+                    throw WeftError.corrupt("queue_bytes (\(counters.bytes)) is less than the entries acknowledged (\(removed))")
+                }
+                try db.cachedStatement(sql: "UPDATE meta SET value = ? WHERE key = 'queue_bytes'")
+                    .execute(arguments: [counters.bytes - removed])
+            }
+        } catch {
+            throw Self.map(error, path: path)
         }
     }
 
@@ -344,66 +455,98 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     /// GRDB's synchronous write (an async context would pick the async overload).
     private func writeBlocking<T>(_ body: (Database) throws -> T) throws -> T { try pool.write(body) }
 
+    /// What a transaction knows of a document's row: whether it exists, and its newest queue entry.
+    private struct QueueSlot {
+        var exists: Bool
+        var sequence: Int64?
+        var bytes: Int
+    }
+
     private func commit(
         _ db: Database, _ keys: [DocumentKey], _ maxQueueBytes: Int,
         _ transform: ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
     ) throws -> [UInt64] {
-        var current = [DocumentKey: DocumentRecord]()
-        let readRecord = try db.cachedStatement(sql: "SELECT record FROM documents WHERE collection = ? AND id = ?")
-        for key in keys where current[key] == nil {
-            if let data = try Data.fetchOne(readRecord, arguments: [key.collection.rawValue, key.id.rawValue]) {
-                current[key] = try Self.decodeRecord(data, "\(key)")
+        var current = [DocumentKey: DocumentRecord](minimumCapacity: keys.count)
+        var slots = [DocumentKey: QueueSlot](minimumCapacity: keys.count)
+        let readRow = try db.cachedStatement(
+            sql: "SELECT record, queued_seq, queued_bytes FROM documents WHERE collection = ? AND id = ?")
+        func slot(_ key: DocumentKey, decoding: Bool) throws -> QueueSlot {
+            if let known = slots[key] { return known }
+            var found = QueueSlot(exists: false, sequence: nil, bytes: 0)
+            if let row = try Row.fetchOne(readRow, arguments: [key.collection.rawValue, key.id.rawValue]) {
+                if decoding { current[key] = try Self.decodeRecord(try Self.column(row, "record", Data.self), "\(key)") }
+                found = QueueSlot(
+                    exists: true, sequence: try Self.column(row, "queued_seq", Int64?.self),
+                    bytes: try Self.column(row, "queued_bytes", Int.self))
+                if let sequence = found.sequence, sequence <= 0 || found.bytes < 0 {
+                    throw WeftError.corrupt("the queue entry \(sequence) of \(key) is invalid")
+                }
             }
+            slots[key] = found
+            return found
         }
+        for key in keys { _ = try slot(key, decoding: true) }
         let writes = try transform(current)
-        let start = try Self.metaInteger(db, "queue_bytes")
+        guard !writes.isEmpty else { return [] }
+        let counters = try Self.queueCounters(db)
+        let start = counters.bytes
         var total = start
-        let after = Int64(inFlightThrough.withLock { $0 })
-        let findPending = try db.cachedStatement(
-            sql: "SELECT seq, delta, bytes FROM queue WHERE collection = ? AND id = ? AND seq > ? ORDER BY seq DESC LIMIT 1")
-        let updatePending = try db.cachedStatement(sql: "UPDATE queue SET delta = ?, bytes = ? WHERE seq = ?")
-        let insertEntry = try db.cachedStatement(sql: "INSERT INTO queue (collection, id, delta, bytes) VALUES (?, ?, ?, ?)")
-        let upsertDocument = try db.cachedStatement(
-            sql: "INSERT OR REPLACE INTO documents (collection, id, record, deleted) VALUES (?, ?, ?, ?)")
+        var next = counters.next
+        let inFlight = Int64(clamping: inFlightThrough.withLock { $0 })
+        let insertDocument = try db.cachedStatement(
+            sql: "INSERT INTO documents (collection, id, record, deleted, queued_seq, queued_bytes) VALUES (?, ?, ?, ?, ?, ?)")
+        let updateCoalesced = try db.cachedStatement(
+            sql: "UPDATE documents SET record = ?, deleted = ?, queued_bytes = ? WHERE collection = ? AND id = ?")
+        let updateQueued = try db.cachedStatement(
+            sql: "UPDATE documents SET record = ?, deleted = ?, queued_seq = ?, queued_bytes = ? WHERE collection = ? AND id = ?")
+        let supersede = try db.cachedStatement(sql: "INSERT INTO superseded (seq, collection, id, bytes) VALUES (?, ?, ?, ?)")
         var sequences = [UInt64]()
         sequences.reserveCapacity(writes.count)
         for write in writes {
             let key = write.key
-            if let pending = try Row.fetchOne(findPending, arguments: [key.collection.rawValue, key.id.rawValue, after]) {
-                // Coalesce: join the new delta into the document's pending entry.
-                let joined = try Self.decodeRecord(try Self.column(pending, "delta", Data.self), "the queue entry for \(key)")
-                    .merged(with: write.delta)
-                let joinedBytes = joined.encoded()
-                let size = QueueEntry.byteCount(key: key, deltaBytes: joinedBytes.count)
-                let growth = size - (try Self.column(pending, "bytes", Int.self))
+            let old = try slot(key, decoding: false)
+            let encoded = Data(write.record.encoded())
+            let size = QueueEntry.byteCount(key: key, recordBytes: encoded.count)
+            let sequence: Int64
+            if let pending = old.sequence, pending > inFlight {
+                // Coalesce: the pending entry keeps its number and now stands for the new record.
+                let growth = size - old.bytes
                 guard total + growth <= maxQueueBytes else {
                     throw WeftError.queueFull(current: start, needed: total + growth - start, limit: maxQueueBytes)
                 }
-                let sequence = try Self.column(pending, "seq", Int64.self)
-                try updatePending.execute(arguments: [Data(joinedBytes), size, sequence])
+                try updateCoalesced.execute(
+                    arguments: [encoded, write.record.isDeleted, size, key.collection.rawValue, key.id.rawValue])
                 total += growth
-                sequences.append(UInt64(sequence))
+                sequence = pending
             } else {
-                let deltaBytes = write.delta.encoded()
-                let size = QueueEntry.byteCount(key: key, deltaBytes: deltaBytes.count)
                 guard total + size <= maxQueueBytes else {
                     throw WeftError.queueFull(current: start, needed: total + size - start, limit: maxQueueBytes)
                 }
-                try insertEntry.execute(arguments: [key.collection.rawValue, key.id.rawValue, Data(deltaBytes), size])
+                if let inFlightEntry = old.sequence {
+                    // The document's entry is in flight: it stays (acknowledging it must not drop
+                    // this write), and the write gets a new entry.
+                    try supersede.execute(arguments: [inFlightEntry, key.collection.rawValue, key.id.rawValue, old.bytes])
+                }
+                sequence = next
+                next += 1
+                if old.exists {
+                    try updateQueued.execute(
+                        arguments: [encoded, write.record.isDeleted, sequence, size, key.collection.rawValue, key.id.rawValue])
+                } else {
+                    try insertDocument.execute(
+                        arguments: [key.collection.rawValue, key.id.rawValue, encoded, write.record.isDeleted, sequence, size])
+                }
                 total += size
-                sequences.append(UInt64(db.lastInsertedRowID))
             }
-            try upsertDocument.execute(
-                arguments: [key.collection.rawValue, key.id.rawValue, Data(write.record.encoded()), write.record.isDeleted])
+            slots[key] = QueueSlot(exists: true, sequence: sequence, bytes: size)
+            sequences.append(UInt64(sequence))
         }
-        if total != start {
-            try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'queue_bytes'", arguments: [total])
-        }
-        if let stamp = writes.map(\.delta.lastStamp).max() {
-            // In the same transaction, so a restarted clock always resumes above every stored write.
-            try db.cachedStatement(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_stamp', ?)")
-                .execute(arguments: [Data(stamp.encoded())])
-        }
+        // The queue counters and the clock, once per transaction: a restarted clock always
+        // resumes above every stored write.
+        let stamp = writes.lazy.map(\.record.lastStamp).max() ?? writes[0].record.lastStamp
+        try db.cachedStatement(
+            sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('queue_bytes', ?), ('next_sequence', ?), ('last_stamp', ?)"
+        ).execute(arguments: [total, next, Data(stamp.encoded())])
         return sequences
     }
 
@@ -417,8 +560,13 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         do {
             return try writeBlocking { db in
                 let readRecord = try db.cachedStatement(sql: "SELECT record FROM documents WHERE collection = ? AND id = ?")
+                // An upsert that keeps the row's queue columns: a pulled change never touches the
+                // queue (a document waiting to be pushed stays queued, now with the merged record).
                 let upsertDocument = try db.cachedStatement(
-                    sql: "INSERT OR REPLACE INTO documents (collection, id, record, deleted) VALUES (?, ?, ?, ?)")
+                    sql: """
+                        INSERT INTO documents (collection, id, record, deleted) VALUES (?, ?, ?, ?)
+                        ON CONFLICT (collection, id) DO UPDATE SET record = excluded.record, deleted = excluded.deleted
+                        """)
                 let logConflict = try db.cachedStatement(
                     sql: "INSERT INTO conflicts (collection, id, policy, resolver, local, remote, winner) VALUES (?, ?, ?, ?, ?, ?, ?)")
                 var applied = [AppliedRemoteChange]()

@@ -53,7 +53,7 @@ struct ReplicaTests {
         }
         // The delete is a tombstone in the queue, and re-creating starts empty.
         let tombstone = try #require(try await replica.queuedChanges().last { $0.key.id.rawValue == "o2" })
-        #expect(tombstone.delta.isDeleted)
+        #expect(tombstone.record.isDeleted)
         try await orders.create("o2") { $0.set("status", to: "new") }
         let recreated = try #require(try await orders.get("o2"))
         #expect(recreated.keys == ["status"])
@@ -120,7 +120,7 @@ struct ReplicaTests {
         let entries = try await replica.queuedChanges()
         #expect(entries.count == 1)
         let stored = try #require(try await replica.record(DocumentKey(collection: try CollectionName("sensors"), id: try DocumentID("s1"))))
-        #expect(entries[0].delta == stored, "the coalesced delta is the whole history of the document")
+        #expect(entries[0].record == stored, "the coalesced entry stands for the whole document")
         #expect(stored.body.counter("count") == 200 && stored.body.int("last") == 199)
         #expect(stored.version[replica.replicaID] == 200)
     }
@@ -134,7 +134,7 @@ struct ReplicaTests {
         try await c.upsert("d") { $0.set("v", to: 2) }
         try await storage.acknowledge(through: batch.last?.sequence ?? 0)
         let left = try await replica.queuedChanges()
-        #expect(left.count == 1 && left[0].delta.body.int("v") == 2)
+        #expect(left.count == 1 && left[0].record.body.int("v") == 2)
     }
 
     @Test func aWritePastMaxQueueBytesIsRefusedWithSizeAndLimit() async throws {
@@ -222,8 +222,8 @@ struct ReplicaTests {
         #expect(document.counter("n") == 200)
         #expect((0..<8).allSatisfy { document.int("t\($0)") == 24 })
         let entries = try await replica.queuedChanges()
-        var joined = try #require(entries.first?.delta)
-        for entry in entries.dropFirst() { joined.merge(entry.delta) }
+        var joined = try #require(entries.first?.record)
+        for entry in entries.dropFirst() { joined.merge(entry.record) }
         #expect(joined == (try await replica.record(DocumentKey(collection: try CollectionName("c"), id: try DocumentID("shared")))))
     }
 

@@ -30,9 +30,9 @@ struct StorageContractTests {
         var deleted = sampleRecord("n", 3, wall: 3)
         deleted.merge(DocumentRecord(body: Document(), deletion: LWWRegister(true, stamp: HLCTimestamp(wallMilliseconds: 4, counter: 0, replica: ReplicaID(high: 0, low: 1))), version: VersionVector()))
         _ = try await storage.commitLocalWrites(
-            [LocalWrite(key: key("c", "b"), record: b, delta: b), LocalWrite(key: key("c", "a"), record: a, delta: a),
-             LocalWrite(key: key("c", "z"), record: deleted, delta: deleted),
-             LocalWrite(key: key("other", "a"), record: a, delta: a)],
+            [LocalWrite(key: key("c", "b"), record: b), LocalWrite(key: key("c", "a"), record: a),
+             LocalWrite(key: key("c", "z"), record: deleted),
+             LocalWrite(key: key("other", "a"), record: a)],
             maxQueueBytes: 1 << 20)
         #expect(try await storage.record(for: key("c", "a")) == a)
         #expect(try await storage.record(for: key("c", "z"))?.isDeleted == true)
@@ -72,25 +72,25 @@ struct StorageContractTests {
         let r1 = sampleRecord("n", 1, wall: 1)
         let r2 = sampleRecord("n", 2, wall: 2)
         let sequences = try await storage.commitLocalWrites(
-            [LocalWrite(key: key("c", "a"), record: r1, delta: r1), LocalWrite(key: key("c", "b"), record: r2, delta: r2)],
+            [LocalWrite(key: key("c", "a"), record: r1), LocalWrite(key: key("c", "b"), record: r2)],
             maxQueueBytes: 1 << 20)
         #expect(sequences.count == 2 && sequences[0] < sequences[1])
         let entries = try await storage.entries()
         #expect(entries.map(\.sequence) == sequences)
-        let expected = entries.reduce(0) { $0 + QueueEntry.byteCount(key: $1.key, deltaBytes: $1.delta.encoded().count) }
+        let expected = entries.reduce(0) { $0 + QueueEntry.byteCount(key: $1.key, recordBytes: $1.record.encoded().count) }
         #expect(try await storage.totalBytes() == expected)
-        #expect(entries.allSatisfy { $0.byteCount == QueueEntry.byteCount(key: $0.key, deltaBytes: $0.delta.encoded().count) })
+        #expect(entries.allSatisfy { $0.byteCount == QueueEntry.byteCount(key: $0.key, recordBytes: $0.record.encoded().count) })
         // Acknowledge all, write again: sequence numbers are never reused.
         try await storage.acknowledge(through: sequences[1])
         #expect(try await storage.totalBytes() == 0)
         let again = try await storage.commitLocalWrites(
-            [LocalWrite(key: key("c", "a"), record: r1, delta: r1)], maxQueueBytes: 1 << 20)
+            [LocalWrite(key: key("c", "a"), record: r1)], maxQueueBytes: 1 << 20)
         #expect(again[0] > sequences[1])
         if kind == .sqlite {
             let reopened = try SQLiteReplicaStorage(path: directory.path("replica.sqlite"))
             try await reopened.acknowledge(through: again[0])
             let after = try await reopened.commitLocalWrites(
-                [LocalWrite(key: key("c", "a"), record: r1, delta: r1)], maxQueueBytes: 1 << 20)
+                [LocalWrite(key: key("c", "a"), record: r1)], maxQueueBytes: 1 << 20)
             #expect(after[0] > again[0])
         }
     }
@@ -102,12 +102,12 @@ struct StorageContractTests {
         let k = key("c", "doc")
         let first = sampleRecord("a", 1, wall: 1)
         let second = sampleRecord("b", 2, wall: 2)
-        let s1 = try await storage.commitLocalWrites([LocalWrite(key: k, record: first, delta: first)], maxQueueBytes: 1 << 20)
+        let s1 = try await storage.commitLocalWrites([LocalWrite(key: k, record: first)], maxQueueBytes: 1 << 20)
         let s2 = try await storage.commitLocalWrites(
-            [LocalWrite(key: k, record: first.merged(with: second), delta: second)], maxQueueBytes: 1 << 20)
+            [LocalWrite(key: k, record: first.merged(with: second))], maxQueueBytes: 1 << 20)
         #expect(s1 == s2, "a pending entry absorbs the next write to its document")
         #expect(try await storage.entries().count == 1)
-        #expect(try await storage.entries().first?.delta == first.merged(with: second))
+        #expect(try await storage.entries().first?.record == first.merged(with: second))
 
         let batch = try await storage.nextBatch(maxBytes: 1 << 20, maxEntries: 100)
         #expect(batch.map(\.sequence) == s1)
@@ -116,14 +116,14 @@ struct StorageContractTests {
         // A write while the entry is in flight gets its own entry.
         let third = sampleRecord("c", 3, wall: 3)
         let s3 = try await storage.commitLocalWrites(
-            [LocalWrite(key: k, record: first.merged(with: second).merged(with: third), delta: third)], maxQueueBytes: 1 << 20)
+            [LocalWrite(key: k, record: first.merged(with: second).merged(with: third))], maxQueueBytes: 1 << 20)
         #expect(s3[0] > s1[0])
         #expect(try await storage.entries().count == 2)
 
         // Acknowledging the in-flight batch keeps the newer entry.
         try await storage.acknowledge(through: batch.last!.sequence)
         let remaining = try await storage.entries()
-        #expect(remaining.map(\.sequence) == s3 && remaining.first?.delta == third)
+        #expect(remaining.map(\.sequence) == s3 && remaining.first?.record == first.merged(with: second).merged(with: third))
         #expect(try await storage.totalBytes() == remaining[0].byteCount)
     }
 
@@ -134,7 +134,7 @@ struct StorageContractTests {
         for index in 0..<5 {
             let record = sampleRecord("n", Int64(index), wall: UInt64(index + 1))
             _ = try await storage.commitLocalWrites(
-                [LocalWrite(key: key("c", "d\(index)"), record: record, delta: record)], maxQueueBytes: 1 << 20)
+                [LocalWrite(key: key("c", "d\(index)"), record: record)], maxQueueBytes: 1 << 20)
         }
         let one = try await storage.nextBatch(maxBytes: 1, maxEntries: 100)
         #expect(one.count == 1, "an entry larger than maxBytes still goes out alone")
@@ -150,13 +150,13 @@ struct StorageContractTests {
         let directory = TemporaryDirectory()
         let storage = try kind.make(directory)
         let a = sampleRecord("n", 1, wall: 1)
-        _ = try await storage.commitLocalWrites([LocalWrite(key: key("c", "a"), record: a, delta: a)], maxQueueBytes: 1 << 20)
+        _ = try await storage.commitLocalWrites([LocalWrite(key: key("c", "a"), record: a)], maxQueueBytes: 1 << 20)
         let before = try await storage.entries()
         let bytes = try await storage.totalBytes()
         let b = sampleRecord("n", 2, wall: 2)
         do {
             _ = try await storage.commitLocalWrites(
-                [LocalWrite(key: key("c", "b"), record: b, delta: b), LocalWrite(key: key("c", "c"), record: b, delta: b)],
+                [LocalWrite(key: key("c", "b"), record: b), LocalWrite(key: key("c", "c"), record: b)],
                 maxQueueBytes: bytes + 10)
             Issue.record("the write should have been refused")
         } catch {
@@ -174,7 +174,7 @@ struct StorageContractTests {
         let early = sampleRecord("n", 1, wall: 5)
         let late = sampleRecord("n", 2, wall: 9)
         _ = try await storage.commitLocalWrites(
-            [LocalWrite(key: key("c", "a"), record: late, delta: late), LocalWrite(key: key("c", "b"), record: early, delta: early)],
+            [LocalWrite(key: key("c", "a"), record: late), LocalWrite(key: key("c", "b"), record: early)],
             maxQueueBytes: 1 << 20)
         #expect(try await storage.metadata().lastStamp == late.lastStamp)
     }

@@ -182,7 +182,7 @@ public actor Replica {
             for write in committed {
                 publish(
                     ReplicaChange(
-                        key: write.key, origin: .local, isDeleted: write.delta.isDeleted, stamp: write.delta.lastStamp))
+                        key: write.key, origin: .local, isDeleted: write.record.isDeleted, stamp: write.record.lastStamp))
             }
             return committed.map(\.record)
         }
@@ -213,12 +213,15 @@ public actor Replica {
             if !operation.deleting { try operation.edit(&editor) }
             var version = current?.version ?? VersionVector()
             version.increment(replicaID)
-            let delta = DocumentRecord(
-                body: editor.delta, deletion: LWWRegister(operation.deleting, stamp: stamp), version: version)
-            var record = current ?? DocumentRecord(body: Document(), deletion: delta.deletion, version: VersionVector())
-            record.merge(delta)
+            // The editor's document already is the old body joined with the edits' deltas (each
+            // mutator's delta reproduces its result: a law the checkers test), so the record is
+            // built from it directly rather than by joining a delta.
+            let deletion = LWWRegister(operation.deleting, stamp: stamp)
+            let record = DocumentRecord(
+                body: editor.document, deletion: current.map { $0.deletion.merged(with: deletion) } ?? deletion,
+                version: version)
             known[key] = record
-            writes.append(LocalWrite(key: key, record: record, delta: delta))
+            writes.append(LocalWrite(key: key, record: record))
         }
         return writes
     }

@@ -1,27 +1,32 @@
 import WeftCRDT
 
-/// One pending change in the outbox: the joined delta of one document's local writes.
+/// One pending change in the outbox: a document with local writes the server has not confirmed.
+///
+/// An entry does not hold a delta of its own. It stands for the document's current record, which
+/// is what a push sends: the join of every write the entry absorbed with everything the replica
+/// knew of the document before (see "Why the queue holds whole records" in Docs/Architecture.md).
 public struct QueueEntry: Hashable, Sendable {
     /// The replica-local sequence number: unique, increasing, never reused.
     public let sequence: UInt64
     /// The document changed.
     public let key: DocumentKey
-    /// The change, as a record delta; applying it anywhere is a join.
-    public let delta: DocumentRecord
-    /// The exact size the entry counts against `max_queue_bytes`: its encoded delta plus its key.
+    /// The document's record as stored when the entry was read: what a push sends for it.
+    public let record: DocumentRecord
+    /// The exact size the entry counts against `max_queue_bytes`: its key plus the encoded record
+    /// as of the last write the entry absorbed.
     public let byteCount: Int
 
     /// Creates an entry.
-    public init(sequence: UInt64, key: DocumentKey, delta: DocumentRecord, byteCount: Int) {
+    public init(sequence: UInt64, key: DocumentKey, record: DocumentRecord, byteCount: Int) {
         self.sequence = sequence
         self.key = key
-        self.delta = delta
+        self.record = record
         self.byteCount = byteCount
     }
 
-    /// The bytes an entry for `key` with encoded delta `deltaBytes` counts.
-    public static func byteCount(key: DocumentKey, deltaBytes: Int) -> Int {
-        deltaBytes + key.collection.rawValue.utf8.count + key.id.rawValue.utf8.count
+    /// The bytes an entry for `key` whose record encodes to `recordBytes` bytes counts.
+    public static func byteCount(key: DocumentKey, recordBytes: Int) -> Int {
+        recordBytes + key.collection.rawValue.utf8.count + key.id.rawValue.utf8.count
     }
 }
 
@@ -30,13 +35,15 @@ public struct QueueEntry: Hashable, Sendable {
 /// ## Contract
 ///
 /// 1. Sequence numbers are assigned in increasing order and never reused, across restarts.
-/// 2. ``totalBytes()`` is the exact sum of the entries' ``QueueEntry/byteCount``.
+/// 2. ``totalBytes()`` is the exact sum of the entries' ``QueueEntry/byteCount``; an entry counts
+///    its key plus its document's encoded record as of the last write it absorbed.
 /// 3. ``nextBatch(maxBytes:maxEntries:)`` returns the oldest entries in sequence order, at least
 ///    one if any is pending (even one larger than `maxBytes`), and at most `maxEntries`; it marks
 ///    them *in flight*. It returns entries after the ones already in flight.
 /// 4. A write to a document whose pending entry is not in flight is joined into that entry
-///    (coalescing) and keeps its sequence number; a write to a document whose entry is in flight
-///    gets a new entry with a new sequence number.
+///    (coalescing): the entry keeps its sequence number and now stands for the document's new
+///    record. A write to a document whose entry is in flight gets a new entry with a new
+///    sequence number; the in-flight entry stays until it is acknowledged.
 /// 5. ``acknowledge(through:)`` removes every entry with a sequence at or below the given one,
 ///    and only those. It never removes an entry made after the batch it acknowledges.
 /// 6. ``releaseInFlight()`` makes in-flight entries pending again (after a failed push), so the
@@ -55,41 +62,23 @@ public protocol ChangeQueue: Sendable {
     func releaseInFlight() async throws(WeftError)
 }
 
-/// One local write, as committed: the document's new record and the delta to queue.
+/// One local write, as committed: the document and its new record.
+///
+/// The write's stamp is the record's ``WeftCRDT/DocumentRecord/lastStamp``: every local write,
+/// delete or not, stamps the record's deletion flag with the clock's newest stamp.
 public struct LocalWrite: Sendable {
     /// The document written.
     public let key: DocumentKey
     /// The document's record after the write.
     public let record: DocumentRecord
-    /// The write's delta, for the queue.
-    public let delta: DocumentRecord
 
     /// Creates a write.
-    public init(key: DocumentKey, record: DocumentRecord, delta: DocumentRecord) {
+    public init(key: DocumentKey, record: DocumentRecord) {
         self.key = key
         self.record = record
-        self.delta = delta
     }
 }
 
-/// A document store and its change queue, written together.
-///
-/// ## Contract
-///
-/// In addition to the contracts of ``DocumentStore`` and ``ChangeQueue``:
-///
-/// 1. ``commitLocalWrites(reading:maxQueueBytes:_:)`` reads the current records of `keys`,
-///    passes them to `transform`, and stores every returned write's record and enqueues its
-///    delta (coalescing as in ``ChangeQueue`` point 4, also between writes of one call) in
-///    **one atomic step**: no other write can change those records in between, and after a
-///    crash at any moment either all of it happened or none did.
-/// 2. If `transform` throws, or the queue would exceed `maxQueueBytes`
-///    (``WeftError/Kind/queueFull``), it throws and changes nothing: every document keeps its old
-///    record and no queued byte is dropped.
-/// 3. It returns, for each write in order, the sequence number of the entry holding its delta.
-/// 4. In the same atomic step it saves the largest stamp of the writes' deltas as the last stamp
-///    (``ReplicaMetadata/lastStamp``), so a clock restored after a crash always resumes above
-///    every write that was stored.
 /// A pulled change, as applied: the key, the record stored and what the merge found.
 public struct AppliedRemoteChange: Hashable, Sendable {
     /// The document.
@@ -107,6 +96,28 @@ public struct AppliedRemoteChange: Hashable, Sendable {
     }
 }
 
+/// A document store and its change queue, written together.
+///
+/// ## Contract
+///
+/// In addition to the contracts of ``DocumentStore`` and ``ChangeQueue``:
+///
+/// 1. ``commitLocalWrites(reading:maxQueueBytes:_:)`` reads the current records of `keys`,
+///    passes them to `transform`, and stores every returned write's record and enqueues its
+///    document (coalescing as in ``ChangeQueue`` point 4, also between writes of one call) in
+///    **one atomic step**: no other write can change those records in between, and after a
+///    crash at any moment either all of it happened or none did.
+/// 2. If `transform` throws, or the queue would exceed `maxQueueBytes`
+///    (``WeftError/Kind/queueFull``), it throws and changes nothing: every document keeps its old
+///    record and no queued byte is dropped.
+/// 3. It returns, for each write in order, the sequence number of the entry holding it.
+/// 4. In the same atomic step it saves the largest stamp of the writes' records as the last stamp
+///    (``ReplicaMetadata/lastStamp``), so a clock restored after a crash always resumes above
+///    every write that was stored.
+/// 5. ``applyRemoteChanges(_:through:_:)`` merges each pulled change into the stored record with
+///    `merge`, stores the results, logs the conflicts `merge` reports and moves the pull cursor
+///    forward to `cursor`, in one atomic step. It never touches the queue: a pulled change is
+///    not a local write. If `merge` throws, nothing changes.
 public protocol ReplicaStorage: DocumentStore, ChangeQueue {
     /// Reads `keys`, computes writes with `transform`, and stores them with their queue entries,
     /// atomically.

@@ -7,8 +7,10 @@ import WeftCRDT
 public actor MemoryReplicaStorage: ReplicaStorage {
     private var meta: ReplicaMetadata
     private var documents: [DocumentKey: DocumentRecord] = [:]
-    private var queue: [QueueEntry] = []  // sequence order
-    private var pendingIndex: [DocumentKey: Int] = [:]  // key → index in `queue` of its not-in-flight entry
+    /// The queue: sequence → the document and the bytes the entry counts.
+    private var queue: [UInt64: (key: DocumentKey, bytes: Int)] = [:]
+    /// Each queued document's newest entry.
+    private var latest: [DocumentKey: UInt64] = [:]
     private var nextSequence: UInt64 = 1
     private var inFlightThrough: UInt64 = 0
     private var bytes = 0
@@ -42,46 +44,39 @@ public actor MemoryReplicaStorage: ReplicaStorage {
         return limit.map { Array(matching.prefix(max(0, $0))) } ?? matching
     }
 
-    public func entries() -> [QueueEntry] { queue }
+    public func entries() -> [QueueEntry] { pending(after: 0) }
+
+    /// The entries after `sequence`, oldest first, each with its document's current record.
+    private func pending(after sequence: UInt64) -> [QueueEntry] {
+        queue.keys.filter { $0 > sequence }.sorted().compactMap { seq in
+            guard let entry = queue[seq], let record = documents[entry.key] else { return nil }
+            return QueueEntry(sequence: seq, key: entry.key, record: record, byteCount: entry.bytes)
+        }
+    }
 
     public func totalBytes() -> Int { bytes }
 
     public func nextBatch(maxBytes: Int, maxEntries: Int) -> [QueueEntry] {
         var batch = [QueueEntry]()
         var size = 0
-        for entry in queue where entry.sequence > inFlightThrough {
+        for entry in pending(after: inFlightThrough) {
             if batch.count >= max(1, maxEntries) || (!batch.isEmpty && size + entry.byteCount > maxBytes) { break }
             batch.append(entry)
             size += entry.byteCount
         }
-        if let last = batch.last {
-            inFlightThrough = last.sequence
-            for entry in batch where pendingIndex[entry.key] != nil {
-                pendingIndex[entry.key] = nil
-            }
-        }
+        if let last = batch.last { inFlightThrough = last.sequence }
         return batch
     }
 
     public func acknowledge(through sequence: UInt64) {
-        let removed = queue.prefix { $0.sequence <= sequence }
-        guard !removed.isEmpty else { return }
-        bytes -= removed.reduce(0) { $0 + $1.byteCount }
-        queue.removeFirst(removed.count)
-        rebuildPendingIndex()
-    }
-
-    public func releaseInFlight() {
-        inFlightThrough = 0
-        rebuildPendingIndex()
-    }
-
-    private func rebuildPendingIndex() {
-        pendingIndex = [:]
-        for (index, entry) in queue.enumerated() where entry.sequence > inFlightThrough {
-            pendingIndex[entry.key] = index
+        for seq in queue.keys where seq <= sequence {
+            guard let entry = queue.removeValue(forKey: seq) else { continue }
+            bytes -= entry.bytes
+            if latest[entry.key] == seq { latest[entry.key] = nil }
         }
     }
+
+    public func releaseInFlight() { inFlightThrough = 0 }
 
     public func commitLocalWrites(
         reading keys: [DocumentKey], maxQueueBytes: Int,
@@ -92,31 +87,29 @@ public actor MemoryReplicaStorage: ReplicaStorage {
         let writes = try transform(current)
         // Apply to copies, then swap them in: a refused write leaves everything as it was.
         var queue = self.queue
-        var pendingIndex = self.pendingIndex
+        var latest = self.latest
         var documents = self.documents
         var bytes = self.bytes
         var nextSequence = self.nextSequence
         var sequences = [UInt64]()
         for write in writes {
             let key = write.key
-            if let index = pendingIndex[key] {
-                let old = queue[index]
-                let joined = old.delta.merged(with: write.delta)
-                let size = QueueEntry.byteCount(key: key, deltaBytes: joined.encoded().count)
-                let growth = size - old.byteCount
+            let size = QueueEntry.byteCount(key: key, recordBytes: write.record.encoded().count)
+            if let seq = latest[key], seq > inFlightThrough, let old = queue[seq] {
+                // Coalesce: the pending entry now stands for the new record.
+                let growth = size - old.bytes
                 guard bytes + growth <= maxQueueBytes else {
                     throw .queueFull(current: self.bytes, needed: bytes + growth - self.bytes, limit: maxQueueBytes)
                 }
-                queue[index] = QueueEntry(sequence: old.sequence, key: key, delta: joined, byteCount: size)
+                queue[seq] = (key, size)
                 bytes += growth
-                sequences.append(old.sequence)
+                sequences.append(seq)
             } else {
-                let size = QueueEntry.byteCount(key: key, deltaBytes: write.delta.encoded().count)
                 guard bytes + size <= maxQueueBytes else {
                     throw .queueFull(current: self.bytes, needed: bytes + size - self.bytes, limit: maxQueueBytes)
                 }
-                queue.append(QueueEntry(sequence: nextSequence, key: key, delta: write.delta, byteCount: size))
-                pendingIndex[key] = queue.count - 1
+                queue[nextSequence] = (key, size)
+                latest[key] = nextSequence
                 sequences.append(nextSequence)
                 nextSequence += 1
                 bytes += size
@@ -124,11 +117,11 @@ public actor MemoryReplicaStorage: ReplicaStorage {
             documents[key] = write.record
         }
         self.queue = queue
-        self.pendingIndex = pendingIndex
+        self.latest = latest
         self.documents = documents
         self.bytes = bytes
         self.nextSequence = nextSequence
-        if let stamp = writes.map(\.delta.lastStamp).max() { meta.lastStamp = max(meta.lastStamp ?? stamp, stamp) }
+        if let stamp = writes.map(\.record.lastStamp).max() { meta.lastStamp = max(meta.lastStamp ?? stamp, stamp) }
         return sequences
     }
 

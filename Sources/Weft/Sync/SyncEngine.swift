@@ -84,14 +84,13 @@ public actor SyncEngine {
                 try await storage.nextBatch(maxBytes: maximumBatchBytes, maxEntries: maximumBatchEntries)
             }
             guard let last = batch.last else { return confirmed }
-            // Each change carries the document's whole current record, not the queued delta: the
-            // server resolves conflicts between whole versions (last-writer-wins keeps one), and a
-            // fast-forward replaces its record. The delta is what the queue counts and coalesces.
-            let records = try await local { () async throws(WeftError) in try await storage.records(for: batch.map(\.key)) }
+            // Each change carries the document's whole current record (the queue entry stands for
+            // it): the server resolves conflicts between whole versions (last-writer-wins keeps
+            // one), and a fast-forward replaces its record.
             let changes = batch.map { entry in
                 WireChange(
                     sequence: entry.sequence, key: WireKey(collection: entry.key.collection.rawValue, id: entry.key.id.rawValue),
-                    record: records[entry.key] ?? entry.delta)
+                    record: entry.record)
             }
             let request = PushRequest(replica: replica.replicaID, changes: changes)
             let response: PushResponse

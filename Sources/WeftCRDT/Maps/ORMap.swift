@@ -54,7 +54,10 @@ public struct ORMap<Key: Hashable & BinaryCodable & Sendable, Value: CRDT & Bina
     public mutating func set(_ key: Key, to value: Value, by replica: ReplicaID) -> ORMap {
         let dot = context.nextDot(for: replica)
         var delta = ORMap()
-        delta.context = CausalContext(vector: VersionVector(), cloud: Set((entries[key] ?? []).map(\.dot)).union([dot]))
+        var seen = CausalContext()
+        for version in entries[key] ?? [] { seen.insert(version.dot) }
+        seen.insert(dot)
+        delta.context = seen
         delta.entries[key] = [Version(dot: dot, value: value)]
         entries[key] = [Version(dot: dot, value: value)]
         return delta
@@ -84,18 +87,30 @@ public struct ORMap<Key: Hashable & BinaryCodable & Sendable, Value: CRDT & Bina
     }
 
     /// The join: a version survives if both sides have it or the side without it has not seen it.
+    ///
+    /// Works in place: merging a small map (a delta) into a large one allocates nothing for the
+    /// keys the delta does not touch.
     /// - Complexity: O(*n* + *m*) in the keys of both sides, plus the joins of shared versions.
     public mutating func merge(_ other: ORMap) {
-        var result = [Key: [Version]](minimumCapacity: Swift.max(entries.count, other.entries.count))
-        for (key, versions) in entries {
-            let joined = Self.join(versions, context, other.entries[key] ?? [], other.context)
-            if !joined.isEmpty { result[key] = joined }
+        // Keys only on this side: drop the versions the other side has seen (it removed them).
+        if !other.context.isEmpty && !entries.isEmpty {
+            var changed = [(Key, [Version])]()
+            for (key, versions) in entries where other.entries[key] == nil {
+                if versions.contains(where: { other.context.contains($0.dot) }) {
+                    changed.append((key, versions.filter { !other.context.contains($0.dot) }))
+                }
+            }
+            for (key, kept) in changed { entries[key] = kept.isEmpty ? nil : kept }
         }
-        for (key, versions) in other.entries where entries[key] == nil {
-            let kept = versions.filter { !context.contains($0.dot) }
-            if !kept.isEmpty { result[key] = kept }
+        for (key, theirs) in other.entries {
+            if let mine = entries[key] {
+                let joined = Self.join(mine, context, theirs, other.context)
+                entries[key] = joined.isEmpty ? nil : joined
+            } else {
+                let kept = theirs.filter { !context.contains($0.dot) }
+                if !kept.isEmpty { entries[key] = kept }
+            }
         }
-        entries = result
         context.merge(other.context)
     }
 

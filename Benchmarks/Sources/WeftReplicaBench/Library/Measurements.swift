@@ -152,7 +152,7 @@ public enum ReplicaMeasurements {
             // statements and about the same bytes as a write.
             before = clock.now
             _ = try await store.storage.commitLocalWrites(
-                [LocalWrite(key: keys[index], record: record, delta: record)], maxQueueBytes: ReplicaUnderTest.uncappedQueue)
+                [LocalWrite(key: keys[index], record: record)], maxQueueBytes: ReplicaUnderTest.uncappedQueue)
             commits.append(nanoseconds(clock.now - before))
 
             before = clock.now
