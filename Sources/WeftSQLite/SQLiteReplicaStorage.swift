@@ -437,7 +437,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
 
     // MARK: ReplicaStorage
 
-    public func commitLocalWrites(
+    public nonisolated(nonsending) func commitLocalWrites(
         reading keys: [DocumentKey], maxQueueBytes: Int,
         _ transform: @Sendable ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
     ) async throws(WeftError) -> [UInt64] {

@@ -121,7 +121,10 @@ public struct AppliedRemoteChange: Hashable, Sendable {
 public protocol ReplicaStorage: DocumentStore, ChangeQueue {
     /// Reads `keys`, computes writes with `transform`, and stores them with their queue entries,
     /// atomically.
-    func commitLocalWrites(
+    ///
+    /// It runs on the caller's executor (`nonisolated(nonsending)`): a replica's write stays on
+    /// the replica's actor instead of hopping to the global executor and back.
+    nonisolated(nonsending) func commitLocalWrites(
         reading keys: [DocumentKey], maxQueueBytes: Int,
         _ transform: @Sendable ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
     ) async throws(WeftError) -> [UInt64]
