@@ -1,5 +1,7 @@
+import CoreMetrics
 import Hummingbird
 import Logging
+import Prometheus
 import Synchronization
 import Weft
 import WeftCRDT
@@ -44,7 +46,9 @@ public enum StandaloneServer {
                     .contentTooLarge, message: "document \(change.key) is over max_document_bytes = \(limits.maxDocumentBytes)")
             }
             do {
+                let started = ContinuousClock.now
                 let response = try await service.push(database: database, push)
+                metrics.record(metrics.pushDuration, since: started)
                 metrics.count(.pushes)
                 metrics.count(.changesPushed, by: push.changes.count)
                 return frame(response)
@@ -57,7 +61,9 @@ public enum StandaloneServer {
             let database = try authorize(request, context, tokens: tokens, needs: .read, metrics: metrics)
             let pull: PullRequest = try await decode(request, limits: wireLimits, metrics: metrics)
             do {
+                let started = ContinuousClock.now
                 let page = try await service.pull(database: database, pull)
+                if pull.waitMilliseconds == 0 { metrics.record(metrics.pullDuration, since: started) }
                 metrics.count(.pulls)
                 metrics.count(.changesPulled, by: page.changes.count)
                 return frame(page)
@@ -134,26 +140,58 @@ public enum StandaloneServer {
     }
 }
 
-/// Counters exported at `/metrics` in the Prometheus text format.
+/// The server's metrics, recorded through swift-metrics and exported at `/metrics` in the
+/// Prometheus text format (swift-prometheus).
+///
+/// Each server keeps its own registry, so several servers in one process do not mix their
+/// figures; when the app has bootstrapped `MetricsSystem`, every figure goes to its backend too.
 final class ServerMetrics: Sendable {
-    enum Counter: String, CaseIterable {
-        case pushes = "weft_pushes_total"
-        case pulls = "weft_pulls_total"
-        case changesPushed = "weft_changes_pushed_total"
-        case changesPulled = "weft_changes_pulled_total"
-        case rejected = "weft_requests_rejected_total"
-        case unauthorized = "weft_requests_unauthorized_total"
-        case forbidden = "weft_requests_forbidden_total"
+    let registry = PrometheusCollectorRegistry()
+    let pushes: CoreMetrics.Counter
+    let pulls: CoreMetrics.Counter
+    let changesPushed: CoreMetrics.Counter
+    let changesPulled: CoreMetrics.Counter
+    let rejected: CoreMetrics.Counter
+    let unauthorized: CoreMetrics.Counter
+    let forbidden: CoreMetrics.Counter
+    let pushDuration: CoreMetrics.Timer
+    let pullDuration: CoreMetrics.Timer
+
+    init() {
+        let prometheus = PrometheusMetricsFactory(registry: registry)
+        let factory = MultiplexMetricsHandler(factories: [prometheus, MetricsSystem.factory])
+        pushes = CoreMetrics.Counter(label: "weft_pushes_total", factory: factory)
+        pulls = CoreMetrics.Counter(label: "weft_pulls_total", factory: factory)
+        changesPushed = CoreMetrics.Counter(label: "weft_changes_pushed_total", factory: factory)
+        changesPulled = CoreMetrics.Counter(label: "weft_changes_pulled_total", factory: factory)
+        rejected = CoreMetrics.Counter(label: "weft_requests_rejected_total", factory: factory)
+        unauthorized = CoreMetrics.Counter(label: "weft_requests_unauthorized_total", factory: factory)
+        forbidden = CoreMetrics.Counter(label: "weft_requests_forbidden_total", factory: factory)
+        pushDuration = CoreMetrics.Timer(label: "weft_push_duration_seconds", factory: factory)
+        pullDuration = CoreMetrics.Timer(label: "weft_pull_duration_seconds", factory: factory)
     }
 
-    private let values = Mutex([String: Int]())
+    enum Event { case pushes, pulls, changesPushed, changesPulled, rejected, unauthorized, forbidden }
 
-    func count(_ counter: Counter, by amount: Int = 1) { values.withLock { $0[counter.rawValue, default: 0] += amount } }
-
-    func render() -> String {
-        let snapshot = values.withLock { $0 }
-        return Counter.allCases.map { counter in
-            "# TYPE \(counter.rawValue) counter\n\(counter.rawValue) \(snapshot[counter.rawValue] ?? 0)\n"
-        }.joined()
+    func count(_ event: Event, by amount: Int = 1) {
+        let counter: CoreMetrics.Counter
+        switch event {
+        case .pushes: counter = pushes
+        case .pulls: counter = pulls
+        case .changesPushed: counter = changesPushed
+        case .changesPulled: counter = changesPulled
+        case .rejected: counter = rejected
+        case .unauthorized: counter = unauthorized
+        case .forbidden: counter = forbidden
+        }
+        counter.increment(by: amount)
     }
+
+    func record(_ timer: CoreMetrics.Timer, since start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        let (seconds, attoseconds) = elapsed.components
+        timer.recordNanoseconds(seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000)
+    }
+
+    func render() -> String { registry.emitToString() }
 }

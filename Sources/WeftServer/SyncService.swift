@@ -9,12 +9,23 @@ public actor SyncService {
     public nonisolated let store: any CentralStore
     private let policy: @Sendable (String, CollectionName) -> ConflictPolicy
     private let limits: WireLimits
+    /// Pulls waiting for a change, by database: a push wakes them at once.
+    private var waiters: [String: [Int: AsyncStream<Void>.Continuation]] = [:]
+    private var nextWaiter = 0
+    /// How often a waiting pull looks at the store anyway: it also catches changes committed by
+    /// another server on the same store, which this one is not told of.
+    public let storePollInterval: Duration
 
     /// Creates a service over `store`; `policy` gives each database's collections their policy.
+    ///
+    /// A waiting pull (long-poll) wakes as soon as a push to its database commits through this
+    /// service, and looks at the store every `storePollInterval` for changes other servers made.
     public init(
         store: any CentralStore, limits: WireLimits = .default,
-        policy: @escaping @Sendable (String, CollectionName) -> ConflictPolicy = { _, _ in .crdt }
+        policy: @escaping @Sendable (String, CollectionName) -> ConflictPolicy = { _, _ in .crdt },
+        storePollInterval: Duration = .milliseconds(250)
     ) {
+        self.storePollInterval = storePollInterval
         self.store = store
         self.limits = limits
         self.policy = policy
@@ -41,6 +52,7 @@ public actor SyncService {
                 local, key, remote throws(WeftError) in
                 try DocumentMerge.merge(local: local, remote: remote, key: key, policy: policy(database, key.collection))
             }
+            wakeWaiters(database)
             return PushResponse(appliedThrough: mark)
         } catch {
             throw SyncError(error.kind == .invalidArgument ? .rejected : .unavailable, "store: \(error)")
@@ -68,10 +80,32 @@ public actor SyncService {
                     },
                     cursor: page.changes.last?.sequence ?? request.after, hasMore: page.hasMore)
             }
-            // Long-poll: look again shortly, until a push arrives or the wait runs out.
-            try? await Task.sleep(for: .milliseconds(20))
+            // Long-poll: wait for a push to this database (or the store poll, or the deadline).
+            await waitForPush(database, upTo: min(deadline - clock.now, storePollInterval))
             if Task.isCancelled { return PullResponse(changes: [], cursor: request.after, hasMore: false) }
         }
+    }
+
+    private func wakeWaiters(_ database: String) {
+        guard let waiting = waiters.removeValue(forKey: database) else { return }
+        for continuation in waiting.values { continuation.yield() }
+    }
+
+    /// Suspends until a push to `database` commits, `timeout` passes or the task is cancelled.
+    private func waitForPush(_ database: String, upTo timeout: Duration) async {
+        guard timeout > .zero else { return }
+        let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let id = nextWaiter
+        nextWaiter += 1
+        waiters[database, default: [:]][id] = continuation
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            continuation.finish()
+        }
+        for await _ in stream { break }
+        timer.cancel()
+        waiters[database]?[id] = nil
+        if waiters[database]?.isEmpty == true { waiters[database] = nil }
     }
 }
 

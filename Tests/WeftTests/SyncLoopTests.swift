@@ -151,6 +151,27 @@ struct SyncLoopTests {
         let page = try await waiting.value
         #expect(page.changes.count == 1 && page.cursor == 1)
     }
+
+    @Test func aPushWakesAWaitingPullAtOnce() async throws {
+        // The store is looked at only every 10 minutes and the pull may wait 10 minutes: only the
+        // push's wake-up can end the wait in time.
+        let service = SyncService(store: MemoryCentralStore(), storePollInterval: .seconds(600))
+        let clock = ContinuousClock()
+        let started = clock.now
+        let waiting = Task { try await service.pull(database: "db", PullRequest(after: 0, waitMilliseconds: 600_000)) }
+        let other = Task { try await service.pull(database: "other", PullRequest(after: 0, waitMilliseconds: 600_000)) }
+        try await Task.sleep(for: .milliseconds(100))
+        let replica = try await Replica(storage: MemoryReplicaStorage())
+        try await replica.collection("c").create("d") { $0.set("v", to: 1) }
+        try await SyncEngine(replica: replica, transport: InProcessTransport(service: service, database: "db")).pushAll()
+        let page = try await waiting.value
+        #expect(page.changes.count == 1 && page.cursor == 1)
+        #expect(clock.now - started < .seconds(60), "the pull waited for its deadline instead of waking")
+        // A push to one database does not wake pulls waiting on another; cancelling ends them.
+        other.cancel()
+        let empty = try await other.value
+        #expect(empty.changes.isEmpty && empty.cursor == 0)
+    }
 }
 
 @Suite("Write-behind")
