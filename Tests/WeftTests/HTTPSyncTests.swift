@@ -126,6 +126,7 @@ struct HTTPSyncTests {
         let metrics = try await HTTPClient.shared.execute(HTTPClientRequest(url: "\(server.baseURL)/metrics"), timeout: .seconds(10))
         let text = String(buffer: try await metrics.body.collect(upTo: 1 << 16))
         #expect(text.contains("weft_pushes_total 1") && text.contains("weft_requests_unauthorized_total 2"))
+        #expect(text.contains("weft_push_duration_seconds_count 1"), "\(text)")
         await server.stop()
     }
 
