@@ -75,38 +75,82 @@ public actor SyncEngine {
         }
     }
 
+    /// How many pushes may be on the wire at once. Two overlap the reading and encoding of the
+    /// next batch, and the server's work on it, with the previous push's round trip.
+    public var maximumPushesInFlight = 2
+
+    /// Sets how many pushes may be on the wire at once (1 sends one batch at a time).
+    public func setPushesInFlight(_ count: Int) { maximumPushesInFlight = max(1, count) }
+
     /// Pushes the queue in batches until it is empty; returns the entries confirmed.
+    ///
+    /// Up to ``maximumPushesInFlight`` batches are on the wire at once, but their answers are
+    /// taken in order: a batch is acknowledged only after every earlier batch was. On the first
+    /// failure the batches still out are awaited, nothing after the last confirmed batch is
+    /// acknowledged, and everything unconfirmed goes back to pending (the server may have applied
+    /// some of it; applying it again is a no-op).
     public func pushAll() async throws(SyncError) -> Int {
         let storage = replica.storage
+        let transport = transport
+        let replicaID = replica.replicaID
         var confirmed = 0
+        var inFlight: [(sequences: [UInt64], answer: Task<PushResponse, any Error>)] = []
+        var exhausted = false
+
+        func settle(_ error: SyncError) async throws(SyncError) -> Never {
+            for push in inFlight { _ = try? await push.answer.value }
+            inFlight.removeAll()
+            try? await storage.releaseInFlight()
+            throw error
+        }
+
         while true {
-            let batch = try await local { () async throws(WeftError) in
-                try await storage.nextBatch(maxBytes: maximumBatchBytes, maxEntries: maximumBatchEntries)
+            if !exhausted && inFlight.count < maximumPushesInFlight {
+                let batch: [QueueEntry]
+                do {
+                    batch = try await storage.nextBatch(maxBytes: maximumBatchBytes, maxEntries: maximumBatchEntries)
+                } catch {
+                    try await settle(SyncError(.rejected, "local storage: \(error)"))
+                }
+                if !batch.isEmpty {
+                    // Each change carries the document's whole current record (the queue entry
+                    // stands for it): the server resolves conflicts between whole versions, and a
+                    // fast-forward replaces its record.
+                    let request = PushRequest(
+                        replica: replicaID,
+                        changes: batch.map { entry in
+                            WireChange(
+                                sequence: entry.sequence,
+                                key: WireKey(collection: entry.key.collection.rawValue, id: entry.key.id.rawValue),
+                                record: entry.record)
+                        })
+                    inFlight.append((batch.map(\.sequence), Task { try await transport.push(request) }))
+                    continue
+                }
+                exhausted = true
             }
-            guard let last = batch.last else { return confirmed }
-            // Each change carries the document's whole current record (the queue entry stands for
-            // it): the server resolves conflicts between whole versions (last-writer-wins keeps
-            // one), and a fast-forward replaces its record.
-            let changes = batch.map { entry in
-                WireChange(
-                    sequence: entry.sequence, key: WireKey(collection: entry.key.collection.rawValue, id: entry.key.id.rawValue),
-                    record: entry.record)
-            }
-            let request = PushRequest(replica: replica.replicaID, changes: changes)
+            guard !inFlight.isEmpty else { return confirmed }
+            let push = inFlight.removeFirst()
             let response: PushResponse
             do {
-                response = try await transport.push(request)
+                response = try await push.answer.value
+            } catch let error as SyncError {
+                try await settle(error)
             } catch {
-                // Nothing is dropped: the batch goes back to pending and is sent again.
-                try? await storage.releaseInFlight()
-                throw error
+                try await settle(SyncError(.unavailable, "\(error)"))
             }
-            let through = min(response.appliedThrough, last.sequence)
-            try await local { () async throws(WeftError) in try await storage.acknowledge(through: through) }
-            confirmed += batch.filter { $0.sequence <= through }.count
-            if through < last.sequence {
+            let last = push.sequences[push.sequences.count - 1]
+            let through = min(response.appliedThrough, last)
+            do {
+                try await storage.acknowledge(through: through)
+            } catch {
+                try await settle(SyncError(.rejected, "local storage: \(error)"))
+            }
+            confirmed += push.sequences.filter { $0 <= through }.count
+            if through < last {
                 // The server confirmed less than was sent: send the rest again later.
-                try await local { () async throws(WeftError) in try await storage.releaseInFlight() }
+                for other in inFlight { _ = try? await other.answer.value }
+                try? await storage.releaseInFlight()
                 return confirmed
             }
         }
