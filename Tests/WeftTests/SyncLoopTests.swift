@@ -152,6 +152,54 @@ struct SyncLoopTests {
         #expect(page.changes.count == 1 && page.cursor == 1)
     }
 
+    /// Fails the push of the first batch (the one holding sequence 1) before the server gets it,
+    /// and holds it until a later batch has been applied: the later batch succeeds while the
+    /// earlier one fails.
+    final class FirstPushFailsLate: SyncTransport {
+        let inner: InProcessTransport
+        let laterApplied = Mutex(false)
+        let failed = Mutex(false)
+        init(_ inner: InProcessTransport) { self.inner = inner }
+        func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
+            let first = request.changes.contains { $0.sequence == 1 } && !failed.withLock { $0 }
+            if first {
+                while !laterApplied.withLock({ $0 }) { try? await Task.sleep(for: .milliseconds(5)) }
+                failed.withLock { $0 = true }
+                throw SyncError(.unavailable, "the first push was lost")
+            }
+            let response = try await inner.push(request)
+            laterApplied.withLock { $0 = true }
+            return response
+        }
+        func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse { try await inner.pull(request) }
+    }
+
+    @Test func aFailedPushIsNotAcknowledgedByALaterOneThatSucceeded() async throws {
+        let store = MemoryCentralStore()
+        let service = SyncService(store: store)
+        let replica = try await Replica(storage: MemoryReplicaStorage())
+        let c = try replica.collection("c")
+        for index in 0..<10 { try await c.create("d\(index)") { $0.increment("n", by: 1) } }
+        let transport = FirstPushFailsLate(InProcessTransport(service: service, database: "db"))
+        let engine = SyncEngine(replica: replica, transport: transport)
+        await engine.setBatchLimits(entries: 2, bytes: 1 << 20)
+        #expect(await engine.maximumPushesInFlight == 2)
+        await #expect(throws: SyncError.self) { try await engine.pushAll() }
+        // The second batch reached the server, but the first did not: acknowledging the second
+        // ("everything through its last sequence") would drop the first. Nothing was dropped.
+        let left = try await replica.queuedChanges().count
+        let applied = try await store.changes(database: "db", after: 0, limit: 100, maxBytes: 1 << 20).changes.count
+        #expect(left == 10, "\(left) entries left; \(applied) applied")
+        #expect(try await store.changes(database: "db", after: 0, limit: 100, maxBytes: 1 << 20).changes.count == 2)
+        // The next round sends everything again; the server applies each document once.
+        #expect(try await engine.pushAll() == 10)
+        #expect(try await replica.queuedChanges().isEmpty)
+        let reader = try await Replica(storage: MemoryReplicaStorage())
+        try await SyncEngine(replica: reader, transport: InProcessTransport(service: service, database: "db")).pullAll()
+        let documents = try await reader.collection("c").list()
+        #expect(documents.count == 10 && documents.allSatisfy { $0.document.counter("n") == 1 })
+    }
+
     @Test func aPushWakesAWaitingPullAtOnce() async throws {
         // The store is looked at only every 10 minutes and the pull may wait 10 minutes: only the
         // push's wake-up can end the wait in time.
