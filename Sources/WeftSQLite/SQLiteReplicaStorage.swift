@@ -191,6 +191,12 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         case .lastWriterWins: return ("lww", nil)
         case .crdt: return ("crdt", nil)
         case .custom(let name): return ("custom", name)
+        case .fields(let rules):
+            // JSON, so any field name round-trips.
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            let data = (try? encoder.encode(rules.mapValues(\.rawValue))) ?? Data("{}".utf8)
+            return ("fields", String(decoding: data, as: UTF8.self))
         }
     }
 
@@ -200,6 +206,19 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         case "lww": return .lastWriterWins
         case "crdt": return .crdt
         case "custom": return .custom(resolver: try column(row, "resolver", String.self))
+        case "fields":
+            let text = try column(row, "resolver", String.self)
+            guard let names = try? JSONDecoder().decode([String: String].self, from: Data(text.utf8)) else {
+                throw WeftError.corrupt("the field rules \(text.debugDescription) of a conflict log do not decode")
+            }
+            var rules = [String: FieldRule]()
+            for (field, name) in names {
+                guard let rule = FieldRule(rawValue: name) else {
+                    throw WeftError.corrupt("unknown field rule \(name.debugDescription) in a conflict log")
+                }
+                rules[field] = rule
+            }
+            return .fields(rules)
         case let other: throw WeftError.corrupt("unknown conflict policy \(other.debugDescription) in a conflict log")
         }
     }
@@ -630,14 +649,17 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
 extension Replica {
     /// Opens the replica stored at `path`, creating the database on first use.
     ///
-    /// The ``ReplicaID`` is created once, with the database, and kept in it.
+    /// The ``ReplicaID`` is created once, with the database, and kept in it. Every custom policy
+    /// of `configuration` must name a resolver in `resolvers`.
     public static func open(
         path: String,
         configuration: ReplicaConfiguration = ReplicaConfiguration(),
+        resolvers: ResolverRegistry = ResolverRegistry(),
         timeSource: any PhysicalTimeSource = SystemTimeSource()
     ) async throws(WeftError) -> Replica {
         try configuration.validate()
+        try resolvers.validate(configuration)
         let storage = try SQLiteReplicaStorage(path: path, durability: configuration.durability)
-        return try await Replica(storage: storage, configuration: configuration, timeSource: timeSource)
+        return try await Replica(storage: storage, configuration: configuration, resolvers: resolvers, timeSource: timeSource)
     }
 }

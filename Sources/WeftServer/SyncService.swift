@@ -8,6 +8,7 @@ public actor SyncService {
     /// The central store.
     public nonisolated let store: any CentralStore
     private let policy: @Sendable (String, CollectionName) -> ConflictPolicy
+    private let resolvers: ResolverRegistry
     private let limits: WireLimits
     /// Pulls waiting for a change, by database: a push wakes them at once.
     private var waiters: [String: [Int: AsyncStream<Void>.Continuation]] = [:]
@@ -23,8 +24,10 @@ public actor SyncService {
     public init(
         store: any CentralStore, limits: WireLimits = .default,
         policy: @escaping @Sendable (String, CollectionName) -> ConflictPolicy = { _, _ in .crdt },
+        resolvers: ResolverRegistry = ResolverRegistry(),
         storePollInterval: Duration = .milliseconds(250)
     ) {
+        self.resolvers = resolvers
         self.storePollInterval = storePollInterval
         self.store = store
         self.limits = limits
@@ -47,10 +50,12 @@ public actor SyncService {
             }
         }
         let policy = policy
+        let resolvers = resolvers
         do {
             let mark = try await store.applyPush(database: database, replica: request.replica, changes: changes) {
                 local, key, remote throws(WeftError) in
-                try DocumentMerge.merge(local: local, remote: remote, key: key, policy: policy(database, key.collection))
+                try DocumentMerge.merge(
+                    local: local, remote: remote, key: key, policy: policy(database, key.collection), resolvers: resolvers)
             }
             wakeWaiters(database)
             return PushResponse(appliedThrough: mark)

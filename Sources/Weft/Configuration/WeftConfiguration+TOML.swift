@@ -1,5 +1,6 @@
 import Foundation
 import TOMLKit
+import WeftCRDT
 
 extension WeftConfiguration {
     /// Reads and validates a TOML configuration file.
@@ -164,8 +165,37 @@ struct TOMLReader {
             }
             return .custom(resolver: resolver)
         default:
-            throw error("\(path).conflict_resolution", expected: "one of \"lww\", \"crdt\", \"custom\"", found: name.debugDescription)
+            throw error(
+                "\(path).conflict_resolution",
+                expected: "one of \"lww\", \"crdt\", \"custom\" (or \"fields\" with a [\(path).fields] table)",
+                found: name.debugDescription)
         }
+    }
+
+    /// `[persistence.collections.NAME.fields]`: a rule per field. `conflict_resolution` may be
+    /// left out or set to "fields"; `resolver` may not be given.
+    func fieldRules(_ entry: TOMLTable, _ fields: TOMLTable, at path: String) throws(ConfigurationError) -> ConflictPolicy {
+        if let name = try string(entry, "conflict_resolution", at: path), name != "fields" {
+            throw error(
+                "\(path).conflict_resolution", expected: "\"fields\" or nothing, since the collection declares field rules",
+                found: name.debugDescription)
+        }
+        if try string(entry, "resolver", at: path) != nil {
+            throw error("\(path).resolver", expected: "no resolver, since the collection declares field rules", found: "a resolver")
+        }
+        let choices = FieldRule.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+        var rules = [String: FieldRule]()
+        for field in fields.keys.sorted() {
+            guard let text = try string(fields, field, at: "\(path).fields") else { continue }
+            guard let rule = FieldRule(rawValue: text) else {
+                throw error("\(path).fields.\(field)", expected: "a field rule: one of \(choices)", found: text.debugDescription)
+            }
+            rules[field] = rule
+        }
+        guard !rules.isEmpty else {
+            throw error("\(path).fields", expected: "at least one field rule (one of \(choices))", found: "an empty table")
+        }
+        return .fields(rules)
     }
 
     mutating func configuration(_ root: TOMLTable) throws(ConfigurationError) -> WeftConfiguration {
@@ -215,7 +245,11 @@ struct TOMLReader {
                     throw error(collectionPath, expected: "a collection name of A–Z, a–z, 0–9, '_', '-' or '.'", found: name.debugDescription)
                 }
                 guard let entry = try self.table(collections, name, at: "\(path).collections") else { continue }
-                try checkKeys(entry, at: collectionPath, allowed: ["conflict_resolution", "resolver"])
+                try checkKeys(entry, at: collectionPath, allowed: ["conflict_resolution", "resolver", "fields"])
+                if let fields = try self.table(entry, "fields", at: collectionPath) {
+                    result.collections[name] = try fieldRules(entry, fields, at: collectionPath)
+                    continue
+                }
                 guard let policy = try policy(entry, at: collectionPath) else {
                     throw error("\(collectionPath).conflict_resolution", expected: "a policy for the collection", found: "none")
                 }

@@ -1,4 +1,5 @@
 import Foundation
+import WeftCRDT
 
 /// How local writes reach the server.
 public enum SyncMode: String, Hashable, Sendable, CaseIterable {
@@ -14,15 +15,25 @@ public enum ConflictPolicy: Hashable, Sendable, CustomStringConvertible {
     case lastWriterWins
     /// The CRDT join of the two versions (counters add, sets merge, registers by stamp).
     case crdt
-    /// A resolver registered under this name.
+    /// A resolver registered under this name (``ResolverRegistry``).
     case custom(resolver: String)
+    /// Field-by-field rules declared in the configuration, with no code
+    /// (`[persistence.collections.NAME.fields]`); see `FieldRulesResolver`.
+    case fields([String: FieldRule])
 
     public var description: String {
         switch self {
         case .lastWriterWins: return "lww"
         case .crdt: return "crdt"
         case .custom(let resolver): return "custom(\(resolver))"
+        case .fields(let rules): return "fields(\(Self.describe(rules)))"
         }
+    }
+
+    /// Rules as text, `field=rule` sorted by field and joined by commas (as the conflict logs
+    /// store them).
+    public static func describe(_ rules: [String: FieldRule]) -> String {
+        rules.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.rawValue)" }.joined(separator: ",")
     }
 }
 

@@ -23,6 +23,8 @@ public actor Replica {
     public nonisolated let replicaID: ReplicaID
     /// The settings in force.
     public nonisolated let configuration: ReplicaConfiguration
+    /// The custom resolvers the configuration's `custom` policies name.
+    public nonisolated let resolvers: ResolverRegistry
     let storage: any ReplicaStorage
     private var clock: HybridLogicalClock
     private var observers: [Int: AsyncStream<ReplicaChange>.Continuation] = [:]
@@ -32,15 +34,19 @@ public actor Replica {
     /// Opens a replica on `storage`.
     ///
     /// - Parameters:
+    ///   - resolvers: the resolvers `custom` policies name; opening fails if one is missing.
     ///   - timeSource: physical time for the hybrid logical clock; inject one in tests.
     ///   - logger: where the replica logs; it never bootstraps logging itself.
     public init(
         storage: any ReplicaStorage,
         configuration: ReplicaConfiguration = ReplicaConfiguration(),
+        resolvers: ResolverRegistry = ResolverRegistry(),
         timeSource: any PhysicalTimeSource = SystemTimeSource(),
         logger: Logger = Logger(label: "weft.replica")
     ) async throws(WeftError) {
         try configuration.validate()
+        try resolvers.validate(configuration)
+        self.resolvers = resolvers
         let metadata = try await storage.metadata()
         self.storage = storage
         self.configuration = configuration
@@ -107,9 +113,11 @@ public actor Replica {
         async throws(WeftError) -> [AppliedRemoteChange]
     {
         let configuration = configuration
+        let resolvers = resolvers
         let applied = try await exclusively { () async throws(WeftError) -> [AppliedRemoteChange] in
             try await storage.applyRemoteChanges(changes, through: cursor) { local, key, remote throws(WeftError) in
-                try DocumentMerge.merge(local: local, remote: remote, key: key, policy: configuration.policy(for: key.collection))
+                try DocumentMerge.merge(
+                    local: local, remote: remote, key: key, policy: configuration.policy(for: key.collection), resolvers: resolvers)
             }
         }
         for change in applied where change.kind != .unchanged {

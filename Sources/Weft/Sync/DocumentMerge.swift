@@ -44,8 +44,10 @@ public struct ConflictRecord: Hashable, Sendable {
 ///    version may be the result of a resolution that dropped a loser's fields on purpose.
 /// 3. Concurrent: the policy decides. ``ConflictPolicy/crdt`` joins the two records (registers by
 ///    stamp, counters add, sets merge); ``ConflictPolicy/lastWriterWins`` keeps the whole version
-///    whose last write has the greater HLC stamp. Either way the result's version vector is the
-///    join of both, so it dominates both and the conflict is resolved once.
+///    whose last write has the greater HLC stamp; ``ConflictPolicy/fields(_:)`` and
+///    ``ConflictPolicy/custom(resolver:)`` resolve with a `ConflictResolver`
+///    (`DocumentRecord.resolved(with:by:)`). Either way the result's version vector is the join
+///    of both, so it dominates both and the conflict is resolved once.
 ///
 /// ## Laws
 /// For every policy the merge is commutative, idempotent and associative on versions made by
@@ -54,11 +56,13 @@ public struct ConflictRecord: Hashable, Sendable {
 public enum DocumentMerge {
     /// Merges `remote` into `local`.
     ///
-    /// - Throws: ``WeftError/Kind/invalidArgument`` for ``ConflictPolicy/custom(resolver:)``: custom
-    ///   resolvers arrive with issue #5.
+    /// - Throws: ``WeftError/Kind/invalidArgument`` for ``ConflictPolicy/custom(resolver:)`` when
+    ///   `resolvers` has no resolver of that name.
     /// - Complexity: O(*v*) to compare version vectors, plus the size of the documents when they conflict.
-    public static func merge(local: DocumentRecord?, remote: DocumentRecord, key: DocumentKey, policy: ConflictPolicy)
-        throws(WeftError) -> (record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?)
+    public static func merge(
+        local: DocumentRecord?, remote: DocumentRecord, key: DocumentKey, policy: ConflictPolicy,
+        resolvers: ResolverRegistry = ResolverRegistry()
+    ) throws(WeftError) -> (record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?)
     {
         guard let local else { return (remote, .fastForward, nil) }
         switch remote.version.compare(to: local.version) {
@@ -79,8 +83,13 @@ public enum DocumentMerge {
                 let chosen = remote.lastStamp > local.lastStamp ? remote : local
                 winner = DocumentRecord(
                     body: chosen.body, deletion: chosen.deletion, version: local.version.merged(with: remote.version))
-            case .custom(let resolver):
-                throw .invalidArgument("custom resolver \(resolver.debugDescription) is not supported yet (issue #5)")
+            case .fields(let rules):
+                winner = local.resolved(with: remote, by: FieldRulesResolver(rules: rules))
+            case .custom(let name):
+                guard let resolver = resolvers[name] else {
+                    throw .invalidArgument("no custom resolver is registered as \(name.debugDescription)")
+                }
+                winner = local.resolved(with: remote, by: resolver)
             }
             return (winner, .conflict, ConflictRecord(key: key, local: local, remote: remote, winner: winner, policy: policy))
         }

@@ -77,6 +77,13 @@ public struct ORMap<Key: Hashable & BinaryCodable & Sendable, Value: CRDT & Bina
         return set(key, to: value, by: replica)
     }
 
+    /// Gives every version of `key` the value `value`, keeping their dots: a conflict
+    /// resolution that picks one value among concurrent versions without writing a new one.
+    mutating func replaceValues(of key: Key, with value: Value) {
+        guard let versions = entries[key] else { return }
+        entries[key] = versions.map { Version(dot: $0.dot, value: value) }
+    }
+
     /// Removes `key`, returning the delta (the removed versions' dots, as a context).
     @discardableResult
     public mutating func removeValue(forKey key: Key) -> ORMap {
