@@ -590,6 +590,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                     sql: "INSERT INTO conflicts (collection, id, policy, resolver, local, remote, winner) VALUES (?, ?, ?, ?, ?, ?, ?)")
                 var applied = [AppliedRemoteChange]()
                 var known = [DocumentKey: DocumentRecord]()
+                var counters: (bytes: Int, next: Int64)?
                 for change in changes {
                     let key = change.key
                     var local = known[key]
@@ -609,7 +610,15 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                         ])
                     }
                     known[key] = result.record
+                    if result.kind == .resolved {
+                        try self.enqueueResolution(db, key, result.record, &counters)
+                    }
                     applied.append(AppliedRemoteChange(key: key, record: result.record, kind: result.kind))
+                }
+                if let counters {
+                    try db.cachedStatement(
+                        sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('queue_bytes', ?), ('next_sequence', ?)"
+                    ).execute(arguments: [counters.bytes, counters.next])
                 }
                 try db.execute(sql: "UPDATE meta SET value = max(value, ?) WHERE key = 'pull_cursor'", arguments: [cursorValue])
                 return applied
@@ -617,6 +626,38 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         } catch {
             throw Self.map(error, path: path)
         }
+    }
+
+    /// Queues a resolution of siblings made while applying a pull, like a local write (coalescing
+    /// into a pending entry, or a new entry after an in-flight one). It is not refused at
+    /// `max_queue_bytes`: a pulled change is never refused, and the queue only ever holds
+    /// whole records.
+    private func enqueueResolution(
+        _ db: Database, _ key: DocumentKey, _ record: DocumentRecord, _ counters: inout (bytes: Int, next: Int64)?
+    ) throws {
+        var current = try counters ?? Self.queueCounters(db)
+        let size = QueueEntry.byteCount(key: key, recordBytes: record.encoded().count)
+        let row = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT queued_seq, queued_bytes FROM documents WHERE collection = ? AND id = ?"),
+            arguments: [key.collection.rawValue, key.id.rawValue])
+        let pending = try row.flatMap { row in try Self.column(row, "queued_seq", Int64?.self) }
+        let oldBytes = try row.map { row in try Self.column(row, "queued_bytes", Int.self) } ?? 0
+        let inFlight = Int64(clamping: inFlightThrough.withLock { $0 })
+        if let pending, pending > inFlight {
+            try db.cachedStatement(sql: "UPDATE documents SET queued_bytes = ? WHERE collection = ? AND id = ?")
+                .execute(arguments: [size, key.collection.rawValue, key.id.rawValue])
+            current.bytes += size - oldBytes
+        } else {
+            if let pending {
+                try db.cachedStatement(sql: "INSERT INTO superseded (seq, collection, id, bytes) VALUES (?, ?, ?, ?)")
+                    .execute(arguments: [pending, key.collection.rawValue, key.id.rawValue, oldBytes])
+            }
+            try db.cachedStatement(sql: "UPDATE documents SET queued_seq = ?, queued_bytes = ? WHERE collection = ? AND id = ?")
+                .execute(arguments: [current.next, size, key.collection.rawValue, key.id.rawValue])
+            current.next += 1
+            current.bytes += size
+        }
+        counters = current
     }
 
     public func conflicts(limit: Int) async throws(WeftError) -> [ConflictRecord] {

@@ -86,7 +86,10 @@ struct DocumentMergeTests {
         #expect(latest.kind == .conflict && latest.record.body.int("z") == 3 && latest.record.body.int("y") == nil)
         #expect(latest.record.version.compare(to: v2.version) == .after && latest.record.version.compare(to: other.version) == .after)
         #expect(latest.conflict?.local == v2 && latest.conflict?.remote == other && latest.conflict?.policy == .lastWriterWins)
-        #expect(throws: WeftError.self) { try DocumentMerge.merge(local: v2, remote: other, key: key, policy: .custom(resolver: "r")) }
+        // A custom policy without its resolver keeps both versions as siblings.
+        let kept = try DocumentMerge.merge(local: v2, remote: other, key: key, policy: .custom(resolver: "r"))
+        let siblings = try #require(try kept.record.siblingVersions())
+        #expect(kept.kind == .conflict && Set(siblings) == [v2, other])
     }
 
     @Test func applyingAPageTwiceChangesNothingAndTheCursorPersists() async throws {

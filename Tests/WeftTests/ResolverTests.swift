@@ -3,6 +3,7 @@ import Testing
 import Weft
 import WeftCRDT
 import WeftServer
+import WeftSQLite
 import WeftTesting
 
 /// Custom conflict resolution: field rules from TOML, resolvers written in Swift, the law
@@ -145,8 +146,9 @@ struct ResolverTests {
         let persistence = try WeftConfiguration.load(path: Self.fixture).persistence
         var resolvers = ResolverRegistry()
         resolvers.register("inventoryLevels", KeepMoreStock(field: "stock"))
+        let store = MemoryCentralStore()
         let service = SyncService(
-            store: MemoryCentralStore(), policy: { _, collection in persistence.policy(for: collection.rawValue) }, resolvers: resolvers)
+            store: store, policy: { _, collection in persistence.policy(for: collection.rawValue) }, resolvers: resolvers)
         var engines = [SyncEngine]()
         for _ in 0..<3 {
             let replica = try await Replica(
@@ -177,6 +179,53 @@ struct ResolverTests {
             logged += try await engine.replica.conflicts().count
         }
         #expect(seen.allSatisfy { $0 == seen[0] })
+        logged += try await store.conflicts(database: "fieldapp", limit: 100).count
         #expect(logged > 0, "the concurrent edits were resolved as conflicts somewhere")
+    }
+
+    @Test func aServerWithoutTheResolverKeepsSiblingsAndAReplicaResolvesThem() async throws {
+        let persistence = try WeftConfiguration.load(path: Self.fixture).persistence
+        var resolvers = ResolverRegistry()
+        resolvers.register("inventoryLevels", KeepMoreStock(field: "stock"))
+        let directory = TemporaryDirectory()
+        // The server knows the policy but links no resolver.
+        let store = try SQLiteCentralStore(path: directory.path("central.sqlite"))
+        let service = SyncService(store: store, policy: { _, collection in persistence.policy(for: collection.rawValue) })
+        var engines = [SyncEngine]()
+        for index in 0..<3 {
+            let replica = try await Replica.open(
+                path: directory.path("replica\(index).sqlite"), configuration: persistence.replicaConfiguration, resolvers: resolvers)
+            engines.append(SyncEngine(replica: replica, transport: InProcessTransport(service: service, database: "fieldapp")))
+        }
+        let key = DocumentKey(collection: try CollectionName("inventory"), id: try DocumentID("valve"))
+        try await engines[0].replica.collection("inventory").create("valve") { $0.set("stock", to: .int(5)) }
+        for engine in engines { try await engine.syncOnce() }
+        for (index, engine) in engines.enumerated() {
+            try await engine.replica.collection("inventory").update("valve") { editor in
+                editor.set("stock", to: .int(Int64([8, 3, 12][index])))
+                editor.set("bin", to: .string("B\(index)"))
+            }
+        }
+        // Pushes only: the server meets three concurrent versions it cannot resolve.
+        for engine in engines { _ = try await engine.pushAll() }
+        let held = try #require(try await store.record(database: "fieldapp", key: key))
+        let siblings = try #require(try held.siblingVersions(), "the server keeps the concurrent versions as siblings")
+        #expect(siblings.count == 3)
+        #expect(Set(siblings.compactMap { $0.body.int("stock") }) == [8, 3, 12])
+
+        // The first replica to sync resolves them and pushes a result covering all three.
+        let report = try await engines[1].syncOnce()
+        #expect(report.conflicts >= 1)
+        let resolved = try #require(try await store.record(database: "fieldapp", key: key))
+        #expect(!resolved.holdsSiblings && resolved.body.int("stock") == 12 && resolved.body.string("bin") == "B2")
+        for sibling in siblings { #expect(resolved.version.compare(to: sibling.version) == .after) }
+        #expect(try await engines[1].replica.queuedChanges().isEmpty, "the resolution was pushed and confirmed")
+
+        for engine in engines { try await engine.syncOnce() }
+        for engine in engines {
+            let valve = try #require(try await engine.replica.record(key))
+            #expect(valve == resolved)
+            #expect(try await engine.replica.queuedChanges().isEmpty)
+        }
     }
 }

@@ -104,7 +104,8 @@ public actor Replica {
 
     /// Applies changes pulled from the server: each is merged into the local record by
     /// ``DocumentMerge`` under its collection's policy, conflicts go to the conflict log, and the
-    /// pull cursor moves to `cursor`, all in one transaction. Observers see each change that did
+    /// pull cursor moves to `cursor`, all in one transaction. Siblings this replica resolves
+    /// (``MergeKind/resolved``) are queued, to be pushed like a local write. Observers see each change that did
     /// something, with origin ``ReplicaChange/Origin/remote``.
     ///
     /// Applying the same page twice changes nothing the second time.
@@ -114,10 +115,25 @@ public actor Replica {
     {
         let configuration = configuration
         let resolvers = resolvers
+        let replicaID = replicaID
+        // The server's log holds its record after each change, each covering the one before, so
+        // only a key's last change in the page matters (an earlier one may be stale siblings).
+        var lastIndex = [DocumentKey: Int](minimumCapacity: changes.count)
+        for (index, change) in changes.enumerated() { lastIndex[change.key] = index }
+        let changes = lastIndex.count == changes.count ? changes : changes.indices.filter { lastIndex[changes[$0].key] == $0 }.map { changes[$0] }
         let applied = try await exclusively { () async throws(WeftError) -> [AppliedRemoteChange] in
             try await storage.applyRemoteChanges(changes, through: cursor) { local, key, remote throws(WeftError) in
-                try DocumentMerge.merge(
+                var result = try DocumentMerge.merge(
                     local: local, remote: remote, key: key, policy: configuration.policy(for: key.collection), resolvers: resolvers)
+                if result.kind == .resolved {
+                    // Resolving siblings is this replica's write: count it, so the result
+                    // strictly follows every sibling and the server takes it as a fast-forward.
+                    var version = result.record.version
+                    version.increment(replicaID)
+                    result.record = DocumentRecord(body: result.record.body, deletion: result.record.deletion, version: version)
+                    result.conflict?.winner = result.record
+                }
+                return result
             }
         }
         for change in applied where change.kind != .unchanged {

@@ -116,8 +116,10 @@ public struct AppliedRemoteChange: Hashable, Sendable {
 ///    every write that was stored.
 /// 5. ``applyRemoteChanges(_:through:_:)`` merges each pulled change into the stored record with
 ///    `merge`, stores the results, logs the conflicts `merge` reports and moves the pull cursor
-///    forward to `cursor`, in one atomic step. It never touches the queue: a pulled change is
-///    not a local write. If `merge` throws, nothing changes.
+///    forward to `cursor`, in one atomic step. It leaves the queue alone, except that a result of
+///    kind ``MergeKind/resolved`` (siblings this replica resolved) is queued like a local write,
+///    whatever `max_queue_bytes` says: a pulled change is never refused. If `merge` throws,
+///    nothing changes.
 public protocol ReplicaStorage: DocumentStore, ChangeQueue {
     /// Reads `keys`, computes writes with `transform`, and stores them with their queue entries,
     /// atomically.

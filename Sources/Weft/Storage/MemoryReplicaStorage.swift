@@ -143,6 +143,19 @@ public actor MemoryReplicaStorage: ReplicaStorage {
         self.documents = documents
         conflictLog.append(contentsOf: log)
         meta.pullCursor = max(meta.pullCursor, cursor)
+        // Resolutions of siblings are queued like local writes (never refused at the cap).
+        for change in applied where change.kind == .resolved {
+            let size = QueueEntry.byteCount(key: change.key, recordBytes: change.record.encoded().count)
+            if let seq = latest[change.key], seq > inFlightThrough, let old = queue[seq] {
+                queue[seq] = (change.key, size)
+                bytes += size - old.bytes
+            } else {
+                queue[nextSequence] = (change.key, size)
+                latest[change.key] = nextSequence
+                nextSequence += 1
+                bytes += size
+            }
+        }
         return applied
     }
 

@@ -8,6 +8,9 @@ public enum MergeKind: String, Hashable, Sendable {
     case fastForward
     /// Neither had seen all of the other: resolved by the collection's policy.
     case conflict
+    /// The remote record held siblings (a server without the collection's resolver kept
+    /// concurrent versions) and this replica resolved them: the result must be pushed.
+    case resolved
 }
 
 /// A resolved conflict, kept in the conflict log on the replica and on the server.
@@ -64,6 +67,9 @@ public enum DocumentMerge {
         resolvers: ResolverRegistry = ResolverRegistry()
     ) throws(WeftError) -> (record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?)
     {
+        if case .custom(let name) = policy, let resolver = resolvers[name], let siblings = try remote.siblingVersions() {
+            return try resolve(siblings: siblings, of: remote, local: local, key: key, policy: policy, resolver: resolver)
+        }
         guard let local else { return (remote, .fastForward, nil) }
         switch remote.version.compare(to: local.version) {
         case .before:
@@ -86,12 +92,36 @@ public enum DocumentMerge {
             case .fields(let rules):
                 winner = local.resolved(with: remote, by: FieldRulesResolver(rules: rules))
             case .custom(let name):
-                guard let resolver = resolvers[name] else {
-                    throw .invalidArgument("no custom resolver is registered as \(name.debugDescription)")
+                if let resolver = resolvers[name] {
+                    winner = local.resolved(with: remote, by: resolver)
+                } else {
+                    // Without the resolver (a server that does not link it): keep both as
+                    // siblings for a replica that has it.
+                    winner = try DocumentRecord.holding(siblings: [local, remote])
                 }
-                winner = local.resolved(with: remote, by: resolver)
             }
             return (winner, .conflict, ConflictRecord(key: key, local: local, remote: remote, winner: winner, policy: policy))
         }
+    }
+
+    /// Resolves the siblings a server kept, with the local version when it adds something.
+    static func resolve(
+        siblings: [DocumentRecord], of remote: DocumentRecord, local: DocumentRecord?, key: DocumentKey,
+        policy: ConflictPolicy, resolver: any ConflictResolver
+    ) throws(WeftError) -> (record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?) {
+        var candidates = siblings
+        if let local {
+            switch local.version.compare(to: remote.version) {
+            case .after, .equal: return (local, .unchanged, nil)  // already resolved here
+            case .concurrent: candidates.append(local)
+            case .before: break  // every write of it is in some sibling
+            }
+        }
+        // Resolve in a canonical order; the laws make any order give the same result.
+        let encoded = candidates.map { $0.encoded() }
+        let order = encoded.indices.sorted { encoded[$0].lexicographicallyPrecedes(encoded[$1]) }
+        var winner = candidates[order[0]]
+        for index in order.dropFirst() { winner = winner.resolved(with: candidates[index], by: resolver) }
+        return (winner, .resolved, ConflictRecord(key: key, local: local ?? remote, remote: remote, winner: winner, policy: policy))
     }
 }

@@ -38,6 +38,8 @@ public actor SyncEngine {
     public var maximumBatchBytes = 1 << 20
     /// The most changes asked for in one pull page.
     public var maximumPageChanges: UInt32 = 1_000
+    /// Whether the last pull resolved siblings, whose results wait to be pushed.
+    private var resolvedSiblings = false
 
     /// Creates an engine.
     public init(replica: Replica, transport: any SyncTransport, logger: Logger = Logger(label: "weft.sync")) {
@@ -64,6 +66,11 @@ public actor SyncEngine {
         report.pulled = pulled
         report.conflicts = conflicts
         report.cursor = cursor
+        if resolvedSiblings {
+            // Siblings resolved here go back to the server in the same round.
+            resolvedSiblings = false
+            report.pushed += try await pushAll()
+        }
         return report
     }
 
@@ -178,7 +185,8 @@ public actor SyncEngine {
             }
             let applied = try await local { () async throws(WeftError) in try await replica.applyRemote(keyed, through: page.cursor) }
             changes += applied.count
-            conflicts += applied.filter { $0.kind == .conflict }.count
+            conflicts += applied.filter { $0.kind == .conflict || $0.kind == .resolved }.count
+            if applied.contains(where: { $0.kind == .resolved }) { resolvedSiblings = true }
             cursor = page.cursor
             if !page.hasMore { return (changes, conflicts, cursor) }
         }
