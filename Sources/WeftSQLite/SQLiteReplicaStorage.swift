@@ -130,6 +130,19 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                     CREATE INDEX documents_queued ON documents (queued_seq) WHERE queued_seq IS NOT NULL;
                     """)
         }
+        migrator.registerMigration("v4: dead letters") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE dead_letters (
+                        number INTEGER PRIMARY KEY AUTOINCREMENT,
+                        seq INTEGER NOT NULL,
+                        collection TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        record BLOB NOT NULL,
+                        reason TEXT NOT NULL
+                    );
+                    """)
+        }
         return migrator
     }
 
@@ -447,6 +460,62 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
             }
         } catch {
             throw Self.map(error, path: path)
+        }
+    }
+
+    public func moveToDeadLetter(sequence: UInt64, reason: String) async throws(WeftError) {
+        guard let bound = Int64(exactly: sequence) else { throw .invalidArgument("sequence \(sequence) is out of range") }
+        do {
+            try writeBlocking { db in
+                var counters = try Self.queueCounters(db)
+                let found: Row
+                if let row = try Row.fetchOne(
+                    db, sql: "SELECT collection, id, record, queued_bytes AS bytes FROM documents WHERE queued_seq = ?", arguments: [bound])
+                {
+                    found = row
+                    try db.execute(
+                        sql: "UPDATE documents SET queued_seq = NULL, queued_bytes = 0 WHERE queued_seq = ?", arguments: [bound])
+                } else if let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT s.collection, s.id, d.record, s.bytes FROM superseded s
+                        LEFT JOIN documents d ON d.collection = s.collection AND d.id = s.id WHERE s.seq = ?
+                        """, arguments: [bound])
+                {
+                    found = row
+                    try db.execute(sql: "DELETE FROM superseded WHERE seq = ?", arguments: [bound])
+                } else {
+                    throw WeftError.invalidArgument("no queue entry has sequence \(sequence)")
+                }
+                let bytes = try Self.column(found, "bytes", Int.self)
+                try db.execute(
+                    sql: "INSERT INTO dead_letters (seq, collection, id, record, reason) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [
+                        bound, try Self.column(found, "collection", String.self), try Self.column(found, "id", String.self),
+                        try Self.column(found, "record", Data.self), reason,
+                    ])
+                counters.bytes -= bytes
+                try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'queue_bytes'", arguments: [max(0, counters.bytes)])
+            }
+        } catch {
+            throw Self.map(error, path: path)
+        }
+    }
+
+    public func deadLetters(limit: Int) async throws(WeftError) -> [DeadLetter] {
+        try await read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT seq, collection, id, record, reason FROM dead_letters ORDER BY number DESC LIMIT ?",
+                arguments: [max(0, limit)]
+            ).map { row in
+                let key = try Self.key(row)
+                let sequence = try Self.column(row, "seq", Int64.self)
+                guard sequence > 0 else { throw WeftError.corrupt("dead letter sequence \(sequence) is not positive") }
+                return DeadLetter(
+                    sequence: UInt64(sequence), key: key,
+                    record: try Self.decodeRecord(try Self.column(row, "record", Data.self), "the dead letter of \(key)"),
+                    reason: try Self.column(row, "reason", String.self))
+            }
         }
     }
 

@@ -149,6 +149,11 @@ public actor Replica {
         try await storage.conflicts(limit: limit)
     }
 
+    /// Changes the server refused for good, newest first (see ``DeadLetter``).
+    public func deadLetters(limit: Int = 100) async throws(WeftError) -> [DeadLetter] {
+        try await storage.deadLetters(limit: limit)
+    }
+
     /// The server sequence of the last pulled change applied.
     public func pullCursor() async throws(WeftError) -> UInt64 { try await storage.metadata().pullCursor }
 

@@ -30,6 +30,27 @@ public struct QueueEntry: Hashable, Sendable {
     }
 }
 
+/// A change the server refused for good (for example, a document over its size limit), taken
+/// out of the queue so it never blocks the rest, and kept with the reason.
+public struct DeadLetter: Hashable, Sendable {
+    /// The sequence number the entry had in the queue.
+    public let sequence: UInt64
+    /// The document.
+    public let key: DocumentKey
+    /// The record that was refused.
+    public let record: DocumentRecord
+    /// Why the server refused it.
+    public let reason: String
+
+    /// Creates a dead letter.
+    public init(sequence: UInt64, key: DocumentKey, record: DocumentRecord, reason: String) {
+        self.sequence = sequence
+        self.key = key
+        self.record = record
+        self.reason = reason
+    }
+}
+
 /// The outbox: changes waiting for the server.
 ///
 /// ## Contract
@@ -49,6 +70,10 @@ public struct QueueEntry: Hashable, Sendable {
 /// 6. ``releaseInFlight()`` makes in-flight entries pending again (after a failed push), so the
 ///    next batch starts from the oldest entry. Reopening a persistent queue does the same.
 /// 7. A method that throws has changed nothing.
+/// 8. ``moveToDeadLetter(sequence:reason:)`` removes the entry with that sequence (and its bytes)
+///    from the queue and keeps it, with the document's record and the reason, in the dead
+///    letters; ``deadLetters(limit:)`` lists them, newest first. The document itself is left as
+///    it is; a later write to it is queued as usual.
 public protocol ChangeQueue: Sendable {
     /// The pending entries, in sequence order.
     func entries() async throws(WeftError) -> [QueueEntry]
@@ -60,6 +85,10 @@ public protocol ChangeQueue: Sendable {
     func acknowledge(through sequence: UInt64) async throws(WeftError)
     /// Puts in-flight entries back to pending.
     func releaseInFlight() async throws(WeftError)
+    /// Moves the entry `sequence` out of the queue into the dead letters.
+    func moveToDeadLetter(sequence: UInt64, reason: String) async throws(WeftError)
+    /// The dead letters, newest first.
+    func deadLetters(limit: Int) async throws(WeftError) -> [DeadLetter]
 }
 
 /// One local write, as committed: the document and its new record.

@@ -15,6 +15,7 @@ public actor MemoryReplicaStorage: ReplicaStorage {
     private var inFlightThrough: UInt64 = 0
     private var bytes = 0
     private var conflictLog: [ConflictRecord] = []
+    private var deadLetterLog: [DeadLetter] = []
 
     /// Creates empty storage for a new replica.
     public init(replicaID: ReplicaID = .random()) {
@@ -77,6 +78,18 @@ public actor MemoryReplicaStorage: ReplicaStorage {
     }
 
     public func releaseInFlight() { inFlightThrough = 0 }
+
+    public func moveToDeadLetter(sequence: UInt64, reason: String) throws(WeftError) {
+        guard let entry = queue[sequence], let record = documents[entry.key] else {
+            throw .invalidArgument("no queue entry has sequence \(sequence)")
+        }
+        queue[sequence] = nil
+        bytes -= entry.bytes
+        if latest[entry.key] == sequence { latest[entry.key] = nil }
+        deadLetterLog.append(DeadLetter(sequence: sequence, key: entry.key, record: record, reason: reason))
+    }
+
+    public func deadLetters(limit: Int) -> [DeadLetter] { Array(deadLetterLog.reversed().prefix(max(0, limit))) }
 
     public func commitLocalWrites(
         reading keys: [DocumentKey], maxQueueBytes: Int,

@@ -141,6 +141,15 @@ public actor SyncEngine {
             let response: PushResponse
             do {
                 response = try await push.answer.value
+            } catch let error as SyncError where error.kind == .rejected {
+                // Refused for good: find the entries the server refuses on their own and move
+                // them to the dead letters, so they never block the rest of the queue.
+                for other in inFlight { _ = try? await other.answer.value }
+                inFlight.removeAll()
+                exhausted = false
+                try? await storage.releaseInFlight()
+                confirmed += try await isolateRejected(entries: push.sequences.count, reason: error)
+                continue
             } catch let error as SyncError {
                 try await settle(error)
             } catch {
@@ -161,6 +170,53 @@ public actor SyncEngine {
                 return confirmed
             }
         }
+    }
+
+    /// How many entries were moved to the dead letters since the engine started.
+    public private(set) var deadLettered = 0
+
+    /// Pushes the oldest `entries` entries one at a time after a batch was refused: each one the
+    /// server refuses alone goes to the dead letters with the server's reason; the others are
+    /// confirmed as usual. Returns the entries confirmed.
+    private func isolateRejected(entries: Int, reason batchError: SyncError) async throws(SyncError) -> Int {
+        let storage = replica.storage
+        var confirmed = 0
+        for _ in 0..<entries {
+            let next: [QueueEntry]
+            do {
+                next = try await storage.nextBatch(maxBytes: Int.max, maxEntries: 1)
+            } catch {
+                throw SyncError(.rejected, "local storage: \(error)")
+            }
+            guard let entry = next.first else { break }
+            let request = PushRequest(
+                replica: replica.replicaID,
+                changes: [
+                    WireChange(
+                        sequence: entry.sequence, key: WireKey(collection: entry.key.collection.rawValue, id: entry.key.id.rawValue),
+                        record: entry.record)
+                ])
+            do {
+                let response = try await transport.push(request)
+                try await local { () async throws(WeftError) in
+                    try await storage.acknowledge(through: min(response.appliedThrough, entry.sequence))
+                }
+                confirmed += response.appliedThrough >= entry.sequence ? 1 : 0
+            } catch where error.kind == .rejected {
+                logger.warning(
+                    "the server refused a change for good; it moves to the dead letters",
+                    metadata: ["document": "\(entry.key)", "reason": "\(error.message)"])
+                try await local { () async throws(WeftError) in
+                    try await storage.releaseInFlight()
+                    try await storage.moveToDeadLetter(sequence: entry.sequence, reason: error.message)
+                }
+                deadLettered += 1
+            } catch {
+                try? await storage.releaseInFlight()
+                throw error
+            }
+        }
+        return confirmed
     }
 
     /// Pulls and applies pages until the server has nothing more after the cursor.
