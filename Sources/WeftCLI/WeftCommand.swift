@@ -40,11 +40,16 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw fail("\(error)")
         }
+        // The conflict policies are the file's [persistence] ones (conflict_resolution and the
+        // collections' policies), so a server and its replicas can share one file. Custom
+        // resolvers are Swift code the command does not link: their conflicts become siblings.
+        let persistence = file.persistence
         let service = SyncService(
             store: store,
             limits: .init(
                 maximumFrameBytes: server.limits.maxRequestBytes, maximumDecompressedBytes: server.limits.maxDecompressedBytes,
-                maximumChanges: server.limits.maxChangesPerBatch))
+                maximumChanges: server.limits.maxChangesPerBatch),
+            policy: { _, collection in persistence.policy(for: collection.rawValue) })
         let app = StandaloneServer.application(service: service, configuration: server) { port in
             print("weft: serving on \(server.host):\(port), store \(server.storePath)")
         }

@@ -25,10 +25,23 @@ public struct HTTPTransport: SyncTransport {
     public let limits: WireLimits
     private let client: HTTPClient
 
-    /// Creates a transport; `client` defaults to the shared AsyncHTTPClient.
+    /// The client transports use unless given one: AsyncHTTPClient with its default event loops,
+    /// a 10-second connect timeout, and no retrying of a refused connection within a request. A
+    /// server that is down then fails a request at once as
+    /// ``Weft/SyncError/Kind/unavailable``, and the sync loop's backoff decides when to try
+    /// again (the shared client would keep reconnecting until the request's deadline). It lives
+    /// for the whole process, like `HTTPClient.shared`.
+    public static let defaultClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(10)
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
+    /// Creates a transport; `client` defaults to ``defaultClient``.
     public init(
         baseURL: String, database: String, token: String?, timeout: TimeAmount = .seconds(60),
-        limits: WireLimits = .default, client: HTTPClient = .shared
+        limits: WireLimits = .default, client: HTTPClient = HTTPTransport.defaultClient
     ) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.database = database
