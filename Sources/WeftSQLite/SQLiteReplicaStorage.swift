@@ -387,6 +387,15 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         return QueueEntry(sequence: UInt64(sequence), key: key, record: record, byteCount: bytes)
     }
 
+    public func count() async throws(WeftError) -> Int {
+        try await read { db in
+            try Int.fetchOne(
+                db,
+                sql: "SELECT (SELECT count(*) FROM documents WHERE queued_seq IS NOT NULL) + (SELECT count(*) FROM superseded)"
+            ) ?? 0
+        }
+    }
+
     public func totalBytes() async throws(WeftError) -> Int {
         try await read { db in try Self.queueCounters(db).bytes }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Weft
+import WeftServer
 import WeftSQLite
 
 @Suite("The weft command", .serialized)
@@ -12,6 +13,10 @@ struct CLITests {
         #expect(result.output.contains("identical on every replica: yes"))
         #expect(result.output.contains("Conflicts resolved by the server:"))
         #expect(result.output.contains("count=4"))
+        // The offline period and the throttled replay with its progress bar.
+        #expect(result.output.contains("sync attempt: unavailable (offline); nothing is lost"))
+        #expect(result.output.contains("100% 2000/2000 entries"))
+        #expect(result.output.contains("the tablet now has 2000 readings"))
     }
 
     @Test func statusAndConflictsReadAReplicaFile() async throws {
@@ -38,5 +43,43 @@ struct CLITests {
         let result = try runProcess(try builtExecutable("weft"), ["serve", "--config", path])
         #expect(result.status != 0)
         #expect(result.error.contains("line 2") && result.error.contains("server.listen"), "\(result.error)")
+    }
+}
+
+@Suite("weft sync", .serialized)
+struct CLISyncTests {
+    @Test func syncReplaysAReplicaFileWithAProgressBarUnderTheBandwidthLimit() async throws {
+        let directory = TemporaryDirectory()
+        let server = try await RunningServer.start(store: MemoryCentralStore())
+        let path = directory.path("field.sqlite")
+        do {
+            let replica = try await Replica.open(path: path)
+            try await replica.batch { batch in
+                for index in 0..<300 { try batch.create("readings", "r\(index)") { $0.set("v", to: .int(Int64(index))) } }
+            }
+        }
+        let config = directory.path("replica.toml")
+        try """
+            [persistence]
+            remote_endpoint = "\(server.baseURL)/mydb"
+            auth_token = "\(RunningServer.writeToken)"
+            database_path = "\(path)"
+            bandwidth_bytes_per_second = 200000
+            bandwidth_burst_bytes = 2000
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let weft = try builtExecutable("weft")
+        let result = try runProcess(weft, ["sync", "--config", config])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output.contains("[############################] 100% 300/300 entries"), "\(result.output)")
+        #expect(result.output.contains("on the wire"))
+        #expect(result.output.contains("pushed 300"))
+        #expect(try await server.store.changes(database: "mydb", after: 0, limit: 1_000, maxBytes: 1 << 24).changes.count == 300)
+        // A server that is down: a clear failure, and the queue is kept.
+        await server.stop()
+        let replica = try await Replica.open(path: path)
+        try await replica.collection("readings").update("r1") { $0.set("v", to: 100) }
+        let offline = try runProcess(weft, ["sync", "--config", config])
+        #expect(offline.status != 0 && offline.error.contains("unavailable") && offline.error.contains("the queue is kept"))
+        #expect(try await replica.queuedChanges().count == 1)
     }
 }

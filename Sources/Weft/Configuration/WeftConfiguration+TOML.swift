@@ -216,7 +216,8 @@ struct TOMLReader {
             table, at: path,
             allowed: [
                 "remote_endpoint", "mode", "sync_interval_ms", "conflict_resolution", "resolver", "max_queue_bytes",
-                "auth_token", "database_path", "durability", "collections",
+                "auth_token", "database_path", "durability", "collections", "bandwidth_bytes_per_second",
+                "bandwidth_burst_bytes",
             ])
         var result = PersistenceConfiguration()
         if let endpoint = try string(table, "remote_endpoint", at: path) {
@@ -238,6 +239,14 @@ struct TOMLReader {
             result.databasePath = databasePath
         }
         if let durability = try choice(table, "durability", at: path, Durability.self) { result.durability = durability }
+        let rate = try integer(table, "bandwidth_bytes_per_second", at: path, range: 0...Int.max, unit: " of bytes a second")
+        let burst = try integer(table, "bandwidth_burst_bytes", at: path, range: 1...Int.max, unit: " of bytes")
+        if let rate, rate > 0 {
+            result.bandwidth = BandwidthLimit(bytesPerSecond: rate, burstBytes: burst)
+        } else if burst != nil && rate == nil {
+            throw error(
+                "\(path).bandwidth_burst_bytes", expected: "bandwidth_bytes_per_second alongside it", found: "a burst without a rate")
+        }
         if let collections = try self.table(table, "collections", at: path) {
             for name in collections.keys {
                 let collectionPath = "\(path).collections.\(name)"

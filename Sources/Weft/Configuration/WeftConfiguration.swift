@@ -117,6 +117,9 @@ public struct PersistenceConfiguration: Hashable, Sendable {
     public var databasePath: String = "weft.sqlite"
     /// `durability`.
     public var durability: Durability = .normal
+    /// `bandwidth_bytes_per_second` and `bandwidth_burst_bytes`: the sync bandwidth limit
+    /// (`nil` or a rate of 0: unlimited).
+    public var bandwidth: BandwidthLimit?
     /// `[persistence.collections.NAME]`: per-collection policies.
     public var collections: [String: ConflictPolicy] = [:]
 

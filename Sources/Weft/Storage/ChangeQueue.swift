@@ -79,6 +79,8 @@ public protocol ChangeQueue: Sendable {
     func entries() async throws(WeftError) -> [QueueEntry]
     /// The exact size of the queue in bytes.
     func totalBytes() async throws(WeftError) -> Int
+    /// The number of entries.
+    func count() async throws(WeftError) -> Int
     /// The oldest entries not yet in flight, marked in flight.
     func nextBatch(maxBytes: Int, maxEntries: Int) async throws(WeftError) -> [QueueEntry]
     /// Removes every entry at or below `sequence`.

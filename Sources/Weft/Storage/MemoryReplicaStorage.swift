@@ -57,6 +57,8 @@ public actor MemoryReplicaStorage: ReplicaStorage {
 
     public func totalBytes() -> Int { bytes }
 
+    public func count() -> Int { queue.count }
+
     public func nextBatch(maxBytes: Int, maxEntries: Int) -> [QueueEntry] {
         var batch = [QueueEntry]()
         var size = 0

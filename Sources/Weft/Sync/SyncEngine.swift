@@ -41,6 +41,13 @@ public actor SyncEngine {
     public var maximumPageChanges: UInt32 = 1_000
     /// Whether the last pull resolved siblings, whose results wait to be pushed.
     private var resolvedSiblings = false
+    /// The bandwidth limit on bytes sent and received, if any.
+    public private(set) var bandwidthLimit: BandwidthLimit?
+    private var bucket: TokenBucket?
+    private let throttleClock = ContinuousClock()
+    private let throttleEpoch = ContinuousClock.now
+    private var progressObservers: [Int: AsyncStream<SyncProgress>.Continuation] = [:]
+    private var nextProgressObserver = 0
 
     /// Creates an engine.
     public init(replica: Replica, transport: any SyncTransport, logger: Logger = Logger(label: "weft.sync")) {
@@ -55,12 +62,65 @@ public actor SyncEngine {
         maximumBatchBytes = max(1, bytes)
     }
 
+    /// Limits the bytes sent and received (framed, as on the wire) with a token bucket; `nil` or a
+    /// rate of 0 removes the limit. Under a limit, push batches and pull pages shrink to fit the
+    /// burst.
+    public func setBandwidthLimit(_ limit: BandwidthLimit?) {
+        guard let limit, !limit.isUnlimited else {
+            bandwidthLimit = nil
+            bucket = nil
+            return
+        }
+        bandwidthLimit = limit
+        bucket = TokenBucket(limit: limit, now: throttleClock.now - throttleEpoch)
+    }
+
+    /// Waits until the bucket lets `bytes` through (at once without a limit).
+    private func throttle(_ bytes: Int) async {
+        guard var current = bucket else { return }
+        let wait = current.take(bytes, at: throttleClock.now - throttleEpoch)
+        bucket = current
+        if wait > .zero { try? await Task.sleep(for: wait) }
+    }
+
+    /// A stream of progress events for every replay (``pushAll()``) from now on: one when it
+    /// starts and one after each confirmed batch.
+    public func progress() -> AsyncStream<SyncProgress> {
+        let (stream, continuation) = AsyncStream<SyncProgress>.makeStream(bufferingPolicy: .bufferingNewest(256))
+        let id = nextProgressObserver
+        nextProgressObserver += 1
+        progressObservers[id] = continuation
+        continuation.onTermination = { [weak self] _ in
+            guard let self else { return }
+            Task { await self.removeProgressObserver(id) }
+        }
+        return stream
+    }
+
+    private func removeProgressObserver(_ id: Int) { progressObservers[id] = nil }
+
+    private func report(_ progress: SyncProgress) {
+        for observer in progressObservers.values { observer.yield(progress) }
+    }
+
     /// Sets how many changes one pull page asks for.
     public func setPageSize(_ changes: UInt32) { maximumPageChanges = max(1, changes) }
 
     /// Pushes everything queued, then pulls until the server has nothing more.
     @discardableResult
     public func syncOnce() async throws(SyncError) -> SyncReport {
+        enter(.syncing)
+        do {
+            let report = try await syncRound()
+            enter(.online)
+            return report
+        } catch {
+            enter(.offline)
+            throw error
+        }
+    }
+
+    private func syncRound() async throws(SyncError) -> SyncReport {
         var report = SyncReport()
         report.pushed = try await pushAll()
         let (pulled, conflicts, cursor) = try await pullAll()
@@ -102,8 +162,27 @@ public actor SyncEngine {
         let transport = transport
         let replicaID = replica.replicaID
         var confirmed = 0
-        var inFlight: [(sequences: [UInt64], answer: Task<PushResponse, any Error>)] = []
+        var inFlight: [(sequences: [UInt64], bytes: Int, answer: Task<PushResponse, any Error>)] = []
         var exhausted = false
+        let batchBytes = bandwidthLimit.map { min(maximumBatchBytes, $0.burstBytes) } ?? maximumBatchBytes
+
+        // Progress: the queue as it stands now is the replay's total.
+        let started = ContinuousClock.now
+        var progress = SyncProgress(entriesDone: 0, entriesTotal: 0, bytesDone: 0, bytesTotal: 0, elapsed: .zero)
+        if !progressObservers.isEmpty {
+            progress.entriesTotal = (try? await storage.count()) ?? 0
+            progress.bytesTotal = (try? await storage.totalBytes()) ?? 0
+            if progress.entriesTotal > 0 { report(progress) }
+        }
+        func advance(entries: Int, bytes: Int) {
+            guard !progressObservers.isEmpty else { return }
+            progress.entriesDone += entries
+            progress.bytesDone += bytes
+            progress.entriesTotal = max(progress.entriesTotal, progress.entriesDone)
+            progress.bytesTotal = max(progress.bytesTotal, progress.bytesDone)
+            progress.elapsed = ContinuousClock.now - started
+            report(progress)
+        }
 
         func settle(_ error: SyncError) async throws(SyncError) -> Never {
             for push in inFlight { _ = try? await push.answer.value }
@@ -116,7 +195,7 @@ public actor SyncEngine {
             if !exhausted && inFlight.count < maximumPushesInFlight {
                 let batch: [QueueEntry]
                 do {
-                    batch = try await storage.nextBatch(maxBytes: maximumBatchBytes, maxEntries: maximumBatchEntries)
+                    batch = try await storage.nextBatch(maxBytes: batchBytes, maxEntries: maximumBatchEntries)
                 } catch {
                     try await settle(SyncError(.rejected, "local storage: \(error)"))
                 }
@@ -132,7 +211,12 @@ public actor SyncEngine {
                                 key: WireKey(collection: entry.key.collection.rawValue, id: entry.key.id.rawValue),
                                 record: entry.record)
                         })
-                    inFlight.append((batch.map(\.sequence), Task { try await transport.push(request) }))
+                    if bandwidthLimit != nil {
+                        let size = WireMessage.encode(request).count
+                        await throttle(size)
+                        progress.wireBytesSent += size
+                    }
+                    inFlight.append((batch.map(\.sequence), batch.reduce(0) { $0 + $1.byteCount }, Task { try await transport.push(request) }))
                     continue
                 }
                 exhausted = true
@@ -149,7 +233,9 @@ public actor SyncEngine {
                 inFlight.removeAll()
                 exhausted = false
                 try? await storage.releaseInFlight()
-                confirmed += try await isolateRejected(entries: push.sequences.count, reason: error)
+                let isolated = try await isolateRejected(entries: push.sequences.count, reason: error)
+                confirmed += isolated
+                advance(entries: push.sequences.count, bytes: push.bytes)
                 continue
             } catch let error as SyncError {
                 try await settle(error)
@@ -164,6 +250,7 @@ public actor SyncEngine {
                 try await settle(SyncError(.rejected, "local storage: \(error)"))
             }
             confirmed += push.sequences.filter { $0 <= through }.count
+            advance(entries: push.sequences.filter { $0 <= through }.count, bytes: through == last ? push.bytes : 0)
             if through < last {
                 // The server confirmed less than was sent: send the rest again later.
                 for other in inFlight { _ = try? await other.answer.value }
@@ -226,7 +313,10 @@ public actor SyncEngine {
         var changes = 0
         var conflicts = 0
         while true {
-            let page = try await transport.pull(PullRequest(after: cursor, maximumChanges: maximumPageChanges))
+            var request = PullRequest(after: cursor, maximumChanges: maximumPageChanges)
+            if let limit = bandwidthLimit { request.maximumBytes = UInt32(clamping: min(Int(request.maximumBytes), limit.burstBytes)) }
+            let page = try await transport.pull(request)
+            if bandwidthLimit != nil { await throttle(WireMessage.encode(page).count) }
             if page.changes.isEmpty && page.cursor <= cursor { return (changes, conflicts, cursor) }
             guard page.cursor >= cursor else {
                 throw SyncError(.badResponse, "the server's cursor \(page.cursor) is behind ours (\(cursor))")
@@ -296,17 +386,14 @@ public actor SyncEngine {
     ) async where C.Duration == Duration {
         var failures = 0
         while !Task.isCancelled {
-            enter(.syncing)
             let pause: Duration
             do {
                 let report = try await syncOnce()
                 failures = 0
-                enter(.online)
                 await onRound(.success(report))
                 pause = interval
             } catch {
                 failures += 1
-                enter(.offline)
                 pause = backoff.delay(afterFailures: failures, random: Double.random(in: 0..<1))
                 logger.info(
                     "sync round failed; retrying", metadata: ["error": "\(error)", "failures": "\(failures)", "retry_in": "\(pause)"])
