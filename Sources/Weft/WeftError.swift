@@ -27,6 +27,9 @@ public struct WeftError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let mapping = Kind(name: "mapping")
         /// The replica was closed.
         public static let closed = Kind(name: "closed")
+        /// A write-through write was not confirmed by the server in time and its collection's
+        /// fallback is to roll it back: the document is as it was before the write.
+        public static let writeNotConfirmed = Kind(name: "writeNotConfirmed")
     }
 
     /// The kind of error.
@@ -62,6 +65,7 @@ public struct WeftError: Error, Hashable, Sendable, CustomStringConvertible {
     public static func storage(_ message: String) -> WeftError { WeftError(.storage, message) }
     public static func mapping(_ message: String) -> WeftError { WeftError(.mapping, message) }
     public static func closed() -> WeftError { WeftError(.closed, "the replica is closed") }
+    public static func writeNotConfirmed(_ message: String) -> WeftError { WeftError(.writeNotConfirmed, message) }
 
     public var description: String { "\(kind): \(message)" }
 }

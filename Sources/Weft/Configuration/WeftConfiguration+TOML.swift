@@ -217,7 +217,7 @@ struct TOMLReader {
             allowed: [
                 "remote_endpoint", "mode", "sync_interval_ms", "conflict_resolution", "resolver", "max_queue_bytes",
                 "auth_token", "database_path", "durability", "collections", "bandwidth_bytes_per_second",
-                "bandwidth_burst_bytes",
+                "bandwidth_burst_bytes", "write_through_timeout_ms", "write_through_fallback",
             ])
         var result = PersistenceConfiguration()
         if let endpoint = try string(table, "remote_endpoint", at: path) {
@@ -239,6 +239,12 @@ struct TOMLReader {
             result.databasePath = databasePath
         }
         if let durability = try choice(table, "durability", at: path, Durability.self) { result.durability = durability }
+        if let timeout = try integer(table, "write_through_timeout_ms", at: path, range: 1...3_600_000, unit: " of milliseconds") {
+            result.writeThroughTimeoutMilliseconds = timeout
+        }
+        if let fallback = try choice(table, "write_through_fallback", at: path, WriteThroughFallback.self) {
+            result.writeThroughFallback = fallback
+        }
         let rate = try integer(table, "bandwidth_bytes_per_second", at: path, range: 0...Int.max, unit: " of bytes a second")
         let burst = try integer(table, "bandwidth_burst_bytes", at: path, range: 1...Int.max, unit: " of bytes")
         if let rate, rate > 0 {
@@ -254,7 +260,10 @@ struct TOMLReader {
                     throw error(collectionPath, expected: "a collection name of A–Z, a–z, 0–9, '_', '-' or '.'", found: name.debugDescription)
                 }
                 guard let entry = try self.table(collections, name, at: "\(path).collections") else { continue }
-                try checkKeys(entry, at: collectionPath, allowed: ["conflict_resolution", "resolver", "fields"])
+                try checkKeys(entry, at: collectionPath, allowed: ["conflict_resolution", "resolver", "fields", "mode"])
+                if let mode = try choice(entry, "mode", at: collectionPath, SyncMode.self) { result.collectionModes[name] = mode }
+                let declaresPolicy = try string(entry, "conflict_resolution", at: collectionPath) != nil || entry.contains(key: "fields")
+                if !declaresPolicy && result.collectionModes[name] != nil { continue }
                 if let fields = try self.table(entry, "fields", at: collectionPath) {
                     result.collections[name] = try fieldRules(entry, fields, at: collectionPath)
                     continue

@@ -122,6 +122,12 @@ public struct PersistenceConfiguration: Hashable, Sendable {
     public var bandwidth: BandwidthLimit?
     /// `[persistence.collections.NAME]`: per-collection policies.
     public var collections: [String: ConflictPolicy] = [:]
+    /// `[persistence.collections.NAME] mode`: per-collection sync modes.
+    public var collectionModes: [String: SyncMode] = [:]
+    /// `write_through_timeout_ms`.
+    public var writeThroughTimeoutMilliseconds: Int = 5_000
+    /// `write_through_fallback`: "queue" or "rollback".
+    public var writeThroughFallback: WriteThroughFallback = .keepQueued
 
     /// The defaults.
     public init() {}
@@ -131,6 +137,10 @@ public struct PersistenceConfiguration: Hashable, Sendable {
         var configuration = ReplicaConfiguration(maxQueueBytes: maxQueueBytes, durability: durability)
         configuration.conflictResolution = conflictResolution
         configuration.collectionPolicies = collections
+        configuration.syncMode = mode
+        configuration.collectionModes = collectionModes
+        configuration.writeThroughTimeoutMilliseconds = writeThroughTimeoutMilliseconds
+        configuration.writeThroughFallback = writeThroughFallback
         return configuration
     }
 

@@ -193,18 +193,28 @@ public actor Replica {
     /// Commits `operations` in one transaction: each reads the record the previous one left,
     /// edits it with its own stamp, and all records and queue entries are stored atomically.
     func commit(_ operations: [Operation]) async throws(WeftError) -> [DocumentRecord] {
+        try await commitReturningSequences(operations).map(\.record)
+    }
+
+    /// ``commit(_:)``, with the record each write stored, the record before it and the sequence
+    /// number of its queue entry.
+    func commitReturningSequences(_ operations: [Operation]) async throws(WeftError)
+        -> [(record: DocumentRecord, previous: DocumentRecord?, sequence: UInt64)]
+    {
         guard !operations.isEmpty else { return [] }
-        return try await exclusively { () async throws(WeftError) -> [DocumentRecord] in
+        return try await exclusively { () async throws(WeftError) -> [(record: DocumentRecord, previous: DocumentRecord?, sequence: UInt64)] in
             // Stamps come from the actor's clock now; the edits run inside the storage's
             // transaction, on the records it reads there.
             let stamps = operations.map { _ in clock.now() }
             let replicaID = replicaID
             let writes = LockedBox<[LocalWrite]>([])
-            _ = try await storage.commitLocalWrites(
+            let before = LockedBox<[DocumentKey: DocumentRecord]>([:])
+            let sequences = try await storage.commitLocalWrites(
                 reading: operations.map(\.key), maxQueueBytes: configuration.maxQueueBytes
             ) { records throws(WeftError) in
                 let computed = try Self.apply(operations, stamps: stamps, replicaID: replicaID, to: records)
                 writes.set(computed)
+                before.set(records)
                 return computed
             }
             let committed = writes.get()
@@ -213,7 +223,40 @@ public actor Replica {
                     ReplicaChange(
                         key: write.key, origin: .local, isDeleted: write.record.isDeleted, stamp: write.record.lastStamp))
             }
-            return committed.map(\.record)
+            // The record before each write: the stored one for a key's first write in the
+            // batch, the previous write's for the next ones.
+            var previous = before.get()
+            var result = [(record: DocumentRecord, previous: DocumentRecord?, sequence: UInt64)]()
+            for (write, sequence) in zip(committed, sequences) {
+                result.append((write.record, previous[write.key], sequence))
+                previous[write.key] = write.record
+            }
+            return result
+        }
+    }
+
+    /// Undoes a write-through write the server did not confirm, if the document is still as
+    /// that write left it: a compensating write stores the content from before it (or a
+    /// tombstone if there was none) as a new version, so the undo also wins over the write on
+    /// a server that applied it late. Returns `false` (changing nothing) if another write has
+    /// changed the document since.
+    func compensate(_ key: DocumentKey, written: DocumentRecord, previous: DocumentRecord?) async throws(WeftError) -> Bool {
+        try await exclusively { () async throws(WeftError) -> Bool in
+            let stamp = clock.now()
+            let replicaID = replicaID
+            let undone = LockedBox(false)
+            _ = try await storage.commitLocalWrites(reading: [key], maxQueueBytes: Int.max) { records throws(WeftError) in
+                guard records[key] == written else { return [] }
+                var version = written.version
+                version.increment(replicaID)
+                let deletion = written.deletion.merged(with: LWWRegister(previous?.isDeleted ?? true, stamp: stamp))
+                undone.set(true)
+                return [LocalWrite(key: key, record: DocumentRecord(body: previous?.body ?? Document(), deletion: deletion, version: version))]
+            }
+            if undone.get() {
+                publish(ReplicaChange(key: key, origin: .local, isDeleted: previous?.isDeleted ?? true, stamp: stamp))
+            }
+            return undone.get()
         }
     }
 

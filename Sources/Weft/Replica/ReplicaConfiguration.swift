@@ -19,6 +19,14 @@ public enum Durability: String, Hashable, Sendable, CaseIterable {
     case full
 }
 
+/// What a write-through write does when the server cannot confirm it within the timeout.
+public enum WriteThroughFallback: String, Hashable, Sendable, CaseIterable {
+    /// Keep the write locally and queued, and report it as not yet confirmed (`"queue"`).
+    case keepQueued = "queue"
+    /// Undo the write locally and throw ``WeftError/Kind/writeNotConfirmed`` (`"rollback"`).
+    case rollBack = "rollback"
+}
+
 /// The settings of a local replica.
 public struct ReplicaConfiguration: Hashable, Sendable {
     /// The cap on the offline queue, in bytes (`max_queue_bytes`). A write that would pass it
@@ -32,6 +40,19 @@ public struct ReplicaConfiguration: Hashable, Sendable {
     public var conflictResolution: ConflictPolicy = .lastWriterWins
     /// Per-collection conflict policies (`[persistence.collections.NAME]`).
     public var collectionPolicies: [String: ConflictPolicy] = [:]
+    /// How writes reach the server (`mode`): write-behind (queued, pushed every
+    /// `sync_interval_ms`) or write-through (a write waits for the server; see `SyncedCollection`).
+    public var syncMode: SyncMode = .writeBehind
+    /// Per-collection modes (`[persistence.collections.NAME] mode`).
+    public var collectionModes: [String: SyncMode] = [:]
+    /// How long a write-through write waits for the server (`write_through_timeout_ms`).
+    public var writeThroughTimeoutMilliseconds: Int = 5_000
+    /// What a write-through write does when the server cannot confirm it in time
+    /// (`write_through_fallback`).
+    public var writeThroughFallback: WriteThroughFallback = .keepQueued
+
+    /// The mode for `collection`.
+    public func mode(for collection: CollectionName) -> SyncMode { collectionModes[collection.rawValue] ?? syncMode }
 
     /// The policy for `collection`.
     public func policy(for collection: CollectionName) -> ConflictPolicy {
@@ -57,6 +78,9 @@ public struct ReplicaConfiguration: Hashable, Sendable {
     public func validate() throws(WeftError) {
         guard maxQueueBytes > 0 else {
             throw .invalidArgument("max_queue_bytes must be positive, got \(maxQueueBytes)")
+        }
+        guard writeThroughTimeoutMilliseconds > 0 else {
+            throw .invalidArgument("write_through_timeout_ms must be positive, got \(writeThroughTimeoutMilliseconds)")
         }
     }
 }

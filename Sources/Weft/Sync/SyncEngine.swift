@@ -158,6 +158,22 @@ public actor SyncEngine {
     /// acknowledged, and everything unconfirmed goes back to pending (the server may have applied
     /// some of it; applying it again is a no-op).
     public func pushAll() async throws(SyncError) -> Int {
+        // One replay at a time: two would acknowledge each other's batches out of order.
+        if pushing {
+            await withCheckedContinuation { pushWaiters.append($0) }
+        } else {
+            pushing = true
+        }
+        defer {
+            if pushWaiters.isEmpty { pushing = false } else { pushWaiters.removeFirst().resume() }
+        }
+        return try await replay()
+    }
+
+    private var pushing = false
+    private var pushWaiters: [CheckedContinuation<Void, Never>] = []
+
+    private func replay() async throws(SyncError) -> Int {
         let storage = replica.storage
         let transport = transport
         let replicaID = replica.replicaID
@@ -185,6 +201,8 @@ public actor SyncEngine {
         }
 
         func settle(_ error: SyncError) async throws(SyncError) -> Never {
+            // A cancelled replay (a write-through timeout) stops waiting for the server.
+            if Task.isCancelled { for push in inFlight { push.answer.cancel() } }
             for push in inFlight { _ = try? await push.answer.value }
             inFlight.removeAll()
             try? await storage.releaseInFlight()
@@ -225,7 +243,12 @@ public actor SyncEngine {
             let push = inFlight.removeFirst()
             let response: PushResponse
             do {
-                response = try await push.answer.value
+                let answer = push.answer
+                response = try await withTaskCancellationHandler {
+                    try await answer.value
+                } onCancel: {
+                    answer.cancel()
+                }
             } catch let error as SyncError where error.kind == .rejected {
                 // Refused for good: find the entries the server refuses on their own and move
                 // them to the dead letters, so they never block the rest of the queue.
@@ -457,5 +480,144 @@ public struct Backoff: Hashable, Sendable {
     private static func seconds(_ duration: Duration) -> Double {
         let (seconds, attoseconds) = duration.components
         return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}
+
+// MARK: - Write-through
+
+/// What a write through ``SyncedCollection`` did: the record stored locally and whether the
+/// server confirmed it.
+public struct WriteReceipt: Hashable, Sendable {
+    /// The document written.
+    public let key: DocumentKey
+    /// The record stored locally by the write.
+    public let record: DocumentRecord
+    /// The sequence number of the write's queue entry.
+    public let sequence: UInt64
+    /// Whether the server durably applied the write before the call returned. Always `false`
+    /// for a write-behind collection; `false` for a write-through one whose server could not
+    /// be reached in time under the `queue` fallback (the write stays queued).
+    public let confirmed: Bool
+    /// Why the write is not confirmed, when it is not.
+    public let pendingReason: String?
+}
+
+extension SyncEngine {
+    /// A collection whose writes follow the configured sync mode (``ReplicaConfiguration/mode(for:)``).
+    public nonisolated func collection(_ name: String) throws(WeftError) -> SyncedCollection {
+        SyncedCollection(engine: self, collection: try replica.collection(name))
+    }
+
+    /// Pushes the queue now, for at most `timeout`; returns whether entry `sequence` is
+    /// confirmed (neither queued nor set aside as a dead letter), or the error that stopped it.
+    func confirm(_ sequence: UInt64, within timeout: Duration) async -> (confirmed: Bool, reason: String?) {
+        let push = Task { @Sendable () async throws -> Int in try await self.pushAll() }
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            push.cancel()
+        }
+        let outcome = await push.result
+        timer.cancel()
+        let storage = replica.storage
+        if case .failure(let error) = outcome {
+            return (false, "the server did not confirm it: \(error)")
+        }
+        do {
+            let queued = try await storage.entries().contains { $0.sequence == sequence }
+            if queued { return (false, "the server did not confirm within \(timeout)") }
+            let refused = try await storage.deadLetters(limit: 1_000).first { $0.sequence == sequence }
+            if let refused { return (false, "the server refused it: \(refused.reason)") }
+            return (true, nil)
+        } catch {
+            return (false, "local storage: \(error)")
+        }
+    }
+}
+
+/// A collection of a replica synced by a ``SyncEngine``, whose writes follow the collection's
+/// sync mode and return a ``WriteReceipt``.
+///
+/// - **Write-behind** (the default): the write is committed locally and queued, and the call
+///   returns at once with an unconfirmed receipt; the engine's loop pushes it.
+/// - **Write-through** (`mode = "write_through"`, for the replica or the collection): the write
+///   is committed locally and queued, then the queue is pushed at once, and the call returns
+///   when the server has durably applied it, with a confirmed receipt. If the server cannot
+///   confirm it within `write_through_timeout_ms`, `write_through_fallback` decides: `queue`
+///   keeps the write locally and queued and returns an unconfirmed receipt; `rollback` undoes
+///   it locally and throws ``WeftError/Kind/writeNotConfirmed``.
+///
+/// Nothing is ever half-applied: locally the write is either stored and queued, or (after a
+/// rollback) the document holds its earlier content again. A rollback is a compensating write,
+/// so if the server did apply the write but its answer came too late, the undo still wins
+/// there. A rollback that finds the document changed by another write since keeps the write
+/// queued instead (undoing it would undo the other write too) and throws.
+public struct SyncedCollection: Sendable {
+    /// The engine that pushes the writes.
+    public let engine: SyncEngine
+    /// The underlying replica collection (reads go through it).
+    public let collection: ReplicaCollection
+
+    /// Creates document `id`.
+    @discardableResult
+    public func create(_ id: String, _ edit: @escaping @Sendable (inout DocumentEditor) throws(WeftError) -> Void)
+        async throws(WeftError) -> WriteReceipt
+    {
+        try await write(id, .mustNotExist, deleting: false, edit)
+    }
+
+    /// Updates document `id`.
+    @discardableResult
+    public func update(_ id: String, _ edit: @escaping @Sendable (inout DocumentEditor) throws(WeftError) -> Void)
+        async throws(WeftError) -> WriteReceipt
+    {
+        try await write(id, .mustExist, deleting: false, edit)
+    }
+
+    /// Creates or updates document `id`.
+    @discardableResult
+    public func upsert(_ id: String, _ edit: @escaping @Sendable (inout DocumentEditor) throws(WeftError) -> Void)
+        async throws(WeftError) -> WriteReceipt
+    {
+        try await write(id, .any, deleting: false, edit)
+    }
+
+    /// Deletes document `id`.
+    @discardableResult
+    public func delete(_ id: String) async throws(WeftError) -> WriteReceipt {
+        try await write(id, .mustExist, deleting: true) { _ in }
+    }
+
+    /// The live document `id`, or `nil`.
+    public func get(_ id: String) async throws(WeftError) -> Document? { try await collection.get(id) }
+
+    private func write(
+        _ id: String, _ expectation: Replica.Expectation, deleting: Bool,
+        _ edit: @escaping @Sendable (inout DocumentEditor) throws(WeftError) -> Void
+    ) async throws(WeftError) -> WriteReceipt {
+        let replica = collection.replica
+        let key = try collection.key(id)
+        let committed = try await replica.commitReturningSequences([
+            Replica.Operation(key: key, expectation: expectation, deleting: deleting, edit: edit)
+        ])
+        guard let written = committed.first else { throw .storage("the write produced no record") }
+        let configuration = replica.configuration
+        guard configuration.mode(for: key.collection) == .writeThrough else {
+            return WriteReceipt(key: key, record: written.record, sequence: written.sequence, confirmed: false, pendingReason: "write-behind")
+        }
+        let timeout = Duration.milliseconds(configuration.writeThroughTimeoutMilliseconds)
+        let (confirmed, reason) = await engine.confirm(written.sequence, within: timeout)
+        if confirmed {
+            return WriteReceipt(key: key, record: written.record, sequence: written.sequence, confirmed: true, pendingReason: nil)
+        }
+        switch configuration.writeThroughFallback {
+        case .keepQueued:
+            return WriteReceipt(key: key, record: written.record, sequence: written.sequence, confirmed: false, pendingReason: reason)
+        case .rollBack:
+            let undone = try await replica.compensate(key, written: written.record, previous: written.previous)
+            throw .writeNotConfirmed(
+                undone
+                    ? "\(key) was rolled back: \(reason ?? "not confirmed")"
+                    : "\(key) was changed by another write since, so this write stays queued: \(reason ?? "not confirmed")")
+        }
     }
 }
