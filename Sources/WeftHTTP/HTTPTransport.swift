@@ -78,9 +78,13 @@ public struct HTTPTransport: SyncTransport {
         request.body = .bytes(ByteBuffer(bytes: WireMessage.encode(message)))
         let status: HTTPResponseStatus
         let body: ByteBuffer
+        let serverTime: UInt64?
+        let skewBound: UInt64?
         do {
             let response = try await client.execute(request, timeout: timeout + .milliseconds(extraWait))
             status = response.status
+            serverTime = response.headers.first(name: "Weft-Server-Time").flatMap { UInt64($0) }
+            skewBound = response.headers.first(name: "Weft-Max-Clock-Skew").flatMap { UInt64($0) }
             body = try await response.body.collect(upTo: limits.maximumFrameBytes)
         } catch {
             throw SyncError(.unavailable, "\(operation) to \(baseURL): \(error)")
@@ -92,6 +96,10 @@ public struct HTTPTransport: SyncTransport {
             } catch {
                 throw SyncError(.badResponse, "\(operation): \(error)")
             }
+        case 409:
+            throw SyncError(
+                .clockSkew, "\(operation): \(String(buffer: body))", serverTimeMilliseconds: serverTime,
+                maximumClockSkewMilliseconds: skewBound)
         case 401, 403:
             throw SyncError(.unauthorized, "\(operation): \(status.code) \(String(buffer: body))")
         case 400..<500:

@@ -22,6 +22,13 @@ import WeftWire
 public enum StandaloneServer {
     /// The content type of framed messages.
     public static let contentType = "application/vnd.weft.v1"
+    /// The header of a 409 (clock skew) answer that carries the server's clock, in
+    /// milliseconds since 1970.
+    public static let serverTimeHeaderName = "Weft-Server-Time"
+    static let serverTimeHeader = HTTPFields.Element.Name(serverTimeHeaderName)!
+    /// The header of a 409 (clock skew) answer that carries the server's bound, in milliseconds.
+    public static let clockSkewHeaderName = "Weft-Max-Clock-Skew"
+    static let clockSkewHeader = HTTPFields.Element.Name(clockSkewHeaderName)!
 
     /// Builds the application for `service` with the server section of a configuration.
     public static func application(
@@ -52,6 +59,14 @@ public enum StandaloneServer {
                 metrics.count(.pushes)
                 metrics.count(.changesPushed, by: push.changes.count)
                 return frame(response)
+            } catch let error as SyncError where error.kind == .clockSkew {
+                // The replica's clock runs too far ahead: 409, with the server's time so the
+                // replica can tell when its own clock is right again.
+                metrics.count(.clockSkew)
+                var headers = HTTPFields()
+                headers[serverTimeHeader] = error.serverTimeMilliseconds.map { "\($0)" } ?? ""
+                headers[clockSkewHeader] = error.maximumClockSkewMilliseconds.map { "\($0)" } ?? ""
+                throw HTTPError(.conflict, headers: headers, message: error.message)
             } catch let error as SyncError {
                 metrics.count(.rejected)
                 throw HTTPError(error.kind == .rejected ? .badRequest : .serviceUnavailable, message: error.description)
@@ -154,6 +169,7 @@ final class ServerMetrics: Sendable {
     let rejected: CoreMetrics.Counter
     let unauthorized: CoreMetrics.Counter
     let forbidden: CoreMetrics.Counter
+    let clockSkew: CoreMetrics.Counter
     let pushDuration: CoreMetrics.Timer
     let pullDuration: CoreMetrics.Timer
 
@@ -167,11 +183,12 @@ final class ServerMetrics: Sendable {
         rejected = CoreMetrics.Counter(label: "weft_requests_rejected_total", factory: factory)
         unauthorized = CoreMetrics.Counter(label: "weft_requests_unauthorized_total", factory: factory)
         forbidden = CoreMetrics.Counter(label: "weft_requests_forbidden_total", factory: factory)
+        clockSkew = CoreMetrics.Counter(label: "weft_clock_skew_rejections_total", factory: factory)
         pushDuration = CoreMetrics.Timer(label: "weft_push_duration_seconds", factory: factory)
         pullDuration = CoreMetrics.Timer(label: "weft_pull_duration_seconds", factory: factory)
     }
 
-    enum Event { case pushes, pulls, changesPushed, changesPulled, rejected, unauthorized, forbidden }
+    enum Event { case pushes, pulls, changesPushed, changesPulled, rejected, unauthorized, forbidden, clockSkew }
 
     func count(_ event: Event, by amount: Int = 1) {
         let counter: CoreMetrics.Counter
@@ -183,6 +200,7 @@ final class ServerMetrics: Sendable {
         case .rejected: counter = rejected
         case .unauthorized: counter = unauthorized
         case .forbidden: counter = forbidden
+        case .clockSkew: counter = clockSkew
         }
         counter.increment(by: amount)
     }

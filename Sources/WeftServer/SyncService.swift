@@ -9,6 +9,10 @@ public actor SyncService {
     public nonisolated let store: any CentralStore
     private let policy: @Sendable (String, CollectionName) -> ConflictPolicy
     private let resolvers: ResolverRegistry
+    /// The server's clock, for the clock-skew guard.
+    private let timeSource: any PhysicalTimeSource
+    /// How far ahead of ``timeSource`` a pushed write's stamp may be, in milliseconds.
+    public nonisolated let maximumClockSkew: UInt64
     private let limits: WireLimits
     /// Pulls waiting for a change, by database: a push wakes them at once.
     private var waiters: [String: [Int: AsyncStream<Void>.Continuation]] = [:]
@@ -25,9 +29,13 @@ public actor SyncService {
         store: any CentralStore, limits: WireLimits = .default,
         policy: @escaping @Sendable (String, CollectionName) -> ConflictPolicy = { _, _ in .crdt },
         resolvers: ResolverRegistry = ResolverRegistry(),
-        storePollInterval: Duration = .milliseconds(250)
+        storePollInterval: Duration = .milliseconds(250),
+        maximumClockSkew: UInt64 = 60_000,
+        timeSource: any PhysicalTimeSource = SystemTimeSource()
     ) {
         self.resolvers = resolvers
+        self.maximumClockSkew = maximumClockSkew
+        self.timeSource = timeSource
         self.storePollInterval = storePollInterval
         self.store = store
         self.limits = limits
@@ -38,6 +46,16 @@ public actor SyncService {
     public func push(database: String, _ request: PushRequest) async throws(SyncError) -> PushResponse {
         guard request.changes.count <= limits.maximumChanges else {
             throw SyncError(.rejected, "\(request.changes.count) changes in one push, over the limit of \(limits.maximumChanges)")
+        }
+        // The clock-skew guard: a write stamped further ahead of this server's clock than the
+        // bound is refused, whole push and all, so no replica with a fast clock can win every
+        // last-writer-wins conflict. Nothing is applied; the replica keeps its queue.
+        let now = timeSource.currentMilliseconds()
+        if let ahead = request.changes.map({ $0.record.lastStamp.wallMilliseconds }).max(), ahead > now &+ maximumClockSkew {
+            throw SyncError(
+                .clockSkew,
+                "replica \(request.replica) writes \(ahead - now) ms ahead of the server's clock (the bound is \(maximumClockSkew) ms); fix the device's clock",
+                serverTimeMilliseconds: now, maximumClockSkewMilliseconds: maximumClockSkew)
         }
         var changes = [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)]()
         changes.reserveCapacity(request.changes.count)

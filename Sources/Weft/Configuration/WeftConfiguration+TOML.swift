@@ -294,7 +294,9 @@ struct TOMLReader {
             let limitsPath = "\(path).limits"
             try checkKeys(
                 limits, at: limitsPath,
-                allowed: ["max_request_bytes", "max_decompressed_bytes", "max_changes_per_batch", "max_document_bytes"])
+                allowed: [
+                    "max_request_bytes", "max_decompressed_bytes", "max_changes_per_batch", "max_document_bytes", "max_clock_skew_ms",
+                ])
             if let value = try integer(limits, "max_request_bytes", at: limitsPath, range: 1...Int.max) { result.limits.maxRequestBytes = value }
             if let value = try integer(limits, "max_decompressed_bytes", at: limitsPath, range: 1...Int.max) {
                 result.limits.maxDecompressedBytes = value
@@ -303,6 +305,9 @@ struct TOMLReader {
                 result.limits.maxChangesPerBatch = value
             }
             if let value = try integer(limits, "max_document_bytes", at: limitsPath, range: 1...Int.max) { result.limits.maxDocumentBytes = value }
+            if let value = try integer(limits, "max_clock_skew_ms", at: limitsPath, range: 1...86_400_000) {
+                result.limits.maxClockSkewMilliseconds = value
+            }
         }
         if let tokens = table["tokens"] {
             guard let array = tokens.array else {

@@ -181,6 +181,8 @@ public struct ServerLimits: Hashable, Sendable {
     public var maxChangesPerBatch: Int = 10_000
     /// `max_document_bytes`: the largest encoded document record.
     public var maxDocumentBytes: Int = 1 << 20
+    /// `max_clock_skew_ms`: how far ahead of the server's clock a pushed write's stamp may be.
+    public var maxClockSkewMilliseconds: Int = 60_000
 
     /// Creates limits; the defaults are 16 MiB requests, 64 MiB decompressed, 10,000 changes a
     /// batch and 1 MiB documents.

@@ -27,6 +27,7 @@ public actor Replica {
     public nonisolated let resolvers: ResolverRegistry
     let storage: any ReplicaStorage
     private var clock: HybridLogicalClock
+    private let timeSource: any PhysicalTimeSource
     private var observers: [Int: AsyncStream<ReplicaChange>.Continuation] = [:]
     private var nextObserver = 0
     private let logger: Logger
@@ -47,6 +48,7 @@ public actor Replica {
         try configuration.validate()
         try resolvers.validate(configuration)
         self.resolvers = resolvers
+        self.timeSource = timeSource
         let metadata = try await storage.metadata()
         self.storage = storage
         self.configuration = configuration
@@ -149,6 +151,55 @@ public actor Replica {
         try await storage.conflicts(limit: limit)
     }
 
+    // MARK: Clock skew
+
+    /// Repairs the queued writes a server refused because this replica's clock ran ahead
+    /// (``SyncError/Kind/clockSkew``), once the device's clock is right again.
+    ///
+    /// If the physical clock still runs more than `bound` ahead of `serverTime`, nothing changes
+    /// and it returns `false`: the replica stays refused. Otherwise every queued record's
+    /// register stamps above `serverTime + bound` (the refused ones, which no one else has) take
+    /// new stamps at `serverTime + bound`, and the replica's clock resumes after them, so later
+    /// writes still order after every stored one. A fast clock thus wins conflicts for at most
+    /// `bound` after it is fixed, never indefinitely.
+    ///
+    /// - Returns: whether the clock is right (and any refused writes were repaired).
+    public func repairClockSkew(serverTimeMilliseconds serverTime: UInt64, bound: UInt64) async throws(WeftError) -> Bool {
+        let physical = timeSource.currentMilliseconds()
+        guard physical <= serverTime &+ bound else { return false }
+        let limit = HLCTimestamp(wallMilliseconds: serverTime &+ bound, counter: UInt32.max, replica: ReplicaID(high: .max, low: .max))
+        let entries = try await storage.entries()
+        let skewed = entries.filter { $0.record.lastStamp > limit }.map(\.key)
+        let replicaID = replicaID
+        let drift = configuration.maximumClockDrift
+        try await exclusively { () async throws(WeftError) in
+            // Stamps for the repaired writes: at the limit, counting up.
+            var repairClock = HybridLogicalClock(
+                replica: replicaID,
+                resumingAfter: HLCTimestamp(wallMilliseconds: serverTime &+ bound, counter: 0, replica: replicaID),
+                timeSource: FixedTimeSource(milliseconds: serverTime &+ bound), maximumForwardDrift: drift)
+            let stamps = skewed.map { _ in repairClock.now() }
+            if !skewed.isEmpty {
+                _ = try await storage.commitLocalWrites(reading: skewed, maxQueueBytes: Int.max) { records throws(WeftError) in
+                    zip(skewed, stamps).compactMap { key, stamp in
+                        guard let record = records[key], record.lastStamp > limit else { return nil }
+                        let deletion = record.deletion.stamp > limit ? LWWRegister(record.deletion.value, stamp: stamp) : record.deletion
+                        return LocalWrite(
+                            key: key,
+                            record: DocumentRecord(body: record.body.restamped(above: limit, to: stamp), deletion: deletion, version: record.version))
+                    }
+                }
+            }
+            // The clock resumes after the repaired stamps (or at the limit), never above it.
+            let resume = stamps.last ?? HLCTimestamp(wallMilliseconds: min(clock.last.wallMilliseconds, serverTime &+ bound), counter: 0, replica: replicaID)
+            if clock.last > resume || !stamps.isEmpty {
+                clock = HybridLogicalClock(replica: replicaID, resumingAfter: resume, timeSource: timeSource, maximumForwardDrift: drift)
+                try await storage.saveLastStamp(resume)
+            }
+        }
+        return true
+    }
+
     /// Changes the server refused for good, newest first (see ``DeadLetter``).
     public func deadLetters(limit: Int = 100) async throws(WeftError) -> [DeadLetter] {
         try await storage.deadLetters(limit: limit)
@@ -218,6 +269,9 @@ public actor Replica {
                 return computed
             }
             let committed = writes.get()
+            // The clock follows the stamps the writes used (a write may have ordered itself
+            // after a record stamped ahead of the clock).
+            if let newest = committed.map(\.record.lastStamp).max(), newest > clock.last { _ = try? clock.receive(newest) }
             for write in committed {
                 publish(
                     ReplicaChange(
@@ -267,9 +321,18 @@ public actor Replica {
         var known = records
         var writes = [LocalWrite]()
         writes.reserveCapacity(operations.count)
-        for (operation, stamp) in zip(operations, stamps) {
+        for (operation, clockStamp) in zip(operations, stamps) {
             let key = operation.key
             let current = known[key]
+            // A write orders after the record it edits, even if that record carries a stamp
+            // ahead of this replica's clock (received from a faster clock within the drift
+            // bound): otherwise the replica's own later write would lose to it.
+            var stamp = clockStamp
+            if let last = current?.lastStamp, last >= stamp {
+                stamp = last.counter == UInt32.max
+                    ? HLCTimestamp(wallMilliseconds: last.wallMilliseconds + 1, counter: 0, replica: replicaID)
+                    : HLCTimestamp(wallMilliseconds: last.wallMilliseconds, counter: last.counter + 1, replica: replicaID)
+            }
             let live = current.map { !$0.isDeleted } ?? false
             switch operation.expectation {
             case .mustExist where !live: throw .documentNotFound(key)
@@ -376,4 +439,10 @@ final class LockedBox<Value: Sendable>: Sendable {
     init(_ value: Value) { storage = Mutex(value) }
     func set(_ value: Value) { storage.withLock { $0 = value } }
     func get() -> Value { storage.withLock { $0 } }
+}
+
+/// A time source that always reads the same time.
+struct FixedTimeSource: PhysicalTimeSource {
+    let milliseconds: UInt64
+    func currentMilliseconds() -> UInt64 { milliseconds }
 }

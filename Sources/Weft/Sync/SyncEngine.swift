@@ -180,6 +180,7 @@ public actor SyncEngine {
         var confirmed = 0
         var inFlight: [(sequences: [UInt64], bytes: Int, answer: Task<PushResponse, any Error>)] = []
         var exhausted = false
+        var skewRepairTried = false
         let batchBytes = bandwidthLimit.map { min(maximumBatchBytes, $0.burstBytes) } ?? maximumBatchBytes
 
         // Progress: the queue as it stands now is the replay's total.
@@ -260,6 +261,23 @@ public actor SyncEngine {
                 confirmed += isolated
                 advance(entries: push.sequences.count, bytes: push.bytes)
                 continue
+            } catch let error as SyncError where error.kind == .clockSkew {
+                // The server refused our stamps as too far ahead. If the device's clock is right
+                // again, repair the refused writes' stamps and go on; otherwise stay refused.
+                if let serverTime = error.serverTimeMilliseconds, let bound = error.maximumClockSkewMilliseconds, !skewRepairTried {
+                    for other in inFlight { _ = try? await other.answer.value }
+                    inFlight.removeAll()
+                    exhausted = false
+                    try? await storage.releaseInFlight()
+                    skewRepairTried = true
+                    let repaired = (try? await replica.repairClockSkew(serverTimeMilliseconds: serverTime, bound: bound)) ?? false
+                    if repaired {
+                        logger.notice("the clock is right again; writes stamped ahead were repaired", metadata: ["server_time": "\(serverTime)"])
+                        continue
+                    }
+                }
+                logger.error("the server refuses this replica's clock", metadata: ["error": "\(error.message)"])
+                try await settle(error)
             } catch let error as SyncError {
                 try await settle(error)
             } catch {

@@ -12,17 +12,28 @@ public struct SyncError: Error, Hashable, Sendable, CustomStringConvertible {
         case rejected
         /// The remote's answer was malformed.
         case badResponse
+        /// The server refused the push because this replica's stamps run further ahead of the
+        /// server's clock than it allows (HTTP 409): fix the device's clock. The queue is kept.
+        case clockSkew
     }
 
     /// The kind of failure.
     public let kind: Kind
     /// What happened.
     public let message: String
+    /// For ``Kind/clockSkew``: the server's clock when it refused, in milliseconds since 1970.
+    public let serverTimeMilliseconds: UInt64?
+    /// For ``Kind/clockSkew``: how far ahead of its clock the server accepts stamps.
+    public let maximumClockSkewMilliseconds: UInt64?
 
     /// Creates an error.
-    public init(_ kind: Kind, _ message: String) {
+    public init(
+        _ kind: Kind, _ message: String, serverTimeMilliseconds: UInt64? = nil, maximumClockSkewMilliseconds: UInt64? = nil
+    ) {
         self.kind = kind
         self.message = message
+        self.serverTimeMilliseconds = serverTimeMilliseconds
+        self.maximumClockSkewMilliseconds = maximumClockSkewMilliseconds
     }
 
     /// Whether retrying later may succeed.

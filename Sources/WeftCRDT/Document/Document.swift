@@ -142,6 +142,22 @@ public struct Document: EmptyInitializableCRDT, Hashable {
     }
 
     init(fields: ORMap<String, DocumentValue>) { self.fields = fields }
+
+    /// The document with every register stamp above `limit` replaced by `stamp` (nested
+    /// documents included); dots, counters and sets are unchanged.
+    ///
+    /// For repairing writes made by a clock that ran ahead and that no one else has accepted:
+    /// the writes keep their identity (their dots) and take a correct time.
+    /// - Complexity: O(*n*) in the fields, nested fields included.
+    public func restamped(above limit: HLCTimestamp, to stamp: HLCTimestamp) -> Document {
+        var copy = self
+        for (key, versions) in fields.entries {
+            copy.fields.entries[key] = versions.map { version in
+                ORMap<String, DocumentValue>.Version(dot: version.dot, value: version.value.restamped(above: limit, to: stamp))
+            }
+        }
+        return copy
+    }
 }
 
 extension Document: BinaryCodable {

@@ -56,3 +56,14 @@ extension DocumentValue: BinaryCodable {
         }
     }
 }
+
+extension DocumentValue {
+    /// The value with register stamps above `limit` replaced by `stamp`.
+    func restamped(above limit: HLCTimestamp, to stamp: HLCTimestamp) -> DocumentValue {
+        switch self {
+        case .register(let register) where register.stamp > limit: return .register(LWWRegister(register.value, stamp: stamp))
+        case .map(let nested): return .map(nested.restamped(above: limit, to: stamp))
+        default: return self
+        }
+    }
+}
