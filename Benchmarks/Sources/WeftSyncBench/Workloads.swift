@@ -320,3 +320,53 @@ func runLoad(_ options: LoadOptions) async throws -> [String: Any] {
         throw error
     }
 }
+
+/// Throttled replay with the real clock: `changes` queued changes pushed under
+/// `bytesPerSecond`; the measured rate is framed bytes sent over the replay's wall time.
+func runThrottledReplay(changes: Int, bytesPerSecond: Int, burstBytes: Int) async throws -> [String: Any] {
+    let scratch = try Scratch()
+    defer { scratch.remove() }
+    let server = try await BenchServer.start(storePath: scratch.file("central.sqlite"), policy: .lastWriterWins)
+    do {
+        let replica = try await Replica.open(
+            path: scratch.file("replica.sqlite"), configuration: ReplicaConfiguration(maxQueueBytes: 1 << 36))
+        try await WorkOrders.write(replica, 0..<changes, chunk: 5_000)
+        let recorder = TransportRecorder(countWire: true)
+        let http = HTTPTransport(baseURL: server.baseURL, database: BenchServer.database, token: BenchServer.token)
+        let engine = SyncEngine(replica: replica, transport: MeasuringTransport(base: http, recorder: recorder))
+        await engine.setBandwidthLimit(BandwidthLimit(bytesPerSecond: bytesPerSecond, burstBytes: burstBytes))
+        let events = await engine.progress()
+        let collected = Task {
+            var last: SyncProgress?
+            var count = 0
+            for await event in events {
+                last = event
+                count += 1
+                if event.entriesDone >= event.entriesTotal { break }
+            }
+            return (last, count)
+        }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let pushed = try await engine.pushAll()
+        let elapsed = seconds(clock.now - start)
+        let (last, events_) = await collected.value
+        guard pushed == changes else { throw BenchFailure("pushed \(pushed) of \(changes)") }
+        let wire = last?.wireBytesSent ?? 0
+        let rate = Double(wire) / elapsed
+        // Excluding the burst the bucket starts with, which goes out at once.
+        let sustained = Double(max(0, wire - burstBytes)) / elapsed
+        await server.stop()
+        return [
+            "changes": changes, "limit_bytes_per_second": bytesPerSecond, "burst_bytes": burstBytes,
+            "seconds": rounded(elapsed, 3), "framed_bytes_sent": wire, "measured_bytes_per_second": Int(rate),
+            "sustained_bytes_per_second": Int(sustained),
+            "measured_over_limit": rounded(rate / Double(bytesPerSecond), 4),
+            "sustained_over_limit": rounded(sustained / Double(bytesPerSecond), 4),
+            "progress_events": events_,
+        ]
+    } catch {
+        await server.stop()
+        throw error
+    }
+}

@@ -33,6 +33,8 @@ var rounds = 10
 var roundChanges = 20
 var loadRepeats = 3
 var skipped = Set<String>()
+var throttleChanges = 60_000
+var throttleRate = 150_000
 let defaultBatchEntries = 500
 
 func number(_ arguments: inout ArraySlice<String>, _ flag: String, minimum: Int) -> Int {
@@ -52,6 +54,8 @@ while let argument = arguments.popFirst() {
     case "--rounds": rounds = number(&arguments, argument, minimum: 1)
     case "--round-changes": roundChanges = number(&arguments, argument, minimum: 1)
     case "--load-repeats": loadRepeats = number(&arguments, argument, minimum: 1)
+    case "--throttle-changes": throttleChanges = number(&arguments, argument, minimum: 1)
+    case "--throttle-rate": throttleRate = number(&arguments, argument, minimum: 1)
     case "--batch-sizes":
         guard let text = arguments.popFirst() else { fail("--batch-sizes needs a list") }
         let sizes = text.split(separator: ",").compactMap { Int($0.replacingOccurrences(of: "_", with: "")) }
@@ -71,10 +75,11 @@ while let argument = arguments.popFirst() {
         rounds = 3
         roundChanges = 10
         loadRepeats = 1
+        throttleChanges = 5_000
     case "-h", "--help":
         print(
             "usage: weft-sync-bench [--changes N] [--batch-sizes A,B,..] [--repeats N] [--memory-changes N] "
-                + "[--write-chunk N] [--replicas N] [--rounds N] [--round-changes N] [--load-repeats N] [--skip replay,wire,memory,load] [--quick]")
+                + "[--write-chunk N] [--replicas N] [--rounds N] [--round-changes N] [--load-repeats N] [--skip throttle,replay,wire,memory,load] [--throttle-changes N] [--throttle-rate BYTES] [--quick]")
         exit(0)
     default: fail("unknown argument \(argument)")
     }
@@ -95,6 +100,19 @@ var output: [String: Any] = [
 var targets: [String: Any] = [:]
 
 do {
+    // 0. Throttle: a replay of about 10 seconds under a bandwidth limit, with the real clock.
+    if !skipped.contains("throttle") {
+        log("throttle: \(throttleChanges) changes at \(throttleRate) bytes/s")
+        let result = try await runThrottledReplay(changes: throttleChanges, bytesPerSecond: throttleRate, burstBytes: 16_384)
+        output["throttle"] = result
+        let ratio = result["measured_over_limit"] as? Double ?? 0
+        targets["throttle_rate_within_10_percent"] = [
+            "value": ratio, "target": "0.9 ... 1.1 of the limit", "met": ratio >= 0.9 && ratio <= 1.1,
+            "measures": "framed bytes sent over the replay's wall time, divided by bandwidth_bytes_per_second",
+        ] as [String: Any]
+        log("  \(result["measured_bytes_per_second"] ?? "?") bytes/s over \(result["seconds"] ?? "?") s (ratio \(ratio))")
+    }
+
     // 1. Replay: the same queue at several batch sizes, fresh databases each pass. The first pass
     // (the default batch size) also gives the memory figure for --changes.
     if !skipped.contains("replay") {
