@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "WeftSQLite", targets: ["WeftSQLite"]),
         .library(name: "WeftServer", targets: ["WeftServer"]),
         .library(name: "WeftHTTP", targets: ["WeftHTTP"]),
+        .library(name: "WeftPostgres", targets: ["WeftPostgres"]),
         .executable(name: "weft", targets: ["WeftCLI"]),
         .executable(name: "weft-example-merge", targets: ["WeftExampleMerge"]),
     ],
@@ -26,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .target(name: "WeftCRDT"),
@@ -67,6 +69,14 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        // The central store on PostgreSQL, and `postgres://` endpoints used as written.
+        .target(
+            name: "WeftPostgres",
+            dependencies: [
+                "Weft", "WeftCRDT", "WeftServer", .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "WeftHTTP",
             dependencies: [
@@ -78,7 +88,7 @@ let package = Package(
         .executableTarget(
             name: "WeftCLI",
             dependencies: [
-                "Weft", "WeftCRDT", "WeftSQLite", "WeftServer", "WeftHTTP",
+                "Weft", "WeftCRDT", "WeftSQLite", "WeftServer", "WeftHTTP", "WeftPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -111,7 +121,7 @@ let package = Package(
         .testTarget(
             name: "WeftTests",
             dependencies: [
-                "Weft", "WeftSQLite", "WeftCRDT", "WeftTesting", "WeftServer", "WeftWire", "WeftHTTP",
+                "Weft", "WeftSQLite", "WeftCRDT", "WeftTesting", "WeftServer", "WeftWire", "WeftHTTP", "WeftPostgres",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -2,7 +2,8 @@
 # Installs the Debian packages Weft builds against, if any are missing.
 # With root (or sudo) it runs apt-get; without, it prints the exact command and fails.
 set -euo pipefail
-packages=(libsqlite3-dev libzstd-dev)
+# postgresql: the server binaries for the throwaway PostgreSQL the tests start (scripts/with-postgres.sh).
+packages=(libsqlite3-dev libzstd-dev postgresql)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -4,6 +4,7 @@ import Weft
 import WeftCRDT
 import WeftHTTP
 import WeftServer
+import WeftPostgres
 import WeftSQLite
 
 @main
@@ -34,9 +35,13 @@ struct Serve: AsyncParsableCommand {
             throw fail("\(error)")
         }
         guard let server = file.server else { throw fail("\(config) has no [server] section") }
-        let store: SQLiteCentralStore
+        let store: any CentralStore
         do {
-            store = try SQLiteCentralStore(path: server.storePath)
+            if let url = server.storeURL {
+                store = try await PostgresCentralStore(url: url)
+            } else {
+                store = try SQLiteCentralStore(path: server.storePath)
+            }
         } catch {
             throw fail("\(error)")
         }
@@ -51,7 +56,7 @@ struct Serve: AsyncParsableCommand {
                 maximumChanges: server.limits.maxChangesPerBatch),
             policy: { _, collection in persistence.policy(for: collection.rawValue) })
         let app = StandaloneServer.application(service: service, configuration: server) { port in
-            print("weft: serving on \(server.host):\(port), store \(server.storePath)")
+            print("weft: serving on \(server.host):\(port), store \(server.storeURL.map { "PostgreSQL \($0.host ?? "")\($0.path)" } ?? server.storePath)")
         }
         // SIGINT and SIGTERM shut the server down gracefully (swift-service-lifecycle).
         try await app.runService()

@@ -45,7 +45,7 @@ public protocol CentralStore: Sendable {
     /// Applies a pushed batch; returns the replica's high-water mark afterwards.
     func applyPush(
         database: String, replica: ReplicaID, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
-        merge: @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+        merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
     ) async throws(WeftError) -> UInt64
@@ -78,7 +78,7 @@ public actor MemoryCentralStore: CentralStore {
 
     public func applyPush(
         database: String, replica: ReplicaID, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
-        merge: @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+        merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
     ) throws(WeftError) -> UInt64 {

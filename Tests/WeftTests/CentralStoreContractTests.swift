@@ -3,14 +3,20 @@ import Testing
 import Weft
 import WeftCRDT
 import WeftServer
+import WeftPostgres
 
 enum CentralKind: String, CaseIterable, Sendable, CustomStringConvertible {
-    case memory, sqlite
+    case memory, sqlite, postgres
     var description: String { rawValue }
-    func make(_ directory: TemporaryDirectory) throws -> any CentralStore {
+
+    /// The kinds to test: PostgreSQL unless left out on purpose (WEFT_SKIP_POSTGRES=1).
+    static var testable: [CentralKind] { TestPostgres.skipped ? [.memory, .sqlite] : allCases }
+
+    func make(_ directory: TemporaryDirectory) async throws -> any CentralStore {
         switch self {
         case .memory: return MemoryCentralStore()
         case .sqlite: return try SQLiteCentralStore(path: directory.path("central.sqlite"))
+        case .postgres: return try await PostgresCentralStore(url: try await TestPostgres.freshDatabase())
         }
     }
 }
@@ -36,10 +42,10 @@ struct CentralStoreContractTests {
         return (sequence, key("c", id), record)
     }
 
-    @Test("1. pushes are atomic and idempotent; the high-water mark skips what was applied", arguments: CentralKind.allCases)
+    @Test("1. pushes are atomic and idempotent; the high-water mark skips what was applied", arguments: CentralKind.testable)
     func idempotentPush(_ kind: CentralKind) async throws {
         let directory = TemporaryDirectory()
-        let store = try kind.make(directory)
+        let store = try await kind.make(directory)
         let batch = [change(1, "x", "a", 1, replica: replicaA, wall: 10, count: 1), change(2, "y", "a", 2, replica: replicaA, wall: 11, count: 1)]
         #expect(try await store.applyPush(database: "db", replica: replicaA, changes: batch, merge: Self.merge) == 2)
         #expect(try await store.applyPush(database: "db", replica: replicaA, changes: batch, merge: Self.merge) == 2)
@@ -55,10 +61,10 @@ struct CentralStoreContractTests {
         #expect(try await store.applyPush(database: "db", replica: replicaA, changes: [], merge: Self.merge) == 2)
     }
 
-    @Test("2–3. sequences increase; pages respect limits and never skip or repeat", arguments: CentralKind.allCases)
+    @Test("2–3. sequences increase; pages respect limits and never skip or repeat", arguments: CentralKind.testable)
     func paging(_ kind: CentralKind) async throws {
         let directory = TemporaryDirectory()
-        let store = try kind.make(directory)
+        let store = try await kind.make(directory)
         for index in 1...25 {
             _ = try await store.applyPush(
                 database: "db", replica: replicaA,
@@ -79,10 +85,10 @@ struct CentralStoreContractTests {
         #expect(tiny.changes.count == 1 && tiny.hasMore, "at least one change, even over maxBytes")
     }
 
-    @Test("4. databases are independent; conflicts are logged", arguments: CentralKind.allCases)
+    @Test("4. databases are independent; conflicts are logged", arguments: CentralKind.testable)
     func tenantsAndConflicts(_ kind: CentralKind) async throws {
         let directory = TemporaryDirectory()
-        let store = try kind.make(directory)
+        let store = try await kind.make(directory)
         _ = try await store.applyPush(database: "one", replica: replicaA, changes: [change(1, "x", "a", 1, replica: replicaA, wall: 5, count: 1)], merge: Self.merge)
         _ = try await store.applyPush(database: "one", replica: replicaB, changes: [change(1, "x", "b", 2, replica: replicaB, wall: 6, count: 1)], merge: Self.merge)
         #expect(try await store.changes(database: "two", after: 0, limit: 10, maxBytes: 1 << 20).changes.isEmpty)

@@ -37,10 +37,10 @@ struct DownTransport: SyncTransport {
 struct SyncLoopTests {
     static let policies: [ConflictPolicy] = [.crdt, .lastWriterWins]
 
-    @Test(arguments: policies, CentralKind.allCases)
+    @Test(arguments: policies, CentralKind.testable)
     func threeReplicasAndTheServerConverge(_ policy: ConflictPolicy, _ central: CentralKind) async throws {
         let directory = TemporaryDirectory()
-        let store = try central.make(directory)
+        let store = try await central.make(directory)
         let service = SyncService(store: store) { _, _ in policy }
         var configuration = ReplicaConfiguration()
         configuration.conflictResolution = policy

@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import Weft
 import WeftCRDT
@@ -87,4 +88,109 @@ func runProcess(_ executable: URL, _ arguments: [String]) throws -> (status: Int
     let errorData = error.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: outputData, as: UTF8.self), String(decoding: errorData, as: UTF8.self))
+}
+
+// MARK: - PostgreSQL
+
+import WeftPostgres
+
+/// The throwaway PostgreSQL server `make test` starts (scripts/with-postgres.sh).
+enum TestPostgres {
+    struct Missing: Error, CustomStringConvertible {
+        var description: String {
+            "WEFT_POSTGRES_URL is not set: run the suite with `make test` (which starts a throwaway PostgreSQL), "
+                + "or `bash scripts/with-postgres.sh swift test`; set WEFT_SKIP_POSTGRES=1 to leave the PostgreSQL tests out on purpose"
+        }
+    }
+
+    /// Whether PostgreSQL tests were left out on purpose.
+    static var skipped: Bool { ProcessInfo.processInfo.environment["WEFT_SKIP_POSTGRES"] == "1" }
+
+    /// The server's URL (the `weft_test` database).
+    static func serverURL() throws -> URL {
+        guard let text = ProcessInfo.processInfo.environment["WEFT_POSTGRES_URL"], let url = URL(string: text) else { throw Missing() }
+        return url
+    }
+
+    /// A new, empty database on the throwaway server, for one test.
+    static func freshDatabase() async throws -> URL {
+        let server = try serverURL()
+        let name = "weft_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20)
+        let psql = URL(fileURLWithPath: (ProcessInfo.processInfo.environment["WEFT_POSTGRES_BIN"] ?? "/usr/bin") + "/psql")
+        let result = try runProcess(psql, [server.absoluteString, "-v", "ON_ERROR_STOP=1", "-qc", "CREATE DATABASE \(name)"])
+        guard result.status == 0 else { throw TestFailure("CREATE DATABASE failed: \(result.error)") }
+        var components = URLComponents(url: server, resolvingAgainstBaseURL: false)
+        components?.path = "/\(name)"
+        guard let url = components?.url else { throw TestFailure("cannot build the database URL") }
+        return url
+    }
+
+    struct TestFailure: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+}
+
+/// A PostgreSQL server of a test's own (initdb into a temporary folder, loopback only), for tests
+/// that stop and restart it without disturbing the shared one.
+final class PrivatePostgres: @unchecked Sendable {
+    let root: URL
+    let port: Int
+    let bin: String
+    let runAs: [String]
+    var url: URL { URL(string: "postgres://weft@127.0.0.1:\(port)/weft_test")! }
+
+    init() throws {
+        let environment = ProcessInfo.processInfo.environment
+        guard let bin = environment["WEFT_POSTGRES_BIN"] else { throw TestPostgres.Missing() }
+        self.bin = bin
+        runAs = (environment["WEFT_POSTGRES_RUN_AS"] ?? "").split(separator: " ").map(String.init)
+        root = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("weft-pg-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        port = try Self.freePort()
+        if !runAs.isEmpty { _ = try runProcess(URL(fileURLWithPath: "/usr/bin/chown"), ["postgres", root.path]) }
+        try run("initdb", ["-D", root.appendingPathComponent("data").path, "-U", "weft", "--auth=trust", "-E", "UTF8"])
+        try start()
+        try run("createdb", ["-h", "127.0.0.1", "-p", "\(port)", "-U", "weft", "weft_test"])
+    }
+
+    static func freePort() throws -> Int { try OfflineTests.freePort() }
+
+    /// Runs a PostgreSQL tool and waits for it to exit, through `system(3)`: its output goes to a
+    /// file, and the shell is reaped with `waitpid` (Foundation's `Process` did not notice the
+    /// exit of a `pg_ctl start` whose server lives on).
+    private func run(_ tool: String, _ arguments: [String]) throws {
+        let command = (runAs + [bin + "/" + tool] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+        let log = root.appendingPathComponent("\(tool).out").path
+        let status = system(command.joined(separator: " ") + " >'\(log)' 2>&1 </dev/null")
+        guard status == 0 else {
+            let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            throw TestPostgres.TestFailure("\(tool) failed (\(status)): \(output)")
+        }
+    }
+
+    func start() throws {
+        try run(
+            "pg_ctl",
+            [
+                "-D", root.appendingPathComponent("data").path, "-l", root.appendingPathComponent("server.log").path, "-w", "-o",
+                "-c listen_addresses=127.0.0.1 -p \(port) -k \(root.path)", "start",
+            ])
+    }
+
+    func stop() throws {
+        try run("pg_ctl", ["-D", root.appendingPathComponent("data").path, "-m", "fast", "-w", "stop"])
+    }
+
+    func remove() {
+        try? stop()
+        try? FileManager.default.removeItem(at: root)
+    }
+}
+
+/// A value behind a lock, shareable between tasks.
+final class Shared<Value: Sendable>: Sendable {
+    private let lock: Mutex<Value>
+    init(_ value: Value) { lock = Mutex(value) }
+    func withLock<T>(_ body: (inout Value) -> T) -> T { lock.withLock { body(&$0) } }
 }

@@ -279,7 +279,7 @@ struct TOMLReader {
 
     func server(_ table: TOMLTable) throws(ConfigurationError) -> ServerConfiguration {
         let path = "server"
-        try checkKeys(table, at: path, allowed: ["listen", "store_path", "tokens", "limits"])
+        try checkKeys(table, at: path, allowed: ["listen", "store_path", "store_url", "tokens", "limits"])
         var result = ServerConfiguration()
         if let listen = try string(table, "listen", at: path) {
             let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
@@ -290,6 +290,12 @@ struct TOMLReader {
             result.port = port
         }
         if let store = try string(table, "store_path", at: path) { result.storePath = store }
+        if let text = try string(table, "store_url", at: path) {
+            guard case .postgres(let url)? = try? RemoteEndpoint.parse(text) else {
+                throw error("\(path).store_url", expected: "a postgres://user:password@host:port/database URL", found: "a value that is not one")
+            }
+            result.storeURL = url
+        }
         if let limits = try self.table(table, "limits", at: path) {
             let limitsPath = "\(path).limits"
             try checkKeys(

@@ -205,6 +205,9 @@ public struct ServerConfiguration: Hashable, Sendable {
     public var port: Int = 20_000
     /// `store_path`: the SQLite central store.
     public var storePath: String = "weft-server.sqlite"
+    /// `store_url`: a `postgres://` URL; when set, the central store is that PostgreSQL
+    /// database instead of the SQLite file (several servers may share it).
+    public var storeURL: URL?
     /// `[[server.tokens]]`.
     public var tokens: [ServerToken] = []
     /// `[server.limits]`.

@@ -1,0 +1,592 @@
+import Foundation
+import Logging
+import Synchronization
+import NIOCore
+import NIOSSL
+import PostgresNIO
+import Weft
+import WeftCRDT
+import WeftServer
+
+/// A central store on PostgreSQL (postgres-nio): the same contract as the SQLite store, for
+/// several `weft serve` instances sharing one database, or a replica syncing straight into
+/// PostgreSQL (`remote_endpoint = "postgres://…"`).
+///
+/// ## How several instances stay correct
+///
+/// - **Merges are serialized per document.** A push takes a transaction-scoped advisory lock on
+///   each document key it touches (in key order, so two pushes never wait on each other in a
+///   cycle) before reading and merging, so two instances merging into the same document take
+///   turns and neither loses the other's update. An advisory lock rather than `SELECT … FOR
+///   UPDATE`, because a document that does not exist yet has no row to lock: two instances
+///   creating it at once would each insert their own version.
+/// - **Pull cursors never skip a change.** A push does not number its change-log rows; it commits
+///   them unnumbered. A *sequencer* then numbers every committed, unnumbered row of the tenant in
+///   one short transaction under a per-tenant advisory lock, continuing from the tenant's
+///   counter. A row is only numbered after its push committed, and each sequencer transaction
+///   commits before the next one starts, so numbers become visible in increasing order: a
+///   reader that has seen 42 has seen 41. (Numbering inside the pushes would let a transaction
+///   that took 41 commit after one that took 42, and a reader that saw 42 would skip 41.) Every
+///   push runs the sequencer after it commits, and every pull first runs it if rows wait, so a
+///   crash between the two only delays numbering.
+///
+/// The schema is versioned in `weft_migrations` and migrated at start-up under an advisory lock.
+/// A database migrated by a newer Weft is refused with ``Weft/WeftError/Kind/schemaTooNew``.
+public final class PostgresCentralStore: CentralStore {
+    let client: PostgresClient
+    private let runner: Task<Void, Never>
+    private let logger: Logger
+    /// Where the store connects, without the password.
+    public let location: String
+    /// How long one operation (a push, a page, a read) may take, waiting for a connection
+    /// included. A server that is down makes operations fail after this long, as
+    /// ``Weft/WeftError/Kind/storage`` (which sync reports as unavailable), instead of waiting
+    /// forever for the pool to reconnect.
+    public let operationTimeout: Duration
+
+    /// The schema migrations, in order; the index plus one is the version.
+    static let migrations: [(name: String, sql: [String])] = [
+        (
+            "v1: documents, change log, tenant counters, high-water marks, conflicts",
+            [
+                """
+                CREATE TABLE weft_documents (
+                    tenant TEXT NOT NULL, collection TEXT NOT NULL, id TEXT NOT NULL, record BYTEA NOT NULL,
+                    PRIMARY KEY (tenant, collection, id))
+                """,
+                "CREATE TABLE weft_tenants (tenant TEXT PRIMARY KEY, next_sequence BIGINT NOT NULL)",
+                """
+                CREATE TABLE weft_change_log (
+                    id BIGSERIAL PRIMARY KEY, tenant TEXT NOT NULL, sequence BIGINT,
+                    collection TEXT NOT NULL, doc_id TEXT NOT NULL, record BYTEA NOT NULL, bytes INTEGER NOT NULL)
+                """,
+                "CREATE UNIQUE INDEX weft_change_log_by_sequence ON weft_change_log (tenant, sequence) WHERE sequence IS NOT NULL",
+                "CREATE INDEX weft_change_log_unnumbered ON weft_change_log (tenant, id) WHERE sequence IS NULL",
+                """
+                CREATE TABLE weft_high_water (
+                    tenant TEXT NOT NULL, replica BYTEA NOT NULL, applied_through BIGINT NOT NULL,
+                    PRIMARY KEY (tenant, replica))
+                """,
+                """
+                CREATE TABLE weft_conflicts (
+                    number BIGSERIAL PRIMARY KEY, tenant TEXT NOT NULL, collection TEXT NOT NULL, doc_id TEXT NOT NULL,
+                    policy TEXT NOT NULL, resolver TEXT, local BYTEA NOT NULL, remote BYTEA NOT NULL, winner BYTEA NOT NULL)
+                """,
+            ]
+        )
+    ]
+
+    /// A fixed key for the migration advisory lock ("weft" in ASCII).
+    static let migrationLock: Int64 = 0x7765_6674
+
+    /// Connects to the PostgreSQL database `url` names and migrates its schema.
+    ///
+    /// `url` is `postgres://user:password@host:port/database`, with an optional `sslmode` of
+    /// `disable` (the default), `prefer` or `require`; `sslrootcert=PATH` adds a CA file to
+    /// trust. TLS settings pass through to postgres-nio.
+    /// - Throws: ``Weft/WeftError/Kind/invalidArgument`` for a malformed URL,
+    ///   ``Weft/WeftError/Kind/storage`` if the server cannot be reached or refuses the login,
+    ///   ``Weft/WeftError/Kind/schemaTooNew`` for a schema from a newer Weft.
+    public init(
+        url: URL, operationTimeout: Duration = .seconds(10), logger: Logger = PostgresCentralStore.defaultLogger
+    ) async throws(WeftError) {
+        let configuration = try Self.configuration(url)
+        self.logger = logger
+        self.operationTimeout = operationTimeout
+        location = "\(url.host ?? "?"):\(url.port ?? 5432)\(url.path)"
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.client = client
+        runner = Task { await client.run() }
+        do {
+            try await migrate()
+        } catch {
+            runner.cancel()
+            throw error
+        }
+    }
+
+    deinit { runner.cancel() }
+
+    /// The default logger: warnings and errors only (postgres-nio reports every failed
+    /// reconnection attempt at `info`, which an outage turns into a flood).
+    public static var defaultLogger: Logger {
+        var logger = Logger(label: "weft.postgres")
+        logger.logLevel = .warning
+        return logger
+    }
+
+    /// Closes the connections.
+    public func shutdown() async {
+        runner.cancel()
+        await runner.value
+    }
+
+    /// The postgres-nio configuration for `url`.
+    static func configuration(_ url: URL) throws(WeftError) -> PostgresClient.Configuration {
+        guard let components = URLComponents(url: url, resolvingAgainstBaseURL: false),
+            let scheme = components.scheme?.lowercased(), scheme == "postgres" || scheme == "postgresql",
+            let host = components.host, !host.isEmpty
+        else {
+            throw .invalidArgument("expected postgres://user:password@host:port/database, got \(url.absoluteString.redactingPassword)")
+        }
+        let database = String(components.path.drop(while: { $0 == "/" }))
+        guard !database.isEmpty else { throw .invalidArgument("the PostgreSQL URL names no database") }
+        let user = components.percentEncodedUser?.removingPercentEncoding ?? "postgres"
+        let password = components.percentEncodedPassword?.removingPercentEncoding
+        var options = [String: String]()
+        for item in components.queryItems ?? [] { options[item.name] = item.value ?? "" }
+        var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
+        if let root = options["sslrootcert"] {
+            tlsConfiguration.trustRoots = .file(root)
+        }
+        let tls: PostgresClient.Configuration.TLS
+        switch options["sslmode"] ?? "disable" {
+        case "disable": tls = .disable
+        case "prefer", "allow": tls = .prefer(tlsConfiguration)
+        case "require", "verify-ca", "verify-full": tls = .require(tlsConfiguration)
+        case let other: throw .invalidArgument("unknown sslmode \(other.debugDescription): use disable, prefer or require")
+        }
+        var configuration = PostgresClient.Configuration(
+            host: host, port: components.port ?? 5432, username: user, password: password, database: database, tls: tls)
+        configuration.options.maximumConnections = 32
+        return configuration
+    }
+
+    /// Maps an error from postgres-nio to a ``Weft/WeftError``.
+    func map(_ error: any Error) -> WeftError {
+        if let weft = error as? WeftError { return weft }
+        if let timedOut = error as? TimedOut { return .storage(timedOut.description) }
+        if let psql = error as? PSQLError {
+            let detail = psql.serverInfo?[.message] ?? "\(psql.code)"
+            return .storage("PostgreSQL at \(location): \(detail)")
+        }
+        return .storage("PostgreSQL at \(location): \(String(reflecting: error))")
+    }
+
+    struct TimedOut: Error, CustomStringConvertible {
+        let location: String
+        let timeout: Duration
+        var description: String { "PostgreSQL at \(location) did not answer within \(timeout)" }
+    }
+
+    /// Runs `body`, giving up after ``operationTimeout``.
+    ///
+    /// The operation runs in a task of its own that is cancelled, not awaited, when the time is
+    /// up: a query on a connection the server dropped mid-transaction can outlive its
+    /// cancellation in postgres-nio, and waiting for it would hang the caller.
+    func withDeadline<T: Sendable>(_ limit: Duration? = nil, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let (timeout, location) = (limit ?? operationTimeout, location)
+        let operation = Task { try await body() }
+        let outcome = Outcome<T>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                outcome.set(continuation)
+                Task {
+                    let result = await operation.result
+                    outcome.resume(with: result)
+                }
+                Task {
+                    try? await Task.sleep(for: timeout)
+                    if outcome.resume(with: .failure(TimedOut(location: location, timeout: timeout))) { operation.cancel() }
+                }
+            }
+        } onCancel: {
+            operation.cancel()
+        }
+    }
+
+    /// A continuation resumed once, by whichever of the operation and the timer finishes first.
+    final class Outcome<T: Sendable>: Sendable {
+        private let state = Mutex<(continuation: CheckedContinuation<T, any Error>?, done: Bool)>((nil, false))
+        func set(_ continuation: CheckedContinuation<T, any Error>) {
+            let pending = state.withLock { state -> Bool in
+                if state.done { return true }
+                state.continuation = continuation
+                return false
+            }
+            if pending { continuation.resume(throwing: CancellationError()) }
+        }
+        @discardableResult
+        func resume(with result: Result<T, any Error>) -> Bool {
+            let continuation = state.withLock { state -> CheckedContinuation<T, any Error>? in
+                guard !state.done else { return nil }
+                state.done = true
+                defer { state.continuation = nil }
+                return state.continuation
+            }
+            continuation?.resume(with: result)
+            return continuation != nil
+        }
+    }
+
+    /// Whether an error is a serialization failure or deadlock worth retrying.
+    static func isRetryable(_ error: any Error) -> Bool {
+        guard let psql = error as? PSQLError, let state = psql.serverInfo?[.sqlState] else { return false }
+        return state == "40001" || state == "40P01"
+    }
+
+    // MARK: Schema
+
+    private func migrate() async throws(WeftError) {
+        do {
+            // Connecting and migrating get a minute, whatever the operation timeout.
+            try await withDeadline(max(operationTimeout, .seconds(60))) { try await self.migrateNow() }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    private func migrateNow() async throws {
+        do {
+            let logger = logger
+            try await client.withConnection { connection in
+                try await connection.query("SELECT pg_advisory_lock(\(Self.migrationLock))", logger: logger)
+                do {
+                    try await connection.query(
+                        """
+                        CREATE TABLE IF NOT EXISTS weft_migrations (
+                            version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
+                        """, logger: logger)
+                    var applied = 0
+                    for try await version in try await connection.query("SELECT max(version) FROM weft_migrations", logger: logger)
+                        .decode(Int?.self)
+                    {
+                        applied = version ?? 0
+                    }
+                    guard applied <= Self.migrations.count else {
+                        throw WeftError.schemaTooNew(
+                            "the PostgreSQL schema is at version \(applied); this build of Weft knows \(Self.migrations.count)")
+                    }
+                    for (index, migration) in Self.migrations.enumerated() where index + 1 > applied {
+                        let logger = logger
+                        try await connection.withTransaction(logger: logger) { connection in
+                            for statement in migration.sql {
+                                try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                            }
+                            try await connection.query(
+                                "INSERT INTO weft_migrations (version, name) VALUES (\(index + 1), \(migration.name))", logger: logger)
+                        }
+                    }
+                } catch {
+                    _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger)
+                    throw error
+                }
+                try await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger)
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    // MARK: CentralStore
+
+    public func applyPush(
+        database: String, replica: ReplicaID, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
+        )
+    ) async throws(WeftError) -> UInt64 {
+        guard changes.allSatisfy({ Int64(exactly: $0.sequence) != nil }) else {
+            throw .invalidArgument("a sequence number is out of range")
+        }
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let mark = try await withDeadline {
+                    try await self.pushTransaction(database: database, replica: replica, changes: changes, merge: merge)
+                }
+                // Number the new log rows now (any instance's pull would do it too).
+                try? await withDeadline { try await self.sequence(database) }
+                return mark
+            } catch {
+                if attempt < 5, Self.isRetryable(error) { continue }
+                throw map(error)
+            }
+        }
+    }
+
+    private func pushTransaction(
+        database: String, replica: ReplicaID, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
+        )
+    ) async throws -> UInt64 {
+        let logger = logger
+        let location = location
+        return try await client.withTransaction(logger: logger) { connection -> UInt64 in
+            let replicaBytes = ByteBuffer(bytes: replica.bytes)
+            var mark: Int64 = 0
+            for try await value in try await connection.query(
+                "SELECT applied_through FROM weft_high_water WHERE tenant = \(database) AND replica = \(replicaBytes)", logger: logger
+            ).decode(Int64.self) {
+                mark = value
+            }
+            var newMark = max(mark, 0)
+            // Serialize merges per document: a transaction-scoped advisory lock on each document
+            // key (which also covers documents that do not exist yet, where a row lock could not),
+            // taken in key order so that two pushes never wait on each other in a cycle. The
+            // changes are then applied in batch order.
+            let keys = Set(changes.map(\.key)).sorted {
+                ($0.collection.rawValue, $0.id.rawValue) < ($1.collection.rawValue, $1.id.rawValue)
+            }
+            for key in keys {
+                let lockName = database + "\u{1F}" + key.collection.rawValue + "\u{1F}" + key.id.rawValue
+                try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(lockName), 0))", logger: logger)
+            }
+            for change in changes {
+                newMark = max(newMark, Int64(change.sequence))
+                let (collection, id) = (change.key.collection.rawValue, change.key.id.rawValue)
+                var current: ByteBuffer?
+                for try await record in try await connection.query(
+                    "SELECT record FROM weft_documents WHERE tenant = \(database) AND collection = \(collection) AND id = \(id)",
+                    logger: logger
+                ).decode(ByteBuffer.self) {
+                    current = record
+                }
+                let local = try current.map { buffer throws(WeftError) in
+                    do {
+                        return try DocumentRecord(encoded: Array(buffer: buffer))
+                    } catch {
+                        throw WeftError.corrupt("the record of \(database)/\(change.key) at \(location) does not decode: \(error)")
+                    }
+                }
+                let result = try merge(local, change.key, change.delta)
+                if let conflict = result.conflict {
+                    let (policy, resolver) = Self.policyColumns(conflict.policy)
+                    try await connection.query(
+                        """
+                        INSERT INTO weft_conflicts (tenant, collection, doc_id, policy, resolver, local, remote, winner)
+                        VALUES (\(database), \(collection), \(id), \(policy), \(resolver), \(ByteBuffer(bytes: conflict.local.encoded())),
+                                \(ByteBuffer(bytes: conflict.remote.encoded())), \(ByteBuffer(bytes: conflict.winner.encoded())))
+                        """, logger: logger)
+                }
+                guard result.record != local else { continue }
+                let encoded = result.record.encoded()
+                let bytes = ByteBuffer(bytes: encoded)
+                try await connection.query(
+                    """
+                    INSERT INTO weft_documents (tenant, collection, id, record) VALUES (\(database), \(collection), \(id), \(bytes))
+                    ON CONFLICT (tenant, collection, id) DO UPDATE SET record = EXCLUDED.record
+                    """, logger: logger)
+                try await connection.query(
+                    """
+                    INSERT INTO weft_change_log (tenant, collection, doc_id, record, bytes)
+                    VALUES (\(database), \(collection), \(id), \(bytes), \(Int32(clamping: encoded.count)))
+                    """, logger: logger)
+            }
+            try await connection.query(
+                """
+                INSERT INTO weft_high_water (tenant, replica, applied_through) VALUES (\(database), \(replicaBytes), \(newMark))
+                ON CONFLICT (tenant, replica) DO UPDATE SET applied_through = GREATEST(weft_high_water.applied_through, EXCLUDED.applied_through)
+                """, logger: logger)
+            return UInt64(newMark)
+        }
+    }
+
+    /// Numbers the tenant's committed, unnumbered change-log rows, in commit order of the
+    /// sequencer (see the type's documentation).
+    func sequence(_ database: String) async throws {
+        let logger = logger
+        try await client.withTransaction(logger: logger) { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(database), 7))", logger: logger)
+            try await connection.query(
+                "INSERT INTO weft_tenants (tenant, next_sequence) VALUES (\(database), 1) ON CONFLICT (tenant) DO NOTHING",
+                logger: logger)
+            try await connection.query(
+                """
+                WITH pending AS (
+                    SELECT id, row_number() OVER (ORDER BY id) - 1 AS offset_in_run
+                    FROM weft_change_log WHERE tenant = \(database) AND sequence IS NULL
+                ), counter AS (
+                    SELECT next_sequence FROM weft_tenants WHERE tenant = \(database)
+                ), numbered AS (
+                    UPDATE weft_change_log c SET sequence = counter.next_sequence + pending.offset_in_run
+                    FROM pending, counter WHERE c.id = pending.id
+                    RETURNING c.sequence
+                )
+                UPDATE weft_tenants SET next_sequence = GREATEST(next_sequence, (SELECT COALESCE(max(sequence) + 1, 0) FROM numbered))
+                WHERE tenant = \(database)
+                """, logger: logger)
+        }
+    }
+
+    public func changes(database: String, after: UInt64, limit: Int, maxBytes: Int) async throws(WeftError)
+        -> (changes: [LoggedChange], hasMore: Bool)
+    {
+        guard let cursor = Int64(exactly: after) else { throw .invalidArgument("cursor \(after) is out of range") }
+        do {
+            let page = try await withDeadline { try await self.page(database: database, after: cursor, limit: limit, maxBytes: maxBytes) }
+            return (page.changes, page.hasMore)
+        } catch {
+            throw map(error)
+        }
+    }
+
+    private struct Page: Sendable {
+        var changes: [LoggedChange]
+        var hasMore: Bool
+    }
+
+    private func page(database: String, after cursor: Int64, limit: Int, maxBytes: Int) async throws -> Page {
+        let logger = logger
+        let location = location
+        do {
+            var waiting = false
+            for try await exists in try await client.query(
+                "SELECT EXISTS (SELECT 1 FROM weft_change_log WHERE tenant = \(database) AND sequence IS NULL)", logger: logger
+            ).decode(Bool.self) {
+                waiting = exists
+            }
+            if waiting { try await sequence(database) }
+            let rows = try await client.query(
+                """
+                SELECT sequence, collection, doc_id, record, bytes FROM weft_change_log
+                WHERE tenant = \(database) AND sequence > \(cursor) ORDER BY sequence LIMIT \(max(1, limit) + 1)
+                """, logger: logger)
+            var page = [LoggedChange]()
+            var bytes = 0
+            var more = false
+            for try await (sequence, collection, id, record, size) in rows.decode((Int64, String, String, ByteBuffer, Int32).self) {
+                if page.count >= max(1, limit) || (!page.isEmpty && bytes + Int(size) > maxBytes) {
+                    more = true
+                    break
+                }
+                let key: DocumentKey
+                do {
+                    key = DocumentKey(collection: try CollectionName(collection), id: try DocumentID(id))
+                } catch {
+                    throw WeftError.corrupt("a stored key at \(location) is invalid: \(error)")
+                }
+                let decoded: DocumentRecord
+                do {
+                    decoded = try DocumentRecord(encoded: Array(buffer: record))
+                } catch {
+                    throw WeftError.corrupt("a logged record of \(database)/\(key) at \(location) does not decode: \(error)")
+                }
+                page.append(LoggedChange(sequence: UInt64(sequence), key: key, record: decoded, byteCount: Int(size)))
+                bytes += Int(size)
+            }
+            return Page(changes: page, hasMore: more)
+        }
+    }
+
+    public func record(database: String, key: DocumentKey) async throws(WeftError) -> DocumentRecord? {
+        do {
+            return try await withDeadline { try await self.readRecord(database: database, key: key) }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    private func readRecord(database: String, key: DocumentKey) async throws -> DocumentRecord? {
+        do {
+            var found: ByteBuffer?
+            for try await record in try await client.query(
+                """
+                SELECT record FROM weft_documents
+                WHERE tenant = \(database) AND collection = \(key.collection.rawValue) AND id = \(key.id.rawValue)
+                """, logger: logger
+            ).decode(ByteBuffer.self) {
+                found = record
+            }
+            return try found.map { buffer throws(WeftError) in
+                do {
+                    return try DocumentRecord(encoded: Array(buffer: buffer))
+                } catch {
+                    throw WeftError.corrupt("the record of \(database)/\(key) at \(location) does not decode: \(error)")
+                }
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    public func conflicts(database: String, limit: Int) async throws(WeftError) -> [ConflictRecord] {
+        do {
+            return try await withDeadline { try await self.readConflicts(database: database, limit: limit) }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    private func readConflicts(database: String, limit: Int) async throws -> [ConflictRecord] {
+        do {
+            var result = [ConflictRecord]()
+            let rows = try await client.query(
+                """
+                SELECT collection, doc_id, policy, resolver, local, remote, winner FROM weft_conflicts
+                WHERE tenant = \(database) ORDER BY number DESC LIMIT \(max(0, limit))
+                """, logger: logger)
+            for try await (collection, id, policy, resolver, local, remote, winner) in rows.decode(
+                (String, String, String, String?, ByteBuffer, ByteBuffer, ByteBuffer).self)
+            {
+                func record(_ buffer: ByteBuffer) throws(WeftError) -> DocumentRecord {
+                    do {
+                        return try DocumentRecord(encoded: Array(buffer: buffer))
+                    } catch {
+                        throw .corrupt("a logged conflict at \(location) does not decode: \(error)")
+                    }
+                }
+                let key: DocumentKey
+                do {
+                    key = DocumentKey(collection: try CollectionName(collection), id: try DocumentID(id))
+                } catch {
+                    throw WeftError.corrupt("a stored key at \(location) is invalid: \(error)")
+                }
+                result.append(
+                    ConflictRecord(
+                        key: key, local: try record(local), remote: try record(remote), winner: try record(winner),
+                        policy: try Self.policy(policy, resolver)))
+            }
+            return result
+        } catch {
+            throw map(error)
+        }
+    }
+
+    // MARK: Conflict policies in the conflict log
+
+    static func policyColumns(_ policy: ConflictPolicy) -> (policy: String, resolver: String?) {
+        switch policy {
+        case .lastWriterWins: return ("lww", nil)
+        case .crdt: return ("crdt", nil)
+        case .custom(let name): return ("custom", name)
+        case .fields(let rules):
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            let data = (try? encoder.encode(rules.mapValues(\.rawValue))) ?? Data("{}".utf8)
+            return ("fields", String(decoding: data, as: UTF8.self))
+        }
+    }
+
+    static func policy(_ name: String, _ resolver: String?) throws(WeftError) -> ConflictPolicy {
+        switch name {
+        case "lww": return .lastWriterWins
+        case "crdt": return .crdt
+        case "custom":
+            guard let resolver else { throw .corrupt("a custom policy in the conflict log has no resolver") }
+            return .custom(resolver: resolver)
+        case "fields":
+            guard let resolver, let names = try? JSONDecoder().decode([String: String].self, from: Data(resolver.utf8)) else {
+                throw .corrupt("field rules in the conflict log do not decode")
+            }
+            var rules = [String: FieldRule]()
+            for (field, rule) in names {
+                guard let value = FieldRule(rawValue: rule) else { throw .corrupt("unknown field rule \(rule.debugDescription)") }
+                rules[field] = value
+            }
+            return .fields(rules)
+        default: throw .corrupt("unknown conflict policy \(name.debugDescription) in the conflict log")
+        }
+    }
+}
+
+extension String {
+    /// The URL text with any password replaced by `***`.
+    var redactingPassword: String {
+        guard var components = URLComponents(string: self), components.password != nil else { return self }
+        components.password = "***"
+        return components.string ?? self
+    }
+}
