@@ -134,7 +134,7 @@ let package = Package(
         .testTarget(
             name: "DocExamplesTests",
             dependencies: [
-                "WeftCRDT", "WeftTesting", "Weft", "WeftSQLite", "WeftServer", "WeftHTTP",
+                "WeftCRDT", "WeftTesting", "Weft", "WeftSQLite", "WeftServer", "WeftHTTP", "WeftPostgres",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

@@ -100,6 +100,7 @@ package.targets.append(
             .product(name: "WeftHTTP", package: "Weft"),
             .product(name: "WeftWire", package: "Weft"),
             .product(name: "WeftCRDT", package: "Weft"),
+            .product(name: "WeftPostgres", package: "Weft"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),

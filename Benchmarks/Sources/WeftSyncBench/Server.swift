@@ -13,15 +13,20 @@ struct BenchServer {
 
     let port: Int
     let task: Task<Void, any Error>
-    let store: SQLiteCentralStore
+    let store: any CentralStore
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
     static func start(storePath: String, policy: ConflictPolicy) async throws -> BenchServer {
-        let store = try SQLiteCentralStore(path: storePath)
+        try await start(store: try SQLiteCentralStore(path: storePath), storePath: storePath, policy: policy)
+    }
+
+    static func start(
+        store: any CentralStore, storePath: String = "", policy: ConflictPolicy, databases: [String] = [BenchServer.database]
+    ) async throws -> BenchServer {
         var configuration = ServerConfiguration()
         configuration.port = 0
         configuration.storePath = storePath
-        configuration.tokens = [ServerToken(token: token, databases: [database], access: .readWrite)]
+        configuration.tokens = [ServerToken(token: token, databases: databases, access: .readWrite)]
         let limits = configuration.limits
         let service = SyncService(
             store: store,

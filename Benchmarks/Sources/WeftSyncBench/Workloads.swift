@@ -370,3 +370,38 @@ func runThrottledReplay(changes: Int, bytesPerSecond: Int, burstBytes: Int) asyn
         throw error
     }
 }
+
+/// Push throughput of a central store behind `instances` Standalone servers: `replicas`
+/// replicas (each its own HTTP client), spread over the servers, each pushing `changes` queued
+/// documents of its own at once. Returns changes per second over the wall time of all pushes.
+func runStorePush(
+    stores: [any CentralStore], tenant: String, replicas: Int, changes: Int, batchEntries: Int = 100
+) async throws -> (changesPerSecond: Int, seconds: Double) {
+    var servers = [BenchServer]()
+    for store in stores { servers.append(try await BenchServer.start(store: store, policy: .lastWriterWins, databases: [tenant])) }
+    do {
+        var engines = [SyncEngine]()
+        for index in 0..<replicas {
+            let replica = try await Replica(storage: MemoryReplicaStorage(), configuration: ReplicaConfiguration(maxQueueBytes: 1 << 36))
+            try await WorkOrders.write(replica, (index * changes)..<((index + 1) * changes), chunk: 1_000)
+            let server = servers[index % servers.count]
+            let client = HTTPTransport(baseURL: server.baseURL, database: tenant, token: BenchServer.token)
+            let engine = SyncEngine(replica: replica, transport: client)
+            await engine.setBatchLimits(entries: batchEntries, bytes: 1 << 20)
+            engines.append(engine)
+        }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let pushed = try await withThrowingTaskGroup(of: Int.self) { group in
+            for engine in engines { group.addTask { try await engine.pushAll() } }
+            return try await group.reduce(0, +)
+        }
+        let elapsed = seconds(clock.now - start)
+        guard pushed == replicas * changes else { throw BenchFailure("pushed \(pushed) of \(replicas * changes)") }
+        for server in servers { await server.stop() }
+        return (Int(Double(pushed) / elapsed), elapsed)
+    } catch {
+        for server in servers { await server.stop() }
+        throw error
+    }
+}

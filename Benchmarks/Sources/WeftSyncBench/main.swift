@@ -20,6 +20,8 @@
 
 import Foundation
 import Weft
+import WeftPostgres
+import WeftSQLite
 
 // MARK: - Arguments
 
@@ -34,6 +36,9 @@ var roundChanges = 20
 var loadRepeats = 3
 var skipped = Set<String>()
 var throttleChanges = 60_000
+var pgReplicas = 20
+var pgChanges = 1_000
+var pgRepeats = 3
 var throttleRate = 150_000
 let defaultBatchEntries = 500
 
@@ -56,6 +61,9 @@ while let argument = arguments.popFirst() {
     case "--load-repeats": loadRepeats = number(&arguments, argument, minimum: 1)
     case "--throttle-changes": throttleChanges = number(&arguments, argument, minimum: 1)
     case "--throttle-rate": throttleRate = number(&arguments, argument, minimum: 1)
+    case "--pg-replicas": pgReplicas = number(&arguments, argument, minimum: 1)
+    case "--pg-changes": pgChanges = number(&arguments, argument, minimum: 1)
+    case "--pg-repeats": pgRepeats = number(&arguments, argument, minimum: 1)
     case "--batch-sizes":
         guard let text = arguments.popFirst() else { fail("--batch-sizes needs a list") }
         let sizes = text.split(separator: ",").compactMap { Int($0.replacingOccurrences(of: "_", with: "")) }
@@ -100,6 +108,48 @@ var output: [String: Any] = [
 var targets: [String: Any] = [:]
 
 do {
+    // P. PostgreSQL: push throughput against the SQLite store, and from one server to two.
+    if !skipped.contains("postgres") {
+        if let text = ProcessInfo.processInfo.environment["WEFT_POSTGRES_URL"], let base = URL(string: text) {
+            var runs = [[String: Any]]()
+            var ratios = (vsSQLite: [Double](), scaling: [Double]())
+            for pass in 1...pgRepeats {
+                log("postgres: pass \(pass)/\(pgRepeats): \(pgReplicas) replicas x \(pgChanges) changes")
+                let scratch = try Scratch()
+                let sqlite = try await runStorePush(
+                    stores: [try SQLiteCentralStore(path: scratch.file("central.sqlite"))], tenant: "sqlite\(pass)", replicas: pgReplicas,
+                    changes: pgChanges)
+                scratch.remove()
+                let run = "\(UInt32.random(in: 0...UInt32.max))"
+                let one = try await PostgresCentralStore(url: base)
+                let single = try await runStorePush(stores: [one], tenant: "one\(run)", replicas: pgReplicas, changes: pgChanges)
+                let twoA = try await PostgresCentralStore(url: base)
+                let twoB = try await PostgresCentralStore(url: base)
+                let double = try await runStorePush(stores: [twoA, twoB], tenant: "two\(run)", replicas: pgReplicas, changes: pgChanges)
+                for store in [one, twoA, twoB] { await store.shutdown() }
+                log("  sqlite \(sqlite.changesPerSecond)/s, postgres x1 \(single.changesPerSecond)/s, x2 \(double.changesPerSecond)/s")
+                ratios.vsSQLite.append(Double(single.changesPerSecond) / Double(sqlite.changesPerSecond))
+                ratios.scaling.append(Double(double.changesPerSecond) / Double(single.changesPerSecond))
+                runs.append([
+                    "sqlite_changes_per_second": sqlite.changesPerSecond, "postgres_one_instance_changes_per_second": single.changesPerSecond,
+                    "postgres_two_instances_changes_per_second": double.changesPerSecond,
+                ])
+            }
+            let scaling = median(ratios.scaling)
+            output["postgres"] = [
+                "replicas": pgReplicas, "changes_per_replica": pgChanges, "passes": runs,
+                "postgres_over_sqlite_median": rounded(median(ratios.vsSQLite), 3), "two_over_one_instance_median": rounded(scaling, 3),
+                "note": "all servers, replicas and PostgreSQL share this machine's cores",
+            ] as [String: Any]
+            targets["postgres_two_instances_over_one"] = [
+                "value": rounded(scaling, 3), "target": ">= 1.6", "met": scaling >= 1.6,
+                "measures": "push throughput with two server instances on one PostgreSQL over one instance",
+            ] as [String: Any]
+        } else {
+            log("postgres: skipped, WEFT_POSTGRES_URL is not set (run under scripts/with-postgres.sh)")
+        }
+    }
+
     // 0. Throttle: a replay of about 10 seconds under a bandwidth limit, with the real clock.
     if !skipped.contains("throttle") {
         log("throttle: \(throttleChanges) changes at \(throttleRate) bytes/s")
