@@ -107,11 +107,12 @@ public final class PostgresCentralStore: CentralStore {
 
     deinit { runner.cancel() }
 
-    /// The default logger: warnings and errors only (postgres-nio reports every failed
-    /// reconnection attempt at `info`, which an outage turns into a flood).
+    /// The default logger: errors only (postgres-nio reports every failed reconnection attempt,
+    /// which an outage turns into a flood, and warns about a lease requested while the pool is
+    /// still starting). Pass your own to see more.
     public static var defaultLogger: Logger {
         var logger = Logger(label: "weft.postgres")
-        logger.logLevel = .warning
+        logger.logLevel = .error
         return logger
     }
 
@@ -306,6 +307,9 @@ public final class PostgresCentralStore: CentralStore {
         }
     }
 
+    /// One push in one transaction, in a handful of statements whatever the batch size: lock
+    /// the batch's documents, read them, merge in Swift, write the changed documents, the log
+    /// rows and the conflicts with `unnest`, and raise the high-water mark.
     private func pushTransaction(
         database: String, replica: ReplicaID, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
@@ -323,56 +327,89 @@ public final class PostgresCentralStore: CentralStore {
                 mark = value
             }
             var newMark = max(mark, 0)
+            for change in changes { newMark = max(newMark, Int64(change.sequence)) }
+
             // Serialize merges per document: a transaction-scoped advisory lock on each document
             // key (which also covers documents that do not exist yet, where a row lock could not),
-            // taken in key order so that two pushes never wait on each other in a cycle. The
-            // changes are then applied in batch order.
+            // taken in key order so that two pushes never wait on each other in a cycle.
             let keys = Set(changes.map(\.key)).sorted {
                 ($0.collection.rawValue, $0.id.rawValue) < ($1.collection.rawValue, $1.id.rawValue)
             }
-            for key in keys {
-                let lockName = database + "\u{1F}" + key.collection.rawValue + "\u{1F}" + key.id.rawValue
-                try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(lockName), 0))", logger: logger)
+            let lockNames = keys.map { database + "\u{1F}" + $0.collection.rawValue + "\u{1F}" + $0.id.rawValue }
+            try await connection.query(
+                """
+                SELECT pg_advisory_xact_lock(hashtextextended(name, 0))
+                FROM unnest(\(lockNames)::text[]) WITH ORDINALITY AS t(name, n) ORDER BY n
+                """, logger: logger)
+
+            // The current records, in one read.
+            var current = [DocumentKey: DocumentRecord](minimumCapacity: keys.count)
+            let rows = try await connection.query(
+                """
+                SELECT d.collection, d.id, d.record FROM weft_documents d
+                JOIN unnest(\(keys.map(\.collection.rawValue))::text[], \(keys.map(\.id.rawValue))::text[]) AS k(c, i)
+                ON d.collection = k.c AND d.id = k.i
+                WHERE d.tenant = \(database)
+                """, logger: logger)
+            for try await (collection, id, record) in rows.decode((String, String, ByteBuffer).self) {
+                let key: DocumentKey
+                do {
+                    key = DocumentKey(collection: try CollectionName(collection), id: try DocumentID(id))
+                    current[key] = try DocumentRecord(encoded: Array(buffer: record))
+                } catch {
+                    throw WeftError.corrupt("the record of \(database)/\(collection)/\(id) at \(location) does not decode: \(error)")
+                }
             }
+
+            // The one merge, in batch order.
+            var logged = [(key: DocumentKey, record: [UInt8])]()
+            var conflicts = [ConflictRecord]()
+            var changed = Set<DocumentKey>()
             for change in changes {
-                newMark = max(newMark, Int64(change.sequence))
-                let (collection, id) = (change.key.collection.rawValue, change.key.id.rawValue)
-                var current: ByteBuffer?
-                for try await record in try await connection.query(
-                    "SELECT record FROM weft_documents WHERE tenant = \(database) AND collection = \(collection) AND id = \(id)",
-                    logger: logger
-                ).decode(ByteBuffer.self) {
-                    current = record
-                }
-                let local = try current.map { buffer throws(WeftError) in
-                    do {
-                        return try DocumentRecord(encoded: Array(buffer: buffer))
-                    } catch {
-                        throw WeftError.corrupt("the record of \(database)/\(change.key) at \(location) does not decode: \(error)")
-                    }
-                }
+                let local = current[change.key]
                 let result = try merge(local, change.key, change.delta)
-                if let conflict = result.conflict {
-                    let (policy, resolver) = Self.policyColumns(conflict.policy)
-                    try await connection.query(
-                        """
-                        INSERT INTO weft_conflicts (tenant, collection, doc_id, policy, resolver, local, remote, winner)
-                        VALUES (\(database), \(collection), \(id), \(policy), \(resolver), \(ByteBuffer(bytes: conflict.local.encoded())),
-                                \(ByteBuffer(bytes: conflict.remote.encoded())), \(ByteBuffer(bytes: conflict.winner.encoded())))
-                        """, logger: logger)
-                }
+                if let conflict = result.conflict { conflicts.append(conflict) }
                 guard result.record != local else { continue }
-                let encoded = result.record.encoded()
-                let bytes = ByteBuffer(bytes: encoded)
+                current[change.key] = result.record
+                changed.insert(change.key)
+                logged.append((change.key, result.record.encoded()))
+            }
+
+            if !changed.isEmpty {
+                let written = keys.filter { changed.contains($0) }
+                let records = written.map { key in ByteBuffer(bytes: current[key].map { $0.encoded() } ?? []) }
                 try await connection.query(
                     """
-                    INSERT INTO weft_documents (tenant, collection, id, record) VALUES (\(database), \(collection), \(id), \(bytes))
+                    INSERT INTO weft_documents (tenant, collection, id, record)
+                    SELECT \(database), c, i, r
+                    FROM unnest(\(written.map(\.collection.rawValue))::text[], \(written.map(\.id.rawValue))::text[], \(records)::bytea[]) AS t(c, i, r)
                     ON CONFLICT (tenant, collection, id) DO UPDATE SET record = EXCLUDED.record
                     """, logger: logger)
                 try await connection.query(
                     """
                     INSERT INTO weft_change_log (tenant, collection, doc_id, record, bytes)
-                    VALUES (\(database), \(collection), \(id), \(bytes), \(Int32(clamping: encoded.count)))
+                    SELECT \(database), c, i, r, b
+                    FROM unnest(
+                        \(logged.map(\.key.collection.rawValue))::text[], \(logged.map(\.key.id.rawValue))::text[],
+                        \(logged.map { ByteBuffer(bytes: $0.record) })::bytea[], \(logged.map { Int32(clamping: $0.record.count) })::int4[]
+                    ) WITH ORDINALITY AS t(c, i, r, b, n)
+                    ORDER BY n
+                    """, logger: logger)
+            }
+            if !conflicts.isEmpty {
+                let columns = conflicts.map { Self.policyColumns($0.policy) }
+                try await connection.query(
+                    """
+                    INSERT INTO weft_conflicts (tenant, collection, doc_id, policy, resolver, local, remote, winner)
+                    SELECT \(database), c, i, p, NULLIF(v, ''), l, r, w
+                    FROM unnest(
+                        \(conflicts.map(\.key.collection.rawValue))::text[], \(conflicts.map(\.key.id.rawValue))::text[],
+                        \(columns.map(\.policy))::text[], \(columns.map { $0.resolver ?? "" })::text[],
+                        \(conflicts.map { ByteBuffer(bytes: $0.local.encoded()) })::bytea[],
+                        \(conflicts.map { ByteBuffer(bytes: $0.remote.encoded()) })::bytea[],
+                        \(conflicts.map { ByteBuffer(bytes: $0.winner.encoded()) })::bytea[]
+                    ) WITH ORDINALITY AS t(c, i, p, v, l, r, w, n)
+                    ORDER BY n
                     """, logger: logger)
             }
             try await connection.query(

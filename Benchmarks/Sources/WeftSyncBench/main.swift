@@ -21,6 +21,7 @@
 import Foundation
 import Weft
 import WeftPostgres
+import WeftServer
 import WeftSQLite
 
 // MARK: - Arguments
