@@ -1,4 +1,4 @@
-import WeftCRDT
+@_spi(Editing) import WeftCRDT
 
 /// Edits one document inside ``ReplicaCollection/update(_:_:)``: every edit is stamped with
 /// the replica's clock.
@@ -13,10 +13,10 @@ public struct DocumentEditor {
     }
 
     /// Sets register `field` to `value`.
-    public mutating func set(_ field: String, to value: Scalar) { _ = document.set(field, to: value, at: stamp) }
+    public mutating func set(_ field: String, to value: Scalar) { document.assign(field, to: value, at: stamp) }
     /// Adds `amount` to counter `field`.
     public mutating func increment(_ field: String, by amount: Int64 = 1) {
-        _ = document.increment(field, by: amount, at: stamp)
+        document.add(amount, toCounter: field, at: stamp)
     }
     /// Adds `element` to set `field`.
     public mutating func insert(_ element: Scalar, intoSet field: String) {

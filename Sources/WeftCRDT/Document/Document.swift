@@ -98,6 +98,27 @@ public struct Document: EmptyInitializableCRDT, Hashable {
         return Document(fields: fields.set(key, to: .register(register), by: stamp.replica))
     }
 
+    /// ``set(_:to:at:)`` without building the delta: the same state, for editors that keep the
+    /// whole document (the replica's write path).
+    @_spi(Editing)
+    public mutating func assign(_ key: String, to value: Scalar, at stamp: HLCTimestamp) {
+        var register = LWWRegister(value, stamp: stamp)
+        if case .register(let current)? = fields[key] {
+            register = current
+            register.set(value, at: stamp)
+        }
+        fields.assign(key, to: .register(register), by: stamp.replica)
+    }
+
+    /// ``increment(_:by:at:)`` without building the delta.
+    @_spi(Editing)
+    public mutating func add(_ amount: Int64, toCounter key: String, at stamp: HLCTimestamp) {
+        var counter = PNCounter()
+        if case .counter(let current)? = fields[key] { counter = current }
+        counter.increment(by: amount, replica: stamp.replica)
+        fields.assign(key, to: .counter(counter), by: stamp.replica)
+    }
+
     /// Adds `amount` to counter `key`, creating it at zero if absent.
     @discardableResult
     public mutating func increment(_ key: String, by amount: Int64, at stamp: HLCTimestamp) -> Document {

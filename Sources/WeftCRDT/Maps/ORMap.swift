@@ -63,6 +63,14 @@ public struct ORMap<Key: Hashable & BinaryCodable & Sendable, Value: CRDT & Bina
         return delta
     }
 
+    /// ``set(_:to:by:)`` without building the delta, for editors that keep the whole state.
+    /// - Complexity: O(1) expected.
+    @_spi(Editing)
+    public mutating func assign(_ key: Key, to value: Value, by replica: ReplicaID) {
+        let dot = context.nextDot(for: replica)
+        entries[key] = [Version(dot: dot, value: value)]
+    }
+
     /// Updates the value of `key` in place as `replica`, returning the delta.
     ///
     /// `body` receives the current value (the join of all versions), or `makeInitial()` when
