@@ -45,7 +45,15 @@ public struct DocumentID: Hashable, Comparable, Sendable, CustomStringConvertibl
         self.rawValue = rawValue
     }
 
-    public static func < (lhs: DocumentID, rhs: DocumentID) -> Bool { lhs.rawValue < rhs.rawValue }
+    /// Identifiers are equal when their UTF-8 bytes are, as in the databases (Swift's `String`
+    /// equality would call "é" and "e\u{301}" the same id, while SQLite and PostgreSQL store
+    /// two rows).
+    public static func == (lhs: DocumentID, rhs: DocumentID) -> Bool { lhs.rawValue.utf8.elementsEqual(rhs.rawValue.utf8) }
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(rawValue.utf8.count)
+        for byte in rawValue.utf8 { hasher.combine(byte) }
+    }
+    public static func < (lhs: DocumentID, rhs: DocumentID) -> Bool { lhs.rawValue.utf8.lexicographicallyPrecedes(rhs.rawValue.utf8) }
     public var description: String { rawValue }
 }
 

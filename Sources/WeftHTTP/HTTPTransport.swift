@@ -100,6 +100,10 @@ public struct HTTPTransport: SyncTransport {
             throw SyncError(
                 .clockSkew, "\(operation): \(String(buffer: body))", serverTimeMilliseconds: serverTime,
                 maximumClockSkewMilliseconds: skewBound)
+        case 404, 408, 429:
+            // Not about the request's content: a wrong path, a proxy's timeout or rate limit.
+            // Retry later; never set entries aside for it.
+            throw SyncError(.unavailable, "\(operation): \(status.code) \(String(buffer: body))")
         case 401, 403:
             throw SyncError(.unauthorized, "\(operation): \(status.code) \(String(buffer: body))")
         case 400..<500:

@@ -155,6 +155,7 @@ public final class PostgresCentralStore: CentralStore {
 
     /// Maps an error from postgres-nio to a ``Weft/WeftError``.
     func map(_ error: any Error) -> WeftError {
+        let error = Self.unwrap(error)
         if let weft = error as? WeftError { return weft }
         if let timedOut = error as? TimedOut { return .storage(timedOut.description) }
         if let psql = error as? PSQLError {
@@ -220,9 +221,16 @@ public final class PostgresCentralStore: CentralStore {
         }
     }
 
+    /// The error inside a `PostgresTransactionError` (postgres-nio wraps everything thrown in or
+    /// around a transaction), or the error itself.
+    static func unwrap(_ error: any Error) -> any Error {
+        guard let transaction = error as? PostgresTransactionError else { return error }
+        return transaction.closureError ?? transaction.commitError ?? transaction.beginError ?? transaction.rollbackError ?? error
+    }
+
     /// Whether an error is a serialization failure or deadlock worth retrying.
     static func isRetryable(_ error: any Error) -> Bool {
-        guard let psql = error as? PSQLError, let state = psql.serverInfo?[.sqlState] else { return false }
+        guard let psql = unwrap(error) as? PSQLError, let state = psql.serverInfo?[.sqlState] else { return false }
         return state == "40001" || state == "40P01"
     }
 

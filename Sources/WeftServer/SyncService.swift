@@ -57,6 +57,11 @@ public actor SyncService {
                 "replica \(request.replica) writes \(ahead - now) ms ahead of the server's clock (the bound is \(maximumClockSkew) ms); fix the device's clock",
                 serverTimeMilliseconds: now, maximumClockSkewMilliseconds: maximumClockSkew)
         }
+        // Siblings are made only by servers; a pushed record that holds the reserved field is
+        // refused for good (the replica sets it aside) rather than stored.
+        if let bad = request.changes.first(where: { $0.record.holdsSiblings }) {
+            throw SyncError(.rejected, "\(bad.key) uses the reserved field \(DocumentRecord.siblingsField.debugDescription)")
+        }
         var changes = [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)]()
         changes.reserveCapacity(request.changes.count)
         for change in request.changes {

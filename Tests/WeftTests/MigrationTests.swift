@@ -87,3 +87,36 @@ struct MigrationTests {
         #expect(try await storage.totalBytes() == 0)
     }
 }
+
+@Suite("Identifiers and reserved names")
+struct IdentifierTests {
+    @Test(arguments: StorageKind.allCases)
+    func idsThatDifferOnlyInNormalizationAreTwoDocuments(_ kind: StorageKind) async throws {
+        let directory = TemporaryDirectory()
+        let storage = try kind.make(directory)
+        let replica = try await Replica(storage: storage)
+        let composed = "caf\u{E9}"  // é as one scalar
+        let decomposed = "cafe\u{301}"  // e + combining acute
+        #expect(try DocumentID(composed) != DocumentID(decomposed))
+        try await replica.batch { batch in
+            try batch.create("c", composed) { $0.set("v", to: 1) }
+            try batch.create("c", decomposed) { $0.set("v", to: 2) }
+        }
+        let documents = try await replica.collection("c").list()
+        #expect(documents.count == 2, "one write was lost: \(documents.map(\.id))")
+        #expect(try await replica.queuedChanges().count == 2)
+        #expect(try await replica.collection("c").get(composed)?.int("v") == 1)
+        #expect(try await replica.collection("c").get(decomposed)?.int("v") == 2)
+    }
+
+    @Test func theSiblingsFieldIsReserved() async throws {
+        let replica = try await Replica(storage: MemoryReplicaStorage())
+        do {
+            try await replica.collection("c").create("d") { $0.set(DocumentRecord.siblingsField, to: "x") }
+            Issue.record("a write to the reserved field was accepted")
+        } catch {
+            #expect(error.kind == .invalidArgument)
+        }
+        #expect(try await replica.queuedChanges().isEmpty)
+    }
+}

@@ -346,6 +346,9 @@ public actor Replica {
                 for field in editor.document.keys { editor.removeField(field) }
             }
             if !operation.deleting { try operation.edit(&editor) }
+            guard editor.document[DocumentRecord.siblingsField] == nil else {
+                throw .invalidArgument("the field name \(DocumentRecord.siblingsField.debugDescription) is reserved for Weft (\(key))")
+            }
             var version = current?.version ?? VersionVector()
             version.increment(replicaID)
             // The editor's document already is the old body joined with the edits' deltas (each

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import WeftCRDT
 import WeftWire
 
@@ -325,25 +326,33 @@ public actor SyncEngine {
                         sequence: entry.sequence, key: WireKey(collection: entry.key.collection.rawValue, id: entry.key.id.rawValue),
                         record: entry.record)
                 ])
+            let response: PushResponse
             do {
-                let response = try await transport.push(request)
-                try await local { () async throws(WeftError) in
-                    try await storage.acknowledge(through: min(response.appliedThrough, entry.sequence))
-                }
-                confirmed += response.appliedThrough >= entry.sequence ? 1 : 0
+                response = try await transport.push(request)
             } catch where error.kind == .rejected {
                 logger.warning(
                     "the server refused a change for good; it moves to the dead letters",
                     metadata: ["document": "\(entry.key)", "reason": "\(error.message)"])
+                // Set aside while it is still in flight (a write to the document meanwhile went
+                // to a new entry, which stays queued), then release.
                 try await local { () async throws(WeftError) in
-                    try await storage.releaseInFlight()
                     try await storage.moveToDeadLetter(sequence: entry.sequence, reason: error.message)
+                    try await storage.releaseInFlight()
                 }
                 deadLettered += 1
+                continue
             } catch {
                 try? await storage.releaseInFlight()
                 throw error
             }
+            // The server applied it: a local failure here is not the server's refusal.
+            do {
+                try await storage.acknowledge(through: min(response.appliedThrough, entry.sequence))
+            } catch {
+                try? await storage.releaseInFlight()
+                throw SyncError(.unavailable, "local storage: \(error)")
+            }
+            confirmed += response.appliedThrough >= entry.sequence ? 1 : 0
         }
         return confirmed
     }
@@ -530,25 +539,56 @@ extension SyncEngine {
     /// confirmed (neither queued nor set aside as a dead letter), or the error that stopped it.
     func confirm(_ sequence: UInt64, within timeout: Duration) async -> (confirmed: Bool, reason: String?) {
         let push = Task { @Sendable () async throws -> Int in try await self.pushAll() }
-        let timer = Task {
-            try? await Task.sleep(for: timeout)
-            push.cancel()
-        }
-        let outcome = await push.result
-        timer.cancel()
+        // Wait for the replay or the timeout, whichever comes first. A replay queued behind
+        // another one cannot be interrupted, so the answer does not wait for it: it goes on in
+        // the background, and the entry stays queued until it is confirmed.
+        let failure: String? = await firstOf(
+            { () async -> String? in
+                switch await push.result {
+                case .success: return nil
+                case .failure(let error): return "the server did not confirm it: \(error)"
+                }
+            }, orAfter: timeout, "the server did not confirm it within \(timeout)")
+        if failure != nil { push.cancel() }
+        // Whatever the replay said, the queue decides: a batch acknowledged before a later one
+        // failed is confirmed.
         let storage = replica.storage
-        if case .failure(let error) = outcome {
-            return (false, "the server did not confirm it: \(error)")
-        }
         do {
             let queued = try await storage.entries().contains { $0.sequence == sequence }
-            if queued { return (false, "the server did not confirm within \(timeout)") }
-            let refused = try await storage.deadLetters(limit: 1_000).first { $0.sequence == sequence }
-            if let refused { return (false, "the server refused it: \(refused.reason)") }
+            if let refused = try await storage.deadLetters(limit: 1_000).first(where: { $0.sequence == sequence }) {
+                return (false, "the server refused it: \(refused.reason)")
+            }
+            if queued { return (false, failure ?? "the server did not confirm it") }
             return (true, nil)
         } catch {
             return (false, "local storage: \(error)")
         }
+    }
+}
+
+/// The result of `body`, or `timedOut` if `timeout` passes first (`body` then goes on alone).
+func firstOf<T: Sendable>(_ body: @escaping @Sendable () async -> T, orAfter timeout: Duration, _ timedOut: T) async -> T {
+    let once = ResumeOnce<T>()
+    return await withCheckedContinuation { (continuation: CheckedContinuation<T, Never>) in
+        once.set(continuation)
+        Task { once.resume(await body()) }
+        Task {
+            try? await Task.sleep(for: timeout)
+            once.resume(timedOut)
+        }
+    }
+}
+
+/// A continuation resumed by the first of several tasks.
+final class ResumeOnce<T: Sendable>: Sendable {
+    private let state = Mutex<CheckedContinuation<T, Never>?>(nil)
+    func set(_ continuation: CheckedContinuation<T, Never>) { state.withLock { $0 = continuation } }
+    func resume(_ value: T) {
+        let continuation = state.withLock { current -> CheckedContinuation<T, Never>? in
+            defer { current = nil }
+            return current
+        }
+        continuation?.resume(returning: value)
     }
 }
 
