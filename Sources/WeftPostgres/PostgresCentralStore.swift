@@ -183,13 +183,15 @@ public final class PostgresCentralStore: CentralStore {
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
                 outcome.set(continuation)
+                let timer = Task {
+                    try? await Task.sleep(for: timeout)
+                    guard !Task.isCancelled else { return }
+                    if outcome.resume(with: .failure(TimedOut(location: location, timeout: timeout))) { operation.cancel() }
+                }
                 Task {
                     let result = await operation.result
                     outcome.resume(with: result)
-                }
-                Task {
-                    try? await Task.sleep(for: timeout)
-                    if outcome.resume(with: .failure(TimedOut(location: location, timeout: timeout))) { operation.cancel() }
+                    timer.cancel()
                 }
             }
         } onCancel: {

@@ -529,7 +529,15 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     }
 
     public func releaseInFlight() async throws(WeftError) {
-        try await write { _ in self.inFlightThrough.withLock { $0 = 0 } }
+        do {
+            // In a write, so it is ordered with local writes.
+            try await write { _ in self.inFlightThrough.withLock { $0 = 0 } }
+        } catch {
+            // Even if the database cannot be written now, nothing may stay marked in flight:
+            // those entries would be skipped, and writes would not join them, until a restart.
+            inFlightThrough.withLock { $0 = 0 }
+            throw error
+        }
     }
 
     // MARK: ReplicaStorage
