@@ -595,37 +595,12 @@ public final class PostgresCentralStore: CentralStore {
     // MARK: Conflict policies in the conflict log
 
     static func policyColumns(_ policy: ConflictPolicy) -> (policy: String, resolver: String?) {
-        switch policy {
-        case .lastWriterWins: return ("lww", nil)
-        case .crdt: return ("crdt", nil)
-        case .custom(let name): return ("custom", name)
-        case .fields(let rules):
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = .sortedKeys
-            let data = (try? encoder.encode(rules.mapValues(\.rawValue))) ?? Data("{}".utf8)
-            return ("fields", String(decoding: data, as: UTF8.self))
-        }
+        let columns = policy.logColumns
+        return (columns.policy, columns.argument)
     }
 
     static func policy(_ name: String, _ resolver: String?) throws(WeftError) -> ConflictPolicy {
-        switch name {
-        case "lww": return .lastWriterWins
-        case "crdt": return .crdt
-        case "custom":
-            guard let resolver else { throw .corrupt("a custom policy in the conflict log has no resolver") }
-            return .custom(resolver: resolver)
-        case "fields":
-            guard let resolver, let names = try? JSONDecoder().decode([String: String].self, from: Data(resolver.utf8)) else {
-                throw .corrupt("field rules in the conflict log do not decode")
-            }
-            var rules = [String: FieldRule]()
-            for (field, rule) in names {
-                guard let value = FieldRule(rawValue: rule) else { throw .corrupt("unknown field rule \(rule.debugDescription)") }
-                rules[field] = value
-            }
-            return .fields(rules)
-        default: throw .corrupt("unknown conflict policy \(name.debugDescription) in the conflict log")
-        }
+        try ConflictPolicy(logColumns: name, argument: resolver)
     }
 }
 

@@ -200,40 +200,13 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
 
     /// A conflict policy as the `policy` and `resolver` columns of a conflict log.
     package static func policyColumns(_ policy: ConflictPolicy) -> (policy: String, resolver: String?) {
-        switch policy {
-        case .lastWriterWins: return ("lww", nil)
-        case .crdt: return ("crdt", nil)
-        case .custom(let name): return ("custom", name)
-        case .fields(let rules):
-            // JSON, so any field name round-trips.
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = .sortedKeys
-            let data = (try? encoder.encode(rules.mapValues(\.rawValue))) ?? Data("{}".utf8)
-            return ("fields", String(decoding: data, as: UTF8.self))
-        }
+        let columns = policy.logColumns
+        return (columns.policy, columns.argument)
     }
 
     /// The conflict policy stored in a row's `policy` and `resolver` columns.
     package static func policy(_ row: Row) throws -> ConflictPolicy {
-        switch try column(row, "policy", String.self) {
-        case "lww": return .lastWriterWins
-        case "crdt": return .crdt
-        case "custom": return .custom(resolver: try column(row, "resolver", String.self))
-        case "fields":
-            let text = try column(row, "resolver", String.self)
-            guard let names = try? JSONDecoder().decode([String: String].self, from: Data(text.utf8)) else {
-                throw WeftError.corrupt("the field rules \(text.debugDescription) of a conflict log do not decode")
-            }
-            var rules = [String: FieldRule]()
-            for (field, name) in names {
-                guard let rule = FieldRule(rawValue: name) else {
-                    throw WeftError.corrupt("unknown field rule \(name.debugDescription) in a conflict log")
-                }
-                rules[field] = rule
-            }
-            return .fields(rules)
-        case let other: throw WeftError.corrupt("unknown conflict policy \(other.debugDescription) in a conflict log")
-        }
+        try ConflictPolicy(logColumns: try column(row, "policy", String.self), argument: try column(row, "resolver", String?.self))
     }
 
     package static func key(_ row: Row) throws -> DocumentKey {

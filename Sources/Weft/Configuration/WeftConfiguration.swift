@@ -37,6 +37,47 @@ public enum ConflictPolicy: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+extension ConflictPolicy {
+    /// The policy as the two text columns a conflict log stores: a name (`lww`, `crdt`, `custom`,
+    /// `fields`) and an argument (the resolver's name, or the field rules as JSON).
+    public var logColumns: (policy: String, argument: String?) {
+        switch self {
+        case .lastWriterWins: return ("lww", nil)
+        case .crdt: return ("crdt", nil)
+        case .custom(let name): return ("custom", name)
+        case .fields(let rules):
+            // JSON, so any field name round-trips.
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            let data = (try? encoder.encode(rules.mapValues(\.rawValue))) ?? Data("{}".utf8)
+            return ("fields", String(decoding: data, as: UTF8.self))
+        }
+    }
+
+    /// The policy stored as ``logColumns``.
+    /// - Throws: ``WeftError/Kind/corrupt`` for columns no policy writes.
+    public init(logColumns policy: String, argument: String?) throws(WeftError) {
+        switch policy {
+        case "lww": self = .lastWriterWins
+        case "crdt": self = .crdt
+        case "custom":
+            guard let argument else { throw .corrupt("a custom policy in a conflict log names no resolver") }
+            self = .custom(resolver: argument)
+        case "fields":
+            guard let argument, let names = try? JSONDecoder().decode([String: String].self, from: Data(argument.utf8)) else {
+                throw .corrupt("the field rules of a conflict log do not decode")
+            }
+            var rules = [String: FieldRule]()
+            for (field, name) in names {
+                guard let rule = FieldRule(rawValue: name) else { throw .corrupt("unknown field rule \(name.debugDescription) in a conflict log") }
+                rules[field] = rule
+            }
+            self = .fields(rules)
+        default: throw .corrupt("unknown conflict policy \(policy.debugDescription) in a conflict log")
+        }
+    }
+}
+
 /// Where a replica syncs to.
 public enum RemoteEndpoint: Hashable, Sendable, CustomStringConvertible {
     /// A Standalone server: `http(s)://host:port/database`.
