@@ -407,14 +407,14 @@ public final class PostgresCentralStore: CentralStore {
                     """, logger: logger)
             }
             if !conflicts.isEmpty {
-                let columns = conflicts.map { Self.policyColumns($0.policy) }
+                let columns = conflicts.map(\.policy.logColumns)
                 try await connection.query(
                     """
                     INSERT INTO weft_conflicts (tenant, collection, doc_id, policy, resolver, local, remote, winner)
                     SELECT \(database), c, i, p, NULLIF(v, ''), l, r, w
                     FROM unnest(
                         \(conflicts.map(\.key.collection.rawValue))::text[], \(conflicts.map(\.key.id.rawValue))::text[],
-                        \(columns.map(\.policy))::text[], \(columns.map { $0.resolver ?? "" })::text[],
+                        \(columns.map(\.policy))::text[], \(columns.map { $0.argument ?? "" })::text[],
                         \(conflicts.map { ByteBuffer(bytes: $0.local.encoded()) })::bytea[],
                         \(conflicts.map { ByteBuffer(bytes: $0.remote.encoded()) })::bytea[],
                         \(conflicts.map { ByteBuffer(bytes: $0.winner.encoded()) })::bytea[]
@@ -584,23 +584,12 @@ public final class PostgresCentralStore: CentralStore {
                 result.append(
                     ConflictRecord(
                         key: key, local: try record(local), remote: try record(remote), winner: try record(winner),
-                        policy: try Self.policy(policy, resolver)))
+                        policy: try ConflictPolicy(logColumns: policy, argument: resolver)))
             }
             return result
         } catch {
             throw map(error)
         }
-    }
-
-    // MARK: Conflict policies in the conflict log
-
-    static func policyColumns(_ policy: ConflictPolicy) -> (policy: String, resolver: String?) {
-        let columns = policy.logColumns
-        return (columns.policy, columns.argument)
-    }
-
-    static func policy(_ name: String, _ resolver: String?) throws(WeftError) -> ConflictPolicy {
-        try ConflictPolicy(logColumns: name, argument: resolver)
     }
 }
 

@@ -30,19 +30,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         configuration.label = "weft.replica"
         do {
             let migrator = Self.migrator
-            if FileManager.default.fileExists(atPath: path) {
-                // Look before opening for writing: a read-only connection leaves a database from a
-                // newer Weft exactly as it found it.
-                var probeConfiguration = Configuration()
-                probeConfiguration.readonly = true
-                let probe = try DatabaseQueue(path: path, configuration: probeConfiguration)
-                let superseded = try probe.read { db in try migrator.hasBeenSuperseded(db) }
-                try probe.close()
-                if superseded {
-                    throw WeftError.schemaTooNew(
-                        "\(path) was written by a newer version of Weft (its schema has migrations this build does not know)")
-                }
-            }
+            try Self.refuseNewerSchema(path: path, migrator: migrator)
             pool = try DatabasePool(path: path, configuration: configuration)
             try migrator.migrate(pool)
             // GRDB sets synchronous = NORMAL when it switches the writer to WAL, so set the level
@@ -144,6 +132,22 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                     """)
         }
         return migrator
+    }
+
+    /// Throws ``Weft/WeftError/Kind/schemaTooNew`` if the database at `path` has migrations
+    /// `migrator` does not know. It looks through a read-only connection before anything opens
+    /// the file for writing, so a database from a newer Weft is left exactly as it was.
+    package static func refuseNewerSchema(path: String, migrator: DatabaseMigrator) throws {
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        var probeConfiguration = Configuration()
+        probeConfiguration.readonly = true
+        let probe = try DatabaseQueue(path: path, configuration: probeConfiguration)
+        let superseded = try probe.read { db in try migrator.hasBeenSuperseded(db) }
+        try probe.close()
+        if superseded {
+            throw WeftError.schemaTooNew(
+                "\(path) was written by a newer version of Weft (its schema has migrations this build does not know)")
+        }
     }
 
     /// Maps any error from GRDB or SQLite to a ``WeftError``.

@@ -16,14 +16,7 @@ public final class SQLiteCentralStore: CentralStore {
         self.path = path
         do {
             let migrator = Self.migrator
-            if FileManager.default.fileExists(atPath: path) {
-                var probeConfiguration = Configuration()
-                probeConfiguration.readonly = true
-                let probe = try DatabaseQueue(path: path, configuration: probeConfiguration)
-                let superseded = try probe.read { db in try migrator.hasBeenSuperseded(db) }
-                try probe.close()
-                if superseded { throw WeftError.schemaTooNew("\(path) was written by a newer version of Weft") }
-            }
+            try SQLiteReplicaStorage.refuseNewerSchema(path: path, migrator: migrator)
             var configuration = Configuration()
             configuration.label = "weft.central"
             pool = try DatabasePool(path: path, configuration: configuration)
