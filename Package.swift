@@ -57,7 +57,9 @@ let package = Package(
         ),
         .target(
             name: "WeftSQLite",
-            dependencies: ["Weft", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "Weft", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ]
         ),
         .target(
             name: "WeftServer",

@@ -20,6 +20,8 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     /// inside write transactions, which GRDB serialises, so reads there see a stable value. It is
     /// per instance: open one storage per file in a process.
     private let inFlightThrough = Mutex<UInt64>(0)
+    /// The queue counters as of the last committed write transaction (nil until the first).
+    private let writerState = Mutex<WriterState?>(nil)
     /// The database file.
     public let path: String
 
@@ -131,6 +133,12 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                     );
                     """)
         }
+        migrator.registerMigration("v5: queue counters are derived") { db in
+            // The queue's byte total is summed from the entries when a storage first writes, and
+            // kept in memory; `next_sequence` stays, as the floor for numbers handed out, written
+            // when entries leave the queue. Neither is written on every commit any more.
+            try db.execute(sql: "DELETE FROM meta WHERE key = 'queue_bytes'")
+        }
         return migrator
     }
 
@@ -173,8 +181,12 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     }
 
     package static func decodeRecord(_ data: Data, _ what: String) throws -> DocumentRecord {
+        try decodeRecord([UInt8](data), what)
+    }
+
+    package static func decodeRecord(_ bytes: [UInt8], _ what: String) throws -> DocumentRecord {
         do {
-            return try DocumentRecord(encoded: [UInt8](data))
+            return try DocumentRecord(encoded: bytes)
         } catch {
             throw WeftError.corrupt("the stored record of \(what) does not decode: \(error)")
         }
@@ -245,8 +257,13 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
 
     public func saveLastStamp(_ stamp: HLCTimestamp) async throws(WeftError) {
         let bytes = Data(stamp.encoded())
-        try await write { db in
-            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_stamp', ?)", arguments: [bytes])
+        do {
+            try transaction { db, counters in
+                try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_stamp', ?)", arguments: [bytes])
+                counters.lease = stamp
+            }
+        } catch {
+            throw Self.map(error, path: path)
         }
     }
 
@@ -374,31 +391,11 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     }
 
     public func totalBytes() async throws(WeftError) -> Int {
-        try await read { db in try Self.queueCounters(db).bytes }
-    }
-
-    /// The queue's total bytes and the next sequence number, from the meta table (one cached
-    /// statement); a missing, non-integer or negative value is ``Weft/WeftError/Kind/corrupt``.
-    static func queueCounters(_ db: Database) throws -> (bytes: Int, next: Int64) {
-        let rows = try Row.fetchAll(
-            db.cachedStatement(
-                sql: "SELECT key, value, typeof(value) AS type FROM meta WHERE key IN ('queue_bytes', 'next_sequence')"))
-        var bytes: Int?
-        var next: Int64?
-        for row in rows {
-            let name = try column(row, "key", String.self)
-            guard try column(row, "type", String.self) == "integer" else { throw WeftError.corrupt("the meta value \(name) is not an integer") }
-            let value = try column(row, "value", Int64.self)
-            if name == "queue_bytes" {
-                guard value >= 0 else { throw WeftError.corrupt("the meta value queue_bytes is negative") }
-                bytes = Int(value)
-            } else {
-                guard value > 0 else { throw WeftError.corrupt("the meta value next_sequence is not positive") }
-                next = value
-            }
+        do {
+            return try transaction { _, counters in counters.bytes }
+        } catch {
+            throw Self.map(error, path: path)
         }
-        guard let bytes, let next else { throw WeftError.corrupt("the queue counters are missing from the meta table") }
-        return (bytes, next)
     }
 
     public func nextBatch(maxBytes: Int, maxEntries: Int) async throws(WeftError) -> [QueueEntry] {
@@ -425,8 +422,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     public func acknowledge(through sequence: UInt64) async throws(WeftError) {
         let bound = Int64(clamping: sequence)
         do {
-            try writeBlocking { db in
-                let counters = try Self.queueCounters(db)
+            try transaction { db, counters in
                 let removed =
                     (try Int.fetchOne(
                         db.cachedStatement(
@@ -439,10 +435,11 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                     .execute(arguments: [bound])
                 try db.cachedStatement(sql: "DELETE FROM superseded WHERE seq <= ?").execute(arguments: [bound])
                 guard counters.bytes >= removed else {
-                    throw WeftError.corrupt("queue_bytes (\(counters.bytes)) is less than the entries acknowledged (\(removed))")
+                    throw WeftError.corrupt("the queue counts \(counters.bytes) bytes, less than the entries acknowledged (\(removed))")
                 }
-                try db.cachedStatement(sql: "UPDATE meta SET value = ? WHERE key = 'queue_bytes'")
-                    .execute(arguments: [counters.bytes - removed])
+                counters.bytes -= removed
+                // Acknowledged numbers are never handed out again, even once no entry holds them.
+                try Self.saveSequenceFloor(db, counters.next)
             }
         } catch {
             throw Self.map(error, path: path)
@@ -452,8 +449,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     public func moveToDeadLetter(sequence: UInt64, reason: String) async throws(WeftError) {
         guard let bound = Int64(exactly: sequence) else { throw .invalidArgument("sequence \(sequence) is out of range") }
         do {
-            try writeBlocking { db in
-                var counters = try Self.queueCounters(db)
+            try transaction { db, counters in
                 let found: Row
                 if let row = try Row.fetchOne(
                     db, sql: "SELECT collection, id, record, queued_bytes AS bytes FROM documents WHERE queued_seq = ?", arguments: [bound])
@@ -480,8 +476,8 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                         bound, try Self.column(found, "collection", String.self), try Self.column(found, "id", String.self),
                         try Self.column(found, "record", Data.self), reason,
                     ])
-                counters.bytes -= bytes
-                try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'queue_bytes'", arguments: [max(0, counters.bytes)])
+                counters.bytes = max(0, counters.bytes - bytes)
+                try Self.saveSequenceFloor(db, counters.next)
             }
         } catch {
             throw Self.map(error, path: path)
@@ -525,7 +521,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     ) async throws(WeftError) -> [UInt64] {
         do {
             // A blocking write: one short transaction, no extra hop to GRDB's queue and back.
-            return try writeBlocking { db in try self.commit(db, keys, maxQueueBytes, transform) }
+            return try transaction { db, counters in try self.commit(db, &counters, keys, maxQueueBytes, transform) }
         } catch {
             throw Self.map(error, path: path)
         }
@@ -537,6 +533,117 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     /// GRDB's synchronous write (an async context would pick the async overload).
     private func writeBlocking<T>(_ body: (Database) throws -> T) throws -> T { try pool.write(body) }
 
+    // MARK: Queue counters
+
+    /// The queue's total bytes, the next sequence number and the clock lease, kept in memory
+    /// between write transactions so a write reads and writes no `meta` row (a page per commit).
+    ///
+    /// They are derived state: loaded (``loadCounters(_:)``) from the queue itself on the first
+    /// write transaction, and again whenever `PRAGMA data_version` shows another connection has
+    /// committed since (another process, or a second storage on the file). Each write
+    /// transaction works on a copy that replaces them only once it has committed, so a write
+    /// that fails or is rolled back leaves them as they were.
+    struct QueueCounters: Sendable {
+        /// The sum of the entries' byte counts.
+        var bytes: Int
+        /// The next sequence number to hand out.
+        var next: Int64
+        /// The stored clock lease (meta `last_stamp`): no stamp above it has been committed.
+        var lease: HLCTimestamp?
+    }
+
+    private struct WriterState: Sendable {
+        var counters: QueueCounters
+        /// The writer connection's `PRAGMA data_version` when `counters` were right.
+        var dataVersion: Int64
+    }
+
+    /// How far ahead of a committed stamp the stored clock lease is set. A write stores the
+    /// lease only when its stamp passes the previous one, so a replica writing all the time
+    /// stores it about once a second; a restart within a second of a write resumes the clock at
+    /// most this far ahead of the wall clock (a forward step the HLC absorbs).
+    static let clockLeaseMilliseconds: UInt64 = 1_000
+
+    /// Runs `body` in one write transaction (`BEGIN IMMEDIATE`) with the queue counters, and
+    /// keeps the counters `body` leaves only if the transaction commits.
+    private func transaction<T>(_ body: (Database, inout QueueCounters) throws -> T) throws -> T {
+        try pool.writeWithoutTransaction { db in
+            var outcome: (result: T, state: WriterState)?
+            try db.inTransaction(.immediate) {
+                let version = try Self.dataVersion(db)
+                let known = writerState.withLock { state in state.flatMap { $0.dataVersion == version ? $0.counters : nil } }
+                var counters = try known ?? Self.loadCounters(db)
+                let result = try body(db, &counters)
+                outcome = (result, WriterState(counters: counters, dataVersion: version))
+                return .commit
+            }
+            guard let outcome else { throw WeftError.storage("a write transaction ended without committing") }
+            writerState.withLock { $0 = outcome.state }
+            return outcome.result
+        }
+    }
+
+    /// The writer connection's `PRAGMA data_version`: it changes when another connection commits.
+    static func dataVersion(_ db: Database) throws -> Int64 {
+        let statement = RawStatement(try db.cachedStatement(sql: "PRAGMA data_version"), in: db)
+        return try statement.run { row in
+            guard try row.step() else { throw WeftError.storage("PRAGMA data_version returned nothing") }
+            return try row.integer(0, "data_version")
+        }
+    }
+
+    /// Derives the queue counters from the stored queue: O(entries). Any entry whose sequence or
+    /// byte count is not a positive (non-negative) integer is ``Weft/WeftError/Kind/corrupt``.
+    static func loadCounters(_ db: Database) throws -> QueueCounters {
+        var bytes = 0
+        var highest: Int64 = 0
+        for sql in [
+            "SELECT queued_seq, queued_bytes FROM documents WHERE queued_seq IS NOT NULL",
+            "SELECT seq, bytes FROM superseded",
+        ] {
+            let statement = RawStatement(try db.makeStatement(sql: sql), in: db)
+            try statement.run { row in
+                while try row.step() {
+                    let sequence = try row.integer(0, "a queue sequence")
+                    let count = try row.integer(1, "the byte count of queue entry \(sequence)")
+                    guard sequence > 0, count >= 0 else {
+                        throw WeftError.corrupt("the queue entry \(sequence) (\(count) bytes) is invalid")
+                    }
+                    highest = max(highest, sequence)
+                    bytes += Int(count)
+                }
+            }
+        }
+        let floor = try metaInteger(db, "next_sequence")
+        guard floor > 0 else { throw WeftError.corrupt("the meta value next_sequence is not positive") }
+        var lease: HLCTimestamp?
+        if let data = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'last_stamp'") {
+            do {
+                lease = try HLCTimestamp(encoded: [UInt8](data))
+            } catch {
+                throw WeftError.corrupt("the stored clock does not decode: \(error)")
+            }
+        }
+        return QueueCounters(bytes: bytes, next: max(Int64(floor), highest &+ 1), lease: lease)
+    }
+
+    /// Stores `next` as the lowest sequence number a restarted replica may hand out: after an
+    /// acknowledgement or a dead letter no entry may hold the highest number used.
+    static func saveSequenceFloor(_ db: Database, _ next: Int64) throws {
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_sequence', max(?, COALESCE((SELECT value FROM meta WHERE key = 'next_sequence'), 0)))")
+            .execute(arguments: [next])
+    }
+
+    /// Stores a clock lease above `newest` if `newest` passes the current one.
+    static func extendLease(_ db: Database, _ counters: inout QueueCounters, past newest: HLCTimestamp) throws {
+        if let lease = counters.lease, newest <= lease { return }
+        let (wall, overflow) = newest.wallMilliseconds.addingReportingOverflow(clockLeaseMilliseconds)
+        let lease = overflow ? newest : HLCTimestamp(wallMilliseconds: wall, counter: 0, replica: newest.replica)
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_stamp', ?)")
+            .execute(arguments: [Data(lease.encoded())])
+        counters.lease = lease
+    }
+
     /// What a transaction knows of a document's row: whether it exists, and its newest queue entry.
     private struct QueueSlot {
         var exists: Bool
@@ -544,51 +651,54 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         var bytes: Int
     }
 
+    static let readRowSQL = "SELECT record, queued_seq, queued_bytes FROM documents WHERE collection = ? AND id = ?"
+    static let insertDocumentSQL =
+        "INSERT INTO documents (collection, id, record, deleted, queued_seq, queued_bytes) VALUES (?, ?, ?, ?, ?, ?)"
+    static let updateCoalescedSQL = "UPDATE documents SET record = ?, deleted = ?, queued_bytes = ? WHERE collection = ? AND id = ?"
+    static let updateQueuedSQL =
+        "UPDATE documents SET record = ?, deleted = ?, queued_seq = ?, queued_bytes = ? WHERE collection = ? AND id = ?"
+
     private func commit(
-        _ db: Database, _ keys: [DocumentKey], _ maxQueueBytes: Int,
+        _ db: Database, _ counters: inout QueueCounters, _ keys: [DocumentKey], _ maxQueueBytes: Int,
         _ transform: ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
     ) throws -> [UInt64] {
         var current = [DocumentKey: DocumentRecord](minimumCapacity: keys.count)
         var slots = [DocumentKey: QueueSlot](minimumCapacity: keys.count)
-        let readRow = try db.cachedStatement(
-            sql: "SELECT record, queued_seq, queued_bytes FROM documents WHERE collection = ? AND id = ?")
-        func slot(_ key: DocumentKey, decoding: Bool) throws -> QueueSlot {
-            if let known = slots[key] { return known }
-            var found = QueueSlot(exists: false, sequence: nil, bytes: 0)
-            if let row = try Row.fetchOne(readRow, arguments: [key.collection.rawValue, key.id.rawValue]) {
-                if decoding { current[key] = try Self.decodeRecord(try Self.column(row, "record", Data.self), "\(key)") }
-                found = QueueSlot(
-                    exists: true, sequence: try Self.column(row, "queued_seq", Int64?.self),
-                    bytes: try Self.column(row, "queued_bytes", Int.self))
-                if let sequence = found.sequence, sequence <= 0 || found.bytes < 0 {
+        let readRow = RawStatement(try db.cachedStatement(sql: Self.readRowSQL), in: db)
+        func read(_ key: DocumentKey, decoding: Bool) throws -> QueueSlot {
+            try readRow.run { row in
+                try row.bind(key.collection.rawValue)
+                try row.bind(key.id.rawValue)
+                guard try row.step() else { return QueueSlot(exists: false, sequence: nil, bytes: 0) }
+                if decoding { current[key] = try Self.decodeRecord(try row.blob(0, "the record of \(key)"), "\(key)") }
+                let sequence = row.isNull(1) ? nil : try row.integer(1, "the queue sequence of \(key)")
+                let bytes = try row.integer(2, "the queued bytes of \(key)")
+                if let sequence, sequence <= 0 || bytes < 0 {
                     throw WeftError.corrupt("the queue entry \(sequence) of \(key) is invalid")
                 }
+                return QueueSlot(exists: true, sequence: sequence, bytes: Int(bytes))
             }
-            slots[key] = found
-            return found
         }
-        for key in keys { _ = try slot(key, decoding: true) }
+        for key in keys where slots[key] == nil { slots[key] = try read(key, decoding: true) }
         let writes = try transform(current)
         guard !writes.isEmpty else { return [] }
-        let counters = try Self.queueCounters(db)
         let start = counters.bytes
         var total = start
         var next = counters.next
         let inFlight = Int64(clamping: inFlightThrough.withLock { $0 })
-        let insertDocument = try db.cachedStatement(
-            sql: "INSERT INTO documents (collection, id, record, deleted, queued_seq, queued_bytes) VALUES (?, ?, ?, ?, ?, ?)")
-        let updateCoalesced = try db.cachedStatement(
-            sql: "UPDATE documents SET record = ?, deleted = ?, queued_bytes = ? WHERE collection = ? AND id = ?")
-        let updateQueued = try db.cachedStatement(
-            sql: "UPDATE documents SET record = ?, deleted = ?, queued_seq = ?, queued_bytes = ? WHERE collection = ? AND id = ?")
+        let insertDocument = RawStatement(try db.cachedStatement(sql: Self.insertDocumentSQL), in: db)
+        let updateCoalesced = RawStatement(try db.cachedStatement(sql: Self.updateCoalescedSQL), in: db)
+        let updateQueued = RawStatement(try db.cachedStatement(sql: Self.updateQueuedSQL), in: db)
         let supersede = try db.cachedStatement(sql: "INSERT INTO superseded (seq, collection, id, bytes) VALUES (?, ?, ?, ?)")
         var sequences = [UInt64]()
         sequences.reserveCapacity(writes.count)
+        var newest = writes[0].record.lastStamp
         for write in writes {
             let key = write.key
-            let old = try slot(key, decoding: false)
-            let encoded = Data(write.record.encoded())
+            let old = try slots[key] ?? read(key, decoding: false)
+            let encoded = write.record.encoded()
             let size = QueueEntry.byteCount(key: key, recordBytes: encoded.count)
+            let deleted = write.record.isDeleted
             let sequence: Int64
             if let pending = old.sequence, pending > inFlight {
                 // Coalesce: the pending entry keeps its number and now stands for the new record.
@@ -596,8 +706,16 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                 guard total + growth <= maxQueueBytes else {
                     throw WeftError.queueFull(current: start, needed: total + growth - start, limit: maxQueueBytes)
                 }
-                try updateCoalesced.execute(
-                    arguments: [encoded, write.record.isDeleted, size, key.collection.rawValue, key.id.rawValue])
+                try encoded.withUnsafeBytes { record in
+                    try updateCoalesced.run { statement in
+                        try statement.bind(borrowing: record)
+                        try statement.bind(deleted)
+                        try statement.bind(Int64(size))
+                        try statement.bind(key.collection.rawValue)
+                        try statement.bind(key.id.rawValue)
+                        try statement.execute()
+                    }
+                }
                 total += growth
                 sequence = pending
             } else {
@@ -611,24 +729,39 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                 }
                 sequence = next
                 next += 1
-                if old.exists {
-                    try updateQueued.execute(
-                        arguments: [encoded, write.record.isDeleted, sequence, size, key.collection.rawValue, key.id.rawValue])
-                } else {
-                    try insertDocument.execute(
-                        arguments: [key.collection.rawValue, key.id.rawValue, encoded, write.record.isDeleted, sequence, size])
+                try encoded.withUnsafeBytes { record in
+                    if old.exists {
+                        try updateQueued.run { statement in
+                            try statement.bind(borrowing: record)
+                            try statement.bind(deleted)
+                            try statement.bind(sequence)
+                            try statement.bind(Int64(size))
+                            try statement.bind(key.collection.rawValue)
+                            try statement.bind(key.id.rawValue)
+                            try statement.execute()
+                        }
+                    } else {
+                        try insertDocument.run { statement in
+                            try statement.bind(key.collection.rawValue)
+                            try statement.bind(key.id.rawValue)
+                            try statement.bind(borrowing: record)
+                            try statement.bind(deleted)
+                            try statement.bind(sequence)
+                            try statement.bind(Int64(size))
+                            try statement.execute()
+                        }
+                    }
                 }
                 total += size
             }
             slots[key] = QueueSlot(exists: true, sequence: sequence, bytes: size)
             sequences.append(UInt64(sequence))
+            if write.record.lastStamp > newest { newest = write.record.lastStamp }
         }
-        // The queue counters and the clock, once per transaction: a restarted clock always
-        // resumes above every stored write.
-        let stamp = writes.lazy.map(\.record.lastStamp).max() ?? writes[0].record.lastStamp
-        try db.cachedStatement(
-            sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('queue_bytes', ?), ('next_sequence', ?), ('last_stamp', ?)"
-        ).execute(arguments: [total, next, Data(stamp.encoded())])
+        // A restarted clock resumes above every stored write: the lease covers the newest stamp.
+        try Self.extendLease(db, &counters, past: newest)
+        counters.bytes = total
+        counters.next = next
         return sequences
     }
 
@@ -640,7 +773,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     ) async throws(WeftError) -> [AppliedRemoteChange] {
         guard let cursorValue = Int64(exactly: cursor) else { throw .invalidArgument("pull cursor \(cursor) is out of range") }
         do {
-            return try writeBlocking { db in
+            return try transaction { db, counters in
                 let readRecord = try db.cachedStatement(sql: "SELECT record FROM documents WHERE collection = ? AND id = ?")
                 // An upsert that keeps the row's queue columns: a pulled change never touches the
                 // queue (a document waiting to be pushed stays queued, now with the merged record).
@@ -653,7 +786,6 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                     sql: "INSERT INTO conflicts (collection, id, policy, resolver, local, remote, winner) VALUES (?, ?, ?, ?, ?, ?, ?)")
                 var applied = [AppliedRemoteChange]()
                 var known = [DocumentKey: DocumentRecord]()
-                var counters: (bytes: Int, next: Int64)?
                 for change in changes {
                     let key = change.key
                     var local = known[key]
@@ -678,11 +810,6 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                     }
                     applied.append(AppliedRemoteChange(key: key, record: result.record, kind: result.kind))
                 }
-                if let counters {
-                    try db.cachedStatement(
-                        sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('queue_bytes', ?), ('next_sequence', ?)"
-                    ).execute(arguments: [counters.bytes, counters.next])
-                }
                 try db.execute(sql: "UPDATE meta SET value = max(value, ?) WHERE key = 'pull_cursor'", arguments: [cursorValue])
                 return applied
             }
@@ -696,9 +823,8 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     /// `max_queue_bytes`: a pulled change is never refused, and the queue only ever holds
     /// whole records.
     private func enqueueResolution(
-        _ db: Database, _ key: DocumentKey, _ record: DocumentRecord, _ counters: inout (bytes: Int, next: Int64)?
+        _ db: Database, _ key: DocumentKey, _ record: DocumentRecord, _ counters: inout QueueCounters
     ) throws {
-        var current = try counters ?? Self.queueCounters(db)
         let size = QueueEntry.byteCount(key: key, recordBytes: record.encoded().count)
         let row = try Row.fetchOne(
             db.cachedStatement(sql: "SELECT queued_seq, queued_bytes FROM documents WHERE collection = ? AND id = ?"),
@@ -709,18 +835,17 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         if let pending, pending > inFlight {
             try db.cachedStatement(sql: "UPDATE documents SET queued_bytes = ? WHERE collection = ? AND id = ?")
                 .execute(arguments: [size, key.collection.rawValue, key.id.rawValue])
-            current.bytes += size - oldBytes
+            counters.bytes += size - oldBytes
         } else {
             if let pending {
                 try db.cachedStatement(sql: "INSERT INTO superseded (seq, collection, id, bytes) VALUES (?, ?, ?, ?)")
                     .execute(arguments: [pending, key.collection.rawValue, key.id.rawValue, oldBytes])
             }
             try db.cachedStatement(sql: "UPDATE documents SET queued_seq = ?, queued_bytes = ? WHERE collection = ? AND id = ?")
-                .execute(arguments: [current.next, size, key.collection.rawValue, key.id.rawValue])
-            current.next += 1
-            current.bytes += size
+                .execute(arguments: [counters.next, size, key.collection.rawValue, key.id.rawValue])
+            counters.next += 1
+            counters.bytes += size
         }
-        counters = current
     }
 
     public func conflicts(limit: Int) async throws(WeftError) -> [ConflictRecord] {

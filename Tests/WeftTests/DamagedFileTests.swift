@@ -284,7 +284,7 @@ struct DamagedFileTests {
         }
         // The known migrations plus the one from the future, and nothing else: no migration ran.
         #expect(migrations.last == "v99: from the future" && migrations.filter { $0.hasPrefix("v99") }.count == 1, "\(migrations)")
-        #expect(migrations.dropLast().map { String($0.prefix(3)) } == ["v1:", "v2:", "v3:", "v4:"], "\(migrations)")
+        #expect(migrations.dropLast().map { String($0.prefix(3)) } == ["v1:", "v2:", "v3:", "v4:", "v5:"], "\(migrations)")
     }
 
     /// The schema and every row of every table, as text.
@@ -446,7 +446,7 @@ struct DamagedFileTests {
         ("superseded id is a blob", "INSERT INTO superseded VALUES (1, 'c', X'FFFE', 10)", ["entries", "batch", "write:y"]),
         ("next_sequence is text", "UPDATE meta SET value = 'soon' WHERE key = 'next_sequence'", ["write:y"]),
         ("replica id is text", "UPDATE meta SET value = 'me' WHERE key = 'replica_id'", ["metadata", "replica"]),
-        ("queue_bytes is text", "UPDATE meta SET value = 'lots' WHERE key = 'queue_bytes'", ["bytes", "write:y"]),
+        ("superseded bytes is text", "INSERT INTO superseded VALUES (1, 'c', 'x', 'lots')", ["bytes", "write:y"]),
         ("last_stamp is an integer", "UPDATE meta SET value = 7 WHERE key = 'last_stamp'", ["metadata", "replica"]),
     ]
 

@@ -142,9 +142,10 @@ public struct AppliedRemoteChange: Hashable, Sendable {
 ///    (``WeftError/Kind/queueFull``), it throws and changes nothing: every document keeps its old
 ///    record and no queued byte is dropped.
 /// 3. It returns, for each write in order, the sequence number of the entry holding it.
-/// 4. In the same atomic step it saves the largest stamp of the writes' records as the last stamp
-///    (``ReplicaMetadata/lastStamp``), so a clock restored after a crash always resumes above
-///    every write that was stored.
+/// 4. In the same atomic step it makes sure the saved last stamp (``ReplicaMetadata/lastStamp``)
+///    is at or above the largest stamp of the writes' records, so a clock restored after a crash
+///    always resumes above every write that was stored. An implementation may save a lease ahead
+///    of that stamp, so that most commits need not write it.
 /// 5. ``applyRemoteChanges(_:through:_:)`` merges each pulled change into the stored record with
 ///    `merge`, stores the results, logs the conflicts `merge` reports and moves the pull cursor
 ///    forward to `cursor`, in one atomic step. It leaves the queue alone, except that a result of
