@@ -48,10 +48,17 @@ public struct DocumentID: Hashable, Comparable, Sendable, CustomStringConvertibl
     /// Identifiers are equal when their UTF-8 bytes are, as in the databases (Swift's `String`
     /// equality would call "é" and "e\u{301}" the same id, while SQLite and PostgreSQL store
     /// two rows).
-    public static func == (lhs: DocumentID, rhs: DocumentID) -> Bool { lhs.rawValue.utf8.elementsEqual(rhs.rawValue.utf8) }
+    public static func == (lhs: DocumentID, rhs: DocumentID) -> Bool {
+        var left = lhs.rawValue
+        var right = rhs.rawValue
+        return left.withUTF8 { a in right.withUTF8 { b in a.count == b.count && a.elementsEqual(b) } }
+    }
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(rawValue.utf8.count)
-        for byte in rawValue.utf8 { hasher.combine(byte) }
+        var bytes = rawValue
+        bytes.withUTF8 { utf8 in
+            hasher.combine(utf8.count)
+            hasher.combine(bytes: UnsafeRawBufferPointer(utf8))
+        }
     }
     public static func < (lhs: DocumentID, rhs: DocumentID) -> Bool { lhs.rawValue.utf8.lexicographicallyPrecedes(rhs.rawValue.utf8) }
     public var description: String { rawValue }

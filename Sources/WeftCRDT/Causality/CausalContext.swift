@@ -44,6 +44,8 @@ public struct CausalContext: Hashable, Sendable {
     ///
     /// - Complexity: O(1) when the replica's dots are contiguous, as a replica's own always are.
     public mutating func nextDot(for replica: ReplicaID) -> Dot {
+        // The usual case: nothing out of order has been seen, so the next dot extends the vector.
+        if cloud.isEmpty { return vector.increment(replica) }
         var counter = vector[replica] &+ 1
         while cloud.contains(Dot(replica: replica, counter: counter)) { counter &+= 1 }
         let dot = Dot(replica: replica, counter: counter)

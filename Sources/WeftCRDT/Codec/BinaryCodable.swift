@@ -220,7 +220,6 @@ extension VersionVector: BinaryCodable {
     /// Layout: count, then `(replica, counter)` pairs in replica order, counters non-zero.
     @inlinable
     public func encode(to writer: inout BinaryWriter) {
-        let entries = sortedEntries
         writer.writeVarint(UInt64(entries.count))
         for entry in entries {
             writer.writeReplica(entry.replica)
@@ -231,7 +230,8 @@ extension VersionVector: BinaryCodable {
     @inlinable
     public init(from reader: inout BinaryReader) throws(CodecError) {
         let count = try reader.readCount(minimumElementSize: 2)
-        var counters = [ReplicaID: UInt64](minimumCapacity: count)
+        var entries = [Entry]()
+        entries.reserveCapacity(count)
         var previous: ReplicaID?
         for _ in 0..<count {
             let start = reader.offset
@@ -242,9 +242,9 @@ extension VersionVector: BinaryCodable {
                 throw .nonCanonical(at: start, "version vector entries out of order or repeated")
             }
             previous = replica
-            counters[replica] = counter
+            entries.append(Entry(replica: replica, counter: counter))
         }
-        self.init(counters)
+        self.init(sortedEntries: entries)
     }
 }
 

@@ -6,7 +6,11 @@
 public struct BinaryWriter: Sendable {
     /// The bytes written so far.
     public var bytes: [UInt8]
+    /// The replicas written so far, in order: their index is their reference. Searched
+    /// linearly while short (a record names few replicas), through `replicaIndex` beyond.
+    @usableFromInline var replicasWritten: [ReplicaID] = []
     @usableFromInline var replicaIndex: [ReplicaID: Int] = [:]
+    @usableFromInline static var linearReplicaSearchLimit: Int { 16 }
 
     /// Creates an empty writer.
     @inlinable
@@ -67,13 +71,27 @@ public struct BinaryWriter: Sendable {
     /// Writes a replica reference: `0` and the 16 bytes on first use, then `index + 1`.
     @inlinable
     public mutating func writeReplica(_ replica: ReplicaID) {
-        if let index = replicaIndex[replica] {
-            writeVarint(UInt64(index) + 1)
+        let known: Int?
+        if replicasWritten.count <= Self.linearReplicaSearchLimit {
+            known = replicasWritten.firstIndex(of: replica)
         } else {
-            replicaIndex[replica] = replicaIndex.count
-            bytes.append(0)
-            bytes.append(contentsOf: replica.bytes)
+            known = replicaIndex[replica]
         }
+        if let known {
+            writeVarint(UInt64(known) + 1)
+            return
+        }
+        replicasWritten.append(replica)
+        if replicasWritten.count > Self.linearReplicaSearchLimit {
+            if replicaIndex.isEmpty {
+                for (index, written) in replicasWritten.enumerated() { replicaIndex[written] = index }
+            } else {
+                replicaIndex[replica] = replicasWritten.count - 1
+            }
+        }
+        bytes.append(0)
+        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: replica.high >> UInt64(shift))) }
+        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: replica.low >> UInt64(shift))) }
     }
 
     /// Writes a dot as a replica reference and a counter.

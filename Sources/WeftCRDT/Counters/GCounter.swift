@@ -3,17 +3,20 @@
 /// The merge takes each replica's maximum, so a counter state delivered twice is counted once.
 /// Tallies saturate at `UInt64.max` rather than wrap, which keeps every mutation an inflation.
 public struct GCounter: EmptyInitializableCRDT, Hashable {
+    /// The tallies, kept like a version vector's entries (sorted, no zeros).
+    var storage: VersionVector
+
     /// Each replica's tally; zero tallies are not stored.
-    public private(set) var tallies: [ReplicaID: UInt64]
+    public var tallies: [ReplicaID: UInt64] { storage.counters }
 
     /// The zero counter.
-    public init() { tallies = [:] }
+    public init() { storage = VersionVector() }
 
     /// The sum of all tallies, saturating at `UInt64.max`.
     /// - Complexity: O(*n*) in the number of replicas.
     public var value: UInt64 {
-        tallies.values.reduce(0) { sum, tally in
-            let (result, overflow) = sum.addingReportingOverflow(tally)
+        storage.entries.reduce(0) { sum, entry in
+            let (result, overflow) = sum.addingReportingOverflow(entry.counter)
             return overflow ? .max : result
         }
     }
@@ -22,21 +25,19 @@ public struct GCounter: EmptyInitializableCRDT, Hashable {
     /// - Complexity: O(1).
     @discardableResult
     public mutating func increment(by amount: UInt64 = 1, replica: ReplicaID) -> GCounter {
-        let current = tallies[replica] ?? 0
+        let current = storage[replica]
         let (sum, overflow) = current.addingReportingOverflow(amount)
         let next = overflow ? UInt64.max : sum
-        if next != 0 { tallies[replica] = next }
+        if next != 0 { storage[replica] = next }
         var delta = GCounter()
-        if next != 0 { delta.tallies[replica] = next }
+        if next != 0 { delta.storage[replica] = next }
         return delta
     }
 
     /// Takes each replica's maximum.
     /// - Complexity: O(*n*) in the replicas of `other`.
     public mutating func merge(_ other: GCounter) {
-        for (replica, tally) in other.tallies where tally > (tallies[replica] ?? 0) {
-            tallies[replica] = tally
-        }
+        storage.merge(other.storage)
     }
 }
 
@@ -44,10 +45,9 @@ extension GCounter: BinaryCodable {
     public static var binaryTypeTag: UInt8 { 5 }
 
     /// Layout: like a ``VersionVector``: count, `(replica, tally)` in replica order.
-    public func encode(to writer: inout BinaryWriter) { VersionVector(tallies).encode(to: &writer) }
+    public func encode(to writer: inout BinaryWriter) { storage.encode(to: &writer) }
 
     public init(from reader: inout BinaryReader) throws(CodecError) {
-        self.init()
-        tallies = try VersionVector(from: &reader).counters
+        storage = try VersionVector(from: &reader)
     }
 }
