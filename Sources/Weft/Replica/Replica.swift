@@ -244,7 +244,7 @@ public actor Replica {
     /// Commits `operations` in one transaction: each reads the record the previous one left,
     /// edits it with its own stamp, and all records and queue entries are stored atomically.
     func commit(_ operations: [Operation]) async throws(WeftError) -> [DocumentRecord] {
-        try await commitReturningSequences(operations).map(\.record)
+        try await commitWrites(operations).writes.map(\.record)
     }
 
     /// ``commit(_:)``, with the record each write stored, the record before it and the sequence
@@ -252,40 +252,57 @@ public actor Replica {
     func commitReturningSequences(_ operations: [Operation]) async throws(WeftError)
         -> [(record: DocumentRecord, previous: DocumentRecord?, sequence: UInt64)]
     {
-        guard !operations.isEmpty else { return [] }
-        return try await exclusively { () async throws(WeftError) -> [(record: DocumentRecord, previous: DocumentRecord?, sequence: UInt64)] in
+        let committed = try await commitWrites(operations)
+        // The record before each write: the stored one for a key's first write in the batch,
+        // the previous write's for the next ones.
+        var previous = committed.before
+        var result = [(record: DocumentRecord, previous: DocumentRecord?, sequence: UInt64)]()
+        result.reserveCapacity(committed.writes.count)
+        for (write, sequence) in zip(committed.writes, committed.sequences) {
+            result.append((write.record, previous[write.key], sequence))
+            previous[write.key] = write.record
+        }
+        return result
+    }
+
+    /// What one commit stored: the writes, the records they read, and their queue sequences.
+    struct CommittedWrites: Sendable {
+        var writes: [LocalWrite] = []
+        var before: [DocumentKey: DocumentRecord] = [:]
+        var sequences: [UInt64] = []
+    }
+
+    /// The commit itself; callers take from the result what they need.
+    func commitWrites(_ operations: [Operation]) async throws(WeftError) -> CommittedWrites {
+        guard !operations.isEmpty else { return CommittedWrites() }
+        return try await exclusively { () async throws(WeftError) -> CommittedWrites in
             // Stamps come from the actor's clock now; the edits run inside the storage's
             // transaction, on the records it reads there.
             let stamps = operations.map { _ in clock.now() }
             let replicaID = replicaID
-            let writes = LockedBox<[LocalWrite]>([])
-            let before = LockedBox<[DocumentKey: DocumentRecord]>([:])
+            let box = LockedBox(CommittedWrites())
             let sequences = try await storage.commitLocalWrites(
                 reading: operations.map(\.key), maxQueueBytes: configuration.maxQueueBytes
             ) { records throws(WeftError) in
                 let computed = try Self.apply(operations, stamps: stamps, replicaID: replicaID, to: records)
-                writes.set(computed)
-                before.set(records)
+                box.set(CommittedWrites(writes: computed, before: records))
                 return computed
             }
-            let committed = writes.get()
+            var committed = box.get()
+            committed.sequences = sequences
             // The clock follows the stamps the writes used (a write may have ordered itself
             // after a record stamped ahead of the clock).
-            if let newest = committed.map(\.record.lastStamp).max(), newest > clock.last { _ = try? clock.receive(newest) }
-            for write in committed {
-                publish(
-                    ReplicaChange(
-                        key: write.key, origin: .local, isDeleted: write.record.isDeleted, stamp: write.record.lastStamp))
+            var newest = clock.last
+            for write in committed.writes where write.record.lastStamp > newest { newest = write.record.lastStamp }
+            if newest > clock.last { _ = try? clock.receive(newest) }
+            if !observers.isEmpty {
+                for write in committed.writes {
+                    publish(
+                        ReplicaChange(
+                            key: write.key, origin: .local, isDeleted: write.record.isDeleted, stamp: write.record.lastStamp))
+                }
             }
-            // The record before each write: the stored one for a key's first write in the
-            // batch, the previous write's for the next ones.
-            var previous = before.get()
-            var result = [(record: DocumentRecord, previous: DocumentRecord?, sequence: UInt64)]()
-            for (write, sequence) in zip(committed, sequences) {
-                result.append((write.record, previous[write.key], sequence))
-                previous[write.key] = write.record
-            }
-            return result
+            return committed
         }
     }
 

@@ -51,7 +51,7 @@ public enum BinaryFormat {
     /// - Complexity: O(*n*) in the size of the value.
     @inlinable
     public static func encode<T: BinaryCodable>(_ value: T) -> [UInt8] {
-        var writer = BinaryWriter()
+        var writer = BinaryWriter(reservingCapacity: 256)
         writer.writeByte(version)
         writer.writeByte(T.binaryTypeTag)
         value.encode(to: &writer)

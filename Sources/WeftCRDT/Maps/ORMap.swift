@@ -176,7 +176,11 @@ extension ORMap: BinaryCodable {
         let context = try CausalContext(from: &reader)
         let count = try reader.readCount(minimumElementSize: 3)
         var entries = [Key: [Version]](minimumCapacity: count)
-        var seenDots = Set<Dot>()
+        // Every dot names one version of one key. Keys come in increasing order of their first
+        // dot, so with one version per key (the usual case) the dots are distinct already;
+        // only extra versions need the duplicate check below.
+        let mapStart = reader.offset
+        var severalVersions = false
         var previousFirst: Dot?
         for _ in 0..<count {
             let start = reader.offset
@@ -190,14 +194,20 @@ extension ORMap: BinaryCodable {
                 let dot = try reader.readDot()
                 if let last = versions.last, !(last.dot < dot) { throw .nonCanonical(at: dotStart, "versions out of order") }
                 guard context.contains(dot) else { throw .invariantViolation(at: dotStart, "dot \(dot) missing from the context") }
-                guard seenDots.insert(dot).inserted else { throw .invariantViolation(at: dotStart, "dot \(dot) on two keys") }
                 // Only recursive types (Document) can nest without bound; they count depth themselves.
                 let value = try Value(from: &reader)
                 versions.append(Version(dot: dot, value: value))
             }
             if let previousFirst, !(previousFirst < versions[0].dot) { throw .nonCanonical(at: start, "keys out of order") }
             previousFirst = versions[0].dot
+            if versionCount > 1 { severalVersions = true }
             guard entries.updateValue(versions, forKey: key) == nil else { throw .invariantViolation(at: start, "key appears twice") }
+        }
+        if severalVersions {
+            let dots = entries.values.flatMap { $0.map(\.dot) }.sorted()
+            for index in dots.indices.dropFirst() where dots[index] == dots[index - 1] {
+                throw .invariantViolation(at: mapStart, "dot \(dots[index]) on two keys")
+            }
         }
         self.init()
         self.entries = entries

@@ -12,7 +12,7 @@
 //   --raw-memory           also measure raw SQLite's resident memory for the same writes
 //   --queue-writes N       writes in the queue measure (default 100000; 0 skips)
 //   --queue-documents N    documents they go to, round-robin (default 1000)
-//   --probe STORE N        only N upserts to STORE (replica, batch or raw) at the first --durability, then
+//   --probe STORE N        only N upserts to STORE (replica, batch, batch-update or raw) at the first --durability, then
 //                          exit: for counting fsyncs under strace (strace -f -c -e trace=fsync,fdatasync)
 //   --quick                a smoke run: 200 documents, 2 repeats, 20000 memory docs, 5000 queue writes
 
@@ -74,7 +74,7 @@ while let argument = arguments.popFirst() {
         default: fail("--durability needs normal, full or both")
         }
     case "--probe":
-        guard let store = arguments.popFirst(), ["replica", "batch", "raw"].contains(store) else { fail("--probe needs replica, batch or raw") }
+        guard let store = arguments.popFirst(), ["replica", "batch", "batch-update", "raw"].contains(store) else { fail("--probe needs replica, batch or raw") }
         probe = (store, number(&arguments, argument, minimum: 1))
     case "--quick":
         documents = 200
@@ -125,14 +125,21 @@ if let probe, let durability = durabilities.first {
             let store = try RawSQLite(durability: durability, payload: payload)
             defer { store.remove() }
             elapsed = try ContinuousClock().measure { for index in 0..<probe.writes { try store.upsert(index) } }
-        } else if probe.store == "batch" {
-            // Batches of 1,000 writes: fresh documents, then the same documents updated.
+        } else if probe.store == "batch" || probe.store == "batch-update" {
+            // Batches of 1,000 writes to fresh documents ("batch"), or, once those are written,
+            // the same documents updated ("batch-update": only the updates are timed).
             let store = try await ReplicaUnderTest.open(durability: durability)
             defer { store.remove() }
             let clock = ContinuousClock()
-            let start = clock.now
+            var start = clock.now
             for first in stride(from: 0, to: probe.writes, by: 1_000) {
                 try await store.batchUpsert(first..<min(first + 1_000, probe.writes))
+            }
+            if probe.store == "batch-update" {
+                start = clock.now
+                for first in stride(from: 0, to: probe.writes, by: 1_000) {
+                    try await store.batchUpsert(first..<min(first + 1_000, probe.writes), round: 1)
+                }
             }
             elapsed = clock.now - start
         } else {
