@@ -568,19 +568,38 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     /// keeps the counters `body` leaves only if the transaction commits.
     private func transaction<T>(_ body: (Database, inout QueueCounters) throws -> T) throws -> T {
         try pool.writeWithoutTransaction { db in
-            var outcome: (result: T, state: WriterState)?
-            try db.inTransaction(.immediate) {
+            try Self.inImmediateTransaction(db) { () throws -> (T, WriterState) in
                 let version = try Self.dataVersion(db)
                 let known = writerState.withLock { state in state.flatMap { $0.dataVersion == version ? $0.counters : nil } }
                 var counters = try known ?? Self.loadCounters(db)
                 let result = try body(db, &counters)
-                outcome = (result, WriterState(counters: counters, dataVersion: version))
-                return .commit
+                return (result, WriterState(counters: counters, dataVersion: version))
+            } committed: { state in
+                writerState.withLock { $0 = state }
             }
-            guard let outcome else { throw WeftError.storage("a write transaction ended without committing") }
-            writerState.withLock { $0 = outcome.state }
-            return outcome.result
         }
+    }
+
+    /// Runs `work` between `BEGIN IMMEDIATE` and `COMMIT`, rolling back if anything throws, and
+    /// hands the state it returns to `committed` once the commit succeeded.
+    ///
+    /// BEGIN and COMMIT run through cached statements: GRDB's `inTransaction` prepares both
+    /// from SQL text on every call, a measurable part of a one-document write.
+    private static func inImmediateTransaction<T>(
+        _ db: Database, _ work: () throws -> (T, WriterState), committed: (WriterState) -> Void
+    ) throws -> T {
+        try db.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
+        let outcome: (T, WriterState)
+        do {
+            outcome = try work()
+            try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
+        } catch {
+            // GRDB's rollback copes with a transaction SQLite already rolled back itself.
+            if db.isInsideTransaction { try? db.rollback() }
+            throw error
+        }
+        committed(outcome.1)
+        return outcome.0
     }
 
     /// The writer connection's `PRAGMA data_version`: it changes when another connection commits.
