@@ -356,7 +356,16 @@ public actor Replica {
             case .mustNotExist where live: throw .documentExists(key)
             default: break
             }
-            var editor = DocumentEditor(document: current?.body ?? Document(), stamp: stamp)
+            var editor: DocumentEditor
+            if let body = current?.body {
+                editor = DocumentEditor(document: body, stamp: stamp)
+            } else {
+                // A new document: room for a typical record's fields, so the first writes do not
+                // grow the field table step by step.
+                var fresh = Document()
+                fresh.reserveCapacity(8)
+                editor = DocumentEditor(document: fresh, stamp: stamp)
+            }
             if operation.deleting || !live {
                 // A delete clears the fields (the tombstone keeps only the flag and the version);
                 // re-creating a deleted document starts it empty.

@@ -34,6 +34,13 @@ public struct GCounter: EmptyInitializableCRDT, Hashable {
         return delta
     }
 
+    /// ``increment(by:replica:)`` without building the delta: the same state.
+    /// - Complexity: O(log *n*), O(*n*) for a replica's first change.
+    public mutating func add(_ amount: UInt64, replica: ReplicaID) {
+        let (sum, overflow) = storage[replica].addingReportingOverflow(amount)
+        storage[replica] = overflow ? UInt64.max : sum
+    }
+
     /// Takes each replica's maximum.
     /// - Complexity: O(*n*) in the replicas of `other`.
     public mutating func merge(_ other: GCounter) {

@@ -35,6 +35,16 @@ public struct PNCounter: EmptyInitializableCRDT, Hashable {
         return delta
     }
 
+    /// ``increment(by:replica:)`` without building the delta: the same state.
+    /// - Complexity: O(log *n*), O(*n*) for a replica's first change.
+    public mutating func add(_ amount: Int64, replica: ReplicaID) {
+        if amount >= 0 {
+            increments.add(UInt64(amount), replica: replica)
+        } else {
+            decrements.add(amount.magnitude, replica: replica)
+        }
+    }
+
     /// Joins both halves.
     public mutating func merge(_ other: PNCounter) {
         increments.merge(other.increments)

@@ -115,9 +115,13 @@ public struct Document: EmptyInitializableCRDT, Hashable {
     public mutating func add(_ amount: Int64, toCounter key: String, at stamp: HLCTimestamp) {
         var counter = PNCounter()
         if case .counter(let current)? = fields[key] { counter = current }
-        counter.increment(by: amount, replica: stamp.replica)
+        counter.add(amount, replica: stamp.replica)
         fields.assign(key, to: .counter(counter), by: stamp.replica)
     }
+
+    /// Reserves room for `count` fields (a hint for editors building a new document; the state
+    /// is unchanged).
+    public mutating func reserveCapacity(_ count: Int) { fields.reserveCapacity(count) }
 
     /// Adds `amount` to counter `key`, creating it at zero if absent.
     @discardableResult

@@ -33,6 +33,9 @@ public struct ORMap<Key: Hashable & BinaryCodable & Sendable, Value: CRDT & Bina
         context = CausalContext()
     }
 
+    /// Reserves room for `count` keys (a hint: the state is unchanged).
+    public mutating func reserveCapacity(_ count: Int) { entries.reserveCapacity(count) }
+
     /// The live keys.
     public var keys: Dictionary<Key, [Version]>.Keys { entries.keys }
 
