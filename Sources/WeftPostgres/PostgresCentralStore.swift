@@ -307,8 +307,11 @@ public final class PostgresCentralStore: CentralStore {
                 let mark = try await withDeadline {
                     try await self.pushTransaction(database: database, replica: replica, changes: changes, merge: merge)
                 }
-                // Number the new log rows now (any instance's pull would do it too).
-                try? await withDeadline { try await self.sequence(database) }
+                // Number the new log rows now, unless a sequencer is already running: then it, or
+                // the next one (every pull runs one first if rows wait), numbers them. Pushes
+                // thus never queue behind one another on the tenant's sequencer lock, which
+                // would serialize every push of a tenant across all instances.
+                try? await withDeadline { try await self.sequence(database, unlessBusy: true) }
                 return mark
             } catch {
                 if attempt < 5, Self.isRetryable(error) { continue }
@@ -433,10 +436,23 @@ public final class PostgresCentralStore: CentralStore {
 
     /// Numbers the tenant's committed, unnumbered change-log rows, in commit order of the
     /// sequencer (see the type's documentation).
-    func sequence(_ database: String) async throws {
+    ///
+    /// With `unlessBusy`, it returns at once if another sequencer of the tenant holds the lock.
+    /// A sequencer that numbers nothing writes nothing, so its commit waits for no disk flush.
+    func sequence(_ database: String, unlessBusy: Bool = false) async throws {
         let logger = logger
         try await client.withTransaction(logger: logger) { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(database), 7))", logger: logger)
+            if unlessBusy {
+                var acquired = false
+                for try await locked in try await connection.query(
+                    "SELECT pg_try_advisory_xact_lock(hashtextextended(\(database), 7))", logger: logger
+                ).decode(Bool.self) {
+                    acquired = locked
+                }
+                guard acquired else { return }
+            } else {
+                try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(database), 7))", logger: logger)
+            }
             try await connection.query(
                 "INSERT INTO weft_tenants (tenant, next_sequence) VALUES (\(database), 1) ON CONFLICT (tenant) DO NOTHING",
                 logger: logger)
@@ -452,8 +468,8 @@ public final class PostgresCentralStore: CentralStore {
                     FROM pending, counter WHERE c.id = pending.id
                     RETURNING c.sequence
                 )
-                UPDATE weft_tenants SET next_sequence = GREATEST(next_sequence, (SELECT COALESCE(max(sequence) + 1, 0) FROM numbered))
-                WHERE tenant = \(database)
+                UPDATE weft_tenants SET next_sequence = GREATEST(next_sequence, (SELECT max(sequence) + 1 FROM numbered))
+                WHERE tenant = \(database) AND EXISTS (SELECT 1 FROM numbered)
                 """, logger: logger)
         }
     }

@@ -295,6 +295,57 @@ struct PostgresTests {
         await store.shutdown()
     }
 
+    @Test("A push never waits for a busy sequencer; the next pull numbers what it left, without gaps")
+    func pushesDoNotQueueOnTheSequencer() async throws {
+        let url = try await TestPostgres.freshDatabase()
+        let store = try await PostgresCentralStore(url: url)
+        let psql = URL(fileURLWithPath: (ProcessInfo.processInfo.environment["WEFT_POSTGRES_BIN"] ?? "/usr/bin") + "/psql")
+        func query(_ sql: String) throws -> String {
+            let result = try runProcess(psql, [url.absoluteString, "-qAtc", sql])
+            guard result.status == 0 else { throw WeftError.storage("psql: \(result.error)") }
+            return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let replica = ReplicaID(high: 7, low: 7)
+        func push(_ first: Int) async throws {
+            var changes = [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)]()
+            for index in first..<(first + 5) {
+                let stamp = HLCTimestamp(wallMilliseconds: UInt64(1_000 + index), counter: 0, replica: replica)
+                var body = Document()
+                body.set("n", to: .int(Int64(index)), at: stamp)
+                var version = VersionVector()
+                version.increment(replica)
+                changes.append(
+                    (UInt64(index + 1), DocumentKey(collection: try CollectionName("c"), id: try DocumentID("d\(index)")),
+                     DocumentRecord(body: body, deletion: LWWRegister(false, stamp: stamp), version: version)))
+            }
+            _ = try await store.applyPush(database: "t", replica: replica, changes: changes) { local, key, remote throws(WeftError) in
+                try DocumentMerge.merge(local: local, remote: remote, key: key, policy: .crdt)
+            }
+        }
+        try await push(0)
+        #expect(try query("SELECT count(*) FROM weft_change_log WHERE sequence IS NULL") == "0", "an idle sequencer numbers at once")
+        // Another session holds the tenant's sequencer lock for three seconds.
+        let holder = Task.detached {
+            try runProcess(psql, [url.absoluteString, "-qAtc", "SELECT pg_advisory_lock(hashtextextended('t', 7)); SELECT pg_sleep(3)"])
+        }
+        var held = false
+        for _ in 0..<100 where !held {
+            held = try query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") != "0"
+            if !held { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(held, "the lock holder started")
+        let clock = ContinuousClock()
+        let started = clock.now
+        try await push(5)
+        #expect(clock.now - started < .seconds(2), "the push waited for the sequencer lock")
+        #expect(try query("SELECT count(*) FROM weft_change_log WHERE sequence IS NULL") == "5", "the busy sequencer was left alone")
+        _ = try await holder.value
+        let log = try await store.changes(database: "t", after: 0, limit: 100, maxBytes: 1 << 20).changes
+        #expect(log.map(\.sequence) == Array(1...10), "the pull numbered the waiting rows after the others, with no gap")
+        #expect(log.map(\.key.id.rawValue) == (0..<10).map { "d\($0)" })
+        await store.shutdown()
+    }
+
     @Test func badURLsAndASchemaFromTheFutureAreRefused() async throws {
         await #expect(throws: WeftError.self) { _ = try await PostgresCentralStore(url: URL(string: "postgres://127.0.0.1:5432/")!) }
         await #expect(throws: WeftError.self) {
