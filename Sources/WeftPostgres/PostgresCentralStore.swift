@@ -27,8 +27,9 @@ import WeftServer
 ///   commits before the next one starts, so numbers become visible in increasing order: a
 ///   reader that has seen 42 has seen 41. (Numbering inside the pushes would let a transaction
 ///   that took 41 commit after one that took 42, and a reader that saw 42 would skip 41.) Every
-///   push runs the sequencer after it commits, and every pull first runs it if rows wait, so a
-///   crash between the two only delays numbering.
+///   pull first runs the sequencer if rows wait; a push runs it after it commits unless another
+///   sequencer holds the lock (that one, or the next, numbers the push's rows), so pushes never
+///   queue on the lock, and a busy sequencer or a crash in between only delays numbering.
 ///
 /// The schema is versioned in `weft_migrations` and migrated at start-up under an advisory lock.
 /// A database migrated by a newer Weft is refused with ``Weft/WeftError/Kind/schemaTooNew``.
