@@ -14,20 +14,20 @@ import WeftCRDT
 ///
 /// Use it only inside a GRDB write on the statement's database; ``run(_:)`` resets the statement
 /// and clears its bindings afterwards, so no pointer outlives the call.
-struct RawStatement {
+package struct RawStatement {
     /// Kept so the statement is not finalized while in use (an uncached one has no other owner).
-    let statement: Statement
-    let handle: OpaquePointer
-    let connection: OpaquePointer?
+    package let statement: Statement
+    package let handle: OpaquePointer
+    package let connection: OpaquePointer?
 
-    init(_ statement: Statement, in db: Database) {
+    package init(_ statement: Statement, in db: Database) {
         self.statement = statement
         handle = statement.sqliteStatement
         connection = db.sqliteConnection
     }
 
     /// Binds with `bind`, then runs `body` (which steps and reads), then resets the statement.
-    func run<T>(_ body: (inout Binder) throws -> T) throws -> T {
+    package func run<T>(_ body: (inout Binder) throws -> T) throws -> T {
         defer {
             sqlite3_reset(handle)
             sqlite3_clear_bindings(handle)
@@ -44,26 +44,26 @@ struct RawStatement {
     /// Binds arguments from index 1 on and steps; every pointer bound stays valid until the
     /// enclosing ``RawStatement/run(_:)`` returns because the binding closures nest around the
     /// step.
-    struct Binder {
+    package struct Binder {
         let statement: RawStatement
         var index: Int32 = 1
 
-        mutating func bind(_ value: Int64) throws {
+        package mutating func bind(_ value: Int64) throws {
             try check(sqlite3_bind_int64(statement.handle, index, value))
             index += 1
         }
 
-        mutating func bind(_ value: Int64?) throws {
+        package mutating func bind(_ value: Int64?) throws {
             if let value { try bind(value) } else {
                 try check(sqlite3_bind_null(statement.handle, index))
                 index += 1
             }
         }
 
-        mutating func bind(_ value: Bool) throws { try bind(Int64(value ? 1 : 0)) }
+        package mutating func bind(_ value: Bool) throws { try bind(Int64(value ? 1 : 0)) }
 
         /// Binds the UTF-8 of `text` (copied by SQLite, which is cheap for keys).
-        mutating func bind(_ text: String) throws {
+        package mutating func bind(_ text: String) throws {
             var text = text
             let code = text.withUTF8 { utf8 in
                 sqlite3_bind_text(
@@ -75,7 +75,7 @@ struct RawStatement {
         }
 
         /// Binds `bytes` without a copy: `bytes` must stay alive and unchanged until the step.
-        mutating func bind(borrowing bytes: UnsafeRawBufferPointer) throws {
+        package mutating func bind(borrowing bytes: UnsafeRawBufferPointer) throws {
             // A zero-length blob still needs a non-null pointer, or SQLite stores NULL.
             let base = bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)
             try check(sqlite3_bind_blob(statement.handle, index, base, Int32(bytes.count), nil))
@@ -87,7 +87,7 @@ struct RawStatement {
         }
 
         /// Steps once: `true` with a row to read, `false` when done.
-        func step() throws -> Bool {
+        package func step() throws -> Bool {
             switch sqlite3_step(statement.handle) {
             case SQLITE_ROW: return true
             case SQLITE_DONE: return false
@@ -96,24 +96,37 @@ struct RawStatement {
         }
 
         /// Steps a statement that returns no rows.
-        func execute() throws {
+        package func execute() throws {
             while try step() {}
         }
 
         // MARK: Columns of the current row
 
-        func isNull(_ column: Int32) -> Bool { sqlite3_column_type(statement.handle, column) == SQLITE_NULL }
+        package func isNull(_ column: Int32) -> Bool { sqlite3_column_type(statement.handle, column) == SQLITE_NULL }
 
         /// An integer column; any other storage class is corrupt.
-        func integer(_ column: Int32, _ what: @autoclosure () -> String) throws -> Int64 {
+        package func integer(_ column: Int32, _ what: @autoclosure () -> String) throws -> Int64 {
             guard sqlite3_column_type(statement.handle, column) == SQLITE_INTEGER else {
                 throw WeftError.corrupt("\(what()) is not an integer")
             }
             return sqlite3_column_int64(statement.handle, column)
         }
 
+        /// A text column, as UTF-8; any other storage class is corrupt.
+        package func text(_ column: Int32, _ what: @autoclosure () -> String) throws -> String {
+            guard sqlite3_column_type(statement.handle, column) == SQLITE_TEXT else {
+                throw WeftError.corrupt("\(what()) is not text")
+            }
+            let count = Int(sqlite3_column_bytes(statement.handle, column))
+            guard count > 0, let base = sqlite3_column_text(statement.handle, column) else { return "" }
+            guard let text = String(validating: UnsafeBufferPointer(start: base, count: count), as: UTF8.self) else {
+                throw WeftError.corrupt("\(what()) is not valid UTF-8")
+            }
+            return text
+        }
+
         /// A blob column's bytes; any other storage class is corrupt.
-        func blob(_ column: Int32, _ what: @autoclosure () -> String) throws -> [UInt8] {
+        package func blob(_ column: Int32, _ what: @autoclosure () -> String) throws -> [UInt8] {
             guard sqlite3_column_type(statement.handle, column) == SQLITE_BLOB else {
                 throw WeftError.corrupt("\(what()) is not a blob")
             }

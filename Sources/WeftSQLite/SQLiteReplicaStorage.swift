@@ -348,7 +348,28 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     /// sources (each read through its index, stopping at `limit`) merged.
     static func queueEntries(_ db: Database, after: UInt64, limit: Int) throws -> [QueueEntry] {
         let bound = Int64(clamping: after)
-        let documents = try Row.fetchAll(db.cachedStatement(sql: queuedDocumentsSQL), arguments: [bound, limit]).map(entry)
+        let documents = try RawStatement(db.cachedStatement(sql: queuedDocumentsSQL), in: db).run { row in
+            try row.bind(bound)
+            try row.bind(Int64(limit))
+            var entries = [QueueEntry]()
+            while try row.step() {
+                let sequence = try row.integer(0, "a queue sequence")
+                let collection = try row.text(1, "a queued collection name")
+                let id = try row.text(2, "a queued document id")
+                let key: DocumentKey
+                do {
+                    key = DocumentKey(collection: try CollectionName(collection), id: try DocumentID(id))
+                } catch {
+                    throw WeftError.corrupt("a stored key is invalid: \(error)")
+                }
+                let bytes = try row.integer(3, "the byte count of queue entry \(sequence)")
+                guard sequence > 0 else { throw WeftError.corrupt("queue sequence \(sequence) of \(key) is not positive") }
+                guard bytes >= 0 else { throw WeftError.corrupt("the queue entry \(sequence) of \(key) counts \(bytes) bytes") }
+                let record = try decodeRecord(try row.blob(4, "the record of \(key)"), "\(key)")
+                entries.append(QueueEntry(sequence: UInt64(sequence), key: key, record: record, byteCount: Int(bytes)))
+            }
+            return entries
+        }
         let superseded = try Row.fetchAll(db.cachedStatement(sql: supersededSQL), arguments: [bound, limit]).map(entry)
         if superseded.isEmpty { return documents }
         var merged = [QueueEntry]()
