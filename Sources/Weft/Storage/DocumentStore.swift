@@ -4,7 +4,8 @@ import WeftCRDT
 public struct ReplicaMetadata: Hashable, Sendable {
     /// The replica's identity, created once when the storage was first opened.
     public var replicaID: ReplicaID
-    /// The last HLC stamp the replica issued or observed, so a restarted clock stays ahead of it.
+    /// A stamp at or above every stamp the replica committed, so a restarted clock stays ahead
+    /// of them. Stores may keep a lease a little ahead of the newest stamp, to write it rarely.
     public var lastStamp: HLCTimestamp?
     /// The server sequence of the last pulled change applied (0: none).
     public var pullCursor: UInt64

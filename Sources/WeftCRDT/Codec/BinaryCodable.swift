@@ -256,6 +256,11 @@ extension CausalContext: BinaryCodable {
     @inlinable
     public func encode(to writer: inout BinaryWriter) {
         vector.encode(to: &writer)
+        // The usual context has no cloud: no sorted copy to make.
+        guard !cloud.isEmpty else {
+            writer.writeVarint(0)
+            return
+        }
         let dots = sortedCloud
         writer.writeVarint(UInt64(dots.count))
         for dot in dots { writer.writeDot(dot) }
@@ -265,7 +270,7 @@ extension CausalContext: BinaryCodable {
     public init(from reader: inout BinaryReader) throws(CodecError) {
         let vector = try VersionVector(from: &reader)
         let count = try reader.readCount(minimumElementSize: 2)
-        var cloud = Set<Dot>(minimumCapacity: count)
+        var cloud = count == 0 ? Set<Dot>() : Set<Dot>(minimumCapacity: count)
         var previous: Dot?
         for _ in 0..<count {
             let start = reader.offset

@@ -163,15 +163,27 @@ extension ORMap: BinaryCodable {
     /// key, version count, and `(dot, value)` pairs in dot order.
     public func encode(to writer: inout BinaryWriter) {
         context.encode(to: &writer)
-        let sorted = entries.sorted { $0.value[0].dot < $1.value[0].dot }
-        writer.writeVarint(UInt64(sorted.count))
-        for (key, versions) in sorted {
-            key.encode(to: &writer)
-            writer.writeVarint(UInt64(versions.count))
-            for version in versions {
-                writer.writeDot(version.dot)
-                version.value.encode(to: &writer)
+        writer.writeVarint(UInt64(entries.count))
+        // Keys in the order of their first dot, sorted through a scratch buffer of (dot, index)
+        // pairs on the stack rather than a sorted copy of the entries.
+        withUnsafeTemporaryAllocation(of: (Dot, Dictionary<Key, [Version]>.Index).self, capacity: entries.count) { order in
+            var filled = 0
+            for index in entries.indices {
+                order.initializeElement(at: filled, to: (entries[index].value[0].dot, index))
+                filled += 1
             }
+            var slice = UnsafeMutableBufferPointer(rebasing: order[0..<filled])
+            slice.sort { $0.0 < $1.0 }
+            for (_, index) in slice {
+                let (key, versions) = entries[index]
+                key.encode(to: &writer)
+                writer.writeVarint(UInt64(versions.count))
+                for version in versions {
+                    writer.writeDot(version.dot)
+                    version.value.encode(to: &writer)
+                }
+            }
+            _ = slice.deinitialize()
         }
     }
 
