@@ -74,6 +74,15 @@ package struct RawStatement {
             index += 1
         }
 
+        /// Binds UTF-8 `text` without a copy: it must stay alive and unchanged until the step
+        /// (bind inside `String.withUTF8` around the step).
+        package mutating func bind(borrowingText text: UnsafeBufferPointer<UInt8>) throws {
+            // Zero-length text still needs a non-null pointer, or SQLite stores NULL.
+            let base = UnsafeRawPointer(text.baseAddress) ?? UnsafeRawPointer(bitPattern: 1)
+            try check(sqlite3_bind_text(statement.handle, index, base?.assumingMemoryBound(to: CChar.self), Int32(text.count), nil))
+            index += 1
+        }
+
         /// Binds `bytes` without a copy: `bytes` must stay alive and unchanged until the step.
         package mutating func bind(borrowing bytes: UnsafeRawBufferPointer) throws {
             // A zero-length blob still needs a non-null pointer, or SQLite stores NULL.

@@ -35,6 +35,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
             try Self.refuseNewerSchema(path: path, migrator: migrator)
             pool = try DatabasePool(path: path, configuration: configuration)
             try migrator.migrate(pool)
+            try pool.read { db in try Self.verifySchema(db, path: path) }
             // GRDB sets synchronous = NORMAL when it switches the writer to WAL, so set the level
             // afterwards, on the one writer connection (the setting is per connection).
             let synchronous = durability == .full ? "FULL" : "NORMAL"
@@ -140,6 +141,29 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
             try db.execute(sql: "DELETE FROM meta WHERE key = 'queue_bytes'")
         }
         return migrator
+    }
+
+    /// Every table and column the storage reads or writes, as a query that reads no row.
+    static let schemaProbes = [
+        "SELECT collection, id, record, deleted, queued_seq, queued_bytes FROM documents LIMIT 0",
+        "SELECT key, value FROM meta LIMIT 0",
+        "SELECT seq, collection, id, bytes FROM superseded LIMIT 0",
+        "SELECT number, collection, id, policy, resolver, local, remote, winner FROM conflicts LIMIT 0",
+        "SELECT number, seq, collection, id, record, reason FROM dead_letters LIMIT 0",
+    ]
+
+    /// Throws ``Weft/WeftError/Kind/corrupt`` if a table or column the storage uses is missing,
+    /// as when damage reaches the schema itself: every migration is recorded as applied, yet a
+    /// table has lost its name. Without this check the first statement would fail with a plain
+    /// SQLite error ("no such table").
+    static func verifySchema(_ db: Database, path: String) throws {
+        for sql in schemaProbes {
+            do {
+                _ = try db.makeStatement(sql: sql)
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_ERROR {
+                throw WeftError.corrupt("\(path) is damaged or not a Weft database: \(error.message ?? "\(error)")")
+            }
+        }
     }
 
     /// Throws ``Weft/WeftError/Kind/schemaTooNew`` if the database at `path` has migrations
@@ -412,8 +436,10 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     }
 
     public func totalBytes() async throws(WeftError) -> Int {
+        // Summed in a read, not taken from the writer's counters: a read needs no lock, so
+        // `weft status` works while an app holds the database.
         do {
-            return try transaction { _, counters in counters.bytes }
+            return try readBlocking { db in try Self.sumQueue(db).bytes }
         } catch {
             throw Self.map(error, path: path)
         }
@@ -635,6 +661,22 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     /// Derives the queue counters from the stored queue: O(entries). Any entry whose sequence or
     /// byte count is not a positive (non-negative) integer is ``Weft/WeftError/Kind/corrupt``.
     static func loadCounters(_ db: Database) throws -> QueueCounters {
+        let (bytes, highest) = try sumQueue(db)
+        let floor = try metaInteger(db, "next_sequence")
+        guard floor > 0 else { throw WeftError.corrupt("the meta value next_sequence is not positive") }
+        var lease: HLCTimestamp?
+        if let data = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'last_stamp'") {
+            do {
+                lease = try HLCTimestamp(encoded: [UInt8](data))
+            } catch {
+                throw WeftError.corrupt("the stored clock does not decode: \(error)")
+            }
+        }
+        return QueueCounters(bytes: bytes, next: max(Int64(floor), highest &+ 1), lease: lease)
+    }
+
+    /// The queue's total bytes and highest sequence, summed over its entries: O(entries).
+    static func sumQueue(_ db: Database) throws -> (bytes: Int, highest: Int64) {
         var bytes = 0
         var highest: Int64 = 0
         for sql in [
@@ -654,17 +696,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                 }
             }
         }
-        let floor = try metaInteger(db, "next_sequence")
-        guard floor > 0 else { throw WeftError.corrupt("the meta value next_sequence is not positive") }
-        var lease: HLCTimestamp?
-        if let data = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'last_stamp'") {
-            do {
-                lease = try HLCTimestamp(encoded: [UInt8](data))
-            } catch {
-                throw WeftError.corrupt("the stored clock does not decode: \(error)")
-            }
-        }
-        return QueueCounters(bytes: bytes, next: max(Int64(floor), highest &+ 1), lease: lease)
+        return (bytes, highest)
     }
 
     /// Stores `next` as the lowest sequence number a restarted replica may hand out: after an
@@ -691,6 +723,15 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         var bytes: Int
     }
 
+    /// Runs `body` with the UTF-8 of `key`'s collection and id, for binding without a copy.
+    static func withUTF8<R>(
+        _ key: DocumentKey, _ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) throws -> R
+    ) throws -> R {
+        var collection = key.collection.rawValue
+        var id = key.id.rawValue
+        return try collection.withUTF8 { c in try id.withUTF8 { i in try body(c, i) } }
+    }
+
     static let readRowSQL = "SELECT record, queued_seq, queued_bytes FROM documents WHERE collection = ? AND id = ?"
     static let insertDocumentSQL =
         "INSERT INTO documents (collection, id, record, deleted, queued_seq, queued_bytes) VALUES (?, ?, ?, ?, ?, ?)"
@@ -706,9 +747,9 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         var slots = [DocumentKey: QueueSlot](minimumCapacity: keys.count)
         let readRow = RawStatement(try db.cachedStatement(sql: Self.readRowSQL), in: db)
         func read(_ key: DocumentKey, decoding: Bool) throws -> QueueSlot {
-            try readRow.run { row in
-                try row.bind(key.collection.rawValue)
-                try row.bind(key.id.rawValue)
+            try Self.withUTF8(key) { collection, id in try readRow.run { row in
+                try row.bind(borrowingText: collection)
+                try row.bind(borrowingText: id)
                 guard try row.step() else { return QueueSlot(exists: false, sequence: nil, bytes: 0) }
                 if decoding { current[key] = try Self.decodeRecord(try row.blob(0, "the record of \(key)"), "\(key)") }
                 let sequence = row.isNull(1) ? nil : try row.integer(1, "the queue sequence of \(key)")
@@ -717,7 +758,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                     throw WeftError.corrupt("the queue entry \(sequence) of \(key) is invalid")
                 }
                 return QueueSlot(exists: true, sequence: sequence, bytes: Int(bytes))
-            }
+            } }
         }
         for key in keys where slots[key] == nil { slots[key] = try read(key, decoding: true) }
         let writes = try transform(current)
@@ -733,10 +774,13 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         var sequences = [UInt64]()
         sequences.reserveCapacity(writes.count)
         var newest = writes[0].record.lastStamp
+        // One buffer for every record of the transaction: SQLite copies what it stores.
+        var encoder = BinaryWriter(reservingCapacity: 512)
         for write in writes {
             let key = write.key
             let old = try slots[key] ?? read(key, decoding: false)
-            let encoded = write.record.encoded()
+            BinaryFormat.encode(write.record, into: &encoder)
+            let encoded = encoder.bytes
             let size = QueueEntry.byteCount(key: key, recordBytes: encoded.count)
             let deleted = write.record.isDeleted
             let sequence: Int64
@@ -746,14 +790,16 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                 guard total + growth <= maxQueueBytes else {
                     throw WeftError.queueFull(current: start, needed: total + growth - start, limit: maxQueueBytes)
                 }
-                try encoded.withUnsafeBytes { record in
-                    try updateCoalesced.run { statement in
-                        try statement.bind(borrowing: record)
-                        try statement.bind(deleted)
-                        try statement.bind(Int64(size))
-                        try statement.bind(key.collection.rawValue)
-                        try statement.bind(key.id.rawValue)
-                        try statement.execute()
+                try Self.withUTF8(key) { collection, id in
+                    try encoded.withUnsafeBytes { record in
+                        try updateCoalesced.run { statement in
+                            try statement.bind(borrowing: record)
+                            try statement.bind(deleted)
+                            try statement.bind(Int64(size))
+                            try statement.bind(borrowingText: collection)
+                            try statement.bind(borrowingText: id)
+                            try statement.execute()
+                        }
                     }
                 }
                 total += growth
@@ -769,26 +815,28 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                 }
                 sequence = next
                 next += 1
-                try encoded.withUnsafeBytes { record in
-                    if old.exists {
-                        try updateQueued.run { statement in
-                            try statement.bind(borrowing: record)
-                            try statement.bind(deleted)
-                            try statement.bind(sequence)
-                            try statement.bind(Int64(size))
-                            try statement.bind(key.collection.rawValue)
-                            try statement.bind(key.id.rawValue)
-                            try statement.execute()
-                        }
-                    } else {
-                        try insertDocument.run { statement in
-                            try statement.bind(key.collection.rawValue)
-                            try statement.bind(key.id.rawValue)
-                            try statement.bind(borrowing: record)
-                            try statement.bind(deleted)
-                            try statement.bind(sequence)
-                            try statement.bind(Int64(size))
-                            try statement.execute()
+                try Self.withUTF8(key) { collection, id in
+                    try encoded.withUnsafeBytes { record in
+                        if old.exists {
+                            try updateQueued.run { statement in
+                                try statement.bind(borrowing: record)
+                                try statement.bind(deleted)
+                                try statement.bind(sequence)
+                                try statement.bind(Int64(size))
+                                try statement.bind(borrowingText: collection)
+                                try statement.bind(borrowingText: id)
+                                try statement.execute()
+                            }
+                        } else {
+                            try insertDocument.run { statement in
+                                try statement.bind(borrowingText: collection)
+                                try statement.bind(borrowingText: id)
+                                try statement.bind(borrowing: record)
+                                try statement.bind(deleted)
+                                try statement.bind(sequence)
+                                try statement.bind(Int64(size))
+                                try statement.execute()
+                            }
                         }
                     }
                 }

@@ -401,6 +401,25 @@ struct DamagedFileTests {
         }
     }
 
+    @Test("A schema whose tables or columns lost their names fails to open as corrupt", arguments: [
+        "ALTER TABLE meta RENAME TO meta2",
+        "ALTER TABLE documents RENAME COLUMN queued_bytes TO qb",
+        "DROP TABLE dead_letters",
+    ])
+    func damagedSchemaNames(sql: String) async throws {
+        let directory = try Self.makeDirectory()
+        defer { Self.cleanup(directory) }
+        let path = directory.appendingPathComponent("names.sqlite").path
+        try await Self.makeDatabase(path, ids: ["x"])
+        try Self.withGRDB(path) { db in try db.execute(sql: sql) }
+        do {
+            _ = try await Replica.open(path: path)
+            Issue.record("\(sql): the replica opened")
+        } catch {
+            #expect(error.kind == .corrupt, "\(sql): \(error)")
+        }
+    }
+
     @Test("A queue entry with a garbage sequence reads as corrupt, and a write to its document changes nothing")
     func garbageQueueEntry() async throws {
         let directory = try Self.makeDirectory()

@@ -46,7 +46,19 @@ public enum BinaryFormat {
     /// The format version this build writes and reads.
     public static let version: UInt8 = 1
 
-    /// Encodes `value` with its envelope.
+    /// Encodes `value` with its envelope into `writer`, replacing what it held: a writer reused
+    /// across many values allocates its buffer once.
+    ///
+    /// - Complexity: O(*n*) in the size of the value.
+    @inlinable
+    public static func encode<T: BinaryCodable>(_ value: T, into writer: inout BinaryWriter) {
+        writer.reset()
+        writer.writeByte(version)
+        writer.writeByte(T.binaryTypeTag)
+        value.encode(to: &writer)
+    }
+
+    /// Encodes `value` with its envelope: version byte, type tag, body.
     ///
     /// - Complexity: O(*n*) in the size of the value.
     @inlinable

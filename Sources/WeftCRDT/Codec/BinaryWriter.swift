@@ -19,6 +19,14 @@ public struct BinaryWriter: Sendable {
         bytes.reserveCapacity(capacity)
     }
 
+    /// Empties the writer, keeping its buffers, so one writer can encode many values in turn.
+    @inlinable
+    public mutating func reset() {
+        bytes.removeAll(keepingCapacity: true)
+        replicasWritten.removeAll(keepingCapacity: true)
+        if !replicaIndex.isEmpty { replicaIndex.removeAll(keepingCapacity: true) }
+    }
+
     /// Writes one byte.
     @inlinable
     public mutating func writeByte(_ byte: UInt8) { bytes.append(byte) }
