@@ -372,29 +372,8 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     /// sources (each read through its index, stopping at `limit`) merged.
     static func queueEntries(_ db: Database, after: UInt64, limit: Int) throws -> [QueueEntry] {
         let bound = Int64(clamping: after)
-        let documents = try RawStatement(db.cachedStatement(sql: queuedDocumentsSQL), in: db).run { row in
-            try row.bind(bound)
-            try row.bind(Int64(limit))
-            var entries = [QueueEntry]()
-            while try row.step() {
-                let sequence = try row.integer(0, "a queue sequence")
-                let collection = try row.text(1, "a queued collection name")
-                let id = try row.text(2, "a queued document id")
-                let key: DocumentKey
-                do {
-                    key = DocumentKey(collection: try CollectionName(collection), id: try DocumentID(id))
-                } catch {
-                    throw WeftError.corrupt("a stored key is invalid: \(error)")
-                }
-                let bytes = try row.integer(3, "the byte count of queue entry \(sequence)")
-                guard sequence > 0 else { throw WeftError.corrupt("queue sequence \(sequence) of \(key) is not positive") }
-                guard bytes >= 0 else { throw WeftError.corrupt("the queue entry \(sequence) of \(key) counts \(bytes) bytes") }
-                let record = try decodeRecord(try row.blob(4, "the record of \(key)"), "\(key)")
-                entries.append(QueueEntry(sequence: UInt64(sequence), key: key, record: record, byteCount: Int(bytes)))
-            }
-            return entries
-        }
-        let superseded = try Row.fetchAll(db.cachedStatement(sql: supersededSQL), arguments: [bound, limit]).map(entry)
+        let documents = try entries(RawStatement(db.cachedStatement(sql: queuedDocumentsSQL), in: db), after: bound, limit: limit)
+        let superseded = try entries(RawStatement(db.cachedStatement(sql: supersededSQL), in: db), after: bound, limit: limit)
         if superseded.isEmpty { return documents }
         var merged = [QueueEntry]()
         merged.reserveCapacity(min(limit, documents.count + superseded.count))
@@ -416,14 +395,33 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         try await read { db in try Self.queueEntries(db, after: 0, limit: Int(Int32.max)) }
     }
 
-    static func entry(_ row: Row) throws -> QueueEntry {
-        let key = try key(row)
-        let record = try decodeRecord(try column(row, "record", Data.self), "\(key)")
-        let sequence = try column(row, "seq", Int64.self)
-        guard sequence > 0 else { throw WeftError.corrupt("queue sequence \(sequence) of \(key) is not positive") }
-        let bytes = try column(row, "bytes", Int.self)
-        guard bytes >= 0 else { throw WeftError.corrupt("the queue entry \(sequence) of \(key) counts \(bytes) bytes") }
-        return QueueEntry(sequence: UInt64(sequence), key: key, record: record, byteCount: bytes)
+    /// The entries a queue query (`seq, collection, id, bytes, record` after `?1`, at most `?2`)
+    /// returns; a value of the wrong type or out of range is ``Weft/WeftError/Kind/corrupt``.
+    static func entries(_ statement: RawStatement, after bound: Int64, limit: Int) throws -> [QueueEntry] {
+        try statement.run { row in
+            try row.bind(bound)
+            try row.bind(Int64(limit))
+            var entries = [QueueEntry]()
+            while try row.step() {
+                let sequence = try row.integer(0, "a queue sequence")
+                let key: DocumentKey
+                do {
+                    key = DocumentKey(
+                        collection: try CollectionName(try row.text(1, "a queued collection name")),
+                        id: try DocumentID(try row.text(2, "a queued document id")))
+                } catch let error as WeftError where error.kind == .corrupt {
+                    throw error
+                } catch {
+                    throw WeftError.corrupt("a stored key is invalid: \(error)")
+                }
+                let bytes = try row.integer(3, "the byte count of queue entry \(sequence)")
+                guard sequence > 0 else { throw WeftError.corrupt("queue sequence \(sequence) of \(key) is not positive") }
+                guard bytes >= 0 else { throw WeftError.corrupt("the queue entry \(sequence) of \(key) counts \(bytes) bytes") }
+                let record = try decodeRecord(try row.blob(4, "the record of \(key)"), "\(key)")
+                entries.append(QueueEntry(sequence: UInt64(sequence), key: key, record: record, byteCount: Int(bytes)))
+            }
+            return entries
+        }
     }
 
     public func count() async throws(WeftError) -> Int {
