@@ -3,7 +3,7 @@
 /// A field's kind is fixed by its first write. If replicas concurrently write different kinds
 /// to one field, the merge keeps the higher kind in the order register < counter < set < map
 /// (a lexicographic join, so the laws still hold) and discards the other.
-public indirect enum DocumentValue: CRDT {
+public enum DocumentValue: CRDT {
     /// A last-writer-wins scalar.
     case register(LWWRegister<Scalar>)
     /// A counter that goes up and down.
