@@ -53,13 +53,6 @@ package struct RawStatement {
             index += 1
         }
 
-        package mutating func bind(_ value: Int64?) throws {
-            if let value { try bind(value) } else {
-                try check(sqlite3_bind_null(statement.handle, index))
-                index += 1
-            }
-        }
-
         package mutating func bind(_ value: Bool) throws { try bind(Int64(value ? 1 : 0)) }
 
         /// Binds the UTF-8 of `text` (copied by SQLite, which is cheap for keys).
