@@ -4,13 +4,13 @@ import Weft
 import WeftCRDT
 
 /// A GRDB-prepared statement driven through the SQLite C API, for the few statements every local
-/// write runs.
+/// write, push and queue read runs.
 ///
 /// GRDB's `execute(arguments:)` and `Row.fetchOne` box each argument and build a row object per
 /// call; on a write of a few microseconds that was a third of the time. This wrapper binds the
-/// arguments in place (text and blobs without a copy, valid only during ``step()``), steps, and
-/// reads columns by index, checking each column's storage class so a damaged file gives
-/// ``Weft/WeftError/Kind/corrupt`` rather than a wrong value.
+/// arguments in place (the `borrowing` binds without a copy, valid only until the statement is
+/// reset), steps, and reads columns by index, checking each column's storage class so a damaged
+/// file gives ``Weft/WeftError/Kind/corrupt`` rather than a wrong value.
 ///
 /// Use it only inside a GRDB write on the statement's database; ``run(_:)`` resets the statement
 /// and clears its bindings afterwards, so no pointer outlives the call.

@@ -498,15 +498,10 @@ public struct Backoff: Hashable, Sendable {
 
     /// The delay after `failures` failures in a row, for a random `random` in `0..<1`.
     public func delay(afterFailures failures: Int, random: Double) -> Duration {
-        let cap = Self.seconds(maximum)
-        let base = min(cap, Self.seconds(initial) * pow(multiplier, Double(max(0, failures - 1))))
+        let cap = maximum.inSeconds
+        let base = min(cap, initial.inSeconds * pow(multiplier, Double(max(0, failures - 1))))
         let jittered = base * (1 - jitter * min(max(random, 0), 1))
         return .nanoseconds(Int64(min(cap, max(0, jittered)) * 1e9))
-    }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        let (seconds, attoseconds) = duration.components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }
 

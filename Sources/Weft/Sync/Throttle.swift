@@ -43,7 +43,7 @@ public struct TokenBucket: Hashable, Sendable {
     /// - Complexity: O(1).
     public mutating func take(_ bytes: Int, at now: Duration) -> Duration {
         if now > last {
-            tokens = min(burst, tokens + Self.seconds(now - last) * rate)
+            tokens = min(burst, tokens + (now - last).inSeconds * rate)
             last = now
         }
         tokens -= Double(bytes)
@@ -51,8 +51,12 @@ public struct TokenBucket: Hashable, Sendable {
         return .nanoseconds(Int64((-tokens / rate * 1e9).rounded(.up)))
     }
 
-    static func seconds(_ duration: Duration) -> Double {
-        let (seconds, attoseconds) = duration.components
+}
+
+extension Duration {
+    /// The duration in seconds, as a `Double` (for rates and backoff arithmetic).
+    var inSeconds: Double {
+        let (seconds, attoseconds) = components
         return Double(seconds) + Double(attoseconds) / 1e18
     }
 }
@@ -74,13 +78,13 @@ public struct SyncProgress: Hashable, Sendable {
 
     /// Queue bytes a second so far.
     public var bytesPerSecond: Double {
-        let seconds = TokenBucket.seconds(elapsed)
+        let seconds = elapsed.inSeconds
         return seconds > 0 ? Double(bytesDone) / seconds : 0
     }
 
     /// Framed bytes sent a second so far (0 without a bandwidth limit).
     public var wireBytesPerSecond: Double {
-        let seconds = TokenBucket.seconds(elapsed)
+        let seconds = elapsed.inSeconds
         return seconds > 0 ? Double(wireBytesSent) / seconds : 0
     }
 
