@@ -1,5 +1,13 @@
 import WeftCRDT
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The name of a collection of documents, such as `"workOrders"`.
 ///
 /// 1 to 128 bytes of ASCII letters, digits, `_`, `-` and `.`, so a name is safe in file names,
@@ -38,7 +46,9 @@ public struct DocumentID: Hashable, Comparable, Sendable, CustomStringConvertibl
     /// - Throws: ``WeftError/invalidArgument(_:)`` for an empty, long or control-character identifier.
     public init(_ rawValue: String) throws(WeftError) {
         let count = rawValue.utf8.count
-        guard (1...256).contains(count), !rawValue.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f })
+        // U+0000–U+001F and U+007F are single bytes in UTF-8; every byte of a longer sequence is
+        // 0x80 or above, so scanning bytes finds exactly the control characters.
+        guard (1...256).contains(count), !rawValue.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f })
         else {
             throw .invalidArgument("document id must be 1–256 bytes of UTF-8 without control characters, got \(rawValue.debugDescription.prefix(300))")
         }
@@ -51,7 +61,13 @@ public struct DocumentID: Hashable, Comparable, Sendable, CustomStringConvertibl
     public static func == (lhs: DocumentID, rhs: DocumentID) -> Bool {
         var left = lhs.rawValue
         var right = rhs.rawValue
-        return left.withUTF8 { a in right.withUTF8 { b in a.count == b.count && a.elementsEqual(b) } }
+        return left.withUTF8 { a in
+            right.withUTF8 { b in
+                guard a.count == b.count else { return false }
+                guard let x = a.baseAddress, let y = b.baseAddress else { return true }  // both empty
+                return memcmp(x, y, a.count) == 0
+            }
+        }
     }
     public func hash(into hasher: inout Hasher) {
         var bytes = rawValue

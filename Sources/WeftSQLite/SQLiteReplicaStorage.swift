@@ -742,7 +742,14 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         _ transform: ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
     ) throws -> [UInt64] {
         var current = [DocumentKey: DocumentRecord](minimumCapacity: keys.count)
-        var slots = [DocumentKey: QueueSlot](minimumCapacity: keys.count)
+        // Each distinct key's row, in order of first appearance (`KeyNumbering`: one hash lookup
+        // per key); `first[i]` is the slot of `keys[i]`, so a write to `keys[i]` finds its slot
+        // by position.
+        var slots = [QueueSlot]()
+        slots.reserveCapacity(keys.count)
+        var numbering = KeyNumbering(capacity: keys.count)
+        var first = [Int]()
+        first.reserveCapacity(keys.count)
         let readRow = RawStatement(try db.cachedStatement(sql: Self.readRowSQL), in: db)
         func read(_ key: DocumentKey, decoding: Bool) throws -> QueueSlot {
             try Self.withUTF8(key) { collection, id in try readRow.run { row in
@@ -758,7 +765,11 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                 return QueueSlot(exists: true, sequence: sequence, bytes: Int(bytes))
             } }
         }
-        for key in keys where slots[key] == nil { slots[key] = try read(key, decoding: true) }
+        for key in keys {
+            let slot = numbering.number(of: key)
+            if slot == slots.count { slots.append(try read(key, decoding: true)) }
+            first.append(slot)
+        }
         let writes = try transform(current)
         guard !writes.isEmpty else { return [] }
         let start = counters.bytes
@@ -774,9 +785,17 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         var newest = writes[0].record.lastStamp
         // One buffer for every record of the transaction: SQLite copies what it stores.
         var encoder = BinaryWriter(reservingCapacity: 512)
-        for write in writes {
+        for (index, write) in writes.enumerated() {
             let key = write.key
-            let old = try slots[key] ?? read(key, decoding: false)
+            let slot: Int
+            if index < keys.count, keys[index] == key {
+                slot = first[index]
+            } else {
+                // A write to a key the transform was not given, or out of step with `keys`.
+                slot = numbering.number(of: key)
+                if slot == slots.count { slots.append(try read(key, decoding: false)) }
+            }
+            let old = slots[slot]
             BinaryFormat.encode(write.record, into: &encoder)
             let encoded = encoder.bytes
             let size = QueueEntry.byteCount(key: key, recordBytes: encoded.count)
@@ -840,7 +859,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                 }
                 total += size
             }
-            slots[key] = QueueSlot(exists: true, sequence: sequence, bytes: size)
+            slots[slot] = QueueSlot(exists: true, sequence: sequence, bytes: size)
             sequences.append(UInt64(sequence))
             if write.record.lastStamp > newest { newest = write.record.lastStamp }
         }

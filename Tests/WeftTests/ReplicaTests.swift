@@ -201,6 +201,59 @@ struct ReplicaTests {
         #expect(try await replica.queuedChanges() == before)
     }
 
+    /// A batch that writes documents several times: each write edits what the one before it
+    /// left, and each document keeps one queue entry. Two documents stay under the eight keys
+    /// searched in place; forty are numbered through a hash table.
+    @Test(arguments: [2, 40])
+    func aBatchWritingDocumentsSeveralTimesChainsTheWrites(documents: Int) async throws {
+        let directory = TemporaryDirectory()
+        let replica = try await openSQLite(directory)
+        let c = try replica.collection("c")
+        try await c.upsert("k0") { $0.increment("n", by: 100) }  // stored before, and queued
+        try await replica.batch { batch in
+            for round in 0..<3 {
+                for index in 0..<documents {
+                    try batch.upsert("c", "k\(index)") { editor in
+                        editor.increment("n")
+                        editor.set("last", to: .int(Int64(round)))
+                    }
+                }
+            }
+            try batch.delete("c", "k1")
+        }
+        for index in 0..<documents {
+            let key = DocumentKey(collection: try CollectionName("c"), id: try DocumentID("k\(index)"))
+            let record = try #require(try await replica.record(key))
+            if index == 1 {
+                #expect(record.isDeleted)
+                #expect(record.version[replica.replicaID] == 4)
+            } else {
+                #expect(!record.isDeleted)
+                #expect(record.body.counter("n") == (index == 0 ? 103 : 3))
+                #expect(record.body.int("last") == 2)
+                #expect(record.version[replica.replicaID] == (index == 0 ? 4 : 3))
+            }
+        }
+        let entries = try await replica.queuedChanges()
+        #expect(entries.count == documents, "one entry per document")
+        #expect(Set(entries.map(\.key.id.rawValue)) == Set((0..<documents).map { "k\($0)" }))
+        for entry in entries { #expect(try await replica.record(entry.key) == entry.record) }
+    }
+
+    @Test func keysAreNumberedInOrderOfFirstAppearance() throws {
+        for count in [5, 50] {
+            let keys = try (0..<count).map { index in
+                DocumentKey(collection: try CollectionName("c"), id: try DocumentID("k\(index % 3 == 2 ? 0 : index)"))
+            }
+            var numbering = KeyNumbering(capacity: keys.count)
+            let numbers = keys.map { numbering.number(of: $0) }
+            var expected = [DocumentKey: Int]()
+            for key in keys where expected[key] == nil { expected[key] = expected.count }
+            #expect(numbers == keys.map { expected[$0] ?? -1 })
+            #expect(numbering.count == expected.count)
+        }
+    }
+
     @Test func concurrentWritesToOneDocumentLoseNothing() async throws {
         let directory = TemporaryDirectory()
         let replica = try await openSQLite(directory)

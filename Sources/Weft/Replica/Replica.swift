@@ -335,12 +335,24 @@ public actor Replica {
     static func apply(
         _ operations: [Operation], stamps: [HLCTimestamp], replicaID: ReplicaID, to records: [DocumentKey: DocumentRecord]
     ) throws(WeftError) -> [LocalWrite] {
-        var known = records
+        // A key's first write edits the stored record; a later write to the same key in this
+        // commit edits the record the one before it left (kept in `latest` by key number).
+        var numbering = KeyNumbering(capacity: operations.count)
+        let numbers = operations.map { numbering.number(of: $0.key) }
+        let repeats = numbering.count < operations.count
+        var latest = [Int: DocumentRecord]()
+        var seen = 0
         var writes = [LocalWrite]()
         writes.reserveCapacity(operations.count)
-        for (operation, clockStamp) in zip(operations, stamps) {
+        for (operation, (clockStamp, number)) in zip(operations, zip(stamps, numbers)) {
             let key = operation.key
-            let current = known[key]
+            let current: DocumentRecord?
+            if number == seen {
+                current = records[key]
+                seen += 1
+            } else {
+                current = latest[number]
+            }
             // A write orders after the record it edits, even if that record carries a stamp
             // ahead of this replica's clock (received from a faster clock within the drift
             // bound): otherwise the replica's own later write would lose to it.
@@ -384,7 +396,7 @@ public actor Replica {
             let record = DocumentRecord(
                 body: editor.document, deletion: current.map { $0.deletion.merged(with: deletion) } ?? deletion,
                 version: version)
-            known[key] = record
+            if repeats { latest[number] = record }
             writes.append(LocalWrite(key: key, record: record))
         }
         return writes
@@ -415,7 +427,7 @@ public actor Replica {
     public func batch(_ build: (inout ReplicaBatch) throws -> Void) async throws {
         var batch = ReplicaBatch()
         try build(&batch)
-        _ = try await commit(batch.operations)
+        _ = try await commitWrites(batch.operations)
     }
 }
 

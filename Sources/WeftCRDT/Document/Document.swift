@@ -102,21 +102,22 @@ public struct Document: EmptyInitializableCRDT, Hashable {
     /// whole document (the replica's write path).
     @_spi(Editing)
     public mutating func assign(_ key: String, to value: Scalar, at stamp: HLCTimestamp) {
-        var register = LWWRegister(value, stamp: stamp)
-        if case .register(let current)? = fields[key] {
-            register = current
+        fields.assign(key, by: stamp.replica) { current in
+            guard case .register(var register)? = current else { return .register(LWWRegister(value, stamp: stamp)) }
             register.set(value, at: stamp)
+            return .register(register)
         }
-        fields.assign(key, to: .register(register), by: stamp.replica)
     }
 
     /// ``increment(_:by:at:)`` without building the delta.
     @_spi(Editing)
     public mutating func add(_ amount: Int64, toCounter key: String, at stamp: HLCTimestamp) {
-        var counter = PNCounter()
-        if case .counter(let current)? = fields[key] { counter = current }
-        counter.add(amount, replica: stamp.replica)
-        fields.assign(key, to: .counter(counter), by: stamp.replica)
+        fields.assign(key, by: stamp.replica) { current in
+            var counter = PNCounter()
+            if case .counter(let existing)? = current { counter = existing }
+            counter.add(amount, replica: stamp.replica)
+            return .counter(counter)
+        }
     }
 
     /// Reserves room for `count` fields (a hint for editors building a new document; the state

@@ -74,6 +74,30 @@ public struct ORMap<Key: Hashable & BinaryCodable & Sendable, Value: CRDT & Bina
         entries[key] = [Version(dot: dot, value: value)]
     }
 
+    /// Replaces the value of `key` with `transform` of its current value (`nil` if absent) as
+    /// `replica`, without building a delta: ``update(_:by:default:_:)`` for editors that keep
+    /// the whole state, with one hash lookup of `key`.
+    /// - Complexity: O(*v*) joins in the key's concurrent versions, usually one.
+    @_spi(Editing)
+    public mutating func assign(_ key: Key, by replica: ReplicaID, _ transform: (Value?) -> Value) {
+        let dot = context.nextDot(for: replica)
+        Self.replace(&entries[key, default: []], dot: dot, transform)
+    }
+
+    private static func replace(_ versions: inout [Version], dot: Dot, _ transform: (Value?) -> Value) {
+        var current: Value?
+        if var value = versions.first?.value {
+            for version in versions.dropFirst() { value.merge(version.value) }
+            current = value
+        }
+        let value = transform(current)
+        if versions.count == 1 {
+            versions[0] = Version(dot: dot, value: value)
+        } else {
+            versions = [Version(dot: dot, value: value)]
+        }
+    }
+
     /// Updates the value of `key` in place as `replica`, returning the delta.
     ///
     /// `body` receives the current value (the join of all versions), or `makeInitial()` when

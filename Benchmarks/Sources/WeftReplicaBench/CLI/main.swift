@@ -12,7 +12,7 @@
 //   --raw-memory           also measure raw SQLite's resident memory for the same writes
 //   --queue-writes N       writes in the queue measure (default 100000; 0 skips)
 //   --queue-documents N    documents they go to, round-robin (default 1000)
-//   --probe STORE N        only N upserts to STORE (replica, batch, batch-update or raw) at the first --durability, then
+//   --probe STORE N        only N upserts to STORE (replica, batch, batch-update, raw or raw-batch) at the first --durability, then
 //                          exit: for counting fsyncs under strace (strace -f -c -e trace=fsync,fdatasync)
 //   --quick                a smoke run: 200 documents, 2 repeats, 20000 memory docs, 5000 queue writes
 
@@ -74,7 +74,9 @@ while let argument = arguments.popFirst() {
         default: fail("--durability needs normal, full or both")
         }
     case "--probe":
-        guard let store = arguments.popFirst(), ["replica", "batch", "batch-update", "raw"].contains(store) else { fail("--probe needs replica, batch or raw") }
+        guard let store = arguments.popFirst(), ["replica", "batch", "batch-update", "raw", "raw-batch"].contains(store) else {
+            fail("--probe needs replica, batch, batch-update, raw or raw-batch")
+        }
         probe = (store, number(&arguments, argument, minimum: 1))
     case "--quick":
         documents = 200
@@ -87,7 +89,7 @@ while let argument = arguments.popFirst() {
         print(
             "usage: weft-replica-bench [--documents N] [--repeats N] [--durability normal|full|both] "
                 + "[--memory-documents N] [--memory-sample N] [--raw-memory] [--queue-writes N] [--queue-documents N] "
-                + "[--probe replica|raw N] [--quick]")
+                + "[--probe replica|batch|batch-update|raw|raw-batch N] [--quick]")
         exit(0)
     default: fail("unknown argument \(argument)")
     }
@@ -125,6 +127,13 @@ if let probe, let durability = durabilities.first {
             let store = try RawSQLite(durability: durability, payload: payload)
             defer { store.remove() }
             elapsed = try ContinuousClock().measure { for index in 0..<probe.writes { try store.upsert(index) } }
+        } else if probe.store == "raw-batch" {
+            // Raw SQLite's side of "batch": 1,000 upserts per transaction.
+            let store = try RawSQLite(durability: durability, payload: payload)
+            defer { store.remove() }
+            elapsed = try ContinuousClock().measure {
+                for first in stride(from: 0, to: probe.writes, by: 1_000) { try store.upsertAll(first..<min(first + 1_000, probe.writes)) }
+            }
         } else if probe.store == "batch" || probe.store == "batch-update" {
             // Batches of 1,000 writes to fresh documents ("batch"), or, once those are written,
             // the same documents updated ("batch-update": only the updates are timed).
