@@ -22,6 +22,8 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     private let inFlightThrough = Mutex<UInt64>(0)
     /// The queue counters as of the last committed write transaction (nil until the first).
     private let writerState = Mutex<WriterState?>(nil)
+    /// Whether large commits first try writing without reading their keys (see ``commit(_:_:_:_:_:)``).
+    private let speculating = Mutex(true)
     /// The database file.
     public let path: String
 
@@ -737,9 +739,48 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     static let updateQueuedSQL =
         "UPDATE documents SET record = ?, deleted = ?, queued_seq = ?, queued_bytes = ? WHERE collection = ? AND id = ?"
 
+    /// Commits of at least this many keys may skip reading them (``commit(_:_:_:_:_:)``).
+    static let speculationMinimumKeys = 8
+
+    /// A write made on the assumption that its document was not stored found it stored.
+    private struct SpeculationMissed: Error {}
+
+    /// Reads the records `keys` name, runs `transform` on them, and stores its writes with their
+    /// queue entries.
+    ///
+    /// **Creating without reading.** Reading a key that is not stored costs a lookup that finds
+    /// nothing, a large part of a batched create. So while commits keep writing only documents
+    /// that are not stored yet (the last one's reads found none, or its speculation held), a
+    /// commit of ``speculationMinimumKeys`` or more keys first runs `transform` as if none were
+    /// stored, inside a savepoint: each write is a plain `INSERT`, which fails if the row
+    /// exists, and a key `transform` did not write is looked up. If any key turns out to be
+    /// stored, or anything fails, the savepoint is rolled back and the commit runs again with
+    /// the keys read. `transform` is a pure function of the records it gets, so only its last
+    /// run counts.
     private func commit(
         _ db: Database, _ counters: inout QueueCounters, _ keys: [DocumentKey], _ maxQueueBytes: Int,
         _ transform: ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
+    ) throws -> [UInt64] {
+        if keys.count >= Self.speculationMinimumKeys, speculating.withLock({ $0 }) {
+            var attempt = counters
+            try db.cachedStatement(sql: "SAVEPOINT weft_assume_new").execute()
+            do {
+                let sequences = try commit(db, &attempt, keys, maxQueueBytes, assumingNew: true, transform)
+                try db.cachedStatement(sql: "RELEASE weft_assume_new").execute()
+                counters = attempt
+                return sequences
+            } catch {
+                try db.cachedStatement(sql: "ROLLBACK TO weft_assume_new").execute()
+                try db.cachedStatement(sql: "RELEASE weft_assume_new").execute()
+                speculating.withLock { $0 = false }
+            }
+        }
+        return try commit(db, &counters, keys, maxQueueBytes, assumingNew: false, transform)
+    }
+
+    private func commit(
+        _ db: Database, _ counters: inout QueueCounters, _ keys: [DocumentKey], _ maxQueueBytes: Int,
+        assumingNew: Bool, _ transform: ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
     ) throws -> [UInt64] {
         var current = [DocumentKey: DocumentRecord](minimumCapacity: keys.count)
         // Each distinct key's row, in order of first appearance (`KeyNumbering`: one hash lookup
@@ -765,13 +806,24 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                 return QueueSlot(exists: true, sequence: sequence, bytes: Int(bytes))
             } }
         }
+        var anyStored = false
         for key in keys {
             let slot = numbering.number(of: key)
-            if slot == slots.count { slots.append(try read(key, decoding: true)) }
+            if slot == slots.count {
+                let row = assumingNew ? QueueSlot(exists: false, sequence: nil, bytes: 0) : try read(key, decoding: true)
+                anyStored = anyStored || row.exists
+                slots.append(row)
+            }
             first.append(slot)
         }
+        // Speculate next time if this commit found none of its keys stored.
+        if !assumingNew && keys.count >= Self.speculationMinimumKeys { speculating.withLock { $0 = !anyStored } }
         let writes = try transform(current)
-        guard !writes.isEmpty else { return [] }
+        guard !writes.isEmpty else {
+            // Nothing written proves nothing about the keys assumed new: run again, reading them.
+            if assumingNew { throw SpeculationMissed() }
+            return []
+        }
         let start = counters.bytes
         var total = start
         var next = counters.next
@@ -845,14 +897,18 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                                 try statement.execute()
                             }
                         } else {
-                            try insertDocument.run { statement in
-                                try statement.bind(borrowingText: collection)
-                                try statement.bind(borrowingText: id)
-                                try statement.bind(borrowing: record)
-                                try statement.bind(deleted)
-                                try statement.bind(sequence)
-                                try statement.bind(Int64(size))
-                                try statement.execute()
+                            do {
+                                try insertDocument.run { statement in
+                                    try statement.bind(borrowingText: collection)
+                                    try statement.bind(borrowingText: id)
+                                    try statement.bind(borrowing: record)
+                                    try statement.bind(deleted)
+                                    try statement.bind(sequence)
+                                    try statement.bind(Int64(size))
+                                    try statement.execute()
+                                }
+                            } catch let error as DatabaseError where assumingNew && error.resultCode == .SQLITE_CONSTRAINT {
+                                throw SpeculationMissed()
                             }
                         }
                     }
@@ -862,6 +918,12 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
             slots[slot] = QueueSlot(exists: true, sequence: sequence, bytes: size)
             sequences.append(UInt64(sequence))
             if write.record.lastStamp > newest { newest = write.record.lastStamp }
+        }
+        if assumingNew {
+            // A key the transform did not write was assumed not stored; check.
+            for (key, slot) in zip(keys, first) where !slots[slot].exists {
+                if try read(key, decoding: false).exists { throw SpeculationMissed() }
+            }
         }
         // A restarted clock resumes above every stored write: the lease covers the newest stamp.
         try Self.extendLease(db, &counters, past: newest)

@@ -152,6 +152,10 @@ public struct AppliedRemoteChange: Hashable, Sendable {
 ///    kind ``MergeKind/resolved`` (siblings this replica resolved) is queued like a local write,
 ///    whatever `max_queue_bytes` says: a pulled change is never refused. If `merge` throws,
 ///    nothing changes.
+/// 6. `transform` must be a pure function of the records it gets. An implementation may call
+///    it more than once in one commit and store only the last call's writes: the SQLite
+///    storage first calls it as if no key were stored, when recent commits only created
+///    documents, and calls it again with the stored records if that proves wrong.
 public protocol ReplicaStorage: DocumentStore, ChangeQueue {
     /// Reads `keys`, computes writes with `transform`, and stores them with their queue entries,
     /// atomically.
