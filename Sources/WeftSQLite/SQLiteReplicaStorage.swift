@@ -837,8 +837,8 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         var newest = writes[0].record.lastStamp
         // One buffer for every record of the transaction: SQLite copies what it stores.
         var encoder = BinaryWriter(reservingCapacity: 512)
-        for (index, write) in writes.enumerated() {
-            let key = write.key
+        for index in writes.indices {
+            let key = writes[index].key
             let slot: Int
             if index < keys.count, keys[index] == key {
                 slot = first[index]
@@ -848,10 +848,10 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                 if slot == slots.count { slots.append(try read(key, decoding: false)) }
             }
             let old = slots[slot]
-            BinaryFormat.encode(write.record, into: &encoder)
+            BinaryFormat.encode(writes[index].record, into: &encoder)
             let encoded = encoder.bytes
             let size = QueueEntry.byteCount(key: key, recordBytes: encoded.count)
-            let deleted = write.record.isDeleted
+            let deleted = writes[index].record.isDeleted
             let sequence: Int64
             if let pending = old.sequence, pending > inFlight {
                 // Coalesce: the pending entry keeps its number and now stands for the new record.
@@ -917,7 +917,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
             }
             slots[slot] = QueueSlot(exists: true, sequence: sequence, bytes: size)
             sequences.append(UInt64(sequence))
-            if write.record.lastStamp > newest { newest = write.record.lastStamp }
+            if writes[index].record.lastStamp > newest { newest = writes[index].record.lastStamp }
         }
         if assumingNew {
             // A key the transform did not write was assumed not stored; check.

@@ -293,7 +293,10 @@ public actor Replica {
             // The clock follows the stamps the writes used (a write may have ordered itself
             // after a record stamped ahead of the clock).
             var newest = clock.last
-            for write in committed.writes where write.record.lastStamp > newest { newest = write.record.lastStamp }
+            // By index: a for-in loop would copy (retain and release) every record.
+            for index in committed.writes.indices where committed.writes[index].record.lastStamp > newest {
+                newest = committed.writes[index].record.lastStamp
+            }
             if newest > clock.last { _ = try? clock.receive(newest) }
             if !observers.isEmpty {
                 for write in committed.writes {

@@ -4,7 +4,8 @@
 //
 // Usage: swift run -c release --package-path Benchmarks weft-replica-bench [options]
 //
-//   --documents N          documents per write-rate pass (default 1000)
+//   --documents N          documents per write-rate pass, and per batch in the batched passes (default 1000)
+//   --batches N            batches per batched pass, each of --documents writes in one commit (default 10)
 //   --repeats N            write-rate repeats per durability, each on fresh databases (default 5)
 //   --durability D         normal, full or both (default both)
 //   --memory-documents N   documents written in the memory measure (default 1000000; 0 skips)
@@ -41,6 +42,7 @@ func fail(_ message: String) -> Never {
 // MARK: - Arguments
 
 var documents = 1_000
+var batches = 10
 var repeats = 5
 var durabilities: [Durability] = [.normal, .full]
 var memoryDocuments = 1_000_000
@@ -60,6 +62,7 @@ var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {
     switch argument {
     case "--documents": documents = number(&arguments, argument, minimum: 1)
+    case "--batches": batches = number(&arguments, argument, minimum: 1)
     case "--repeats": repeats = number(&arguments, argument, minimum: 1)
     case "--memory-documents": memoryDocuments = number(&arguments, argument, minimum: 0)
     case "--memory-sample": memorySample = number(&arguments, argument, minimum: 1)
@@ -80,6 +83,7 @@ while let argument = arguments.popFirst() {
         probe = (store, number(&arguments, argument, minimum: 1))
     case "--quick":
         documents = 200
+        batches = 2
         repeats = 2
         memoryDocuments = 20_000
         memorySample = 2_000
@@ -87,7 +91,7 @@ while let argument = arguments.popFirst() {
         queueDocuments = 100
     case "-h", "--help":
         print(
-            "usage: weft-replica-bench [--documents N] [--repeats N] [--durability normal|full|both] "
+            "usage: weft-replica-bench [--documents N] [--batches N] [--repeats N] [--durability normal|full|both] "
                 + "[--memory-documents N] [--memory-sample N] [--raw-memory] [--queue-writes N] [--queue-documents N] "
                 + "[--probe replica|batch|batch-update|raw|raw-batch N] [--quick]")
         exit(0)
@@ -177,6 +181,7 @@ var environment: [String: Any] = [
     "processors": ProcessInfo.processInfo.activeProcessorCount,
     "payload_bytes": payload.count,
     "documents_per_pass": documents,
+    "batches_per_batched_pass": batches,
     "repeats": repeats,
     "journal_mode": "wal",
 ]
@@ -192,8 +197,9 @@ do {
     for durability in durabilities {
         var runs = [WriteRateRepeat]()
         for run in 1...repeats {
-            log("write rates, \(durability): repeat \(run)/\(repeats) (\(documents) documents)")
-            runs.append(try await ReplicaMeasurements.writeRates(durability: durability, documents: documents, payload: payload))
+            log("write rates, \(durability): repeat \(run)/\(repeats) (\(documents) documents; \(batches) batches of \(documents))")
+            runs.append(
+                try await ReplicaMeasurements.writeRates(durability: durability, documents: documents, batches: batches, payload: payload))
         }
         let replicaCreate = rate(runs.map(\.replicaPerWriteCreate))
         let replicaUpdate = rate(runs.map(\.replicaPerWriteUpdate))
@@ -207,7 +213,7 @@ do {
         let latencyReplicaUpdate = pooled(runs.map(\.replicaPerWriteUpdate))
         let latencyRawInsert = pooled(runs.map(\.rawPerTransactionInsert))
         let latencyRawUpdate = pooled(runs.map(\.rawPerTransactionUpdate))
-        let batchCommitMS = median(runs.map { $0.replicaBatchCreate.totalNanoseconds / 1e6 })
+        let batchCommitMS = median(runs.flatMap { $0.replicaBatchCreate.latencies.map { $0 / 1e6 } })
 
         let name = durability.rawValue
         writeRates[name] = [
@@ -258,7 +264,7 @@ do {
 
         targets["batched_writes_\(name)"] = target(
             replicaBatchCreate / rawOneInsert, ">=", 0.5,
-            "Replica.batch of \(documents) creates over raw SQLite with \(documents) upserts in one transaction (median rates)")
+            "Replica.batch of \(documents) creates over raw SQLite with \(documents) upserts in one transaction, \(batches) batches a pass (median rates)")
         targets["batched_writes_\(name)_one_commit_per_write"] = target(
             replicaCreate / rawOneInsert, ">=", 0.5,
             "replica upsert (one commit per write) over raw SQLite with \(documents) upserts in one transaction")

@@ -15,8 +15,9 @@ public struct WritePass: Sendable {
     public var rate: Double { Double(writes) / (totalNanoseconds / 1e9) }
 }
 
-/// One repeat of the write-rate workload: `documents` creates then `documents` updates, each
-/// way (per-write and batched) on each store, every store fresh.
+/// One repeat of the write-rate workload: `documents` creates then `documents` updates, one
+/// commit each, and `batches` batches of `documents` creates then the same batches of updates,
+/// on each store, every store fresh.
 public struct WriteRateRepeat: Sendable {
     public var replicaPerWriteCreate: WritePass
     public var replicaPerWriteUpdate: WritePass
@@ -44,9 +45,17 @@ public enum ReplicaMeasurements {
         return WritePass(writes: documents, totalNanoseconds: nanoseconds(clock.now - start), latencies: latencies)
     }
 
-    static func replicaBatch(_ replica: ReplicaUnderTest, documents: Int, round: Int) async throws -> WritePass {
-        let elapsed = try await clock.measure { try await replica.batchUpsert(0..<documents, round: round) }
-        return WritePass(writes: documents, totalNanoseconds: nanoseconds(elapsed), latencies: [nanoseconds(elapsed)])
+    /// Writes `batches` batches of `documents` documents, one commit each (round 0: creates;
+    /// round 1: updates); the latencies are the batches' commit times.
+    static func replicaBatch(_ replica: ReplicaUnderTest, documents: Int, batches: Int, round: Int) async throws -> WritePass {
+        var latencies = [Double]()
+        let start = clock.now
+        for batch in 0..<batches {
+            let before = clock.now
+            try await replica.batchUpsert(batch * documents..<(batch + 1) * documents, round: round)
+            latencies.append(nanoseconds(clock.now - before))
+        }
+        return WritePass(writes: documents * batches, totalNanoseconds: nanoseconds(clock.now - start), latencies: latencies)
     }
 
     static func rawPerTransaction(_ raw: RawSQLite, documents: Int) throws -> WritePass {
@@ -61,13 +70,20 @@ public enum ReplicaMeasurements {
         return WritePass(writes: documents, totalNanoseconds: nanoseconds(clock.now - start), latencies: latencies)
     }
 
-    static func rawOneTransaction(_ raw: RawSQLite, documents: Int) throws -> WritePass {
-        let elapsed = try clock.measure { try raw.upsertAll(0..<documents) }
-        return WritePass(writes: documents, totalNanoseconds: nanoseconds(elapsed), latencies: [nanoseconds(elapsed)])
+    /// Upserts `batches` batches of `documents` rows, one transaction each.
+    static func rawOneTransaction(_ raw: RawSQLite, documents: Int, batches: Int) throws -> WritePass {
+        var latencies = [Double]()
+        let start = clock.now
+        for batch in 0..<batches {
+            let before = clock.now
+            try raw.upsertAll(batch * documents..<(batch + 1) * documents)
+            latencies.append(nanoseconds(clock.now - before))
+        }
+        return WritePass(writes: documents * batches, totalNanoseconds: nanoseconds(clock.now - start), latencies: latencies)
     }
 
     /// One repeat of the write-rate workload at `durability`.
-    public static func writeRates(durability: Durability, documents: Int, payload: [UInt8]) async throws -> WriteRateRepeat {
+    public static func writeRates(durability: Durability, documents: Int, batches: Int, payload: [UInt8]) async throws -> WriteRateRepeat {
         let perWrite = try await ReplicaUnderTest.open(durability: durability)
         defer { perWrite.remove() }
         let replicaPerWriteCreate = try await replicaPerWrite(perWrite, documents: documents, round: 0)
@@ -75,8 +91,8 @@ public enum ReplicaMeasurements {
 
         let batched = try await ReplicaUnderTest.open(durability: durability)
         defer { batched.remove() }
-        let replicaBatchCreate = try await replicaBatch(batched, documents: documents, round: 0)
-        let replicaBatchUpdate = try await replicaBatch(batched, documents: documents, round: 1)
+        let replicaBatchCreate = try await replicaBatch(batched, documents: documents, batches: batches, round: 0)
+        let replicaBatchUpdate = try await replicaBatch(batched, documents: documents, batches: batches, round: 1)
 
         let rawSingle = try RawSQLite(durability: durability, payload: payload)
         defer { rawSingle.remove() }
@@ -85,17 +101,17 @@ public enum ReplicaMeasurements {
 
         let rawBatch = try RawSQLite(durability: durability, payload: payload)
         defer { rawBatch.remove() }
-        let rawOneTransactionInsert = try rawOneTransaction(rawBatch, documents: documents)
-        let rawOneTransactionUpdate = try rawOneTransaction(rawBatch, documents: documents)
+        let rawOneTransactionInsert = try rawOneTransaction(rawBatch, documents: documents, batches: batches)
+        let rawOneTransactionUpdate = try rawOneTransaction(rawBatch, documents: documents, batches: batches)
 
         // Every store must hold the documents plus the warm-up one.
-        for (name, replica) in [("per-write", perWrite), ("batched", batched)] {
+        for (name, replica, expected) in [("per-write", perWrite, documents), ("batched", batched, documents * batches)] {
             let stored = try await replica.documents.list().count
-            guard stored == documents + 1 else { throw BenchmarkFailure("\(name) replica holds \(stored) documents, not \(documents + 1)") }
+            guard stored == expected + 1 else { throw BenchmarkFailure("\(name) replica holds \(stored) documents, not \(expected + 1)") }
         }
-        for raw in [rawSingle, rawBatch] {
+        for (raw, expected) in [(rawSingle, documents), (rawBatch, documents * batches)] {
             let stored = try raw.count()
-            guard stored == documents + 1 else { throw BenchmarkFailure("raw SQLite holds \(stored) rows, not \(documents + 1)") }
+            guard stored == expected + 1 else { throw BenchmarkFailure("raw SQLite holds \(stored) rows, not \(expected + 1)") }
         }
         return WriteRateRepeat(
             replicaPerWriteCreate: replicaPerWriteCreate, replicaPerWriteUpdate: replicaPerWriteUpdate,
