@@ -130,9 +130,9 @@ struct ReplicaTests {
         let replica = try await Replica(storage: storage)
         let c = try replica.collection("c")
         try await c.upsert("d") { $0.set("v", to: 1) }
-        let batch = try await storage.nextBatch(maxBytes: 1 << 20, maxEntries: 10)
+        let batch = await storage.nextBatch(maxBytes: 1 << 20, maxEntries: 10)
         try await c.upsert("d") { $0.set("v", to: 2) }
-        try await storage.acknowledge(through: batch.last?.sequence ?? 0)
+        await storage.acknowledge(through: batch.last?.sequence ?? 0)
         let left = try await replica.queuedChanges()
         #expect(left.count == 1 && left[0].record.body.int("v") == 2)
     }
