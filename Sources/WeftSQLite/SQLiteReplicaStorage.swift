@@ -24,6 +24,22 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     private let writerState = Mutex<WriterState?>(nil)
     /// Whether large commits first try writing without reading their keys (see ``commit(_:_:_:_:_:)``).
     private let speculating = Mutex(true)
+    /// How often large commits assumed their keys new, and how often that proved wrong.
+    private let assumptionCounts = Mutex(AssumptionCounts())
+
+    /// How often commits assumed their keys were not stored (``attempts``), and how often one
+    /// was after all and the commit ran again reading them (``misses``).
+    package struct AssumptionCounts: Sendable, Equatable {
+        package var attempts = 0
+        package var misses = 0
+        package init(attempts: Int = 0, misses: Int = 0) {
+            self.attempts = attempts
+            self.misses = misses
+        }
+    }
+
+    /// The counts of commits that assumed their keys new, since this storage was opened.
+    package var assumptions: AssumptionCounts { assumptionCounts.withLock { $0 } }
     /// The database file.
     public let path: String
 
@@ -761,8 +777,10 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         _ db: Database, _ counters: inout QueueCounters, _ keys: [DocumentKey], _ maxQueueBytes: Int,
         _ transform: ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
     ) throws -> [UInt64] {
-        if keys.count >= Self.speculationMinimumKeys, speculating.withLock({ $0 }) {
+        let large = keys.count >= Self.speculationMinimumKeys
+        if large, speculating.withLock({ $0 }) {
             var attempt = counters
+            assumptionCounts.withLock { $0.attempts += 1 }
             try db.cachedStatement(sql: "SAVEPOINT weft_assume_new").execute()
             do {
                 let sequences = try commit(db, &attempt, keys, maxQueueBytes, assumingNew: true, transform)
@@ -770,17 +788,38 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                 counters = attempt
                 return sequences
             } catch {
-                try db.cachedStatement(sql: "ROLLBACK TO weft_assume_new").execute()
-                try db.cachedStatement(sql: "RELEASE weft_assume_new").execute()
+                assumptionCounts.withLock { $0.misses += 1 }
                 speculating.withLock { $0 = false }
+                // Some errors (I/O, memory, interrupt) make SQLite roll the whole transaction
+                // back, savepoint included: then that error is the one to report.
+                guard db.isInsideTransaction else { throw error }
+                do {
+                    try db.cachedStatement(sql: "ROLLBACK TO weft_assume_new").execute()
+                    try db.cachedStatement(sql: "RELEASE weft_assume_new").execute()
+                } catch let rollbackError {
+                    throw db.isInsideTransaction ? rollbackError : error
+                }
             }
         }
-        return try commit(db, &counters, keys, maxQueueBytes, assumingNew: false, transform)
+        var anyStored = false
+        let sequences = try commit(db, &counters, keys, maxQueueBytes, assumingNew: false, anyStored: &anyStored, transform)
+        // The next large commit assumes its keys new if this one, committed, found none stored.
+        if large { speculating.withLock { $0 = !anyStored } }
+        return sequences
     }
 
     private func commit(
         _ db: Database, _ counters: inout QueueCounters, _ keys: [DocumentKey], _ maxQueueBytes: Int,
         assumingNew: Bool, _ transform: ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
+    ) throws -> [UInt64] {
+        var anyStored = false
+        return try commit(db, &counters, keys, maxQueueBytes, assumingNew: assumingNew, anyStored: &anyStored, transform)
+    }
+
+    /// The commit itself; `anyStored` tells whether reading found any of `keys` stored.
+    private func commit(
+        _ db: Database, _ counters: inout QueueCounters, _ keys: [DocumentKey], _ maxQueueBytes: Int,
+        assumingNew: Bool, anyStored: inout Bool, _ transform: ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
     ) throws -> [UInt64] {
         var current = [DocumentKey: DocumentRecord](minimumCapacity: keys.count)
         // Each distinct key's row, in order of first appearance (`KeyNumbering`: one hash lookup
@@ -806,7 +845,6 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                 return QueueSlot(exists: true, sequence: sequence, bytes: Int(bytes))
             } }
         }
-        var anyStored = false
         for key in keys {
             let slot = numbering.number(of: key)
             if slot == slots.count {
@@ -816,8 +854,6 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
             }
             first.append(slot)
         }
-        // Speculate next time if this commit found none of its keys stored.
-        if !assumingNew && keys.count >= Self.speculationMinimumKeys { speculating.withLock { $0 = !anyStored } }
         let writes = try transform(current)
         guard !writes.isEmpty else {
             // Nothing written proves nothing about the keys assumed new: run again, reading them.

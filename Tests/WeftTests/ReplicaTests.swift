@@ -241,11 +241,13 @@ struct ReplicaTests {
     }
 
     @Test func keysAreNumberedInOrderOfFirstAppearance() throws {
-        for count in [5, 50] {
+        // Short lists, long ones, and more keys than the capacity hint said (a list outgrowing
+        // its in-place search).
+        for (count, capacity) in [(5, 5), (50, 50), (50, 0)] {
             let keys = try (0..<count).map { index in
                 DocumentKey(collection: try CollectionName("c"), id: try DocumentID("k\(index % 3 == 2 ? 0 : index)"))
             }
-            var numbering = KeyNumbering(capacity: keys.count)
+            var numbering = KeyNumbering(capacity: capacity)
             let numbers = keys.map { numbering.number(of: $0) }
             var expected = [DocumentKey: Int]()
             for key in keys where expected[key] == nil { expected[key] = expected.count }

@@ -424,6 +424,14 @@ public actor Replica {
     /// }
     /// ```
     ///
+    /// `build` runs once, at once. The edit closures it collects run inside the commit, **and
+    /// may run more than once**: a storage may first run a batch as if none of its documents
+    /// were stored (the SQLite storage does, for large batches while recent batches only
+    /// created documents) and run it again with the stored documents if that was wrong. Only the
+    /// last run is stored. So an edit closure should depend on nothing but the editor it gets,
+    /// and an `upsert` closure must cope with an empty document (as it must anyway, to create
+    /// one).
+    ///
     /// - Throws: an error thrown by `build`, or the first ``WeftError`` of any write
     ///   (``WeftError/Kind/documentExists``, ``WeftError/Kind/queueFull``…); then nothing of the
     ///   batch was written.
@@ -435,6 +443,9 @@ public actor Replica {
 }
 
 /// Writes collected by ``Replica/batch(_:)`` and committed together.
+///
+/// Each edit closure runs inside the commit, possibly more than once (see
+/// ``Replica/batch(_:)``): it should only edit the document it is given.
 public struct ReplicaBatch: Sendable {
     var operations: [Replica.Operation] = []
 

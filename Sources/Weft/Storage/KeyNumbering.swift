@@ -1,13 +1,13 @@
 /// Numbers the distinct ``DocumentKey``s of a write in order of first appearance (0, 1, 2…),
-/// so per-key state can live in an array: one hash lookup per key, and none for short lists,
-/// which are searched in place.
+/// so per-key state can live in an array: one hash lookup per key, and none while there are at
+/// most eight distinct keys, which are searched in place.
 package struct KeyNumbering {
     /// Lists up to this long are searched by comparison rather than hashed.
     static let shortLimit = 8
 
     private var table: [DocumentKey: Int] = [:]
     private var short: [DocumentKey] = []
-    private let hashed: Bool
+    private var hashed: Bool
     /// The number of distinct keys numbered so far.
     package private(set) var count = 0
 
@@ -19,7 +19,8 @@ package struct KeyNumbering {
 
     /// The number of `key`: the one it was given before, or the next (``count`` before the
     /// call) if it is new.
-    /// - Complexity: O(1) expected; O(*n*) comparisons for lists of at most eight keys.
+    /// - Complexity: O(1) expected; at most eight comparisons while there are at most eight
+    ///   distinct keys.
     package mutating func number(of key: DocumentKey) -> Int {
         let next = count
         let number: Int
@@ -28,8 +29,16 @@ package struct KeyNumbering {
             number = Self.read(&table[key, default: next])
         } else if let index = short.firstIndex(of: key) {
             number = index
-        } else {
+        } else if short.count < Self.shortLimit {
             short.append(key)
+            number = next
+        } else {
+            // More distinct keys than the hint said: move to the hash table.
+            table.reserveCapacity(2 * Self.shortLimit)
+            for (index, known) in short.enumerated() { table[known] = index }
+            short = []
+            hashed = true
+            table[key] = next
             number = next
         }
         if number == next { count += 1 }
