@@ -120,14 +120,20 @@ import WeftSQLite
         _ = try await storage.commitLocalWrites(reading: keys, maxQueueBytes: 1 << 30) { _ in writes }
     }
 
+    /// A new storage holding one queued document, `key`.
+    static func storage(_ directory: TemporaryDirectory, holding key: DocumentKey) async throws -> (SQLiteReplicaStorage, ReplicaID) {
+        let storage = try SQLiteReplicaStorage(path: directory.path("storage.sqlite"))
+        let replica = try await storage.metadata().replicaID
+        _ = try await storage.commitLocalWrites([LocalWrite(key: key, record: Self.record(replica, 1))], maxQueueBytes: 1 << 30)
+        return (storage, replica)
+    }
+
     /// A key the transform leaves unwritten is checked, and the transform runs again with its
     /// record.
     @Test func aKeyLeftUnwrittenIsStillRead() async throws {
         let directory = TemporaryDirectory()
-        let storage = try SQLiteReplicaStorage(path: directory.path("storage.sqlite"))
-        let replica = try await storage.metadata().replicaID
         let stored = try Self.key("stored")
-        _ = try await storage.commitLocalWrites([LocalWrite(key: stored, record: Self.record(replica, 1))], maxQueueBytes: 1 << 30)
+        let (storage, replica) = try await Self.storage(directory, holding: stored)
         try await Self.create(storage, try (0..<10).map { try Self.key("n\($0)") }, Self.record(replica, 2))
 
         let seen = Mutex<[Int]>([])
@@ -147,10 +153,8 @@ import WeftSQLite
     /// queues exactly what a commit that read first would have.
     @Test func aWrongGuessWithAnInFlightEntryReordersAndRepeats() async throws {
         let directory = TemporaryDirectory()
-        let storage = try SQLiteReplicaStorage(path: directory.path("storage.sqlite"))
-        let replica = try await storage.metadata().replicaID
         let inFlight = try Self.key("in-flight")
-        _ = try await storage.commitLocalWrites([LocalWrite(key: inFlight, record: Self.record(replica, 1))], maxQueueBytes: 1 << 30)
+        let (storage, replica) = try await Self.storage(directory, holding: inFlight)
         let pushed = try await storage.nextBatch(maxBytes: 1 << 20, maxEntries: 10)
         #expect(pushed.map(\.key) == [inFlight])
         try await Self.create(storage, try (0..<10).map { try Self.key("n\($0)") }, Self.record(replica, 2))
