@@ -780,10 +780,11 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         let large = keys.count >= Self.speculationMinimumKeys
         if large, speculating.withLock({ $0 }) {
             var attempt = counters
+            var unread = false
             assumptionCounts.withLock { $0.attempts += 1 }
             try db.cachedStatement(sql: "SAVEPOINT weft_assume_new").execute()
             do {
-                let sequences = try commit(db, &attempt, keys, maxQueueBytes, assumingNew: true, transform)
+                let sequences = try commit(db, &attempt, keys, maxQueueBytes, assumingNew: true, anyStored: &unread, transform)
                 try db.cachedStatement(sql: "RELEASE weft_assume_new").execute()
                 counters = attempt
                 return sequences
@@ -806,14 +807,6 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         // The next large commit assumes its keys new if this one, committed, found none stored.
         if large { speculating.withLock { $0 = !anyStored } }
         return sequences
-    }
-
-    private func commit(
-        _ db: Database, _ counters: inout QueueCounters, _ keys: [DocumentKey], _ maxQueueBytes: Int,
-        assumingNew: Bool, _ transform: ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
-    ) throws -> [UInt64] {
-        var anyStored = false
-        return try commit(db, &counters, keys, maxQueueBytes, assumingNew: assumingNew, anyStored: &anyStored, transform)
     }
 
     /// The commit itself; `anyStored` tells whether reading found any of `keys` stored.
