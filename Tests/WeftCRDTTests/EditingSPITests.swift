@@ -23,6 +23,15 @@ struct EditingSPITests {
                     withDeltas.increment(field, by: amount, at: stamp)
                     without.add(amount, toCounter: field, at: stamp)
                 }
+                if step % 5 == 4 {
+                    // A concurrent write from another replica, merged into both: the field now
+                    // holds two versions, which the next edit of it joins.
+                    var concurrent = Document()
+                    let other = HLCTimestamp(wallMilliseconds: UInt64(step + 1), counter: 1, replica: ReplicaID(high: 1, low: 9))
+                    concurrent.set(field, to: .int(Int64(step)), at: other)
+                    withDeltas.merge(concurrent)
+                    without.merge(concurrent)
+                }
                 #expect(without == withDeltas)
                 #expect(without.encoded() == withDeltas.encoded())
             }

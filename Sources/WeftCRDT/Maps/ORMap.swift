@@ -66,14 +66,6 @@ public struct ORMap<Key: Hashable & BinaryCodable & Sendable, Value: CRDT & Bina
         return delta
     }
 
-    /// ``set(_:to:by:)`` without building the delta, for editors that keep the whole state.
-    /// - Complexity: O(1) expected.
-    @_spi(Editing)
-    public mutating func assign(_ key: Key, to value: Value, by replica: ReplicaID) {
-        let dot = context.nextDot(for: replica)
-        entries[key] = [Version(dot: dot, value: value)]
-    }
-
     /// Replaces the value of `key` with `transform` of its current value (`nil` if absent) as
     /// `replica`, without building a delta: ``update(_:by:default:_:)`` for editors that keep
     /// the whole state, with one hash lookup of `key`.
