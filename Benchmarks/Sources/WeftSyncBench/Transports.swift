@@ -29,6 +29,8 @@ struct WireTally: Sendable {
 final class TransportRecorder: Sendable {
     struct State {
         var pushLatencies: [Double] = []
+        /// When each push was on the wire (pushes overlap: the engine keeps two in flight).
+        var pushIntervals: [Range<ContinuousClock.Instant>] = []
         var pullLatencies: [Double] = []
         var pushedChanges = 0
         var pulledChanges = 0
@@ -41,6 +43,22 @@ final class TransportRecorder: Sendable {
     init(countWire: Bool) { self.countWire = countWire }
 
     var snapshot: State { state.withLock { $0 } }
+}
+
+/// The seconds during which at least one of `intervals` was open (their union's length).
+func secondsCovered(by intervals: [Range<ContinuousClock.Instant>]) -> Double {
+    var total = 0.0
+    var current: Range<ContinuousClock.Instant>?
+    for interval in intervals.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+        if let open = current, interval.lowerBound <= open.upperBound {
+            current = open.lowerBound..<max(open.upperBound, interval.upperBound)
+        } else {
+            if let open = current { total += seconds(open.upperBound - open.lowerBound) }
+            current = interval
+        }
+    }
+    if let open = current { total += seconds(open.upperBound - open.lowerBound) }
+    return total
 }
 
 /// Wraps a transport: times `push` and `pull`, and tallies wire bytes if the recorder asks.
@@ -66,9 +84,11 @@ struct MeasuringTransport: SyncTransport {
         let clock = ContinuousClock()
         let start = clock.now
         let response = try await base.push(request)
-        let elapsed = seconds(clock.now - start)
+        let end = clock.now
+        let elapsed = seconds(end - start)
         recorder.state.withLock { state in
             state.pushLatencies.append(elapsed)
+            state.pushIntervals.append(start..<end)
             state.pushedChanges += request.changes.count
         }
         return response
