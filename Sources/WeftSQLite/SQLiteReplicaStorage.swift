@@ -584,7 +584,13 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     ) async throws(WeftError) -> [UInt64] {
         do {
             // A blocking write: one short transaction, no extra hop to GRDB's queue and back.
-            return try transaction { db, counters in try self.commit(db, &counters, keys, maxQueueBytes, transform) }
+            var guessNext: Bool?
+            let sequences = try transaction { db, counters in
+                try self.commit(db, &counters, keys, maxQueueBytes, guessNext: &guessNext, transform)
+            }
+            // Only a commit that reached the disk decides whether the next one guesses.
+            if let guessNext { speculating.withLock { $0 = guessNext } }
+            return sequences
         } catch {
             throw Self.map(error, path: path)
         }
@@ -766,16 +772,17 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     ///
     /// **Creating without reading.** Reading a key that is not stored costs a lookup that finds
     /// nothing, a large part of a batched create. So while commits keep writing only documents
-    /// that are not stored yet (the last one's reads found none, or its speculation held), a
-    /// commit of ``speculationMinimumKeys`` or more keys first runs `transform` as if none were
-    /// stored, inside a savepoint: each write is a plain `INSERT`, which fails if the row
-    /// exists, and a key `transform` did not write is looked up. If any key turns out to be
-    /// stored, or anything fails, the savepoint is rolled back and the commit runs again with
-    /// the keys read. `transform` is a pure function of the records it gets, so only its last
-    /// run counts.
+    /// that are not stored yet, a commit naming ``speculationMinimumKeys`` or more keys (repeats
+    /// included) first runs `transform` as if none were stored, inside a savepoint: each write
+    /// is a plain `INSERT`, which fails if the row exists, and a key `transform` did not write
+    /// is looked up. If any key turns out to be stored, or anything fails, the savepoint is
+    /// rolled back and the commit runs again with the keys read. `transform` is a pure function
+    /// of the records it gets, so only its last run counts. A storage starts out guessing; a
+    /// miss turns guessing off, and a large commit that read its keys, found none stored and
+    /// reached the disk turns it back on.
     private func commit(
         _ db: Database, _ counters: inout QueueCounters, _ keys: [DocumentKey], _ maxQueueBytes: Int,
-        _ transform: ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
+        guessNext: inout Bool?, _ transform: ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
     ) throws -> [UInt64] {
         let large = keys.count >= Self.speculationMinimumKeys
         if large, speculating.withLock({ $0 }) {
@@ -798,14 +805,16 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                     try db.cachedStatement(sql: "ROLLBACK TO weft_assume_new").execute()
                     try db.cachedStatement(sql: "RELEASE weft_assume_new").execute()
                 } catch let rollbackError {
-                    throw db.isInsideTransaction ? rollbackError : error
+                    // A miss is not worth reporting; SQLite's own rollback error would be.
+                    throw db.isInsideTransaction || error is SpeculationMissed ? rollbackError : error
                 }
             }
         }
         var anyStored = false
         let sequences = try commit(db, &counters, keys, maxQueueBytes, assumingNew: false, anyStored: &anyStored, transform)
-        // The next large commit assumes its keys new if this one, committed, found none stored.
-        if large { speculating.withLock { $0 = !anyStored } }
+        // The next large commit assumes its keys new if this one found none stored (applied by
+        // the caller once this commit is on disk).
+        if large { guessNext = !anyStored }
         return sequences
     }
 
@@ -926,18 +935,15 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                                 try statement.execute()
                             }
                         } else {
-                            do {
-                                try insertDocument.run { statement in
-                                    try statement.bind(borrowingText: collection)
-                                    try statement.bind(borrowingText: id)
-                                    try statement.bind(borrowing: record)
-                                    try statement.bind(deleted)
-                                    try statement.bind(sequence)
-                                    try statement.bind(Int64(size))
-                                    try statement.execute()
-                                }
-                            } catch let error as DatabaseError where assumingNew && error.resultCode == .SQLITE_CONSTRAINT {
-                                throw SpeculationMissed()
+                            // Assuming new, a stored row fails this INSERT (its primary key).
+                            try insertDocument.run { statement in
+                                try statement.bind(borrowingText: collection)
+                                try statement.bind(borrowingText: id)
+                                try statement.bind(borrowing: record)
+                                try statement.bind(deleted)
+                                try statement.bind(sequence)
+                                try statement.bind(Int64(size))
+                                try statement.execute()
                             }
                         }
                     }

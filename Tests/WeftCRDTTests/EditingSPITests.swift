@@ -10,6 +10,9 @@ struct EditingSPITests {
         for _ in 0..<200 {
             var withDeltas = Document()
             var without = Document()
+            // Another replica's edits, merged into both now and then: its dots advance, so each
+            // merge adds a version concurrent with the one a field holds.
+            var concurrent = Document()
             for step in 0..<Int.random(in: 1...30, using: &random) {
                 let replica = ReplicaID(high: 0, low: UInt64.random(in: 1...3, using: &random))
                 let stamp = HLCTimestamp(wallMilliseconds: UInt64(step + 1), counter: 0, replica: replica)
@@ -24,9 +27,7 @@ struct EditingSPITests {
                     without.add(amount, toCounter: field, at: stamp)
                 }
                 if step % 5 == 4 {
-                    // A concurrent write from another replica, merged into both: the field now
-                    // holds two versions, which the next edit of it joins.
-                    var concurrent = Document()
+                    // The field now holds two versions, which the next edit of it joins.
                     let other = HLCTimestamp(wallMilliseconds: UInt64(step + 1), counter: 1, replica: ReplicaID(high: 1, low: 9))
                     concurrent.set(field, to: .int(Int64(step)), at: other)
                     withDeltas.merge(concurrent)

@@ -29,6 +29,23 @@ import WeftSQLite
         }
     }
 
+    @Test func aGuessThatHoldsJoinsARepeatedDocumentIntoOneEntry() async throws {
+        let directory = TemporaryDirectory()
+        let (replica, storage) = try await Self.open(directory)
+        try await replica.batch { batch in
+            for index in 0..<10 { try batch.upsert("c", "g\(index)") { $0.increment("n") } }
+            try batch.upsert("c", "g3") { $0.increment("n", by: 10) }  // the same new document again
+        }
+        #expect(storage.assumptions == Counts(attempts: 1, misses: 0))
+        let g3 = try #require(try await replica.record(Self.key("g3")))
+        #expect(g3.body.counter("n") == 11)
+        #expect(g3.version[replica.replicaID] == 2)
+        let entries = try await replica.queuedChanges()
+        #expect(entries.map(\.sequence) == Array(1...10), "one entry per document")
+        #expect(entries.filter { $0.key.id.rawValue == "g3" }.map(\.record) == [g3])
+        #expect(try await replica.queuedBytes() == entries.map(\.byteCount).reduce(0, +))
+    }
+
     @Test func aStoredDocumentAmongNewOnesIsReadAndJoined() async throws {
         let directory = TemporaryDirectory()
         let (replica, storage) = try await Self.open(directory)

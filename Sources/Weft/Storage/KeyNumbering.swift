@@ -1,6 +1,7 @@
 /// Numbers the distinct ``DocumentKey``s of a write in order of first appearance (0, 1, 2…),
-/// so per-key state can live in an array: one hash lookup per key, and none while there are at
-/// most eight distinct keys, which are searched in place.
+/// so per-key state can live in an array: one hash lookup per key. When the capacity hint is
+/// eight or less, keys are searched in place without hashing, until a ninth distinct one
+/// arrives.
 package struct KeyNumbering {
     /// Lists up to this long are searched by comparison rather than hashed.
     static let shortLimit = 8
@@ -19,8 +20,7 @@ package struct KeyNumbering {
 
     /// The number of `key`: the one it was given before, or the next (``count`` before the
     /// call) if it is new.
-    /// - Complexity: O(1) expected; at most eight comparisons while there are at most eight
-    ///   distinct keys.
+    /// - Complexity: O(1) expected; at most eight comparisons while searching in place.
     package mutating func number(of key: DocumentKey) -> Int {
         let next = count
         let number: Int
