@@ -42,6 +42,31 @@ final class Scratch: Sendable {
     func remove() { try? FileManager.default.removeItem(atPath: path) }
 }
 
+// MARK: - CPU
+
+/// The whole machine's CPU time so far, busy and in all, in clock ticks, from the first line
+/// of `/proc/stat` (Linux; every process, PostgreSQL's included); `nil` elsewhere.
+func machineCPUTicks() -> (busy: UInt64, total: UInt64)? {
+    #if os(Linux)
+    guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+        let line = text.split(separator: "\n").first, line.hasPrefix("cpu ")
+    else { return nil }
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let fields = line.split(separator: " ").dropFirst().prefix(8).compactMap { UInt64($0) }
+    guard fields.count == 8 else { return nil }
+    let total = fields.reduce(0, +)
+    return (total - fields[3] - fields[4], total)
+    #else
+    return nil
+    #endif
+}
+
+/// The share of the machine's CPU that was busy between two `machineCPUTicks()` readings.
+func busyFraction(from start: (busy: UInt64, total: UInt64)?, to end: (busy: UInt64, total: UInt64)?) -> Double? {
+    guard let start, let end, end.total > start.total else { return nil }
+    return Double(end.busy - start.busy) / Double(end.total - start.total)
+}
+
 // MARK: - Memory
 
 /// The process's resident memory in bytes, from `/proc/self/statm` (Linux); `nil` elsewhere.

@@ -374,10 +374,11 @@ func runThrottledReplay(changes: Int, bytesPerSecond: Int, burstBytes: Int) asyn
 
 /// Push throughput of a central store behind `instances` Standalone servers: `replicas`
 /// replicas (each its own HTTP client), spread over the servers, each pushing `changes` queued
-/// documents of its own at once. Returns changes per second over the wall time of all pushes.
+/// documents of its own at once. Returns changes per second over the wall time of all pushes,
+/// and the share of the machine's CPU that was busy meanwhile (every process, PostgreSQL's too).
 func runStorePush(
     stores: [any CentralStore], tenant: String, replicas: Int, changes: Int, batchEntries: Int = 100
-) async throws -> (changesPerSecond: Int, seconds: Double) {
+) async throws -> (changesPerSecond: Int, seconds: Double, cpuBusy: Double?) {
     var servers = [BenchServer]()
     for store in stores { servers.append(try await BenchServer.start(store: store, policy: .lastWriterWins, databases: [tenant])) }
     do {
@@ -392,15 +393,17 @@ func runStorePush(
             engines.append(engine)
         }
         let clock = ContinuousClock()
+        let cpuBefore = machineCPUTicks()
         let start = clock.now
         let pushed = try await withThrowingTaskGroup(of: Int.self) { group in
             for engine in engines { group.addTask { try await engine.pushAll() } }
             return try await group.reduce(0, +)
         }
         let elapsed = seconds(clock.now - start)
+        let cpuBusy = busyFraction(from: cpuBefore, to: machineCPUTicks())
         guard pushed == replicas * changes else { throw BenchFailure("pushed \(pushed) of \(replicas * changes)") }
         for server in servers { await server.stop() }
-        return (Int(Double(pushed) / elapsed), elapsed)
+        return (Int(Double(pushed) / elapsed), elapsed, cpuBusy)
     } catch {
         for server in servers { await server.stop() }
         throw error

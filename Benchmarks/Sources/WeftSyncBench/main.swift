@@ -129,11 +129,18 @@ do {
                 let double = try await runStorePush(stores: [twoA, twoB], tenant: "two\(run)", replicas: pgReplicas, changes: pgChanges)
                 for store in [one, twoA, twoB] { await store.shutdown() }
                 log("  sqlite \(sqlite.changesPerSecond)/s, postgres x1 \(single.changesPerSecond)/s, x2 \(double.changesPerSecond)/s")
+                let busy = [sqlite.cpuBusy, single.cpuBusy, double.cpuBusy].map { $0.map { "\(Int(($0 * 100).rounded()))%" } ?? "?" }
+                log("  machine CPU busy: sqlite \(busy[0]), postgres x1 \(busy[1]), x2 \(busy[2])")
                 ratios.vsSQLite.append(Double(single.changesPerSecond) / Double(sqlite.changesPerSecond))
                 ratios.scaling.append(Double(double.changesPerSecond) / Double(single.changesPerSecond))
                 runs.append([
                     "sqlite_changes_per_second": sqlite.changesPerSecond, "postgres_one_instance_changes_per_second": single.changesPerSecond,
                     "postgres_two_instances_changes_per_second": double.changesPerSecond,
+                    "machine_cpu_busy": [
+                        "sqlite": sqlite.cpuBusy.map { rounded($0, 3) as Any } ?? NSNull(),
+                        "postgres_one_instance": single.cpuBusy.map { rounded($0, 3) as Any } ?? NSNull(),
+                        "postgres_two_instances": double.cpuBusy.map { rounded($0, 3) as Any } ?? NSNull(),
+                    ] as [String: Any],
                 ])
             }
             let scaling = median(ratios.scaling)
