@@ -14,7 +14,17 @@
 //   --round-changes N      changes each replica writes per round (default 20); the load test runs
 //                          twice: push and pull (syncOnce), then push only (pushAll)
 //   --load-repeats N       passes of each load test, fresh databases each (default 3)
-//   --skip PHASES          comma-separated phases to skip: replay, wire, memory, load
+//   --skip PHASES          comma-separated phases to skip: postgres, scaleout, throttle, replay,
+//                          wire, memory, load
+//   --only PHASES          run only these phases
+//   --pg-replicas N        replicas pushing at once in the PostgreSQL phases (default 20)
+//   --pg-changes N         changes each of them pushes in the in-process phase (default 1000)
+//   --pg-repeats N         passes of the PostgreSQL phases (default 3)
+//   --scale-changes N      changes each replica pushes in the scale-out phase (default 2000)
+//   --server-cpus LIST     scale-out: the CPU quota of each `weft serve` process, one run per
+//                          entry; 0 is none (default 0,0.25,0.4; a quota needs Linux, root and
+//                          the cgroup v1 cpu controller, and is skipped with a message without)
+//   --weft PATH            the `weft` executable for the scale-out phase (default: beside this one)
 //   --quick                a smoke run: 5000 changes, 2 batch sizes, 1 repeat, no memory pass,
 //                          5 replicas x 3 rounds, 1 load pass
 
@@ -41,6 +51,10 @@ var pgReplicas = 20
 var pgChanges = 1_000
 var pgRepeats = 3
 var throttleRate = 150_000
+var scaleChanges = 2_000
+var serverCPUs: [Double] = [0, 0.25, 0.4]
+var weftPath: String?
+var only: Set<String>?
 let defaultBatchEntries = 500
 
 func number(_ arguments: inout ArraySlice<String>, _ flag: String, minimum: Int) -> Int {
@@ -72,6 +86,20 @@ while let argument = arguments.popFirst() {
             fail("--batch-sizes needs numbers from 1 to 10000 (the server's max_changes_per_batch)")
         }
         batchSizes = sizes
+    case "--scale-changes": scaleChanges = number(&arguments, argument, minimum: 1)
+    case "--server-cpus":
+        guard let text = arguments.popFirst() else { fail("--server-cpus needs a list") }
+        let values = text.split(separator: ",").compactMap { Double($0) }
+        guard !values.isEmpty, values.count == text.split(separator: ",").count, values.allSatisfy({ $0 >= 0 && $0 <= 64 }) else {
+            fail("--server-cpus needs numbers of cores from 0 (no quota) to 64, such as 0,0.5")
+        }
+        serverCPUs = values
+    case "--weft":
+        guard let text = arguments.popFirst() else { fail("--weft needs a path") }
+        weftPath = text
+    case "--only":
+        guard let text = arguments.popFirst() else { fail("--only needs a list") }
+        only = Set(text.split(separator: ",").map(String.init))
     case "--skip":
         guard let text = arguments.popFirst() else { fail("--skip needs a list") }
         skipped.formUnion(text.split(separator: ",").map(String.init))
@@ -88,11 +116,15 @@ while let argument = arguments.popFirst() {
     case "-h", "--help":
         print(
             "usage: weft-sync-bench [--changes N] [--batch-sizes A,B,..] [--repeats N] [--memory-changes N] "
-                + "[--write-chunk N] [--replicas N] [--rounds N] [--round-changes N] [--load-repeats N] [--skip throttle,replay,wire,memory,load] [--throttle-changes N] [--throttle-rate BYTES] [--quick]")
+                + "[--write-chunk N] [--replicas N] [--rounds N] [--round-changes N] [--load-repeats N] "
+                + "[--skip|--only postgres,scaleout,throttle,replay,wire,memory,load] [--throttle-changes N] [--throttle-rate BYTES] "
+                + "[--pg-replicas N] [--pg-changes N] [--pg-repeats N] [--scale-changes N] [--server-cpus 0,0.5] [--weft PATH] [--quick]")
         exit(0)
     default: fail("unknown argument \(argument)")
     }
 }
+
+if let only { skipped.formUnion(Set(["postgres", "scaleout", "throttle", "replay", "wire", "memory", "load"]).subtracting(only)) }
 
 // MARK: - Run
 
@@ -149,12 +181,63 @@ do {
                 "postgres_over_sqlite_median": rounded(median(ratios.vsSQLite), 3), "two_over_one_instance_median": rounded(scaling, 3),
                 "note": "all servers, replicas and PostgreSQL share this machine's cores",
             ] as [String: Any]
-            targets["postgres_two_instances_over_one"] = [
+            targets["postgres_two_in_process_servers_over_one"] = [
                 "value": rounded(scaling, 3), "target": ">= 1.6", "met": scaling >= 1.6,
-                "measures": "push throughput with two server instances on one PostgreSQL over one instance",
+                "measures": "push throughput with two servers inside this process (sharing its threads with the replicas) "
+                    + "on one PostgreSQL over one; the scale-out phase runs them as `weft serve` processes",
             ] as [String: Any]
         } else {
             log("postgres: skipped, WEFT_POSTGRES_URL is not set (run under scripts/with-postgres.sh)")
+        }
+    }
+
+    // S. Scale-out: 1 and 2 `weft serve` processes on one PostgreSQL, each optionally held to a
+    // CPU quota, in alternating order pass by pass.
+    if !skipped.contains("scaleout") {
+        if let text = ProcessInfo.processInfo.environment["WEFT_POSTGRES_URL"], let base = URL(string: text) {
+            let executable = try weftExecutable(weftPath)
+            var settings = [[String: Any]]()
+            for cores in serverCPUs {
+                let quota = cores > 0 ? cores : nil
+                if quota != nil, let reason = CPUQuotaGroup.unavailable {
+                    log("scale-out: skipping the \(cores)-core quota: \(reason)")
+                    continue
+                }
+                let label = quota.map { "each server held to \($0) cores" } ?? "no CPU quota"
+                var passes = [[String: Any]]()
+                var ratios = [Double]()
+                for pass in 1...pgRepeats {
+                    log("scale-out (\(label)): pass \(pass)/\(pgRepeats): \(pgReplicas) replicas x \(scaleChanges) changes")
+                    var results = [Int: ScaleOutPass]()
+                    for count in pass % 2 == 1 ? [1, 2] : [2, 1] {
+                        let result = try await runScaleOutPush(
+                            executable: executable, postgres: base, servers: count, cores: quota, replicas: pgReplicas, changes: scaleChanges)
+                        results[count] = result
+                        log(
+                            "  \(count) server(s): \(result.changesPerSecond)/s; cores used: servers \(rounded(result.serverCPU / result.seconds)), "
+                                + "postgres \(rounded(result.postgresCPU / result.seconds)), replicas \(rounded(result.replicasCPU / result.seconds)); "
+                                + "throttled \(rounded(result.throttledSeconds)) s")
+                    }
+                    guard let one = results[1], let two = results[2] else { continue }
+                    ratios.append(Double(two.changesPerSecond) / Double(one.changesPerSecond))
+                    passes.append(["one_server": one.json, "two_servers": two.json, "two_over_one": rounded(ratios.last ?? 0, 3)])
+                }
+                settings.append([
+                    "server_cpu_quota_cores": quota.map { $0 as Any } ?? NSNull(), "passes": passes,
+                    "two_over_one_median": rounded(median(ratios), 3),
+                ])
+                let key = quota.map { "scale_out_two_servers_over_one_quota_\($0)_cores" } ?? "scale_out_two_servers_over_one_no_quota"
+                targets[key] = [
+                    "value": rounded(median(ratios), 3), "target": ">= 1.6", "met": median(ratios) >= 1.6,
+                    "measures": "push throughput through two `weft serve` processes on one PostgreSQL over one (\(label))",
+                ] as [String: Any]
+            }
+            output["scale_out"] = [
+                "replicas": pgReplicas, "changes_per_replica": scaleChanges, "batch_entries": 100, "settings": settings,
+                "note": "servers are `weft serve` child processes; PostgreSQL, the servers and the replicas share this machine's cores",
+            ] as [String: Any]
+        } else {
+            log("scale-out: skipped, WEFT_POSTGRES_URL is not set (run under scripts/with-postgres.sh)")
         }
     }
 
