@@ -74,7 +74,37 @@ public final class PostgresCentralStore: CentralStore {
                     policy TEXT NOT NULL, resolver TEXT, local BYTEA NOT NULL, remote BYTEA NOT NULL, winner BYTEA NOT NULL)
                 """,
             ]
-        )
+        ),
+        (
+            // 1. Tenants, collections and document ids are identifiers, compared byte for byte:
+            // the "C" collation makes every index comparison a memcmp instead of a locale's
+            // strcoll (equality, and so every key, is the same under both).
+            // 2. No planner statistics for `weft_change_log.sequence`. Whether a row is numbered
+            // is a passing state: statistics taken while many rows waited say "most rows are
+            // unnumbered" long after they were numbered, and the planner then reads the whole
+            // log to find the few waiting rows. Without them it assumes few wait and reads the
+            // partial index of unnumbered rows. (Changing the column to its own type drops the
+            // statistics already taken.)
+            // Both rebuild the indexes involved.
+            "v2: byte-order keys; no statistics on the change log's sequence",
+            [
+                """
+                ALTER TABLE weft_documents ALTER COLUMN tenant TYPE TEXT COLLATE "C",
+                    ALTER COLUMN collection TYPE TEXT COLLATE "C", ALTER COLUMN id TYPE TEXT COLLATE "C"
+                """,
+                #"ALTER TABLE weft_tenants ALTER COLUMN tenant TYPE TEXT COLLATE "C""#,
+                """
+                ALTER TABLE weft_change_log ALTER COLUMN tenant TYPE TEXT COLLATE "C",
+                    ALTER COLUMN collection TYPE TEXT COLLATE "C", ALTER COLUMN doc_id TYPE TEXT COLLATE "C",
+                    ALTER COLUMN sequence SET STATISTICS 0, ALTER COLUMN sequence TYPE BIGINT
+                """,
+                #"ALTER TABLE weft_high_water ALTER COLUMN tenant TYPE TEXT COLLATE "C""#,
+                """
+                ALTER TABLE weft_conflicts ALTER COLUMN tenant TYPE TEXT COLLATE "C",
+                    ALTER COLUMN collection TYPE TEXT COLLATE "C", ALTER COLUMN doc_id TYPE TEXT COLLATE "C"
+                """,
+            ]
+        ),
     ]
 
     /// A fixed key for the migration advisory lock ("weft" in ASCII).
@@ -454,24 +484,48 @@ public final class PostgresCentralStore: CentralStore {
             } else {
                 try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(database), 7))", logger: logger)
             }
-            try await connection.query(
-                "INSERT INTO weft_tenants (tenant, next_sequence) VALUES (\(database), 1) ON CONFLICT (tenant) DO NOTHING",
-                logger: logger)
-            try await connection.query(
-                """
-                WITH pending AS (
-                    SELECT id, row_number() OVER (ORDER BY id) - 1 AS offset_in_run
-                    FROM weft_change_log WHERE tenant = \(database) AND sequence IS NULL
-                ), counter AS (
-                    SELECT next_sequence FROM weft_tenants WHERE tenant = \(database)
-                ), numbered AS (
-                    UPDATE weft_change_log c SET sequence = counter.next_sequence + pending.offset_in_run
-                    FROM pending, counter WHERE c.id = pending.id
-                    RETURNING c.sequence
-                )
-                UPDATE weft_tenants SET next_sequence = GREATEST(next_sequence, (SELECT max(sequence) + 1 FROM numbered))
-                WHERE tenant = \(database) AND EXISTS (SELECT 1 FROM numbered)
-                """, logger: logger)
+            // The counter, created on the tenant's first run (under the lock, so once).
+            var next: Int64?
+            for try await value in try await connection.query(
+                "SELECT next_sequence FROM weft_tenants WHERE tenant = \(database)", logger: logger
+            ).decode(Int64.self) {
+                next = value
+            }
+            // The committed, unnumbered rows in id order, a bounded run at a time. Their ids go
+            // back as an array, and `id = ANY(…)` keeps the update on the primary key's index
+            // whatever the statistics say: a join the planner chose alone could scan the whole
+            // log, which grows for ever, to number a few rows.
+            let run = 5_000
+            while true {
+                var ids = [Int64]()
+                ids.reserveCapacity(run)
+                for try await id in try await connection.query(
+                    "SELECT id FROM weft_change_log WHERE tenant = \(database) AND sequence IS NULL ORDER BY id LIMIT \(run)", logger: logger
+                ).decode(Int64.self) {
+                    ids.append(id)
+                }
+                guard !ids.isEmpty else { return }
+                let first: Int64
+                if let next {
+                    first = next
+                } else {
+                    try await connection.query(
+                        "INSERT INTO weft_tenants (tenant, next_sequence) VALUES (\(database), 1) ON CONFLICT (tenant) DO NOTHING",
+                        logger: logger)
+                    first = 1
+                }
+                let numbers = (0..<Int64(ids.count)).map { first + $0 }
+                try await connection.query(
+                    """
+                    UPDATE weft_change_log c SET sequence = v.sequence
+                    FROM unnest(\(ids)::int8[], \(numbers)::int8[]) AS v(id, sequence)
+                    WHERE c.id = v.id AND c.id = ANY(\(ids)::int8[])
+                    """, logger: logger)
+                next = first + Int64(ids.count)
+                try await connection.query(
+                    "UPDATE weft_tenants SET next_sequence = \(first + Int64(ids.count)) WHERE tenant = \(database)", logger: logger)
+                if ids.count < run { return }
+            }
         }
     }
 

@@ -1,0 +1,155 @@
+import Foundation
+import Testing
+import Weft
+import WeftCRDT
+import WeftPostgres
+import WeftServer
+
+/// The PostgreSQL store's schema and sequencer against a real server: the sequencer's cost
+/// follows the rows it numbers, not the log's size, and a database from the first schema
+/// version upgrades in place.
+@Suite("PostgreSQL schema and sequencer", .enabled(if: !TestPostgres.skipped, "WEFT_SKIP_POSTGRES=1 leaves PostgreSQL out"))
+struct PostgresSchemaTests {
+    static let psql = URL(fileURLWithPath: (ProcessInfo.processInfo.environment["WEFT_POSTGRES_BIN"] ?? "/usr/bin") + "/psql")
+
+    static func query(_ url: URL, _ sql: String) throws -> String {
+        let result = try runProcess(psql, [url.absoluteString, "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+        guard result.status == 0 else { throw WeftError.storage("psql: \(result.error)") }
+        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// `count` new documents `first…` for one replica, as one push batch.
+    static func changes(_ range: Range<Int>, replica: ReplicaID) throws -> [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)] {
+        try range.map { index in
+            let stamp = HLCTimestamp(wallMilliseconds: UInt64(1_000 + index), counter: 0, replica: replica)
+            var body = Document()
+            body.set("n", to: .int(Int64(index)), at: stamp)
+            var version = VersionVector()
+            version.increment(replica)
+            return (
+                UInt64(index + 1), DocumentKey(collection: try CollectionName("c"), id: try DocumentID("d\(index)")),
+                DocumentRecord(body: body, deletion: LWWRegister(false, stamp: stamp), version: version)
+            )
+        }
+    }
+
+    static func push(_ store: PostgresCentralStore, _ range: Range<Int>, replica: ReplicaID) async throws {
+        _ = try await store.applyPush(database: "t", replica: replica, changes: try changes(range, replica: replica)) {
+            local, key, remote throws(WeftError) in
+            try DocumentMerge.merge(local: local, remote: remote, key: key, policy: .crdt)
+        }
+    }
+
+    /// Closes the store and waits until its backends have gone (and so flushed their statistics).
+    static func closeAndFlush(_ store: PostgresCentralStore, _ url: URL) async throws {
+        await store.shutdown()
+        for _ in 0..<200 {
+            let others = try query(url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            if others == "0" { return }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        Issue.record("the store's backends did not exit")
+    }
+
+    /// Rows of the change log read through its primary key or a sequential scan, so far.
+    static func logRowsRead(_ url: URL) throws -> Int {
+        let text = try query(
+            url,
+            """
+            SELECT (SELECT coalesce(idx_tup_read, 0) FROM pg_stat_user_indexes WHERE indexrelname = 'weft_change_log_pkey')
+                 + (SELECT coalesce(seq_tup_read, 0) FROM pg_stat_user_tables WHERE relname = 'weft_change_log')
+            """)
+        guard let rows = Int(text) else { throw WeftError.storage("unexpected statistics: \(text)") }
+        return rows
+    }
+
+    @Test("Numbering a few rows reads a few rows, however long the log and however stale its statistics")
+    func theSequencerFollowsThePendingRowsNotTheLog() async throws {
+        let url = try await TestPostgres.freshDatabase()
+        let replica = ReplicaID(high: 3, low: 3)
+        var store = try await PostgresCentralStore(url: url)
+        // 12,000 rows wait unnumbered while another session holds the tenant's sequencer lock,
+        // and the planner's statistics are taken then: every row of the log unnumbered.
+        // (Advisory locks belong to one database; other tests use other databases.)
+        let holders = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = "
+            + "(SELECT oid FROM pg_database WHERE datname = current_database())"
+        let holder = Task.detached {
+            try runProcess(Self.psql, [url.absoluteString, "-qAtc", "SELECT pg_advisory_lock(hashtextextended('t', 7)); SELECT pg_sleep(120)"])
+        }
+        var held = false
+        for _ in 0..<500 where !held {
+            held = try !Self.query(url, holders).isEmpty
+            if !held { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        try #require(held, "the lock holder started")
+        try await Self.push(store, 0..<12_000, replica: replica)
+        #expect(try Self.query(url, "SELECT count(*) FROM weft_change_log WHERE sequence IS NULL") == "12000")
+        _ = try Self.query(url, "ANALYZE weft_change_log")
+        // The holder lets go: its session ends.
+        _ = try Self.query(url, "SELECT pg_terminate_backend(pid) FROM (\(holders)) AS h")
+        _ = try await holder.value
+
+        // A pull numbers all of them, more than one run's worth, in order and without a gap.
+        var pulled = [LoggedChange]()
+        while true {
+            let page = try await store.changes(database: "t", after: pulled.last?.sequence ?? 0, limit: 5_000, maxBytes: 1 << 26)
+            pulled += page.changes
+            if !page.hasMore { break }
+        }
+        #expect(pulled.map(\.sequence) == Array(1...12_000))
+        #expect(pulled.map(\.key.id.rawValue) == (0..<12_000).map { "d\($0)" })
+
+        // Now 100 more: the sequencer, run by the push, reads about 100 rows of the log, not 12,100.
+        try await Self.closeAndFlush(store, url)
+        let before = try Self.logRowsRead(url)
+        store = try await PostgresCentralStore(url: url)
+        try await Self.push(store, 12_000..<12_100, replica: replica)
+        try await Self.closeAndFlush(store, url)
+        let read = try Self.logRowsRead(url) - before
+        #expect(try Self.query(url, "SELECT count(*) FROM weft_change_log WHERE sequence IS NULL") == "0", "the push's sequencer numbered its rows")
+        #expect(try Self.query(url, "SELECT max(sequence) FROM weft_change_log") == "12100")
+        #expect(read >= 100 && read < 1_000, "numbering 100 rows read \(read) rows of a 12,100-row log")
+    }
+
+    @Test("A database of schema version 1 upgrades in place: byte-order keys, data kept, pushes and pulls go on")
+    func aVersionOneDatabaseUpgrades() async throws {
+        let url = try await TestPostgres.freshDatabase()
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/postgres/schema-v1.sql")
+        let loaded = try runProcess(Self.psql, [url.absoluteString, "-v", "ON_ERROR_STOP=1", "-q", "-f", fixture.path])
+        #expect(loaded.status == 0, "\(loaded.error)")
+        let keyColumns = """
+            SELECT count(*) FROM information_schema.columns
+            WHERE table_name LIKE 'weft_%' AND column_name IN ('tenant', 'collection', 'id', 'doc_id') AND collation_name = 'C'
+            """
+        #expect(try Self.query(url, keyColumns) == "0")
+        // Version 1's rows: one document, logged as sequence 1, and the tenant's counter.
+        let old = try #require(try Self.changes(41..<42, replica: ReplicaID(high: 8, low: 8)).first?.delta)
+        let hex = "\\x" + old.encoded().map { String(format: "%02x", $0) }.joined()
+        _ = try Self.query(
+            url,
+            """
+            INSERT INTO weft_documents VALUES ('t', 'c', 'old', '\(hex)');
+            INSERT INTO weft_change_log (tenant, sequence, collection, doc_id, record, bytes) VALUES ('t', 1, 'c', 'old', '\(hex)', \(old.encoded().count));
+            INSERT INTO weft_tenants VALUES ('t', 2)
+            """)
+
+        let store = try await PostgresCentralStore(url: url)
+        #expect(try Self.query(url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM weft_migrations") == "1,2")
+        // Every key column of every table: documents (3), tenants (1), change log (3), high-water
+        // marks (1), conflicts (3).
+        #expect(try Self.query(url, keyColumns) == "11")
+
+        // What version 1 held is still there: the document, and the log from sequence 1 on.
+        let key = DocumentKey(collection: try CollectionName("c"), id: try DocumentID("old"))
+        let record = try #require(try await store.record(database: "t", key: key))
+        #expect(record == old)
+        #expect(record.body.scalar("n") == .int(41))
+        let replica = ReplicaID(high: 9, low: 9)
+        try await Self.push(store, 0..<3, replica: replica)
+        let log = try await store.changes(database: "t", after: 0, limit: 100, maxBytes: 1 << 20).changes
+        #expect(log.map(\.sequence) == [1, 2, 3, 4])
+        #expect(log.map(\.key.id.rawValue) == ["old", "d0", "d1", "d2"])
+        await store.shutdown()
+    }
+}
