@@ -239,35 +239,19 @@ func runScaleOutPush(
     }
     for server in servers { try await server.waitUntilServing() }
 
-    var engines = [SyncEngine]()
-    for index in 0..<replicas {
-        let replica = try await Replica(storage: MemoryReplicaStorage(), configuration: ReplicaConfiguration(maxQueueBytes: 1 << 36))
-        try await WorkOrders.write(replica, (index * changes)..<((index + 1) * changes), chunk: 1_000)
-        let server = servers[index % servers.count]
-        let engine = SyncEngine(replica: replica, transport: HTTPTransport(baseURL: server.baseURL, database: tenant, token: BenchServer.token))
-        await engine.setBatchLimits(entries: batchEntries, bytes: 1 << 20)
-        engines.append(engine)
-    }
+    let engines = try await queuedReplicas(
+        replicas: replicas, changes: changes, baseURLs: servers.map(\.baseURL), tenant: tenant, batchEntries: batchEntries)
 
     func cpu() -> (servers: Double, postgres: Double, bench: Double) {
         (servers.reduce(0) { $0 + (processCPU($1.pid)?.seconds ?? 0) }, postgresCPUSeconds(), processCPU("self")?.seconds ?? 0)
     }
     let throttledBefore = servers.reduce(0) { $0 + ($1.group?.throttledMicroseconds ?? 0) }
     let before = cpu()
-    let machineBefore = machineCPUTicks()
-    let clock = ContinuousClock()
-    let start = clock.now
-    let pushed = try await withThrowingTaskGroup(of: Int.self) { group in
-        for engine in engines { group.addTask { try await engine.pushAll() } }
-        return try await group.reduce(0, +)
-    }
-    let elapsed = seconds(clock.now - start)
-    let machineBusy = busyFraction(from: machineBefore, to: machineCPUTicks())
+    let (elapsed, machineBusy) = try await pushAllAtOnce(engines, expected: replicas * changes)
     let after = cpu()
     let throttled = servers.reduce(0) { $0 + ($1.group?.throttledMicroseconds ?? 0) } - throttledBefore
-    guard pushed == replicas * changes else { throw BenchFailure("pushed \(pushed) of \(replicas * changes)") }
     return ScaleOutPass(
-        servers: count, changesPerSecond: Int(Double(pushed) / elapsed), seconds: elapsed, machineBusy: machineBusy,
+        servers: count, changesPerSecond: Int(Double(replicas * changes) / elapsed), seconds: elapsed, machineBusy: machineBusy,
         serverCPU: after.servers - before.servers, postgresCPU: after.postgres - before.postgres, replicasCPU: after.bench - before.bench,
         throttledSeconds: throttled / 1e6)
 }

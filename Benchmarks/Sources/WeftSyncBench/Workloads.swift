@@ -372,6 +372,38 @@ func runThrottledReplay(changes: Int, bytesPerSecond: Int, burstBytes: Int) asyn
     }
 }
 
+/// `replicas` in-memory replicas, each with `changes` queued documents of its own, spread over
+/// the servers at `baseURLs` in turn, each with an engine pushing `batchEntries` per request.
+func queuedReplicas(replicas: Int, changes: Int, baseURLs: [String], tenant: String, batchEntries: Int) async throws -> [SyncEngine] {
+    var engines = [SyncEngine]()
+    for index in 0..<replicas {
+        let replica = try await Replica(storage: MemoryReplicaStorage(), configuration: ReplicaConfiguration(maxQueueBytes: 1 << 36))
+        try await WorkOrders.write(replica, (index * changes)..<((index + 1) * changes), chunk: 1_000)
+        let client = HTTPTransport(baseURL: baseURLs[index % baseURLs.count], database: tenant, token: BenchServer.token)
+        let engine = SyncEngine(replica: replica, transport: client)
+        await engine.setBatchLimits(entries: batchEntries, bytes: 1 << 20)
+        engines.append(engine)
+    }
+    return engines
+}
+
+/// Runs every engine's `pushAll()` at once; the wall time, and the share of the machine's CPU
+/// that was busy meanwhile (every process, PostgreSQL's too). Throws unless `expected` changes
+/// were pushed.
+func pushAllAtOnce(_ engines: [SyncEngine], expected: Int) async throws -> (seconds: Double, cpuBusy: Double?) {
+    let clock = ContinuousClock()
+    let cpuBefore = machineCPUTicks()
+    let start = clock.now
+    let pushed = try await withThrowingTaskGroup(of: Int.self) { group in
+        for engine in engines { group.addTask { try await engine.pushAll() } }
+        return try await group.reduce(0, +)
+    }
+    let elapsed = seconds(clock.now - start)
+    let cpuBusy = busyFraction(from: cpuBefore, to: machineCPUTicks())
+    guard pushed == expected else { throw BenchFailure("pushed \(pushed) of \(expected)") }
+    return (elapsed, cpuBusy)
+}
+
 /// Push throughput of a central store behind `instances` Standalone servers: `replicas`
 /// replicas (each its own HTTP client), spread over the servers, each pushing `changes` queued
 /// documents of its own at once. Returns changes per second over the wall time of all pushes,
@@ -382,28 +414,11 @@ func runStorePush(
     var servers = [BenchServer]()
     for store in stores { servers.append(try await BenchServer.start(store: store, policy: .lastWriterWins, databases: [tenant])) }
     do {
-        var engines = [SyncEngine]()
-        for index in 0..<replicas {
-            let replica = try await Replica(storage: MemoryReplicaStorage(), configuration: ReplicaConfiguration(maxQueueBytes: 1 << 36))
-            try await WorkOrders.write(replica, (index * changes)..<((index + 1) * changes), chunk: 1_000)
-            let server = servers[index % servers.count]
-            let client = HTTPTransport(baseURL: server.baseURL, database: tenant, token: BenchServer.token)
-            let engine = SyncEngine(replica: replica, transport: client)
-            await engine.setBatchLimits(entries: batchEntries, bytes: 1 << 20)
-            engines.append(engine)
-        }
-        let clock = ContinuousClock()
-        let cpuBefore = machineCPUTicks()
-        let start = clock.now
-        let pushed = try await withThrowingTaskGroup(of: Int.self) { group in
-            for engine in engines { group.addTask { try await engine.pushAll() } }
-            return try await group.reduce(0, +)
-        }
-        let elapsed = seconds(clock.now - start)
-        let cpuBusy = busyFraction(from: cpuBefore, to: machineCPUTicks())
-        guard pushed == replicas * changes else { throw BenchFailure("pushed \(pushed) of \(replicas * changes)") }
+        let engines = try await queuedReplicas(
+            replicas: replicas, changes: changes, baseURLs: servers.map(\.baseURL), tenant: tenant, batchEntries: batchEntries)
+        let (elapsed, cpuBusy) = try await pushAllAtOnce(engines, expected: replicas * changes)
         for server in servers { await server.stop() }
-        return (Int(Double(pushed) / elapsed), elapsed, cpuBusy)
+        return (Int(Double(replicas * changes) / elapsed), elapsed, cpuBusy)
     } catch {
         for server in servers { await server.stop() }
         throw error
