@@ -364,27 +364,32 @@ public final class PostgresCentralStore: CentralStore {
         let location = location
         return try await client.withTransaction(logger: logger) { connection -> UInt64 in
             let replicaBytes = ByteBuffer(bytes: replica.bytes)
-            var mark: Int64 = 0
-            for try await value in try await connection.query(
-                "SELECT applied_through FROM weft_high_water WHERE tenant = \(database) AND replica = \(replicaBytes)", logger: logger
-            ).decode(Int64.self) {
-                mark = value
-            }
-            var newMark = max(mark, 0)
-            for change in changes { newMark = max(newMark, Int64(change.sequence)) }
 
             // Serialize merges per document: a transaction-scoped advisory lock on each document
             // key (which also covers documents that do not exist yet, where a row lock could not),
-            // taken in key order so that two pushes never wait on each other in a cycle.
+            // taken in key order so that two pushes never wait on each other in a cycle. The same
+            // statement reads the replica's high-water mark (its snapshot predates the locks,
+            // which is fine for the mark: it only ever rises, and the write below keeps the
+            // greater). The documents are read in the next statement, whose snapshot follows
+            // the locks, so a merge always sees the previous holder's committed result.
             let keys = Set(changes.map(\.key)).sorted {
                 ($0.collection.rawValue, $0.id.rawValue) < ($1.collection.rawValue, $1.id.rawValue)
             }
             let lockNames = keys.map { database + "\u{1F}" + $0.collection.rawValue + "\u{1F}" + $0.id.rawValue }
-            try await connection.query(
+            var mark: Int64 = 0
+            for try await value in try await connection.query(
                 """
-                SELECT pg_advisory_xact_lock(hashtextextended(name, 0))
-                FROM unnest(\(lockNames)::text[]) WITH ORDINALITY AS t(name, n) ORDER BY n
-                """, logger: logger)
+                SELECT (SELECT count(*) FROM (
+                            SELECT pg_advisory_xact_lock(hashtextextended(name, 0))
+                            FROM unnest(\(lockNames)::text[]) WITH ORDINALITY AS t(name, n) ORDER BY n
+                        ) AS locked),
+                       (SELECT applied_through FROM weft_high_water WHERE tenant = \(database) AND replica = \(replicaBytes))
+                """, logger: logger
+            ).decode((Int64, Int64?).self) {
+                mark = value.1 ?? 0
+            }
+            var newMark = max(mark, 0)
+            for change in changes { newMark = max(newMark, Int64(change.sequence)) }
 
             // The current records, in one read.
             var current = [DocumentKey: DocumentRecord](minimumCapacity: keys.count)
@@ -419,18 +424,20 @@ public final class PostgresCentralStore: CentralStore {
                 logged.append((change.key, result.record.encoded()))
             }
 
-            if !changed.isEmpty {
-                let written = keys.filter { changed.contains($0) }
-                let records = written.map { key in ByteBuffer(bytes: current[key].map { $0.encoded() } ?? []) }
-                try await connection.query(
-                    """
+            // Every write in one statement: the changed documents, their log rows in batch order
+            // (so the log's ids follow it), the conflicts, and the high-water mark. Each part
+            // runs exactly once, and with nothing changed its arrays are empty.
+            let written = keys.filter { changed.contains($0) }
+            let records = written.map { key in ByteBuffer(bytes: current[key].map { $0.encoded() } ?? []) }
+            let columns = conflicts.map(\.policy.logColumns)
+            try await connection.query(
+                """
+                WITH documents AS (
                     INSERT INTO weft_documents (tenant, collection, id, record)
                     SELECT \(database), c, i, r
                     FROM unnest(\(written.map(\.collection.rawValue))::text[], \(written.map(\.id.rawValue))::text[], \(records)::bytea[]) AS t(c, i, r)
                     ON CONFLICT (tenant, collection, id) DO UPDATE SET record = EXCLUDED.record
-                    """, logger: logger)
-                try await connection.query(
-                    """
+                ), log AS (
                     INSERT INTO weft_change_log (tenant, collection, doc_id, record, bytes)
                     SELECT \(database), c, i, r, b
                     FROM unnest(
@@ -438,12 +445,7 @@ public final class PostgresCentralStore: CentralStore {
                         \(logged.map { ByteBuffer(bytes: $0.record) })::bytea[], \(logged.map { Int32(clamping: $0.record.count) })::int4[]
                     ) WITH ORDINALITY AS t(c, i, r, b, n)
                     ORDER BY n
-                    """, logger: logger)
-            }
-            if !conflicts.isEmpty {
-                let columns = conflicts.map(\.policy.logColumns)
-                try await connection.query(
-                    """
+                ), conflicts AS (
                     INSERT INTO weft_conflicts (tenant, collection, doc_id, policy, resolver, local, remote, winner)
                     SELECT \(database), c, i, p, NULLIF(v, ''), l, r, w
                     FROM unnest(
@@ -454,10 +456,7 @@ public final class PostgresCentralStore: CentralStore {
                         \(conflicts.map { ByteBuffer(bytes: $0.winner.encoded()) })::bytea[]
                     ) WITH ORDINALITY AS t(c, i, p, v, l, r, w, n)
                     ORDER BY n
-                    """, logger: logger)
-            }
-            try await connection.query(
-                """
+                )
                 INSERT INTO weft_high_water (tenant, replica, applied_through) VALUES (\(database), \(replicaBytes), \(newMark))
                 ON CONFLICT (tenant, replica) DO UPDATE SET applied_through = GREATEST(weft_high_water.applied_through, EXCLUDED.applied_through)
                 """, logger: logger)
@@ -484,46 +483,38 @@ public final class PostgresCentralStore: CentralStore {
             } else {
                 try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(database), 7))", logger: logger)
             }
-            // The counter, created on the tenant's first run (under the lock, so once).
-            var next: Int64?
-            for try await value in try await connection.query(
-                "SELECT next_sequence FROM weft_tenants WHERE tenant = \(database)", logger: logger
-            ).decode(Int64.self) {
-                next = value
-            }
-            // The committed, unnumbered rows in id order, a bounded run at a time. Their ids go
-            // back as an array, and `id = ANY(…)` keeps the update on the primary key's index
-            // whatever the statistics say: a join the planner chose alone could scan the whole
-            // log, which grows for ever, to number a few rows.
+            // The committed, unnumbered rows in id order, a bounded run at a time, with the
+            // tenant's counter (read after the lock was taken, so current; none before the
+            // tenant's first run). The ids go back as an array, and `id = ANY(…)` keeps the
+            // update on the primary key's index whatever the statistics say: a join the planner
+            // chose alone could scan the whole log, which grows for ever, to number a few rows.
+            // The same statement moves the counter on.
             let run = 5_000
             while true {
                 var ids = [Int64]()
                 ids.reserveCapacity(run)
-                for try await id in try await connection.query(
-                    "SELECT id FROM weft_change_log WHERE tenant = \(database) AND sequence IS NULL ORDER BY id LIMIT \(run)", logger: logger
-                ).decode(Int64.self) {
+                var first: Int64 = 1
+                for try await (id, counter) in try await connection.query(
+                    """
+                    SELECT id, (SELECT next_sequence FROM weft_tenants WHERE tenant = \(database))
+                    FROM weft_change_log WHERE tenant = \(database) AND sequence IS NULL ORDER BY id LIMIT \(run)
+                    """, logger: logger
+                ).decode((Int64, Int64?).self) {
                     ids.append(id)
+                    first = counter ?? 1
                 }
                 guard !ids.isEmpty else { return }
-                let first: Int64
-                if let next {
-                    first = next
-                } else {
-                    try await connection.query(
-                        "INSERT INTO weft_tenants (tenant, next_sequence) VALUES (\(database), 1) ON CONFLICT (tenant) DO NOTHING",
-                        logger: logger)
-                    first = 1
-                }
                 let numbers = (0..<Int64(ids.count)).map { first + $0 }
                 try await connection.query(
                     """
-                    UPDATE weft_change_log c SET sequence = v.sequence
-                    FROM unnest(\(ids)::int8[], \(numbers)::int8[]) AS v(id, sequence)
-                    WHERE c.id = v.id AND c.id = ANY(\(ids)::int8[])
+                    WITH numbered AS (
+                        UPDATE weft_change_log c SET sequence = v.sequence
+                        FROM unnest(\(ids)::int8[], \(numbers)::int8[]) AS v(id, sequence)
+                        WHERE c.id = v.id AND c.id = ANY(\(ids)::int8[])
+                    )
+                    INSERT INTO weft_tenants (tenant, next_sequence) VALUES (\(database), \(first + Int64(ids.count)))
+                    ON CONFLICT (tenant) DO UPDATE SET next_sequence = EXCLUDED.next_sequence
                     """, logger: logger)
-                next = first + Int64(ids.count)
-                try await connection.query(
-                    "UPDATE weft_tenants SET next_sequence = \(first + Int64(ids.count)) WHERE tenant = \(database)", logger: logger)
                 if ids.count < run { return }
             }
         }

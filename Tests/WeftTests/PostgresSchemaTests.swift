@@ -73,9 +73,15 @@ struct PostgresSchemaTests {
         // (Advisory locks belong to one database; other tests use other databases.)
         let holders = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = "
             + "(SELECT oid FROM pg_database WHERE datname = current_database())"
-        let holder = Task.detached {
-            try runProcess(Self.psql, [url.absoluteString, "-qAtc", "SELECT pg_advisory_lock(hashtextextended('t', 7)); SELECT pg_sleep(120)"])
-        }
+        // A process of its own, not waited for on the test's thread (the cooperative pool has
+        // as many threads as cores; a blocked one would stall every other test).
+        let holder = Process()
+        holder.executableURL = Self.psql
+        holder.arguments = [url.absoluteString, "-qAtc", "SELECT pg_advisory_lock(hashtextextended('t', 7)); SELECT pg_sleep(120)"]
+        holder.standardOutput = FileHandle.nullDevice
+        holder.standardError = FileHandle.nullDevice
+        try holder.run()
+        defer { if holder.isRunning { holder.terminate() } }
         var held = false
         for _ in 0..<500 where !held {
             held = try !Self.query(url, holders).isEmpty
@@ -87,7 +93,7 @@ struct PostgresSchemaTests {
         _ = try Self.query(url, "ANALYZE weft_change_log")
         // The holder lets go: its session ends.
         _ = try Self.query(url, "SELECT pg_terminate_backend(pid) FROM (\(holders)) AS h")
-        _ = try await holder.value
+        holder.waitUntilExit()
 
         // A pull numbers all of them, more than one run's worth, in order and without a gap.
         var pulled = [LoggedChange]()

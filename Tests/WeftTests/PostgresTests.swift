@@ -328,9 +328,15 @@ struct PostgresTests {
         // (Advisory locks belong to one database; other tests use other databases.)
         let holders = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = "
             + "(SELECT oid FROM pg_database WHERE datname = current_database())"
-        let holder = Task.detached {
-            try runProcess(psql, [url.absoluteString, "-qAtc", "SELECT pg_advisory_lock(hashtextextended('t', 7)); SELECT pg_sleep(120)"])
-        }
+        // A process of its own, not waited for on the test's thread (the cooperative pool has
+        // as many threads as cores; a blocked one would stall every other test).
+        let holder = Process()
+        holder.executableURL = psql
+        holder.arguments = [url.absoluteString, "-qAtc", "SELECT pg_advisory_lock(hashtextextended('t', 7)); SELECT pg_sleep(120)"]
+        holder.standardOutput = FileHandle.nullDevice
+        holder.standardError = FileHandle.nullDevice
+        try holder.run()
+        defer { if holder.isRunning { holder.terminate() } }
         var held = false
         for _ in 0..<500 where !held {
             held = try !query(holders).isEmpty
@@ -343,7 +349,7 @@ struct PostgresTests {
         #expect(try !query(holders).isEmpty, "the lock was let go before the push returned")
         #expect(try query("SELECT count(*) FROM weft_change_log WHERE sequence IS NULL") == "5", "the busy sequencer was left alone")
         _ = try query("SELECT pg_terminate_backend(pid) FROM (\(holders)) AS h")
-        _ = try await holder.value
+        holder.waitUntilExit()
         let log = try await store.changes(database: "t", after: 0, limit: 100, maxBytes: 1 << 20).changes
         #expect(log.map(\.sequence) == Array(1...10), "the pull numbered the waiting rows after the others, with no gap")
         #expect(log.map(\.key.id.rawValue) == (0..<10).map { "d\($0)" })
