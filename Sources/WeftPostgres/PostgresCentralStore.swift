@@ -351,9 +351,10 @@ public final class PostgresCentralStore: CentralStore {
         }
     }
 
-    /// One push in one transaction, in a handful of statements whatever the batch size: lock
-    /// the batch's documents, read them, merge in Swift, write the changed documents, the log
-    /// rows and the conflicts with `unnest`, and raise the high-water mark.
+    /// One push in one transaction of five statements whatever the batch size: `BEGIN`; lock
+    /// the batch's documents (and read the high-water mark); read the documents; merge in
+    /// Swift, then write the changed documents, the log rows, the conflicts (with `unnest`) and
+    /// the high-water mark in one statement; `COMMIT`.
     private func pushTransaction(
         database: String, replica: ReplicaID, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
