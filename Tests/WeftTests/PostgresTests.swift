@@ -56,7 +56,10 @@ struct PostgresTests {
         let pushingDone = Shared(false)
         let pulling = Task {
             var cursor: UInt64 = 0
+            let deadline = ContinuousClock.now + .seconds(180)
             while true {
+                guard ContinuousClock.now < deadline else { throw TestPostgres.TestFailure("the puller gave up after 180 s") }
+                try Task.checkCancellation()
                 let finished = pushingDone.withLock { $0 }
                 let page = try await pullTransport.pull(PullRequest(after: cursor, maximumChanges: 5))
                 seen.withLock { $0.append(contentsOf: page.changes.map(\.sequence)) }
@@ -65,6 +68,8 @@ struct PostgresTests {
                 if page.changes.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
             }
         }
+        // Stops pulling if a push fails and the test ends early.
+        defer { pulling.cancel() }
 
         // Every replica increments counters on 12 shared documents and sets a field, in rounds,
         // pushing after each round; half go through each instance.
