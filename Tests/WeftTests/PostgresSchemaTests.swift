@@ -10,31 +10,8 @@ import WeftServer
 /// version upgrades in place.
 @Suite("PostgreSQL schema and sequencer", .enabled(if: !TestPostgres.skipped, "WEFT_SKIP_POSTGRES=1 leaves PostgreSQL out"))
 struct PostgresSchemaTests {
-    static let psql = URL(fileURLWithPath: (ProcessInfo.processInfo.environment["WEFT_POSTGRES_BIN"] ?? "/usr/bin") + "/psql")
-
-    static func query(_ url: URL, _ sql: String) throws -> String {
-        let result = try runProcess(psql, [url.absoluteString, "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
-        guard result.status == 0 else { throw WeftError.storage("psql: \(result.error)") }
-        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
-    /// `count` new documents `first…` for one replica, as one push batch.
-    static func changes(_ range: Range<Int>, replica: ReplicaID) throws -> [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)] {
-        try range.map { index in
-            let stamp = HLCTimestamp(wallMilliseconds: UInt64(1_000 + index), counter: 0, replica: replica)
-            var body = Document()
-            body.set("n", to: .int(Int64(index)), at: stamp)
-            var version = VersionVector()
-            version.increment(replica)
-            return (
-                UInt64(index + 1), DocumentKey(collection: try CollectionName("c"), id: try DocumentID("d\(index)")),
-                DocumentRecord(body: body, deletion: LWWRegister(false, stamp: stamp), version: version)
-            )
-        }
-    }
-
     static func push(_ store: PostgresCentralStore, _ range: Range<Int>, replica: ReplicaID) async throws {
-        _ = try await store.applyPush(database: "t", replica: replica, changes: try changes(range, replica: replica)) {
+        _ = try await store.applyPush(database: "t", replica: replica, changes: try TestPostgres.newDocuments(range, replica: replica)) {
             local, key, remote throws(WeftError) in
             try DocumentMerge.merge(local: local, remote: remote, key: key, policy: .crdt)
         }
@@ -44,7 +21,7 @@ struct PostgresSchemaTests {
     static func closeAndFlush(_ store: PostgresCentralStore, _ url: URL) async throws {
         await store.shutdown()
         for _ in 0..<200 {
-            let others = try query(url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            let others = try TestPostgres.query(url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
             if others == "0" { return }
             try await Task.sleep(for: .milliseconds(25))
         }
@@ -53,7 +30,7 @@ struct PostgresSchemaTests {
 
     /// Rows of the change log read through its primary key or a sequential scan, so far.
     static func logRowsRead(_ url: URL) throws -> Int {
-        let text = try query(
+        let text = try TestPostgres.query(
             url,
             """
             SELECT (SELECT coalesce(idx_tup_read, 0) FROM pg_stat_user_indexes WHERE indexrelname = 'weft_change_log_pkey')
@@ -70,30 +47,11 @@ struct PostgresSchemaTests {
         var store = try await PostgresCentralStore(url: url)
         // 12,000 rows wait unnumbered while another session holds the tenant's sequencer lock,
         // and the planner's statistics are taken then: every row of the log unnumbered.
-        // (Advisory locks belong to one database; other tests use other databases.)
-        let holders = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = "
-            + "(SELECT oid FROM pg_database WHERE datname = current_database())"
-        // A process of its own, not waited for on the test's thread (the cooperative pool has
-        // as many threads as cores; a blocked one would stall every other test).
-        let holder = Process()
-        holder.executableURL = Self.psql
-        holder.arguments = [url.absoluteString, "-qAtc", "SELECT pg_advisory_lock(hashtextextended('t', 7)); SELECT pg_sleep(120)"]
-        holder.standardOutput = FileHandle.nullDevice
-        holder.standardError = FileHandle.nullDevice
-        try holder.run()
-        defer { if holder.isRunning { holder.terminate() } }
-        var held = false
-        for _ in 0..<500 where !held {
-            held = try !Self.query(url, holders).isEmpty
-            if !held { try await Task.sleep(for: .milliseconds(20)) }
-        }
-        try #require(held, "the lock holder started")
+        let holder = try await SequencerLockHolder(url: url, tenant: "t")
         try await Self.push(store, 0..<12_000, replica: replica)
-        #expect(try Self.query(url, "SELECT count(*) FROM weft_change_log WHERE sequence IS NULL") == "12000")
-        _ = try Self.query(url, "ANALYZE weft_change_log")
-        // The holder lets go: its session ends.
-        _ = try Self.query(url, "SELECT pg_terminate_backend(pid) FROM (\(holders)) AS h")
-        holder.waitUntilExit()
+        #expect(try TestPostgres.query(url, "SELECT count(*) FROM weft_change_log WHERE sequence IS NULL") == "12000")
+        _ = try TestPostgres.query(url, "ANALYZE weft_change_log")
+        try holder.release()
 
         // A pull numbers all of them, more than one run's worth, in order and without a gap.
         var pulled = [LoggedChange]()
@@ -112,8 +70,8 @@ struct PostgresSchemaTests {
         try await Self.push(store, 12_000..<12_100, replica: replica)
         try await Self.closeAndFlush(store, url)
         let read = try Self.logRowsRead(url) - before
-        #expect(try Self.query(url, "SELECT count(*) FROM weft_change_log WHERE sequence IS NULL") == "0", "the push's sequencer numbered its rows")
-        #expect(try Self.query(url, "SELECT max(sequence) FROM weft_change_log") == "12100")
+        #expect(try TestPostgres.query(url, "SELECT count(*) FROM weft_change_log WHERE sequence IS NULL") == "0", "the push's sequencer numbered its rows")
+        #expect(try TestPostgres.query(url, "SELECT max(sequence) FROM weft_change_log") == "12100")
         #expect(read >= 100 && read < 1_000, "numbering 100 rows read \(read) rows of a 12,100-row log")
     }
 
@@ -122,17 +80,17 @@ struct PostgresSchemaTests {
         let url = try await TestPostgres.freshDatabase()
         let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/postgres/schema-v1.sql")
-        let loaded = try runProcess(Self.psql, [url.absoluteString, "-v", "ON_ERROR_STOP=1", "-q", "-f", fixture.path])
+        let loaded = try runProcess(TestPostgres.psql, [url.absoluteString, "-v", "ON_ERROR_STOP=1", "-q", "-f", fixture.path])
         #expect(loaded.status == 0, "\(loaded.error)")
         let keyColumns = """
             SELECT count(*) FROM information_schema.columns
             WHERE table_name LIKE 'weft_%' AND column_name IN ('tenant', 'collection', 'id', 'doc_id') AND collation_name = 'C'
             """
-        #expect(try Self.query(url, keyColumns) == "0")
+        #expect(try TestPostgres.query(url, keyColumns) == "0")
         // Version 1's rows: one document, logged as sequence 1, and the tenant's counter.
-        let old = try #require(try Self.changes(41..<42, replica: ReplicaID(high: 8, low: 8)).first?.delta)
+        let old = try #require(try TestPostgres.newDocuments(41..<42, replica: ReplicaID(high: 8, low: 8)).first?.delta)
         let hex = "\\x" + old.encoded().map { String(format: "%02x", $0) }.joined()
-        _ = try Self.query(
+        _ = try TestPostgres.query(
             url,
             """
             INSERT INTO weft_documents VALUES ('t', 'c', 'old', '\(hex)');
@@ -141,10 +99,10 @@ struct PostgresSchemaTests {
             """)
 
         let store = try await PostgresCentralStore(url: url)
-        #expect(try Self.query(url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM weft_migrations") == "1,2")
+        #expect(try TestPostgres.query(url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM weft_migrations") == "1,2")
         // Every key column of every table: documents (3), tenants (1), change log (3), high-water
         // marks (1), conflicts (3).
-        #expect(try Self.query(url, keyColumns) == "11")
+        #expect(try TestPostgres.query(url, keyColumns) == "11")
 
         // What version 1 held is still there: the document, and the log from sequence 1 on.
         let key = DocumentKey(collection: try CollectionName("c"), id: try DocumentID("old"))

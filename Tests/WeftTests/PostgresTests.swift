@@ -304,57 +304,25 @@ struct PostgresTests {
     func pushesDoNotQueueOnTheSequencer() async throws {
         let url = try await TestPostgres.freshDatabase()
         let store = try await PostgresCentralStore(url: url)
-        let psql = URL(fileURLWithPath: (ProcessInfo.processInfo.environment["WEFT_POSTGRES_BIN"] ?? "/usr/bin") + "/psql")
-        func query(_ sql: String) throws -> String {
-            let result = try runProcess(psql, [url.absoluteString, "-qAtc", sql])
-            guard result.status == 0 else { throw WeftError.storage("psql: \(result.error)") }
-            return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
+        func query(_ sql: String) throws -> String { try TestPostgres.query(url, sql) }
         let replica = ReplicaID(high: 7, low: 7)
         func push(_ first: Int) async throws {
-            var changes = [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)]()
-            for index in first..<(first + 5) {
-                let stamp = HLCTimestamp(wallMilliseconds: UInt64(1_000 + index), counter: 0, replica: replica)
-                var body = Document()
-                body.set("n", to: .int(Int64(index)), at: stamp)
-                var version = VersionVector()
-                version.increment(replica)
-                changes.append(
-                    (UInt64(index + 1), DocumentKey(collection: try CollectionName("c"), id: try DocumentID("d\(index)")),
-                     DocumentRecord(body: body, deletion: LWWRegister(false, stamp: stamp), version: version)))
-            }
-            _ = try await store.applyPush(database: "t", replica: replica, changes: changes) { local, key, remote throws(WeftError) in
+            _ = try await store.applyPush(
+                database: "t", replica: replica, changes: try TestPostgres.newDocuments(first..<(first + 5), replica: replica)
+            ) { local, key, remote throws(WeftError) in
                 try DocumentMerge.merge(local: local, remote: remote, key: key, policy: .crdt)
             }
         }
         try await push(0)
         #expect(try query("SELECT count(*) FROM weft_change_log WHERE sequence IS NULL") == "0", "an idle sequencer numbers at once")
-        // Another session holds the tenant's sequencer lock until the test ends its session.
-        // (Advisory locks belong to one database; other tests use other databases.)
-        let holders = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = "
-            + "(SELECT oid FROM pg_database WHERE datname = current_database())"
-        // A process of its own, not waited for on the test's thread (the cooperative pool has
-        // as many threads as cores; a blocked one would stall every other test).
-        let holder = Process()
-        holder.executableURL = psql
-        holder.arguments = [url.absoluteString, "-qAtc", "SELECT pg_advisory_lock(hashtextextended('t', 7)); SELECT pg_sleep(120)"]
-        holder.standardOutput = FileHandle.nullDevice
-        holder.standardError = FileHandle.nullDevice
-        try holder.run()
-        defer { if holder.isRunning { holder.terminate() } }
-        var held = false
-        for _ in 0..<500 where !held {
-            held = try !query(holders).isEmpty
-            if !held { try await Task.sleep(for: .milliseconds(20)) }
-        }
-        try #require(held, "the lock holder started")
+        // Another session holds the tenant's sequencer lock until the test ends that session.
+        let holder = try await SequencerLockHolder(url: url, tenant: "t")
         // The push returns while the lock is still held (one that waited for it could not), and
         // leaves its rows to the busy sequencer.
         try await push(5)
-        #expect(try !query(holders).isEmpty, "the lock was let go before the push returned")
+        #expect(try holder.isHolding, "the lock was let go before the push returned")
         #expect(try query("SELECT count(*) FROM weft_change_log WHERE sequence IS NULL") == "5", "the busy sequencer was left alone")
-        _ = try query("SELECT pg_terminate_backend(pid) FROM (\(holders)) AS h")
-        holder.waitUntilExit()
+        try holder.release()
         let log = try await store.changes(database: "t", after: 0, limit: 100, maxBytes: 1 << 20).changes
         #expect(log.map(\.sequence) == Array(1...10), "the pull numbered the waiting rows after the others, with no gap")
         #expect(log.map(\.key.id.rawValue) == (0..<10).map { "d\($0)" })
@@ -370,8 +338,7 @@ struct PostgresTests {
         let url = try await TestPostgres.freshDatabase()
         let store = try await PostgresCentralStore(url: url)
         await store.shutdown()
-        let psql = URL(fileURLWithPath: (ProcessInfo.processInfo.environment["WEFT_POSTGRES_BIN"] ?? "/usr/bin") + "/psql")
-        let result = try runProcess(psql, [url.absoluteString, "-qc", "INSERT INTO weft_migrations (version, name) VALUES (99, 'v99: from the future')"])
+        let result = try runProcess(TestPostgres.psql, [url.absoluteString, "-qc", "INSERT INTO weft_migrations (version, name) VALUES (99, 'v99: from the future')"])
         #expect(result.status == 0, "\(result.error)")
         do {
             _ = try await PostgresCentralStore(url: url)

@@ -116,7 +116,6 @@ enum TestPostgres {
     static func freshDatabase() async throws -> URL {
         let server = try serverURL()
         let name = "weft_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20)
-        let psql = URL(fileURLWithPath: (ProcessInfo.processInfo.environment["WEFT_POSTGRES_BIN"] ?? "/usr/bin") + "/psql")
         let result = try runProcess(psql, [server.absoluteString, "-v", "ON_ERROR_STOP=1", "-qc", "CREATE DATABASE \(name)"])
         guard result.status == 0 else { throw TestFailure("CREATE DATABASE failed: \(result.error)") }
         var components = URLComponents(url: server, resolvingAgainstBaseURL: false)
@@ -129,6 +128,69 @@ enum TestPostgres {
         let description: String
         init(_ description: String) { self.description = description }
     }
+
+    static let psql = URL(fileURLWithPath: (ProcessInfo.processInfo.environment["WEFT_POSTGRES_BIN"] ?? "/usr/bin") + "/psql")
+
+    /// Runs `sql` with `psql` on the database at `url`; its output, trimmed.
+    static func query(_ url: URL, _ sql: String) throws -> String {
+        let result = try runProcess(psql, [url.absoluteString, "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+        guard result.status == 0 else { throw TestFailure("psql: \(result.error)") }
+        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// New documents `c/d<index>` for `range`, one change each with sequence `index + 1`, as one
+    /// push batch of `replica`.
+    static func newDocuments(_ range: Range<Int>, replica: ReplicaID) throws -> [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)] {
+        try range.map { index in
+            let stamp = HLCTimestamp(wallMilliseconds: UInt64(1_000 + index), counter: 0, replica: replica)
+            var body = Document()
+            body.set("n", to: .int(Int64(index)), at: stamp)
+            var version = VersionVector()
+            version.increment(replica)
+            return (
+                UInt64(index + 1), DocumentKey(collection: try CollectionName("c"), id: try DocumentID("d\(index)")),
+                DocumentRecord(body: body, deletion: LWWRegister(false, stamp: stamp), version: version)
+            )
+        }
+    }
+}
+
+/// Another session holding a tenant's sequencer lock (what a busy sequencer on another server
+/// looks like): `psql` in a process of its own, never waited for on a test's thread (the
+/// cooperative pool has as many threads as cores; a blocked one stalls every other test).
+final class SequencerLockHolder {
+    let url: URL
+    let process = Process()
+    /// The sessions holding an advisory lock in this database (advisory locks belong to one
+    /// database; other tests use other databases).
+    static let holders = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = "
+        + "(SELECT oid FROM pg_database WHERE datname = current_database())"
+
+    /// Starts the session and returns once it holds the lock of `tenant`.
+    init(url: URL, tenant: String) async throws {
+        self.url = url
+        process.executableURL = TestPostgres.psql
+        process.arguments = [url.absoluteString, "-qAtc", "SELECT pg_advisory_lock(hashtextextended('\(tenant)', 7)); SELECT pg_sleep(120)"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<500 {
+            if try isHolding { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        process.terminate()
+        throw TestPostgres.TestFailure("the lock holder did not get the lock")
+    }
+
+    var isHolding: Bool { get throws { try !TestPostgres.query(url, Self.holders).isEmpty } }
+
+    /// Ends the session, and so lets go of the lock.
+    func release() throws {
+        _ = try TestPostgres.query(url, "SELECT pg_terminate_backend(pid) FROM (\(Self.holders)) AS h")
+        process.waitUntilExit()
+    }
+
+    deinit { if process.isRunning { process.terminate() } }
 }
 
 /// A PostgreSQL server of a test's own (initdb into a temporary folder, loopback only), for tests
