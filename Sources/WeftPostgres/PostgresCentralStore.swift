@@ -86,8 +86,12 @@ public final class PostgresCentralStore: CentralStore {
             // partial index of unnumbered rows. (Changing the column to its own type drops the
             // statistics already taken.)
             // Both rebuild the indexes involved.
+            // The tables are locked first, in the order a push and the sequencer take them, so
+            // that pushes through servers still running cannot deadlock with the migration; and
+            // analysed last, since changing a column drops its statistics.
             "v2: byte-order keys; no statistics on the change log's sequence",
             [
+                "LOCK TABLE weft_high_water, weft_documents, weft_change_log, weft_conflicts, weft_tenants IN ACCESS EXCLUSIVE MODE",
                 """
                 ALTER TABLE weft_documents ALTER COLUMN tenant TYPE TEXT COLLATE "C",
                     ALTER COLUMN collection TYPE TEXT COLLATE "C", ALTER COLUMN id TYPE TEXT COLLATE "C"
@@ -103,6 +107,7 @@ public final class PostgresCentralStore: CentralStore {
                 ALTER TABLE weft_conflicts ALTER COLUMN tenant TYPE TEXT COLLATE "C",
                     ALTER COLUMN collection TYPE TEXT COLLATE "C", ALTER COLUMN doc_id TYPE TEXT COLLATE "C"
                 """,
+                "ANALYZE weft_documents, weft_tenants, weft_change_log, weft_high_water, weft_conflicts",
             ]
         ),
     ]
@@ -263,16 +268,25 @@ public final class PostgresCentralStore: CentralStore {
 
     /// Whether an error is a serialization failure or deadlock worth retrying.
     static func isRetryable(_ error: any Error) -> Bool {
-        guard let psql = unwrap(error) as? PSQLError, let state = psql.serverInfo?[.sqlState] else { return false }
+        let state = sqlState(error)
         return state == "40001" || state == "40P01"
+    }
+
+    /// The SQLSTATE of an error from PostgreSQL, if it is one.
+    static func sqlState(_ error: any Error) -> String? {
+        (unwrap(error) as? PSQLError)?.serverInfo?[.sqlState]
     }
 
     // MARK: Schema
 
     private func migrate() async throws(WeftError) {
         do {
-            // Connecting and migrating get a minute, whatever the operation timeout.
-            try await withDeadline(max(operationTimeout, .seconds(60))) { try await self.migrateNow() }
+            // Connecting gets a minute, whatever the operation timeout, so an unreachable server
+            // fails the start-up soon. Migrating then gets an hour: a migration that rebuilds
+            // indexes takes about a second per million rows.
+            let logger = logger
+            try await withDeadline(max(operationTimeout, .seconds(60))) { try await self.client.query("SELECT 1", logger: logger) }
+            try await withDeadline(.seconds(3_600)) { try await self.migrateNow() }
         } catch {
             throw map(error)
         }
@@ -301,12 +315,26 @@ public final class PostgresCentralStore: CentralStore {
                     }
                     for (index, migration) in Self.migrations.enumerated() where index + 1 > applied {
                         let logger = logger
-                        try await connection.withTransaction(logger: logger) { connection in
-                            for statement in migration.sql {
-                                try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                        // Servers still running an older build may hold the tables: a migration
+                        // waits for a lock at most 10 s at a time and starts again after a
+                        // deadlock or such a wait, rather than failing the start-up.
+                        var attempt = 0
+                        while true {
+                            attempt += 1
+                            do {
+                                try await connection.withTransaction(logger: logger) { connection in
+                                    try await connection.query("SET LOCAL lock_timeout = '10s'", logger: logger)
+                                    for statement in migration.sql {
+                                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                                    }
+                                    try await connection.query(
+                                        "INSERT INTO weft_migrations (version, name) VALUES (\(index + 1), \(migration.name))", logger: logger)
+                                }
+                                break
+                            } catch {
+                                guard attempt < 30, Self.isRetryable(error) || Self.sqlState(error) == "55P03" else { throw error }
+                                try await Task.sleep(for: .milliseconds(100 * min(attempt, 20)))
                             }
-                            try await connection.query(
-                                "INSERT INTO weft_migrations (version, name) VALUES (\(index + 1), \(migration.name))", logger: logger)
                         }
                     }
                 } catch {
@@ -468,11 +496,22 @@ public final class PostgresCentralStore: CentralStore {
     /// Numbers the tenant's committed, unnumbered change-log rows, in commit order of the
     /// sequencer (see the type's documentation).
     ///
-    /// With `unlessBusy`, it returns at once if another sequencer of the tenant holds the lock.
-    /// A sequencer that numbers nothing writes nothing, so its commit waits for no disk flush.
+    /// Each run of up to ``sequencerRun`` rows is a transaction of its own, so a long backlog
+    /// makes progress that stays even if a later run is cut short; a run's numbers continue
+    /// from the previous run's, all above every number committed before. With `unlessBusy`, it
+    /// returns at once if another sequencer of the tenant holds the lock. A sequencer that
+    /// numbers nothing writes nothing, so its commit waits for no disk flush.
     func sequence(_ database: String, unlessBusy: Bool = false) async throws {
+        while try await sequenceRun(database, unlessBusy: unlessBusy) == Self.sequencerRun {}
+    }
+
+    /// The most rows one sequencer transaction numbers.
+    static let sequencerRun = 5_000
+
+    /// One sequencer transaction; how many rows it numbered (0 when the lock was busy).
+    private func sequenceRun(_ database: String, unlessBusy: Bool) async throws -> Int {
         let logger = logger
-        try await client.withTransaction(logger: logger) { connection in
+        return try await client.withTransaction(logger: logger) { connection -> Int in
             if unlessBusy {
                 var acquired = false
                 for try await locked in try await connection.query(
@@ -480,44 +519,45 @@ public final class PostgresCentralStore: CentralStore {
                 ).decode(Bool.self) {
                     acquired = locked
                 }
-                guard acquired else { return }
+                guard acquired else { return 0 }
             } else {
                 try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(database), 7))", logger: logger)
             }
-            // The committed, unnumbered rows in id order, a bounded run at a time, with the
-            // tenant's counter (read after the lock was taken, so current; none before the
-            // tenant's first run). The ids go back as an array, and `id = ANY(…)` keeps the
-            // update on the primary key's index whatever the statistics say: a join the planner
-            // chose alone could scan the whole log, which grows for ever, to number a few rows.
-            // The same statement moves the counter on.
-            let run = 5_000
-            while true {
-                var ids = [Int64]()
-                ids.reserveCapacity(run)
-                var first: Int64 = 1
-                for try await (id, counter) in try await connection.query(
-                    """
-                    SELECT id, (SELECT next_sequence FROM weft_tenants WHERE tenant = \(database))
-                    FROM weft_change_log WHERE tenant = \(database) AND sequence IS NULL ORDER BY id LIMIT \(run)
-                    """, logger: logger
-                ).decode((Int64, Int64?).self) {
-                    ids.append(id)
-                    first = counter ?? 1
-                }
-                guard !ids.isEmpty else { return }
-                let numbers = (0..<Int64(ids.count)).map { first + $0 }
-                try await connection.query(
-                    """
-                    WITH numbered AS (
-                        UPDATE weft_change_log c SET sequence = v.sequence
-                        FROM unnest(\(ids)::int8[], \(numbers)::int8[]) AS v(id, sequence)
-                        WHERE c.id = v.id AND c.id = ANY(\(ids)::int8[])
-                    )
-                    INSERT INTO weft_tenants (tenant, next_sequence) VALUES (\(database), \(first + Int64(ids.count)))
-                    ON CONFLICT (tenant) DO UPDATE SET next_sequence = EXCLUDED.next_sequence
-                    """, logger: logger)
-                if ids.count < run { return }
+            // The committed, unnumbered rows in id order, with the tenant's counter (read after
+            // the lock was taken, so current). Without a counter row (before the tenant's first
+            // run, or if the row was lost) numbering continues after the largest number in the
+            // log. The ids go back as an array, and `id = ANY(…)` keeps the update on the
+            // primary key's index whatever the statistics say: a join the planner chose alone
+            // could scan the whole log, which grows for ever, to number a few rows. The same
+            // statement moves the counter on.
+            var ids = [Int64]()
+            ids.reserveCapacity(Self.sequencerRun)
+            var first: Int64 = 1
+            for try await (id, counter) in try await connection.query(
+                """
+                SELECT id, COALESCE(
+                    (SELECT next_sequence FROM weft_tenants WHERE tenant = \(database)),
+                    (SELECT max(sequence) + 1 FROM weft_change_log WHERE tenant = \(database) AND sequence IS NOT NULL),
+                    1)
+                FROM weft_change_log WHERE tenant = \(database) AND sequence IS NULL ORDER BY id LIMIT \(Self.sequencerRun)
+                """, logger: logger
+            ).decode((Int64, Int64).self) {
+                ids.append(id)
+                first = counter
             }
+            guard !ids.isEmpty else { return 0 }
+            let numbers = (0..<Int64(ids.count)).map { first + $0 }
+            try await connection.query(
+                """
+                WITH numbered AS (
+                    UPDATE weft_change_log c SET sequence = v.sequence
+                    FROM unnest(\(ids)::int8[], \(numbers)::int8[]) AS v(id, sequence)
+                    WHERE c.id = v.id AND c.id = ANY(\(ids)::int8[])
+                )
+                INSERT INTO weft_tenants (tenant, next_sequence) VALUES (\(database), \(first + Int64(ids.count)))
+                ON CONFLICT (tenant) DO UPDATE SET next_sequence = EXCLUDED.next_sequence
+                """, logger: logger)
+            return ids.count
         }
     }
 

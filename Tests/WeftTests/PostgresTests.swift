@@ -303,7 +303,9 @@ struct PostgresTests {
     @Test("A push never waits for a busy sequencer; the next pull numbers what it left, without gaps")
     func pushesDoNotQueueOnTheSequencer() async throws {
         let url = try await TestPostgres.freshDatabase()
-        let store = try await PostgresCentralStore(url: url)
+        // A push that waited for the lock would wait until this deadline (the holder never lets
+        // go on its own), so it could not return within the bound below.
+        let store = try await PostgresCentralStore(url: url, operationTimeout: .seconds(60))
         func query(_ sql: String) throws -> String { try TestPostgres.query(url, sql) }
         let replica = ReplicaID(high: 7, low: 7)
         func push(_ first: Int) async throws {
@@ -319,7 +321,10 @@ struct PostgresTests {
         let holder = try await SequencerLockHolder(url: url, tenant: "t")
         // The push returns while the lock is still held (one that waited for it could not), and
         // leaves its rows to the busy sequencer.
+        let clock = ContinuousClock()
+        let started = clock.now
         try await push(5)
+        #expect(clock.now - started < .seconds(20), "the push waited for the sequencer lock")
         #expect(try holder.isHolding, "the lock was let go before the push returned")
         #expect(try query("SELECT count(*) FROM weft_change_log WHERE sequence IS NULL") == "5", "the busy sequencer was left alone")
         try holder.release()

@@ -112,11 +112,12 @@ enum TestPostgres {
         return url
     }
 
-    /// A new, empty database on the throwaway server, for one test.
-    static func freshDatabase() async throws -> URL {
+    /// A new, empty database on the throwaway server, for one test; `options` go to `CREATE
+    /// DATABASE` (a locale, say).
+    static func freshDatabase(options: String = "") async throws -> URL {
         let server = try serverURL()
         let name = "weft_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20)
-        let result = try runProcess(psql, [server.absoluteString, "-v", "ON_ERROR_STOP=1", "-qc", "CREATE DATABASE \(name)"])
+        let result = try runProcess(psql, [server.absoluteString, "-v", "ON_ERROR_STOP=1", "-qc", "CREATE DATABASE \(name) \(options)"])
         guard result.status == 0 else { throw TestFailure("CREATE DATABASE failed: \(result.error)") }
         var components = URLComponents(url: server, resolvingAgainstBaseURL: false)
         components?.path = "/\(name)"
