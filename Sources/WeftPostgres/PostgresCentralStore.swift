@@ -86,12 +86,13 @@ public final class PostgresCentralStore: CentralStore {
             // partial index of unnumbered rows. (Changing the column to its own type drops the
             // statistics already taken.)
             // Both rebuild the indexes involved.
-            // The tables are locked first, in the order a push and the sequencer take them, so
-            // that pushes through servers still running cannot deadlock with the migration; and
-            // analysed last, since changing a column drops its statistics.
+            // The tables are locked first, in the one order every push and sequencer takes them
+            // (high-water marks, documents, tenants, change log, conflicts), so that servers
+            // still running cannot deadlock with the migration; and analysed last, since
+            // changing a column drops its statistics.
             "v2: byte-order keys; no statistics on the change log's sequence",
             [
-                "LOCK TABLE weft_high_water, weft_documents, weft_change_log, weft_conflicts, weft_tenants IN ACCESS EXCLUSIVE MODE",
+                "LOCK TABLE weft_high_water, weft_documents, weft_tenants, weft_change_log, weft_conflicts IN ACCESS EXCLUSIVE MODE",
                 """
                 ALTER TABLE weft_documents ALTER COLUMN tenant TYPE TEXT COLLATE "C",
                     ALTER COLUMN collection TYPE TEXT COLLATE "C", ALTER COLUMN id TYPE TEXT COLLATE "C"
@@ -316,14 +317,15 @@ public final class PostgresCentralStore: CentralStore {
                     for (index, migration) in Self.migrations.enumerated() where index + 1 > applied {
                         let logger = logger
                         // Servers still running an older build may hold the tables: a migration
-                        // waits for a lock at most 10 s at a time and starts again after a
-                        // deadlock or such a wait, rather than failing the start-up.
+                        // waits at most 2 s for each lock, so pushes do not queue long behind
+                        // the locks it already holds, and starts again after such a wait or a
+                        // deadlock (for about five minutes) rather than failing the start-up.
                         var attempt = 0
                         while true {
                             attempt += 1
                             do {
                                 try await connection.withTransaction(logger: logger) { connection in
-                                    try await connection.query("SET LOCAL lock_timeout = '10s'", logger: logger)
+                                    try await connection.query("SET LOCAL lock_timeout = '2s'", logger: logger)
                                     for statement in migration.sql {
                                         try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                                     }
@@ -332,8 +334,8 @@ public final class PostgresCentralStore: CentralStore {
                                 }
                                 break
                             } catch {
-                                guard attempt < 30, Self.isRetryable(error) || Self.sqlState(error) == "55P03" else { throw error }
-                                try await Task.sleep(for: .milliseconds(100 * min(attempt, 20)))
+                                guard attempt < 120, Self.isRetryable(error) || Self.sqlState(error) == "55P03" else { throw error }
+                                try await Task.sleep(for: .milliseconds(100 * min(attempt, 5)))
                             }
                         }
                     }
@@ -501,9 +503,17 @@ public final class PostgresCentralStore: CentralStore {
     /// from the previous run's, all above every number committed before. With `unlessBusy`, it
     /// returns at once if another sequencer of the tenant holds the lock. A sequencer that
     /// numbers nothing writes nothing, so its commit waits for no disk flush.
+    ///
+    /// At most ``sequencerRunsPerCall`` runs, so that a caller under a deadline (a pull) is not
+    /// held by pushes that never stop; what is left waits for the next call.
     func sequence(_ database: String, unlessBusy: Bool = false) async throws {
-        while try await sequenceRun(database, unlessBusy: unlessBusy) == Self.sequencerRun {}
+        for _ in 0..<Self.sequencerRunsPerCall {
+            guard try await sequenceRun(database, unlessBusy: unlessBusy) == Self.sequencerRun else { return }
+        }
     }
+
+    /// The most runs one ``sequence(_:unlessBusy:)`` call makes.
+    static let sequencerRunsPerCall = 20
 
     /// The most rows one sequencer transaction numbers.
     static let sequencerRun = 5_000
@@ -528,18 +538,23 @@ public final class PostgresCentralStore: CentralStore {
             // run, or if the row was lost) numbering continues after the largest number in the
             // log. The ids go back as an array, and `id = ANY(…)` keeps the update on the
             // primary key's index whatever the statistics say: a join the planner chose alone
-            // could scan the whole log, which grows for ever, to number a few rows. The same
-            // statement moves the counter on.
+            // could scan the whole log, which grows for ever, to number a few rows. The next
+            // statement moves the counter on. (The counter comes first in `FROM`, so the tenants
+            // table is locked before the log, in the order of the schema migrations.)
             var ids = [Int64]()
             ids.reserveCapacity(Self.sequencerRun)
             var first: Int64 = 1
             for try await (id, counter) in try await connection.query(
                 """
-                SELECT id, COALESCE(
-                    (SELECT next_sequence FROM weft_tenants WHERE tenant = \(database)),
-                    (SELECT max(sequence) + 1 FROM weft_change_log WHERE tenant = \(database) AND sequence IS NOT NULL),
-                    1)
-                FROM weft_change_log WHERE tenant = \(database) AND sequence IS NULL ORDER BY id LIMIT \(Self.sequencerRun)
+                SELECT l.id, c.first
+                FROM (
+                    SELECT COALESCE(
+                        (SELECT next_sequence FROM weft_tenants WHERE tenant = \(database)),
+                        (SELECT max(sequence) + 1 FROM weft_change_log WHERE tenant = \(database) AND sequence IS NOT NULL),
+                        1) AS first
+                ) AS c
+                CROSS JOIN weft_change_log l
+                WHERE l.tenant = \(database) AND l.sequence IS NULL ORDER BY l.id LIMIT \(Self.sequencerRun)
                 """, logger: logger
             ).decode((Int64, Int64).self) {
                 ids.append(id)

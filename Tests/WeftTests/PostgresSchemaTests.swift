@@ -91,6 +91,56 @@ struct PostgresSchemaTests {
         await store.shutdown()
     }
 
+    @Test("Upgrading a version-1 database while an old server's sequencer holds its tables: neither deadlocks")
+    func theUpgradeWaitsForOldServersInTheirLockOrder() async throws {
+        let url = try await TestPostgres.freshDatabase()
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/postgres/schema-v1.sql")
+        let loaded = try runProcess(TestPostgres.psql, [url.absoluteString, "-v", "ON_ERROR_STOP=1", "-q", "-f", fixture.path])
+        try #require(loaded.status == 0, "\(loaded.error)")
+        _ = try TestPostgres.query(
+            url,
+            """
+            INSERT INTO weft_change_log (tenant, sequence, collection, doc_id, record, bytes)
+            SELECT 't', g, 'c', 'd' || g, '\\x00', 1 FROM generate_series(1, 50) AS g
+            """)
+        // A version-1 sequencer, as an old server runs it: the tenants table first, then (after
+        // a while, here) the change log, in one transaction.
+        let old = Process()
+        old.executableURL = TestPostgres.psql
+        old.arguments = [
+            url.absoluteString, "-v", "ON_ERROR_STOP=1", "-qAt", "-c",
+            """
+            BEGIN;
+            INSERT INTO weft_tenants (tenant, next_sequence) VALUES ('t', 1) ON CONFLICT (tenant) DO NOTHING;
+            SELECT pg_sleep(3);
+            SELECT count(*) FROM weft_change_log WHERE tenant = 't' AND sequence IS NULL;
+            COMMIT;
+            """,
+        ]
+        let errors = Pipe()
+        old.standardOutput = FileHandle.nullDevice
+        old.standardError = errors
+        try old.run()
+        defer { if old.isRunning { old.terminate() } }
+        for _ in 0..<250 {
+            let active = try TestPostgres.query(
+                url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep(3)%' AND pid <> pg_backend_pid()")
+            if active != "0" { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        // The migration starts meanwhile, waits for the old transaction, and then runs.
+        let store = try await PostgresCentralStore(url: url)
+        old.waitUntilExit()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(old.terminationStatus == 0, "the old server's sequencer failed: \(message)")
+        #expect(try TestPostgres.query(url, "SELECT max(version) FROM weft_migrations") == "2")
+        // Analysed at the end: statistics for the key columns, none for the sequence.
+        #expect(try TestPostgres.query(url, "SELECT count(*) FROM pg_stats WHERE tablename = 'weft_change_log' AND attname = 'tenant'") == "1")
+        #expect(try TestPostgres.query(url, "SELECT count(*) FROM pg_stats WHERE tablename = 'weft_change_log' AND attname = 'sequence'") == "0")
+        await store.shutdown()
+    }
+
     @Test("A database of schema version 1 upgrades in place, two servers at once: byte-order keys, data kept, pushes and pulls go on")
     func aVersionOneDatabaseUpgrades() async throws {
         // A locale whose collation is not byte order, as production databases often have.

@@ -162,16 +162,21 @@ enum TestPostgres {
 final class SequencerLockHolder {
     let url: URL
     let process = Process()
-    /// The sessions holding an advisory lock in this database (advisory locks belong to one
-    /// database; other tests use other databases).
-    static let holders = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = "
-        + "(SELECT oid FROM pg_database WHERE datname = current_database())"
+    /// The holder's session, if it holds an advisory lock (advisory locks belong to one
+    /// database; other tests use other databases; the store's sessions are not the holder's).
+    static let holders = """
+        SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = 'weft-lock-holder'
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        """
 
     /// Starts the session and returns once it holds the lock of `tenant`.
     init(url: URL, tenant: String) async throws {
         self.url = url
         process.executableURL = TestPostgres.psql
-        process.arguments = [url.absoluteString, "-qAtc", "SELECT pg_advisory_lock(hashtextextended('\(tenant)', 7)); SELECT pg_sleep(120)"]
+        var components = URLComponents(url: url, resolvingAgainstBaseURL: false)
+        components?.queryItems = [URLQueryItem(name: "application_name", value: "weft-lock-holder")]
+        process.arguments = [components?.url?.absoluteString ?? url.absoluteString, "-qAtc", "SELECT pg_advisory_lock(hashtextextended('\(tenant)', 7)); SELECT pg_sleep(120)"]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -185,7 +190,7 @@ final class SequencerLockHolder {
 
     var isHolding: Bool { get throws { try !TestPostgres.query(url, Self.holders).isEmpty } }
 
-    /// Ends the session, and so lets go of the lock.
+    /// Ends the session, and so lets go of the lock (waiting the moment `psql` takes to exit).
     func release() throws {
         _ = try TestPostgres.query(url, "SELECT pg_terminate_backend(pid) FROM (\(Self.holders)) AS h")
         process.waitUntilExit()
