@@ -51,7 +51,7 @@ struct PostgresSchemaTests {
         try await Self.push(store, 0..<12_000, replica: replica)
         #expect(try TestPostgres.query(url, "SELECT count(*) FROM weft_change_log WHERE sequence IS NULL") == "12000")
         _ = try TestPostgres.query(url, "ANALYZE weft_change_log")
-        try holder.release()
+        try await holder.release()
 
         // A pull numbers all of them, more than one run's worth, in order and without a gap.
         var pulled = [LoggedChange]()
@@ -93,11 +93,7 @@ struct PostgresSchemaTests {
 
     @Test("Upgrading a version-1 database while an old server's sequencer holds its tables: neither deadlocks")
     func theUpgradeWaitsForOldServersInTheirLockOrder() async throws {
-        let url = try await TestPostgres.freshDatabase()
-        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/postgres/schema-v1.sql")
-        let loaded = try runProcess(TestPostgres.psql, [url.absoluteString, "-v", "ON_ERROR_STOP=1", "-q", "-f", fixture.path])
-        try #require(loaded.status == 0, "\(loaded.error)")
+        let url = try await TestPostgres.versionOneDatabase()
         _ = try TestPostgres.query(
             url,
             """
@@ -131,7 +127,7 @@ struct PostgresSchemaTests {
         }
         // The migration starts meanwhile, waits for the old transaction, and then runs.
         let store = try await PostgresCentralStore(url: url)
-        old.waitUntilExit()
+        try await TestPostgres.exit(of: old)
         let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(old.terminationStatus == 0, "the old server's sequencer failed: \(message)")
         #expect(try TestPostgres.query(url, "SELECT max(version) FROM weft_migrations") == "2")
@@ -144,11 +140,7 @@ struct PostgresSchemaTests {
     @Test("A database of schema version 1 upgrades in place, two servers at once: byte-order keys, data kept, pushes and pulls go on")
     func aVersionOneDatabaseUpgrades() async throws {
         // A locale whose collation is not byte order, as production databases often have.
-        let url = try await TestPostgres.freshDatabase(options: "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'")
-        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/postgres/schema-v1.sql")
-        let loaded = try runProcess(TestPostgres.psql, [url.absoluteString, "-v", "ON_ERROR_STOP=1", "-q", "-f", fixture.path])
-        try #require(loaded.status == 0, "\(loaded.error)")
+        let url = try await TestPostgres.versionOneDatabase(options: "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'")
         let keyColumns = """
             SELECT count(*) FROM information_schema.columns
             WHERE table_name LIKE 'weft_%' AND column_name IN ('tenant', 'collection', 'id', 'doc_id') AND collation_name = 'C'

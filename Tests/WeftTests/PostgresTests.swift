@@ -327,7 +327,7 @@ struct PostgresTests {
         #expect(clock.now - started < .seconds(20), "the push waited for the sequencer lock")
         #expect(try holder.isHolding, "the lock was let go before the push returned")
         #expect(try query("SELECT count(*) FROM weft_change_log WHERE sequence IS NULL") == "5", "the busy sequencer was left alone")
-        try holder.release()
+        try await holder.release()
         let log = try await store.changes(database: "t", after: 0, limit: 100, maxBytes: 1 << 20).changes
         #expect(log.map(\.sequence) == Array(1...10), "the pull numbered the waiting rows after the others, with no gap")
         #expect(log.map(\.key.id.rawValue) == (0..<10).map { "d\($0)" })

@@ -139,6 +139,22 @@ enum TestPostgres {
         return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// A new database holding the first schema version's tables (`Fixtures/postgres/schema-v1.sql`),
+    /// as a Weft build of that version left it; `options` as for ``freshDatabase(options:)``.
+    static func versionOneDatabase(options: String = "") async throws -> URL {
+        let url = try await freshDatabase(options: options)
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/postgres/schema-v1.sql")
+        let loaded = try runProcess(psql, [url.absoluteString, "-v", "ON_ERROR_STOP=1", "-q", "-f", fixture.path])
+        guard loaded.status == 0 else { throw TestFailure("loading \(fixture.path) failed: \(loaded.error)") }
+        return url
+    }
+
+    /// Waits for `process` to exit without holding a thread of the cooperative pool.
+    static func exit(of process: Process) async throws {
+        while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+    }
+
     /// New documents `c/d<index>` for `range`, one change each with sequence `index + 1`, as one
     /// push batch of `replica`.
     static func newDocuments(_ range: Range<Int>, replica: ReplicaID) throws -> [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)] {
@@ -190,10 +206,10 @@ final class SequencerLockHolder {
 
     var isHolding: Bool { get throws { try !TestPostgres.query(url, Self.holders).isEmpty } }
 
-    /// Ends the session, and so lets go of the lock (waiting the moment `psql` takes to exit).
-    func release() throws {
+    /// Ends the session, and so lets go of the lock.
+    func release() async throws {
         _ = try TestPostgres.query(url, "SELECT pg_terminate_backend(pid) FROM (\(Self.holders)) AS h")
-        process.waitUntilExit()
+        try await TestPostgres.exit(of: process)
     }
 
     deinit { if process.isRunning { process.terminate() } }

@@ -86,7 +86,7 @@ struct CPUQuotaGroup {
     init(name: String, cores: Double) throws {
         if let reason = Self.unavailable { throw BenchFailure("a CPU quota cannot be set: \(reason)") }
         path = "\(Self.root)/\(name)"
-        try? FileManager.default.removeItem(atPath: path)
+        rmdir(path)  // a group left by a run that was killed (cgroup folders go only by rmdir)
         guard mkdir(path, 0o755) == 0 else { throw BenchFailure("mkdir \(path) failed with errno \(errno)") }
         let period = 100_000
         try Self.put("\(period)", into: path + "/cpu.cfs_period_us")
