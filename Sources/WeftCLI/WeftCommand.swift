@@ -171,8 +171,8 @@ enum Render {
         document.keys.map { key -> String in
             switch document[key] {
             case .register(let register)?: return "\(key)=\(register.value)"
-            case .counter(let counter)?: return "\(key)=\(counter.value)"
-            case .set(let set)?: return "\(key)={\(set.elements.map(\.description).sorted().joined(separator: ","))}"
+            case .counter(let value)?: return "\(key)=\(value)"
+            case .set(let set)?: return "\(key)={\(set.map(\.description).sorted().joined(separator: ","))}"
             case .map(let nested)?: return "\(key)=[\(fields(nested))]"
             case nil: return key
             }

@@ -1,3 +1,5 @@
+import Logging
+import Synchronization
 import Weft
 import WeftCRDT
 import WeftWire
@@ -20,6 +22,10 @@ public actor SyncService {
     /// How often a waiting pull looks at the store anyway: it also catches changes committed by
     /// another server on the same store, which this one is not told of.
     public let storePollInterval: Duration
+    private let logger: Logger
+    /// How many pushed versions had the server's version vector but other contents
+    /// (``MergeKind/repaired``): the server kept its own.
+    public private(set) var repairedVersions = 0
 
     /// Creates a service over `store`; `policy` gives each database's collections their policy.
     ///
@@ -31,8 +37,10 @@ public actor SyncService {
         resolvers: ResolverRegistry = ResolverRegistry(),
         storePollInterval: Duration = .milliseconds(250),
         maximumClockSkew: UInt64 = 60_000,
-        timeSource: any PhysicalTimeSource = SystemTimeSource()
+        timeSource: any PhysicalTimeSource = SystemTimeSource(),
+        logger: Logger = Logger(label: "weft.sync-service")
     ) {
+        self.logger = logger
         self.resolvers = resolvers
         self.maximumClockSkew = maximumClockSkew
         self.timeSource = timeSource
@@ -51,7 +59,10 @@ public actor SyncService {
         // bound is refused, whole push and all, so no replica with a fast clock can win every
         // last-writer-wins conflict. Nothing is applied; the replica keeps its queue.
         let now = timeSource.currentMilliseconds()
-        if let ahead = request.changes.map({ $0.record.lastStamp.wallMilliseconds }).max(), ahead > now &+ maximumClockSkew {
+        // Every stamp counts, nested registers included: a record's last stamp alone could hide
+        // a far-future write inside it.
+        let (bound, overflow) = now.addingReportingOverflow(maximumClockSkew)
+        if let ahead = request.changes.map({ $0.record.greatestStamp.wallMilliseconds }).max(), !overflow, ahead > bound {
             throw SyncError(
                 .clockSkew,
                 "replica \(request.replica) writes \(ahead - now) ms ahead of the server's clock (the bound is \(maximumClockSkew) ms); fix the device's clock",
@@ -74,11 +85,21 @@ public actor SyncService {
         }
         let policy = policy
         let resolvers = resolvers
+        let repaired = Mutex<[DocumentKey]>([])
         do {
             let mark = try await store.applyPush(database: database, replica: request.replica, changes: changes) {
                 local, key, remote throws(WeftError) in
-                try DocumentMerge.merge(
-                    local: local, remote: remote, key: key, policy: policy(database, key.collection), resolvers: resolvers)
+                let result = try DocumentMerge.merge(
+                    local: local, remote: remote, key: key, policy: policy(database, key.collection), resolvers: resolvers,
+                    equalVersions: .keepLocal)
+                if result.kind == .repaired { repaired.withLock { $0.append(key) } }
+                return result
+            }
+            for key in repaired.withLock({ $0 }) {
+                repairedVersions += 1
+                logger.warning(
+                    "a pushed version had the server's version vector but other contents; kept the server's",
+                    metadata: ["database": "\(database)", "key": "\(key)", "replica": "\(request.replica)"])
             }
             wakeWaiters(database)
             return PushResponse(appliedThrough: mark)

@@ -46,7 +46,7 @@ struct CodableConformanceTests {
         try roundTrip(doc)
         // The Codable form is the validated binary form, as one base64 string.
         let json = String(decoding: try JSONEncoder().encode(doc), as: UTF8.self)
-        #expect(json.hasPrefix("\"AQo") && json.hasSuffix("\""))
+        #expect(json.hasPrefix("\"Ago") && json.hasSuffix("\""))
     }
 
     @Test func invalidCodableInputIsRejected() throws {

@@ -38,7 +38,7 @@ struct CodecGoldenTests {
         #expect(
             try golden.decodesToValue(fixture), "decoding \(file).hex does not give the golden value back")
 
-        // The envelope: version 1, then the type's tag.
+        // The envelope: the format version, then the type's tag.
         let subject = try #require(CodecRegistry.subject(named: golden.subject))
         #expect(fixture.count >= 2)
         #expect(fixture[0] == BinaryFormat.version)
@@ -79,7 +79,38 @@ struct CodecGoldenTests {
         #expect(ORMap<String, GCounter>.binaryTypeTag == 9)
         #expect(Document.binaryTypeTag == 10)
         #expect(String.binaryTypeTag == 0)
-        #expect(BinaryFormat.version == 1)
+        #expect(BinaryFormat.version == 2)
+        #expect(BinaryFormat.supportedVersions == 1...2)
+    }
+
+    /// A document written in format version 1 (the golden document of that version) is read,
+    /// converted to one causal context, and shows the same content; the conversion is pinned,
+    /// so every implementation converts to the same bytes.
+    @Test("a version 1 document converts to the pinned version 2 document")
+    func legacyDocument() throws {
+        let folder = CodecFixtures.golden.deletingLastPathComponent().appendingPathComponent("legacy")
+        let legacy = try #require(CodecHex.decode(try CodecFixtures.readText(folder.appendingPathComponent("Document_v1.hex"))))
+        #expect(legacy.first == 1)
+        let converted = try Document(encoded: legacy)
+        #expect(converted.string("title") == "Pump 7")
+        #expect(converted.counter("visits") == 2)
+        #expect(converted.set("tags") == ["valve"])
+        #expect(converted.map("specs")?.int("rpm") == 1450)
+        #expect(converted.map("specs")?.bool("ok") == true)
+        let url = folder.appendingPathComponent("Document_v1_converted.hex")
+        if CodecFixtures.regenerate { try CodecFixtures.writeText(CodecHex.encode(converted.encoded()) + "\n", to: url) }
+        let pinned = try #require(CodecHex.decode(try CodecFixtures.readText(url)))
+        #expect(CodecHex.encode(converted.encoded()) == CodecHex.encode(pinned))
+        #expect(try Document(encoded: pinned) == converted)
+        // The converted document goes on like any other: a new edit and a removal keep
+        // every other field, and its dots are new.
+        var edited = converted
+        edited.increment("visits", by: 1, at: CodecIDs.stamp(10, 0, CodecIDs.a))
+        edited.removeField("tags")
+        edited.insert("seal", intoSet: "tags", at: CodecIDs.stamp(11, 0, CodecIDs.a))
+        let merged = edited.merged(with: converted)
+        #expect(merged.counter("visits") == 3 && merged.set("tags") == ["seal"] && merged.string("title") == "Pump 7")
+        #expect(try Document(encoded: merged.encoded()) == merged)
     }
 
     /// Spot checks of the primitives, independent of any fixture file.
@@ -111,12 +142,12 @@ struct CodecGoldenTests {
             }
                 == "00" + "00000000000000010000000000000001" + "00" + "00000000000000020000000000000002"
                 + "01")
-        #expect(CodecHex.encode(true.encoded()) == "010001")
-        #expect(CodecHex.encode(Int64(-3).encoded()) == "010005")
-        #expect(CodecHex.encode(Optional<Bool>.none.encoded()) == "010000")
-        #expect(CodecHex.encode(Optional(false).encoded()) == "01000100")
+        #expect(CodecHex.encode(true.encoded()) == "020001")
+        #expect(CodecHex.encode(Int64(-3).encoded()) == "020005")
+        #expect(CodecHex.encode(Optional<Bool>.none.encoded()) == "020000")
+        #expect(CodecHex.encode(Optional(false).encoded()) == "02000100")
         #expect(
             CodecHex.encode(CodecIDs.stamp(0, 2, CodecIDs.a).encoded())
-                == "0100" + "80d095ffbc31" + "02" + "00" + "00000000000000010000000000000001")
+                == "0200" + "80d095ffbc31" + "02" + "00" + "00000000000000010000000000000001")
     }
 }

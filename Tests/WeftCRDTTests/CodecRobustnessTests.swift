@@ -108,7 +108,15 @@ struct CodecRobustnessTests {
             do {
                 let reencoded = try subject.reencode(input, .default)
                 accepted += 1
-                if reencoded != input {
+                if input.first == 1 && BinaryFormat.version == 2 {
+                    // A version 1 input is read and written as version 2: the same body for
+                    // every type but Document (converted), and the result is canonical.
+                    let again = try? subject.reencode(reencoded, .default)
+                    let sameBody = subject.name == "Document" || Array(reencoded.dropFirst()) == Array(input.dropFirst())
+                    if again != reencoded || !sameBody || reencoded.first != 2 {
+                        nonCanonical.append("\(subject.name): version 1 input \(CodecHex.encode(input)) re-encodes to \(CodecHex.encode(reencoded))")
+                    }
+                } else if reencoded != input {
                     let report =
                         "\(subject.name): \(CodecHex.encode(input)) re-encodes to \(CodecHex.encode(reencoded))"
                     nonCanonical.append(report)

@@ -48,15 +48,15 @@ struct CodecRoundTripTests {
             #expect(CodecHex.encode(value.encoded()) == hex, "\(T.self)")
             #expect(try T(encoded: value.encoded()) == value, "\(T.self)")
         }
-        try check(VersionVector(), "010100")
-        try check(CausalContext(), "01020000")
-        try check(MVRegister<String>(), "0104000000")
-        try check(GCounter(), "010500")
-        try check(PNCounter(), "01060000")
-        try check(ORSet<String>(), "0107000000")
-        try check(LWWMap<String, Int64>(), "010800")
-        try check(ORMap<String, GCounter>(), "0109000000")
-        try check(Document(), "010a000000")
+        try check(VersionVector(), "020100")
+        try check(CausalContext(), "02020000")
+        try check(MVRegister<String>(), "0204000000")
+        try check(GCounter(), "020500")
+        try check(PNCounter(), "02060000")
+        try check(ORSet<String>(), "0207000000")
+        try check(LWWMap<String, Int64>(), "020800")
+        try check(ORMap<String, GCounter>(), "0209000000")
+        try check(Document(), "020a000000")
     }
 
     /// The generators must reach the interesting shapes, or the round trips prove little.

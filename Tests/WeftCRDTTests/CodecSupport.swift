@@ -373,7 +373,7 @@ enum CodecGen {
             case 5: return state.removeField(key)
             default:
                 let nested = document(&rng, depth: depth + 1)
-                return state.updateMap(key, at: stamp) { $0.merge(nested) }
+                return state.updateMap(key, at: stamp) { $0 = nested }
             }
         }
         return sim.sample(rng: &rng)

@@ -101,12 +101,15 @@ struct ResolverTests {
         }
         let rules = FieldRulesResolver(rules: ["max_temp": .max, "min_temp": .min, "first_seen": .earliest, "tags": .union, "note": .lww])
         for resolved in [early.resolved(with: late, by: rules), late.resolved(with: early, by: rules)] {
-            #expect(resolved.body.double("max_temp") == 31.5)
-            #expect(resolved.body.double("min_temp") == -1.5)
-            #expect(resolved.body.string("first_seen") == "monday")
-            #expect(resolved.body.string("note") == "new")
-            #expect(resolved.body.set("tags") == ["north", "south"])
-            #expect(resolved.body.counter("count") == 5, "a field without a rule merges")
+            // Resolving keeps both writes of each field (the join); readers see what each rule picks.
+            #expect(resolved.body.concurrentWrites("max_temp").count == 2)
+            let shown = rules.presenting(resolved.body)
+            #expect(shown.double("max_temp") == 31.5)
+            #expect(shown.double("min_temp") == -1.5)
+            #expect(shown.string("first_seen") == "monday")
+            #expect(shown.string("note") == "new")
+            #expect(shown.set("tags") == ["north", "south"])
+            #expect(shown.counter("count") == 5, "a field without a rule merges")
             #expect(resolved.version.compare(to: early.version) == .after && resolved.version.compare(to: late.version) == .after)
         }
     }

@@ -64,6 +64,76 @@ public actor Replica {
         }
     }
 
+    /// The conflict policy in force for `collection`: the one the server declared, once a sync
+    /// has learned it, or else the configuration's.
+    public nonisolated func policy(for collection: CollectionName) -> ConflictPolicy {
+        learnedPolicies.withLock { $0?.policy(for: collection) } ?? configuration.policy(for: collection)
+    }
+
+    /// The policies the server declared (``ServerPolicies``), once learned.
+    nonisolated let learnedPolicies = Mutex<ServerPolicies?>(nil)
+
+    /// `body` as readers of `collection` see it: under field rules, each ruled register shows
+    /// the write its rule chooses (``FieldRulesResolver/presenting(_:)``).
+    public nonisolated func presenting(_ body: Document, in collection: CollectionName) -> Document {
+        guard case .fields(let rules) = policy(for: collection) else { return body }
+        return FieldRulesResolver(rules: rules).presenting(body)
+    }
+
+    /// `record` as readers see it: siblings resolved by this replica's resolver for the
+    /// collection's policy, or joined if it has none. An ordinary record is returned as is.
+    nonisolated func readable(_ record: DocumentRecord, in collection: CollectionName) throws(WeftError) -> DocumentRecord {
+        guard record.holdsSiblings else { return record }
+        return try record.resolvingSiblings(with: policy(for: collection).resolver(in: resolvers))
+    }
+
+    /// Whether document `key` holds siblings that wait for a resolver this replica does not
+    /// have (reads show their join; a write resolves them by that join).
+    public func holdsSiblings(_ key: DocumentKey) async throws(WeftError) -> Bool {
+        try await storage.record(for: key)?.holdsSiblings ?? false
+    }
+
+    /// Resolves the siblings this replica holds in the collections whose policy it can now
+    /// resolve with (a resolver registered since they arrived), as its own writes, queued to be
+    /// pushed. Collections with a policy of their own in the configuration or from the server
+    /// are looked at (every record of them is read once); siblings elsewhere are resolved when
+    /// they are read-written or pulled. The sync engine runs this before its first round.
+    /// - Returns: how many documents were resolved.
+    @discardableResult
+    public func resolveHeldSiblings() async throws(WeftError) -> Int {
+        var names = Set(configuration.collectionPolicies.keys)
+        if let learned = learnedPolicies.withLock({ $0 }) { names.formUnion(learned.collections.keys) }
+        var resolved = 0
+        for name in names.sorted() {
+            guard let collection = try? CollectionName(name), case .custom = policy(for: collection),
+                let resolver = policy(for: collection).resolver(in: resolvers)
+            else { continue }
+            let held = try await storage.records(in: collection, where: DocumentFilter(includeDeleted: true), limit: nil)
+                .filter { $0.record.holdsSiblings }
+                .map { DocumentKey(collection: collection, id: $0.id) }
+            guard !held.isEmpty else { continue }
+            let replicaID = replicaID
+            let count = LockedBox(0)
+            try await exclusively { () async throws(WeftError) in
+                _ = try await storage.commitLocalWrites(reading: held, maxQueueBytes: Int.max) { records throws(WeftError) in
+                    var writes = [LocalWrite]()
+                    for key in held {
+                        guard let record = records[key], record.holdsSiblings else { continue }
+                        let result = try record.resolvingSiblings(with: resolver)
+                        var version = result.version
+                        version.increment(replicaID)
+                        writes.append(LocalWrite(key: key, record: DocumentRecord(body: result.body, deletion: result.deletion, version: version)))
+                    }
+                    count.set(writes.count)
+                    return writes
+                }
+            }
+            resolved += count.get()
+        }
+        if resolved > 0 { logger.notice("resolved siblings held since before their resolver was registered", metadata: ["documents": "\(resolved)"]) }
+        return resolved
+    }
+
     /// A handle on collection `name`.
     /// - Throws: ``WeftError/invalidArgument(_:)`` for an invalid name.
     public nonisolated func collection(_ name: String) throws(WeftError) -> ReplicaCollection {
@@ -115,7 +185,6 @@ public actor Replica {
     public func applyRemote(_ changes: [(key: DocumentKey, record: DocumentRecord)], through cursor: UInt64)
         async throws(WeftError) -> [AppliedRemoteChange]
     {
-        let configuration = configuration
         let resolvers = resolvers
         let replicaID = replicaID
         // The server's log holds its record after each change, each covering the one before, so
@@ -126,7 +195,8 @@ public actor Replica {
         let applied = try await exclusively { () async throws(WeftError) -> [AppliedRemoteChange] in
             try await storage.applyRemoteChanges(changes, through: cursor) { local, key, remote throws(WeftError) in
                 var result = try DocumentMerge.merge(
-                    local: local, remote: remote, key: key, policy: configuration.policy(for: key.collection), resolvers: resolvers)
+                    local: local, remote: remote, key: key, policy: self.policy(for: key.collection), resolvers: resolvers,
+                    equalVersions: .takeRemote)
                 if result.kind == .resolved {
                     // Resolving siblings is this replica's write: count it, so the result
                     // strictly follows every sibling and the server takes it as a fast-forward.
@@ -138,9 +208,19 @@ public actor Replica {
                 return result
             }
         }
+        for change in applied where change.record.holdsSiblings {
+            logger.warning(
+                "siblings wait for a resolver this replica does not have; reads show their join",
+                metadata: ["key": "\(change.key)", "policy": "\(policy(for: change.key.collection))"])
+        }
+        for change in applied where change.kind == .repaired {
+            logger.warning(
+                "a pulled version had this replica's version vector but other contents; took the server's",
+                metadata: ["key": "\(change.key)"])
+        }
         for change in applied where change.kind != .unchanged {
             // Later local stamps must follow the stamps this replica has now seen.
-            _ = try? clock.receive(change.record.lastStamp)
+            _ = try? clock.receive(max(change.record.lastStamp, change.record.body.greatestStamp ?? change.record.lastStamp))
             publish(ReplicaChange(key: change.key, origin: .remote, isDeleted: change.record.isDeleted, stamp: change.record.lastStamp))
         }
         return applied
@@ -280,11 +360,14 @@ public actor Replica {
             // transaction, on the records it reads there.
             let stamps = operations.map { _ in clock.now() }
             let replicaID = replicaID
+            let policies = operations.map { policy(for: $0.key.collection) }
+            let resolvers = resolvers
             let box = LockedBox(CommittedWrites())
             let sequences = try await storage.commitLocalWrites(
                 reading: operations.map(\.key), maxQueueBytes: configuration.maxQueueBytes
             ) { records throws(WeftError) in
-                let computed = try Self.apply(operations, stamps: stamps, replicaID: replicaID, to: records)
+                let computed = try Self.apply(
+                    operations, stamps: stamps, replicaID: replicaID, policies: policies, resolvers: resolvers, to: records)
                 box.set(CommittedWrites(writes: computed, before: records))
                 return computed
             }
@@ -311,7 +394,7 @@ public actor Replica {
 
     /// Undoes a write-through write the server did not confirm, if the document is still as
     /// that write left it: a compensating write stores the content from before it (or a
-    /// tombstone if there was none) as a new version, so the undo also wins over the write on
+    /// tombstone if there was none) as a new version, made of new edits (new dots), so the undo also wins over the write on
     /// a server that applied it late. Returns `false` (changing nothing) if another write has
     /// changed the document since.
     func compensate(_ key: DocumentKey, written: DocumentRecord, previous: DocumentRecord?) async throws(WeftError) -> Bool {
@@ -324,8 +407,13 @@ public actor Replica {
                 var version = written.version
                 version.increment(replicaID)
                 let deletion = written.deletion.merged(with: LWWRegister(previous?.isDeleted ?? true, stamp: stamp))
+                // The earlier content, written again as new edits: restoring the earlier body
+                // itself would restore its causal context too, and the next write would reuse
+                // the undone write's dots.
+                var body = written.body
+                body.assign(matching: previous.map { $0.isDeleted ? Document() : $0.body } ?? Document(), at: stamp)
                 undone.set(true)
-                return [LocalWrite(key: key, record: DocumentRecord(body: previous?.body ?? Document(), deletion: deletion, version: version))]
+                return [LocalWrite(key: key, record: DocumentRecord(body: body, deletion: deletion, version: version))]
             }
             if undone.get() {
                 publish(ReplicaChange(key: key, origin: .local, isDeleted: previous?.isDeleted ?? true, stamp: stamp))
@@ -336,7 +424,8 @@ public actor Replica {
 
     /// The writes `operations` make on `records`: a pure function, run inside the transaction.
     static func apply(
-        _ operations: [Operation], stamps: [HLCTimestamp], replicaID: ReplicaID, to records: [DocumentKey: DocumentRecord]
+        _ operations: [Operation], stamps: [HLCTimestamp], replicaID: ReplicaID, policies: [ConflictPolicy] = [],
+        resolvers: ResolverRegistry = ResolverRegistry(), to records: [DocumentKey: DocumentRecord]
     ) throws(WeftError) -> [LocalWrite] {
         // A key's first write edits the stored record; a later write to the same key in this
         // commit edits the record the one before it left (kept in `latest` by key number).
@@ -347,23 +436,33 @@ public actor Replica {
         var seen = 0
         var writes = [LocalWrite]()
         writes.reserveCapacity(operations.count)
-        for (operation, (clockStamp, number)) in zip(operations, zip(stamps, numbers)) {
+        for (position, (operation, (clockStamp, number))) in zip(operations, zip(stamps, numbers)).enumerated() {
+            let policy = position < policies.count ? policies[position] : .crdt
+            var fieldRules = [String: FieldRule]()
+            if case .fields(let rules) = policy { fieldRules = rules }
             let key = operation.key
-            let current: DocumentRecord?
+            var current: DocumentRecord?
             if number == seen {
                 current = records[key]
                 seen += 1
             } else {
                 current = latest[number]
             }
+            if let held = current, held.holdsSiblings {
+                // A write on siblings resolves them first: with the collection's resolver when
+                // this replica has it, else by their join, which keeps every edit. The write's
+                // version then covers every sibling, and the server takes it as a fast-forward.
+                current = try held.resolvingSiblings(with: policy.resolver(in: resolvers))
+            }
             // A write orders after the record it edits, even if that record carries a stamp
             // ahead of this replica's clock (received from a faster clock within the drift
             // bound): otherwise the replica's own later write would lose to it.
             var stamp = clockStamp
             if let last = current?.lastStamp, last >= stamp {
-                stamp = last.counter == UInt32.max
-                    ? HLCTimestamp(wallMilliseconds: last.wallMilliseconds + 1, counter: 0, replica: replicaID)
-                    : HLCTimestamp(wallMilliseconds: last.wallMilliseconds, counter: last.counter + 1, replica: replicaID)
+                guard let next = last.successor(for: replicaID) else {
+                    throw .corrupt("\(key) carries the stamp \(last), at the end of representable time: no write can follow it")
+                }
+                stamp = next
             }
             let live = current.map { !$0.isDeleted } ?? false
             switch operation.expectation {
@@ -373,13 +472,13 @@ public actor Replica {
             }
             var editor: DocumentEditor
             if let body = current?.body {
-                editor = DocumentEditor(document: body, stamp: stamp)
+                editor = DocumentEditor(document: body, stamp: stamp, rules: fieldRules)
             } else {
                 // A new document: room for a typical record's fields, so the first writes do not
                 // grow the field table step by step.
                 var fresh = Document()
                 fresh.reserveCapacity(8)
-                editor = DocumentEditor(document: fresh, stamp: stamp)
+                editor = DocumentEditor(document: fresh, stamp: stamp, rules: fieldRules)
             }
             if operation.deleting || !live {
                 // A delete clears the fields (the tombstone keeps only the flag and the version);

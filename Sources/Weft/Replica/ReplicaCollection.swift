@@ -46,26 +46,44 @@ public struct ReplicaCollection: Sendable {
         _ = try await replica.write(try key(id), expectation: .mustExist, deleting: true) { _ in }
     }
 
-    /// The live document `id`, or `nil`.
+    /// The live document `id`, or `nil`, as readers see it (under field rules, each ruled
+    /// register shows the write its rule chooses).
+    ///
+    /// A document holding siblings (concurrent versions a server without the resolver kept)
+    /// reads as their resolution by this replica's resolver, or as their join if it has none;
+    /// ``Replica/holdsSiblings(_:)`` tells which documents still wait for a resolver.
     public func get(_ id: String) async throws(WeftError) -> Document? {
-        guard let record = try await replica.record(try key(id)), !record.isDeleted else { return nil }
-        return record.body
+        guard let stored = try await replica.record(try key(id)) else { return nil }
+        let record = try replica.readable(stored, in: name)
+        guard !record.isDeleted else { return nil }
+        return replica.presenting(record.body, in: name)
     }
 
-    /// The live documents that pass `filter`, ordered by id.
+    /// The live documents that pass `filter`, ordered by id, as readers see them.
     public func list(where filter: DocumentFilter = .all, limit: Int? = nil) async throws(WeftError)
         -> [(id: DocumentID, document: Document)]
     {
-        try await replica.storage.records(in: name, where: filter, limit: limit).map { ($0.id, $0.record.body) }
+        var result = [(id: DocumentID, document: Document)]()
+        for (id, stored) in try await replica.storage.records(in: name, where: filter, limit: limit) {
+            let record = try replica.readable(stored, in: name)
+            if record.isDeleted && !filter.includeDeleted { continue }
+            result.append((id, replica.presenting(record.body, in: name)))
+        }
+        return result
     }
 
     // MARK: Typed documents
 
     /// Stores `value` as document `id`, creating it or writing only the fields that differ.
+    ///
+    /// Fields of the stored document that `value` does not encode are kept, unless `T` knows
+    /// them (an optional set to `nil` is removed) or `unknownFields` is `.remove` (the document
+    /// then becomes exactly `value`). So an older app version, or a struct that shows part of a
+    /// document, never deletes fields it does not know.
     /// - Throws: ``WeftError/Kind/mapping`` if a field of `T` has no CRDT mapping.
-    public func put<T: Encodable & Sendable>(_ id: String, _ value: T) async throws(WeftError) {
+    public func put<T: Encodable & Sendable>(_ id: String, _ value: T, unknownFields: UnknownFieldPolicy = .keep) async throws(WeftError) {
         _ = try await replica.write(try key(id), expectation: .any) { editor throws(WeftError) in
-            try editor.replace(with: value)
+            try editor.replace(with: value, unknownFields: unknownFields)
         }
     }
 
@@ -81,13 +99,17 @@ public struct ReplicaCollection: Sendable {
     }
 
     /// Reads document `id` as a `T`, lets `body` change it, and writes back the fields that changed.
+    ///
+    /// Fields `T` does not have are kept: a struct that shows part of a document, or one from an
+    /// older app version, never deletes what it does not know. An optional of `T` set to `nil`
+    /// removes its field.
     /// - Throws: ``WeftError/Kind/documentNotFound`` if there is no live document with that id.
     public func update<T: Codable & Sendable>(_ id: String, as type: T.Type, _ body: @escaping @Sendable (inout T) throws -> Void) async throws(WeftError) {
         let key = try key(id)
         _ = try await replica.write(key, expectation: .mustExist) { editor throws(WeftError) in
             var value: T
             do {
-                value = try editor.document.decode(T.self)
+                value = try editor.presented.decode(T.self)
             } catch {
                 throw .mapping("\(key) does not decode as \(T.self): \(error)")
             }

@@ -11,6 +11,20 @@ public enum MergeKind: String, Hashable, Sendable {
     /// The remote record held siblings (a server without the collection's resolver kept
     /// concurrent versions) and this replica resolved them: the result must be pushed.
     case resolved
+    /// Both versions have the same version vector but different contents: two resolutions of
+    /// the same concurrent versions that disagree (a resolver that is not a join), or a
+    /// replica that reused its identity. The authority's version (the server's) is taken; the
+    /// caller logs it.
+    case repaired
+}
+
+/// Which version wins when both have the same version vector but different contents (see
+/// ``MergeKind/repaired``): the server's, always.
+public enum EqualVersionsRule: Hashable, Sendable {
+    /// Keep the local version: the caller is the server.
+    case keepLocal
+    /// Take the remote version: the caller is a replica, the remote version the server's.
+    case takeRemote
 }
 
 /// A resolved conflict, kept in the conflict log on the replica and on the server.
@@ -41,7 +55,9 @@ public struct ConflictRecord: Hashable, Sendable {
 ///
 /// Version vectors decide whether there is a conflict at all:
 ///
-/// 1. `remote ≤ local`: the remote version is already included; nothing changes.
+/// 1. `remote < local`: the remote version is already included; nothing changes. Equal
+///    vectors with equal contents change nothing either; equal vectors with different
+///    contents (``MergeKind/repaired``) keep the server's version (`equalVersions`).
 /// 2. `local ≤ remote`: the remote version has seen everything local; it replaces the local one
 ///    (a fast-forward). Replacing rather than joining matters under last-writer-wins: the remote
 ///    version may be the result of a resolution that dropped a loser's fields on purpose.
@@ -64,10 +80,13 @@ public enum DocumentMerge {
     /// - Complexity: O(*v*) to compare version vectors, plus the size of the documents when they conflict.
     public static func merge(
         local: DocumentRecord?, remote: DocumentRecord, key: DocumentKey, policy: ConflictPolicy,
-        resolvers: ResolverRegistry = ResolverRegistry()
+        resolvers: ResolverRegistry = ResolverRegistry(), equalVersions: EqualVersionsRule = .keepLocal
     ) throws(WeftError) -> (record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?)
     {
-        if case .custom(let name) = policy, let resolver = resolvers[name], let siblings = try remote.siblingVersions() {
+        // Siblings are resolved by whoever can: the custom resolver where it is registered, or
+        // the policy itself where the collection's policy is not custom (any more). Without
+        // either they are kept, and readers see their join (`DocumentRecord.resolvingSiblings`).
+        if let siblings = try remote.siblingVersions(), let resolver = policy.resolver(in: resolvers) {
             return try resolve(siblings: siblings, of: remote, local: local, key: key, policy: policy, resolver: resolver)
         }
         guard let local else { return (remote, .fastForward, nil) }
@@ -75,9 +94,11 @@ public enum DocumentMerge {
         case .before:
             return (local, .unchanged, nil)
         case .equal:
-            // Equal vectors with different contents can only come from a replica reusing its
-            // identity; join them so both sides still converge.
-            return (local == remote ? local : local.merged(with: remote), .unchanged, nil)
+            // Equal vectors, different contents: two resolutions of the same versions that
+            // disagree, or a reused identity. The server's version wins on both sides, so no
+            // replica stays different from the server; the caller logs it.
+            if local == remote { return (local, .unchanged, nil) }
+            return (equalVersions == .keepLocal ? local : remote, .repaired, nil)
         case .after:
             return (remote, .fastForward, nil)
         case .concurrent:
@@ -123,5 +144,32 @@ public enum DocumentMerge {
         var winner = candidates[order[0]]
         for index in order.dropFirst() { winner = winner.resolved(with: candidates[index], by: resolver) }
         return (winner, .resolved, ConflictRecord(key: key, local: local ?? remote, remote: remote, winner: winner, policy: policy))
+    }
+}
+
+extension ConflictPolicy {
+    /// The resolver this policy resolves siblings with: the registered one for `custom` (`nil`
+    /// if it is missing), or the policy's own rule as a resolver.
+    public func resolver(in resolvers: ResolverRegistry) -> (any ConflictResolver)? {
+        switch self {
+        case .custom(let name): return resolvers[name]
+        case .crdt: return JoinResolver()
+        case .fields(let rules): return FieldRulesResolver(rules: rules)
+        case .lastWriterWins: return LatestVersionResolver()
+        }
+    }
+}
+
+/// The `crdt` policy as a resolver: the join of the bodies.
+struct JoinResolver: ConflictResolver {
+    func resolve(_ a: DocumentRecord, _ b: DocumentRecord) -> Document { a.body.merged(with: b.body) }
+}
+
+/// The `lww` policy as a resolver: the body of the version whose last write is later (equal
+/// stamps, which only misuse makes, by the bodies' bytes).
+struct LatestVersionResolver: ConflictResolver {
+    func resolve(_ a: DocumentRecord, _ b: DocumentRecord) -> Document {
+        if a.lastStamp != b.lastStamp { return a.lastStamp > b.lastStamp ? a.body : b.body }
+        return a.body.encoded().lexicographicallyPrecedes(b.body.encoded()) ? b.body : a.body
     }
 }

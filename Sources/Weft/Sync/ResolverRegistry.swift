@@ -6,7 +6,11 @@ import WeftCRDT
 /// ```swift
 /// var resolvers = ResolverRegistry()
 /// resolvers.register("inventoryLevels") { a, b in
-///     (a.body.int("stock") ?? 0) >= (b.body.int("stock") ?? 0) ? a.body : b.body
+///     // The larger stock wins whole; equal stocks are decided by the bodies' bytes, so the
+///     // result does not depend on which version comes first (a join, see `ConflictResolver`).
+///     let (x, y) = (a.body.int("stock") ?? 0, b.body.int("stock") ?? 0)
+///     if x != y { return x > y ? a.body : b.body }
+///     return a.body.encoded().lexicographicallyPrecedes(b.body.encoded()) ? b.body : a.body
 /// }
 /// let replica = try await Replica(storage: MemoryReplicaStorage(), configuration: configuration, resolvers: resolvers)
 /// ```

@@ -10,7 +10,7 @@ import WeftCRDT
 /// every sibling, so the server takes it as a fast-forward and drops the siblings.
 ///
 /// The record holding siblings has one field, ``DocumentRecord/siblingsField``, a register of
-/// the siblings encoded; its version vector is the join of theirs and its deletion flag the
+/// the siblings encoded (`00`, the format version, the count, then each record's body); its version vector is the join of theirs and its deletion flag the
 /// later of theirs. Field names starting with U+0000 are reserved for Weft.
 extension DocumentRecord {
     /// The reserved field of a record that holds siblings.
@@ -28,6 +28,16 @@ extension DocumentRecord {
         }
         var reader = BinaryReader(bytes)
         do {
+            // Since format version 2 the siblings start with 00 and the format version; before,
+            // with their count (at least 2), in version 1.
+            if bytes.first == 0 {
+                _ = try reader.readByte()
+                let version = try reader.readByte()
+                guard BinaryFormat.supportedVersions.contains(version) else { throw CodecError.unsupportedVersion(version, at: 1) }
+                reader.formatVersion = version
+            } else {
+                reader.formatVersion = 1
+            }
             let count = try reader.readCount(minimumElementSize: 3)
             var versions = [DocumentRecord]()
             versions.reserveCapacity(count)
@@ -62,6 +72,8 @@ extension DocumentRecord {
         let encoded = kept.map { $0.encoded() }
         let order = encoded.indices.sorted { encoded[$0].lexicographicallyPrecedes(encoded[$1]) }
         var writer = BinaryWriter()
+        writer.writeByte(0)
+        writer.writeByte(BinaryFormat.version)
         writer.writeVarint(UInt64(kept.count))
         for index in order { kept[index].encode(to: &writer) }
         var deletion = first.deletion
@@ -74,5 +86,30 @@ extension DocumentRecord {
         body.set(Self.siblingsField, to: .bytes(writer.bytes), at: deletion.stamp)
         first = DocumentRecord(body: body, deletion: deletion, version: version)
         return first
+    }
+}
+
+extension DocumentRecord {
+    /// The siblings resolved together: by `resolver`, in a canonical order (the laws make any
+    /// order give the same result), or, without a resolver, by the CRDT join of their bodies,
+    /// which keeps every edit. The result's version vector covers every sibling; an ordinary
+    /// record is returned as it is.
+    /// - Throws: ``WeftError/Kind/corrupt`` if the siblings do not decode.
+    public func resolvingSiblings(with resolver: (any ConflictResolver)?) throws(WeftError) -> DocumentRecord {
+        guard let siblings = try siblingVersions() else { return self }
+        let encoded = siblings.map { $0.encoded() }
+        let order = encoded.indices.sorted { encoded[$0].lexicographicallyPrecedes(encoded[$1]) }
+        var result = siblings[order[0]]
+        for index in order.dropFirst() {
+            let other = siblings[index]
+            if let resolver {
+                result = result.resolved(with: other, by: resolver)
+            } else {
+                result = DocumentRecord(
+                    body: result.body.merged(with: other.body), deletion: result.deletion.merged(with: other.deletion),
+                    version: result.version.merged(with: other.version))
+            }
+        }
+        return DocumentRecord(body: result.body, deletion: deletion.merged(with: result.deletion), version: version.merged(with: result.version))
     }
 }

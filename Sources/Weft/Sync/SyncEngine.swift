@@ -121,8 +121,16 @@ public actor SyncEngine {
         }
     }
 
+    /// Whether siblings held since before their resolver was registered were looked for.
+    private var heldSiblingsChecked = false
+
     private func syncRound() async throws(SyncError) -> SyncReport {
         var report = SyncReport()
+        if !heldSiblingsChecked {
+            let replica = replica
+            _ = try await local { () async throws(WeftError) in try await replica.resolveHeldSiblings() }
+            heldSiblingsChecked = true
+        }
         report.pushed = try await pushAll()
         let (pulled, conflicts, cursor) = try await pullAll()
         report.pulled = pulled

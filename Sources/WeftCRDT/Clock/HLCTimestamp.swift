@@ -25,6 +25,16 @@ public struct HLCTimestamp: Hashable, Comparable, Sendable, CustomStringConverti
     }
 
     public var description: String { "\(wallMilliseconds).\(counter)@\(replica)" }
+
+    /// The smallest stamp of `replica` that orders after every stamp with this wall time and
+    /// counter: the next counter, or the next millisecond at counter 0. `nil` at the end of
+    /// representable time (`UInt64.max` ms and `UInt32.max`), where no stamp follows: stamp
+    /// arithmetic never wraps.
+    public func successor(for replica: ReplicaID) -> HLCTimestamp? {
+        if counter < UInt32.max { return HLCTimestamp(wallMilliseconds: wallMilliseconds, counter: counter + 1, replica: replica) }
+        if wallMilliseconds < UInt64.max { return HLCTimestamp(wallMilliseconds: wallMilliseconds + 1, counter: 0, replica: replica) }
+        return nil
+    }
 }
 
 extension HLCTimestamp: Codable {}

@@ -8,7 +8,9 @@
 /// 3. follow causality: a stamp issued after receiving a remote stamp is greater than it.
 ///
 /// A remote stamp whose wall time is more than ``maximumForwardDrift`` milliseconds ahead of
-/// the local physical time is refused with ``ClockError``, and the clock is left unchanged.
+/// the local physical time is refused with ``ClockError``, and the clock is left unchanged; so is
+/// a stamp at the last representable millisecond, after which no stamp could follow. No stamp
+/// arithmetic wraps: at the very end of time the clock stays put instead of going back to 0.
 /// Without the bound, one replica with a clock an hour fast would drag every clock it talks
 /// to an hour into the future and win every last-writer-wins conflict for that hour.
 ///
@@ -78,7 +80,7 @@ public struct HybridLogicalClock: Sendable {
     public mutating func receive(_ remote: HLCTimestamp) throws(ClockError) -> HLCTimestamp {
         let physical = timeSource.currentMilliseconds()
         let (limit, overflow) = physical.addingReportingOverflow(maximumForwardDrift)
-        if !overflow && remote.wallMilliseconds > limit {
+        if (!overflow && remote.wallMilliseconds > limit) || (remote.wallMilliseconds == .max && physical < .max) {
             throw ClockError.stampTooFarAhead(
                 remote: remote, localMilliseconds: physical, bound: maximumForwardDrift)
         }
@@ -100,13 +102,16 @@ public struct HybridLogicalClock: Sendable {
     }
 
     private mutating func advanceCounter() {
-        if lastCounter == UInt32.max {
-            // Four billion events in one millisecond: borrow the next millisecond rather than wrap.
-            lastWallMilliseconds &+= 1
-            lastCounter = 0
-        } else {
+        if lastCounter < UInt32.max {
             lastCounter += 1
+        } else if lastWallMilliseconds < UInt64.max {
+            // Four billion events in one millisecond: borrow the next millisecond rather than wrap.
+            lastWallMilliseconds += 1
+            lastCounter = 0
         }
+        // At the very end of representable time the clock stays there rather than wrap to 0
+        // (stamps going backwards would reorder every write); `receive(_:)` refuses stamps that
+        // far ahead of any sane clock.
     }
 }
 

@@ -32,6 +32,9 @@ public struct BinaryReader: Sendable {
     @usableFromInline var depth = 0
     @usableFromInline var replicas: [ReplicaID] = []
     @usableFromInline var knownReplicas: Set<ReplicaID> = []
+    /// The format version of the bytes (``BinaryFormat/version`` unless an envelope said
+    /// otherwise): decoders of types whose layout changed read it.
+    public var formatVersion: UInt8 = BinaryFormat.version
 
     /// Creates a reader over `bytes`.
     @inlinable

@@ -280,6 +280,16 @@ struct SingleNodeContainer: SingleValueEncodingContainer {
 
 // MARK: - Applying a node tree to a document
 
+/// What a typed write does with the fields of the document that the value does not encode.
+public enum UnknownFieldPolicy: Sendable, Hashable {
+    /// Keep them, unless the value's type knows them (a `nil` optional it skipped): an older
+    /// app version, or a struct that shows part of a document, never deletes fields it does not
+    /// know. The default.
+    case keep
+    /// Remove them: the document becomes exactly the value.
+    case remove
+}
+
 extension Document {
     /// Creates a document holding `value`, a struct with named fields.
     ///
@@ -293,64 +303,157 @@ extension Document {
     ///
     /// Unchanged fields keep their stamps, so concurrent edits of other fields on other
     /// replicas are not overwritten. Counters change by the difference, sets by the elements
-    /// added and removed, and fields absent from `value` are removed.
+    /// added and removed, nested structs field by field.
+    ///
+    /// Fields the value does not encode: with ``UnknownFieldPolicy/keep`` (the default) a field
+    /// is removed only if the value's type knows it, that is if decoding the document (or, if
+    /// the document does not decode as the type, a probe of the type) asks for it: an optional
+    /// set to `nil` is removed, a field the type has never heard of is kept. With
+    /// ``UnknownFieldPolicy/remove`` every such field is removed.
     ///
     /// - Throws: ``DocumentCodingError`` when a field has no CRDT mapping; the document is then unchanged.
     @discardableResult
-    public mutating func update(from value: some Encodable, at stamp: HLCTimestamp) throws -> Document {
+    public mutating func update<T: Encodable>(
+        from value: T, at stamp: HLCTimestamp, unknownFields: UnknownFieldPolicy = .keep
+    ) throws -> Document {
+        try update(from: value, at: stamp, unknownFields: unknownFields, comparingWith: nil)
+    }
+
+    /// ``update(from:at:unknownFields:)``, deciding which top-level registers differ by their
+    /// value in `view` (a presentation of this document, such as field rules give) instead of
+    /// their winning write.
+    @_spi(Editing)
+    @discardableResult
+    public mutating func update<T: Encodable>(
+        from value: T, at stamp: HLCTimestamp, unknownFields: UnknownFieldPolicy, comparingWith view: Document?
+    ) throws -> Document {
         let box = NodeBox()
         try NodeEncoder.encode(value, into: box, path: [])
         guard case .map(let fieldsNode)? = box.resolved() else { throw DocumentCodingError.notAKeyedValue(path: "") }
+        let removal: FieldRemoval = unknownFields == .remove ? .all : .known(Self.knownFields(of: T.self, in: self))
         var copy = self
-        let delta = try copy.apply(fieldsNode, at: stamp, path: "")
+        let changed = try copy.apply(fieldsNode, at: stamp, path: [], removal: removal, view: view)
+        let delta = Self.delta(of: changed, before: self, after: copy, replica: stamp.replica)
         self = copy
         return delta
     }
 
-    private mutating func apply(_ node: [String: FieldNode], at stamp: HLCTimestamp, path: String) throws -> Document {
+    /// The delta of edits of fields `keys`: those fields as they are now, and a context of every
+    /// dot they held before or hold now, and every dot `replica` issued.
+    static func delta(of keys: Set<String>, before: Document, after: Document, replica: ReplicaID) -> Document {
+        guard !keys.isEmpty else { return Document() }
+        var dots = Set(after.context.issued(by: replica, after: before.context.vector[replica]))
         var delta = Document()
-        for key in node.keys.sorted() {
-            guard let field = node[key] else { continue }
-            let fieldPath = path.isEmpty ? key : path + "." + key
-            switch field {
-            case .scalar(let scalar):
-                if self.scalar(key) != scalar || self[key].map({ if case .register = $0 { false } else { true } }) == true {
-                    delta.merge(set(key, to: scalar, at: stamp))
-                }
-            case .counter(let target):
-                let current = counter(key)
-                if current == nil || current != target {
-                    let (difference, overflow) = target.subtractingReportingOverflow(current ?? 0)
-                    guard !overflow else {
-                        throw DocumentCodingError.valueOutOfRange(path: fieldPath, "counter change overflows Int64")
-                    }
-                    delta.merge(increment(key, by: difference, at: stamp))
-                }
-            case .set(let target):
-                let current = set(key)
-                if current == nil {
-                    delta.merge(Document(fields: fields.set(key, to: .set(ORSet()), by: stamp.replica)))
-                }
-                let existing = current ?? []
-                for element in target.subtracting(existing).sorted(by: { $0.description < $1.description }) {
-                    delta.merge(insert(element, intoSet: key, at: stamp))
-                }
-                for element in existing.subtracting(target).sorted(by: { $0.description < $1.description }) {
-                    delta.merge(remove(element, fromSet: key, at: stamp))
-                }
-            case .map(let nestedNode):
-                var nested = map(key) ?? Document()
-                let nestedDelta = try nested.apply(nestedNode, at: stamp, path: fieldPath)
-                if map(key) == nil || nestedDelta != Document() {
-                    delta.merge(updateMap(key, at: stamp) { $0 = nested })
-                }
+        for key in keys {
+            before.fields[key]?.forEachDot { dots.insert($0) }
+            if let store = after.fields[key] {
+                store.forEachDot { dots.insert($0) }
+                delta.fields[key] = store
             }
         }
-        for key in keys where node[key] == nil {
-            delta.merge(removeField(key))
-        }
+        delta.context = CausalContext(vector: VersionVector(), cloud: dots)
         return delta
     }
+
+    /// Which absent fields a typed write removes.
+    enum FieldRemoval {
+        case all
+        /// The dotted paths of the fields the type knows.
+        case known(Set<[String]>)
+
+        func removes(_ path: [String]) -> Bool {
+            switch self {
+            case .all: return true
+            case .known(let paths): return paths.contains(path)
+            }
+        }
+    }
+
+    /// The fields type `T` reads: recorded while decoding `document` as a `T`, or, if that
+    /// fails, while probing `T` with a decoder that answers every question. Empty for a type
+    /// that is not `Decodable`.
+    static func knownFields<T>(of type: T.Type, in document: Document) -> Set<[String]> {
+        guard let decodable = T.self as? any Decodable.Type else { return [] }
+        let recorder = KeyRecorder()
+        if (try? decodable.init(from: DocumentDecoder(value: .map(document), codingPath: [], recorder: recorder))) != nil {
+            return recorder.paths
+        }
+        _ = try? decodable.init(from: KeyProbeDecoder(codingPath: [], recorder: recorder))
+        return recorder.paths
+    }
+
+    /// Applies `node` to the fields at `path`; returns the top-level keys it changed.
+    private mutating func apply(
+        _ node: [String: FieldNode], at stamp: HLCTimestamp, path: [String], removal: FieldRemoval, view: Document? = nil
+    ) throws -> Set<String> {
+        var changed = Set<String>()
+        let replica = stamp.replica
+        for key in node.keys.sorted() {
+            guard let field = node[key] else { continue }
+            let fieldPath = path + [key]
+            switch field {
+            case .scalar(let scalar):
+                if case .register(let register)? = (view ?? self)[key], register.value == scalar { continue }
+                assign(key, to: scalar, at: stamp)
+                changed.insert(key)
+            case .counter(let target):
+                let current = counter(key)
+                if current == target { continue }
+                let (difference, overflow) = target.subtractingReportingOverflow(current ?? 0)
+                guard !overflow else {
+                    throw DocumentCodingError.valueOutOfRange(path: fieldPath.joined(separator: "."), "counter change overflows Int64")
+                }
+                add(difference, toCounter: key, at: stamp)
+                changed.insert(key)
+            case .set(let target):
+                if makeSet(key, hold: target, replica: replica) { changed.insert(key) }
+            case .map(let nestedNode):
+                let before = fields[key]
+                let contextBefore = context
+                var failure: (any Error)?
+                editMap(key, stamp: stamp) { nested in
+                    do {
+                        _ = try nested.apply(nestedNode, at: stamp, path: fieldPath, removal: removal)
+                    } catch {
+                        failure = error
+                    }
+                }
+                if let failure { throw failure }
+                if fields[key] != before || context != contextBefore { changed.insert(key) }
+            }
+        }
+        let absent = fields.keys.filter { node[$0] == nil && removal.removes(path + [$0]) }
+        for key in absent {
+            removeField(key)
+            changed.insert(key)
+        }
+        return changed
+    }
+
+    /// Makes field `key` a set (empty if it was not one), with a mark so it stays present.
+    mutating func ensureSet(_ key: String, replica: ReplicaID) {
+        var store = fields.removeValue(forKey: key) ?? FieldStore()
+        store.registers = []
+        store.counter = []
+        store.map = nil
+        var set = store.set ?? SetStore()
+        if set.marks.isEmpty { set.marks = [context.nextDot(for: replica)] }
+        store.set = set
+        fields[key] = store
+    }
+}
+
+extension Scalar {
+    /// A fixed order of scalars (by their encodings), for doing things in the same order everywhere.
+    static func canonicalOrder(_ a: Scalar, _ b: Scalar) -> Bool {
+        a.binaryBytes.lexicographicallyPrecedes(b.binaryBytes)
+    }
+}
+
+/// The dotted paths a decoder was asked about.
+final class KeyRecorder: @unchecked Sendable {
+    private(set) var paths = Set<[String]>()
+    func record(_ path: [any CodingKey]) { paths.insert(path.map(\.stringValue)) }
 }
 
 // MARK: - Decoding
@@ -367,14 +470,21 @@ extension Document {
 struct DocumentDecoder: Decoder {
     let value: DocumentValue?
     var codingPath: [any CodingKey]
+    var recorder: KeyRecorder?
     var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    init(value: DocumentValue?, codingPath: [any CodingKey], recorder: KeyRecorder? = nil) {
+        self.value = value
+        self.codingPath = codingPath
+        self.recorder = recorder
+    }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
         guard case .map(let document)? = value else {
             throw DecodingError.typeMismatch(
                 Document.self, .init(codingPath: codingPath, debugDescription: "expected a nested document"))
         }
-        return KeyedDecodingContainer(KeyedDocumentContainer<Key>(document: document, codingPath: codingPath))
+        return KeyedDecodingContainer(KeyedDocumentContainer<Key>(document: document, codingPath: codingPath, recorder: recorder))
     }
 
     func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
@@ -383,17 +493,17 @@ struct DocumentDecoder: Decoder {
     }
 
     func singleValueContainer() throws -> any SingleValueDecodingContainer {
-        SingleDocumentContainer(value: value, codingPath: codingPath)
+        SingleDocumentContainer(value: value, codingPath: codingPath, recorder: recorder)
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, from value: DocumentValue?, path: [any CodingKey]) throws -> T {
+    static func decode<T: Decodable>(_ type: T.Type, from value: DocumentValue?, path: [any CodingKey], recorder: KeyRecorder?) throws -> T {
         if T.self == Counter.self {
             guard case .counter(let counter)? = value else { throw mismatch(T.self, path, "a counter") }
-            return try cast(Counter(wrappedValue: counter.value), path)
+            return try cast(Counter(wrappedValue: counter), path)
         }
         if let setType = T.self as? any ScalarSetRepresentable.Type {
             guard case .set(let set)? = value else { throw mismatch(T.self, path, "a set") }
-            guard let result = setType.init(scalarElements: set.elements) else {
+            guard let result = setType.init(scalarElements: set) else {
                 throw mismatch(T.self, path, "set elements of the declared type")
             }
             return try cast(result, path)
@@ -404,7 +514,7 @@ struct DocumentDecoder: Decoder {
             }
             return try cast(bytes, path)
         }
-        return try T(from: DocumentDecoder(value: value, codingPath: path))
+        return try T(from: DocumentDecoder(value: value, codingPath: path, recorder: recorder))
     }
 
     /// Casts a value built for `T.self`; the cast cannot fail, but a failure would throw, not trap.
@@ -421,42 +531,55 @@ struct DocumentDecoder: Decoder {
 struct KeyedDocumentContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     let document: Document
     var codingPath: [any CodingKey]
+    var recorder: KeyRecorder?
     var allKeys: [Key] { document.keys.compactMap { Key(stringValue: $0) } }
 
-    func contains(_ key: Key) -> Bool { document[key.stringValue] != nil }
+    private func note(_ key: Key) { recorder?.record(codingPath + [key]) }
+
+    func contains(_ key: Key) -> Bool {
+        note(key)
+        return document[key.stringValue] != nil
+    }
 
     func decodeNil(forKey key: Key) throws -> Bool {
+        note(key)
         guard let value = document[key.stringValue] else { return true }
         if case .register(let register) = value, register.value == .null { return true }
         return false
     }
 
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
+        note(key)
         guard let value = document[key.stringValue] else {
             throw DecodingError.keyNotFound(key, .init(codingPath: codingPath, debugDescription: "field is absent"))
         }
-        return try DocumentDecoder.decode(T.self, from: value, path: codingPath + [key])
+        return try DocumentDecoder.decode(T.self, from: value, path: codingPath + [key], recorder: recorder)
     }
 
     func nestedContainer<NestedKey: CodingKey>(
         keyedBy type: NestedKey.Type, forKey key: Key
     ) throws -> KeyedDecodingContainer<NestedKey> {
-        try DocumentDecoder(value: document[key.stringValue], codingPath: codingPath + [key]).container(keyedBy: type)
+        note(key)
+        return try DocumentDecoder(value: document[key.stringValue], codingPath: codingPath + [key], recorder: recorder)
+            .container(keyedBy: type)
     }
 
     func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
-        try DocumentDecoder(value: nil, codingPath: codingPath + [key]).unkeyedContainer()
+        note(key)
+        return try DocumentDecoder(value: nil, codingPath: codingPath + [key]).unkeyedContainer()
     }
 
-    func superDecoder() throws -> any Decoder { DocumentDecoder(value: .map(document), codingPath: codingPath) }
+    func superDecoder() throws -> any Decoder { DocumentDecoder(value: .map(document), codingPath: codingPath, recorder: recorder) }
     func superDecoder(forKey key: Key) throws -> any Decoder {
-        DocumentDecoder(value: document[key.stringValue], codingPath: codingPath + [key])
+        note(key)
+        return DocumentDecoder(value: document[key.stringValue], codingPath: codingPath + [key], recorder: recorder)
     }
 }
 
 struct SingleDocumentContainer: SingleValueDecodingContainer {
     let value: DocumentValue?
     var codingPath: [any CodingKey]
+    var recorder: KeyRecorder?
 
     private func scalar<T>(_ type: T.Type) throws -> Scalar {
         guard case .register(let register)? = value else {
@@ -503,7 +626,7 @@ struct SingleDocumentContainer: SingleValueDecodingContainer {
     func decode(_ type: Int16.Type) throws -> Int16 { try integer(type) }
     func decode(_ type: Int32.Type) throws -> Int32 { try integer(type) }
     func decode(_ type: Int64.Type) throws -> Int64 {
-        if case .counter(let counter)? = value { return counter.value }
+        if case .counter(let counter)? = value { return counter }
         return try integer(type)
     }
     func decode(_ type: UInt.Type) throws -> UInt { try integer(type) }
@@ -513,6 +636,95 @@ struct SingleDocumentContainer: SingleValueDecodingContainer {
     func decode(_ type: UInt64.Type) throws -> UInt64 { try integer(type) }
 
     func decode<T: Decodable>(_ type: T.Type) throws -> T {
-        try DocumentDecoder.decode(T.self, from: value, path: codingPath)
+        try DocumentDecoder.decode(T.self, from: value, path: codingPath, recorder: recorder)
+    }
+}
+
+// MARK: - Probing a type for its fields
+
+/// A decoder that answers every question with a default and records the keys it is asked
+/// for: the fields a `Decodable` type knows, found without a document that decodes as it.
+/// A type whose `init(from:)` rejects the defaults stops the probe early; the keys asked for
+/// until then are recorded.
+struct KeyProbeDecoder: Decoder {
+    var codingPath: [any CodingKey]
+    let recorder: KeyRecorder
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    /// Recursive types would be probed for ever: stop at this depth.
+    static let maximumDepth = 16
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
+        guard codingPath.count < Self.maximumDepth else {
+            throw DecodingError.dataCorrupted(.init(codingPath: codingPath, debugDescription: "probe depth"))
+        }
+        return KeyedDecodingContainer(Keyed<Key>(codingPath: codingPath, recorder: recorder))
+    }
+    func unkeyedContainer() throws -> any UnkeyedDecodingContainer { Unkeyed(codingPath: codingPath) }
+    func singleValueContainer() throws -> any SingleValueDecodingContainer { Single(codingPath: codingPath, recorder: recorder) }
+
+    struct Keyed<Key: CodingKey>: KeyedDecodingContainerProtocol {
+        var codingPath: [any CodingKey]
+        let recorder: KeyRecorder
+        var allKeys: [Key] { [] }
+        private func note(_ key: Key) -> [any CodingKey] {
+            recorder.record(codingPath + [key])
+            return codingPath + [key]
+        }
+        func contains(_ key: Key) -> Bool {
+            _ = note(key)
+            return true
+        }
+        func decodeNil(forKey key: Key) throws -> Bool {
+            _ = note(key)
+            return false
+        }
+        func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
+            try T(from: KeyProbeDecoder(codingPath: note(key), recorder: recorder))
+        }
+        func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws
+            -> KeyedDecodingContainer<NestedKey>
+        {
+            try KeyProbeDecoder(codingPath: note(key), recorder: recorder).container(keyedBy: type)
+        }
+        func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer { Unkeyed(codingPath: note(key)) }
+        func superDecoder() throws -> any Decoder { KeyProbeDecoder(codingPath: codingPath, recorder: recorder) }
+        func superDecoder(forKey key: Key) throws -> any Decoder { KeyProbeDecoder(codingPath: note(key), recorder: recorder) }
+    }
+
+    struct Unkeyed: UnkeyedDecodingContainer {
+        var codingPath: [any CodingKey]
+        var count: Int? { 0 }
+        var isAtEnd: Bool { true }
+        var currentIndex: Int { 0 }
+        private func end() -> DecodingError { .valueNotFound(Any.self, .init(codingPath: codingPath, debugDescription: "probe")) }
+        mutating func decodeNil() throws -> Bool { throw end() }
+        mutating func decode<T: Decodable>(_ type: T.Type) throws -> T { throw end() }
+        mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<NestedKey> {
+            throw end()
+        }
+        mutating func nestedUnkeyedContainer() throws -> any UnkeyedDecodingContainer { throw end() }
+        mutating func superDecoder() throws -> any Decoder { throw end() }
+    }
+
+    struct Single: SingleValueDecodingContainer {
+        var codingPath: [any CodingKey]
+        let recorder: KeyRecorder
+        func decodeNil() -> Bool { false }
+        func decode(_ type: Bool.Type) throws -> Bool { false }
+        func decode(_ type: String.Type) throws -> String { "" }
+        func decode(_ type: Double.Type) throws -> Double { 0 }
+        func decode(_ type: Float.Type) throws -> Float { 0 }
+        func decode(_ type: Int.Type) throws -> Int { 0 }
+        func decode(_ type: Int8.Type) throws -> Int8 { 0 }
+        func decode(_ type: Int16.Type) throws -> Int16 { 0 }
+        func decode(_ type: Int32.Type) throws -> Int32 { 0 }
+        func decode(_ type: Int64.Type) throws -> Int64 { 0 }
+        func decode(_ type: UInt.Type) throws -> UInt { 0 }
+        func decode(_ type: UInt8.Type) throws -> UInt8 { 0 }
+        func decode(_ type: UInt16.Type) throws -> UInt16 { 0 }
+        func decode(_ type: UInt32.Type) throws -> UInt32 { 0 }
+        func decode(_ type: UInt64.Type) throws -> UInt64 { 0 }
+        func decode<T: Decodable>(_ type: T.Type) throws -> T { try T(from: KeyProbeDecoder(codingPath: codingPath, recorder: recorder)) }
     }
 }

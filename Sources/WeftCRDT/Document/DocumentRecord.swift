@@ -33,6 +33,12 @@ public struct DocumentRecord: CRDT, Hashable {
     /// The stamp of the last write that created, edited or deleted the document.
     public var lastStamp: HLCTimestamp { deletion.stamp }
 
+    /// The greatest stamp anywhere in the record: its last stamp, or a register write in the
+    /// body (nested fields included) if one is later. A server checks every stamp of a push
+    /// against its clock with this.
+    /// - Complexity: O(*n*) in the body's entries.
+    public var greatestStamp: HLCTimestamp { max(lastStamp, body.greatestStamp ?? lastStamp) }
+
     public mutating func merge(_ other: DocumentRecord) {
         body.merge(other.body)
         deletion.merge(other.deletion)
