@@ -433,9 +433,7 @@ extension Document {
     /// Makes field `key` a set (empty if it was not one), with a mark so it stays present.
     mutating func ensureSet(_ key: String, replica: ReplicaID) {
         var store = fields.removeValue(forKey: key) ?? FieldStore()
-        store.registers = []
-        store.counter = []
-        store.map = nil
+        _ = store.keepOnly(.set)
         var set = store.set ?? SetStore()
         if set.marks.isEmpty { set.marks = [context.nextDot(for: replica)] }
         store.set = set

@@ -20,7 +20,7 @@ extension Document: BinaryCodable {
             let start = inner.offset
             var check = DotCheck()
             let fields = try Self.decodeFields(from: &inner, context: context, check: &check)
-            try check.verify(at: start)
+            try check.verify(fields, at: start)
             return Document(fields: fields, context: context)
         }
         self = decoded
@@ -96,14 +96,19 @@ extension Document: BinaryCodable {
 
     // MARK: Decoding
 
-    /// Collects what the global check needs: every dot appears once in the document.
+    /// The global check: every dot appears once in the document. Fields are ordered by their
+    /// smallest dot, so if no field holds more than one dot the order proves it; otherwise every
+    /// dot is collected and sorted once, after decoding.
     struct DotCheck {
-        /// Whether some field holds more than one dot (otherwise the field order proves it).
         var needed = false
-        var dots: [Dot] = []
+        /// Dots read so far (for telling whether a field held more than one).
+        var count = 0
 
-        mutating func verify(at offset: Int) throws(CodecError) {
-            guard needed, dots.count > 1 else { return }
+        func verify(_ fields: [String: FieldStore], at offset: Int) throws(CodecError) {
+            guard needed else { return }
+            var dots = [Dot]()
+            dots.reserveCapacity(count)
+            for store in fields.values { store.forEachDot { dots.append($0) } }
             dots.sort()
             for index in dots.indices.dropFirst() where dots[index] == dots[index - 1] {
                 throw .invariantViolation(at: offset, "dot \(dots[index]) appears twice in a document")
@@ -136,7 +141,7 @@ extension Document: BinaryCodable {
         let dot = try reader.readDot()
         if let previous, !(previous < dot) { throw .nonCanonical(at: start, "dots out of order or repeated") }
         guard context.contains(dot) else { throw .invariantViolation(at: start, "dot \(dot) missing from the context") }
-        check.dots.append(dot)
+        check.count += 1
         return dot
     }
 
@@ -145,7 +150,7 @@ extension Document: BinaryCodable {
         let kinds = try reader.readByte()
         guard kinds != 0, kinds & ~0x0f == 0 else { throw .invalidTag(UInt64(kinds), at: start, "document field kinds") }
         var store = FieldStore()
-        let firstDot = check.dots.count
+        let firstDot = check.count
         if kinds & 1 != 0 {
             let count = try reader.readCount(minimumElementSize: 6)
             guard count > 0 else { throw .invariantViolation(at: start, "a register part without writes") }
@@ -201,7 +206,7 @@ extension Document: BinaryCodable {
             guard !map.isEmpty else { throw .invariantViolation(at: start, "an empty nested document part") }
             store.map = map
         }
-        if check.dots.count - firstDot > 1 { check.needed = true }
+        if check.count - firstDot > 1 { check.needed = true }
         return store
     }
 }

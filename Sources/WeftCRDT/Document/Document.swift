@@ -50,8 +50,8 @@ public struct Document: EmptyInitializableCRDT, Hashable {
     /// Every dot this document has seen, nested values included.
     public internal(set) var context: CausalContext
     /// Which document value this is, in memory only: copies, edits, merges and nested views
-    /// keep it; `Document()` and decoding draw a new one. ``updateMap(_:at:_:)`` uses it to tell
-    /// an edit of the nested document from a document built elsewhere put in its place.
+    /// keep it. ``updateMap(_:at:_:)`` draws one (if the document has none yet: 0) and uses it
+    /// to tell an edit of the nested document from a document built elsewhere put in its place.
     /// Not part of the state (`==` ignores it).
     var lineage: UInt64
 
@@ -59,10 +59,10 @@ public struct Document: EmptyInitializableCRDT, Hashable {
     public init() {
         fields = [:]
         context = CausalContext()
-        lineage = UInt64.random(in: 0...UInt64.max)
+        lineage = 0
     }
 
-    init(fields: [String: FieldStore], context: CausalContext, lineage: UInt64 = UInt64.random(in: 0...UInt64.max)) {
+    init(fields: [String: FieldStore], context: CausalContext, lineage: UInt64 = 0) {
         self.fields = fields
         self.context = context
         self.lineage = lineage
@@ -187,58 +187,70 @@ public struct Document: EmptyInitializableCRDT, Hashable {
     /// A field of another kind is replaced.
     @discardableResult
     public mutating func increment(_ key: String, by amount: Int64, at stamp: HLCTimestamp) -> Document {
-        let before = fields[key]
         let dot = context.nextDot(for: stamp.replica)
-        let store = Self.adding(amount, to: before, dot: dot)
+        var store = fields.removeValue(forKey: key) ?? FieldStore()
+        var dropped = store.keepOnly(.counter)
+        let entry = Self.adding(amount, to: &store, dot: dot, dropped: &dropped)
         fields[key] = store
-        return Self.delta(key, before: before, after: store, issued: [dot])
+        // The delta: this replica's new part, and the dots it replaced.
+        var part = FieldStore()
+        part.counter = [entry]
+        return Self.delta(key, part, dots: dropped + [dot])
     }
 
     /// ``increment(_:by:at:)`` without building the delta.
     @_spi(Editing)
     public mutating func add(_ amount: Int64, toCounter key: String, at stamp: HLCTimestamp) {
         let dot = context.nextDot(for: stamp.replica)
-        fields[key] = Self.adding(amount, to: fields[key], dot: dot)
+        var store = fields.removeValue(forKey: key) ?? FieldStore()
+        var dropped = store.keepOnly(.counter)
+        _ = Self.adding(amount, to: &store, dot: dot, dropped: &dropped)
+        fields[key] = store
     }
 
-    /// The counter field `store` becomes when `dot.replica` adds `amount`: that replica's parts
-    /// become one part under `dot`; other replicas' parts stay; other kinds go.
-    static func adding(_ amount: Int64, to store: FieldStore?, dot: Dot) -> FieldStore {
+    /// Adds `amount` as `dot.replica` to the counter in `store`: that replica's parts become
+    /// one part under `dot` (their dots go to `dropped`); other replicas' parts stay.
+    static func adding(_ amount: Int64, to store: inout FieldStore, dot: Dot, dropped: inout [Dot]) -> CounterEntry {
         var up: UInt64 = 0
         var down: UInt64 = 0
-        var result = FieldStore()
-        result.counter.reserveCapacity((store?.counter.count ?? 0) + 1)
-        for entry in store?.counter ?? [] {
+        var kept = [CounterEntry]()
+        kept.reserveCapacity(store.counter.count + 1)
+        for entry in store.counter {
             if entry.dot.replica == dot.replica {
                 up = up.addingSaturating(entry.up)
                 down = down.addingSaturating(entry.down)
+                dropped.append(entry.dot)
             } else {
-                result.counter.append(entry)
+                kept.append(entry)
             }
         }
         if amount >= 0 { up = up.addingSaturating(UInt64(amount)) } else { down = down.addingSaturating(amount.magnitude) }
         let entry = CounterEntry(dot: dot, up: up, down: down)
-        let index = result.counter.firstIndex { dot < $0.dot } ?? result.counter.endIndex
-        result.counter.insert(entry, at: index)
-        return result
+        let index = kept.firstIndex { dot < $0.dot } ?? kept.endIndex
+        kept.insert(entry, at: index)
+        store.counter = kept
+        return entry
     }
 
     /// Adds `element` to set `key`, creating the set if absent. A field of another kind is replaced.
     @discardableResult
     public mutating func insert(_ element: Scalar, intoSet key: String, at stamp: HLCTimestamp) -> Document {
-        let before = fields[key]
-        let issued = insertElement(element, intoSet: key, replica: stamp.replica)
-        return Self.delta(key, before: before, after: fields[key], issued: issued)
+        let (issued, dropped) = insertElement(element, intoSet: key, replica: stamp.replica)
+        // The delta: the element's new addition (and a new mark), and the dots they replaced.
+        var part = SetStore()
+        if issued.count > 1 { part.marks = [issued[0]] }
+        part.elements[element] = [issued[issued.count - 1]]
+        return Self.delta(key, FieldStore(set: part), dots: dropped + issued)
     }
 
-    /// Inserts without building a delta; returns the dots issued.
+    /// Inserts without building a delta; returns the dots issued (a new mark, if any, first)
+    /// and the dots replaced.
     @discardableResult
-    mutating func insertElement(_ element: Scalar, intoSet key: String, replica: ReplicaID) -> [Dot] {
+    mutating func insertElement(_ element: Scalar, intoSet key: String, replica: ReplicaID) -> (issued: [Dot], dropped: [Dot]) {
         var store = fields.removeValue(forKey: key) ?? FieldStore()
-        store.registers = []
-        store.counter = []
-        store.map = nil
+        var dropped = store.keepOnly(.set)
         var set = store.set ?? SetStore()
+        store.set = nil
         var issued = [Dot]()
         if set.marks.isEmpty {
             let mark = context.nextDot(for: replica)
@@ -247,27 +259,31 @@ public struct Document: EmptyInitializableCRDT, Hashable {
         }
         let dot = context.nextDot(for: replica)
         issued.append(dot)
-        set.elements[element] = [dot]
+        if let old = set.elements.updateValue([dot], forKey: element) { dropped += old }
         store.set = set
         fields[key] = store
-        return issued
+        return (issued, dropped)
     }
 
     /// Removes `element` from set `key`: the additions of it this document has seen.
     @discardableResult
     public mutating func remove(_ element: Scalar, fromSet key: String, at stamp: HLCTimestamp) -> Document {
-        let before = fields[key]
-        guard removeElement(element, fromSet: key) else { return Document() }
-        return Self.delta(key, before: before, after: fields[key], issued: [])
+        guard let dots = fields[key]?.set?.elements[element] else { return Document() }
+        removeElement(element, fromSet: key)
+        var delta = Document()
+        delta.context = CausalContext(vector: VersionVector(), cloud: Set(dots))
+        return delta
     }
 
     /// Removes without building a delta; returns whether the element was there.
     @discardableResult
     mutating func removeElement(_ element: Scalar, fromSet key: String) -> Bool {
-        guard var store = fields[key], var set = store.set, set.elements[element] != nil else { return false }
+        guard var store = fields.removeValue(forKey: key) else { return false }
+        defer { fields[key] = store.isEmpty ? nil : store }
+        guard var set = store.set, set.elements[element] != nil else { return false }
+        store.set = nil
         set.elements[element] = nil
         store.set = set.isEmpty ? nil : set
-        fields[key] = store.isEmpty ? nil : store
         return true
     }
 
@@ -287,10 +303,9 @@ public struct Document: EmptyInitializableCRDT, Hashable {
     /// ``updateMap(_:at:_:)`` without building a delta.
     mutating func editMap(_ key: String, stamp: HLCTimestamp, _ body: (inout Document) throws -> Void) rethrows {
         var store = fields[key] ?? FieldStore()
-        store.registers = []
-        store.counter = []
-        store.set = nil
+        _ = store.keepOnly(.map)
         var map = store.map ?? MapStore()
+        if lineage == 0 { lineage = UInt64.random(in: 1...UInt64.max) }
         var nested = Document(fields: map.fields, context: context, lineage: lineage)
         if map.marks.isEmpty { map.marks = [nested.context.nextDot(for: stamp.replica)] }
         let original = nested
@@ -320,6 +335,14 @@ public struct Document: EmptyInitializableCRDT, Hashable {
     /// Reserves room for `count` fields (a hint for editors building a new document; the state
     /// is unchanged).
     public mutating func reserveCapacity(_ count: Int) { fields.reserveCapacity(count) }
+
+    /// A delta holding `part` for field `key`, with a context of `dots`.
+    static func delta(_ key: String, _ part: FieldStore, dots: [Dot]) -> Document {
+        var delta = Document()
+        delta.fields[key] = part
+        delta.context = CausalContext(vector: VersionVector(), cloud: Set(dots))
+        return delta
+    }
 
     /// The delta of an edit of field `key`: the field as it is now, and a context of every dot
     /// the field held before or holds now, and every dot the edit issued.

@@ -45,22 +45,107 @@ struct MapStore: Hashable, Sendable {
 struct FieldStore: Hashable, Sendable {
     /// Concurrent register writes (usually one), sorted by dot.
     var registers: [RegisterEntry] = []
+    /// The other kinds, boxed: most fields are registers only, and a field table entry stays
+    /// two words (a register field costs what a version array did before).
+    private var others: OtherKinds?
+
     /// Counter parts, one per replica that changed the counter since it was created, sorted by dot.
-    var counter: [CounterEntry] = []
+    var counter: [CounterEntry] {
+        get { others?.counter ?? [] }
+        _modify {
+            let box = uniqueOthers()
+            yield &box.counter
+            normalize()
+        }
+    }
+
     /// The set part.
-    var set: SetStore?
+    var set: SetStore? {
+        get { others?.set }
+        _modify {
+            let box = uniqueOthers()
+            yield &box.set
+            normalize()
+        }
+    }
+
     /// The nested-document part.
-    var map: MapStore?
+    var map: MapStore? {
+        get { others?.map }
+        _modify {
+            let box = uniqueOthers()
+            yield &box.map
+            normalize()
+        }
+    }
+
+    /// The kinds of a field, for ``keepOnly(_:)``.
+    enum Kind { case counter, set, map }
+
+    /// Drops every entry of the other kinds (a write of `kind` replaces them); returns their
+    /// dots, which the write's delta must carry.
+    mutating func keepOnly(_ kind: Kind) -> [Dot] {
+        var dropped = [Dot]()
+        for entry in registers { dropped.append(entry.dot) }
+        registers = []
+        guard let box = others else { return dropped }
+        let dropsCounter = kind != .counter && !box.counter.isEmpty
+        let dropsSet = kind != .set && box.set != nil
+        let dropsMap = kind != .map && box.map != nil
+        guard dropsCounter || dropsSet || dropsMap else { return dropped }
+        var removed = FieldStore()
+        if dropsCounter { removed.counter = box.counter }
+        if dropsSet { removed.set = box.set }
+        if dropsMap { removed.map = box.map }
+        removed.forEachDot { dropped.append($0) }
+        if dropsCounter { counter = [] }
+        if dropsSet { set = nil }
+        if dropsMap { map = nil }
+        return dropped
+    }
+
+    /// Whether the store holds registers only (the usual field).
+    var isRegistersOnly: Bool { others == nil }
+
+    /// The box of other kinds, created or copied so this store owns it alone.
+    private mutating func uniqueOthers() -> OtherKinds {
+        if let box = others, isKnownUniquelyReferenced(&others) { return box }
+        let box = others.map { OtherKinds(copying: $0) } ?? OtherKinds()
+        others = box
+        return box
+    }
+
+    /// Drops an empty box, so equal stores look alike.
+    private mutating func normalize() {
+        if let box = others, box.counter.isEmpty, box.set == nil, box.map == nil { others = nil }
+    }
+
+    static func == (lhs: FieldStore, rhs: FieldStore) -> Bool {
+        guard lhs.registers == rhs.registers else { return false }
+        switch (lhs.others, rhs.others) {
+        case (nil, nil): return true
+        case (let a?, let b?): return a === b || (a.counter == b.counter && a.set == b.set && a.map == b.map)
+        default: return false
+        }
+    }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(registers)
+        hasher.combine(counter)
+        hasher.combine(set)
+        hasher.combine(map)
+    }
 
     init() {}
 
     init(register entry: RegisterEntry) { registers = [entry] }
 
-    var isEmpty: Bool { registers.isEmpty && counter.isEmpty && set == nil && map == nil }
+    var isEmpty: Bool { registers.isEmpty && others == nil }
 
     /// The kind readers see: the highest kind present.
     var visibleRank: UInt8 {
-        if map != nil { return 3 }
+        guard let others else { return 0 }
+        if others.map != nil { return 3 }
         if set != nil { return 2 }
         if !counter.isEmpty { return 1 }
         return 0
@@ -93,7 +178,7 @@ struct FieldStore: Hashable, Sendable {
 
     /// The smallest dot of the store: fields are encoded in the order of their smallest dot.
     var smallestDot: Dot? {
-        if counter.isEmpty && set == nil && map == nil { return registers.first?.dot }
+        if others == nil { return registers.first?.dot }
         var best: Dot?
         func consider(_ dot: Dot?) {
             guard let dot else { return }
@@ -264,6 +349,23 @@ struct FieldStore: Hashable, Sendable {
 
     init(set: SetStore) { self.set = set }
     init(map: MapStore) { self.map = map }
+}
+
+/// The kinds of a field other than registers, in one box shared by copies until one changes.
+final class OtherKinds: @unchecked Sendable {
+    // Mutated only through `FieldStore`'s accessors, after `isKnownUniquelyReferenced`: a box
+    // that is shared is never written, so sharing it across threads is safe.
+    var counter: [CounterEntry] = []
+    var set: SetStore?
+    var map: MapStore?
+
+    init() {}
+
+    init(copying other: OtherKinds) {
+        counter = other.counter
+        set = other.set
+        map = other.map
+    }
 }
 
 /// The join of two sorted dot arrays (a dot set), as for entries.
