@@ -30,6 +30,10 @@ public struct WeftError: Error, Hashable, Sendable, CustomStringConvertible {
         /// A write-through write was not confirmed by the server in time and its collection's
         /// fallback is to roll it back: the document is as it was before the write.
         public static let writeNotConfirmed = Kind(name: "writeNotConfirmed")
+        /// A push's session is not the replica's current one on the server (the file was
+        /// restored, copied, or lost its last commits, and another copy spoke since): nothing
+        /// was applied; the replica must say hello again, and take a new identity.
+        public static let forked = Kind(name: "forked")
     }
 
     /// The kind of error.
@@ -66,6 +70,7 @@ public struct WeftError: Error, Hashable, Sendable, CustomStringConvertible {
     public static func mapping(_ message: String) -> WeftError { WeftError(.mapping, message) }
     public static func closed() -> WeftError { WeftError(.closed, "the replica is closed") }
     public static func writeNotConfirmed(_ message: String) -> WeftError { WeftError(.writeNotConfirmed, message) }
+    public static func forked(_ message: String) -> WeftError { WeftError(.forked, message) }
 
     public var description: String { "\(kind): \(message)" }
 }

@@ -12,6 +12,8 @@ import WeftSQLite
 /// resolved, and every replica converged with the server.
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the end-to-end demo on embedded defaults.")
+    /// The server's policies: stock by CRDT join (every withdrawal counts), the rest by last writer.
+    static let policies = ServerPolicies(defaultPolicy: .lastWriterWins, collections: ["inventory": .crdt])
 
     @Option(help: "Keep the demo's files in this folder instead of a temporary one.")
     var directory: String?
@@ -29,7 +31,7 @@ struct Demo: AsyncParsableCommand {
         let token = "demo-token-0123456789abcdef"
         server.tokens = [ServerToken(token: token, databases: ["demo"], access: .readWrite)]
         let store = try SQLiteCentralStore(path: server.storePath)
-        let service = SyncService(store: store) { _, collection in collection.rawValue == "inventory" ? .crdt : .lastWriterWins }
+        let service = SyncService(store: store, policies: Self.policies)
         var quiet = Logger(label: "weft.demo.server")
         quiet.logLevel = .critical  // the demo prints its own story
         let running = try await RunningStandalone.start(service: service, configuration: server, logger: quiet)
@@ -129,7 +131,7 @@ struct Demo: AsyncParsableCommand {
         // a bandwidth limit, with a progress bar.
         server.port = port
         let restarted = try await RunningStandalone.start(
-            service: SyncService(store: store) { _, collection in collection.rawValue == "inventory" ? .crdt : .lastWriterWins },
+            service: SyncService(store: store, policies: Self.policies),
             configuration: server, logger: quiet)
         let limit = BandwidthLimit(bytesPerSecond: 24_000, burstBytes: 8_000)
         print("\nThe server is back. Replaying the phone's queue at \(limit.bytesPerSecond) bytes/s (framed, on the wire):")

@@ -54,7 +54,7 @@ struct Serve: AsyncParsableCommand {
             limits: .init(
                 maximumFrameBytes: server.limits.maxRequestBytes, maximumDecompressedBytes: server.limits.maxDecompressedBytes,
                 maximumChanges: server.limits.maxChangesPerBatch),
-            policy: { _, collection in persistence.policy(for: collection.rawValue) })
+            policies: persistence.declaredPolicies)
         let app = StandaloneServer.application(service: service, configuration: server) { port in
             print("weft: serving on \(server.host):\(port), store \(server.storeURL.map { "PostgreSQL \($0.host ?? "")\($0.path)" } ?? server.storePath)")
         }

@@ -60,6 +60,10 @@ public struct HTTPTransport: SyncTransport {
         self.init(baseURL: base, database: database, token: token)
     }
 
+    public func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse {
+        try await exchange("hello", request, expecting: HelloResponse.self, extraWait: 0)
+    }
+
     public func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
         try await exchange("push", request, expecting: PushResponse.self, extraWait: 0)
     }
@@ -80,11 +84,13 @@ public struct HTTPTransport: SyncTransport {
         let body: ByteBuffer
         let serverTime: UInt64?
         let skewBound: UInt64?
+        let errorCode: String?
         do {
             let response = try await client.execute(request, timeout: timeout + .milliseconds(extraWait))
             status = response.status
             serverTime = response.headers.first(name: "Weft-Server-Time").flatMap { UInt64($0) }
             skewBound = response.headers.first(name: "Weft-Max-Clock-Skew").flatMap { UInt64($0) }
+            errorCode = response.headers.first(name: "Weft-Error")
             body = try await response.body.collect(upTo: limits.maximumFrameBytes)
         } catch {
             throw SyncError(.unavailable, "\(operation) to \(baseURL): \(error)")
@@ -96,6 +102,8 @@ public struct HTTPTransport: SyncTransport {
             } catch {
                 throw SyncError(.badResponse, "\(operation): \(error)")
             }
+        case 409 where errorCode == "forked":
+            throw SyncError(.forked, "\(operation): \(String(buffer: body))")
         case 409:
             throw SyncError(
                 .clockSkew, "\(operation): \(String(buffer: body))", serverTimeMilliseconds: serverTime,

@@ -46,7 +46,7 @@ public final class PostgresCentralStore: CentralStore {
     public let operationTimeout: Duration
 
     /// The schema migrations, in order; the index plus one is the version.
-    static let migrations: [(name: String, sql: [String])] = [
+    package static let migrations: [(name: String, sql: [String])] = [
         (
             "v1: documents, change log, tenant counters, high-water marks, conflicts",
             [
@@ -109,6 +109,17 @@ public final class PostgresCentralStore: CentralStore {
                     ALTER COLUMN collection TYPE TEXT COLLATE "C", ALTER COLUMN doc_id TYPE TEXT COLLATE "C"
                 """,
                 "ANALYZE weft_documents, weft_tenants, weft_change_log, weft_high_water, weft_conflicts",
+            ]
+        ),
+        (
+            // Each replica's current session (the handshake): a new table, so nothing to lock.
+            "v3: replica sessions",
+            [
+                """
+                CREATE TABLE weft_sessions (
+                    tenant TEXT COLLATE "C" NOT NULL, replica BYTEA NOT NULL, epoch BIGINT NOT NULL,
+                    PRIMARY KEY (tenant, replica))
+                """,
             ]
         ),
     ]
@@ -352,8 +363,62 @@ public final class PostgresCentralStore: CentralStore {
 
     // MARK: CentralStore
 
+    public func hello(database: String, replica: ReplicaID, confirmedEpoch: UInt64, epoch: UInt64, acknowledgedThrough: UInt64) async throws(WeftError)
+        -> (accepted: Bool, appliedThrough: UInt64)
+    {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await withDeadline { try await self.helloTransaction(
+                        database: database, replica: replica, confirmedEpoch: confirmedEpoch, epoch: epoch, acknowledgedThrough: acknowledgedThrough) }
+            } catch {
+                if attempt < 5, Self.isRetryable(error) { continue }
+                throw map(error)
+            }
+        }
+    }
+
+    /// The handshake's compare-and-set, under an advisory lock on the replica (so two copies of
+    /// a file saying hello at once are answered one after the other).
+    private func helloTransaction(database: String, replica: ReplicaID, confirmedEpoch: UInt64, epoch: UInt64, acknowledgedThrough: UInt64) async throws
+        -> (accepted: Bool, appliedThrough: UInt64)
+    {
+        let logger = logger
+        return try await client.withTransaction(logger: logger) { connection -> (accepted: Bool, appliedThrough: UInt64) in
+            let replicaBytes = ByteBuffer(bytes: replica.bytes)
+            let lockName = database + "\u{1F}" + replica.description
+            var current: Int64?
+            var mark: Int64 = 0
+            for try await row in try await connection.query(
+                """
+                SELECT (SELECT count(*) FROM (SELECT pg_advisory_xact_lock(hashtextextended(\(lockName), 5))) AS locked),
+                       (SELECT applied_through FROM weft_high_water WHERE tenant = \(database) AND replica = \(replicaBytes))
+                """, logger: logger
+            ).decode((Int64, Int64?).self) {
+                mark = row.1 ?? 0
+            }
+            // Read after the lock, so a hello that held it is seen.
+            for try await value in try await connection.query(
+                "SELECT epoch FROM weft_sessions WHERE tenant = \(database) AND replica = \(replicaBytes)", logger: logger
+            ).decode(Int64.self) {
+                current = value
+            }
+            if let current, current != Int64(bitPattern: confirmedEpoch), current != Int64(bitPattern: epoch) {
+                return (false, UInt64(max(mark, 0)))
+            }
+            if UInt64(max(mark, 0)) > acknowledgedThrough { return (false, UInt64(max(mark, 0))) }
+            try await connection.query(
+                """
+                INSERT INTO weft_sessions (tenant, replica, epoch) VALUES (\(database), \(replicaBytes), \(Int64(bitPattern: epoch)))
+                ON CONFLICT (tenant, replica) DO UPDATE SET epoch = EXCLUDED.epoch
+                """, logger: logger)
+            return (true, UInt64(max(mark, 0)))
+        }
+    }
+
     public func applyPush(
-        database: String, replica: ReplicaID, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        database: String, replica: ReplicaID, epoch: UInt64, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
@@ -366,7 +431,7 @@ public final class PostgresCentralStore: CentralStore {
             attempt += 1
             do {
                 let mark = try await withDeadline {
-                    try await self.pushTransaction(database: database, replica: replica, changes: changes, merge: merge)
+                    try await self.pushTransaction(database: database, replica: replica, epoch: epoch, changes: changes, merge: merge)
                 }
                 // Number the new log rows now, unless a sequencer is already running: then it, or
                 // the next one (every pull runs one first if rows wait), numbers them. Pushes
@@ -386,7 +451,7 @@ public final class PostgresCentralStore: CentralStore {
     /// Swift, then write the changed documents, the log rows, the conflicts (with `unnest`) and
     /// the high-water mark in one statement; `COMMIT`.
     private func pushTransaction(
-        database: String, replica: ReplicaID, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        database: String, replica: ReplicaID, epoch: UInt64, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
@@ -408,16 +473,24 @@ public final class PostgresCentralStore: CentralStore {
             }
             let lockNames = keys.map { database + "\u{1F}" + $0.collection.rawValue + "\u{1F}" + $0.id.rawValue }
             var mark: Int64 = 0
+            var session: Int64?
             for try await value in try await connection.query(
                 """
                 SELECT (SELECT count(*) FROM (
                             SELECT pg_advisory_xact_lock(hashtextextended(name, 0))
                             FROM unnest(\(lockNames)::text[]) WITH ORDINALITY AS t(name, n) ORDER BY n
                         ) AS locked),
-                       (SELECT applied_through FROM weft_high_water WHERE tenant = \(database) AND replica = \(replicaBytes))
+                       (SELECT applied_through FROM weft_high_water WHERE tenant = \(database) AND replica = \(replicaBytes)),
+                       (SELECT epoch FROM weft_sessions WHERE tenant = \(database) AND replica = \(replicaBytes))
                 """, logger: logger
-            ).decode((Int64, Int64?).self) {
+            ).decode((Int64, Int64?, Int64?).self) {
                 mark = value.1 ?? 0
+                session = value.2
+            }
+            // The replica's session must be the push's (or both absent: a replica that predates
+            // the handshake); a hello racing this read is one of the same file's sessions.
+            guard session == (epoch == 0 ? nil : Int64(bitPattern: epoch)) else {
+                throw WeftError.forked("replica \(replica) pushed in session \(epoch), which is not its current one")
             }
             var newMark = max(mark, 0)
             for change in changes { newMark = max(newMark, Int64(change.sequence)) }

@@ -34,8 +34,9 @@ public struct PostgresEndpoint: Sendable {
     ) async throws(WeftError) -> PostgresEndpoint {
         let tenant = try Self.tenantName(url)
         let store = try await PostgresCentralStore(url: url, operationTimeout: operationTimeout)
-        let service = SyncService(
-            store: store, policy: { _, collection in configuration.policy(for: collection) }, resolvers: resolvers)
+        // A `postgres://` replica is its own server: its configuration's policies are the ones
+        // it declares (replicas sharing one database share one configuration).
+        let service = SyncService(store: store, policies: configuration.declaredPolicies, resolvers: resolvers)
         return PostgresEndpoint(store: store, service: service, transport: InProcessTransport(service: service, database: tenant), tenant: tenant)
     }
 

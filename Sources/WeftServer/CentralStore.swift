@@ -27,7 +27,7 @@ public struct LoggedChange: Hashable, Sendable {
 ///
 /// ## Contract
 ///
-/// 1. ``applyPush(database:replica:changes:merge:)`` is atomic and idempotent: it merges every
+/// 1. ``applyPush(database:replica:epoch:changes:merge:)`` is atomic and idempotent: it merges every
 ///    change into the stored records with `merge` (the one merge), appends each record that
 ///    changed to the change log under a new server sequence, logs conflicts, and raises the
 ///    replica's high-water mark to the batch's last sequence — all or nothing, and durable before
@@ -41,10 +41,24 @@ public struct LoggedChange: Hashable, Sendable {
 ///    sequence order, at most `limit` and at most `maxBytes` (at least one if any), and whether
 ///    more follow.
 /// 4. Databases are independent: nothing one database holds is visible in another.
+/// 5. ``hello(database:replica:confirmedEpoch:epoch:acknowledgedThrough:)`` keeps one session per
+///    replica: it records `epoch` and accepts if the replica's high-water mark is at most
+///    `acknowledgedThrough` and the replica has no session yet, or its session is
+///    `confirmedEpoch` or already `epoch`; otherwise it answers "forked" and changes nothing.
+///    Durable before it returns.
+/// 6. ``applyPush(database:replica:epoch:changes:merge:)`` applies a batch only if `epoch` is
+///    the replica's session, or `epoch` is 0 and the replica has none; otherwise it throws
+///    ``Weft/WeftError/Kind/forked`` and changes nothing. The check and the push are atomic
+///    with respect to `hello` for that replica.
 public protocol CentralStore: Sendable {
+    /// Opens a session for `replica`; answers whether it is accepted, and the replica's
+    /// high-water mark.
+    func hello(database: String, replica: ReplicaID, confirmedEpoch: UInt64, epoch: UInt64, acknowledgedThrough: UInt64) async throws(WeftError)
+        -> (accepted: Bool, appliedThrough: UInt64)
+
     /// Applies a pushed batch; returns the replica's high-water mark afterwards.
     func applyPush(
-        database: String, replica: ReplicaID, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        database: String, replica: ReplicaID, epoch: UInt64, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
@@ -61,12 +75,26 @@ public protocol CentralStore: Sendable {
     func conflicts(database: String, limit: Int) async throws(WeftError) -> [ConflictRecord]
 }
 
+extension CentralStore {
+    /// Applies a batch outside any session (epoch 0): what a replica that predates the
+    /// handshake sends, accepted only while its identity has no session.
+    public func applyPush(
+        database: String, replica: ReplicaID, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
+        )
+    ) async throws(WeftError) -> UInt64 {
+        try await applyPush(database: database, replica: replica, epoch: 0, changes: changes, merge: merge)
+    }
+}
+
 /// A central store in memory, for tests and in-process use.
 public actor MemoryCentralStore: CentralStore {
     private struct Tenant {
         var documents: [DocumentKey: DocumentRecord] = [:]
         var log: [LoggedChange] = []
         var highWater: [ReplicaID: UInt64] = [:]
+        var sessions: [ReplicaID: UInt64] = [:]
         var conflicts: [ConflictRecord] = []
     }
 
@@ -76,13 +104,26 @@ public actor MemoryCentralStore: CentralStore {
     /// An empty store.
     public init() {}
 
+    public func hello(database: String, replica: ReplicaID, confirmedEpoch: UInt64, epoch: UInt64, acknowledgedThrough: UInt64) -> (accepted: Bool, appliedThrough: UInt64) {
+        var tenant = tenants[database] ?? Tenant()
+        let mark = tenant.highWater[replica] ?? 0
+        if let current = tenant.sessions[replica], current != confirmedEpoch, current != epoch { return (false, mark) }
+        if mark > acknowledgedThrough { return (false, mark) }
+        tenant.sessions[replica] = epoch
+        tenants[database] = tenant
+        return (true, mark)
+    }
+
     public func applyPush(
-        database: String, replica: ReplicaID, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        database: String, replica: ReplicaID, epoch: UInt64, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
     ) throws(WeftError) -> UInt64 {
         var tenant = tenants[database] ?? Tenant()
+        guard tenant.sessions[replica] == (epoch == 0 ? nil : epoch) else {
+            throw .forked("replica \(replica) pushed in session \(epoch), which is not its current one")
+        }
         var sequence = nextSequence
         let mark = tenant.highWater[replica] ?? 0
         for change in changes {

@@ -54,14 +54,53 @@ public final class SQLiteCentralStore: CentralStore {
                     );
                     """)
         }
+        migrator.registerMigration("v2: replica sessions") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE sessions (
+                        tenant TEXT NOT NULL, replica BLOB NOT NULL, epoch INTEGER NOT NULL,
+                        PRIMARY KEY (tenant, replica)
+                    ) WITHOUT ROWID;
+                    """)
+        }
         return migrator
+    }
+
+    /// The replica's session (its epoch's 64 bits, stored signed), or `nil`.
+    static func session(_ db: Database, _ database: String, _ replica: Data) throws -> UInt64? {
+        try Int64.fetchOne(db, sql: "SELECT epoch FROM sessions WHERE tenant = ? AND replica = ?", arguments: [database, replica])
+            .map { UInt64(bitPattern: $0) }
+    }
+
+    public func hello(database: String, replica: ReplicaID, confirmedEpoch: UInt64, epoch: UInt64, acknowledgedThrough: UInt64) async throws(WeftError)
+        -> (accepted: Bool, appliedThrough: UInt64)
+    {
+        do {
+            return try writeBlocking { db in
+                let replicaBytes = Data(replica.bytes)
+                let mark = UInt64(
+                    try Int64.fetchOne(
+                        db, sql: "SELECT applied_through FROM high_water WHERE tenant = ? AND replica = ?",
+                        arguments: [database, replicaBytes]) ?? 0)
+                if let current = try Self.session(db, database, replicaBytes), current != confirmedEpoch, current != epoch {
+                    return (false, mark)
+                }
+                if mark > acknowledgedThrough { return (false, mark) }
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO sessions (tenant, replica, epoch) VALUES (?, ?, ?)",
+                    arguments: [database, replicaBytes, Int64(bitPattern: epoch)])
+                return (true, mark)
+            }
+        } catch {
+            throw SQLiteReplicaStorage.map(error, path: path)
+        }
     }
 
     private func writeBlocking<T>(_ body: (Database) throws -> T) throws -> T { try pool.write(body) }
     private func readBlocking<T>(_ body: (Database) throws -> T) throws -> T { try pool.read(body) }
 
     public func applyPush(
-        database: String, replica: ReplicaID, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        database: String, replica: ReplicaID, epoch: UInt64, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
@@ -69,6 +108,9 @@ public final class SQLiteCentralStore: CentralStore {
         do {
             return try writeBlocking { db in
                 let replicaBytes = Data(replica.bytes)
+                guard try Self.session(db, database, replicaBytes) == (epoch == 0 ? nil : epoch) else {
+                    throw WeftError.forked("replica \(replica) pushed in session \(epoch), which is not its current one")
+                }
                 let mark = UInt64(
                     try Int64.fetchOne(
                         db, sql: "SELECT applied_through FROM high_water WHERE tenant = ? AND replica = ?",

@@ -11,6 +11,8 @@ import WeftWire
 /// Weft wire format, health and Prometheus metrics. See `Docs/Protocol.md`.
 ///
 /// Routes:
+/// - `POST /v1/{database}/hello` — body: a framed ``HelloRequest``; answer: a framed
+///   ``HelloResponse`` (the session, and the database's policies).
 /// - `POST /v1/{database}/push` — body: a framed ``PushRequest``; answer: a framed ``PushResponse``,
 ///   sent after the batch is durable.
 /// - `POST /v1/{database}/pull` — body: a framed ``PullRequest``; answer: a framed ``PullResponse``.
@@ -29,6 +31,10 @@ public enum StandaloneServer {
     /// The header of a 409 (clock skew) answer that carries the server's bound, in milliseconds.
     public static let clockSkewHeaderName = "Weft-Max-Clock-Skew"
     static let clockSkewHeader = HTTPFields.Element.Name(clockSkewHeaderName)!
+    /// The header of a 409 that is not about clocks: `forked` for a push whose session is not
+    /// the replica's current one.
+    public static let errorHeaderName = "Weft-Error"
+    static let errorHeader = HTTPFields.Element.Name(errorHeaderName)!
 
     /// Builds the application for `service` with the server section of a configuration.
     public static func application(
@@ -44,6 +50,18 @@ public enum StandaloneServer {
         let router = Router()
         router.get("health") { _, _ in "ok" }
         router.get("metrics") { _, _ in metrics.render() }
+        router.post("v1/:database/hello") { request, context -> Response in
+            let database = try authorize(request, context, tokens: tokens, needs: .read, metrics: metrics)
+            let hello: HelloRequest = try await decode(request, limits: wireLimits, metrics: metrics)
+            do {
+                let answer = try await service.hello(database: database, hello)
+                metrics.count(.hellos)
+                if answer.status == .forked { metrics.count(.forked) }
+                return frame(answer)
+            } catch let error as SyncError {
+                throw HTTPError(.serviceUnavailable, message: error.description)
+            }
+        }
         router.post("v1/:database/push") { request, context -> Response in
             let database = try authorize(request, context, tokens: tokens, needs: .write, metrics: metrics)
             let push: PushRequest = try await decode(request, limits: wireLimits, metrics: metrics)
@@ -66,6 +84,12 @@ public enum StandaloneServer {
                 var headers = HTTPFields()
                 headers[serverTimeHeader] = error.serverTimeMilliseconds.map { "\($0)" } ?? ""
                 headers[clockSkewHeader] = error.maximumClockSkewMilliseconds.map { "\($0)" } ?? ""
+                throw HTTPError(.conflict, headers: headers, message: error.message)
+            } catch let error as SyncError where error.kind == .forked {
+                // Another copy of the replica's file holds its session: 409, not about clocks.
+                metrics.count(.forked)
+                var headers = HTTPFields()
+                headers[errorHeader] = "forked"
                 throw HTTPError(.conflict, headers: headers, message: error.message)
             } catch let error as SyncError {
                 metrics.count(.rejected)
@@ -170,6 +194,8 @@ final class ServerMetrics: Sendable {
     let unauthorized: CoreMetrics.Counter
     let forbidden: CoreMetrics.Counter
     let clockSkew: CoreMetrics.Counter
+    let hellos: CoreMetrics.Counter
+    let forked: CoreMetrics.Counter
     let pushDuration: CoreMetrics.Timer
     let pullDuration: CoreMetrics.Timer
 
@@ -184,11 +210,13 @@ final class ServerMetrics: Sendable {
         unauthorized = CoreMetrics.Counter(label: "weft_requests_unauthorized_total", factory: factory)
         forbidden = CoreMetrics.Counter(label: "weft_requests_forbidden_total", factory: factory)
         clockSkew = CoreMetrics.Counter(label: "weft_clock_skew_rejections_total", factory: factory)
+        hellos = CoreMetrics.Counter(label: "weft_hellos_total", factory: factory)
+        forked = CoreMetrics.Counter(label: "weft_forked_replicas_total", factory: factory)
         pushDuration = CoreMetrics.Timer(label: "weft_push_duration_seconds", factory: factory)
         pullDuration = CoreMetrics.Timer(label: "weft_pull_duration_seconds", factory: factory)
     }
 
-    enum Event { case pushes, pulls, changesPushed, changesPulled, rejected, unauthorized, forbidden, clockSkew }
+    enum Event { case pushes, pulls, changesPushed, changesPulled, rejected, unauthorized, forbidden, clockSkew, hellos, forked }
 
     func count(_ event: Event, by amount: Int = 1) {
         let counter: CoreMetrics.Counter
@@ -201,6 +229,8 @@ final class ServerMetrics: Sendable {
         case .unauthorized: counter = unauthorized
         case .forbidden: counter = forbidden
         case .clockSkew: counter = clockSkew
+        case .hellos: counter = hellos
+        case .forked: counter = forked
         }
         counter.increment(by: amount)
     }

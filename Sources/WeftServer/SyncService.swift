@@ -9,7 +9,7 @@ import WeftWire
 public actor SyncService {
     /// The central store.
     public nonisolated let store: any CentralStore
-    private let policy: @Sendable (String, CollectionName) -> ConflictPolicy
+    private let policies: @Sendable (String) -> ServerPolicies
     private let resolvers: ResolverRegistry
     /// The server's clock, for the clock-skew guard.
     private let timeSource: any PhysicalTimeSource
@@ -27,13 +27,31 @@ public actor SyncService {
     /// (``MergeKind/repaired``): the server kept its own.
     public private(set) var repairedVersions = 0
 
-    /// Creates a service over `store`; `policy` gives each database's collections their policy.
+    /// Creates a service over `store` whose databases all have `policies`.
+    ///
+    /// The service is the authority on policies: it merges under them, and declares them to
+    /// every replica in the handshake, so replicas merge pulled changes the same way.
     ///
     /// A waiting pull (long-poll) wakes as soon as a push to its database commits through this
     /// service, and looks at the store every `storePollInterval` for changes other servers made.
     public init(
         store: any CentralStore, limits: WireLimits = .default,
-        policy: @escaping @Sendable (String, CollectionName) -> ConflictPolicy = { _, _ in .crdt },
+        policies: ServerPolicies = ServerPolicies(defaultPolicy: .crdt),
+        resolvers: ResolverRegistry = ResolverRegistry(),
+        storePollInterval: Duration = .milliseconds(250),
+        maximumClockSkew: UInt64 = 60_000,
+        timeSource: any PhysicalTimeSource = SystemTimeSource(),
+        logger: Logger = Logger(label: "weft.sync-service")
+    ) {
+        self.init(
+            store: store, limits: limits, policiesByDatabase: { _ in policies }, resolvers: resolvers, storePollInterval: storePollInterval,
+            maximumClockSkew: maximumClockSkew, timeSource: timeSource, logger: logger)
+    }
+
+    /// Creates a service over `store`; `policiesByDatabase` gives each database its policies.
+    public init(
+        store: any CentralStore, limits: WireLimits = .default,
+        policiesByDatabase: @escaping @Sendable (String) -> ServerPolicies,
         resolvers: ResolverRegistry = ResolverRegistry(),
         storePollInterval: Duration = .milliseconds(250),
         maximumClockSkew: UInt64 = 60_000,
@@ -47,7 +65,29 @@ public actor SyncService {
         self.storePollInterval = storePollInterval
         self.store = store
         self.limits = limits
-        self.policy = policy
+        self.policies = policiesByDatabase
+    }
+
+    /// Opens a session for a replica (see ``WeftWire/HelloRequest``) and declares the
+    /// database's policies.
+    public func hello(database: String, _ request: HelloRequest) async throws(SyncError) -> HelloResponse {
+        let outcome: (accepted: Bool, appliedThrough: UInt64)
+        do {
+            outcome = try await store.hello(
+                database: database, replica: request.replica, confirmedEpoch: request.confirmedEpoch, epoch: request.epoch,
+                acknowledgedThrough: request.acknowledgedThrough)
+        } catch {
+            throw SyncError(.unavailable, "store: \(error)")
+        }
+        if !outcome.accepted {
+            logger.warning(
+                "a replica's file is not the latest copy of its history; it must take a new identity",
+                metadata: ["database": "\(database)", "replica": "\(request.replica)"])
+        }
+        let declared = policies(database).wire
+        return HelloResponse(
+            status: outcome.accepted ? .accepted : .forked, appliedThrough: outcome.appliedThrough,
+            defaultPolicy: declared.defaultPolicy, collections: declared.collections)
     }
 
     /// Applies a push for `database`; answers only after the store committed it.
@@ -83,14 +123,14 @@ public actor SyncService {
                 throw SyncError(.rejected, "invalid key \(change.key): \(error)")
             }
         }
-        let policy = policy
+        let declared = policies(database)
         let resolvers = resolvers
         let repaired = Mutex<[DocumentKey]>([])
         do {
-            let mark = try await store.applyPush(database: database, replica: request.replica, changes: changes) {
+            let mark = try await store.applyPush(database: database, replica: request.replica, epoch: request.epoch, changes: changes) {
                 local, key, remote throws(WeftError) in
                 let result = try DocumentMerge.merge(
-                    local: local, remote: remote, key: key, policy: policy(database, key.collection), resolvers: resolvers,
+                    local: local, remote: remote, key: key, policy: declared.policy(for: key.collection), resolvers: resolvers,
                     equalVersions: .keepLocal)
                 if result.kind == .repaired { repaired.withLock { $0.append(key) } }
                 return result
@@ -104,7 +144,11 @@ public actor SyncService {
             wakeWaiters(database)
             return PushResponse(appliedThrough: mark)
         } catch {
-            throw SyncError(error.kind == .invalidArgument ? .rejected : .unavailable, "store: \(error)")
+            switch error.kind {
+            case .invalidArgument: throw SyncError(.rejected, "store: \(error)")
+            case .forked: throw SyncError(.forked, "\(error.message): say hello again")
+            default: throw SyncError(.unavailable, "store: \(error)")
+            }
         }
     }
 
@@ -184,6 +228,11 @@ public struct InProcessTransport: SyncTransport {
         } catch {
             throw SyncError(error.isTooLarge ? .rejected : .badResponse, "\(error)")
         }
+    }
+
+    public func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse {
+        let received = try roundTrip(request)
+        return try roundTrip(try await service.hello(database: database, received))
     }
 
     public func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {

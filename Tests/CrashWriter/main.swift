@@ -116,7 +116,9 @@ func readEverything(path: String, collection collectionName: String, steps: [Str
     var replica: Replica?
     func theReplica() async throws(WeftError) -> Replica {
         if let replica { return replica }
-        let made = try await Replica(storage: storage)
+        var localOnly = ReplicaConfiguration()
+        localOnly.sessionIdentities = false
+        let made = try await Replica(storage: storage, configuration: localOnly)
         replica = made
         return made
     }
@@ -171,6 +173,8 @@ struct LoopbackTransport: SyncTransport {
         inner = HTTPTransport(baseURL: baseURL, database: database, token: token, timeout: .seconds(20))
         self.pause = pause
     }
+
+    func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse { try await inner.hello(request) }
 
     func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
         emit("push \(request.changes.count) \(request.changes.first?.sequence ?? 0) \(request.changes.last?.sequence ?? 0)")
@@ -254,7 +258,11 @@ guard arguments.count == 4, let seed = UInt64(arguments[2]), let durability = Du
 let path = arguments[1]
 
 do {
-    let replica = try await Replica.open(path: path, configuration: ReplicaConfiguration(durability: durability))
+    // A replica that never syncs: one identity across the writer's restarts, so its version
+    // vector counts every committed write.
+    var localOnly = ReplicaConfiguration(durability: durability)
+    localOnly.sessionIdentities = false
+    let replica = try await Replica.open(path: path, configuration: localOnly)
     let collection = try replica.collection("crash")
     var live = [Bool](repeating: false, count: CrashOps.documentCount)
     var next = 0

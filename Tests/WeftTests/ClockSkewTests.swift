@@ -23,7 +23,7 @@ struct ClockSkewTests {
     @Test func aReplicaAnHourAheadIsRefusedThenRecoversAndCannotWinEveryConflict() async throws {
         let serverTime = ManualTimeSource(milliseconds: Self.serverStart)
         let store = MemoryCentralStore()
-        let service = SyncService(store: store, policy: { _, _ in .lastWriterWins }, maximumClockSkew: 60_000, timeSource: serverTime)
+        let service = SyncService(store: store, policies: ServerPolicies(defaultPolicy: .lastWriterWins), maximumClockSkew: 60_000, timeSource: serverTime)
         let aheadTime = ManualTimeSource(milliseconds: Self.serverStart + 3_600_000)
         let rightTime = ManualTimeSource(milliseconds: Self.serverStart)
         let ahead = try await Replica(storage: MemoryReplicaStorage(), configuration: Self.lww(), timeSource: aheadTime)
@@ -82,7 +82,7 @@ struct ClockSkewTests {
 
     @Test func aClockThatStepsBackKeepsItsWritesInOrder() async throws {
         let time = ManualTimeSource(milliseconds: Self.serverStart)
-        let service = SyncService(store: MemoryCentralStore(), policy: { _, _ in .lastWriterWins }, timeSource: ManualTimeSource(milliseconds: Self.serverStart))
+        let service = SyncService(store: MemoryCentralStore(), policies: ServerPolicies(defaultPolicy: .lastWriterWins), timeSource: ManualTimeSource(milliseconds: Self.serverStart))
         let replica = try await Replica(storage: MemoryReplicaStorage(), configuration: Self.lww(), timeSource: time)
         let engine = SyncEngine(replica: replica, transport: InProcessTransport(service: service, database: "db"))
         let jobs = try replica.collection("jobs")

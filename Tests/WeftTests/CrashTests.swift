@@ -152,8 +152,10 @@ struct CrashTests {
         // (a) The file is sound.
         let integrity = try await storage.integrityCheck()
         if integrity != ["ok"] { problems.append("integrity_check: \(integrity)") }
-        // The replica (clock and metadata) opens.
-        let replica = try await Replica(storage: storage)
+        // The replica (clock and metadata) opens; it never syncs, so it keeps one identity.
+        var localOnly = ReplicaConfiguration()
+        localOnly.sessionIdentities = false
+        let replica = try await Replica(storage: storage, configuration: localOnly)
         let metadata = try await storage.metadata()
         if let known = replicaID, known != metadata.replicaID {
             problems.append("the replica id changed from \(known) to \(metadata.replicaID)")

@@ -22,7 +22,7 @@ struct DivergenceRepairTests {
     @Test func aReplicaThatResolvedDifferentlyTakesTheServersVersion() async throws {
         let directory = TemporaryDirectory()
         let resolvers = Self.unfairResolvers()
-        let service = SyncService(store: MemoryCentralStore(), policy: { _, _ in .custom(resolver: "stock") }, resolvers: resolvers)
+        let service = SyncService(store: MemoryCentralStore(), policies: ServerPolicies(defaultPolicy: .custom(resolver: "stock")), resolvers: resolvers)
         var configuration = ReplicaConfiguration()
         configuration.conflictResolution = .custom(resolver: "stock")
         let a = try await Replica.open(path: directory.path("a.sqlite"), configuration: configuration, resolvers: resolvers)

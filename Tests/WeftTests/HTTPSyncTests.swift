@@ -36,8 +36,8 @@ struct RunningServer {
             store: store,
             limits: WireLimits(
                 maximumFrameBytes: limits.maxRequestBytes, maximumDecompressedBytes: limits.maxDecompressedBytes,
-                maximumChanges: limits.maxChangesPerBatch)
-        ) { _, _ in policy }
+                maximumChanges: limits.maxChangesPerBatch),
+            policies: ServerPolicies(defaultPolicy: policy))
         var quiet = Logger(label: "weft.test.server")
         quiet.logLevel = .critical
         let running = try await RunningStandalone.start(service: service, configuration: configuration, logger: quiet)

@@ -19,7 +19,7 @@ struct NoLostEditReplicaTests {
 
     @Test func anElementAddedAfterRemovingTheSetSurvivesAConcurrentAddition() async throws {
         let directory = TemporaryDirectory()
-        let service = SyncService(store: MemoryCentralStore()) { _, _ in .crdt }
+        let service = SyncService(store: MemoryCentralStore(), policies: ServerPolicies(defaultPolicy: .crdt))
         let a = try await Replica.open(path: directory.path("a.sqlite"), configuration: Self.crdtConfiguration())
         let b = try await Replica.open(path: directory.path("b.sqlite"), configuration: Self.crdtConfiguration())
         let syncA = SyncEngine(replica: a, transport: InProcessTransport(service: service, database: "db"))
@@ -44,7 +44,7 @@ struct NoLostEditReplicaTests {
     /// replica's next write, and a concurrent write of another replica, both survive.
     @Test func theWriteAfterARollbackSurvivesAConcurrentWrite() async throws {
         let directory = TemporaryDirectory()
-        let service = SyncService(store: MemoryCentralStore()) { _, _ in .crdt }
+        let service = SyncService(store: MemoryCentralStore(), policies: ServerPolicies(defaultPolicy: .crdt))
         var configuration = Self.crdtConfiguration()
         configuration.syncMode = .writeThrough
         configuration.writeThroughTimeoutMilliseconds = WriteThroughTests.short
@@ -79,7 +79,7 @@ struct NoLostEditReplicaTests {
 
     @Test func theLastOfTwoWritesInOneEditWins() async throws {
         let directory = TemporaryDirectory()
-        let service = SyncService(store: MemoryCentralStore()) { _, _ in .lastWriterWins }
+        let service = SyncService(store: MemoryCentralStore(), policies: ServerPolicies(defaultPolicy: .lastWriterWins))
         let a = try await Replica.open(path: directory.path("a.sqlite"))
         let b = try await Replica.open(path: directory.path("b.sqlite"))
         let syncA = SyncEngine(replica: a, transport: InProcessTransport(service: service, database: "db"))

@@ -29,7 +29,7 @@ struct PostgresTests {
         var quiet = Logger(label: "weft.test.postgres")
         quiet.logLevel = .critical
         let running = try await RunningStandalone.start(
-            service: SyncService(store: store) { _, _ in .crdt }, configuration: configuration, logger: quiet)
+            service: SyncService(store: store, policies: ServerPolicies(defaultPolicy: .crdt)), configuration: configuration, logger: quiet)
         return (running, store)
     }
 
@@ -254,7 +254,7 @@ struct PostgresTests {
         let server = try PrivatePostgres()
         defer { server.remove() }
         let store = try await PostgresCentralStore(url: server.url, operationTimeout: .seconds(5))
-        let service = SyncService(store: store) { _, _ in .crdt }
+        let service = SyncService(store: store, policies: ServerPolicies(defaultPolicy: .crdt))
         let writers = 4
         let acknowledged = Shared([String: Int64]())
         let stop = Shared(false)

@@ -24,6 +24,7 @@ struct ReconnectTests {
                 return true
             }
         }
+        func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse { try await inner.hello(request) }
         func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
             if fail() { throw SyncError(.unavailable, "connection refused") }
             return try await inner.push(request)

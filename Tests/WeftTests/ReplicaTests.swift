@@ -122,7 +122,7 @@ struct ReplicaTests {
         let stored = try #require(try await replica.record(DocumentKey(collection: try CollectionName("sensors"), id: try DocumentID("s1"))))
         #expect(entries[0].record == stored, "the coalesced entry stands for the whole document")
         #expect(stored.body.counter("count") == 200 && stored.body.int("last") == 199)
-        #expect(stored.version[replica.replicaID] == 200)
+        #expect(stored.version[await replica.writerID] == 200)
     }
 
     @Test func aWriteDuringAnInFlightPushGetsItsOwnEntryAndSurvivesTheAck() async throws {
@@ -226,12 +226,12 @@ struct ReplicaTests {
             let record = try #require(try await replica.record(key))
             if index == 1 {
                 #expect(record.isDeleted)
-                #expect(record.version[replica.replicaID] == 4)
+                #expect(record.version[await replica.writerID] == 4)
             } else {
                 #expect(!record.isDeleted)
                 #expect(record.body.counter("n") == (index == 0 ? 103 : 3))
                 #expect(record.body.int("last") == 2)
-                #expect(record.version[replica.replicaID] == (index == 0 ? 4 : 3))
+                #expect(record.version[await replica.writerID] == (index == 0 ? 4 : 3))
             }
         }
         let entries = try await replica.queuedChanges()

@@ -151,7 +151,7 @@ struct ResolverTests {
         resolvers.register("inventoryLevels", KeepMoreStock(field: "stock"))
         let store = MemoryCentralStore()
         let service = SyncService(
-            store: store, policy: { _, collection in persistence.policy(for: collection.rawValue) }, resolvers: resolvers)
+            store: store, policies: persistence.declaredPolicies, resolvers: resolvers)
         var engines = [SyncEngine]()
         for _ in 0..<3 {
             let replica = try await Replica(
@@ -193,7 +193,7 @@ struct ResolverTests {
         let directory = TemporaryDirectory()
         // The server knows the policy but links no resolver.
         let store = try SQLiteCentralStore(path: directory.path("central.sqlite"))
-        let service = SyncService(store: store, policy: { _, collection in persistence.policy(for: collection.rawValue) })
+        let service = SyncService(store: store, policies: persistence.declaredPolicies)
         var engines = [SyncEngine]()
         for index in 0..<3 {
             let replica = try await Replica.open(

@@ -22,7 +22,7 @@ struct SiblingsOnReplicasTests {
 
     /// Two replicas write concurrently; the server has no resolver and keeps siblings.
     static func siblingsOnTheServer(_ directory: TemporaryDirectory) async throws -> (SyncService, [SyncEngine]) {
-        let service = SyncService(store: MemoryCentralStore(), policy: { _, _ in policy })
+        let service = SyncService(store: MemoryCentralStore(), policies: ServerPolicies(defaultPolicy: policy))
         let (configuration, resolvers) = withResolver()
         var engines = [SyncEngine]()
         for index in 0..<2 {
@@ -54,5 +54,36 @@ struct SiblingsOnReplicasTests {
         let server = try #require(try await service.store.record(database: "db", key: key("inventory", "valve")))
         #expect(!server.holdsSiblings && server.body.string("bin") == "B7" && server.body.int("stock") != nil)
         #expect(try await bare.record(key("inventory", "valve")) == server)
+    }
+
+    @Test func siblingsHeldBeforeTheResolverWasRegisteredAreResolvedLater() async throws {
+        let directory = TemporaryDirectory()
+        let (service, _) = try await Self.siblingsOnTheServer(directory)
+        // An older app version: no resolver yet. It pulls the siblings and keeps them.
+        let path = directory.path("late.sqlite")
+        do {
+            let old = try await Replica.open(path: path)
+            _ = try await SyncEngine(replica: old, transport: InProcessTransport(service: service, database: "db")).syncOnce()
+            #expect(try await old.holdsSiblings(key("inventory", "valve")))
+        }
+        // The new version registers the resolver: its first sync resolves and pushes.
+        let (configuration, resolvers) = Self.withResolver()
+        let upgraded = try await Replica.open(path: path, configuration: configuration, resolvers: resolvers)
+        _ = try await SyncEngine(replica: upgraded, transport: InProcessTransport(service: service, database: "db")).syncOnce()
+        let server = try #require(try await service.store.record(database: "db", key: key("inventory", "valve")))
+        #expect(!server.holdsSiblings && server.body.int("stock") == 8, "\(server)")
+        #expect(try await upgraded.record(key("inventory", "valve")) == server)
+    }
+
+    @Test func aReplicaThatLacksTheServersResolverSaysSo() async throws {
+        let directory = TemporaryDirectory()
+        let (service, _) = try await Self.siblingsOnTheServer(directory)
+        let bare = try await Replica.open(path: directory.path("bare.sqlite"))
+        let engine = SyncEngine(replica: bare, transport: InProcessTransport(service: service, database: "db"))
+        _ = try await engine.syncOnce()
+        #expect(await engine.missingResolvers == ["inventoryLevels"])
+        #expect(bare.policy(for: try CollectionName("inventory")) == Self.policy, "the server's policy applies")
+        #expect(try await bare.holdsSiblings(key("inventory", "valve")), "kept for a replica that has the resolver")
+        #expect(try await bare.collection("inventory").get("valve")?.int("stock") != nil)
     }
 }

@@ -510,6 +510,7 @@ struct SyncCrashDeterministicTests {
         init(_ inner: InProcessTransport) { self.inner = inner }
         func loseAnswers(_ value: Bool) { losing.withLock { $0 = value } }
 
+        func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse { try await inner.hello(request) }
         func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
             let response = try await inner.push(request)
             if losing.withLock({ $0 }) { throw SyncError(.unavailable, "the answer was lost") }

@@ -14,6 +14,7 @@ final class LosingTransport: SyncTransport {
     let inner: InProcessTransport
     let losePushes = Mutex(0)
     init(_ inner: InProcessTransport) { self.inner = inner }
+    func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse { try await inner.hello(request) }
     func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
         let response = try await inner.push(request)
         if losePushes.withLock({ count in
@@ -29,6 +30,7 @@ final class LosingTransport: SyncTransport {
 
 /// A server that is down.
 struct DownTransport: SyncTransport {
+    func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse { throw SyncError(.unavailable, "connection refused") }
     func push(_ request: PushRequest) async throws(SyncError) -> PushResponse { throw SyncError(.unavailable, "connection refused") }
     func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse { throw SyncError(.unavailable, "connection refused") }
 }
@@ -41,7 +43,7 @@ struct SyncLoopTests {
     func threeReplicasAndTheServerConverge(_ policy: ConflictPolicy, _ central: CentralKind) async throws {
         let directory = TemporaryDirectory()
         let store = try await central.make(directory)
-        let service = SyncService(store: store) { _, _ in policy }
+        let service = SyncService(store: store, policies: ServerPolicies(defaultPolicy: policy))
         var configuration = ReplicaConfiguration()
         configuration.conflictResolution = policy
         var engines = [SyncEngine]()
@@ -99,7 +101,7 @@ struct SyncLoopTests {
         #expect(try await store.record(database: "db", key: key)?.body.counter("n") == 5, "the increment counted once")
         // Pushing the very same batch again is a no-op on the server.
         let again = PushRequest(
-            replica: replica.replicaID,
+            replica: replica.replicaID, epoch: replica.sessionEpoch,
             changes: [WireChange(sequence: 1, key: WireKey(collection: "c", id: "counter"), record: try #require(try await replica.record(key)))])
         let response = try await InProcessTransport(service: service, database: "db").push(again)
         #expect(response.appliedThrough >= 1)
@@ -160,6 +162,7 @@ struct SyncLoopTests {
         let laterApplied = Mutex(false)
         let failed = Mutex(false)
         init(_ inner: InProcessTransport) { self.inner = inner }
+        func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse { try await inner.hello(request) }
         func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
             let first = request.changes.contains { $0.sequence == 1 } && !failed.withLock { $0 }
             if first {

@@ -39,6 +39,7 @@ struct ThrottleTests {
         let inner: InProcessTransport
         let pushSizes = Mutex([Int]())
         init(_ inner: InProcessTransport) { self.inner = inner }
+        func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse { try await inner.hello(request) }
         func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
             pushSizes.withLock { $0.append(WireMessage.encode(request).count) }
             return try await inner.push(request)

@@ -15,6 +15,7 @@ struct WriteThroughTests {
         let delay = Mutex<Duration>(.zero)
         let applyBeforeDelay = Mutex(false)
         init(_ inner: InProcessTransport) { self.inner = inner }
+        func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse { try await inner.hello(request) }
         func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
             let wait = delay.withLock { $0 }
             if applyBeforeDelay.withLock({ $0 }) {

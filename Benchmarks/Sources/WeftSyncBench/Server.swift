@@ -32,8 +32,8 @@ struct BenchServer {
             store: store,
             limits: WireLimits(
                 maximumFrameBytes: limits.maxRequestBytes, maximumDecompressedBytes: limits.maxDecompressedBytes,
-                maximumChanges: limits.maxChangesPerBatch)
-        ) { _, _ in policy }
+                maximumChanges: limits.maxChangesPerBatch),
+            policies: ServerPolicies(defaultPolicy: policy))
         var logger = Logger(label: "weft.bench.server")
         logger.logLevel = .critical
         let (ports, continuation) = AsyncStream<Int>.makeStream()

@@ -66,6 +66,7 @@ struct MeasuringTransport: SyncTransport {
     let base: any SyncTransport
     let recorder: TransportRecorder
 
+    func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse { try await base.hello(request) }
     func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
         // Counting happens before the clock starts, so it never shows in the latencies.
         if recorder.countWire {

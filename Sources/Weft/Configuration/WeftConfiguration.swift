@@ -182,11 +182,16 @@ public struct PersistenceConfiguration: Hashable, Sendable {
         configuration.collectionModes = collectionModes
         configuration.writeThroughTimeoutMilliseconds = writeThroughTimeoutMilliseconds
         configuration.writeThroughFallback = writeThroughFallback
+        // A replica without a remote endpoint never syncs: one identity for all its sessions.
+        configuration.sessionIdentities = remoteEndpoint != nil
         return configuration
     }
 
     /// The policy for `collection`.
     public func policy(for collection: String) -> ConflictPolicy { collections[collection] ?? conflictResolution }
+
+    /// The policies as a server declares them (`conflict_resolution` and the collections').
+    public var declaredPolicies: ServerPolicies { ServerPolicies(defaultPolicy: conflictResolution, collections: collections) }
 }
 
 /// One bearer token the server accepts.

@@ -1,6 +1,7 @@
 import Logging
 import Synchronization
 import WeftCRDT
+import WeftWire
 
 /// A local replica: documents an app reads and writes at local-disk speed, every write captured
 /// for sync in the same atomic step.
@@ -19,8 +20,19 @@ import WeftCRDT
 /// offline queue (or joins it into the document's pending entry). A write that throws changed
 /// nothing.
 public actor Replica {
-    /// The replica's identity.
-    public nonisolated let replicaID: ReplicaID
+    /// The replica's identity on the server: what its pushes and handshakes carry. It changes
+    /// only when the server finds the file forked (``takeNewIdentity()``).
+    public nonisolated var replicaID: ReplicaID { identity.withLock { $0 } }
+    private nonisolated let identity: Mutex<ReplicaID>
+    /// This session (this `Replica` value), for the handshake: random, never 0.
+    public nonisolated let sessionEpoch: UInt64 = UInt64.random(in: 1...UInt64.max)
+    /// The identity this session's edits are made with: a new random one until the server has
+    /// confirmed that this file is the latest continuation of ``replicaID``'s history, then
+    /// ``replicaID``. So no dot or stamp the file's lost history (a restored backup, a copy, the
+    /// last commits before a power cut) used can be issued again.
+    public private(set) var writerID: ReplicaID
+    /// Whether the server confirmed this session (``confirmSession(_:)``).
+    public private(set) var isVerified = false
     /// The settings in force.
     public nonisolated let configuration: ReplicaConfiguration
     /// The custom resolvers the configuration's `custom` policies name.
@@ -52,15 +64,15 @@ public actor Replica {
         let metadata = try await storage.metadata()
         self.storage = storage
         self.configuration = configuration
-        self.replicaID = metadata.replicaID
+        self.identity = Mutex(metadata.replicaID)
+        let writer = configuration.sessionIdentities ? ReplicaID.random() : metadata.replicaID
+        self.writerID = writer
         self.logger = logger
         if let last = metadata.lastStamp {
             clock = HybridLogicalClock(
-                replica: metadata.replicaID, resumingAfter: last, timeSource: timeSource,
-                maximumForwardDrift: configuration.maximumClockDrift)
+                replica: writer, resumingAfter: last, timeSource: timeSource, maximumForwardDrift: configuration.maximumClockDrift)
         } else {
-            clock = HybridLogicalClock(
-                replica: metadata.replicaID, timeSource: timeSource, maximumForwardDrift: configuration.maximumClockDrift)
+            clock = HybridLogicalClock(replica: writer, timeSource: timeSource, maximumForwardDrift: configuration.maximumClockDrift)
         }
     }
 
@@ -112,7 +124,7 @@ public actor Replica {
                 .filter { $0.record.holdsSiblings }
                 .map { DocumentKey(collection: collection, id: $0.id) }
             guard !held.isEmpty else { continue }
-            let replicaID = replicaID
+            let replicaID = writerID
             let count = LockedBox(0)
             try await exclusively { () async throws(WeftError) in
                 _ = try await storage.commitLocalWrites(reading: held, maxQueueBytes: Int.max) { records throws(WeftError) in
@@ -132,6 +144,64 @@ public actor Replica {
         }
         if resolved > 0 { logger.notice("resolved siblings held since before their resolver was registered", metadata: ["documents": "\(resolved)"]) }
         return resolved
+    }
+
+    // MARK: Sessions and identity
+
+    /// The handshake that opens this session with a server (``WeftWire/HelloRequest``).
+    public func helloRequest() async throws(WeftError) -> HelloRequest {
+        let metadata = try await storage.metadata()
+        return HelloRequest(
+            replica: replicaID, confirmedEpoch: metadata.confirmedEpoch, epoch: sessionEpoch,
+            acknowledgedThrough: metadata.acknowledgedThrough)
+    }
+
+    /// The server confirmed this session: it is recorded as the file's confirmed session, later
+    /// edits are made as ``replicaID``, and the database's policies govern merges from now on.
+    public func confirmSession(_ policies: ServerPolicies) async throws(WeftError) {
+        learnedPolicies.withLock { $0 = policies }
+        guard !isVerified else { return }
+        try await exclusively { () async throws(WeftError) in
+            try await storage.saveConfirmedEpoch(sessionEpoch)
+            isVerified = true
+            if writerID != replicaID {
+                writerID = replicaID
+                clock = HybridLogicalClock(
+                    replica: writerID, resumingAfter: clock.last, timeSource: timeSource,
+                    maximumForwardDrift: configuration.maximumClockDrift)
+            }
+        }
+        for (collection, declared) in policies.collections.sorted(by: { $0.key < $1.key }) {
+            if let configured = configuration.collectionPolicies[collection], configured != declared {
+                logger.warning(
+                    "the server declares another policy for a collection than this replica's configuration; the server's applies",
+                    metadata: ["collection": "\(collection)", "server": "\(declared)", "configured": "\(configured)"])
+            }
+        }
+        let missing = policies.resolverNames.filter { resolvers[$0] == nil }
+        if !missing.isEmpty {
+            logger.error(
+                "the server names custom resolvers this replica does not have: their siblings stay readable (as their join) and writable",
+                metadata: ["resolvers": "\(missing.joined(separator: ", "))"])
+        }
+    }
+
+    /// The server found this file forked: another copy of it (a backup it was restored from, a
+    /// copy on another device) spoke to the server since its last confirmed session. The replica
+    /// takes a new identity, so nothing it sends can be taken for the other copy's history; its
+    /// queued changes go out under the new identity. Edits of this session were made with a
+    /// session identity (``writerID``) and need nothing.
+    public func takeNewIdentity() async throws(WeftError) {
+        try await exclusively { () async throws(WeftError) in
+            let old = replicaID
+            let fresh = ReplicaID.random()
+            try await storage.replaceIdentity(with: fresh)
+            identity.withLock { $0 = fresh }
+            isVerified = false
+            logger.warning(
+                "this replica's file is not the latest copy of its history (restored, copied, or its last commits lost): new identity",
+                metadata: ["old": "\(old)", "new": "\(fresh)"])
+        }
     }
 
     /// A handle on collection `name`.
@@ -186,7 +256,7 @@ public actor Replica {
         async throws(WeftError) -> [AppliedRemoteChange]
     {
         let resolvers = resolvers
-        let replicaID = replicaID
+        let replicaID = writerID
         // The server's log holds its record after each change, each covering the one before, so
         // only a key's last change in the page matters (an earlier one may be stale siblings).
         var lastIndex = [DocumentKey: Int](minimumCapacity: changes.count)
@@ -250,7 +320,7 @@ public actor Replica {
         let limit = HLCTimestamp(wallMilliseconds: serverTime &+ bound, counter: UInt32.max, replica: ReplicaID(high: .max, low: .max))
         let entries = try await storage.entries()
         let skewed = entries.filter { $0.record.lastStamp > limit }.map(\.key)
-        let replicaID = replicaID
+        let replicaID = writerID
         let drift = configuration.maximumClockDrift
         try await exclusively { () async throws(WeftError) in
             // Stamps for the repaired writes: at the limit, counting up.
@@ -359,7 +429,7 @@ public actor Replica {
             // Stamps come from the actor's clock now; the edits run inside the storage's
             // transaction, on the records it reads there.
             let stamps = operations.map { _ in clock.now() }
-            let replicaID = replicaID
+            let replicaID = writerID
             let policies = operations.map { policy(for: $0.key.collection) }
             let resolvers = resolvers
             let box = LockedBox(CommittedWrites())
@@ -400,7 +470,7 @@ public actor Replica {
     func compensate(_ key: DocumentKey, written: DocumentRecord, previous: DocumentRecord?) async throws(WeftError) -> Bool {
         try await exclusively { () async throws(WeftError) -> Bool in
             let stamp = clock.now()
-            let replicaID = replicaID
+            let replicaID = writerID
             let undone = LockedBox(false)
             _ = try await storage.commitLocalWrites(reading: [key], maxQueueBytes: Int.max) { records throws(WeftError) in
                 guard records[key] == written else { return [] }

@@ -50,6 +50,12 @@ public struct ReplicaConfiguration: Hashable, Sendable {
     /// What a write-through write does when the server cannot confirm it in time
     /// (`write_through_fallback`).
     public var writeThroughFallback: WriteThroughFallback = .keepQueued
+    /// Whether edits made before the server confirms a session use a new identity of their own
+    /// (the default). A file restored from a backup or copied to another device would otherwise
+    /// reissue dots its lost history used, and the server would take the new edits for old ones.
+    /// A replica that never syncs may turn it off: its identities never meet anyone else's, and
+    /// each session would otherwise add one to the version vectors of what it writes.
+    public var sessionIdentities = true
 
     /// The mode for `collection`.
     public func mode(for collection: CollectionName) -> SyncMode { collectionModes[collection.rawValue] ?? syncMode }
@@ -58,6 +64,9 @@ public struct ReplicaConfiguration: Hashable, Sendable {
     public func policy(for collection: CollectionName) -> ConflictPolicy {
         collectionPolicies[collection.rawValue] ?? conflictResolution
     }
+
+    /// The configuration's policies as a declaration (for a replica that is its own server).
+    public var declaredPolicies: ServerPolicies { ServerPolicies(defaultPolicy: conflictResolution, collections: collectionPolicies) }
 
     /// The default cap: 100 MiB.
     public static let defaultMaxQueueBytes = 100 * 1024 * 1024

@@ -9,12 +9,18 @@ public struct ReplicaMetadata: Hashable, Sendable {
     public var lastStamp: HLCTimestamp?
     /// The server sequence of the last pulled change applied (0: none).
     public var pullCursor: UInt64
+    /// The session the server last confirmed for this file (`HelloRequest`; 0: none yet).
+    public var confirmedEpoch: UInt64
+    /// The highest queue sequence the server acknowledged to this file (0: none). A server that
+    /// applied more than this has seen writes this file does not remember.
+    public var acknowledgedThrough: UInt64 = 0
 
     /// Creates metadata.
-    public init(replicaID: ReplicaID, lastStamp: HLCTimestamp? = nil, pullCursor: UInt64 = 0) {
+    public init(replicaID: ReplicaID, lastStamp: HLCTimestamp? = nil, pullCursor: UInt64 = 0, confirmedEpoch: UInt64 = 0) {
         self.replicaID = replicaID
         self.lastStamp = lastStamp
         self.pullCursor = pullCursor
+        self.confirmedEpoch = confirmedEpoch
     }
 }
 
@@ -54,13 +60,15 @@ public struct DocumentFilter: Sendable {
 /// `Tests/WeftTests/StorageContractTests.swift` checks each point against every implementation.
 ///
 /// 1. ``metadata()`` returns the same ``ReplicaMetadata/replicaID`` for the life of the store,
-///    across restarts for persistent stores; it is created on first open.
+///    across restarts for persistent stores; it is created on first open, and changes only
+///    through ``replaceIdentity(with:)``, which also resets the confirmed epoch to 0.
 /// 2. ``record(for:)`` returns the last record stored for the key, tombstones included, or `nil`;
 ///    ``records(for:)`` does the same for many keys in one consistent read.
 /// 3. ``records(in:where:limit:)`` returns the matching records of one collection ordered by id,
 ///    at most `limit` of them.
-/// 4. ``saveLastStamp(_:)`` and ``setPullCursor(_:)`` persist before they return; the pull cursor
-///    only moves forward (a smaller value is ignored).
+/// 4. ``saveLastStamp(_:)``, ``setPullCursor(_:)``, ``saveConfirmedEpoch(_:)`` and
+///    ``replaceIdentity(with:)`` persist before they return; the pull cursor only moves forward
+///    (a smaller value is ignored).
 /// 5. A method that throws has changed nothing.
 /// 6. Stores are safe to call from any task (they are actors or lock internally).
 ///
@@ -72,6 +80,12 @@ public protocol DocumentStore: Sendable {
     func saveLastStamp(_ stamp: HLCTimestamp) async throws(WeftError)
     /// Moves the pull cursor forward (never back).
     func setPullCursor(_ cursor: UInt64) async throws(WeftError)
+    /// Records the session the server confirmed for this file.
+    func saveConfirmedEpoch(_ epoch: UInt64) async throws(WeftError)
+    /// Gives the replica a new identity (its old one was forked: another copy of the file
+    /// spoke to the server since this one's last session), and forgets the confirmed epoch and
+    /// the acknowledged sequence (both belonged to the old identity).
+    func replaceIdentity(with replica: ReplicaID) async throws(WeftError)
     /// The stored record for `key`, tombstones included.
     func record(for key: DocumentKey) async throws(WeftError) -> DocumentRecord?
     /// The stored records for `keys` that exist, tombstones included, in one read.

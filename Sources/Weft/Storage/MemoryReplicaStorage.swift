@@ -28,6 +28,14 @@ public actor MemoryReplicaStorage: ReplicaStorage {
 
     public func setPullCursor(_ cursor: UInt64) { meta.pullCursor = max(meta.pullCursor, cursor) }
 
+    public func saveConfirmedEpoch(_ epoch: UInt64) { meta.confirmedEpoch = epoch }
+
+    public func replaceIdentity(with replica: ReplicaID) {
+        meta.replicaID = replica
+        meta.confirmedEpoch = 0
+        meta.acknowledgedThrough = 0
+    }
+
     public func record(for key: DocumentKey) -> DocumentRecord? { documents[key] }
 
     public func records(for keys: [DocumentKey]) -> [DocumentKey: DocumentRecord] {
@@ -72,6 +80,7 @@ public actor MemoryReplicaStorage: ReplicaStorage {
     }
 
     public func acknowledge(through sequence: UInt64) {
+        meta.acknowledgedThrough = max(meta.acknowledgedThrough, sequence)
         for seq in queue.keys where seq <= sequence {
             guard let entry = queue.removeValue(forKey: seq) else { continue }
             bytes -= entry.bytes

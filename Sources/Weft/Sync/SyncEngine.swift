@@ -121,11 +121,50 @@ public actor SyncEngine {
         }
     }
 
+    // MARK: The session
+
+    /// The policies the server declared at the last handshake (`nil` before one).
+    public private(set) var declaredPolicies: ServerPolicies?
+    /// The custom resolvers the server's policies name that this replica does not have: the
+    /// siblings of those collections stay readable (as their join) and writable here.
+    public private(set) var missingResolvers: [String] = []
+    /// Whether the server accepted this session's handshake.
+    private var sessionOpen = false
+
+    /// Opens the session with the server if it is not open (``SyncTransport/hello(_:)``): learns
+    /// the database's policies, and on a fork gives the replica a new identity first.
+    public func openSession() async throws(SyncError) {
+        guard !sessionOpen else { return }
+        let replica = replica
+        for _ in 0..<2 {
+            let request = try await local { () async throws(WeftError) in try await replica.helloRequest() }
+            let response = try await transport.hello(request)
+            switch response.status {
+            case .accepted:
+                let policies: ServerPolicies
+                do {
+                    policies = try ServerPolicies(wire: response)
+                } catch {
+                    throw SyncError(.badResponse, "hello: \(error)")
+                }
+                try await local { () async throws(WeftError) in try await replica.confirmSession(policies) }
+                declaredPolicies = policies
+                missingResolvers = policies.resolverNames.filter { replica.resolvers[$0] == nil }
+                sessionOpen = true
+                return
+            case .forked:
+                try await local { () async throws(WeftError) in try await replica.takeNewIdentity() }
+            }
+        }
+        throw SyncError(.badResponse, "hello: the server called a new identity forked")
+    }
+
     /// Whether siblings held since before their resolver was registered were looked for.
     private var heldSiblingsChecked = false
 
     private func syncRound() async throws(SyncError) -> SyncReport {
         var report = SyncReport()
+        try await openSession()
         if !heldSiblingsChecked {
             let replica = replica
             _ = try await local { () async throws(WeftError) in try await replica.resolveHeldSiblings() }
@@ -167,6 +206,7 @@ public actor SyncEngine {
     /// acknowledged, and everything unconfirmed goes back to pending (the server may have applied
     /// some of it; applying it again is a no-op).
     public func pushAll() async throws(SyncError) -> Int {
+        try await openSession()
         // One replay at a time: two would acknowledge each other's batches out of order.
         if pushing {
             await withCheckedContinuation { pushWaiters.append($0) }
@@ -176,7 +216,14 @@ public actor SyncEngine {
         defer {
             if pushWaiters.isEmpty { pushing = false } else { pushWaiters.removeFirst().resume() }
         }
-        return try await replay()
+        do {
+            return try await replay()
+        } catch {
+            // Another copy of this file spoke to the server since this session opened: say
+            // hello again (and take a new identity) before the next push.
+            if error.kind == .forked { sessionOpen = false }
+            throw error
+        }
     }
 
     private var pushing = false
@@ -186,6 +233,7 @@ public actor SyncEngine {
         let storage = replica.storage
         let transport = transport
         let replicaID = replica.replicaID
+        let epoch = replica.sessionEpoch
         var confirmed = 0
         var inFlight: [(sequences: [UInt64], bytes: Int, answer: Task<PushResponse, any Error>)] = []
         var exhausted = false
@@ -232,7 +280,7 @@ public actor SyncEngine {
                     // stands for it): the server resolves conflicts between whole versions, and a
                     // fast-forward replaces its record.
                     let request = PushRequest(
-                        replica: replicaID,
+                        replica: replicaID, epoch: epoch,
                         changes: batch.map { entry in
                             WireChange(
                                 sequence: entry.sequence,
@@ -328,7 +376,7 @@ public actor SyncEngine {
             }
             guard let entry = next.first else { break }
             let request = PushRequest(
-                replica: replica.replicaID,
+                replica: replica.replicaID, epoch: replica.sessionEpoch,
                 changes: [
                     WireChange(
                         sequence: entry.sequence, key: WireKey(collection: entry.key.collection.rawValue, id: entry.key.id.rawValue),
@@ -367,6 +415,7 @@ public actor SyncEngine {
 
     /// Pulls and applies pages until the server has nothing more after the cursor.
     public func pullAll() async throws(SyncError) -> (changes: Int, conflicts: Int, cursor: UInt64) {
+        try await openSession()
         var cursor = try await local { () async throws(WeftError) in try await replica.pullCursor() }
         var changes = 0
         var conflicts = 0

@@ -15,6 +15,10 @@ public struct SyncError: Error, Hashable, Sendable, CustomStringConvertible {
         /// The server refused the push because this replica's stamps run further ahead of the
         /// server's clock than it allows (HTTP 409): fix the device's clock. The queue is kept.
         case clockSkew
+        /// The server refused the push because its session is not the replica's current one
+        /// (HTTP 409 with `Weft-Error: forked`): another copy of this replica's file spoke since.
+        /// Nothing was applied; the engine says hello again and the replica takes a new identity.
+        case forked
     }
 
     /// The kind of failure.
@@ -42,10 +46,14 @@ public struct SyncError: Error, Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(kind.rawValue): \(message)" }
 }
 
-/// How a replica talks to the central store: push a batch, pull a page after a cursor.
+/// How a replica talks to the central store: open a session, push a batch, pull a page after a
+/// cursor.
 ///
 /// ## Contract
 ///
+/// 0. ``hello(_:)`` opens a session (see ``HelloRequest``): the answer says whether the file is
+///    the latest continuation of the replica's history, and declares the database's conflict
+///    policies. Saying hello again with the same session is harmless.
 /// 1. ``push(_:)`` returns only after the server has durably applied the batch. Pushing a batch
 ///    again (after a lost response) is safe: the server skips what it has already applied.
 /// 2. ``pull(_:)`` returns the changes after the request's cursor, in server order, never
@@ -53,6 +61,8 @@ public struct SyncError: Error, Hashable, Sendable, CustomStringConvertible {
 /// 3. Transient failures throw ``SyncError/Kind/unavailable``; a request the server refuses for
 ///    good throws ``SyncError/Kind/rejected`` or ``SyncError/Kind/unauthorized``.
 public protocol SyncTransport: Sendable {
+    /// Opens a session.
+    func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse
     /// Pushes a batch of queued changes.
     func push(_ request: PushRequest) async throws(SyncError) -> PushResponse
     /// Pulls a page of changes after a cursor.

@@ -1,0 +1,126 @@
+import Foundation
+import GRDB
+import Synchronization
+import Weft
+import WeftCRDT
+
+// The DocumentStore role: metadata, cursors and reading records.
+extension SQLiteReplicaStorage {
+    // MARK: DocumentStore
+
+    public func metadata() async throws(WeftError) -> ReplicaMetadata {
+        try await read { db in
+            guard let idData = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'replica_id'"),
+                let replica = ReplicaID(bytes: [UInt8](idData))
+            else { throw WeftError.corrupt("the replica id is missing or malformed") }
+            var metadata = ReplicaMetadata(replicaID: replica)
+            if let stampData = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'last_stamp'") {
+                do {
+                    metadata.lastStamp = try HLCTimestamp(encoded: [UInt8](stampData))
+                } catch {
+                    throw WeftError.corrupt("the stored clock does not decode: \(error)")
+                }
+            }
+            metadata.pullCursor = UInt64(try Self.metaInteger(db, "pull_cursor"))
+            if try Int64.fetchOne(db, sql: "SELECT count(*) FROM meta WHERE key = 'confirmed_epoch'") == 1 {
+                // Stored as the epoch's 64 bits, which SQLite reads as a signed integer.
+                let raw = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'confirmed_epoch' AND typeof(value) = 'integer'")
+                guard let raw else { throw WeftError.corrupt("the meta value confirmed_epoch is not an integer") }
+                metadata.confirmedEpoch = UInt64(bitPattern: raw)
+            }
+            if try Int64.fetchOne(db, sql: "SELECT count(*) FROM meta WHERE key = 'acknowledged_through'") == 1 {
+                metadata.acknowledgedThrough = UInt64(try Self.metaInteger(db, "acknowledged_through"))
+            }
+            return metadata
+        }
+    }
+
+    public func saveLastStamp(_ stamp: HLCTimestamp) async throws(WeftError) {
+        let bytes = Data(stamp.encoded())
+        do {
+            try transaction { db, counters in
+                try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_stamp', ?)", arguments: [bytes])
+                counters.lease = stamp
+            }
+        } catch {
+            throw Self.map(error, path: path)
+        }
+    }
+
+    public func setPullCursor(_ cursor: UInt64) async throws(WeftError) {
+        guard let value = Int64(exactly: cursor) else { throw .invalidArgument("pull cursor \(cursor) is out of range") }
+        try await write { db in
+            try db.execute(
+                sql: "UPDATE meta SET value = max(value, ?) WHERE key = 'pull_cursor'", arguments: [value])
+        }
+    }
+
+    public func saveConfirmedEpoch(_ epoch: UInt64) async throws(WeftError) {
+        try await write { db in
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('confirmed_epoch', ?)", arguments: [Int64(bitPattern: epoch)])
+        }
+    }
+
+    public func replaceIdentity(with replica: ReplicaID) async throws(WeftError) {
+        try await write { db in
+            try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'replica_id'", arguments: [Data(replica.bytes)])
+            try db.execute(sql: "DELETE FROM meta WHERE key IN ('confirmed_epoch', 'acknowledged_through')")
+        }
+    }
+
+    public func record(for key: DocumentKey) async throws(WeftError) -> DocumentRecord? {
+        try await read { db in
+            guard
+                let data = try Data.fetchOne(
+                    db, sql: "SELECT record FROM documents WHERE collection = ? AND id = ?",
+                    arguments: [key.collection.rawValue, key.id.rawValue])
+            else { return nil }
+            return try Self.decodeRecord(data, "\(key)")
+        }
+    }
+
+    public func records(for keys: [DocumentKey]) async throws(WeftError) -> [DocumentKey: DocumentRecord] {
+        do {
+            return try readBlocking { db in
+                let statement = try db.cachedStatement(sql: "SELECT record FROM documents WHERE collection = ? AND id = ?")
+                var result = [DocumentKey: DocumentRecord](minimumCapacity: keys.count)
+                for key in keys where result[key] == nil {
+                    if let data = try Data.fetchOne(statement, arguments: [key.collection.rawValue, key.id.rawValue]) {
+                        result[key] = try Self.decodeRecord(data, "\(key)")
+                    }
+                }
+                return result
+            }
+        } catch {
+            throw Self.map(error, path: path)
+        }
+    }
+
+    public func records(in collection: CollectionName, where filter: DocumentFilter, limit: Int?) async throws(WeftError)
+        -> [(id: DocumentID, record: DocumentRecord)]
+    {
+        let rows = try await read { db in
+            var sql = "SELECT id, record, deleted FROM documents WHERE collection = ?"
+            var arguments: StatementArguments = [collection.rawValue]
+            if !filter.includeDeleted { sql += " AND deleted = 0" }
+            if let prefix = filter.idPrefix {
+                sql += " AND substr(id, 1, ?) = ?"
+                arguments += [prefix.unicodeScalars.count, prefix]
+            }
+            sql += " ORDER BY id"
+            var result = [(DocumentID, DocumentRecord)]()
+            let cursor = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+            while let row = try cursor.next() {
+                let rawID = try Self.column(row, "id", String.self)
+                guard let id = try? DocumentID(rawID) else { throw WeftError.corrupt("stored id \(rawID.debugDescription) is invalid") }
+                let record = try Self.decodeRecord(try Self.column(row, "record", Data.self), "\(collection)/\(rawID)")
+                guard filter.matches(id, record) else { continue }
+                result.append((id, record))
+                if let limit, result.count >= limit { break }
+            }
+            return result
+        }
+        return rows.map { (id: $0.0, record: $0.1) }
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import GRDB
+import Synchronization
+import Weft
+import WeftCRDT
+
+// Applying pulled changes: merged records, the conflict log and the pull cursor in one transaction.
+extension SQLiteReplicaStorage {
+    public func applyRemoteChanges(
+        _ changes: [(key: DocumentKey, record: DocumentRecord)], through cursor: UInt64,
+        _ merge: @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
+        )
+    ) async throws(WeftError) -> [AppliedRemoteChange] {
+        guard let cursorValue = Int64(exactly: cursor) else { throw .invalidArgument("pull cursor \(cursor) is out of range") }
+        do {
+            return try transaction { db, counters in
+                let readRecord = try db.cachedStatement(sql: "SELECT record FROM documents WHERE collection = ? AND id = ?")
+                // An upsert that keeps the row's queue columns: a pulled change never touches the
+                // queue (a document waiting to be pushed stays queued, now with the merged record).
+                let upsertDocument = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO documents (collection, id, record, deleted) VALUES (?, ?, ?, ?)
+                        ON CONFLICT (collection, id) DO UPDATE SET record = excluded.record, deleted = excluded.deleted
+                        """)
+                let logConflict = try db.cachedStatement(
+                    sql: "INSERT INTO conflicts (collection, id, policy, resolver, local, remote, winner) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                var applied = [AppliedRemoteChange]()
+                var known = [DocumentKey: DocumentRecord]()
+                for change in changes {
+                    let key = change.key
+                    var local = known[key]
+                    if local == nil, let data = try Data.fetchOne(readRecord, arguments: [key.collection.rawValue, key.id.rawValue]) {
+                        local = try Self.decodeRecord(data, "\(key)")
+                    }
+                    let result = try merge(local, key, change.record)
+                    if result.kind != .unchanged || result.record != local {
+                        try upsertDocument.execute(
+                            arguments: [key.collection.rawValue, key.id.rawValue, Data(result.record.encoded()), result.record.isDeleted])
+                    }
+                    if let conflict = result.conflict {
+                        let (policy, resolver) = Self.policyColumns(conflict.policy)
+                        try logConflict.execute(arguments: [
+                            key.collection.rawValue, key.id.rawValue, policy, resolver, Data(conflict.local.encoded()),
+                            Data(conflict.remote.encoded()), Data(conflict.winner.encoded()),
+                        ])
+                    }
+                    known[key] = result.record
+                    if result.kind == .resolved {
+                        try self.enqueueResolution(db, key, result.record, &counters)
+                    }
+                    applied.append(AppliedRemoteChange(key: key, record: result.record, kind: result.kind))
+                }
+                try db.execute(sql: "UPDATE meta SET value = max(value, ?) WHERE key = 'pull_cursor'", arguments: [cursorValue])
+                return applied
+            }
+        } catch {
+            throw Self.map(error, path: path)
+        }
+    }
+
+    /// Queues a resolution of siblings made while applying a pull, like a local write (coalescing
+    /// into a pending entry, or a new entry after an in-flight one). It is not refused at
+    /// `max_queue_bytes`: a pulled change is never refused, and the queue only ever holds
+    /// whole records.
+    func enqueueResolution(
+        _ db: Database, _ key: DocumentKey, _ record: DocumentRecord, _ counters: inout QueueCounters
+    ) throws {
+        let size = QueueEntry.byteCount(key: key, recordBytes: record.encoded().count)
+        let row = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT queued_seq, queued_bytes FROM documents WHERE collection = ? AND id = ?"),
+            arguments: [key.collection.rawValue, key.id.rawValue])
+        let pending = try row.flatMap { row in try Self.column(row, "queued_seq", Int64?.self) }
+        let oldBytes = try row.map { row in try Self.column(row, "queued_bytes", Int.self) } ?? 0
+        let inFlight = Int64(clamping: inFlightThrough.withLock { $0 })
+        if let pending, pending > inFlight {
+            try db.cachedStatement(sql: "UPDATE documents SET queued_bytes = ? WHERE collection = ? AND id = ?")
+                .execute(arguments: [size, key.collection.rawValue, key.id.rawValue])
+            counters.bytes += size - oldBytes
+        } else {
+            if let pending {
+                try db.cachedStatement(sql: "INSERT INTO superseded (seq, collection, id, bytes) VALUES (?, ?, ?, ?)")
+                    .execute(arguments: [pending, key.collection.rawValue, key.id.rawValue, oldBytes])
+            }
+            try db.cachedStatement(sql: "UPDATE documents SET queued_seq = ?, queued_bytes = ? WHERE collection = ? AND id = ?")
+                .execute(arguments: [counters.next, size, key.collection.rawValue, key.id.rawValue])
+            counters.next += 1
+            counters.bytes += size
+        }
+    }
+
+    public func conflicts(limit: Int) async throws(WeftError) -> [ConflictRecord] {
+        try await read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT collection, id, policy, resolver, local, remote, winner FROM conflicts ORDER BY number DESC LIMIT ?",
+                arguments: [max(0, limit)]
+            ).map { row in
+                let key = try Self.key(row)
+                let policy = try Self.policy(row)
+                return ConflictRecord(
+                    key: key, local: try Self.decodeRecord(try Self.column(row, "local", Data.self), "a logged conflict"),
+                    remote: try Self.decodeRecord(try Self.column(row, "remote", Data.self), "a logged conflict"),
+                    winner: try Self.decodeRecord(try Self.column(row, "winner", Data.self), "a logged conflict"), policy: policy)
+            }
+        }
+    }
+
+    /// The connection's `PRAGMA synchronous` value: 1 for NORMAL, 2 for FULL.
+}
