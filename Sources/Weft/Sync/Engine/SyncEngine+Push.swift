@@ -1,0 +1,221 @@
+import Foundation
+import Logging
+import Synchronization
+import WeftCRDT
+import WeftWire
+
+// Pushing the queue: batches on the wire in order, acknowledgements, dead letters, clock-skew repair.
+extension SyncEngine {
+
+    /// Pushes the queue in batches until it is empty; returns the entries confirmed.
+    ///
+    /// Up to ``maximumPushesInFlight`` batches are on the wire at once, but their answers are
+    /// taken in order: a batch is acknowledged only after every earlier batch was. On the first
+    /// failure the batches still out are awaited, nothing after the last confirmed batch is
+    /// acknowledged, and everything unconfirmed goes back to pending (the server may have applied
+    /// some of it; applying it again is a no-op).
+    public func pushAll() async throws(SyncError) -> Int {
+        try await openSession()
+        // One replay at a time: two would acknowledge each other's batches out of order.
+        if pushing {
+            await withCheckedContinuation { pushWaiters.append($0) }
+        } else {
+            pushing = true
+        }
+        defer {
+            if pushWaiters.isEmpty { pushing = false } else { pushWaiters.removeFirst().resume() }
+        }
+        do {
+            return try await replay()
+        } catch {
+            // Another copy of this file spoke to the server since this session opened: say
+            // hello again (and take a new identity) before the next push.
+            if error.kind == .forked { sessionOpen = false }
+            throw error
+        }
+    }
+
+
+
+    func replay() async throws(SyncError) -> Int {
+        let storage = replica.storage
+        let transport = transport
+        let replicaID = replica.replicaID
+        let epoch = replica.sessionEpoch
+        var confirmed = 0
+        var inFlight: [(sequences: [UInt64], bytes: Int, answer: Task<PushResponse, any Error>)] = []
+        var exhausted = false
+        var skewRepairTried = false
+        let batchBytes = bandwidthLimit.map { min(maximumBatchBytes, $0.burstBytes) } ?? maximumBatchBytes
+
+        // Progress: the queue as it stands now is the replay's total.
+        let started = ContinuousClock.now
+        var progress = SyncProgress(entriesDone: 0, entriesTotal: 0, bytesDone: 0, bytesTotal: 0, elapsed: .zero)
+        if !progressObservers.isEmpty {
+            progress.entriesTotal = (try? await storage.count()) ?? 0
+            progress.bytesTotal = (try? await storage.totalBytes()) ?? 0
+            if progress.entriesTotal > 0 { report(progress) }
+        }
+        func advance(entries: Int, bytes: Int) {
+            guard !progressObservers.isEmpty else { return }
+            progress.entriesDone += entries
+            progress.bytesDone += bytes
+            progress.entriesTotal = max(progress.entriesTotal, progress.entriesDone)
+            progress.bytesTotal = max(progress.bytesTotal, progress.bytesDone)
+            progress.elapsed = ContinuousClock.now - started
+            report(progress)
+        }
+
+        func settle(_ error: SyncError) async throws(SyncError) -> Never {
+            // A cancelled replay (a write-through timeout) stops waiting for the server.
+            if Task.isCancelled { for push in inFlight { push.answer.cancel() } }
+            for push in inFlight { _ = try? await push.answer.value }
+            inFlight.removeAll()
+            try? await storage.releaseInFlight()
+            throw error
+        }
+
+        while true {
+            if !exhausted && inFlight.count < maximumPushesInFlight {
+                let batch: [QueueEntry]
+                do {
+                    batch = try await storage.nextBatch(maxBytes: batchBytes, maxEntries: maximumBatchEntries)
+                } catch {
+                    try await settle(SyncError(.rejected, "local storage: \(error)"))
+                }
+                if !batch.isEmpty {
+                    // Each change carries the document's whole current record (the queue entry
+                    // stands for it): the server resolves conflicts between whole versions, and a
+                    // fast-forward replaces its record.
+                    let request = PushRequest(
+                        replica: replicaID, epoch: epoch,
+                        changes: batch.map { entry in
+                            WireChange(
+                                sequence: entry.sequence,
+                                key: WireKey(collection: entry.key.collection.rawValue, id: entry.key.id.rawValue),
+                                record: entry.record)
+                        })
+                    if bandwidthLimit != nil {
+                        let size = WireMessage.encode(request).count
+                        await throttle(size)
+                        progress.wireBytesSent += size
+                    }
+                    inFlight.append((batch.map(\.sequence), batch.reduce(0) { $0 + $1.byteCount }, Task { try await transport.push(request) }))
+                    continue
+                }
+                exhausted = true
+            }
+            guard !inFlight.isEmpty else { return confirmed }
+            let push = inFlight.removeFirst()
+            let response: PushResponse
+            do {
+                let answer = push.answer
+                response = try await withTaskCancellationHandler {
+                    try await answer.value
+                } onCancel: {
+                    answer.cancel()
+                }
+            } catch let error as SyncError where error.kind == .rejected {
+                // Refused for good: find the entries the server refuses on their own and move
+                // them to the dead letters, so they never block the rest of the queue.
+                for other in inFlight { _ = try? await other.answer.value }
+                inFlight.removeAll()
+                exhausted = false
+                try? await storage.releaseInFlight()
+                let isolated = try await isolateRejected(entries: push.sequences.count, reason: error)
+                confirmed += isolated
+                advance(entries: push.sequences.count, bytes: push.bytes)
+                continue
+            } catch let error as SyncError where error.kind == .clockSkew {
+                // The server refused our stamps as too far ahead. If the device's clock is right
+                // again, repair the refused writes' stamps and go on; otherwise stay refused.
+                if let serverTime = error.serverTimeMilliseconds, let bound = error.maximumClockSkewMilliseconds, !skewRepairTried {
+                    for other in inFlight { _ = try? await other.answer.value }
+                    inFlight.removeAll()
+                    exhausted = false
+                    try? await storage.releaseInFlight()
+                    skewRepairTried = true
+                    let repaired = (try? await replica.repairClockSkew(serverTimeMilliseconds: serverTime, bound: bound)) ?? false
+                    if repaired {
+                        logger.notice("the clock is right again; writes stamped ahead were repaired", metadata: ["server_time": "\(serverTime)"])
+                        continue
+                    }
+                }
+                logger.error("the server refuses this replica's clock", metadata: ["error": "\(error.message)"])
+                try await settle(error)
+            } catch let error as SyncError {
+                try await settle(error)
+            } catch {
+                try await settle(SyncError(.unavailable, "\(error)"))
+            }
+            let last = push.sequences[push.sequences.count - 1]
+            let through = min(response.appliedThrough, last)
+            do {
+                try await storage.acknowledge(through: through)
+            } catch {
+                try await settle(SyncError(.rejected, "local storage: \(error)"))
+            }
+            confirmed += push.sequences.filter { $0 <= through }.count
+            advance(entries: push.sequences.filter { $0 <= through }.count, bytes: through == last ? push.bytes : 0)
+            if through < last {
+                // The server confirmed less than was sent: send the rest again later.
+                for other in inFlight { _ = try? await other.answer.value }
+                try? await storage.releaseInFlight()
+                return confirmed
+            }
+        }
+    }
+
+
+    /// Pushes the oldest `entries` entries one at a time after a batch was refused: each one the
+    /// server refuses alone goes to the dead letters with the server's reason; the others are
+    /// confirmed as usual. Returns the entries confirmed.
+    func isolateRejected(entries: Int, reason batchError: SyncError) async throws(SyncError) -> Int {
+        let storage = replica.storage
+        var confirmed = 0
+        for _ in 0..<entries {
+            let next: [QueueEntry]
+            do {
+                next = try await storage.nextBatch(maxBytes: Int.max, maxEntries: 1)
+            } catch {
+                throw SyncError(.rejected, "local storage: \(error)")
+            }
+            guard let entry = next.first else { break }
+            let request = PushRequest(
+                replica: replica.replicaID, epoch: replica.sessionEpoch,
+                changes: [
+                    WireChange(
+                        sequence: entry.sequence, key: WireKey(collection: entry.key.collection.rawValue, id: entry.key.id.rawValue),
+                        record: entry.record)
+                ])
+            let response: PushResponse
+            do {
+                response = try await transport.push(request)
+            } catch where error.kind == .rejected {
+                logger.warning(
+                    "the server refused a change for good; it moves to the dead letters",
+                    metadata: ["document": "\(entry.key)", "reason": "\(error.message)"])
+                // Set aside while it is still in flight (a write to the document meanwhile went
+                // to a new entry, which stays queued), then release.
+                try await local { () async throws(WeftError) in
+                    try await storage.moveToDeadLetter(sequence: entry.sequence, reason: error.message)
+                    try await storage.releaseInFlight()
+                }
+                deadLettered += 1
+                continue
+            } catch {
+                try? await storage.releaseInFlight()
+                throw error
+            }
+            // The server applied it: a local failure here is not the server's refusal.
+            do {
+                try await storage.acknowledge(through: min(response.appliedThrough, entry.sequence))
+            } catch {
+                try? await storage.releaseInFlight()
+                throw SyncError(.unavailable, "local storage: \(error)")
+            }
+            confirmed += response.appliedThrough >= entry.sequence ? 1 : 0
+        }
+        return confirmed
+    }
+}

@@ -1,0 +1,36 @@
+import Foundation
+import Logging
+import Synchronization
+import WeftCRDT
+import WeftWire
+
+// The handshake that opens a session: the server's policies, and a new identity for a forked file.
+extension SyncEngine {
+    /// Opens the session with the server if it is not open (``SyncTransport/hello(_:)``): learns
+    /// the database's policies, and on a fork gives the replica a new identity first.
+    public func openSession() async throws(SyncError) {
+        guard !sessionOpen else { return }
+        let replica = replica
+        for _ in 0..<2 {
+            let request = try await local { () async throws(WeftError) in try await replica.helloRequest() }
+            let response = try await transport.hello(request)
+            switch response.status {
+            case .accepted:
+                let policies: ServerPolicies
+                do {
+                    policies = try ServerPolicies(wire: response)
+                } catch {
+                    throw SyncError(.badResponse, "hello: \(error)")
+                }
+                try await local { () async throws(WeftError) in try await replica.confirmSession(policies) }
+                declaredPolicies = policies
+                missingResolvers = policies.resolverNames.filter { replica.resolvers[$0] == nil }
+                sessionOpen = true
+                return
+            case .forked:
+                try await local { () async throws(WeftError) in try await replica.takeNewIdentity() }
+            }
+        }
+        throw SyncError(.badResponse, "hello: the server called a new identity forked")
+    }
+}
