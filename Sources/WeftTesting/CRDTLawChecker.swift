@@ -19,7 +19,7 @@ public enum CRDTLawChecker {
     /// The number of histories per law when none is given.
     public static let defaultCount = 200
 
-    static func histories<State: CRDT>(_ model: CRDTModel<State>) -> Generator<History<State>, Shrink.None<History<State>>> {
+    package static func histories<State: CRDT>(_ model: CRDTModel<State>) -> Generator<History<State>, Shrink.None<History<State>>> {
         Generator { seeded in
             var random: any RandomNumberGenerator = SplitMix64(seed: seeded.next())
             return History.random(model: model, using: &random)
@@ -164,6 +164,39 @@ public enum CRDTLawChecker {
         }
     }
 
+    /// Intent (no lost update): an edit stays visible after its state is merged with any state
+    /// that had not seen it, in either order, unless an edit that state had seen (and it had not)
+    /// legitimately hides it (``CRDTModel/interferes``). Covers edits made after removals,
+    /// re-creations and rollbacks, which a merge that reuses identities would lose. Operations
+    /// without an ``Intent`` are not checked.
+    public static func checkIntent<State: CRDT>(
+        _ model: CRDTModel<State>, count: Int = defaultCount, sourceLocation: SourceLocation = #_sourceLocation
+    ) async {
+        await forEachHistory(model, count: count) { history, trace, _ in
+            for (index, intent) in trace.intents.enumerated() {
+                guard let intent, let isVisible = intent.isVisible else { continue }
+                let after = trace.mutations[index].after
+                let past = trace.pasts[index]
+                for (snapshot, seen) in zip(trace.snapshots, trace.seen) {
+                    // Everything the other state knows of, directly or through what it saw.
+                    var known = Set<Int>()
+                    for other in seen { known.formUnion(trace.pasts[other]) }
+                    guard !known.contains(index) else { continue }
+                    let hidden = known.subtracting(past).contains { other in
+                        trace.intents[other].map { model.interferes(intent, $0) } ?? false
+                    }
+                    guard !hidden else { continue }
+                    for merged in [after.merged(with: snapshot), snapshot.merged(with: after)] where !isVisible(merged) {
+                        Issue.record(
+                            "\(model.name): '\(trace.mutations[index].operation)' was lost in a merge with a state that had not seen it.\nafter = \(after)\nother = \(snapshot)\nmerged = \(merged)\n\(history)",
+                            sourceLocation: sourceLocation)
+                        return
+                    }
+                }
+            }
+        }
+    }
+
     /// Runs every law except the codec round trip.
     public static func checkMergeLaws<State: CRDT>(
         _ model: CRDTModel<State>, count: Int = defaultCount, sourceLocation: SourceLocation = #_sourceLocation
@@ -174,6 +207,7 @@ public enum CRDTLawChecker {
         await checkInflation(model, count: count, sourceLocation: sourceLocation)
         await checkDeltas(model, count: count, sourceLocation: sourceLocation)
         await checkConvergence(model, count: count, sourceLocation: sourceLocation)
+        await checkIntent(model, count: count, sourceLocation: sourceLocation)
     }
 
     /// Runs every law, including the codec round trip.

@@ -41,3 +41,27 @@ struct PropertyTestingExamples {
         }
     }
 }
+
+let setModel = CRDTModel<ORSet<Int64>>(name: "ORSet", initial: ORSet()) { random in
+    let element = Int64.random(in: 0...3, using: &random)
+    return Operation("insert \(element)", intent: Intent(target: "s", kind: "insert") { $0.contains(element) }) { state, replica in
+        state.insert(element, by: replica.replica)
+    }
+}
+
+// `InventoryLevels` is the resolver of the conflict-resolution article (OfflineAndConflictExamples.swift).
+
+@Suite("Doc examples: intents and record shapes")
+struct PropertyTestingShapeExamples {
+    @Test func setIntentsHold() async {
+        await CRDTLawChecker.checkIntent(setModel)
+    }
+
+    @Test func inventoryLevelsIsAJoinOnRecordsShapedLikeOurs() async {
+        let inventory = RecordShape([
+            .register("stock", values: { .int(Int64.random(in: 0...2, using: &$0)) }),
+            .set("bins", values: CRDTModels.scalar),
+        ])
+        await ResolverLawChecker.check(resolver: InventoryLevels(), name: "inventory") { inventory.concurrentRecords(&$0) }
+    }
+}

@@ -114,3 +114,92 @@ struct BrokenCRDTTests {
         }
     }
 }
+
+/// An OR-map of OR-sets: each set has a causal context of its own, so a set removed and made
+/// again hands out dots it already used. This is how `Document` worked before format version 2,
+/// and the intent checker must catch it.
+enum DotReusingDocument {
+    typealias State = ORMap<String, ORSet<Int64>>
+
+    static let model = CRDTModel<State>(name: "ORMap of ORSets", initial: State()) { random in
+        let key = ["a", "b"].randomElement(using: &random) ?? "a"
+        let value = Int64.random(in: 0...3, using: &random)
+        let visible: @Sendable (State) -> Bool = { $0[key]?.contains(value) == true }
+        switch Int.random(in: 0..<3, using: &random) {
+        case 0:
+            return Operation("insert \(value) into \(key)", intent: Intent(target: key, kind: "set", isVisible: visible)) { state, replica in
+                state.update(key, by: replica.replica, default: ORSet()) { $0.insert(value, by: replica.replica) }
+            }
+        case 1:
+            return Operation("remove \(key), then insert \(value)", intent: Intent(target: key, kind: "set", isVisible: visible)) { state, replica in
+                var delta = state.removeValue(forKey: key)
+                delta.merge(state.update(key, by: replica.replica, default: ORSet()) { $0.insert(value, by: replica.replica) })
+                return delta
+            }
+        default:
+            return Operation("remove \(key)") { state, _ in state.removeValue(forKey: key) }
+        }
+    }
+}
+
+/// The `max` rule as it was: numbers compared through `Double` (2⁵³ and 2⁵³ + 1 look equal),
+/// integers compared as integers, ties to the later stamp, the whole winning body kept. Its
+/// order goes round in a circle, so the result depends on the grouping.
+struct DoubleCastMax: ConflictResolver {
+    static func numeric(_ scalar: Scalar?) -> Double? {
+        switch scalar {
+        case .int(let value)?: return Double(value)
+        case .double(let value)?: return value
+        default: return nil
+        }
+    }
+
+    func resolve(_ a: DocumentRecord, _ b: DocumentRecord) -> Document {
+        let (x, y) = (a.body.scalar("peak"), b.body.scalar("peak"))
+        if case .int(let i)? = x, case .int(let j)? = y, i != j { return i > j ? a.body : b.body }
+        if let p = Self.numeric(x), let q = Self.numeric(y), p != q { return p > q ? a.body : b.body }
+        return a.lastStamp >= b.lastStamp ? a.body : b.body
+    }
+}
+
+@Suite("The intent and resolver checkers catch what they look for")
+struct BrokenIntentTests {
+    @Test func theIntentCheckerCatchesADocumentThatReusesDots() async {
+        await withKnownIssue { await CRDTLawChecker.checkIntent(DotReusingDocument.model, count: 200) }
+    }
+
+    @Test func theDocumentPassesTheIntentCheck() async {
+        await CRDTLawChecker.checkIntent(CRDTModels.document, count: 200)
+    }
+
+    static let wide: RecordShape = RecordShape(
+        [.register("peak", values: { random in [Scalar.int(1 << 53), .int((1 << 53) + 1), .double(9_007_199_254_740_992)].randomElement(using: &random) ?? .null })],
+        removals: 0, kindChanges: 0)
+
+    @Test func theResolverCheckerCatchesANonTransitiveRule() async {
+        await withKnownIssue {
+            await ResolverLawChecker.check(resolver: DoubleCastMax(), name: "max through Double", count: 200) { Self.wide.concurrentRecords(&$0) }
+        }
+    }
+
+    @Test func theShippedMaxRulePassesOnTheSameRecords() async {
+        await ResolverLawChecker.check(resolver: FieldRulesResolver(rules: ["peak": .max]), name: "max", count: 200) { Self.wide.concurrentRecords(&$0) }
+    }
+
+    /// The example resolver the docs used to print: equal stocks go to the first argument.
+    @Test func theResolverCheckerCatchesAnOrderDependentTie() async {
+        let shape = RecordShape([.register("stock", values: { .int(Int64.random(in: 0...1, using: &$0)) }), .register("note", values: CRDTModels.scalar)])
+        await withKnownIssue {
+            await ResolverLawChecker.check(
+                resolver: ResolverFunction { a, b in (a.body.int("stock") ?? 0) >= (b.body.int("stock") ?? 0) ? a.body : b.body },
+                name: "larger stock, ties to the first", count: 200
+            ) { shape.concurrentRecords(&$0) }
+        }
+    }
+
+    @Test func everyShippedRuleIsAJoin() async {
+        for rule in FieldRule.allCases {
+            await ResolverLawChecker.check(resolver: FieldRulesResolver(rules: ["r0": rule, "r1": rule, "m": rule]), name: "\(rule)", count: 100)
+        }
+    }
+}

@@ -13,6 +13,14 @@
 ///
 /// Storage is bounded by concurrency, not by history: a key holds one version per
 /// concurrent writer, and a replica's next update folds them back into one.
+///
+/// **Nested dot-based values and re-created keys.** Each value keeps its own causal context. A
+/// key removed and written again starts its value afresh, so a nested ``ORSet`` or ``ORMap``
+/// issues dots it already used before the removal, and merging with a replica that had seen the
+/// old value can drop additions made after the re-creation. ``Document`` does not have this
+/// problem (one causal context for all its values); use it for nested collections, or never
+/// re-create a removed key whose value is dot-based. `Tests/WeftTestingTests` keeps an OR-map of
+/// OR-sets as the example the intent checker must catch.
 public struct ORMap<Key: Hashable & BinaryCodable & Sendable, Value: CRDT & BinaryCodable>: EmptyInitializableCRDT {
     /// One version of a key's value: the value stored by the update with this dot.
     public struct Version: Equatable, Sendable {
