@@ -5,6 +5,7 @@
 //     swift package benchmark                         # ordo-one/benchmark suites
 //     swift run -c release weft-bench-json            # JSON figures for ../Benchmarks/compare.py
 //     swift run -c release weft-replica-bench         # JSON figures: replica against raw SQLite
+//     swift run -c release weft-document-bench        # documents: edit, encode, decode, join
 import PackageDescription
 
 let package = Package(
@@ -13,6 +14,7 @@ let package = Package(
     products: [
         .executable(name: "weft-bench-json", targets: ["WeftBenchJSON"]),
         .executable(name: "weft-replica-bench", targets: ["WeftReplicaBenchCLI"]),
+        .executable(name: "weft-document-bench", targets: ["WeftDocumentBench"]),
     ],
     dependencies: [
         .package(name: "Weft", path: ".."),
@@ -29,6 +31,10 @@ let package = Package(
         .executableTarget(
             name: "WeftBenchJSON",
             dependencies: ["WeftBenchWorkloads", .product(name: "WeftCRDT", package: "Weft")]
+        ),
+        .executableTarget(
+            name: "WeftDocumentBench",
+            dependencies: [.product(name: "WeftCRDT", package: "Weft")]
         ),
         // The replica workloads (Weft on SQLite against raw SQLite doing the same upserts), shared
         // by the ReplicaWrites suite and weft-replica-bench.

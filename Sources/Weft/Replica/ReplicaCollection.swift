@@ -63,11 +63,14 @@ public struct ReplicaCollection: Sendable {
     public func list(where filter: DocumentFilter = .all, limit: Int? = nil) async throws(WeftError)
         -> [(id: DocumentID, document: Document)]
     {
+        // The collection's policy once for the whole list: most collections show bodies as stored.
+        var rules: FieldRulesResolver?
+        if case .fields(let declared) = replica.policy(for: name) { rules = FieldRulesResolver(rules: declared) }
         var result = [(id: DocumentID, document: Document)]()
         for (id, stored) in try await replica.storage.records(in: name, where: filter, limit: limit) {
-            let record = try replica.readable(stored, in: name)
+            let record = stored.holdsSiblings ? try replica.readable(stored, in: name) : stored
             if record.isDeleted && !filter.includeDeleted { continue }
-            result.append((id, replica.presenting(record.body, in: name)))
+            result.append((id, rules?.presenting(record.body) ?? record.body))
         }
         return result
     }

@@ -47,10 +47,10 @@ public enum BinaryFormat {
     ///
     /// Version 2 changed only the body of ``Document`` (one causal context for the whole
     /// document); every other body is as in version 1. ``supportedVersions`` are read.
-    public static let version: UInt8 = 2
+    @inlinable public static var version: UInt8 { 2 }
 
     /// The format versions this build reads: 1 (documents are converted on reading) and 2.
-    public static let supportedVersions: ClosedRange<UInt8> = 1...2
+    @inlinable public static var supportedVersions: ClosedRange<UInt8> { 1...2 }
 
     /// Encodes `value` with its envelope into `writer`, replacing what it held: a writer reused
     /// across many values allocates its buffer once.
@@ -86,8 +86,8 @@ public enum BinaryFormat {
         }
         var reader = BinaryReader(bytes, limits: limits)
         let found = try reader.readByte()
-        guard supportedVersions.contains(found) else { throw .unsupportedVersion(found, at: 0) }
-        reader.formatVersion = found
+        guard found == version || found == 1 else { throw .unsupportedVersion(found, at: 0) }
+        if found != version { reader.formatVersion = found }
         let tag = try reader.readByte()
         guard tag == T.binaryTypeTag else { throw .wrongTypeTag(expected: T.binaryTypeTag, found: tag, at: 1) }
         return reader

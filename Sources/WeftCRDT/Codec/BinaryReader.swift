@@ -29,12 +29,19 @@ public struct BinaryReader: Sendable {
     @inlinable public var offset: Int { position }
     /// The limits in force.
     public let limits: DecodingLimits
+    /// The nesting depth (low 32 bits) and how far the bytes' format version is below
+    /// ``BinaryFormat/version`` (the next 8 bits): one word, so the reader stays as small as
+    /// before the version was kept (a larger reader measurably slowed many small decodes).
     @usableFromInline var depth = 0
     @usableFromInline var replicas: [ReplicaID] = []
     @usableFromInline var knownReplicas: Set<ReplicaID> = []
     /// The format version of the bytes (``BinaryFormat/version`` unless an envelope said
     /// otherwise): decoders of types whose layout changed read it.
-    public var formatVersion: UInt8 = BinaryFormat.version
+    @inlinable
+    public var formatVersion: UInt8 {
+        get { BinaryFormat.version &- UInt8(truncatingIfNeeded: depth >> 32) }
+        set { depth = (depth & 0xFFFF_FFFF) | (Int(BinaryFormat.version &- min(newValue, BinaryFormat.version)) << 32) }
+    }
 
     /// Creates a reader over `bytes`.
     @inlinable
@@ -197,7 +204,7 @@ public struct BinaryReader: Sendable {
     /// Runs `body` one nesting level deeper, throwing when ``DecodingLimits/maximumDepth`` is passed.
     @inlinable
     public mutating func nested<T>(_ body: (inout BinaryReader) throws(CodecError) -> T) throws(CodecError) -> T {
-        guard depth < limits.maximumDepth else { throw .nestingTooDeep(at: offset, limit: limits.maximumDepth) }
+        guard depth & 0xFFFF_FFFF < min(limits.maximumDepth, 1 << 31) else { throw .nestingTooDeep(at: offset, limit: limits.maximumDepth) }
         depth += 1
         defer { depth -= 1 }
         return try body(&self)
