@@ -401,10 +401,26 @@ struct DamagedFileTests {
         }
     }
 
+    /// SQL that rebuilds `grdb_migrations` without its NOT NULL constraint, with the migrations
+    /// it held and one more row whose identifier is `value`.
+    static func rebuildMigrations(adding value: String) -> String {
+        """
+        ALTER TABLE grdb_migrations RENAME TO old_migrations;
+        CREATE TABLE grdb_migrations (identifier TEXT PRIMARY KEY);
+        INSERT INTO grdb_migrations SELECT identifier FROM old_migrations;
+        INSERT INTO grdb_migrations VALUES (\(value));
+        DROP TABLE old_migrations
+        """
+    }
+
     @Test("A schema whose tables or columns lost their names fails to open as corrupt", arguments: [
         "ALTER TABLE meta RENAME TO meta2",
         "ALTER TABLE documents RENAME COLUMN queued_bytes TO qb",
         "DROP TABLE dead_letters",
+        // Damage inside the migrations table (as random bytes once did): an identifier that is
+        // NULL or not text. SQLite lets a TEXT PRIMARY KEY hold NULL once NOT NULL is gone.
+        Self.rebuildMigrations(adding: "NULL"),
+        Self.rebuildMigrations(adding: "X'FFFE'"),
     ])
     func damagedSchemaNames(sql: String) async throws {
         let directory = try Self.makeDirectory()

@@ -186,13 +186,22 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
 
     /// Throws ``Weft/WeftError/Kind/schemaTooNew`` if the database at `path` has migrations
     /// `migrator` does not know. It looks through a read-only connection before anything opens
-    /// the file for writing, so a database from a newer Weft is left exactly as it was.
+    /// the file for writing, so a database from a newer Weft is left exactly as it was. A
+    /// migration identifier that is not text is damage: ``Weft/WeftError/Kind/corrupt``.
     package static func refuseNewerSchema(path: String, migrator: DatabaseMigrator) throws {
         guard FileManager.default.fileExists(atPath: path) else { return }
         var probeConfiguration = Configuration()
         probeConfiguration.readonly = true
         let probe = try DatabaseQueue(path: path, configuration: probeConfiguration)
-        let superseded = try probe.read { db in try migrator.hasBeenSuperseded(db) }
+        let superseded = try probe.read { db in
+            // A newer Weft writes migration identifiers as text; anything else is damage.
+            if try db.tableExists("grdb_migrations"),
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM grdb_migrations WHERE typeof(identifier) != 'text'") != 0
+            {
+                throw WeftError.corrupt("\(path) is damaged or not a Weft database: a migration identifier is not text")
+            }
+            return try migrator.hasBeenSuperseded(db)
+        }
         try probe.close()
         if superseded {
             throw WeftError.schemaTooNew(
@@ -210,6 +219,10 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
             default:
                 return .storage("SQLite error on \(path): \(database)")
             }
+        }
+        // A stored value GRDB cannot convert to its column's type: damage or a foreign writer.
+        if error is RowDecodingError {
+            return .corrupt("\(path) is damaged or not a Weft database: \(error)")
         }
         return .storage("\(error)")
     }
