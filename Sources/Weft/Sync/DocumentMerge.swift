@@ -61,12 +61,14 @@ public struct ConflictRecord: Hashable, Sendable {
 /// 2. `local ≤ remote`: the remote version has seen everything local; it replaces the local one
 ///    (a fast-forward). Replacing rather than joining matters under last-writer-wins: the remote
 ///    version may be the result of a resolution that dropped a loser's fields on purpose.
-/// 3. Concurrent: the policy decides. ``ConflictPolicy/crdt`` joins the two records (registers by
-///    stamp, counters add, sets merge); ``ConflictPolicy/lastWriterWins`` keeps the whole version
-///    whose last write has the greater HLC stamp; ``ConflictPolicy/fields(_:)`` and
-///    ``ConflictPolicy/custom(resolver:)`` resolve with a `ConflictResolver`
-///    (`DocumentRecord.resolved(with:by:)`). Either way the result's version vector is the join
-///    of both, so it dominates both and the conflict is resolved once.
+/// 3. Concurrent: the policy decides, every policy as a `ConflictResolver`
+///    (``ConflictPolicy/resolver(in:)``, `DocumentRecord.resolved(with:by:)`):
+///    ``ConflictPolicy/crdt`` joins the two bodies (registers by stamp, counters add, sets
+///    merge); ``ConflictPolicy/lastWriterWins`` keeps the whole body whose last write has the
+///    greater HLC stamp; ``ConflictPolicy/fields(_:)`` joins and lets the rules choose what
+///    readers see; ``ConflictPolicy/custom(resolver:)`` calls the registered resolver, or, where
+///    it is missing, keeps both versions as siblings. The result's version vector is the join of
+///    both, so it dominates both and the conflict is resolved once.
 ///
 /// ## Laws
 /// For every policy the merge is commutative, idempotent and associative on versions made by
@@ -103,23 +105,12 @@ public enum DocumentMerge {
             return (remote, .fastForward, nil)
         case .concurrent:
             let winner: DocumentRecord
-            switch policy {
-            case .crdt:
-                winner = local.merged(with: remote)
-            case .lastWriterWins:
-                let chosen = remote.lastStamp > local.lastStamp ? remote : local
-                winner = DocumentRecord(
-                    body: chosen.body, deletion: chosen.deletion, version: local.version.merged(with: remote.version))
-            case .fields(let rules):
-                winner = local.resolved(with: remote, by: FieldRulesResolver(rules: rules))
-            case .custom(let name):
-                if let resolver = resolvers[name] {
-                    winner = local.resolved(with: remote, by: resolver)
-                } else {
-                    // Without the resolver (a server that does not link it): keep both as
-                    // siblings for a replica that has it.
-                    winner = try DocumentRecord.holding(siblings: [local, remote])
-                }
+            if let resolver = policy.resolver(in: resolvers) {
+                winner = local.resolved(with: remote, by: resolver)
+            } else {
+                // A custom policy without its resolver (a server that does not link it): keep
+                // both as siblings for a replica that has it.
+                winner = try DocumentRecord.holding(siblings: [local, remote])
             }
             return (winner, .conflict, ConflictRecord(key: key, local: local, remote: remote, winner: winner, policy: policy))
         }
@@ -138,11 +129,7 @@ public enum DocumentMerge {
             case .before: break  // every write of it is in some sibling
             }
         }
-        // Resolve in a canonical order; the laws make any order give the same result.
-        let encoded = candidates.map { $0.encoded() }
-        let order = encoded.indices.sorted { encoded[$0].lexicographicallyPrecedes(encoded[$1]) }
-        var winner = candidates[order[0]]
-        for index in order.dropFirst() { winner = winner.resolved(with: candidates[index], by: resolver) }
+        let winner = DocumentRecord.resolving(candidates, with: resolver)
         return (winner, .resolved, ConflictRecord(key: key, local: local ?? remote, remote: remote, winner: winner, policy: policy))
     }
 }

@@ -97,19 +97,19 @@ extension DocumentRecord {
     /// - Throws: ``WeftError/Kind/corrupt`` if the siblings do not decode.
     public func resolvingSiblings(with resolver: (any ConflictResolver)?) throws(WeftError) -> DocumentRecord {
         guard let siblings = try siblingVersions() else { return self }
-        let encoded = siblings.map { $0.encoded() }
-        let order = encoded.indices.sorted { encoded[$0].lexicographicallyPrecedes(encoded[$1]) }
-        var result = siblings[order[0]]
-        for index in order.dropFirst() {
-            let other = siblings[index]
-            if let resolver {
-                result = result.resolved(with: other, by: resolver)
-            } else {
-                result = DocumentRecord(
-                    body: result.body.merged(with: other.body), deletion: result.deletion.merged(with: other.deletion),
-                    version: result.version.merged(with: other.version))
-            }
-        }
+        let result = Self.resolving(siblings, with: resolver)
         return DocumentRecord(body: result.body, deletion: deletion.merged(with: result.deletion), version: version.merged(with: result.version))
+    }
+
+    /// Concurrent versions resolved together, in a canonical order (the bytes of their
+    /// encodings; the laws make any order give the same result): by `resolver`, or by the CRDT
+    /// join of the bodies without one.
+    static func resolving(_ versions: [DocumentRecord], with resolver: (any ConflictResolver)?) -> DocumentRecord {
+        let encoded = versions.map { $0.encoded() }
+        let order = encoded.indices.sorted { encoded[$0].lexicographicallyPrecedes(encoded[$1]) }
+        let resolver: any ConflictResolver = resolver ?? JoinResolver()
+        var result = versions[order[0]]
+        for index in order.dropFirst() { result = result.resolved(with: versions[index], by: resolver) }
+        return result
     }
 }

@@ -1,0 +1,162 @@
+import Foundation
+import Logging
+import Synchronization
+import NIOCore
+import NIOSSL
+import PostgresNIO
+import Weft
+import WeftCRDT
+import WeftServer
+
+extension PostgresCentralStore {
+    public func applyPush(
+        database: String, replica: ReplicaID, epoch: UInt64, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
+        )
+    ) async throws(WeftError) -> UInt64 {
+        guard changes.allSatisfy({ Int64(exactly: $0.sequence) != nil }) else {
+            throw .invalidArgument("a sequence number is out of range")
+        }
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let mark = try await withDeadline {
+                    try await self.pushTransaction(database: database, replica: replica, epoch: epoch, changes: changes, merge: merge)
+                }
+                // Number the new log rows now, unless a sequencer is already running: then it, or
+                // the next one (every pull runs one first if rows wait), numbers them. Pushes
+                // thus never queue behind one another on the tenant's sequencer lock, which
+                // would serialize every push of a tenant across all instances.
+                try? await withDeadline { try await self.sequence(database, unlessBusy: true) }
+                return mark
+            } catch {
+                if attempt < 5, Self.isRetryable(error) { continue }
+                throw map(error)
+            }
+        }
+    }
+
+    /// One push in one transaction of five statements whatever the batch size: `BEGIN`; lock
+    /// the batch's documents (and read the high-water mark); read the documents; merge in
+    /// Swift, then write the changed documents, the log rows, the conflicts (with `unnest`) and
+    /// the high-water mark in one statement; `COMMIT`.
+    func pushTransaction(
+        database: String, replica: ReplicaID, epoch: UInt64, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
+        )
+    ) async throws -> UInt64 {
+        let logger = logger
+        let location = location
+        return try await client.withTransaction(logger: logger) { connection -> UInt64 in
+            let replicaBytes = ByteBuffer(bytes: replica.bytes)
+
+            // Serialize merges per document: a transaction-scoped advisory lock on each document
+            // key (which also covers documents that do not exist yet, where a row lock could not),
+            // taken in key order so that two pushes never wait on each other in a cycle. The same
+            // statement reads the replica's high-water mark (its snapshot predates the locks,
+            // which is fine for the mark: it only ever rises, and the write below keeps the
+            // greater). The documents are read in the next statement, whose snapshot follows
+            // the locks, so a merge always sees the previous holder's committed result.
+            let keys = Set(changes.map(\.key)).sorted {
+                ($0.collection.rawValue, $0.id.rawValue) < ($1.collection.rawValue, $1.id.rawValue)
+            }
+            let lockNames = keys.map { database + "\u{1F}" + $0.collection.rawValue + "\u{1F}" + $0.id.rawValue }
+            var mark: Int64 = 0
+            var session: Int64?
+            for try await value in try await connection.query(
+                """
+                SELECT (SELECT count(*) FROM (
+                            SELECT pg_advisory_xact_lock(hashtextextended(name, 0))
+                            FROM unnest(\(lockNames)::text[]) WITH ORDINALITY AS t(name, n) ORDER BY n
+                        ) AS locked),
+                       (SELECT applied_through FROM weft_high_water WHERE tenant = \(database) AND replica = \(replicaBytes)),
+                       (SELECT epoch FROM weft_sessions WHERE tenant = \(database) AND replica = \(replicaBytes))
+                """, logger: logger
+            ).decode((Int64, Int64?, Int64?).self) {
+                mark = value.1 ?? 0
+                session = value.2
+            }
+            // The replica's session must be the push's (or both absent: a replica that predates
+            // the handshake); a hello racing this read is one of the same file's sessions.
+            guard session == (epoch == 0 ? nil : Int64(bitPattern: epoch)) else {
+                throw WeftError.forked("replica \(replica) pushed in session \(epoch), which is not its current one")
+            }
+            var newMark = max(mark, 0)
+            for change in changes { newMark = max(newMark, Int64(change.sequence)) }
+
+            // The current records, in one read.
+            var current = [DocumentKey: DocumentRecord](minimumCapacity: keys.count)
+            let rows = try await connection.query(
+                """
+                SELECT d.collection, d.id, d.record FROM weft_documents d
+                JOIN unnest(\(keys.map(\.collection.rawValue))::text[], \(keys.map(\.id.rawValue))::text[]) AS k(c, i)
+                ON d.collection = k.c AND d.id = k.i
+                WHERE d.tenant = \(database)
+                """, logger: logger)
+            for try await (collection, id, record) in rows.decode((String, String, ByteBuffer).self) {
+                let key: DocumentKey
+                do {
+                    key = DocumentKey(collection: try CollectionName(collection), id: try DocumentID(id))
+                    current[key] = try DocumentRecord(encoded: Array(buffer: record))
+                } catch {
+                    throw WeftError.corrupt("the record of \(database)/\(collection)/\(id) at \(location) does not decode: \(error)")
+                }
+            }
+
+            // The one merge, in batch order.
+            var logged = [(key: DocumentKey, record: [UInt8])]()
+            var conflicts = [ConflictRecord]()
+            var changed = Set<DocumentKey>()
+            for change in changes {
+                let local = current[change.key]
+                let result = try merge(local, change.key, change.delta)
+                if let conflict = result.conflict { conflicts.append(conflict) }
+                guard result.record != local else { continue }
+                current[change.key] = result.record
+                changed.insert(change.key)
+                logged.append((change.key, result.record.encoded()))
+            }
+
+            // Every write in one statement: the changed documents, their log rows in batch order
+            // (so the log's ids follow it), the conflicts, and the high-water mark. Each part
+            // runs exactly once, and with nothing changed its arrays are empty.
+            let written = keys.filter { changed.contains($0) }
+            let records = written.map { key in ByteBuffer(bytes: current[key].map { $0.encoded() } ?? []) }
+            let columns = conflicts.map(\.policy.logColumns)
+            try await connection.query(
+                """
+                WITH documents AS (
+                    INSERT INTO weft_documents (tenant, collection, id, record)
+                    SELECT \(database), c, i, r
+                    FROM unnest(\(written.map(\.collection.rawValue))::text[], \(written.map(\.id.rawValue))::text[], \(records)::bytea[]) AS t(c, i, r)
+                    ON CONFLICT (tenant, collection, id) DO UPDATE SET record = EXCLUDED.record
+                ), log AS (
+                    INSERT INTO weft_change_log (tenant, collection, doc_id, record, bytes)
+                    SELECT \(database), c, i, r, b
+                    FROM unnest(
+                        \(logged.map(\.key.collection.rawValue))::text[], \(logged.map(\.key.id.rawValue))::text[],
+                        \(logged.map { ByteBuffer(bytes: $0.record) })::bytea[], \(logged.map { Int32(clamping: $0.record.count) })::int4[]
+                    ) WITH ORDINALITY AS t(c, i, r, b, n)
+                    ORDER BY n
+                ), conflicts AS (
+                    INSERT INTO weft_conflicts (tenant, collection, doc_id, policy, resolver, local, remote, winner)
+                    SELECT \(database), c, i, p, NULLIF(v, ''), l, r, w
+                    FROM unnest(
+                        \(conflicts.map(\.key.collection.rawValue))::text[], \(conflicts.map(\.key.id.rawValue))::text[],
+                        \(columns.map(\.policy))::text[], \(columns.map { $0.argument ?? "" })::text[],
+                        \(conflicts.map { ByteBuffer(bytes: $0.local.encoded()) })::bytea[],
+                        \(conflicts.map { ByteBuffer(bytes: $0.remote.encoded()) })::bytea[],
+                        \(conflicts.map { ByteBuffer(bytes: $0.winner.encoded()) })::bytea[]
+                    ) WITH ORDINALITY AS t(c, i, p, v, l, r, w, n)
+                    ORDER BY n
+                )
+                INSERT INTO weft_high_water (tenant, replica, applied_through) VALUES (\(database), \(replicaBytes), \(newMark))
+                ON CONFLICT (tenant, replica) DO UPDATE SET applied_through = GREATEST(weft_high_water.applied_through, EXCLUDED.applied_through)
+                """, logger: logger)
+            return UInt64(newMark)
+        }
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import Logging
+import Synchronization
+import NIOCore
+import NIOSSL
+import PostgresNIO
+import Weft
+import WeftCRDT
+import WeftServer
+
+extension PostgresCentralStore {
+    public func changes(database: String, after: UInt64, limit: Int, maxBytes: Int) async throws(WeftError)
+        -> (changes: [LoggedChange], hasMore: Bool)
+    {
+        guard let cursor = Int64(exactly: after) else { throw .invalidArgument("cursor \(after) is out of range") }
+        do {
+            let page = try await withDeadline { try await self.page(database: database, after: cursor, limit: limit, maxBytes: maxBytes) }
+            return (page.changes, page.hasMore)
+        } catch {
+            throw map(error)
+        }
+    }
+
+    struct Page: Sendable {
+        var changes: [LoggedChange]
+        var hasMore: Bool
+    }
+
+    func page(database: String, after cursor: Int64, limit: Int, maxBytes: Int) async throws -> Page {
+        let logger = logger
+        let location = location
+        do {
+            var waiting = false
+            for try await exists in try await client.query(
+                "SELECT EXISTS (SELECT 1 FROM weft_change_log WHERE tenant = \(database) AND sequence IS NULL)", logger: logger
+            ).decode(Bool.self) {
+                waiting = exists
+            }
+            if waiting { try await sequence(database) }
+            let rows = try await client.query(
+                """
+                SELECT sequence, collection, doc_id, record, bytes FROM weft_change_log
+                WHERE tenant = \(database) AND sequence > \(cursor) ORDER BY sequence LIMIT \(max(1, limit) + 1)
+                """, logger: logger)
+            var page = [LoggedChange]()
+            var bytes = 0
+            var more = false
+            for try await (sequence, collection, id, record, size) in rows.decode((Int64, String, String, ByteBuffer, Int32).self) {
+                if page.count >= max(1, limit) || (!page.isEmpty && bytes + Int(size) > maxBytes) {
+                    more = true
+                    break
+                }
+                let key: DocumentKey
+                do {
+                    key = DocumentKey(collection: try CollectionName(collection), id: try DocumentID(id))
+                } catch {
+                    throw WeftError.corrupt("a stored key at \(location) is invalid: \(error)")
+                }
+                let decoded: DocumentRecord
+                do {
+                    decoded = try DocumentRecord(encoded: Array(buffer: record))
+                } catch {
+                    throw WeftError.corrupt("a logged record of \(database)/\(key) at \(location) does not decode: \(error)")
+                }
+                page.append(LoggedChange(sequence: UInt64(sequence), key: key, record: decoded, byteCount: Int(size)))
+                bytes += Int(size)
+            }
+            return Page(changes: page, hasMore: more)
+        }
+    }
+
+    public func record(database: String, key: DocumentKey) async throws(WeftError) -> DocumentRecord? {
+        do {
+            return try await withDeadline { try await self.readRecord(database: database, key: key) }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    func readRecord(database: String, key: DocumentKey) async throws -> DocumentRecord? {
+        do {
+            var found: ByteBuffer?
+            for try await record in try await client.query(
+                """
+                SELECT record FROM weft_documents
+                WHERE tenant = \(database) AND collection = \(key.collection.rawValue) AND id = \(key.id.rawValue)
+                """, logger: logger
+            ).decode(ByteBuffer.self) {
+                found = record
+            }
+            return try found.map { buffer throws(WeftError) in
+                do {
+                    return try DocumentRecord(encoded: Array(buffer: buffer))
+                } catch {
+                    throw WeftError.corrupt("the record of \(database)/\(key) at \(location) does not decode: \(error)")
+                }
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    public func conflicts(database: String, limit: Int) async throws(WeftError) -> [ConflictRecord] {
+        do {
+            return try await withDeadline { try await self.readConflicts(database: database, limit: limit) }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    func readConflicts(database: String, limit: Int) async throws -> [ConflictRecord] {
+        do {
+            var result = [ConflictRecord]()
+            let rows = try await client.query(
+                """
+                SELECT collection, doc_id, policy, resolver, local, remote, winner FROM weft_conflicts
+                WHERE tenant = \(database) ORDER BY number DESC LIMIT \(max(0, limit))
+                """, logger: logger)
+            for try await (collection, id, policy, resolver, local, remote, winner) in rows.decode(
+                (String, String, String, String?, ByteBuffer, ByteBuffer, ByteBuffer).self)
+            {
+                func record(_ buffer: ByteBuffer) throws(WeftError) -> DocumentRecord {
+                    do {
+                        return try DocumentRecord(encoded: Array(buffer: buffer))
+                    } catch {
+                        throw .corrupt("a logged conflict at \(location) does not decode: \(error)")
+                    }
+                }
+                let key: DocumentKey
+                do {
+                    key = DocumentKey(collection: try CollectionName(collection), id: try DocumentID(id))
+                } catch {
+                    throw WeftError.corrupt("a stored key at \(location) is invalid: \(error)")
+                }
+                result.append(
+                    ConflictRecord(
+                        key: key, local: try record(local), remote: try record(remote), winner: try record(winner),
+                        policy: try ConflictPolicy(logColumns: policy, argument: resolver)))
+            }
+            return result
+        } catch {
+            throw map(error)
+        }
+    }
+}

@@ -1,0 +1,160 @@
+import Foundation
+import Logging
+import Synchronization
+import NIOCore
+import NIOSSL
+import PostgresNIO
+import Weft
+import WeftCRDT
+import WeftServer
+
+extension PostgresCentralStore {
+    /// The schema migrations, in order; the index plus one is the version.
+    package static let migrations: [(name: String, sql: [String])] = [
+        (
+            "v1: documents, change log, tenant counters, high-water marks, conflicts",
+            [
+                """
+                CREATE TABLE weft_documents (
+                    tenant TEXT NOT NULL, collection TEXT NOT NULL, id TEXT NOT NULL, record BYTEA NOT NULL,
+                    PRIMARY KEY (tenant, collection, id))
+                """,
+                "CREATE TABLE weft_tenants (tenant TEXT PRIMARY KEY, next_sequence BIGINT NOT NULL)",
+                """
+                CREATE TABLE weft_change_log (
+                    id BIGSERIAL PRIMARY KEY, tenant TEXT NOT NULL, sequence BIGINT,
+                    collection TEXT NOT NULL, doc_id TEXT NOT NULL, record BYTEA NOT NULL, bytes INTEGER NOT NULL)
+                """,
+                "CREATE UNIQUE INDEX weft_change_log_by_sequence ON weft_change_log (tenant, sequence) WHERE sequence IS NOT NULL",
+                "CREATE INDEX weft_change_log_unnumbered ON weft_change_log (tenant, id) WHERE sequence IS NULL",
+                """
+                CREATE TABLE weft_high_water (
+                    tenant TEXT NOT NULL, replica BYTEA NOT NULL, applied_through BIGINT NOT NULL,
+                    PRIMARY KEY (tenant, replica))
+                """,
+                """
+                CREATE TABLE weft_conflicts (
+                    number BIGSERIAL PRIMARY KEY, tenant TEXT NOT NULL, collection TEXT NOT NULL, doc_id TEXT NOT NULL,
+                    policy TEXT NOT NULL, resolver TEXT, local BYTEA NOT NULL, remote BYTEA NOT NULL, winner BYTEA NOT NULL)
+                """,
+            ]
+        ),
+        (
+            // 1. Tenants, collections and document ids are identifiers, compared byte for byte:
+            // the "C" collation makes every index comparison a memcmp instead of a locale's
+            // strcoll (equality, and so every key, is the same under both).
+            // 2. No planner statistics for `weft_change_log.sequence`. Whether a row is numbered
+            // is a passing state: statistics taken while many rows waited say "most rows are
+            // unnumbered" long after they were numbered, and the planner then reads the whole
+            // log to find the few waiting rows. Without them it assumes few wait and reads the
+            // partial index of unnumbered rows. (Changing the column to its own type drops the
+            // statistics already taken.)
+            // Both rebuild the indexes involved.
+            // The tables are locked first, in the one order every push and sequencer takes them
+            // (high-water marks, documents, tenants, change log, conflicts), so that servers
+            // still running cannot deadlock with the migration; and analysed last, since
+            // changing a column drops its statistics.
+            "v2: byte-order keys; no statistics on the change log's sequence",
+            [
+                "LOCK TABLE weft_high_water, weft_documents, weft_tenants, weft_change_log, weft_conflicts IN ACCESS EXCLUSIVE MODE",
+                """
+                ALTER TABLE weft_documents ALTER COLUMN tenant TYPE TEXT COLLATE "C",
+                    ALTER COLUMN collection TYPE TEXT COLLATE "C", ALTER COLUMN id TYPE TEXT COLLATE "C"
+                """,
+                #"ALTER TABLE weft_tenants ALTER COLUMN tenant TYPE TEXT COLLATE "C""#,
+                """
+                ALTER TABLE weft_change_log ALTER COLUMN tenant TYPE TEXT COLLATE "C",
+                    ALTER COLUMN collection TYPE TEXT COLLATE "C", ALTER COLUMN doc_id TYPE TEXT COLLATE "C",
+                    ALTER COLUMN sequence SET STATISTICS 0, ALTER COLUMN sequence TYPE BIGINT
+                """,
+                #"ALTER TABLE weft_high_water ALTER COLUMN tenant TYPE TEXT COLLATE "C""#,
+                """
+                ALTER TABLE weft_conflicts ALTER COLUMN tenant TYPE TEXT COLLATE "C",
+                    ALTER COLUMN collection TYPE TEXT COLLATE "C", ALTER COLUMN doc_id TYPE TEXT COLLATE "C"
+                """,
+                "ANALYZE weft_documents, weft_tenants, weft_change_log, weft_high_water, weft_conflicts",
+            ]
+        ),
+        (
+            // Each replica's current session (the handshake): a new table, so nothing to lock.
+            "v3: replica sessions",
+            [
+                """
+                CREATE TABLE weft_sessions (
+                    tenant TEXT COLLATE "C" NOT NULL, replica BYTEA NOT NULL, epoch BIGINT NOT NULL,
+                    PRIMARY KEY (tenant, replica))
+                """,
+            ]
+        ),
+    ]
+
+    func migrate() async throws(WeftError) {
+        do {
+            // Connecting gets a minute, whatever the operation timeout, so an unreachable server
+            // fails the start-up soon. Migrating then gets an hour: a migration that rebuilds
+            // indexes takes about a second per million rows.
+            let logger = logger
+            _ = try await withDeadline(max(operationTimeout, .seconds(60))) { try await self.client.query("SELECT 1", logger: logger) }
+            try await withDeadline(.seconds(3_600)) { try await self.migrateNow() }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    func migrateNow() async throws {
+        do {
+            let logger = logger
+            try await client.withConnection { connection in
+                try await connection.query("SELECT pg_advisory_lock(\(Self.migrationLock))", logger: logger)
+                do {
+                    try await connection.query(
+                        """
+                        CREATE TABLE IF NOT EXISTS weft_migrations (
+                            version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
+                        """, logger: logger)
+                    var applied = 0
+                    for try await version in try await connection.query("SELECT max(version) FROM weft_migrations", logger: logger)
+                        .decode(Int?.self)
+                    {
+                        applied = version ?? 0
+                    }
+                    guard applied <= Self.migrations.count else {
+                        throw WeftError.schemaTooNew(
+                            "the PostgreSQL schema is at version \(applied); this build of Weft knows \(Self.migrations.count)")
+                    }
+                    for (index, migration) in Self.migrations.enumerated() where index + 1 > applied {
+                        let logger = logger
+                        // Servers still running an older build may hold the tables: a migration
+                        // waits at most 2 s for each lock, so pushes do not queue long behind
+                        // the locks it already holds, and starts again after such a wait or a
+                        // deadlock (for about five minutes) rather than failing the start-up.
+                        var attempt = 0
+                        while true {
+                            attempt += 1
+                            do {
+                                try await connection.withTransaction(logger: logger) { connection in
+                                    try await connection.query("SET LOCAL lock_timeout = '2s'", logger: logger)
+                                    for statement in migration.sql {
+                                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                                    }
+                                    try await connection.query(
+                                        "INSERT INTO weft_migrations (version, name) VALUES (\(index + 1), \(migration.name))", logger: logger)
+                                }
+                                break
+                            } catch {
+                                guard attempt < 120, Self.isRetryable(error) || Self.sqlState(error) == "55P03" else { throw error }
+                                try await Task.sleep(for: .milliseconds(100 * min(attempt, 5)))
+                            }
+                        }
+                    }
+                } catch {
+                    _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger)
+                    throw error
+                }
+                try await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger)
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+}
