@@ -13,7 +13,7 @@ import WeftWire
 /// counters, registers), four collections under four policies (CRDT join, last writer wins,
 /// field rules, and a custom resolver the server lacks, so it keeps siblings), random syncs.
 /// At the end every replica equals the server, and every edit a model says must survive is
-/// there. `WEFT_E2E_OPS` sets the number of steps (default 1,500), `WEFT_E2E_SEED` replays a run.
+/// there. `WEFT_E2E_OPS` sets the number of steps (default 3,000: about 2,400 edits), `WEFT_E2E_SEED` replays a run.
 @Suite("Randomized sync against a model of what must survive")
 struct RandomizedSyncTests {
     /// A transport that can be made to fail, for write-through rollbacks: with the network down,
@@ -76,7 +76,7 @@ struct RandomizedSyncTests {
         let stamp: HLCTimestamp
     }
 
-    static var steps: Int { ProcessInfo.processInfo.environment["WEFT_E2E_OPS"].flatMap(Int.init) ?? 1_500 }
+    static var steps: Int { ProcessInfo.processInfo.environment["WEFT_E2E_OPS"].flatMap(Int.init) ?? 3_000 }
 
     @Test func everyReplicaEqualsTheServerAndNoEditIsLost() async throws {
         let seed = ProcessInfo.processInfo.environment["WEFT_E2E_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 0...UInt64.max)
@@ -214,7 +214,11 @@ struct RandomizedSyncTests {
                     let write = Edit(id: edits.count, document: document, kind: .insert(token: token, path: "tags"), past: seen[who][document] ?? [], stamp: HLCTimestamp(wallMilliseconds: 0, counter: 0, replica: ReplicaID(high: 0, low: 0)))
                     edits.append(write)
                     seen[who][document, default: []].insert(write.id)
-                    if escapes { serverSeen[document, default: []].formUnion(seen[who][document] ?? []) }
+                    if escapes {
+                        // A write-through write pushes the whole queue, so every edit this
+                        // replica made (of any document) reached the server with it.
+                        for (other, known) in seen[who] { serverSeen[other, default: []].formUnion(known) }
+                    }
                     _ = try await record(who, document, .rollback(of: write.id))
                     rollbacks += 1
                 }
@@ -285,7 +289,10 @@ struct RandomizedSyncTests {
                 let peaks = history.filter { if case .peak = $0.kind { return true }; return false }
                 let maximal = peaks.filter { edit in !peaks.contains { $0.past.contains(edit.id) } }
                 let expected = maximal.compactMap { edit -> Int64? in if case .peak(let value) = edit.kind { return value }; return nil }.max()
-                if let expected { #expect(body.int("peak") == expected, "\(document): peak (seed \(seed))") }
+                if let expected, body.int("peak") != expected {
+                    Issue.record("\(document): peak \(body.int("peak").map(String.init) ?? "none"), expected \(expected) (seed \(seed))")
+                    for edit in history { print("RandomizedSyncTests: \(document) edit \(edit.id) \(edit.kind) stamp \(edit.stamp) past \(edit.past.sorted())") }
+                }
                 for edit in history {
                     if case .insert(let token, _) = edit.kind {
                         #expect(body.set("tags")?.contains(.string(token)) == true, "\(document): tag \(token) lost (seed \(seed))")
