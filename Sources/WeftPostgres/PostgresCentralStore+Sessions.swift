@@ -62,4 +62,26 @@ extension PostgresCentralStore {
             return (true, UInt64(max(mark, 0)))
         }
     }
+
+    public func knownReplicas(database: String, among replicas: Set<ReplicaID>) async throws(WeftError) -> Set<ReplicaID> {
+        guard !replicas.isEmpty else { return [] }
+        let ids = replicas.map { ByteBuffer(bytes: $0.bytes) }
+        let logger = logger
+        do {
+            return try await withDeadline {
+                var known = Set<ReplicaID>()
+                for try await bytes in try await self.client.query(
+                    """
+                    SELECT replica FROM weft_sessions WHERE tenant = \(database) AND replica = ANY(\(ids)::bytea[])
+                    UNION SELECT replica FROM weft_high_water WHERE tenant = \(database) AND replica = ANY(\(ids)::bytea[])
+                    """, logger: logger
+                ).decode(ByteBuffer.self) {
+                    if let replica = ReplicaID(bytes: Array(bytes.readableBytesView)) { known.insert(replica) }
+                }
+                return known
+            }
+        } catch {
+            throw map(error)
+        }
+    }
 }

@@ -50,11 +50,17 @@ public struct LoggedChange: Hashable, Sendable {
 ///    the replica's session, or `epoch` is 0 and the replica has none; otherwise it throws
 ///    ``Weft/WeftError/Kind/forked`` and changes nothing. The check and the push are atomic
 ///    with respect to `hello` for that replica.
+/// 7. ``knownReplicas(database:among:)`` answers which of the given replicas have spoken to the
+///    database: said hello, or pushed (a high-water mark).
 public protocol CentralStore: Sendable {
     /// Opens a session for `replica`; answers whether it is accepted, and the replica's
     /// high-water mark.
     func hello(database: String, replica: ReplicaID, confirmedEpoch: UInt64, epoch: UInt64, acknowledgedThrough: UInt64) async throws(WeftError)
         -> (accepted: Bool, appliedThrough: UInt64)
+
+    /// Which of `replicas` have a session or a high-water mark in `database`.
+    /// - Complexity: one query (in chunks for many replicas).
+    func knownReplicas(database: String, among replicas: Set<ReplicaID>) async throws(WeftError) -> Set<ReplicaID>
 
     /// Applies a pushed batch; returns the replica's high-water mark afterwards.
     func applyPush(
@@ -112,6 +118,11 @@ public actor MemoryCentralStore: CentralStore {
         tenant.sessions[replica] = epoch
         tenants[database] = tenant
         return (true, mark)
+    }
+
+    public func knownReplicas(database: String, among replicas: Set<ReplicaID>) -> Set<ReplicaID> {
+        guard let tenant = tenants[database] else { return [] }
+        return replicas.filter { tenant.sessions[$0] != nil || tenant.highWater[$0] != nil }
     }
 
     public func applyPush(

@@ -99,6 +99,38 @@ public final class SQLiteCentralStore: CentralStore {
     private func writeBlocking<T>(_ body: (Database) throws -> T) throws -> T { try pool.write(body) }
     private func readBlocking<T>(_ body: (Database) throws -> T) throws -> T { try pool.read(body) }
 
+    public func knownReplicas(database: String, among replicas: Set<ReplicaID>) async throws(WeftError) -> Set<ReplicaID> {
+        guard !replicas.isEmpty else { return [] }
+        let all = Array(replicas)
+        do {
+            return try readBlocking { db in
+                var known = Set<ReplicaID>()
+                // In chunks, well under SQLite's limit on bound parameters.
+                for start in stride(from: 0, to: all.count, by: 400) {
+                    let chunk = all[start..<min(start + 400, all.count)]
+                    let marks = chunk.map { _ in "?" }.joined(separator: ", ")
+                    var arguments: [any DatabaseValueConvertible] = [database]
+                    arguments += chunk.map { Data($0.bytes) }
+                    arguments.append(database)
+                    arguments += chunk.map { Data($0.bytes) }
+                    let rows = try Data.fetchAll(
+                        db,
+                        sql: """
+                            SELECT replica FROM sessions WHERE tenant = ? AND replica IN (\(marks))
+                            UNION SELECT replica FROM high_water WHERE tenant = ? AND replica IN (\(marks))
+                            """,
+                        arguments: StatementArguments(arguments))
+                    for bytes in rows {
+                        if let replica = ReplicaID(bytes: [UInt8](bytes)) { known.insert(replica) }
+                    }
+                }
+                return known
+            }
+        } catch {
+            throw SQLiteReplicaStorage.map(error, path: path)
+        }
+    }
+
     public func applyPush(
         database: String, replica: ReplicaID, epoch: UInt64, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (

@@ -26,6 +26,10 @@ public actor SyncService {
     /// How many pushed versions had the server's version vector but other contents
     /// (``MergeKind/repaired``): the server kept its own.
     public private(set) var repairedVersions = 0
+    /// How many pushed records claimed to have seen writes of other replicas that the server
+    /// has not seen (a buggy or forged record): the claims were limited to what the server
+    /// holds (``WeftCRDT/DocumentRecord/limitingClaims(about:to:)``) before merging.
+    public private(set) var limitedClaims = 0
 
     /// Creates a service over `store` whose databases all have `policies`.
     ///
@@ -126,12 +130,27 @@ public actor SyncService {
         let declared = policies(database)
         let resolvers = resolvers
         let repaired = Mutex<[DocumentKey]>([])
+        let limited = Mutex<[DocumentKey]>([])
         do {
+            // What a record claims about other replicas that have spoken to this database is
+            // limited to what the server holds: no push can make the server take another
+            // replica's write as seen before the server has seen it. (Writers that never spoke
+            // to the server, such as a replica's unconfirmed session identities, cannot be
+            // targeted: nobody else knows them.)
+            var others = Set<ReplicaID>()
+            for change in changes { others.formUnion(change.delta.claimedReplicas) }
+            others.remove(request.replica)
+            let known = others.isEmpty ? [] : try await store.knownReplicas(database: database, among: others)
             let mark = try await store.applyPush(database: database, replica: request.replica, epoch: request.epoch, changes: changes) {
-                local, key, remote throws(WeftError) in
+                local, key, pushed throws(WeftError) in
+                var remote = pushed
+                let policy = declared.policy(for: key.collection)
+                if let narrowed = pushed.limitingClaims(about: known, to: local, includingContext: policy.joinsBodies) {
+                    remote = narrowed
+                    limited.withLock { $0.append(key) }
+                }
                 let result = try DocumentMerge.merge(
-                    local: local, remote: remote, key: key, policy: declared.policy(for: key.collection), resolvers: resolvers,
-                    equalVersions: .keepLocal)
+                    local: local, remote: remote, key: key, policy: policy, resolvers: resolvers, equalVersions: .keepLocal)
                 if result.kind == .repaired { repaired.withLock { $0.append(key) } }
                 return result
             }
@@ -139,6 +158,12 @@ public actor SyncService {
                 repairedVersions += 1
                 logger.warning(
                     "a pushed version had the server's version vector but other contents; kept the server's",
+                    metadata: ["database": "\(database)", "key": "\(key)", "replica": "\(request.replica)"])
+            }
+            for key in Set(limited.withLock({ $0 })) {
+                limitedClaims += 1
+                logger.warning(
+                    "a pushed version claimed writes of other replicas this server has not seen; the claims were limited to what it holds",
                     metadata: ["database": "\(database)", "key": "\(key)", "replica": "\(request.replica)"])
             }
             wakeWaiters(database)

@@ -105,4 +105,19 @@ struct CentralStoreContractTests {
                 database: "one", replica: replicaA, changes: [change(1, "x", "a", 1, replica: replicaA, wall: 5, count: 1)], merge: Self.merge) == 1)
         }
     }
+
+    @Test("7. known replicas: those with a session or a high-water mark, per database", arguments: CentralKind.testable)
+    func knownReplicas(_ kind: CentralKind) async throws {
+        let directory = TemporaryDirectory()
+        let store = try await kind.make(directory)
+        let stranger = ReplicaID(high: 3, low: 3)
+        let many = Set((0..<1_000).map { ReplicaID(high: 9, low: UInt64($0)) })
+        #expect(try await store.knownReplicas(database: "db", among: [replicaA, replicaB, stranger]).isEmpty)
+        _ = try await store.hello(database: "db", replica: replicaA, confirmedEpoch: 0, epoch: 7, acknowledgedThrough: 0)
+        _ = try await store.applyPush(database: "db", replica: replicaB, changes: [change(1, "x", "b", 1, replica: replicaB, wall: 5, count: 1)], merge: Self.merge)
+        #expect(try await store.knownReplicas(database: "db", among: [replicaA, replicaB, stranger]) == [replicaA, replicaB])
+        #expect(try await store.knownReplicas(database: "db", among: many.union([replicaA])) == [replicaA], "many at once, in chunks")
+        #expect(try await store.knownReplicas(database: "other", among: [replicaA, replicaB]).isEmpty)
+        #expect(try await store.knownReplicas(database: "db", among: []).isEmpty)
+    }
 }

@@ -261,6 +261,8 @@ struct RandomizedSyncTests {
         for (index, replica) in replicas.enumerated() {
             #expect(try await replica.queuedChanges().isEmpty, "r\(index) still has queued changes (seed \(seed))")
         }
+        // Honest replicas never claim writes the server has not seen.
+        #expect(await service.limitedClaims == 0, "the server limited an honest replica's claims (seed \(seed))")
 
         // 2. What must survive.
         let byDocument = Dictionary(grouping: edits, by: \.document)

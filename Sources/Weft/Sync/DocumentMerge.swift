@@ -135,6 +135,15 @@ public enum DocumentMerge {
 }
 
 extension ConflictPolicy {
+    /// Whether concurrent versions are resolved by joining their bodies (``crdt`` and
+    /// ``fields(_:)``), so a document's causal context only grows.
+    public var joinsBodies: Bool {
+        switch self {
+        case .crdt, .fields: return true
+        case .lastWriterWins, .custom: return false
+        }
+    }
+
     /// The resolver this policy resolves siblings with: the registered one for `custom` (`nil`
     /// if it is missing), or the policy's own rule as a resolver.
     public func resolver(in resolvers: ResolverRegistry) -> (any ConflictResolver)? {
