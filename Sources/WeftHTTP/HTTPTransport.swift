@@ -102,6 +102,8 @@ public struct HTTPTransport: SyncTransport {
             } catch {
                 throw SyncError(.badResponse, "\(operation): \(error)")
             }
+        case 410 where errorCode == "resync":
+            throw SyncError(.resync, "\(operation): \(String(buffer: body))")
         case 409 where errorCode == "forked":
             throw SyncError(.forked, "\(operation): \(String(buffer: body))")
         case 409:

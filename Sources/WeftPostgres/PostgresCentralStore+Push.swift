@@ -134,12 +134,13 @@ extension PostgresCentralStore {
                     FROM unnest(\(written.map(\.collection.rawValue))::text[], \(written.map(\.id.rawValue))::text[], \(records)::bytea[]) AS t(c, i, r)
                     ON CONFLICT (tenant, collection, id) DO UPDATE SET record = EXCLUDED.record
                 ), log AS (
-                    INSERT INTO weft_change_log (tenant, collection, doc_id, record, bytes)
-                    SELECT \(database), c, i, r, b
+                    INSERT INTO weft_change_log (tenant, collection, doc_id, record, bytes, tag)
+                    SELECT \(database), c, i, r, b, g
                     FROM unnest(
                         \(logged.map(\.key.collection.rawValue))::text[], \(logged.map(\.key.id.rawValue))::text[],
-                        \(logged.map { ByteBuffer(bytes: $0.record) })::bytea[], \(logged.map { Int32(clamping: $0.record.count) })::int4[]
-                    ) WITH ORDINALITY AS t(c, i, r, b, n)
+                        \(logged.map { ByteBuffer(bytes: $0.record) })::bytea[], \(logged.map { Int32(clamping: $0.record.count) })::int4[],
+                        \(logged.map { _ in Int64(LoggedChange.newTag()) })::int8[]
+                    ) WITH ORDINALITY AS t(c, i, r, b, g, n)
                     ORDER BY n
                 ), conflicts AS (
                     INSERT INTO weft_conflicts (tenant, collection, doc_id, policy, resolver, local, remote, winner)

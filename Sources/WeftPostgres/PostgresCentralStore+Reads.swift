@@ -39,13 +39,13 @@ extension PostgresCentralStore {
             if waiting { try await sequence(database) }
             let rows = try await client.query(
                 """
-                SELECT sequence, collection, doc_id, record, bytes FROM weft_change_log
+                SELECT sequence, collection, doc_id, record, bytes, tag FROM weft_change_log
                 WHERE tenant = \(database) AND sequence > \(cursor) ORDER BY sequence LIMIT \(max(1, limit) + 1)
                 """, logger: logger)
             var page = [LoggedChange]()
             var bytes = 0
             var more = false
-            for try await (sequence, collection, id, record, size) in rows.decode((Int64, String, String, ByteBuffer, Int32).self) {
+            for try await (sequence, collection, id, record, size, tag) in rows.decode((Int64, String, String, ByteBuffer, Int32, Int64).self) {
                 if page.count >= max(1, limit) || (!page.isEmpty && bytes + Int(size) > maxBytes) {
                     more = true
                     break
@@ -62,10 +62,29 @@ extension PostgresCentralStore {
                 } catch {
                     throw WeftError.corrupt("a logged record of \(database)/\(key) at \(location) does not decode: \(error)")
                 }
-                page.append(LoggedChange(sequence: UInt64(sequence), key: key, record: decoded, byteCount: Int(size)))
+                page.append(
+                    LoggedChange(sequence: UInt64(sequence), key: key, record: decoded, byteCount: Int(size), tag: UInt64(bitPattern: tag)))
                 bytes += Int(size)
             }
             return Page(changes: page, hasMore: more)
+        }
+    }
+
+    public func tag(database: String, sequence: UInt64) async throws(WeftError) -> UInt64? {
+        guard let position = Int64(exactly: sequence) else { return nil }
+        let logger = logger
+        do {
+            return try await withDeadline {
+                var found: UInt64?
+                for try await tag in try await self.client.query(
+                    "SELECT tag FROM weft_change_log WHERE tenant = \(database) AND sequence = \(position)", logger: logger
+                ).decode(Int64.self) {
+                    found = UInt64(bitPattern: tag)
+                }
+                return found
+            }
+        } catch {
+            throw map(error)
         }
     }
 

@@ -86,6 +86,13 @@ extension PostgresCentralStore {
                 """,
             ]
         ),
+        (
+            // Each logged change's tag, which cursors carry (0 for changes logged before, which
+            // every cursor matches). A constant default adds the column without rewriting the
+            // table.
+            "v4: change log tags",
+            ["ALTER TABLE weft_change_log ADD COLUMN tag BIGINT NOT NULL DEFAULT 0"]
+        ),
     ]
 
     func migrate() async throws(WeftError) {

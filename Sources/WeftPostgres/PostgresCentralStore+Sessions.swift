@@ -50,6 +50,24 @@ extension PostgresCentralStore {
             ).decode(Int64.self) {
                 current = value
             }
+            if UInt64(max(mark, 0)) < acknowledgedThrough {
+                // This store lost changes it had acknowledged (restored from a backup): the
+                // replica resyncs; an older copy of its file must still be told it forked.
+                guard let raised = Int64(exactly: acknowledgedThrough) else {
+                    throw WeftError.invalidArgument("acknowledgedThrough \(acknowledgedThrough) is out of range")
+                }
+                try await connection.query(
+                    """
+                    INSERT INTO weft_sessions (tenant, replica, epoch) VALUES (\(database), \(replicaBytes), \(Int64(bitPattern: epoch)))
+                    ON CONFLICT (tenant, replica) DO UPDATE SET epoch = EXCLUDED.epoch
+                    """, logger: logger)
+                try await connection.query(
+                    """
+                    INSERT INTO weft_high_water (tenant, replica, applied_through) VALUES (\(database), \(replicaBytes), \(raised))
+                    ON CONFLICT (tenant, replica) DO UPDATE SET applied_through = EXCLUDED.applied_through
+                    """, logger: logger)
+                return (true, UInt64(max(mark, 0)))
+            }
             if let current, current != Int64(bitPattern: confirmedEpoch), current != Int64(bitPattern: epoch) {
                 return (false, UInt64(max(mark, 0)))
             }

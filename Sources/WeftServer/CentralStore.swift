@@ -12,14 +12,22 @@ public struct LoggedChange: Hashable, Sendable {
     public let record: DocumentRecord
     /// The record's encoded size, for paging by bytes.
     public let byteCount: Int
+    /// A random number drawn when the change was logged (1 ... 2⁶³ − 1; 0 for changes logged
+    /// before tags existed). A cursor carries it: two histories of a store (one restored from a
+    /// backup and continued) give different changes the same sequence, never the same tag.
+    public let tag: UInt64
 
     /// Creates a logged change.
-    public init(sequence: UInt64, key: DocumentKey, record: DocumentRecord, byteCount: Int) {
+    public init(sequence: UInt64, key: DocumentKey, record: DocumentRecord, byteCount: Int, tag: UInt64 = 0) {
         self.sequence = sequence
         self.key = key
         self.record = record
         self.byteCount = byteCount
+        self.tag = tag
     }
+
+    /// A new change's tag: random, never 0, and fits a signed 64-bit column.
+    public static func newTag() -> UInt64 { UInt64.random(in: 1...UInt64(Int64.max)) }
 }
 
 /// The server's storage: per database (tenant), the documents, a change log in server order,
@@ -39,13 +47,19 @@ public struct LoggedChange: Hashable, Sendable {
 ///    sequence *n* has seen every change below *n* (no gaps a reader could skip).
 /// 3. ``changes(database:after:limit:maxBytes:)`` returns the logged changes after a cursor, in
 ///    sequence order, at most `limit` and at most `maxBytes` (at least one if any), and whether
-///    more follow.
+///    more follow. Each logged change gets a new random ``LoggedChange/tag``, and
+///    ``tag(database:sequence:)`` answers the tag of the change at a sequence (`nil` if there is
+///    none).
 /// 4. Databases are independent: nothing one database holds is visible in another.
 /// 5. ``hello(database:replica:confirmedEpoch:epoch:acknowledgedThrough:)`` keeps one session per
 ///    replica: it records `epoch` and accepts if the replica's high-water mark is at most
 ///    `acknowledgedThrough` and the replica has no session yet, or its session is
 ///    `confirmedEpoch` or already `epoch`; otherwise it answers "forked" and changes nothing.
-///    Durable before it returns.
+///    A mark *below* `acknowledgedThrough` means the store lost changes it had acknowledged
+///    (it was restored from a backup): then it accepts whatever the session, raises the mark to
+///    `acknowledgedThrough` (so an older copy of the replica's file is still told it forked),
+///    and answers the mark it had, which tells the replica to resync. Durable before it
+///    returns.
 /// 6. ``applyPush(database:replica:epoch:changes:merge:)`` applies a batch only if `epoch` is
 ///    the replica's session, or `epoch` is 0 and the replica has none; otherwise it throws
 ///    ``Weft/WeftError/Kind/forked`` and changes nothing. The check and the push are atomic
@@ -57,6 +71,9 @@ public protocol CentralStore: Sendable {
     /// high-water mark.
     func hello(database: String, replica: ReplicaID, confirmedEpoch: UInt64, epoch: UInt64, acknowledgedThrough: UInt64) async throws(WeftError)
         -> (accepted: Bool, appliedThrough: UInt64)
+
+    /// The tag of the logged change at `sequence` in `database`, or `nil` if there is none.
+    func tag(database: String, sequence: UInt64) async throws(WeftError) -> UInt64?
 
     /// Which of `replicas` have a session or a high-water mark in `database`.
     /// - Complexity: one query (in chunks for many replicas).
@@ -91,95 +108,5 @@ extension CentralStore {
         )
     ) async throws(WeftError) -> UInt64 {
         try await applyPush(database: database, replica: replica, epoch: 0, changes: changes, merge: merge)
-    }
-}
-
-/// A central store in memory, for tests and in-process use.
-public actor MemoryCentralStore: CentralStore {
-    private struct Tenant {
-        var documents: [DocumentKey: DocumentRecord] = [:]
-        var log: [LoggedChange] = []
-        var highWater: [ReplicaID: UInt64] = [:]
-        var sessions: [ReplicaID: UInt64] = [:]
-        var conflicts: [ConflictRecord] = []
-    }
-
-    private var tenants: [String: Tenant] = [:]
-    private var nextSequence: UInt64 = 1
-
-    /// An empty store.
-    public init() {}
-
-    public func hello(database: String, replica: ReplicaID, confirmedEpoch: UInt64, epoch: UInt64, acknowledgedThrough: UInt64) -> (accepted: Bool, appliedThrough: UInt64) {
-        var tenant = tenants[database] ?? Tenant()
-        let mark = tenant.highWater[replica] ?? 0
-        if let current = tenant.sessions[replica], current != confirmedEpoch, current != epoch { return (false, mark) }
-        if mark > acknowledgedThrough { return (false, mark) }
-        tenant.sessions[replica] = epoch
-        tenants[database] = tenant
-        return (true, mark)
-    }
-
-    public func knownReplicas(database: String, among replicas: Set<ReplicaID>) -> Set<ReplicaID> {
-        guard let tenant = tenants[database] else { return [] }
-        return replicas.filter { tenant.sessions[$0] != nil || tenant.highWater[$0] != nil }
-    }
-
-    public func applyPush(
-        database: String, replica: ReplicaID, epoch: UInt64, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
-        merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
-            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
-        )
-    ) throws(WeftError) -> UInt64 {
-        var tenant = tenants[database] ?? Tenant()
-        guard tenant.sessions[replica] == (epoch == 0 ? nil : epoch) else {
-            throw .forked("replica \(replica) pushed in session \(epoch), which is not its current one")
-        }
-        var sequence = nextSequence
-        let mark = tenant.highWater[replica] ?? 0
-        for change in changes {
-            let result = try merge(tenant.documents[change.key], change.key, change.delta)
-            if let conflict = result.conflict { tenant.conflicts.append(conflict) }
-            guard result.record != tenant.documents[change.key] else { continue }
-            tenant.documents[change.key] = result.record
-            tenant.log.append(
-                LoggedChange(sequence: sequence, key: change.key, record: result.record, byteCount: result.record.encoded().count))
-            sequence += 1
-        }
-        let newMark = max(mark, changes.map(\.sequence).max() ?? 0)
-        tenant.highWater[replica] = newMark
-        tenants[database] = tenant
-        nextSequence = sequence
-        return newMark
-    }
-
-    public func changes(database: String, after: UInt64, limit: Int, maxBytes: Int)
-        -> (changes: [LoggedChange], hasMore: Bool)
-    {
-        guard let log = tenants[database]?.log else { return ([], false) }
-        // The log is in sequence order: binary search for the first change after the cursor.
-        var low = 0
-        var high = log.count
-        while low < high {
-            let middle = (low + high) / 2
-            if log[middle].sequence <= after { low = middle + 1 } else { high = middle }
-        }
-        var page = [LoggedChange]()
-        var bytes = 0
-        var index = low
-        while index < log.count, page.count < max(1, limit) {
-            let change = log[index]
-            if !page.isEmpty && bytes + change.byteCount > maxBytes { break }
-            page.append(change)
-            bytes += change.byteCount
-            index += 1
-        }
-        return (page, index < log.count)
-    }
-
-    public func record(database: String, key: DocumentKey) -> DocumentRecord? { tenants[database]?.documents[key] }
-
-    public func conflicts(database: String, limit: Int) -> [ConflictRecord] {
-        Array((tenants[database]?.conflicts ?? []).reversed().prefix(max(0, limit)))
     }
 }

@@ -106,6 +106,11 @@ public enum StandaloneServer {
                 metrics.count(.pulls)
                 metrics.count(.changesPulled, by: page.changes.count)
                 return frame(page)
+            } catch let error as SyncError where error.kind == .resync {
+                // The cursor names a change this history does not hold: 410, and the replica resyncs.
+                var headers = HTTPFields()
+                headers[errorHeader] = "resync"
+                throw HTTPError(.gone, headers: headers, message: error.message)
             } catch let error as SyncError {
                 throw HTTPError(.serviceUnavailable, message: error.description)
             }

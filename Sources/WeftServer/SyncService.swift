@@ -30,6 +30,8 @@ public actor SyncService {
     /// has not seen (a buggy or forged record): the claims were limited to what the server
     /// holds (``WeftCRDT/DocumentRecord/limitingClaims(about:to:)``) before merging.
     public private(set) var limitedClaims = 0
+    /// How many pulls named a cursor this server's history does not hold (answered "resync").
+    public private(set) var resyncsRequested = 0
 
     /// Creates a service over `store` whose databases all have `policies`.
     ///
@@ -136,10 +138,11 @@ public actor SyncService {
             // limited to what the server holds: no push can make the server take another
             // replica's write as seen before the server has seen it. (Writers that never spoke
             // to the server, such as a replica's unconfirmed session identities, cannot be
-            // targeted: nobody else knows them.)
+            // targeted: nobody else knows them. The pusher's former identities are its own.)
             var others = Set<ReplicaID>()
             for change in changes { others.formUnion(change.delta.claimedReplicas) }
             others.remove(request.replica)
+            others.subtract(request.formerIdentities)
             let known = others.isEmpty ? [] : try await store.knownReplicas(database: database, among: others)
             let mark = try await store.applyPush(database: database, replica: request.replica, epoch: request.epoch, changes: changes) {
                 local, key, pushed throws(WeftError) in
@@ -180,6 +183,27 @@ public actor SyncService {
     /// Serves the page after `request.after`, waiting up to `request.waitMilliseconds` for a
     /// change if there is none yet.
     public func pull(database: String, _ request: PullRequest) async throws(SyncError) -> PullResponse {
+        // The cursor must name a change of this history: after a restore from a backup, the
+        // same sequence may name another change, or none yet.
+        if request.after > 0 && request.afterTag != 0 {
+            let tag: UInt64?
+            do {
+                tag = try await store.tag(database: database, sequence: request.after)
+            } catch {
+                throw SyncError(.unavailable, "store: \(error)")
+            }
+            if let tag, tag == request.afterTag || tag == 0 {
+                // The same change (or one logged before tags, which cannot be told apart).
+            } else {
+                resyncsRequested += 1
+                logger.warning(
+                    "a pull's cursor names a change this server does not have (restored from a backup?); the replica resyncs",
+                    metadata: ["database": "\(database)", "after": "\(request.after)"])
+                throw SyncError(
+                    .resync,
+                    "the cursor \(request.after) names a change this server's history does not have (it was restored from a backup, or that part of its log is gone): pull everything again and push back what the server lacks")
+            }
+        }
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: .milliseconds(Int64(request.waitMilliseconds)))
         while true {
@@ -196,11 +220,12 @@ public actor SyncService {
                     changes: page.changes.map {
                         WireChange(sequence: $0.sequence, key: WireKey(collection: $0.key.collection.rawValue, id: $0.key.id.rawValue), record: $0.record)
                     },
-                    cursor: page.changes.last?.sequence ?? request.after, hasMore: page.hasMore)
+                    cursor: page.changes.last?.sequence ?? request.after, cursorTag: page.changes.last?.tag ?? request.afterTag,
+                    hasMore: page.hasMore)
             }
             // Long-poll: wait for a push to this database (or the store poll, or the deadline).
             await waitForPush(database, upTo: min(deadline - clock.now, storePollInterval))
-            if Task.isCancelled { return PullResponse(changes: [], cursor: request.after, hasMore: false) }
+            if Task.isCancelled { return PullResponse(changes: [], cursor: request.after, cursorTag: request.afterTag, hasMore: false) }
         }
     }
 

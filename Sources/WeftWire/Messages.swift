@@ -97,27 +97,51 @@ public struct PushRequest: Hashable, Sendable, BinaryCodable {
     /// The session the replica opened with ``HelloRequest`` (0: none, a replica that predates
     /// the handshake). The server refuses a push whose session is not the replica's current one.
     public var epoch: UInt64
+    /// The identities this replica had before (it took a new one each time the server found its
+    /// file forked), newest last, at most ``maximumFormerIdentities``. Its queued records may
+    /// hold writes made under them; the server treats them as the replica's own, not as claims
+    /// about other replicas.
+    public var formerIdentities: [ReplicaID]
     /// The changes (record deltas), with strictly increasing queue sequence numbers.
     public var changes: [WireChange]
 
+    /// The most former identities a push carries.
+    public static let maximumFormerIdentities = 64
+
     /// Creates a push.
-    public init(replica: ReplicaID, epoch: UInt64 = 0, changes: [WireChange]) {
+    public init(replica: ReplicaID, epoch: UInt64 = 0, formerIdentities: [ReplicaID] = [], changes: [WireChange]) {
         self.replica = replica
         self.epoch = epoch
+        self.formerIdentities = formerIdentities
         self.changes = changes
     }
 
-    /// Layout: replica, epoch (format version 2; absent, and 0, in version 1), then the changes
-    /// (see ``WireChange``).
+    /// Layout: replica, epoch, former identities (a count, then each as a replica reference;
+    /// both format version 2, absent in version 1), then the changes (see ``WireChange``).
     public func encode(to writer: inout BinaryWriter) {
         writer.writeReplica(replica)
         writer.writeVarint(epoch)
+        writer.writeVarint(UInt64(formerIdentities.count))
+        for former in formerIdentities { writer.writeReplica(former) }
         WireChange.encode(changes, to: &writer)
     }
 
     public init(from reader: inout BinaryReader) throws(CodecError) {
         replica = try reader.readReplica()
-        epoch = reader.formatVersion >= 2 ? try reader.readVarint() : 0
+        if reader.formatVersion >= 2 {
+            epoch = try reader.readVarint()
+            let start = reader.offset
+            let count = try reader.readCount(minimumElementSize: 1)
+            guard count <= Self.maximumFormerIdentities else {
+                throw .valueOutOfRange(at: start, "\(count) former identities, over the limit of \(Self.maximumFormerIdentities)")
+            }
+            formerIdentities = []
+            formerIdentities.reserveCapacity(count)
+            for _ in 0..<count { formerIdentities.append(try reader.readReplica()) }
+        } else {
+            epoch = 0
+            formerIdentities = []
+        }
         changes = try WireChange.decodeList(from: &reader)
     }
 }
@@ -342,6 +366,10 @@ public struct PullRequest: Hashable, Sendable, BinaryCodable {
     public static var binaryTypeTag: UInt8 { 66 }
     /// The server sequence of the last change the replica applied (0: none).
     public var after: UInt64
+    /// The tag of that change, as the page that brought it said (``PullResponse/cursorTag``; 0:
+    /// unknown, not checked). The server answers "resync" if its change at ``after`` has another
+    /// tag or does not exist: its history is not the one the cursor came from.
+    public var afterTag: UInt64
     /// The most changes wanted in the page.
     public var maximumChanges: UInt32
     /// The most bytes wanted in the page (at least one change is sent even if larger).
@@ -351,16 +379,21 @@ public struct PullRequest: Hashable, Sendable, BinaryCodable {
     public var waitMilliseconds: UInt32
 
     /// Creates a request.
-    public init(after: UInt64, maximumChanges: UInt32 = 1_000, maximumBytes: UInt32 = 1 << 20, waitMilliseconds: UInt32 = 0) {
+    public init(
+        after: UInt64, afterTag: UInt64 = 0, maximumChanges: UInt32 = 1_000, maximumBytes: UInt32 = 1 << 20, waitMilliseconds: UInt32 = 0
+    ) {
         self.after = after
+        self.afterTag = afterTag
         self.maximumChanges = maximumChanges
         self.maximumBytes = maximumBytes
         self.waitMilliseconds = waitMilliseconds
     }
 
-    /// Layout: four varints.
+    /// Layout: five varints: after, after tag (format version 2; absent, and 0, in version 1),
+    /// maximum changes, maximum bytes, wait.
     public func encode(to writer: inout BinaryWriter) {
         writer.writeVarint(after)
+        writer.writeVarint(afterTag)
         writer.writeVarint(UInt64(maximumChanges))
         writer.writeVarint(UInt64(maximumBytes))
         writer.writeVarint(UInt64(waitMilliseconds))
@@ -368,6 +401,7 @@ public struct PullRequest: Hashable, Sendable, BinaryCodable {
 
     public init(from reader: inout BinaryReader) throws(CodecError) {
         after = try reader.readVarint()
+        afterTag = reader.formatVersion >= 2 ? try reader.readVarint() : 0
         maximumChanges = try reader.readUInt32()
         maximumBytes = try reader.readUInt32()
         waitMilliseconds = try reader.readUInt32()
@@ -381,25 +415,32 @@ public struct PullResponse: Hashable, Sendable, BinaryCodable {
     public var changes: [WireChange]
     /// The cursor to ask from next: the last change's sequence, or the request's cursor if empty.
     public var cursor: UInt64
+    /// The tag of the change at ``cursor`` (the request's tag if the page is empty; 0 if the
+    /// server has none), to send back as ``PullRequest/afterTag``.
+    public var cursorTag: UInt64
     /// Whether more changes wait after ``cursor``.
     public var hasMore: Bool
 
     /// Creates a page.
-    public init(changes: [WireChange], cursor: UInt64, hasMore: Bool) {
+    public init(changes: [WireChange], cursor: UInt64, cursorTag: UInt64 = 0, hasMore: Bool) {
         self.changes = changes
         self.cursor = cursor
+        self.cursorTag = cursorTag
         self.hasMore = hasMore
     }
 
-    /// Layout: cursor, has-more byte, then the changes (see ``WireChange``).
+    /// Layout: cursor, cursor tag (format version 2; absent, and 0, in version 1), has-more
+    /// byte, then the changes (see ``WireChange``).
     public func encode(to writer: inout BinaryWriter) {
         writer.writeVarint(cursor)
+        writer.writeVarint(cursorTag)
         writer.writeByte(hasMore ? 1 : 0)
         WireChange.encode(changes, to: &writer)
     }
 
     public init(from reader: inout BinaryReader) throws(CodecError) {
         cursor = try reader.readVarint()
+        cursorTag = reader.formatVersion >= 2 ? try reader.readVarint() : 0
         hasMore = try Bool(from: &reader)
         changes = try WireChange.decodeList(from: &reader)
         if let last = changes.last, last.sequence != cursor {

@@ -94,6 +94,48 @@ struct HTTPSyncTests {
         await server.stop()
     }
 
+    /// A server restored from a backup, over HTTP: a pull whose cursor names a change the
+    /// restored history lacks gets 410 with `Weft-Error: resync`, and the replicas resync
+    /// through HTTPTransport until the server holds every acknowledged write again.
+    @Test func aRestoredServerAnswers410AndReplicasResyncOverHTTP() async throws {
+        let directory = TemporaryDirectory()
+        let store = MemoryCentralStore()
+        let server = try await RunningServer.start(store: store)
+        func engine(_ name: String) async throws -> SyncEngine {
+            let replica = try await Replica.open(path: directory.path("\(name).sqlite"))
+            return SyncEngine(replica: replica, transport: HTTPTransport(baseURL: server.baseURL, database: "mydb", token: RunningServer.writeToken))
+        }
+        let writer = try await engine("writer")
+        let reader = try await engine("reader")
+        var backup: MemoryCentralStore.Snapshot?
+        for index in 0..<6 {
+            try await writer.replica.collection("items").create("d\(index)") { $0.set("v", to: .int(Int64(index))) }
+            _ = try await writer.syncOnce()
+            if index == 2 { backup = await store.backup() }
+        }
+        _ = try await reader.syncOnce()
+        let cursor = try await reader.replica.pullPosition()
+        // Back to the backup taken after three changes, and one new change from someone else.
+        await store.restore(try #require(backup))
+        let newcomer = try await engine("newcomer")
+        try await newcomer.replica.collection("items").create("e") { $0.set("v", to: 100) }
+        _ = try await newcomer.syncOnce()
+
+        let stale = WireMessage.encode(PullRequest(after: cursor.cursor, afterTag: cursor.tag))
+        let (status, body) = try await server.post("/v1/mydb/pull", stale)
+        #expect(status == 410, "\(body)")
+
+        _ = try await reader.syncOnce()
+        #expect(await reader.resyncs == 1)
+        for _ in 0..<2 { for engine in [writer, reader, newcomer] { _ = try await engine.syncOnce() } }
+        for id in ["d0", "d1", "d2", "d3", "d4", "d5", "e"] {
+            let central = try await store.record(database: "mydb", key: key("items", id))
+            #expect(central != nil, "\(id) was lost")
+            for engine in [writer, reader, newcomer] { #expect(try await engine.replica.record(key("items", id)) == central) }
+        }
+        await server.stop()
+    }
+
     @Test func badRequestsGetTheRightStatusAndChangeNothing() async throws {
         let server = try await RunningServer.start(
             store: MemoryCentralStore(), limits: ServerLimits(maxRequestBytes: 64 << 10, maxDecompressedBytes: 1 << 20))

@@ -145,6 +145,50 @@ struct StorageContractTests {
         #expect(again.count == 5 && again[0].sequence == one[0].sequence, "released entries go out again, oldest first")
     }
 
+    @Test("replica storage 5, 7. the cursor's tag moves with it; a resync resets both, survives a restart and queues push-backs", arguments: StorageKind.allCases)
+    func resyncAndCursorTags(_ kind: StorageKind) async throws {
+        let directory = TemporaryDirectory()
+        let storage = try kind.make(directory)
+        let merge: @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
+        ) = { local, key, remote throws(WeftError) in try DocumentMerge.merge(local: local, remote: remote, key: key, policy: .crdt) }
+        _ = try await storage.applyRemoteChanges([(key("c", "a"), sampleRecord("n", 1, wall: 1))], through: 5, tag: 55, merge)
+        _ = try await storage.applyRemoteChanges([], through: 5, tag: 99, merge)
+        var metadata = try await storage.metadata()
+        #expect(metadata.pullCursor == 5 && metadata.pullCursorTag == 55, "an empty page keeps the tag")
+        _ = try await storage.applyRemoteChanges([(key("c", "b"), sampleRecord("n", 2, wall: 2))], through: 8, tag: 88, merge)
+        #expect(try await storage.metadata().pullCursorTag == 88)
+        #expect(Set(try await storage.documentKeys()) == [key("c", "a"), key("c", "b")])
+        #expect(try await storage.entries().isEmpty)
+
+        try await storage.beginResync()
+        metadata = try await storage.metadata()
+        #expect(metadata.pullCursor == 0 && metadata.pullCursorTag == 0 && metadata.resyncPending)
+        if kind == .sqlite {
+            let reopened = try await SQLiteReplicaStorage(path: directory.path("replica.sqlite")).metadata()
+            #expect(reopened.resyncPending && reopened.pullCursor == 0)
+        }
+        try await storage.endResync(pushingBack: [key("c", "b"), key("c", "missing")])
+        #expect(try await storage.metadata().resyncPending == false)
+        let queued = try await storage.entries()
+        #expect(queued.map(\.key) == [key("c", "b")], "the push-back is queued, a missing key is skipped")
+        #expect(queued.first?.record == (try await storage.record(for: key("c", "b"))))
+    }
+
+    @Test("1. a new identity keeps the old one among the former identities", arguments: StorageKind.allCases)
+    func formerIdentities(_ kind: StorageKind) async throws {
+        let directory = TemporaryDirectory()
+        let storage = try kind.make(directory)
+        let first = try await storage.metadata().replicaID
+        let second = ReplicaID.random()
+        try await storage.replaceIdentity(with: second)
+        try await storage.replaceIdentity(with: .random())
+        #expect(try await storage.metadata().formerIdentities == [first, second])
+        if kind == .sqlite {
+            #expect(try await SQLiteReplicaStorage(path: directory.path("replica.sqlite")).metadata().formerIdentities == [first, second])
+        }
+    }
+
     @Test("replica storage 2. a write past the cap is refused and changes nothing", arguments: StorageKind.allCases)
     func queueCap(_ kind: StorageKind) async throws {
         let directory = TemporaryDirectory()

@@ -25,12 +25,12 @@ enum WireSamples {
             WireChange(sequence: 9, key: WireKey(collection: "orders", id: "o2"), record: record("qty", 5, wall: 1_700_000_000_001)),
         ])
     static let pushResponse = PushResponse(appliedThrough: 9, rejected: [.init(sequence: 8, reason: "document too large")])
-    static let pullRequest = PullRequest(after: 41, maximumChanges: 500, maximumBytes: 65_536, waitMilliseconds: 25_000)
+    static let pullRequest = PullRequest(after: 41, afterTag: 300, maximumChanges: 500, maximumBytes: 65_536, waitMilliseconds: 25_000)
     static let pullResponse = PullResponse(
         changes: [
             WireChange(sequence: 42, key: WireKey(collection: "orders", id: "o1"), record: record("qty", 3, wall: 1_700_000_000_000)),
             WireChange(sequence: 45, key: WireKey(collection: "orders", id: "o3"), record: record("qty", 1, wall: 1_700_000_000_002, replica: replicaB)),
-        ], cursor: 45, hasMore: true)
+        ], cursor: 45, cursorTag: 7, hasMore: true)
 
     static func big(_ count: Int) -> PushRequest {
         PushRequest(
@@ -45,6 +45,14 @@ enum WireSamples {
 
 @Suite("Wire")
 struct WireTests {
+    @Test func formerIdentitiesRoundTripAndAreBounded() throws {
+        let push = PushRequest(replica: replicaA, epoch: 5, formerIdentities: [replicaB, replicaA], changes: [])
+        #expect(try WireMessage.decode(PushRequest.self, from: WireMessage.encode(push)) == push)
+        let tooMany = PushRequest(
+            replica: replicaA, epoch: 5, formerIdentities: Array(repeating: replicaB, count: PushRequest.maximumFormerIdentities + 1), changes: [])
+        #expect(throws: WireError.self) { try WireMessage.decode(PushRequest.self, from: WireMessage.encode(tooMany)) }
+    }
+
     @Test func everyMessageRoundTrips() throws {
         #expect(try WireMessage.decode(PushRequest.self, from: WireMessage.encode(WireSamples.push)) == WireSamples.push)
         #expect(try WireMessage.decode(PushResponse.self, from: WireMessage.encode(WireSamples.pushResponse)) == WireSamples.pushResponse)

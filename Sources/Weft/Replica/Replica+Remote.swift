@@ -15,7 +15,7 @@ extension Replica {
     ///
     /// Applying the same page twice changes nothing the second time.
     @discardableResult
-    public func applyRemote(_ changes: [(key: DocumentKey, record: DocumentRecord)], through cursor: UInt64)
+    public func applyRemote(_ changes: [(key: DocumentKey, record: DocumentRecord)], through cursor: UInt64, tag: UInt64 = 0)
         async throws(WeftError) -> [AppliedRemoteChange]
     {
         let resolvers = resolvers
@@ -26,7 +26,7 @@ extension Replica {
         for (index, change) in changes.enumerated() { lastIndex[change.key] = index }
         let changes = lastIndex.count == changes.count ? changes : changes.indices.filter { lastIndex[changes[$0].key] == $0 }.map { changes[$0] }
         let applied = try await exclusively { () async throws(WeftError) -> [AppliedRemoteChange] in
-            try await storage.applyRemoteChanges(changes, through: cursor) { local, key, remote throws(WeftError) in
+            try await storage.applyRemoteChanges(changes, through: cursor, tag: tag) { local, key, remote throws(WeftError) in
                 var result = try DocumentMerge.merge(
                     local: local, remote: remote, key: key, policy: self.policy(for: key.collection), resolvers: resolvers,
                     equalVersions: .takeRemote)

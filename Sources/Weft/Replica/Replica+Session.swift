@@ -56,6 +56,7 @@ extension Replica {
             let fresh = ReplicaID.random()
             try await storage.replaceIdentity(with: fresh)
             identity.withLock { $0 = fresh }
+            formerIdentitiesBox.withLock { $0 = Array(($0 + [old]).suffix(64)) }
             isVerified = false
             logger.warning(
                 "this replica's file is not the latest copy of its history (restored, copied, or its last commits lost): new identity",

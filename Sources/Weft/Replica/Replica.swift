@@ -24,6 +24,10 @@ public actor Replica {
     /// only when the server finds the file forked (``takeNewIdentity()``).
     public nonisolated var replicaID: ReplicaID { identity.withLock { $0 } }
     nonisolated let identity: Mutex<ReplicaID>
+    /// The identities this file had before, oldest first: pushes carry them, so the server takes
+    /// writes made under them as this replica's own.
+    public nonisolated var formerIdentities: [ReplicaID] { formerIdentitiesBox.withLock { $0 } }
+    nonisolated let formerIdentitiesBox: Mutex<[ReplicaID]>
     /// This session (this `Replica` value), for the handshake: random, never 0.
     public nonisolated let sessionEpoch: UInt64 = UInt64.random(in: 1...UInt64.max)
     /// The identity this session's edits are made with: a new random one until the server has
@@ -65,6 +69,7 @@ public actor Replica {
         self.storage = storage
         self.configuration = configuration
         self.identity = Mutex(metadata.replicaID)
+        self.formerIdentitiesBox = Mutex(metadata.formerIdentities)
         let writer = configuration.sessionIdentities ? ReplicaID.random() : metadata.replicaID
         self.writerID = writer
         self.logger = logger

@@ -152,6 +152,11 @@ public struct AppliedRemoteChange: Hashable, Sendable {
 ///    kind ``MergeKind/resolved`` (siblings this replica resolved) is queued like a local write,
 ///    whatever `max_queue_bytes` says: a pulled change is never refused. If `merge` throws,
 ///    nothing changes.
+/// 7. ``beginResync()`` sets the pull cursor and its tag to 0 and records that a resync is under
+///    way (``ReplicaMetadata/resyncPending``), atomically: the one way the cursor moves back.
+///    ``endResync(pushingBack:)`` queues the current record of each key given (as point 5
+///    queues a resolution: coalescing, never refused at `max_queue_bytes`) and clears the flag,
+///    atomically.
 /// 6. `transform` must be a pure function of the records it gets. An implementation may call
 ///    it more than once in one commit and store only the last call's writes: the SQLite
 ///    storage first calls it as if no key were stored, when recent commits only created
@@ -168,19 +173,39 @@ public protocol ReplicaStorage: DocumentStore, ChangeQueue {
     ) async throws(WeftError) -> [UInt64]
 
     /// Merges pulled changes into the local records with `merge`, logs the conflicts it reports,
-    /// and moves the pull cursor to `cursor`, atomically (contract point 5).
+    /// and moves the pull cursor to `cursor` with its tag `tag` (kept if the cursor does not
+    /// move), atomically (contract point 5).
     func applyRemoteChanges(
-        _ changes: [(key: DocumentKey, record: DocumentRecord)], through cursor: UInt64,
+        _ changes: [(key: DocumentKey, record: DocumentRecord)], through cursor: UInt64, tag: UInt64,
         _ merge: @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
     ) async throws(WeftError) -> [AppliedRemoteChange]
+
+    /// Starts a resync: the pull cursor and its tag go back to 0, and the resync is recorded as
+    /// under way, atomically (contract point 7).
+    func beginResync() async throws(WeftError)
+
+    /// Ends a resync: queues the current records of `keys` and clears the flag, atomically
+    /// (contract point 7).
+    func endResync(pushingBack keys: [DocumentKey]) async throws(WeftError)
 
     /// The most recent conflicts, newest first.
     func conflicts(limit: Int) async throws(WeftError) -> [ConflictRecord]
 }
 
 extension ReplicaStorage {
+    /// ``applyRemoteChanges(_:through:tag:_:)`` from a server that gives no tags (the cursor's
+    /// tag becomes 0 if the cursor moves).
+    public func applyRemoteChanges(
+        _ changes: [(key: DocumentKey, record: DocumentRecord)], through cursor: UInt64,
+        _ merge: @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
+        )
+    ) async throws(WeftError) -> [AppliedRemoteChange] {
+        try await applyRemoteChanges(changes, through: cursor, tag: 0, merge)
+    }
+
     /// Stores writes computed without reading: ``commitLocalWrites(reading:maxQueueBytes:_:)``
     /// with no keys.
     public func commitLocalWrites(_ writes: [LocalWrite], maxQueueBytes: Int) async throws(WeftError) -> [UInt64] {

@@ -14,6 +14,15 @@ public struct ReplicaMetadata: Hashable, Sendable {
     /// The highest queue sequence the server acknowledged to this file (0: none). A server that
     /// applied more than this has seen writes this file does not remember.
     public var acknowledgedThrough: UInt64 = 0
+    /// The tag of the change at ``pullCursor``, as the server gave it (0: unknown). Pulls send it
+    /// so the server can tell whether its history still holds that change.
+    public var pullCursorTag: UInt64 = 0
+    /// Whether a resync is under way (``ReplicaStorage/beginResync()``): the replica is pulling
+    /// everything again and will push back what the server lacks.
+    public var resyncPending = false
+    /// The identities this file had before ``replaceIdentity(with:)`` gave it new ones, oldest
+    /// first (at most 64 kept). Its records may hold writes made under them.
+    public var formerIdentities: [ReplicaID] = []
 
     /// Creates metadata.
     public init(replicaID: ReplicaID, lastStamp: HLCTimestamp? = nil, pullCursor: UInt64 = 0, confirmedEpoch: UInt64 = 0) {
@@ -83,13 +92,16 @@ public protocol DocumentStore: Sendable {
     /// Records the session the server confirmed for this file.
     func saveConfirmedEpoch(_ epoch: UInt64) async throws(WeftError)
     /// Gives the replica a new identity (its old one was forked: another copy of the file
-    /// spoke to the server since this one's last session), and forgets the confirmed epoch and
-    /// the acknowledged sequence (both belonged to the old identity).
+    /// spoke to the server since this one's last session), remembers the old one among the
+    /// former identities, and forgets the confirmed epoch and the acknowledged sequence (both
+    /// belonged to the old identity).
     func replaceIdentity(with replica: ReplicaID) async throws(WeftError)
     /// The stored record for `key`, tombstones included.
     func record(for key: DocumentKey) async throws(WeftError) -> DocumentRecord?
     /// The stored records for `keys` that exist, tombstones included, in one read.
     func records(for keys: [DocumentKey]) async throws(WeftError) -> [DocumentKey: DocumentRecord]
+    /// Every document's key, tombstones included, in no particular order.
+    func documentKeys() async throws(WeftError) -> [DocumentKey]
     /// The records of `collection` that pass `filter`, ordered by id.
     func records(in collection: CollectionName, where filter: DocumentFilter, limit: Int?) async throws(WeftError)
         -> [(id: DocumentID, record: DocumentRecord)]

@@ -31,6 +31,7 @@ public actor MemoryReplicaStorage: ReplicaStorage {
     public func saveConfirmedEpoch(_ epoch: UInt64) { meta.confirmedEpoch = epoch }
 
     public func replaceIdentity(with replica: ReplicaID) {
+        meta.formerIdentities = Array((meta.formerIdentities + [meta.replicaID]).suffix(64))
         meta.replicaID = replica
         meta.confirmedEpoch = 0
         meta.acknowledgedThrough = 0
@@ -150,7 +151,7 @@ public actor MemoryReplicaStorage: ReplicaStorage {
     }
 
     public func applyRemoteChanges(
-        _ changes: [(key: DocumentKey, record: DocumentRecord)], through cursor: UInt64,
+        _ changes: [(key: DocumentKey, record: DocumentRecord)], through cursor: UInt64, tag: UInt64,
         _ merge: @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
@@ -166,22 +167,41 @@ public actor MemoryReplicaStorage: ReplicaStorage {
         }
         self.documents = documents
         conflictLog.append(contentsOf: log)
-        meta.pullCursor = max(meta.pullCursor, cursor)
-        // Resolutions of siblings are queued like local writes (never refused at the cap).
-        for change in applied where change.kind == .resolved {
-            let size = QueueEntry.byteCount(key: change.key, recordBytes: change.record.encoded().count)
-            if let seq = latest[change.key], seq > inFlightThrough, let old = queue[seq] {
-                queue[seq] = (change.key, size)
-                bytes += size - old.bytes
-            } else {
-                queue[nextSequence] = (change.key, size)
-                latest[change.key] = nextSequence
-                nextSequence += 1
-                bytes += size
-            }
+        if cursor > meta.pullCursor {
+            meta.pullCursor = cursor
+            meta.pullCursorTag = tag
         }
+        // Resolutions of siblings are queued like local writes (never refused at the cap).
+        for change in applied where change.kind == .resolved { enqueue(change.key, change.record) }
         return applied
     }
+
+    /// Queues `record` of `key` like a local write, never refused at the cap.
+    private func enqueue(_ key: DocumentKey, _ record: DocumentRecord) {
+        let size = QueueEntry.byteCount(key: key, recordBytes: record.encoded().count)
+        if let seq = latest[key], seq > inFlightThrough, let old = queue[seq] {
+            queue[seq] = (key, size)
+            bytes += size - old.bytes
+        } else {
+            queue[nextSequence] = (key, size)
+            latest[key] = nextSequence
+            nextSequence += 1
+            bytes += size
+        }
+    }
+
+    public func beginResync() {
+        meta.pullCursor = 0
+        meta.pullCursorTag = 0
+        meta.resyncPending = true
+    }
+
+    public func endResync(pushingBack keys: [DocumentKey]) {
+        for key in keys { if let record = documents[key] { enqueue(key, record) } }
+        meta.resyncPending = false
+    }
+
+    public func documentKeys() -> [DocumentKey] { Array(documents.keys) }
 
     public func conflicts(limit: Int) -> [ConflictRecord] { Array(conflictLog.reversed().prefix(max(0, limit))) }
 }

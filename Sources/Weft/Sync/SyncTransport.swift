@@ -19,6 +19,11 @@ public struct SyncError: Error, Hashable, Sendable, CustomStringConvertible {
         /// (HTTP 409 with `Weft-Error: forked`): another copy of this replica's file spoke since.
         /// Nothing was applied; the engine says hello again and the replica takes a new identity.
         case forked
+        /// The server's history does not hold the change the replica's pull cursor names (HTTP
+        /// 410 with `Weft-Error: resync`): the server was restored from a backup (or dropped
+        /// that part of its log). The engine resyncs: it pulls everything again and pushes back
+        /// what the server lacks.
+        case resync
     }
 
     /// The kind of failure.

@@ -31,6 +31,15 @@ extension SQLiteReplicaStorage {
             if try Int64.fetchOne(db, sql: "SELECT count(*) FROM meta WHERE key = 'acknowledged_through'") == 1 {
                 metadata.acknowledgedThrough = UInt64(try Self.metaInteger(db, "acknowledged_through"))
             }
+            if try Int64.fetchOne(db, sql: "SELECT count(*) FROM meta WHERE key = 'pull_cursor_tag'") == 1 {
+                metadata.pullCursorTag = UInt64(try Self.metaInteger(db, "pull_cursor_tag"))
+            }
+            metadata.resyncPending = try Int64.fetchOne(db, sql: "SELECT count(*) FROM meta WHERE key = 'resync_pending'") == 1
+            if let former = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'former_identities'") {
+                guard former.count % 16 == 0 else { throw WeftError.corrupt("the former identities are not 16 bytes each") }
+                let bytes = [UInt8](former)
+                metadata.formerIdentities = stride(from: 0, to: bytes.count, by: 16).compactMap { ReplicaID(bytes: bytes[$0..<$0 + 16]) }
+            }
             return metadata
         }
     }
@@ -64,9 +73,19 @@ extension SQLiteReplicaStorage {
 
     public func replaceIdentity(with replica: ReplicaID) async throws(WeftError) {
         try await write { db in
+            // The old identity joins the former ones (16 bytes each, oldest first, 64 at most).
+            let former = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'former_identities'") ?? Data()
+            let current = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'replica_id'") ?? Data()
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('former_identities', ?)",
+                arguments: [Data((former + current).suffix(64 * 16))])
             try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'replica_id'", arguments: [Data(replica.bytes)])
             try db.execute(sql: "DELETE FROM meta WHERE key IN ('confirmed_epoch', 'acknowledged_through')")
         }
+    }
+
+    public func documentKeys() async throws(WeftError) -> [DocumentKey] {
+        try await read { db in try Row.fetchAll(db, sql: "SELECT collection, id FROM documents").map { try Self.key($0) } }
     }
 
     public func record(for key: DocumentKey) async throws(WeftError) -> DocumentRecord? {

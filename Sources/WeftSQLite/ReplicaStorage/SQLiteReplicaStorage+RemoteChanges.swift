@@ -7,12 +7,13 @@ import WeftCRDT
 // Applying pulled changes: merged records, the conflict log and the pull cursor in one transaction.
 extension SQLiteReplicaStorage {
     public func applyRemoteChanges(
-        _ changes: [(key: DocumentKey, record: DocumentRecord)], through cursor: UInt64,
+        _ changes: [(key: DocumentKey, record: DocumentRecord)], through cursor: UInt64, tag: UInt64,
         _ merge: @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
     ) async throws(WeftError) -> [AppliedRemoteChange] {
         guard let cursorValue = Int64(exactly: cursor) else { throw .invalidArgument("pull cursor \(cursor) is out of range") }
+        guard let tagValue = Int64(exactly: tag) else { throw .invalidArgument("pull cursor tag \(tag) is out of range") }
         do {
             return try transaction { db, counters in
                 let readRecord = try db.cachedStatement(sql: "SELECT record FROM documents WHERE collection = ? AND id = ?")
@@ -51,8 +52,34 @@ extension SQLiteReplicaStorage {
                     }
                     applied.append(AppliedRemoteChange(key: key, record: result.record, kind: result.kind))
                 }
-                try db.execute(sql: "UPDATE meta SET value = max(value, ?) WHERE key = 'pull_cursor'", arguments: [cursorValue])
+                if try Self.metaInteger(db, "pull_cursor") < cursorValue {
+                    try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'pull_cursor'", arguments: [cursorValue])
+                    try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('pull_cursor_tag', ?)", arguments: [tagValue])
+                }
                 return applied
+            }
+        } catch {
+            throw Self.map(error, path: path)
+        }
+    }
+
+    public func beginResync() async throws(WeftError) {
+        try await write { db in
+            try db.execute(sql: "UPDATE meta SET value = 0 WHERE key = 'pull_cursor'")
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('pull_cursor_tag', 0)")
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('resync_pending', 1)")
+        }
+    }
+
+    public func endResync(pushingBack keys: [DocumentKey]) async throws(WeftError) {
+        do {
+            try transaction { db, counters in
+                let read = try db.cachedStatement(sql: "SELECT record FROM documents WHERE collection = ? AND id = ?")
+                for key in keys {
+                    guard let data = try Data.fetchOne(read, arguments: [key.collection.rawValue, key.id.rawValue]) else { continue }
+                    try self.enqueueResolution(db, key, try Self.decodeRecord(data, "\(key)"), &counters)
+                }
+                try db.execute(sql: "DELETE FROM meta WHERE key = 'resync_pending'")
             }
         } catch {
             throw Self.map(error, path: path)

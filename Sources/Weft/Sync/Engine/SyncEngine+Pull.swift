@@ -7,13 +7,35 @@ import WeftWire
 // Pulling pages after the cursor and applying each with its cursor.
 extension SyncEngine {
     /// Pulls and applies pages until the server has nothing more after the cursor.
+    ///
+    /// If the server's history no longer holds the change the cursor names (``SyncError/Kind/resync``:
+    /// the server was restored from a backup), or a resync is already under way, the engine
+    /// resyncs first (``resync()``).
     public func pullAll() async throws(SyncError) -> (changes: Int, conflicts: Int, cursor: UInt64) {
         try await openSession()
-        var cursor = try await local { () async throws(WeftError) in try await replica.pullCursor() }
+        let replica = replica
+        if try await local({ () async throws(WeftError) in try await replica.isResyncing() }) {
+            return try await resync()
+        }
+        do {
+            return try await pullPages { _ in }
+        } catch where error.kind == .resync {
+            logger.warning("the server's history does not hold this replica's cursor (restored from a backup?): resyncing")
+            return try await resync()
+        }
+    }
+
+    /// Pulls and applies pages from the cursor on, calling `observe` with each page's changes as
+    /// the server sent them.
+    func pullPages(observe: ([(key: DocumentKey, record: DocumentRecord)]) -> Void) async throws(SyncError)
+        -> (changes: Int, conflicts: Int, cursor: UInt64)
+    {
+        let replica = replica
+        var (cursor, tag) = try await local { () async throws(WeftError) in try await replica.pullPosition() }
         var changes = 0
         var conflicts = 0
         while true {
-            var request = PullRequest(after: cursor, maximumChanges: maximumPageChanges)
+            var request = PullRequest(after: cursor, afterTag: tag, maximumChanges: maximumPageChanges)
             if let limit = bandwidthLimit { request.maximumBytes = UInt32(clamping: min(Int(request.maximumBytes), limit.burstBytes)) }
             let page = try await transport.pull(request)
             if bandwidthLimit != nil { await throttle(WireMessage.encode(page).count) }
@@ -30,10 +52,15 @@ extension SyncEngine {
                     throw SyncError(.badResponse, "the server sent an invalid key \(change.key): \(error)")
                 }
             }
-            let applied = try await local { () async throws(WeftError) in try await replica.applyRemote(keyed, through: page.cursor) }
+            observe(keyed)
+            let pageTag = page.cursorTag
+            let applied = try await local { () async throws(WeftError) in
+                try await replica.applyRemote(keyed, through: page.cursor, tag: pageTag)
+            }
             changes += applied.count
             conflicts += applied.filter { $0.kind == .conflict || $0.kind == .resolved }.count
             if applied.contains(where: { $0.kind == .resolved }) { resolvedSiblings = true }
+            if page.cursor > cursor { tag = page.cursorTag }
             cursor = page.cursor
             if !page.hasMore { return (changes, conflicts, cursor) }
         }

@@ -27,11 +27,18 @@ extension SyncEngine {
         }
         do {
             return try await replay()
-        } catch {
-            // Another copy of this file spoke to the server since this session opened: say
-            // hello again (and take a new identity) before the next push.
-            if error.kind == .forked { sessionOpen = false }
-            throw error
+        } catch where error.kind == .forked {
+            // The server does not hold this session any more: another copy of this file spoke
+            // to it since (then the hello gives the replica a new identity), or the server was
+            // restored from a backup older than the session. Say hello again and push once more.
+            sessionOpen = false
+            try await openSession()
+            do {
+                return try await replay()
+            } catch {
+                if error.kind == .forked { sessionOpen = false }
+                throw error
+            }
         }
     }
 
@@ -88,7 +95,7 @@ extension SyncEngine {
                     // stands for it): the server resolves conflicts between whole versions, and a
                     // fast-forward replaces its record.
                     let request = PushRequest(
-                        replica: replicaID, epoch: epoch,
+                        replica: replicaID, epoch: epoch, formerIdentities: replica.formerIdentities,
                         changes: batch.map { entry in
                             WireChange(
                                 sequence: entry.sequence,
@@ -182,7 +189,7 @@ extension SyncEngine {
             }
             guard let entry = next.first else { break }
             let request = PushRequest(
-                replica: replica.replicaID, epoch: replica.sessionEpoch,
+                replica: replica.replicaID, epoch: replica.sessionEpoch, formerIdentities: replica.formerIdentities,
                 changes: [
                     WireChange(
                         sequence: entry.sequence, key: WireKey(collection: entry.key.collection.rawValue, id: entry.key.id.rawValue),

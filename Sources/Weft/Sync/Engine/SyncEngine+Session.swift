@@ -23,6 +23,14 @@ extension SyncEngine {
                     throw SyncError(.badResponse, "hello: \(error)")
                 }
                 try await local { () async throws(WeftError) in try await replica.confirmSession(policies) }
+                if response.appliedThrough < request.acknowledgedThrough {
+                    // The server applied less of this replica's queue than it acknowledged: it
+                    // lost part of its history (restored from a backup). Resync on the next pull.
+                    logger.warning(
+                        "the server lost changes it had acknowledged (restored from a backup?): resyncing",
+                        metadata: ["acknowledged": "\(request.acknowledgedThrough)", "server": "\(response.appliedThrough)"])
+                    try await local { () async throws(WeftError) in try await replica.beginResync() }
+                }
                 declaredPolicies = policies
                 missingResolvers = policies.resolverNames.filter { replica.resolvers[$0] == nil }
                 sessionOpen = true

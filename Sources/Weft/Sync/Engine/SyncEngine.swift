@@ -42,6 +42,9 @@ public actor SyncEngine {
     public var maximumPageChanges: UInt32 = 1_000
     /// Whether the last pull resolved siblings, whose results wait to be pushed.
     var resolvedSiblings = false
+    /// How many times this engine resynced with a server that lost part of its history
+    /// (``SyncError/Kind/resync``).
+    public internal(set) var resyncs = 0
     /// The bandwidth limit on bytes sent and received, if any.
     public internal(set) var bandwidthLimit: BandwidthLimit?
     var bucket: TokenBucket?

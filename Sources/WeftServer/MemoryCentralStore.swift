@@ -1,0 +1,129 @@
+import Weft
+import WeftCRDT
+
+/// A central store in memory, for tests and in-process use.
+public actor MemoryCentralStore: CentralStore {
+    fileprivate struct Tenant {
+        var documents: [DocumentKey: DocumentRecord] = [:]
+        var log: [LoggedChange] = []
+        var highWater: [ReplicaID: UInt64] = [:]
+        var sessions: [ReplicaID: UInt64] = [:]
+        var conflicts: [ConflictRecord] = []
+    }
+
+    private var tenants: [String: Tenant] = [:]
+    private var nextSequence: UInt64 = 1
+
+    /// An empty store.
+    public init() {}
+
+    public func hello(database: String, replica: ReplicaID, confirmedEpoch: UInt64, epoch: UInt64, acknowledgedThrough: UInt64) -> (accepted: Bool, appliedThrough: UInt64) {
+        var tenant = tenants[database] ?? Tenant()
+        let mark = tenant.highWater[replica] ?? 0
+        if mark < acknowledgedThrough {
+            // This store lost changes it had acknowledged (restored from a backup).
+            tenant.sessions[replica] = epoch
+            tenant.highWater[replica] = acknowledgedThrough
+            tenants[database] = tenant
+            return (true, mark)
+        }
+        if let current = tenant.sessions[replica], current != confirmedEpoch, current != epoch { return (false, mark) }
+        if mark > acknowledgedThrough { return (false, mark) }
+        tenant.sessions[replica] = epoch
+        tenants[database] = tenant
+        return (true, mark)
+    }
+
+    public func knownReplicas(database: String, among replicas: Set<ReplicaID>) -> Set<ReplicaID> {
+        guard let tenant = tenants[database] else { return [] }
+        return replicas.filter { tenant.sessions[$0] != nil || tenant.highWater[$0] != nil }
+    }
+
+    public func applyPush(
+        database: String, replica: ReplicaID, epoch: UInt64, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
+        )
+    ) throws(WeftError) -> UInt64 {
+        var tenant = tenants[database] ?? Tenant()
+        guard tenant.sessions[replica] == (epoch == 0 ? nil : epoch) else {
+            throw .forked("replica \(replica) pushed in session \(epoch), which is not its current one")
+        }
+        var sequence = nextSequence
+        let mark = tenant.highWater[replica] ?? 0
+        for change in changes {
+            let result = try merge(tenant.documents[change.key], change.key, change.delta)
+            if let conflict = result.conflict { tenant.conflicts.append(conflict) }
+            guard result.record != tenant.documents[change.key] else { continue }
+            tenant.documents[change.key] = result.record
+            tenant.log.append(
+                LoggedChange(
+                    sequence: sequence, key: change.key, record: result.record, byteCount: result.record.encoded().count,
+                    tag: LoggedChange.newTag()))
+            sequence += 1
+        }
+        let newMark = max(mark, changes.map(\.sequence).max() ?? 0)
+        tenant.highWater[replica] = newMark
+        tenants[database] = tenant
+        nextSequence = sequence
+        return newMark
+    }
+
+    public func changes(database: String, after: UInt64, limit: Int, maxBytes: Int)
+        -> (changes: [LoggedChange], hasMore: Bool)
+    {
+        guard let log = tenants[database]?.log else { return ([], false) }
+        // The log is in sequence order: binary search for the first change after the cursor.
+        var low = 0
+        var high = log.count
+        while low < high {
+            let middle = (low + high) / 2
+            if log[middle].sequence <= after { low = middle + 1 } else { high = middle }
+        }
+        var page = [LoggedChange]()
+        var bytes = 0
+        var index = low
+        while index < log.count, page.count < max(1, limit) {
+            let change = log[index]
+            if !page.isEmpty && bytes + change.byteCount > maxBytes { break }
+            page.append(change)
+            bytes += change.byteCount
+            index += 1
+        }
+        return (page, index < log.count)
+    }
+
+    public func tag(database: String, sequence: UInt64) -> UInt64? {
+        guard let log = tenants[database]?.log else { return nil }
+        var low = 0
+        var high = log.count
+        while low < high {
+            let middle = (low + high) / 2
+            if log[middle].sequence < sequence { low = middle + 1 } else { high = middle }
+        }
+        return low < log.count && log[low].sequence == sequence ? log[low].tag : nil
+    }
+
+    /// The store as it is now, to restore later with ``restore(_:)``: a backup, for tests of
+    /// what a restored server does.
+    public func backup() -> Snapshot { Snapshot(tenants: tenants, nextSequence: nextSequence) }
+
+    /// Puts back a state taken with ``backup()``, losing everything since, as restoring a
+    /// database from a backup does.
+    public func restore(_ snapshot: Snapshot) {
+        tenants = snapshot.tenants
+        nextSequence = snapshot.nextSequence
+    }
+
+    /// A copy of a ``MemoryCentralStore``'s state.
+    public struct Snapshot: Sendable {
+        fileprivate let tenants: [String: Tenant]
+        fileprivate let nextSequence: UInt64
+    }
+
+    public func record(database: String, key: DocumentKey) -> DocumentRecord? { tenants[database]?.documents[key] }
+
+    public func conflicts(database: String, limit: Int) -> [ConflictRecord] {
+        Array((tenants[database]?.conflicts ?? []).reversed().prefix(max(0, limit)))
+    }
+}

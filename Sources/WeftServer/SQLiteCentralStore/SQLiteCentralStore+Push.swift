@@ -1,0 +1,88 @@
+import Foundation
+import GRDB
+import Weft
+import WeftCRDT
+import WeftSQLite
+
+// Applying pushes.
+extension SQLiteCentralStore {
+    public func applyPush(
+        database: String, replica: ReplicaID, epoch: UInt64, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
+        )
+    ) async throws(WeftError) -> UInt64 {
+        do {
+            return try writeBlocking { db in
+                let replicaBytes = Data(replica.bytes)
+                guard try Self.session(db, database, replicaBytes) == (epoch == 0 ? nil : epoch) else {
+                    throw WeftError.forked("replica \(replica) pushed in session \(epoch), which is not its current one")
+                }
+                let mark = UInt64(
+                    try Int64.fetchOne(
+                        db, sql: "SELECT applied_through FROM high_water WHERE tenant = ? AND replica = ?",
+                        arguments: [database, replicaBytes]) ?? 0)
+                // The per-change statements run through the SQLite C API (see RawStatement).
+                let read = RawStatement(
+                    try db.cachedStatement(sql: "SELECT record FROM documents WHERE tenant = ? AND collection = ? AND id = ?"), in: db)
+                let store = RawStatement(
+                    try db.cachedStatement(sql: "INSERT OR REPLACE INTO documents (tenant, collection, id, record) VALUES (?, ?, ?, ?)"),
+                    in: db)
+                let log = RawStatement(
+                    try db.cachedStatement(sql: "INSERT INTO change_log (tenant, collection, id, record, bytes, tag) VALUES (?, ?, ?, ?, ?, ?)"),
+                    in: db)
+                let logConflict = try db.cachedStatement(
+                    sql: "INSERT INTO conflicts (tenant, collection, id, policy, resolver, local, remote, winner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                var newMark = mark
+                for change in changes {
+                    newMark = max(newMark, change.sequence)
+                    let key = change.key
+                    let local = try read.run { row -> DocumentRecord? in
+                        try row.bind(database)
+                        try row.bind(key.collection.rawValue)
+                        try row.bind(key.id.rawValue)
+                        guard try row.step() else { return nil }
+                        return try SQLiteReplicaStorage.decodeRecord(try row.blob(0, "the record of \(database)/\(key)"), "\(database)/\(key)")
+                    }
+                    let result = try merge(local, key, change.delta)
+                    if let conflict = result.conflict {
+                        let (policy, resolver) = SQLiteReplicaStorage.policyColumns(conflict.policy)
+                        let arguments: StatementArguments = [database, key.collection.rawValue, key.id.rawValue]
+                        try logConflict.execute(
+                            arguments: arguments + [
+                                policy, resolver, Data(conflict.local.encoded()), Data(conflict.remote.encoded()),
+                                Data(conflict.winner.encoded()),
+                            ])
+                    }
+                    guard result.record != local else { continue }
+                    let bytes = result.record.encoded()
+                    try bytes.withUnsafeBytes { record in
+                        try store.run { statement in
+                            try statement.bind(database)
+                            try statement.bind(key.collection.rawValue)
+                            try statement.bind(key.id.rawValue)
+                            try statement.bind(borrowing: record)
+                            try statement.execute()
+                        }
+                        try log.run { statement in
+                            try statement.bind(database)
+                            try statement.bind(key.collection.rawValue)
+                            try statement.bind(key.id.rawValue)
+                            try statement.bind(borrowing: record)
+                            try statement.bind(Int64(bytes.count))
+                            try statement.bind(Int64(LoggedChange.newTag()))
+                            try statement.execute()
+                        }
+                    }
+                }
+                guard let markValue = Int64(exactly: newMark) else { throw WeftError.invalidArgument("sequence \(newMark) is out of range") }
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO high_water (tenant, replica, applied_through) VALUES (?, ?, ?)",
+                    arguments: [database, replicaBytes, markValue])
+                return newMark
+            }
+        } catch {
+            throw SQLiteReplicaStorage.map(error, path: path)
+        }
+    }
+}

@@ -1,0 +1,242 @@
+import Foundation
+import Testing
+import Weft
+import WeftCRDT
+import WeftServer
+import WeftPostgres
+import WeftSQLite
+import WeftWire
+
+/// Issue #14, point 8: a central store restored from a backup. Replicas detect that the
+/// server's history is not the one their cursors came from (the cursor's tag, or a handshake
+/// that shows the server applied less than it acknowledged), pull everything again and push
+/// back what the server lacks; nothing acknowledged is lost, nothing is applied twice.
+///
+/// Real SQLite replica files and a real SQLite server file, copied as an operator's backup is.
+@Suite("A server restored from a backup")
+struct ServerRestoreTests {
+    /// The issue's case: 20 changes, a backup after the first 10, the backup restored, new
+    /// changes pushed to it (5: the old cursor names no change; 15: it names another change).
+    /// A reader whose cursor was 20 gets the new changes; the writers push back the 10 lost
+    /// ones; every replica ends equal to the server, and counters are not doubled.
+    @Test(arguments: [5, 15])
+    func replicasRecoverFromARestoredServer(newChanges: Int) async throws {
+        let directory = TemporaryDirectory()
+        let live = directory.path("central.sqlite")
+        let backup = directory.path("backup.sqlite")
+        let policies = ServerPolicies(defaultPolicy: .crdt)
+        let before = SyncService(store: try SQLiteCentralStore(path: live), policies: policies)
+        var writerA = try await Replica.open(path: directory.path("a.sqlite"))
+        let writerB = try await Replica.open(path: directory.path("b.sqlite"))
+        let reader = try await Replica.open(path: directory.path("reader.sqlite"))
+        func engine(_ replica: Replica, _ service: SyncService) -> SyncEngine {
+            SyncEngine(replica: replica, transport: InProcessTransport(service: service, database: "db"))
+        }
+
+        // Ten changes, then the backup.
+        for index in 0..<10 {
+            let writer = index % 2 == 0 ? writerA : writerB
+            try await writer.collection("items").create("d\(index)") { $0.set("v", to: .int(Int64(index))); $0.increment("n", by: 1) }
+            _ = try await engine(writer, before).syncOnce()
+        }
+        try IdentityTests.copy(live, to: backup)
+        // Writer A restarts after the backup: a new session, which the backup does not know.
+        writerA = try await Replica.open(path: directory.path("a.sqlite"))
+        // Ten more, which the backup does not have; the reader pulls all twenty.
+        for index in 10..<20 {
+            let writer = index % 2 == 0 ? writerA : writerB
+            try await writer.collection("items").create("d\(index)") { $0.set("v", to: .int(Int64(index))); $0.increment("n", by: 1) }
+            _ = try await engine(writer, before).syncOnce()
+        }
+        // A counter increment in the lost range, on a document the backup has.
+        try await writerA.collection("items").update("d0") { $0.increment("n", by: 5) }
+        _ = try await engine(writerA, before).syncOnce()
+        _ = try await engine(reader, before).syncOnce()
+        let readerCursor = try await reader.pullCursor()
+        #expect(readerCursor >= 21)
+
+        // The operator restores the backup (as a new file: the old one is still open here).
+        let restoredPath = directory.path("restored.sqlite")
+        try IdentityTests.copy(backup, to: restoredPath)
+        let after = SyncService(store: try SQLiteCentralStore(path: restoredPath), policies: policies)
+        // A newcomer pushes new changes to the restored server.
+        let newcomer = try await Replica.open(path: directory.path("newcomer.sqlite"))
+        for index in 0..<newChanges {
+            try await newcomer.collection("items").create("e\(index)") { $0.set("v", to: .int(Int64(100 + index))) }
+        }
+        _ = try await engine(newcomer, after).syncOnce()
+        let serverHead = try #require(try await after.store.changes(database: "db", after: 0, limit: 1_000, maxBytes: 1 << 24).changes.last)
+        #expect(serverHead.sequence >= 10 + UInt64(newChanges))
+
+        // Writer A restarts again: its last confirmed session is one the restored server never saw.
+        writerA = try await Replica.open(path: directory.path("a.sqlite"))
+        // The reader pulls first: its cursor names a change the restored history lacks.
+        let readerEngine = engine(reader, after)
+        _ = try await readerEngine.syncOnce()
+        #expect(await readerEngine.resyncs == 1, "the reader did not notice the restore")
+        for index in 0..<newChanges {
+            #expect(try await reader.collection("items").get("e\(index)") != nil, "the reader never got e\(index)")
+        }
+        // The writers say hello: the server applied less than it acknowledged to them.
+        let engines = [engine(writerA, after), engine(writerB, after), readerEngine, engine(newcomer, after)]
+        for _ in 0..<3 { for engine in engines { _ = try await engine.syncOnce() } }
+        for engine in engines.prefix(2) { #expect(await engine.resyncs == 1, "a writer did not resync") }
+
+        // Nothing acknowledged is lost, nothing doubled, and every replica equals the server.
+        for index in 0..<20 {
+            let record = try #require(try await after.store.record(database: "db", key: key("items", "d\(index)")), "d\(index) was lost")
+            #expect(record.body.int("v") == Int64(index))
+            #expect(record.body.counter("n") == (index == 0 ? 6 : 1), "d\(index)'s counter: \(String(describing: record.body.counter("n")))")
+        }
+        for index in 0..<newChanges {
+            #expect(try await after.store.record(database: "db", key: key("items", "e\(index)")) != nil)
+        }
+        var keys = (0..<20).map { key("items", "d\($0)") }
+        keys += (0..<newChanges).map { key("items", "e\($0)") }
+        for (name, replica) in [("a", writerA), ("b", writerB), ("reader", reader), ("newcomer", newcomer)] {
+            for document in keys {
+                let server = try await after.store.record(database: "db", key: document)
+                #expect(try await replica.record(document) == server, "\(name) differs from the server on \(document)")
+            }
+            #expect(try await replica.queuedChanges().isEmpty, "\(name) still has queued changes")
+            #expect(try await replica.isResyncing() == false)
+        }
+    }
+
+    /// The handshake alone detects it: a lone writer, restarted after the backup and again after
+    /// the restore (so the restored server knows neither of its last two sessions), is not told
+    /// it forked: the server applied less than it acknowledged, so the writer resyncs and pushes
+    /// back what the backup lacks. An older copy of the writer's file is still told it forked.
+    @Test func aLoneWriterPushesBackWhatTheBackupLacks() async throws {
+        let directory = TemporaryDirectory()
+        let live = directory.path("central.sqlite")
+        let path = directory.path("w.sqlite")
+        let service = SyncService(store: try SQLiteCentralStore(path: live))
+        var writer = try await Replica.open(path: path)
+        for index in 0..<10 {
+            try await writer.collection("items").create("d\(index)") { $0.set("v", to: .int(Int64(index))) }
+            _ = try await SyncEngine(replica: writer, transport: InProcessTransport(service: service, database: "db")).syncOnce()
+        }
+        try IdentityTests.copy(live, to: directory.path("backup.sqlite"))
+        try IdentityTests.copy(path, to: directory.path("old-copy.sqlite"))
+        writer = try await Replica.open(path: path)
+        for index in 10..<20 {
+            try await writer.collection("items").create("d\(index)") { $0.set("v", to: .int(Int64(index))) }
+            _ = try await SyncEngine(replica: writer, transport: InProcessTransport(service: service, database: "db")).syncOnce()
+        }
+        try IdentityTests.copy(directory.path("backup.sqlite"), to: directory.path("restored.sqlite"))
+        let restored = SyncService(store: try SQLiteCentralStore(path: directory.path("restored.sqlite")))
+        writer = try await Replica.open(path: path)
+        let identity = writer.replicaID
+        let engine = SyncEngine(replica: writer, transport: InProcessTransport(service: restored, database: "db"))
+        _ = try await engine.syncOnce()
+        #expect(await engine.resyncs == 1)
+        #expect(writer.replicaID == identity, "the writer was told it forked")
+        for index in 0..<20 {
+            #expect(try await restored.store.record(database: "db", key: key("items", "d\(index)")) != nil, "d\(index) was lost")
+        }
+        // The copy of the file from before the backup's later writes: still a fork.
+        let copy = try await Replica.open(path: directory.path("old-copy.sqlite"))
+        _ = try await SyncEngine(replica: copy, transport: InProcessTransport(service: restored, database: "db")).syncOnce()
+        #expect(copy.replicaID != identity, "an older copy of the file kept the writer's identity")
+    }
+
+    /// The same on PostgreSQL: the database copied (`CREATE DATABASE … TEMPLATE`, as a restore
+    /// from a dump or point-in-time recovery leaves it) after ten changes, ten more written,
+    /// then the copy put in service and a newcomer's changes pushed to it.
+    @Test(.enabled(if: !TestPostgres.skipped, "WEFT_SKIP_POSTGRES=1 leaves PostgreSQL out"))
+    func replicasRecoverFromARestoredPostgreSQL() async throws {
+        let directory = TemporaryDirectory()
+        let url = try await TestPostgres.freshDatabase()
+        let name = url.lastPathComponent
+        func service(_ url: URL) async throws -> SyncService {
+            SyncService(store: try await PostgresCentralStore(url: url), policies: ServerPolicies(defaultPolicy: .crdt))
+        }
+        let writer = try await Replica.open(path: directory.path("w.sqlite"))
+        let reader = try await Replica.open(path: directory.path("r.sqlite"))
+        var live = try await service(url)
+        func round(_ service: SyncService, _ replicas: [Replica]) async throws {
+            for replica in replicas { _ = try await SyncEngine(replica: replica, transport: InProcessTransport(service: service, database: "db")).syncOnce() }
+        }
+        for index in 0..<10 {
+            try await writer.collection("items").create("d\(index)") { $0.set("v", to: .int(Int64(index))); $0.increment("n", by: 1) }
+            try await round(live, [writer])
+        }
+        try await round(live, [reader])
+        await (live.store as? PostgresCentralStore)?.shutdown()
+        let backup = try await TestPostgres.freshDatabase(options: "TEMPLATE \(name)")
+        live = try await service(url)
+        for index in 10..<20 {
+            try await writer.collection("items").create("d\(index)") { $0.set("v", to: .int(Int64(index))); $0.increment("n", by: 1) }
+            try await round(live, [writer])
+        }
+        try await writer.collection("items").update("d0") { $0.increment("n", by: 5) }
+        try await round(live, [writer, reader])
+        await (live.store as? PostgresCentralStore)?.shutdown()
+
+        let restored = try await service(try await TestPostgres.freshDatabase(options: "TEMPLATE \(backup.lastPathComponent)"))
+        let newcomer = try await Replica.open(path: directory.path("n.sqlite"))
+        for index in 0..<15 { try await newcomer.collection("items").create("e\(index)") { $0.set("v", to: .int(Int64(index))) } }
+        try await round(restored, [newcomer])
+        for _ in 0..<3 { try await round(restored, [reader, writer, newcomer]) }
+        for index in 0..<20 {
+            let record = try #require(try await restored.store.record(database: "db", key: key("items", "d\(index)")), "d\(index) was lost")
+            #expect(record.body.counter("n") == (index == 0 ? 6 : 1))
+        }
+        var keys = (0..<20).map { key("items", "d\($0)") }
+        keys += (0..<15).map { key("items", "e\($0)") }
+        for replica in [writer, reader, newcomer] {
+            for document in keys {
+                #expect(try await replica.record(document) == restored.store.record(database: "db", key: document), "\(document)")
+            }
+        }
+        await (restored.store as? PostgresCentralStore)?.shutdown()
+    }
+
+    /// A resync cut short by a crash (the flag is set, the push-backs not yet queued) starts over
+    /// when the replica opens again, and ends with the same result.
+    @Test func anInterruptedResyncStartsOver() async throws {
+        let directory = TemporaryDirectory()
+        let service = SyncService(store: try SQLiteCentralStore(path: directory.path("central.sqlite")), policies: ServerPolicies(defaultPolicy: .crdt))
+        let path = directory.path("r.sqlite")
+        do {
+            let replica = try await Replica.open(path: path)
+            try await replica.collection("items").create("x") { $0.insert("a", intoSet: "s") }
+            try await replica.beginResync()
+            #expect(try await replica.isResyncing())
+            #expect(try await replica.pullPosition() == (0, 0))
+        }
+        let reopened = try await Replica.open(path: path)
+        #expect(try await reopened.isResyncing(), "the resync flag did not survive the restart")
+        let engine = SyncEngine(replica: reopened, transport: InProcessTransport(service: service, database: "db"))
+        _ = try await engine.syncOnce()
+        #expect(await engine.resyncs == 1)
+        #expect(try await reopened.isResyncing() == false)
+        #expect(try await service.store.record(database: "db", key: key("items", "x")) == reopened.record(key("items", "x")))
+    }
+
+    /// The wire check alone: a cursor whose tag the server's change does not have is answered
+    /// `resync`; the right tag, a tag of 0 (unknown) and the start of the log are answered.
+    @Test func aCursorWithAnotherTagIsAnsweredResync() async throws {
+        let directory = TemporaryDirectory()
+        let service = SyncService(store: try SQLiteCentralStore(path: directory.path("central.sqlite")))
+        let replica = try await Replica.open(path: directory.path("r.sqlite"))
+        try await replica.collection("items").create("x") { $0.set("v", to: 1) }
+        _ = try await SyncEngine(replica: replica, transport: InProcessTransport(service: service, database: "db")).syncOnce()
+        let page = try await service.pull(database: "db", PullRequest(after: 0))
+        let change = try #require(page.changes.first)
+        #expect(page.cursorTag != 0)
+        _ = try await service.pull(database: "db", PullRequest(after: change.sequence, afterTag: page.cursorTag))
+        _ = try await service.pull(database: "db", PullRequest(after: change.sequence, afterTag: 0))
+        await #expect(throws: SyncError.self) {
+            try await service.pull(database: "db", PullRequest(after: change.sequence, afterTag: page.cursorTag ^ 1))
+        }
+        do {
+            _ = try await service.pull(database: "db", PullRequest(after: change.sequence + 100, afterTag: 5))
+            Issue.record("a cursor past the end of the log was answered")
+        } catch {
+            #expect(error.kind == .resync)
+        }
+        #expect(await service.resyncsRequested == 2)
+    }
+}
