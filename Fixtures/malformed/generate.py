@@ -47,7 +47,7 @@ case("truncated_stamp", "LWWRegister<Bool>", "truncated", "01 03 80d095", "cut i
 case("truncated_double", "LWWRegister<Double>", "truncated", golden("LWWRegister_Double")[:-6], "a double with only 5 of its 8 bytes")
 case("truncated_pncounter_no_decrements", "PNCounter", "truncated", "01 06 01" + fA + "0a", "increments present, decrements missing")
 case("truncated_ormap_inside_value", "ORMap<String,GCounter>", "truncated", "01 09 01" + fA + "01 00 01 01 6b 01 01 01 01 00 00000000000000", "cut inside the replica id of the version's G-counter value")
-case("truncated_string_body", "LWWRegister<String>", "tooLarge", golden("LWWRegister_String")[:-4], "string length 6 but only 4 bytes left (lengths are checked against the remaining bytes before reading)")
+case("truncated_string_body", "LWWRegister<String>", "truncated", golden("LWWRegister_String")[:-4], "string length 6 but only 4 bytes left (lengths are checked against the remaining bytes before reading)")
 doc = golden("Document")
 assert doc.startswith("020a"), "the golden document is format version 2"
 case("truncated_document_half", "Document", "truncated", doc[:-10], "golden document cut inside the wall time of its last stamp")
@@ -68,12 +68,12 @@ case("utf8_truncated_sequence", "LWWRegister<String>", "invalidUTF8", "01 03" + 
 case("utf8_invalid_set_element", "ORSet<String>", "invalidUTF8", "01 07 01" + fA + "01 00 01 01 ff 01 01 01", "set element 0xff")
 case("utf8_invalid_lwwmap_key", "LWWMap<String,Int64>", "invalidUTF8", "01 08 01 06" + fA + "01 02 01 fe 02", "map key 0xfe (inside the key bytes)")
 # --- huge counts
-case("huge_count_vector", "VersionVector", "tooLarge", VV + "ffffffff0f", "2^32-1 entries announced, none present")
-case("huge_count_max_uint64", "GCounter", "tooLarge", "01 05" + "ffffffffffffffffff01", "UInt64.max entries announced")
-case("huge_string_length", "LWWRegister<String>", "tooLarge", "01 03" + stamp + "ffffffff0f 61", "string of 4 GiB announced, 1 byte present")
-case("huge_dot_count", "ORSet<String>", "tooLarge", "01 07 01" + fA + "01 00 01 01 61 ffff03 01 01", "element with 65535 dots announced")
-case("huge_count_lwwmap", "LWWMap<String,Int64>", "tooLarge", "01 08 ffffffffffffffff7f", "2^63-1 map entries announced")
-case("huge_version_count", "ORMap<String,GCounter>", "tooLarge", "01 09 01" + fA + "01 00 01 01 6b ffffff7f", "key with 2^28-1 versions announced")
+case("huge_count_vector", "VersionVector", "truncated", VV + "ffffffff0f", "2^32-1 entries announced, none present")
+case("huge_count_max_uint64", "GCounter", "truncated", "01 05" + "ffffffffffffffffff01", "UInt64.max entries announced")
+case("huge_string_length", "LWWRegister<String>", "truncated", "01 03" + stamp + "ffffffff0f 61", "string of 4 GiB announced, 1 byte present")
+case("huge_dot_count", "ORSet<String>", "truncated", "01 07 01" + fA + "01 00 01 01 61 ffff03 01 01", "element with 65535 dots announced")
+case("huge_count_lwwmap", "LWWMap<String,Int64>", "truncated", "01 08 ffffffffffffffff7f", "2^63-1 map entries announced")
+case("huge_version_count", "ORMap<String,GCounter>", "truncated", "01 09 01" + fA + "01 00 01 01 6b ffffff7f", "key with 2^28-1 versions announced")
 case("input_over_limit", "VersionVector", "tooLarge", golden("VersionVector"), "valid bytes, but longer than the 8-byte input limit", limits="bytes=8")
 # --- duplicates and order
 case("vector_duplicate_replica", "VersionVector", "nonCanonical", VV + "02" + fA + "01 01 02", "replica a twice")
@@ -107,7 +107,7 @@ case("lwwmap_counter_exceeds_32_bits", "LWWMap<String,Int64>", "valueOutOfRange"
 case("lwwmap_counter_delta_overflows", "LWWMap<String,Int64>", "valueOutOfRange", M + "02" + varint(((1 << 32) - 1) << 3 | 6) + fA + "01 02 01 6b 02" + varint(1 << 3) + "01 01 6c 02", "counter 2^32-1 plus a delta of 1")
 case("lwwmap_wall_overflows", "LWWMap<String,Int64>", "valueOutOfRange", M + "02 06" + fA + "ffffffffffffffffff01 02 01 6b 02 02 01 01 01 6c 02", "wall UInt64.max plus a delta of 1")
 case("lwwmap_key_trailing_bytes", "LWWMap<String,Int64>", "invariantViolation", M + "01 06" + fA + "01 03 01 6b 00 02", "key bytes hold 'k' and a stray 00")
-case("lwwmap_key_too_short", "LWWMap<String,Int64>", "tooLarge", M + "01 06" + fA + "01 01 05 02", "key bytes announce a 5-byte string but hold none")
+case("lwwmap_key_too_short", "LWWMap<String,Int64>", "truncated", M + "01 06" + fA + "01 01 05 02", "key bytes announce a 5-byte string but hold none")
 case("lwwmap_key_varint_cut", "LWWMap<Int,String?>", "truncated", M + "01 06" + fA + "01 01 80 00", "Int key bytes end inside the key's varint")
 # --- causal invariants
 case("cloud_dot_should_fold", "CausalContext", "nonCanonical", CC + "01" + fA + "01 01 01 02", "vector a:1 with cloud (a,2), which belongs in the vector")

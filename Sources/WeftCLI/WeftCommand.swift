@@ -49,12 +49,7 @@ struct Serve: AsyncParsableCommand {
         // collections' policies), so a server and its replicas can share one file. Custom
         // resolvers are Swift code the command does not link: their conflicts become siblings.
         let persistence = file.persistence
-        let service = SyncService(
-            store: store,
-            limits: .init(
-                maximumFrameBytes: server.limits.maxRequestBytes, maximumDecompressedBytes: server.limits.maxDecompressedBytes,
-                maximumChanges: server.limits.maxChangesPerBatch),
-            policies: persistence.declaredPolicies)
+        let service = SyncService(store: store, configuration: server, policies: persistence.declaredPolicies)
         let app = StandaloneServer.application(service: service, configuration: server) { port in
             print("weft: serving on \(server.host):\(port), store \(server.storeURL.map { "PostgreSQL \($0.host ?? "")\($0.path)" } ?? server.storePath)")
         }

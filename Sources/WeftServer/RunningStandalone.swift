@@ -10,6 +10,8 @@ import Weft
 public struct RunningStandalone: Sendable {
     /// The port the server listens on (useful when the configuration asked for port 0).
     public let port: Int
+    /// The service behind it.
+    public let service: SyncService
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
 
@@ -33,11 +35,12 @@ public struct RunningStandalone: Sendable {
             _ = await task.result
             throw WeftError.storage("the server stopped before it was listening")
         }
-        return RunningStandalone(port: port, group: group, task: task)
+        return RunningStandalone(port: port, service: service, group: group, task: task)
     }
 
-    private init(port: Int, group: ServiceGroup, task: Task<Void, any Error>) {
+    private init(port: Int, service: SyncService, group: ServiceGroup, task: Task<Void, any Error>) {
         self.port = port
+        self.service = service
         self.group = group
         self.task = task
     }

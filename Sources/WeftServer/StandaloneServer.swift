@@ -1,7 +1,8 @@
-import CoreMetrics
 import Hummingbird
+import struct HummingbirdCore.HTTP1Channel
+import NIOCore
+import ServiceLifecycle
 import Logging
-import Prometheus
 import Synchronization
 import Weft
 import WeftCRDT
@@ -52,27 +53,27 @@ public enum StandaloneServer {
         router.get("metrics") { _, _ in metrics.render() }
         router.post("v1/:database/hello") { request, context -> Response in
             let database = try authorize(request, context, tokens: tokens, needs: .read, metrics: metrics)
-            let hello: HelloRequest = try await decode(request, limits: wireLimits, metrics: metrics)
+            var request = request
+            let hello: HelloRequest = try await decode(&request, limits: wireLimits, metrics: metrics)
             do {
                 let answer = try await service.hello(database: database, hello)
                 metrics.count(.hellos)
                 if answer.status == .forked { metrics.count(.forked) }
                 return frame(answer)
             } catch let error as SyncError {
-                throw HTTPError(.serviceUnavailable, message: error.description)
+                if error.kind == .rejected { metrics.count(.rejected) }
+                throw HTTPError(error.kind == .rejected ? .badRequest : .serviceUnavailable, message: error.message)
             }
         }
         router.post("v1/:database/push") { request, context -> Response in
             let database = try authorize(request, context, tokens: tokens, needs: .write, metrics: metrics)
-            let push: PushRequest = try await decode(request, limits: wireLimits, metrics: metrics)
-            for change in push.changes where change.record.encoded().count > limits.maxDocumentBytes {
-                metrics.count(.rejected)
-                throw HTTPError(
-                    .contentTooLarge, message: "document \(change.key) is over max_document_bytes = \(limits.maxDocumentBytes)")
-            }
+            var request = request
+            let push: PushRequest = try await decode(&request, limits: wireLimits, metrics: metrics)
             do {
                 let started = ContinuousClock.now
-                let response = try await service.push(database: database, push)
+                // A document over max_document_bytes is refused on its own, in the response.
+                let response = try await service.push(database: database, push, maximumDocumentBytes: limits.maxDocumentBytes)
+                if !response.rejected.isEmpty { metrics.count(.rejected, by: response.rejected.count) }
                 metrics.record(metrics.pushDuration, since: started)
                 metrics.count(.pushes)
                 metrics.count(.changesPushed, by: push.changes.count)
@@ -98,25 +99,53 @@ public enum StandaloneServer {
         }
         router.post("v1/:database/pull") { request, context -> Response in
             let database = try authorize(request, context, tokens: tokens, needs: .read, metrics: metrics)
-            let pull: PullRequest = try await decode(request, limits: wireLimits, metrics: metrics)
+            var request = request
+            let pull: PullRequest = try await decode(&request, limits: wireLimits, metrics: metrics)
             do {
                 let started = ContinuousClock.now
-                let page = try await service.pull(database: database, pull)
+                // A long-poll ends when its client closes the connection (the wait is cancelled),
+                // and is answered at once when the server shuts down gracefully. Watching for the
+                // close takes over the connection's input, so a long-poll's answer closes its
+                // connection and says so (`Connection: close`); a pull without a wait keeps it.
+                let page: PullResponse
+                if pull.waitMilliseconds > 0 {
+                    metrics.longPolls.increment()
+                    defer { metrics.longPolls.decrement() }
+                    page = try await request.body.consumeWithCancellationOnInboundClose { _ in
+                        try await withGracefulShutdownHandler {
+                            try await service.pull(database: database, pull)
+                        } onGracefulShutdown: {
+                            Task { await service.beginShutdown() }
+                        }
+                    }
+                } else {
+                    page = try await service.pull(database: database, pull)
+                }
                 if pull.waitMilliseconds == 0 { metrics.record(metrics.pullDuration, since: started) }
                 metrics.count(.pulls)
                 metrics.count(.changesPulled, by: page.changes.count)
-                return frame(page)
+                var response = frame(page)
+                if pull.waitMilliseconds > 0 { response.headers[.connection] = "close" }
+                return response
             } catch let error as SyncError where error.kind == .resync {
                 // The cursor names a change this history does not hold: 410, and the replica resyncs.
                 var headers = HTTPFields()
                 headers[errorHeader] = "resync"
                 throw HTTPError(.gone, headers: headers, message: error.message)
             } catch let error as SyncError {
-                throw HTTPError(.serviceUnavailable, message: error.description)
+                if error.kind == .rejected { metrics.count(.rejected) }
+                throw HTTPError(error.kind == .rejected ? .badRequest : .serviceUnavailable, message: error.message)
             }
         }
+        // Connections: a head must arrive within header_timeout_ms, a silent connection closes
+        // after idle_timeout_ms, and a response saying `Connection: close` closes it.
+        let headerTimeout = TimeAmount.milliseconds(Int64(limits.headerTimeoutMilliseconds))
+        let http = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [RequestHeadTimeoutHandler(timeout: headerTimeout), CloseAfterConnectionCloseHandler()],
+            idleTimeout: .milliseconds(Int64(limits.idleTimeoutMilliseconds)))
         return Application(
             router: router,
+            server: .http1(configuration: http),
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "weft"),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger)
@@ -128,10 +157,19 @@ public enum StandaloneServer {
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: WireMessage.encode(message))))
     }
 
-    static func decode<M: BinaryCodable>(_ request: Request, limits: WireLimits, metrics: ServerMetrics) async throws -> M {
+    /// Decodes the body of `request` as `M`, collecting it into `request` (so that a route may
+    /// then watch for the client closing the connection). A `Content-Length` over the limit is
+    /// refused with 413 before any of the body is read, and the connection is closed.
+    static func decode<M: BinaryCodable>(_ request: inout Request, limits: WireLimits, metrics: ServerMetrics) async throws -> M {
+        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limits.maximumFrameBytes {
+            metrics.count(.rejected)
+            throw HTTPError(
+                .contentTooLarge, headers: [.connection: "close"],
+                message: "the body of \(declared) bytes is over max_request_bytes = \(limits.maximumFrameBytes)")
+        }
         let body: ByteBuffer
         do {
-            body = try await request.body.collect(upTo: limits.maximumFrameBytes)
+            body = try await request.collectBody(upTo: limits.maximumFrameBytes)
         } catch {
             metrics.count(.rejected)
             throw HTTPError(.contentTooLarge, message: "the body is over max_request_bytes = \(limits.maximumFrameBytes)")
@@ -143,108 +181,4 @@ public enum StandaloneServer {
             throw HTTPError(error.isTooLarge ? .contentTooLarge : .badRequest, message: error.description)
         }
     }
-
-    /// The database the request names, if its bearer token covers it with the access needed.
-    static func authorize(
-        _ request: Request, _ context: some RequestContext, tokens: [ServerToken], needs: ServerToken.Access,
-        metrics: ServerMetrics
-    ) throws -> String {
-        guard let database = context.parameters.get("database"), DatabaseName.isValid(database) else {
-            metrics.count(.rejected)
-            throw HTTPError(.badRequest, message: "invalid database name")
-        }
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
-            metrics.count(.unauthorized)
-            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "a bearer token is required")
-        }
-        let presented = Array(header.dropFirst("Bearer ".count).utf8)
-        // Compare against every token, in time that does not depend on where they differ.
-        var match: ServerToken?
-        for token in tokens where constantTimeEqual(Array(token.token.utf8), presented) { match = token }
-        guard let token = match else {
-            metrics.count(.unauthorized)
-            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "the token is not valid")
-        }
-        let allowed = token.access == .readWrite || token.access == needs
-        guard token.databases.contains(database), allowed else {
-            metrics.count(.forbidden)
-            throw HTTPError(.forbidden, message: "the token does not grant \(needs.rawValue) access to \(database)")
-        }
-        return database
-    }
-
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        var difference = UInt8(truncatingIfNeeded: a.count ^ b.count)
-        for index in 0..<max(a.count, b.count) {
-            let x = index < a.count ? a[index] : 0
-            let y = index < b.count ? b[index] : 0
-            difference |= x ^ y
-        }
-        return difference == 0
-    }
-}
-
-/// The server's metrics, recorded through swift-metrics and exported at `/metrics` in the
-/// Prometheus text format (swift-prometheus).
-///
-/// Each server keeps its own registry, so several servers in one process do not mix their
-/// figures; when the app has bootstrapped `MetricsSystem`, every figure goes to its backend too.
-final class ServerMetrics: Sendable {
-    let registry = PrometheusCollectorRegistry()
-    let pushes: CoreMetrics.Counter
-    let pulls: CoreMetrics.Counter
-    let changesPushed: CoreMetrics.Counter
-    let changesPulled: CoreMetrics.Counter
-    let rejected: CoreMetrics.Counter
-    let unauthorized: CoreMetrics.Counter
-    let forbidden: CoreMetrics.Counter
-    let clockSkew: CoreMetrics.Counter
-    let hellos: CoreMetrics.Counter
-    let forked: CoreMetrics.Counter
-    let pushDuration: CoreMetrics.Timer
-    let pullDuration: CoreMetrics.Timer
-
-    init() {
-        let prometheus = PrometheusMetricsFactory(registry: registry)
-        let factory = MultiplexMetricsHandler(factories: [prometheus, MetricsSystem.factory])
-        pushes = CoreMetrics.Counter(label: "weft_pushes_total", factory: factory)
-        pulls = CoreMetrics.Counter(label: "weft_pulls_total", factory: factory)
-        changesPushed = CoreMetrics.Counter(label: "weft_changes_pushed_total", factory: factory)
-        changesPulled = CoreMetrics.Counter(label: "weft_changes_pulled_total", factory: factory)
-        rejected = CoreMetrics.Counter(label: "weft_requests_rejected_total", factory: factory)
-        unauthorized = CoreMetrics.Counter(label: "weft_requests_unauthorized_total", factory: factory)
-        forbidden = CoreMetrics.Counter(label: "weft_requests_forbidden_total", factory: factory)
-        clockSkew = CoreMetrics.Counter(label: "weft_clock_skew_rejections_total", factory: factory)
-        hellos = CoreMetrics.Counter(label: "weft_hellos_total", factory: factory)
-        forked = CoreMetrics.Counter(label: "weft_forked_replicas_total", factory: factory)
-        pushDuration = CoreMetrics.Timer(label: "weft_push_duration_seconds", factory: factory)
-        pullDuration = CoreMetrics.Timer(label: "weft_pull_duration_seconds", factory: factory)
-    }
-
-    enum Event { case pushes, pulls, changesPushed, changesPulled, rejected, unauthorized, forbidden, clockSkew, hellos, forked }
-
-    func count(_ event: Event, by amount: Int = 1) {
-        let counter: CoreMetrics.Counter
-        switch event {
-        case .pushes: counter = pushes
-        case .pulls: counter = pulls
-        case .changesPushed: counter = changesPushed
-        case .changesPulled: counter = changesPulled
-        case .rejected: counter = rejected
-        case .unauthorized: counter = unauthorized
-        case .forbidden: counter = forbidden
-        case .clockSkew: counter = clockSkew
-        case .hellos: counter = hellos
-        case .forked: counter = forked
-        }
-        counter.increment(by: amount)
-    }
-
-    func record(_ timer: CoreMetrics.Timer, since start: ContinuousClock.Instant) {
-        let elapsed = ContinuousClock.now - start
-        let (seconds, attoseconds) = elapsed.components
-        timer.recordNanoseconds(seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000)
-    }
-
-    func render() -> String { registry.emitToString() }
 }

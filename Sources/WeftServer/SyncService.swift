@@ -32,6 +32,15 @@ public actor SyncService {
     public private(set) var limitedClaims = 0
     /// How many pulls named a cursor this server's history does not hold (answered "resync").
     public private(set) var resyncsRequested = 0
+    /// The largest encoded record a push may carry (`max_document_bytes`); a larger one is
+    /// refused on its own, in ``WeftWire/PushResponse/rejected``, and the rest of the push is
+    /// applied.
+    public nonisolated let maximumDocumentBytes: Int
+    /// The longest a pull waits for a change (`max_long_poll_ms`); a longer
+    /// ``WeftWire/PullRequest/waitMilliseconds`` is cut to it.
+    public nonisolated let maximumLongPoll: Duration
+    /// Set by ``beginShutdown()``: waiting pulls are answered at once, and new ones do not wait.
+    private var closing = false
 
     /// Creates a service over `store` whose databases all have `policies`.
     ///
@@ -47,11 +56,14 @@ public actor SyncService {
         storePollInterval: Duration = .milliseconds(250),
         maximumClockSkew: UInt64 = 60_000,
         timeSource: any PhysicalTimeSource = SystemTimeSource(),
+        maximumDocumentBytes: Int = .max,
+        maximumLongPoll: Duration = .seconds(30),
         logger: Logger = Logger(label: "weft.sync-service")
     ) {
         self.init(
             store: store, limits: limits, policiesByDatabase: { _ in policies }, resolvers: resolvers, storePollInterval: storePollInterval,
-            maximumClockSkew: maximumClockSkew, timeSource: timeSource, logger: logger)
+            maximumClockSkew: maximumClockSkew, timeSource: timeSource, maximumDocumentBytes: maximumDocumentBytes,
+            maximumLongPoll: maximumLongPoll, logger: logger)
     }
 
     /// Creates a service over `store`; `policiesByDatabase` gives each database its policies.
@@ -62,8 +74,12 @@ public actor SyncService {
         storePollInterval: Duration = .milliseconds(250),
         maximumClockSkew: UInt64 = 60_000,
         timeSource: any PhysicalTimeSource = SystemTimeSource(),
+        maximumDocumentBytes: Int = .max,
+        maximumLongPoll: Duration = .seconds(30),
         logger: Logger = Logger(label: "weft.sync-service")
     ) {
+        self.maximumDocumentBytes = maximumDocumentBytes
+        self.maximumLongPoll = maximumLongPoll
         self.logger = logger
         self.resolvers = resolvers
         self.maximumClockSkew = maximumClockSkew
@@ -74,9 +90,28 @@ public actor SyncService {
         self.policies = policiesByDatabase
     }
 
+    /// Creates a service over `store` with every setting of a `[server]` section that concerns
+    /// it (the limits, `max_clock_skew_ms`), and `policies`. `weft serve` uses it, so every
+    /// documented server key takes effect.
+    public init(
+        store: any CentralStore, configuration: ServerConfiguration, policies: ServerPolicies = ServerPolicies(defaultPolicy: .crdt),
+        resolvers: ResolverRegistry = ResolverRegistry(), logger: Logger = Logger(label: "weft.sync-service")
+    ) {
+        let limits = configuration.limits
+        self.init(
+            store: store,
+            limits: WireLimits(
+                maximumFrameBytes: limits.maxRequestBytes, maximumDecompressedBytes: limits.maxDecompressedBytes,
+                maximumChanges: limits.maxChangesPerBatch),
+            policies: policies, resolvers: resolvers, maximumClockSkew: UInt64(max(0, limits.maxClockSkewMilliseconds)),
+            maximumDocumentBytes: limits.maxDocumentBytes, maximumLongPoll: .milliseconds(max(0, limits.maxLongPollMilliseconds)),
+            logger: logger)
+    }
+
     /// Opens a session for a replica (see ``WeftWire/HelloRequest``) and declares the
     /// database's policies.
     public func hello(database: String, _ request: HelloRequest) async throws(SyncError) -> HelloResponse {
+        try Self.checkRange(request.acknowledgedThrough, "acknowledgedThrough")
         let outcome: (accepted: Bool, appliedThrough: UInt64)
         do {
             outcome = try await store.hello(
@@ -97,10 +132,15 @@ public actor SyncService {
     }
 
     /// Applies a push for `database`; answers only after the store committed it.
-    public func push(database: String, _ request: PushRequest) async throws(SyncError) -> PushResponse {
+    ///
+    /// A change whose record encodes to more than `maximumDocumentBytes` (by default the
+    /// service's ``maximumDocumentBytes``) is refused on its own: it is listed in
+    /// ``WeftWire/PushResponse/rejected`` and the others are applied.
+    public func push(database: String, _ request: PushRequest, maximumDocumentBytes: Int? = nil) async throws(SyncError) -> PushResponse {
         guard request.changes.count <= limits.maximumChanges else {
             throw SyncError(.rejected, "\(request.changes.count) changes in one push, over the limit of \(limits.maximumChanges)")
         }
+        for (index, change) in request.changes.enumerated() { try Self.checkRange(change.sequence, "changes[\(index)].sequence") }
         // The clock-skew guard: a write stamped further ahead of this server's clock than the
         // bound is refused, whole push and all, so no replica with a fast clock can win every
         // last-writer-wins conflict. Nothing is applied; the replica keeps its queue.
@@ -119,9 +159,21 @@ public actor SyncService {
         if let bad = request.changes.first(where: { $0.record.holdsSiblings }) {
             throw SyncError(.rejected, "\(bad.key) uses the reserved field \(DocumentRecord.siblingsField.debugDescription)")
         }
+        let documentLimit = min(maximumDocumentBytes ?? self.maximumDocumentBytes, self.maximumDocumentBytes)
+        var rejections = [PushResponse.Rejection]()
         var changes = [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)]()
         changes.reserveCapacity(request.changes.count)
         for change in request.changes {
+            if documentLimit < .max {
+                let size = change.record.encoded().count
+                if size > documentLimit {
+                    rejections.append(
+                        .init(
+                            sequence: change.sequence,
+                            reason: "document \(change.key.collection)/\(change.key.id) is \(size) bytes, over max_document_bytes = \(documentLimit)"))
+                    continue
+                }
+            }
             do {
                 let key = DocumentKey(collection: try CollectionName(change.key.collection), id: try DocumentID(change.key.id))
                 changes.append((change.sequence, key, change.record))
@@ -170,7 +222,7 @@ public actor SyncService {
                     metadata: ["database": "\(database)", "key": "\(key)", "replica": "\(request.replica)"])
             }
             wakeWaiters(database)
-            return PushResponse(appliedThrough: mark)
+            return PushResponse(appliedThrough: mark, rejected: rejections)
         } catch {
             switch error.kind {
             case .invalidArgument: throw SyncError(.rejected, "store: \(error)")
@@ -180,9 +232,12 @@ public actor SyncService {
         }
     }
 
-    /// Serves the page after `request.after`, waiting up to `request.waitMilliseconds` for a
-    /// change if there is none yet.
+    /// Serves the page after `request.after`, waiting up to `request.waitMilliseconds` (at most
+    /// ``maximumLongPoll``) for a change if there is none yet. A waiting pull ends with an empty
+    /// page when its task is cancelled (its client went away) or the service shuts down
+    /// (``beginShutdown()``).
     public func pull(database: String, _ request: PullRequest) async throws(SyncError) -> PullResponse {
+        try Self.checkRange(request.after, "after")
         // The cursor must name a change of this history: after a restore from a backup, the
         // same sequence may name another change, or none yet.
         if request.after > 0 && request.afterTag != 0 {
@@ -205,7 +260,7 @@ public actor SyncService {
             }
         }
         let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: .milliseconds(Int64(request.waitMilliseconds)))
+        let deadline = clock.now.advanced(by: min(.milliseconds(Int64(request.waitMilliseconds)), maximumLongPoll))
         while true {
             let page: (changes: [LoggedChange], hasMore: Bool)
             do {
@@ -215,7 +270,7 @@ public actor SyncService {
             } catch {
                 throw SyncError(.unavailable, "store: \(error)")
             }
-            if !page.changes.isEmpty || clock.now >= deadline {
+            if !page.changes.isEmpty || clock.now >= deadline || closing || Task.isCancelled {
                 return PullResponse(
                     changes: page.changes.map {
                         WireChange(sequence: $0.sequence, key: WireKey(collection: $0.key.collection.rawValue, id: $0.key.id.rawValue), record: $0.record)
@@ -229,6 +284,28 @@ public actor SyncService {
         }
     }
 
+    /// The largest sequence (and mark) a store can hold: both stores keep them as signed 64-bit
+    /// integers.
+    public static let maximumSequence = UInt64(Int64.max)
+
+    /// Refuses a client-supplied sequence the stores cannot represent, naming the field.
+    static func checkRange(_ value: UInt64, _ field: String) throws(SyncError) {
+        guard value <= maximumSequence else {
+            throw SyncError(.rejected, "\(field) = \(value) is out of range (at most \(maximumSequence))")
+        }
+    }
+
+    /// Answers every waiting pull at once (each with what the store has) and lets no new pull
+    /// wait: a server shutting down gracefully need not wait for long-polls. It cannot be undone.
+    public func beginShutdown() {
+        closing = true
+        for (_, waiting) in waiters { for continuation in waiting.values { continuation.finish() } }
+        waiters.removeAll()
+    }
+
+    /// How many pulls are waiting for a change now.
+    public var waitingPulls: Int { waiters.values.reduce(0) { $0 + $1.count } }
+
     private func wakeWaiters(_ database: String) {
         guard let waiting = waiters.removeValue(forKey: database) else { return }
         for continuation in waiting.values { continuation.yield() }
@@ -236,7 +313,7 @@ public actor SyncService {
 
     /// Suspends until a push to `database` commits, `timeout` passes or the task is cancelled.
     private func waitForPush(_ database: String, upTo timeout: Duration) async {
-        guard timeout > .zero else { return }
+        guard timeout > .zero, !closing, !Task.isCancelled else { return }
         let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let id = nextWaiter
         nextWaiter += 1

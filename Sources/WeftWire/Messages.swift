@@ -133,7 +133,7 @@ public struct PushRequest: Hashable, Sendable, BinaryCodable {
             let start = reader.offset
             let count = try reader.readCount(minimumElementSize: 1)
             guard count <= Self.maximumFormerIdentities else {
-                throw .valueOutOfRange(at: start, "\(count) former identities, over the limit of \(Self.maximumFormerIdentities)")
+                throw .tooLarge(at: start, "\(count) former identities, over the limit of \(Self.maximumFormerIdentities)")
             }
             formerIdentities = []
             formerIdentities.reserveCapacity(count)
@@ -315,8 +315,9 @@ public struct HelloResponse: Hashable, Sendable, BinaryCodable {
 /// The server's answer to a push, sent only after the batch is durable.
 public struct PushResponse: Hashable, Sendable, BinaryCodable {
     public static var binaryTypeTag: UInt8 { 65 }
-    /// Every change of this replica up to this sequence is applied (or was rejected for good,
-    /// see ``rejected``); the replica may drop those queue entries.
+    /// Every change of this replica up to this sequence is applied, except those in
+    /// ``rejected``; the replica may drop those queue entries (after moving the rejected ones
+    /// to its dead letters). A rejected change may lie above it.
     public var appliedThrough: UInt64
     /// Changes the server refuses for good, with the reason (for the dead-letter table).
     public var rejected: [Rejection]
@@ -466,7 +467,9 @@ public enum WireMessage {
         do {
             message = try BinaryFormat.decode(M.self, from: payload, limits: limits.decoding)
         } catch {
-            throw error.kind == "tooLarge" ? .tooLarge("message: \(error)") : .malformed("message: \(error)")
+            // Over a limit (the input size, the nesting depth): too large. Anything else,
+            // including a length or count the message does not hold: malformed.
+            throw error.kind == "tooLarge" || error.kind == "nestingTooDeep" ? .tooLarge("message: \(error)") : .malformed("message: \(error)")
         }
         let changes: Int
         switch message {

@@ -32,12 +32,8 @@ struct RunningServer {
             ServerToken(token: writeToken, databases: ["mydb"], access: .readWrite),
             ServerToken(token: readToken, databases: ["mydb"], access: .read),
         ]
-        let service = SyncService(
-            store: store,
-            limits: WireLimits(
-                maximumFrameBytes: limits.maxRequestBytes, maximumDecompressedBytes: limits.maxDecompressedBytes,
-                maximumChanges: limits.maxChangesPerBatch),
-            policies: ServerPolicies(defaultPolicy: policy))
+        // Every setting of the configuration, as `weft serve` applies them.
+        let service = SyncService(store: store, configuration: configuration, policies: ServerPolicies(defaultPolicy: policy))
         var quiet = Logger(label: "weft.test.server")
         quiet.logLevel = .critical
         let running = try await RunningStandalone.start(service: service, configuration: configuration, logger: quiet)
@@ -47,14 +43,28 @@ struct RunningServer {
     func stop() async { await running.stop() }
 
     /// Posts raw bytes and returns the status and body.
-    func post(_ path: String, _ body: [UInt8], token: String? = RunningServer.writeToken) async throws -> (Int, String) {
+    func post(_ path: String, _ body: [UInt8], token: String? = RunningServer.writeToken, authorization: String? = nil) async throws
+        -> (Int, String)
+    {
+        let (status, bytes) = try await postFrame(path, body, token: token, authorization: authorization)
+        return (status, String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// Posts raw bytes and returns the status and the body's bytes.
+    func postFrame(_ path: String, _ body: [UInt8], token: String? = RunningServer.writeToken, authorization: String? = nil) async throws
+        -> (Int, [UInt8])
+    {
         var request = HTTPClientRequest(url: "\(baseURL)\(path)")
         request.method = .POST
-        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if let authorization {
+            request.headers.add(name: "Authorization", value: authorization)
+        } else if let token {
+            request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        }
         request.body = .bytes(ByteBuffer(bytes: body))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-        let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
-        return (Int(response.status.code), text)
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        return (Int(response.status.code), Array(buffer: bytes))
     }
 }
 
@@ -133,6 +143,90 @@ struct HTTPSyncTests {
             #expect(central != nil, "\(id) was lost")
             for engine in [writer, reader, newcomer] { #expect(try await engine.replica.record(key("items", id)) == central) }
         }
+        await server.stop()
+    }
+
+    /// Issue #14, points 1, 4 and 5, on the SQLite and PostgreSQL stores alike: numbers a client
+    /// controls that no store can hold are 400 naming the field (not 503); a truncated string is
+    /// malformed (400), nesting past the limit is too large (413); a document over
+    /// `max_document_bytes` is refused on its own in the response, the rest applied; and the
+    /// bearer scheme is case-insensitive.
+    @Test(arguments: CentralKind.testable.filter { $0 != .memory })
+    func statusCodesSayWhatIsWrong(_ kind: CentralKind) async throws {
+        let directory = TemporaryDirectory()
+        let server = try await RunningServer.start(store: try await kind.make(directory), limits: ServerLimits(maxDocumentBytes: 2_000))
+        let replica = ReplicaID(high: 5, low: 5)
+        let stamp = HLCTimestamp(wallMilliseconds: 1, counter: 0, replica: replica)
+        func record(_ value: String) -> DocumentRecord {
+            var body = Document()
+            body.set("v", to: .string(value), at: stamp)
+            return DocumentRecord(body: body, deletion: LWWRegister(false, stamp: stamp), version: VersionVector([replica: 1]))
+        }
+        func change(_ sequence: UInt64, _ id: String, _ value: String = "x") -> WireChange {
+            WireChange(sequence: sequence, key: WireKey(collection: "c", id: id), record: record(value))
+        }
+        let huge = UInt64(Int64.max) + 1
+
+        // 1. Out of range: 400, naming the field, and nothing changes.
+        let (pullStatus, pullBody) = try await server.post("/v1/mydb/pull", WireMessage.encode(PullRequest(after: huge)))
+        #expect(pullStatus == 400 && pullBody.contains("after"), "\(pullStatus) \(pullBody)")
+        let (pushStatus, pushBody) = try await server.post(
+            "/v1/mydb/push", WireMessage.encode(PushRequest(replica: replica, changes: [change(1, "a"), change(huge, "b")])))
+        #expect(pushStatus == 400 && pushBody.contains("changes[1].sequence"), "\(pushStatus) \(pushBody)")
+        let hello = HelloRequest(replica: replica, confirmedEpoch: 0, epoch: 9, acknowledgedThrough: huge)
+        let (helloStatus, helloBody) = try await server.post("/v1/mydb/hello", WireMessage.encode(hello))
+        #expect(helloStatus == 400 && helloBody.contains("acknowledgedThrough"), "\(helloStatus) \(helloBody)")
+        #expect(try await server.store.changes(database: "mydb", after: 0, limit: 10, maxBytes: 1 << 20).changes.isEmpty)
+
+        // 4. A string that announces more bytes than the message holds: malformed, 400.
+        var payload: [UInt8] = [2, 64, 0] + replica.bytes + [0, 0, 1, 1, 50, 0x61, 0x62]
+        #expect(try await server.post("/v1/mydb/push", WireFrame.encode(payload)).0 == 400)
+        // Documents nested past the decoding limit (32): too large, 413.
+        var nested = Document()
+        func nest(_ document: inout Document, _ depth: Int) {
+            guard depth > 0 else { document.set("leaf", to: 1, at: stamp); return }
+            document.updateMap("m", at: stamp) { nest(&$0, depth - 1) }
+        }
+        nest(&nested, 40)
+        let deep = DocumentRecord(body: nested, deletion: LWWRegister(false, stamp: stamp), version: VersionVector([replica: 1]))
+        payload = WireMessage.encode(PushRequest(replica: replica, changes: [WireChange(sequence: 1, key: WireKey(collection: "c", id: "deep"), record: deep)]))
+        #expect(try await server.post("/v1/mydb/push", payload).0 == 413)
+
+        // 4. One document over max_document_bytes: refused on its own, the others applied.
+        let mixed = PushRequest(replica: replica, changes: [change(1, "a"), change(2, "big", String(repeating: "z", count: 5_000)), change(3, "b")])
+        let (mixedStatus, mixedBody) = try await server.postFrame("/v1/mydb/push", WireMessage.encode(mixed))
+        #expect(mixedStatus == 200)
+        let answer = try WireMessage.decode(PushResponse.self, from: mixedBody)
+        #expect(answer.appliedThrough == 3 && answer.rejected.map(\.sequence) == [2], "\(answer)")
+        #expect(answer.rejected.first?.reason.contains("max_document_bytes") == true)
+        #expect(try await server.store.record(database: "mydb", key: key("c", "a")) != nil)
+        #expect(try await server.store.record(database: "mydb", key: key("c", "b")) != nil)
+        #expect(try await server.store.record(database: "mydb", key: key("c", "big")) == nil)
+
+        // 5. The scheme in lower case (and upper case) is accepted; another scheme is not.
+        for scheme in ["bearer", "BEARER", "Bearer"] {
+            #expect(try await server.post("/v1/mydb/pull", WireMessage.encode(PullRequest(after: 0)), authorization: "\(scheme) \(RunningServer.readToken)").0 == 200)
+        }
+        #expect(try await server.post("/v1/mydb/pull", WireMessage.encode(PullRequest(after: 0)), authorization: "Basic \(RunningServer.readToken)").0 == 401)
+        await server.stop()
+    }
+
+    /// A replica whose push holds a document over `max_document_bytes` moves that one change to
+    /// its dead letters with the server's reason, and the rest of its queue goes through.
+    @Test func anOverSizeDocumentGoesToTheDeadLettersAlone() async throws {
+        let directory = TemporaryDirectory()
+        let server = try await RunningServer.start(store: MemoryCentralStore(), limits: ServerLimits(maxDocumentBytes: 2_000))
+        let replica = try await Replica.open(path: directory.path("r.sqlite"))
+        let engine = SyncEngine(replica: replica, transport: HTTPTransport(baseURL: server.baseURL, database: "mydb", token: RunningServer.writeToken))
+        try await replica.collection("c").create("a") { $0.set("v", to: 1) }
+        try await replica.collection("c").create("big") { $0.set("v", to: .string(String(repeating: "z", count: 5_000))) }
+        try await replica.collection("c").create("b") { $0.set("v", to: 2) }
+        _ = try await engine.syncOnce()
+        #expect(await engine.deadLettered == 1)
+        #expect(try await replica.deadLetters().map(\.key) == [key("c", "big")])
+        #expect(try await replica.queuedChanges().isEmpty)
+        #expect(try await server.store.record(database: "mydb", key: key("c", "a")) != nil)
+        #expect(try await server.store.record(database: "mydb", key: key("c", "b")) != nil)
         await server.stop()
     }
 

@@ -302,6 +302,7 @@ struct TOMLReader {
                 limits, at: limitsPath,
                 allowed: [
                     "max_request_bytes", "max_decompressed_bytes", "max_changes_per_batch", "max_document_bytes", "max_clock_skew_ms",
+                    "max_long_poll_ms", "header_timeout_ms", "idle_timeout_ms",
                 ])
             if let value = try integer(limits, "max_request_bytes", at: limitsPath, range: 1...Int.max) { result.limits.maxRequestBytes = value }
             if let value = try integer(limits, "max_decompressed_bytes", at: limitsPath, range: 1...Int.max) {
@@ -313,6 +314,15 @@ struct TOMLReader {
             if let value = try integer(limits, "max_document_bytes", at: limitsPath, range: 1...Int.max) { result.limits.maxDocumentBytes = value }
             if let value = try integer(limits, "max_clock_skew_ms", at: limitsPath, range: 1...86_400_000) {
                 result.limits.maxClockSkewMilliseconds = value
+            }
+            if let value = try integer(limits, "max_long_poll_ms", at: limitsPath, range: 0...3_600_000) {
+                result.limits.maxLongPollMilliseconds = value
+            }
+            if let value = try integer(limits, "header_timeout_ms", at: limitsPath, range: 100...3_600_000) {
+                result.limits.headerTimeoutMilliseconds = value
+            }
+            if let value = try integer(limits, "idle_timeout_ms", at: limitsPath, range: 100...86_400_000) {
+                result.limits.idleTimeoutMilliseconds = value
             }
         }
         if let tokens = table["tokens"] {

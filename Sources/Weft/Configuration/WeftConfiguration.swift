@@ -229,6 +229,15 @@ public struct ServerLimits: Hashable, Sendable {
     public var maxDocumentBytes: Int = 1 << 20
     /// `max_clock_skew_ms`: how far ahead of the server's clock a pushed write's stamp may be.
     public var maxClockSkewMilliseconds: Int = 60_000
+    /// `max_long_poll_ms`: the longest a pull may wait for a change (a longer
+    /// `waitMilliseconds` is cut to it). 30 s by default.
+    public var maxLongPollMilliseconds: Int = 30_000
+    /// `header_timeout_ms`: how long a connection may take to send a request's head (and, between
+    /// requests, to start the next one) before it is closed. 10 s by default.
+    public var headerTimeoutMilliseconds: Int = 10_000
+    /// `idle_timeout_ms`: how long a connection may stay silent (no request part arriving, no
+    /// response in progress) before it is closed. 60 s by default.
+    public var idleTimeoutMilliseconds: Int = 60_000
 
     /// Creates limits; the defaults are 16 MiB requests, 64 MiB decompressed, 10,000 changes a
     /// batch and 1 MiB documents.

@@ -114,14 +114,16 @@ public struct BinaryReader: Sendable {
         return value
     }
 
-    /// Reads an element count and checks that `count * minimumElementSize` bytes remain.
+    /// Reads an element count and checks that `count * minimumElementSize` bytes remain: a count
+    /// the rest of the input cannot hold is ``CodecError/Code/truncated`` (the input announces
+    /// more than it has), checked before anything is allocated.
     @inlinable
     public mutating func readCount(minimumElementSize: Int = 1) throws(CodecError) -> Int {
         let start = offset
         let raw = try readVarint()
         let available = UInt64(remaining / max(1, minimumElementSize))
         guard raw <= available else {
-            throw .tooLarge(at: start, "count \(raw) exceeds what \(remaining) remaining bytes can hold")
+            throw .truncated(at: start, "count \(raw) exceeds what \(remaining) remaining bytes can hold")
         }
         return Int(raw)
     }

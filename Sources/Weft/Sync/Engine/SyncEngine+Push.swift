@@ -155,6 +155,20 @@ extension SyncEngine {
             } catch {
                 try await settle(SyncError(.unavailable, "\(error)"))
             }
+            // Changes the server refused on their own (a document over its size limit): to the
+            // dead letters, with the server's reason, before the rest is acknowledged.
+            let refused = Set(response.rejected.map(\.sequence)).intersection(push.sequences)
+            for rejection in response.rejected where refused.contains(rejection.sequence) {
+                logger.warning(
+                    "the server refused a change for good; it moves to the dead letters",
+                    metadata: ["sequence": "\(rejection.sequence)", "reason": "\(rejection.reason)"])
+                do {
+                    try await storage.moveToDeadLetter(sequence: rejection.sequence, reason: rejection.reason)
+                } catch {
+                    try await settle(SyncError(.rejected, "local storage: \(error)"))
+                }
+                deadLettered += 1
+            }
             let last = push.sequences[push.sequences.count - 1]
             let through = min(response.appliedThrough, last)
             do {
@@ -162,7 +176,8 @@ extension SyncEngine {
             } catch {
                 try await settle(SyncError(.rejected, "local storage: \(error)"))
             }
-            confirmed += push.sequences.filter { $0 <= through }.count
+            // Refused changes are not counted as pushed (they went to the dead letters).
+            confirmed += push.sequences.filter { $0 <= through && !refused.contains($0) }.count
             advance(entries: push.sequences.filter { $0 <= through }.count, bytes: through == last ? push.bytes : 0)
             if through < last {
                 // The server confirmed less than was sent: send the rest again later.
