@@ -2,7 +2,8 @@
 # Runs a command with a throwaway PostgreSQL server: initdb into a temporary folder, listening
 # only on 127.0.0.1 on a free port, trust authentication for the one user. The command sees
 # WEFT_POSTGRES_URL (and WEFT_POSTGRES_BIN, for tests that restart the server). The server is
-# stopped and its folder removed when the command ends, pass or fail.
+# stopped and its folder removed when the command ends, pass or fail, or when this script is
+# killed (a watchdog).
 set -euo pipefail
 
 bin=""
@@ -35,6 +36,14 @@ trap stop EXIT
   -o "-c listen_addresses=127.0.0.1 -p $port -k $root -c fsync=on -c max_connections=200" start >/dev/null \
   || { cat "$root/server.log" >&2; exit 1; }
 "${as_owner[@]}" "$bin/createdb" -h 127.0.0.1 -p "$port" -U weft weft_test
+
+# The trap does not run if this script is killed with SIGKILL (a CI timeout, kill -9), and the
+# server, a daemon, would live on. A watchdog in a session of its own polls this script's
+# process once a second and, once it is gone, stops the server and removes its folder.
+setsid bash -c 'parent=$1 bin=$2 root=$3; shift 3
+  while kill -0 "$parent" 2>/dev/null; do sleep 1; done
+  "$@" "$bin/pg_ctl" -D "$root/data" -m immediate stop >/dev/null 2>&1
+  rm -rf "$root"' with-postgres-watchdog "$$" "$bin" "$root" "${as_owner[@]}" </dev/null >/dev/null 2>&1 &
 
 export WEFT_POSTGRES_URL="postgres://weft@127.0.0.1:$port/weft_test"
 export WEFT_POSTGRES_BIN="$bin"

@@ -121,7 +121,7 @@ extension PostgresCentralStore {
             }
 
             // Every write in one statement: the changed documents, their log rows in batch order
-            // (so the log's ids follow it), the conflicts, and the high-water mark. Each part
+            // (staged in `weft_pending`, whose ids follow it, for the sequencer), the conflicts, and the high-water mark. Each part
             // runs exactly once, and with nothing changed its arrays are empty.
             let written = keys.filter { changed.contains($0) }
             let records = written.map { key in ByteBuffer(bytes: current[key].map { $0.encoded() } ?? []) }
@@ -134,7 +134,7 @@ extension PostgresCentralStore {
                     FROM unnest(\(written.map(\.collection.rawValue))::text[], \(written.map(\.id.rawValue))::text[], \(records)::bytea[]) AS t(c, i, r)
                     ON CONFLICT (tenant, collection, id) DO UPDATE SET record = EXCLUDED.record
                 ), log AS (
-                    INSERT INTO weft_change_log (tenant, collection, doc_id, record, bytes, tag)
+                    INSERT INTO weft_pending (tenant, collection, doc_id, record, bytes, tag)
                     SELECT \(database), c, i, r, b, g
                     FROM unnest(
                         \(logged.map(\.key.collection.rawValue))::text[], \(logged.map(\.key.id.rawValue))::text[],

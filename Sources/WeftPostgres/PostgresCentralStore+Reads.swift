@@ -32,7 +32,10 @@ extension PostgresCentralStore {
         do {
             var waiting = false
             for try await exists in try await client.query(
-                "SELECT EXISTS (SELECT 1 FROM weft_change_log WHERE tenant = \(database) AND sequence IS NULL)", logger: logger
+                """
+                SELECT EXISTS (SELECT 1 FROM weft_pending WHERE tenant = \(database))
+                    OR EXISTS (SELECT 1 FROM weft_change_log WHERE tenant = \(database) AND sequence IS NULL)
+                """, logger: logger
             ).decode(Bool.self) {
                 waiting = exists
             }

@@ -93,6 +93,27 @@ extension PostgresCentralStore {
             "v4: change log tags",
             ["ALTER TABLE weft_change_log ADD COLUMN tag BIGINT NOT NULL DEFAULT 0"]
         ),
+        (
+            // Pushes write their log rows here, and the sequencer moves them into the change log
+            // numbered (`DELETE … RETURNING` into `INSERT`), so the log is insert-only: it had a
+            // dead row version for every change (each was inserted, then updated with its
+            // number). The dead rows are here instead, in a table that holds only the changes
+            // waiting for a number (a few, for milliseconds) and that autovacuum cleans after
+            // every 1,000 of them rather than after a fifth of the table. Rows an older server
+            // still inserts unnumbered into the log (a rolling upgrade) are numbered in place, as
+            // before. A new table: nothing to lock.
+            "v5: a staging table for changes waiting for their number",
+            [
+                """
+                CREATE TABLE weft_pending (
+                    id BIGSERIAL PRIMARY KEY, tenant TEXT COLLATE "C" NOT NULL, collection TEXT COLLATE "C" NOT NULL,
+                    doc_id TEXT COLLATE "C" NOT NULL, record BYTEA NOT NULL, bytes INTEGER NOT NULL, tag BIGINT NOT NULL)
+                WITH (autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_scale_factor = 0,
+                      toast.autovacuum_vacuum_threshold = 1000, toast.autovacuum_vacuum_scale_factor = 0)
+                """,
+                "CREATE INDEX weft_pending_by_tenant ON weft_pending (tenant, id)",
+            ]
+        ),
     ]
 
     func migrate() async throws(WeftError) {

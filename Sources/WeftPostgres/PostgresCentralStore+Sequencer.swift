@@ -9,8 +9,9 @@ import WeftCRDT
 import WeftServer
 
 extension PostgresCentralStore {
-    /// Numbers the tenant's committed, unnumbered change-log rows, in commit order of the
-    /// sequencer (see the type's documentation).
+    /// Numbers the tenant's committed changes waiting for a number (staged in `weft_pending`,
+    /// or left unnumbered in the log by an older server), in commit order of the sequencer (see
+    /// the type's documentation).
     ///
     /// Each run of up to ``sequencerRun`` rows is a transaction of its own, so a long backlog
     /// makes progress that stays even if a later run is cut short; a run's numbers continue
@@ -47,46 +48,66 @@ extension PostgresCentralStore {
             } else {
                 try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(database), 7))", logger: logger)
             }
-            // The committed, unnumbered rows in id order, with the tenant's counter (read after
-            // the lock was taken, so current). Without a counter row (before the tenant's first
+            // The rows waiting for a number, with the tenant's counter (read after the lock was
+            // taken, so current): the pushes' rows staged in `weft_pending`, and rows an older
+            // server inserted unnumbered into the log itself (during a rolling upgrade), each in
+            // id order, the older kind first. Without a counter row (before the tenant's first
             // run, or if the row was lost) numbering continues after the largest number in the
-            // log. The ids go back as an array, and `id = ANY(…)` keeps the update on the
-            // primary key's index whatever the statistics say: a join the planner chose alone
-            // could scan the whole log, which grows for ever, to number a few rows. The next
-            // statement moves the counter on. (The counter comes first in `FROM`, so the tenants
-            // table is locked before the log, in the order of the schema migrations.)
-            var ids = [Int64]()
-            ids.reserveCapacity(Self.sequencerRun)
+            // log. The ids go back as arrays, and `id = ANY(…)` keeps each write on a primary
+            // key whatever the statistics say: a join the planner chose alone could scan the
+            // whole log, which grows for ever, to number a few rows. (The counter comes first in
+            // `FROM`, so the tenants table is locked before the log, in the order of the schema
+            // migrations.)
+            var legacy = [Int64]()
+            var staged = [Int64]()
             var first: Int64 = 1
-            for try await (id, counter) in try await connection.query(
+            for try await (source, id, counter) in try await connection.query(
                 """
-                SELECT l.id, c.first
+                SELECT w.source, w.id, c.first
                 FROM (
                     SELECT COALESCE(
                         (SELECT next_sequence FROM weft_tenants WHERE tenant = \(database)),
                         (SELECT max(sequence) + 1 FROM weft_change_log WHERE tenant = \(database) AND sequence IS NOT NULL),
                         1) AS first
                 ) AS c
-                CROSS JOIN weft_change_log l
-                WHERE l.tenant = \(database) AND l.sequence IS NULL ORDER BY l.id LIMIT \(Self.sequencerRun)
+                CROSS JOIN (
+                    (SELECT 0 AS source, l.id FROM weft_change_log l
+                     WHERE l.tenant = \(database) AND l.sequence IS NULL ORDER BY l.id LIMIT \(Self.sequencerRun))
+                    UNION ALL
+                    (SELECT 1 AS source, p.id FROM weft_pending p
+                     WHERE p.tenant = \(database) ORDER BY p.id LIMIT \(Self.sequencerRun))
+                ) AS w
+                ORDER BY w.source, w.id LIMIT \(Self.sequencerRun)
                 """, logger: logger
-            ).decode((Int64, Int64).self) {
-                ids.append(id)
+            ).decode((Int32, Int64, Int64).self) {
+                if source == 0 { legacy.append(id) } else { staged.append(id) }
                 first = counter
             }
-            guard !ids.isEmpty else { return 0 }
-            let numbers = (0..<Int64(ids.count)).map { first + $0 }
+            let count = legacy.count + staged.count
+            guard count > 0 else { return 0 }
+            let legacyNumbers = (0..<Int64(legacy.count)).map { first + $0 }
+            let stagedNumbers = (0..<Int64(staged.count)).map { first + Int64(legacy.count) + $0 }
+            // Staged rows move into the log with their numbers (deleted here, inserted there), so
+            // the log only ever receives inserts; older rows are numbered in place.
             try await connection.query(
                 """
                 WITH numbered AS (
                     UPDATE weft_change_log c SET sequence = v.sequence
-                    FROM unnest(\(ids)::int8[], \(numbers)::int8[]) AS v(id, sequence)
-                    WHERE c.id = v.id AND c.id = ANY(\(ids)::int8[])
+                    FROM unnest(\(legacy)::int8[], \(legacyNumbers)::int8[]) AS v(id, sequence)
+                    WHERE c.id = v.id AND c.id = ANY(\(legacy)::int8[])
+                ), moved AS (
+                    DELETE FROM weft_pending p WHERE p.id = ANY(\(staged)::int8[])
+                    RETURNING p.id, p.tenant, p.collection, p.doc_id, p.record, p.bytes, p.tag
+                ), logged AS (
+                    INSERT INTO weft_change_log (tenant, sequence, collection, doc_id, record, bytes, tag)
+                    SELECT m.tenant, v.sequence, m.collection, m.doc_id, m.record, m.bytes, m.tag
+                    FROM moved m JOIN unnest(\(staged)::int8[], \(stagedNumbers)::int8[]) AS v(id, sequence) ON v.id = m.id
+                    ORDER BY v.sequence
                 )
-                INSERT INTO weft_tenants (tenant, next_sequence) VALUES (\(database), \(first + Int64(ids.count)))
+                INSERT INTO weft_tenants (tenant, next_sequence) VALUES (\(database), \(first + Int64(count)))
                 ON CONFLICT (tenant) DO UPDATE SET next_sequence = EXCLUDED.next_sequence
                 """, logger: logger)
-            return ids.count
+            return count
         }
     }
 }

@@ -64,7 +64,7 @@ struct ResolverTests {
                 resolver: ResolverFunction { a, b in
                     var body = a.body.merged(with: b.body)
                     let stamp = max(a.lastStamp, b.lastStamp)
-                    body.set("r0", to: .int((a.body.int("r0") ?? 0) + (b.body.int("r0") ?? 0)), at: stamp)
+                    body.set("r0", to: .int((a.body.int("r0") ?? 0) &+ (b.body.int("r0") ?? 0)), at: stamp)  // wrapping: random stocks may be huge
                     return body
                 }, name: "sum", count: 50)
         }

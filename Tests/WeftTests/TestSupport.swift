@@ -224,7 +224,8 @@ final class PrivatePostgres: @unchecked Sendable {
     let runAs: [String]
     var url: URL { URL(string: "postgres://weft@127.0.0.1:\(port)/weft_test")! }
 
-    init() throws {
+    /// Starts a server that lives while process `owner` (this test process by default) does.
+    init(owner: pid_t = getpid()) throws {
         let environment = ProcessInfo.processInfo.environment
         guard let bin = environment["WEFT_POSTGRES_BIN"] else { throw TestPostgres.Missing() }
         self.bin = bin
@@ -235,6 +236,7 @@ final class PrivatePostgres: @unchecked Sendable {
         if !runAs.isEmpty { _ = try runProcess(URL(fileURLWithPath: "/usr/bin/chown"), ["postgres", root.path]) }
         try run("initdb", ["-D", root.appendingPathComponent("data").path, "-U", "weft", "--auth=trust", "-E", "UTF8"])
         try start()
+        startWatchdog(owner: owner)
         try run("createdb", ["-h", "127.0.0.1", "-p", "\(port)", "-U", "weft", "weft_test"])
     }
 
@@ -251,6 +253,17 @@ final class PrivatePostgres: @unchecked Sendable {
             let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             throw TestPostgres.TestFailure("\(tool) failed (\(status)): \(output)")
         }
+    }
+
+    static func quoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
+    /// A killed test process (SIGKILL, a CI timeout) runs no `remove()`, and the server, a
+    /// daemon, would live on: a watchdog in a session of its own polls `owner` once a second
+    /// and, once it is gone, stops the server and removes its folder.
+    private func startWatchdog(owner: pid_t) {
+        let stop = (runAs + [bin + "/pg_ctl", "-D", root.appendingPathComponent("data").path, "-m", "immediate", "stop"]).map(Self.quoted)
+        let script = "while kill -0 \(owner) 2>/dev/null; do sleep 1; done; \(stop.joined(separator: " ")) >/dev/null 2>&1; rm -rf \(Self.quoted(root.path))"
+        _ = system("setsid sh -c \(Self.quoted(script)) </dev/null >/dev/null 2>&1 &")
     }
 
     func start() throws {
