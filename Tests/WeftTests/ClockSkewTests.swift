@@ -113,7 +113,7 @@ struct ClockSkewTests {
             storage: MemoryReplicaStorage(), timeSource: ManualTimeSource(milliseconds: Self.serverStart + 3_600_000))
         try await replica.collection("c").create("d") { $0.set("v", to: 1) }
         let transport = HTTPTransport(
-            baseURL: "http://127.0.0.1:\(running.port)", database: "mydb", token: RunningServer.writeToken, timeout: .seconds(10))
+            baseURL: "http://127.0.0.1:\(running.port)", database: "mydb", token: RunningServer.writeToken, timeout: .seconds(60))
         do {
             try await SyncEngine(replica: replica, transport: transport).syncOnce()
             Issue.record("the push was not refused")
@@ -121,7 +121,7 @@ struct ClockSkewTests {
             #expect(error.kind == .clockSkew, "\(error)")
             #expect(error.serverTimeMilliseconds == Self.serverStart && error.maximumClockSkewMilliseconds == 60_000)
         }
-        let metrics = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(running.port)/metrics"), timeout: .seconds(10))
+        let metrics = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(running.port)/metrics"), timeout: .seconds(60))
         let text = String(buffer: try await metrics.body.collect(upTo: 1 << 16))
         #expect(text.contains("weft_clock_skew_rejections_total 1"), "\(text)")
         await running.stop()

@@ -26,7 +26,7 @@ struct DeadLetterTests {
                 }
             }
             let transport = HTTPTransport(
-                baseURL: server.baseURL, database: "mydb", token: RunningServer.writeToken, timeout: .seconds(10))
+                baseURL: server.baseURL, database: "mydb", token: RunningServer.writeToken, timeout: .seconds(60))
             let engine = SyncEngine(replica: replica, transport: transport)
             await engine.setBatchLimits(entries: 4, bytes: 1 << 20)
             let report = try await engine.syncOnce()

@@ -57,7 +57,7 @@ struct OfflineTests {
         /// Waits until `/health` answers.
         func waitUntilServing() async throws {
             for _ in 0..<600 {
-                if let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: "\(baseURL)/health"), timeout: .seconds(1)),
+                if let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: "\(baseURL)/health"), timeout: .seconds(10)),
                     response.status.code == 200
                 {
                     return
@@ -102,7 +102,7 @@ struct OfflineTests {
         configuration.conflictResolution = .crdt
         func open(_ index: Int) async throws -> (Replica, SyncEngine) {
             let replica = try await Replica.open(path: directory.path("replica\(index).sqlite"), configuration: configuration)
-            let transport = HTTPTransport(baseURL: server.baseURL, database: "fieldapp", token: Self.token, timeout: .seconds(5))
+            let transport = HTTPTransport(baseURL: server.baseURL, database: "fieldapp", token: Self.token, timeout: .seconds(60))
             return (replica, SyncEngine(replica: replica, transport: transport))
         }
         var replicas = [(Replica, SyncEngine)]()
