@@ -75,6 +75,19 @@ public struct ReplicaCollection: Sendable {
         return result
     }
 
+    /// The collection's deleted documents (tombstones), ordered by id, with the stamp of each
+    /// deletion.
+    ///
+    /// A deletion is a write like any other: it syncs, and a concurrent edit elsewhere is
+    /// weighed against its stamp. The tombstones a replica holds are what it has deleted, or
+    /// learnt was deleted, and not seen re-created since.
+    /// - Complexity: O(n) in the collection's documents, tombstones included.
+    public func tombstones() async throws(WeftError) -> [(id: DocumentID, deletedAt: HLCTimestamp)] {
+        try await replica.storage.records(in: name, where: DocumentFilter(includeDeleted: true), limit: nil)
+            .filter { $0.record.isDeleted }
+            .map { ($0.id, $0.record.deletion.stamp) }
+    }
+
     // MARK: Typed documents
 
     /// Stores `value` as document `id`, creating it or writing only the fields that differ.

@@ -75,6 +75,9 @@ public struct SyncProgress: Hashable, Sendable {
     public var elapsed: Duration
     /// Framed bytes sent so far (what the bandwidth limit counts); 0 when no limit is set.
     public var wireBytesSent: Int = 0
+    /// The highest queue sequence the server has acknowledged so far (see
+    /// ``Replica/acknowledgedThrough()``); 0 until the first acknowledgement of the replay.
+    public var acknowledgedThrough: UInt64 = 0
 
     /// Queue bytes a second so far.
     public var bytesPerSecond: Double {

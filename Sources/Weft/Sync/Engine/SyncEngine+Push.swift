@@ -131,6 +131,7 @@ extension SyncEngine {
                 try? await storage.releaseInFlight()
                 let isolated = try await isolateRejected(entries: push.sequences.count, reason: error)
                 confirmed += isolated
+                if let mark = try? await replica.acknowledgedThrough() { progress.acknowledgedThrough = max(progress.acknowledgedThrough, mark) }
                 advance(entries: push.sequences.count, bytes: push.bytes)
                 continue
             } catch let error as SyncError where error.kind == .clockSkew {
@@ -178,6 +179,7 @@ extension SyncEngine {
             }
             // Refused changes are not counted as pushed (they went to the dead letters).
             confirmed += push.sequences.filter { $0 <= through && !refused.contains($0) }.count
+            progress.acknowledgedThrough = max(progress.acknowledgedThrough, through)
             advance(entries: push.sequences.filter { $0 <= through }.count, bytes: through == last ? push.bytes : 0)
             if through < last {
                 // The server confirmed less than was sent: send the rest again later.

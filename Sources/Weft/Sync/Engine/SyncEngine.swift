@@ -14,6 +14,12 @@ public struct SyncReport: Hashable, Sendable {
     public var conflicts = 0
     /// The pull cursor after the round.
     public var cursor: UInt64 = 0
+    /// The replica's acknowledgement mark after the round (``Replica/acknowledgedThrough()``):
+    /// every write with a queue sequence at or below it is durable on the server, except the
+    /// dead letters.
+    public var acknowledgedThrough: UInt64 = 0
+    /// Queue entries the server refused for good in this round (moved to the dead letters).
+    public var deadLettered = 0
 }
 
 /// Pushes a replica's queue to the server and pulls the server's changes back.
@@ -115,6 +121,7 @@ public actor SyncEngine {
 
     func syncRound() async throws(SyncError) -> SyncReport {
         var report = SyncReport()
+        let deadLetteredBefore = deadLettered
         try await openSession()
         if !heldSiblingsChecked {
             let replica = replica
@@ -131,6 +138,9 @@ public actor SyncEngine {
             resolvedSiblings = false
             report.pushed += try await pushAll()
         }
+        report.deadLettered = deadLettered - deadLetteredBefore
+        let replica = replica
+        report.acknowledgedThrough = try await local { () async throws(WeftError) in try await replica.acknowledgedThrough() }
         return report
     }
 
