@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import Weft
 import WeftCRDT
@@ -15,6 +16,48 @@ import WeftWire
 /// Real SQLite replica files and a real SQLite server file, copied as an operator's backup is.
 @Suite("A server restored from a backup")
 struct ServerRestoreTests {
+    /// A transport whose server can be swapped, for a replica whose session stays open while
+    /// the operator restores the store.
+    final class SwappableTransport: SyncTransport {
+        let current: Mutex<InProcessTransport>
+        init(_ transport: InProcessTransport) { current = Mutex(transport) }
+        func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse { try await current.withLock { $0 }.hello(request) }
+        func push(_ request: PushRequest) async throws(SyncError) -> PushResponse { try await current.withLock { $0 }.push(request) }
+        func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse { try await current.withLock { $0 }.pull(request) }
+    }
+
+    /// Found by the fault-injection suite (seed 2851714868834001058): a writer whose session
+    /// stayed open across the restore, and whose cursor was still inside the backup's history,
+    /// saw no failed request and no `resync`; its acknowledged write was gone from the server
+    /// for good. Every round now opens with a hello, whose mark tells it.
+    @Test func aWriterWhoseSessionStayedOpenNoticesTheRestore() async throws {
+        let directory = TemporaryDirectory()
+        let live = directory.path("central.sqlite")
+        let policies = ServerPolicies(defaultPolicy: .crdt)
+        let before = SyncService(store: try SQLiteCentralStore(path: live), policies: policies)
+        let transport = SwappableTransport(InProcessTransport(service: before, database: "db"))
+        let writer = try await Replica.open(path: directory.path("writer.sqlite"))
+        let engine = SyncEngine(replica: writer, transport: transport)
+        try await writer.collection("items").create("d0") { $0.increment("n", by: 1) }
+        _ = try await engine.syncOnce()
+        try IdentityTests.copy(live, to: directory.path("backup.sqlite"))
+        // An increment pushed and acknowledged after the backup; the writer does not pull, so
+        // its cursor stays inside the backup's history.
+        try await writer.collection("items").update("d0") { $0.increment("n", by: 5) }
+        #expect(try await engine.pushAll() == 1)
+        let sequence = try await writer.acknowledgedThrough()
+        #expect(try await writer.isAcknowledged(sequence: sequence))
+
+        // The operator restores the backup; the writer's engine, and its session, go on.
+        try IdentityTests.copy(directory.path("backup.sqlite"), to: directory.path("restored.sqlite"))
+        let after = SyncService(store: try SQLiteCentralStore(path: directory.path("restored.sqlite")), policies: policies)
+        transport.current.withLock { $0 = InProcessTransport(service: after, database: "db") }
+        _ = try await engine.syncOnce()
+        #expect(await engine.resyncs == 1, "the writer did not notice the restore")
+        let key = DocumentKey(collection: try CollectionName("items"), id: try DocumentID("d0"))
+        #expect(try await after.store.record(database: "db", key: key)?.body.counter("n") == 6, "the acknowledged increment is lost")
+    }
+
     /// The case: 20 changes, a backup after the first 10, the backup restored, new
     /// changes pushed to it (5: the old cursor names no change; 15: it names another change).
     /// A reader whose cursor was 20 gets the new changes; the writers push back the 10 lost

@@ -104,7 +104,8 @@ public actor SyncEngine {
     /// Sets how many changes one pull page asks for.
     public func setPageSize(_ changes: UInt32) { maximumPageChanges = max(1, changes) }
 
-    /// Pushes everything queued, then pulls until the server has nothing more.
+    /// Says hello (``openSession()``), pushes everything queued, then pulls until the server has
+    /// nothing more.
     @discardableResult
     public func syncOnce() async throws(SyncError) -> SyncReport {
         enter(.syncing)
@@ -122,6 +123,10 @@ public actor SyncEngine {
     func syncRound() async throws(SyncError) -> SyncReport {
         var report = SyncReport()
         let deadLetteredBefore = deadLettered
+        // Every round opens with the handshake, not only the first: a server restored from a
+        // backup while this replica's session was open (it may have seen no failed request)
+        // is noticed here, before the round pushes or pulls, by the mark it answers.
+        sessionOpen = false
         try await openSession()
         if !heldSiblingsChecked {
             let replica = replica

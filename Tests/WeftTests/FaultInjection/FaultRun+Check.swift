@@ -1,0 +1,92 @@
+import AsyncHTTPClient
+import Foundation
+import Synchronization
+import Testing
+import Weft
+import WeftCRDT
+import WeftHTTP
+import WeftPostgres
+import WeftServer
+import WeftSQLite
+import WeftWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The invariants checked at the end of a run.
+extension FaultRun {
+    /// The server's store, opened directly (the servers are stopped first).
+    func openStore() async throws -> any CentralStore {
+        for server in servers { server?.stop() }
+        servers = servers.map { _ in nil }
+        if let storeURL { return try await PostgresCentralStore(url: storeURL) }
+        return try SQLiteCentralStore(path: directory.path("central.sqlite"))
+    }
+
+    func check() async throws {
+        let store = try await openStore()
+        defer { if let postgres = store as? PostgresCentralStore { Task { await postgres.shutdown() } } }
+        let context = "seed \(seed) on \(kind) (replay: \(replay))"
+        var keys = Set<DocumentKey>()
+        for node in nodes {
+            #expect(try await node.replica.queuedChanges().isEmpty, "a queue is not empty, \(context)")
+            #expect(try await node.replica.deadLetters().isEmpty, "a dead letter, \(context)")
+            for collection in ["sensors", "orders", "notes", "churn"] {
+                for (id, _) in try await node.replica.collection(collection).list(where: DocumentFilter(includeDeleted: true)) {
+                    keys.insert(DocumentKey(collection: try CollectionName(collection), id: id))
+                }
+            }
+        }
+        for key in keys.sorted(by: { "\($0)" < "\($1)" }) {
+            let server = try await store.record(database: Self.database, key: key)
+            #expect(server != nil, "\(key) is missing on the server, \(context)")
+            for (index, node) in nodes.enumerated() {
+                // (Compared here, not in #expect, so a failure prints a line, not two records.)
+                let local = try await node.replica.record(key)
+                if local != server {
+                    let cursor = try await node.replica.pullCursor()
+                    let last = try await store.changes(database: Self.database, after: 0, limit: 100_000, maxBytes: 1 << 30).changes.last?.sequence ?? 0
+                    Issue.record(
+                        "replica \(index) differs from the server on \(key) (its cursor \(cursor), the log's last change \(last); local n \(local?.body.counter("n") ?? -1) deleted \(local?.isDeleted ?? false) version \(local.map { "\($0.version)" } ?? "-"), server n \(server?.body.counter("n") ?? -1) deleted \(server?.isDeleted ?? false) version \(server.map { "\($0.version)" } ?? "-")), \(context)")
+                }
+            }
+            guard let body = server?.body else { continue }
+            let name = "\(key.collection.rawValue)/\(key.id.rawValue)"
+            if let expected = counters[name] {
+                let total = body.counter("n") ?? 0
+                let slack = maybe[name] ?? 0
+                #expect(
+                    (total >= expected || resettable.contains(name)) && total <= expected + slack,
+                    "\(name): counter \(total), expected \(expected) (+ up to \(slack) rolled back), \(context); writes: \((history[name] ?? []).joined(separator: "; "))")
+            }
+            if let expected = nested[name] {
+                guard case .map(let stats)? = body["stats"] else {
+                    Issue.record("\(name) lost its nested document, \(context)")
+                    continue
+                }
+                let value = stats.counter("m") ?? 0
+                let slack = nestedMaybe[name] ?? 0
+                #expect(value >= expected && value <= expected + slack, "\(name): nested counter \(value), expected \(expected) (+ up to \(slack)), \(context)")
+            }
+            if let expected = elements[name] {
+                let present = Set((body.set("tags") ?? []).compactMap { if case .string(let text) = $0 { text } else { nil } })
+                #expect(expected.isSubset(of: present), "\(name): set elements lost: \(expected.subtracting(present).sorted()), \(context)")
+            }
+            if let written = registers[name] {
+                let field = key.collection.rawValue == "notes" ? "v" : "last"
+                #expect(body.string(field).map(written.contains) == true, "\(name): register holds \(body.string(field) ?? "nothing"), \(context)")
+            }
+        }
+        for name in counters.keys {
+            let parts = name.split(separator: "/").map(String.init)
+            #expect(keys.contains(DocumentKey(collection: try CollectionName(parts[0]), id: try DocumentID(parts[1]))), "\(name) is on no replica, \(context)")
+        }
+        let duplicates = nodes.map { $0.transport.counts.duplicates }.reduce(0, +)
+        let replays = nodes.map { $0.transport.counts.replays }.reduce(0, +)
+        print(
+            "FaultInjection: seed \(seed) on \(kind), restoring \(restores.rawValue): \(steps) steps, \(writes) writes, \(serverKills) server kills, \(replicaRestarts) replica restarts, "
+                + "\(partitions) partition toggles, \(storeBackups) store backups and \(storeRestores) restores, \(replicaSnapshots) replica copies and \(replicaRestores) restores, network \(proxy.counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")), "
+                + "\(duplicates) duplicated and \(replays) late pushes, sync failures \(syncFailures.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); replay: \(replay)")
+    }
+}
