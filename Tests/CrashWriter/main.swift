@@ -170,7 +170,7 @@ struct LoopbackTransport: SyncTransport {
     let pause: Duration
 
     init(baseURL: String, database: String, token: String, pause: Duration) {
-        inner = HTTPTransport(baseURL: baseURL, database: database, token: token, timeout: .seconds(20))
+        inner = HTTPTransport(baseURL: baseURL, database: database, token: token, timeout: .seconds(60))
         self.pause = pause
     }
 

@@ -269,7 +269,7 @@ struct HTTPSyncTests {
     @Test func anUnreachableServerIsUnavailableAndTheQueueStays() async throws {
         let replica = try await Replica(storage: MemoryReplicaStorage())
         try await replica.collection("c").create("d") { $0.set("v", to: 1) }
-        let transport = HTTPTransport(baseURL: "http://127.0.0.1:1", database: "mydb", token: nil, timeout: .seconds(2))
+        let transport = HTTPTransport(baseURL: "http://127.0.0.1:1", database: "mydb", token: nil, timeout: .seconds(60))
         do {
             try await SyncEngine(replica: replica, transport: transport).syncOnce()
             Issue.record("the sync should fail")

@@ -57,7 +57,7 @@ struct OfflineTests {
         /// Waits until `/health` answers.
         func waitUntilServing() async throws {
             for _ in 0..<600 {
-                if let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: "\(baseURL)/health"), timeout: .seconds(10)),
+                if let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: "\(baseURL)/health"), timeout: .seconds(60)),
                     response.status.code == 200
                 {
                     return

@@ -117,24 +117,8 @@ final class FaultProxy: @unchecked Sendable {
         }
     }
 
-    private static func connectUpstream(_ port: Int) -> Int32? {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        let connected = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        guard connected else {
-            close(descriptor)
-            return nil
-        }
-        return descriptor
-    }
-
     private static func serve(client: Int32, upstream port: Int, fault: Fault) {
-        guard let upstream = connectUpstream(port) else {
+        guard let upstream = connectToLoopback(port: port) else {
             close(client)
             return
         }
