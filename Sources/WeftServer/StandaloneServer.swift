@@ -44,9 +44,7 @@ public enum StandaloneServer {
     ) -> some ApplicationProtocol {
         let metrics = ServerMetrics()
         let limits = configuration.limits
-        let wireLimits = WireLimits(
-            maximumFrameBytes: limits.maxRequestBytes, maximumDecompressedBytes: limits.maxDecompressedBytes,
-            maximumChanges: limits.maxChangesPerBatch)
+        let wireLimits = limits.wireLimits
         let tokens = configuration.tokens
         let router = Router()
         router.get("health") { _, _ in "ok" }

@@ -100,9 +100,7 @@ public actor SyncService {
         let limits = configuration.limits
         self.init(
             store: store,
-            limits: WireLimits(
-                maximumFrameBytes: limits.maxRequestBytes, maximumDecompressedBytes: limits.maxDecompressedBytes,
-                maximumChanges: limits.maxChangesPerBatch),
+            limits: limits.wireLimits,
             policies: policies, resolvers: resolvers, maximumClockSkew: UInt64(max(0, limits.maxClockSkewMilliseconds)),
             maximumDocumentBytes: limits.maxDocumentBytes, maximumLongPoll: .milliseconds(max(0, limits.maxLongPollMilliseconds)),
             logger: logger)
@@ -370,5 +368,13 @@ public struct InProcessTransport: SyncTransport {
     public func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse {
         let received = try roundTrip(request)
         return try roundTrip(try await service.pull(database: database, received))
+    }
+}
+
+extension ServerLimits {
+    /// The limits a frame is decoded under: `max_request_bytes`, `max_decompressed_bytes` and
+    /// `max_changes_per_batch`.
+    var wireLimits: WireLimits {
+        WireLimits(maximumFrameBytes: maxRequestBytes, maximumDecompressedBytes: maxDecompressedBytes, maximumChanges: maxChangesPerBatch)
     }
 }
