@@ -18,11 +18,10 @@ import Darwin
 struct OfflineTests {
     static let token = "offline-token-0123456789"
 
-    /// A loopback port nothing listens on right now.
-    static func freePort() throws -> Int {
+    /// A TCP socket bound to a free port on 127.0.0.1 (not yet listening), and that port.
+    static func boundLoopbackSocket() throws -> (descriptor: Int32, port: Int) {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw TestFailure("socket() failed") }
-        defer { close(descriptor) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -31,8 +30,18 @@ struct OfflineTests {
         let bound = withUnsafeMutablePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
         }
-        guard bound else { throw TestFailure("bind() failed") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        guard bound else {
+            close(descriptor)
+            throw TestFailure("bind() failed")
+        }
+        return (descriptor, Int(UInt16(bigEndian: address.sin_port)))
+    }
+
+    /// A loopback port nothing listens on right now.
+    static func freePort() throws -> Int {
+        let (descriptor, port) = try boundLoopbackSocket()
+        close(descriptor)
+        return port
     }
 
     struct TestFailure: Error, CustomStringConvertible {

@@ -46,25 +46,13 @@ final class FaultProxy: @unchecked Sendable {
 
     init(upstreams: [Int], seed: UInt64, faultRate: Double) throws {
         state = Mutex(State(upstreams: upstreams, random: SeededRandom(seed: seed), faultRate: faultRate))
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var yes: Int32 = 1
-        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let listening = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
-            }
-        } && listen(descriptor, 128) == 0
-        guard listening else {
+        let (descriptor, port) = try OfflineTests.boundLoopbackSocket()
+        guard listen(descriptor, 128) == 0 else {
             close(descriptor)
             throw OfflineTests.TestFailure("the proxy cannot listen")
         }
         listener = descriptor
-        port = Int(UInt16(bigEndian: address.sin_port))
+        self.port = port
         let thread = Thread { [self] in acceptLoop() }
         thread.start()
     }
