@@ -65,7 +65,9 @@ public struct HTTPTransport: SyncTransport {
     }
 
     public func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
-        try await exchange("push", request, expecting: PushResponse.self, extraWait: 0)
+        try await exchange(
+            "push", request, expecting: PushResponse.self, extraWait: 0,
+            headers: request.expectedAppliedThrough > 0 ? [("Weft-Expect-Applied-Through", "\(request.expectedAppliedThrough)")] : [])
     }
 
     public func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse {
@@ -73,12 +75,13 @@ public struct HTTPTransport: SyncTransport {
     }
 
     private func exchange<Request: BinaryCodable, Response: BinaryCodable>(
-        _ operation: String, _ message: Request, expecting: Response.Type, extraWait: Int64
+        _ operation: String, _ message: Request, expecting: Response.Type, extraWait: Int64, headers: [(String, String)] = []
     ) async throws(SyncError) -> Response {
         var request = HTTPClientRequest(url: "\(baseURL)/v1/\(database)/\(operation)")
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/vnd.weft.v1")
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.body = .bytes(ByteBuffer(bytes: WireMessage.encode(message)))
         let status: HTTPResponseStatus
         let body: ByteBuffer

@@ -10,7 +10,8 @@ import WeftServer
 
 extension PostgresCentralStore {
     public func applyPush(
-        database: String, replica: ReplicaID, epoch: UInt64, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64,
+        changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
@@ -23,7 +24,7 @@ extension PostgresCentralStore {
             attempt += 1
             do {
                 let mark = try await withDeadline {
-                    try await self.pushTransaction(database: database, replica: replica, epoch: epoch, changes: changes, merge: merge)
+                    try await self.pushTransaction(database: database, replica: replica, epoch: epoch, expectedMark: expectedMark, changes: changes, merge: merge)
                 }
                 // Number the new log rows now, unless a sequencer is already running: then it, or
                 // the next one (every pull runs one first if rows wait), numbers them. Pushes
@@ -43,7 +44,8 @@ extension PostgresCentralStore {
     /// Swift, then write the changed documents, the log rows, the conflicts (with `unnest`) and
     /// the high-water mark in one statement; `COMMIT`.
     func pushTransaction(
-        database: String, replica: ReplicaID, epoch: UInt64, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64,
+        changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
@@ -83,6 +85,9 @@ extension PostgresCentralStore {
             // the handshake); a hello racing this read is one of the same file's sessions.
             guard session == (epoch == 0 ? nil : Int64(bitPattern: epoch)) else {
                 throw WeftError.forked("replica \(replica) pushed in session \(epoch), which is not its current one")
+            }
+            guard UInt64(max(mark, 0)) >= expectedMark else {
+                throw WeftError.forked(Self.lostChanges(replica, UInt64(max(mark, 0)), expectedMark))
             }
             var newMark = max(mark, 0)
             for change in changes { newMark = max(newMark, Int64(change.sequence)) }

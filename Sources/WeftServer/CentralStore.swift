@@ -35,7 +35,7 @@ public struct LoggedChange: Hashable, Sendable {
 ///
 /// ## Contract
 ///
-/// 1. ``applyPush(database:replica:epoch:changes:merge:)`` is atomic and idempotent: it merges every
+/// 1. ``applyPush(database:replica:epoch:expectedMark:changes:merge:)`` is atomic and idempotent: it merges every
 ///    change into the stored records with `merge` (the one merge), appends each record that
 ///    changed to the change log under a new server sequence, logs conflicts, and raises the
 ///    replica's high-water mark to the batch's last sequence — all or nothing, and durable before
@@ -60,10 +60,14 @@ public struct LoggedChange: Hashable, Sendable {
 ///    `acknowledgedThrough` (so an older copy of the replica's file is still told it forked),
 ///    and answers the mark it had, which tells the replica to resync. Durable before it
 ///    returns.
-/// 6. ``applyPush(database:replica:epoch:changes:merge:)`` applies a batch only if `epoch` is
+/// 6. ``applyPush(database:replica:epoch:expectedMark:changes:merge:)`` applies a batch only if `epoch` is
 ///    the replica's session, or `epoch` is 0 and the replica has none; otherwise it throws
 ///    ``Weft/WeftError/Kind/forked`` and changes nothing. The check and the push are atomic
-///    with respect to `hello` for that replica.
+///    with respect to `hello` for that replica. It also throws ``Weft/WeftError/Kind/forked``,
+///    changing nothing, if the replica's high-water mark is below `expectedMark`: the replica
+///    was told the store holds its changes that far, so the store lost some (it was restored
+///    from a backup taken during the session), and the replica must say hello again, which
+///    tells it to resync.
 /// 7. ``knownReplicas(database:among:)`` answers which of the given replicas have spoken to the
 ///    database: said hello, or pushed (a high-water mark).
 public protocol CentralStore: Sendable {
@@ -81,7 +85,8 @@ public protocol CentralStore: Sendable {
 
     /// Applies a pushed batch; returns the replica's high-water mark afterwards.
     func applyPush(
-        database: String, replica: ReplicaID, epoch: UInt64, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64,
+        changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
@@ -107,6 +112,24 @@ extension CentralStore {
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
     ) async throws(WeftError) -> UInt64 {
-        try await applyPush(database: database, replica: replica, epoch: 0, changes: changes, merge: merge)
+        try await applyPush(database: database, replica: replica, epoch: 0, expectedMark: 0, changes: changes, merge: merge)
+    }
+
+    /// Applies a batch in session `epoch`, expecting no particular high-water mark.
+    public func applyPush(
+        database: String, replica: ReplicaID, epoch: UInt64, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
+        )
+    ) async throws(WeftError) -> UInt64 {
+        try await applyPush(database: database, replica: replica, epoch: epoch, expectedMark: 0, changes: changes, merge: merge)
+    }
+}
+
+extension CentralStore {
+    /// The message of a push refused because the store holds less of the replica's queue than
+    /// the replica was told (contract, rule 6).
+    public static func lostChanges(_ replica: ReplicaID, _ mark: UInt64, _ expected: UInt64) -> String {
+        "the store holds replica \(replica)'s changes through \(mark), but acknowledged them through \(expected) (restored from a backup?)"
     }
 }

@@ -40,7 +40,8 @@ public actor MemoryCentralStore: CentralStore {
     }
 
     public func applyPush(
-        database: String, replica: ReplicaID, epoch: UInt64, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64,
+        changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
@@ -51,6 +52,7 @@ public actor MemoryCentralStore: CentralStore {
         }
         var sequence = nextSequence
         let mark = tenant.highWater[replica] ?? 0
+        guard mark >= expectedMark else { throw .forked(Self.lostChanges(replica, mark, expectedMark)) }
         for change in changes {
             let result = try merge(tenant.documents[change.key], change.key, change.delta)
             if let conflict = result.conflict { tenant.conflicts.append(conflict) }

@@ -32,8 +32,12 @@ public enum StandaloneServer {
     /// The header of a 409 (clock skew) answer that carries the server's bound, in milliseconds.
     public static let clockSkewHeaderName = "Weft-Max-Clock-Skew"
     static let clockSkewHeader = HTTPFields.Element.Name(clockSkewHeaderName)!
+    /// The header a push carries ``WeftWire/PushRequest/expectedAppliedThrough`` in.
+    public static let expectHeaderName = "Weft-Expect-Applied-Through"
+    static let expectHeader = HTTPFields.Element.Name(expectHeaderName)!
     /// The header of a 409 that is not about clocks: `forked` for a push whose session is not
-    /// the replica's current one.
+    /// the replica's current one, or that expected more of the replica's changes than the
+    /// server holds.
     public static let errorHeaderName = "Weft-Error"
     static let errorHeader = HTTPFields.Element.Name(errorHeaderName)!
 
@@ -66,7 +70,14 @@ public enum StandaloneServer {
         router.post("v1/:database/push") { request, context -> Response in
             let database = try authorize(request, context, tokens: tokens, needs: .write, metrics: metrics)
             var request = request
-            let push: PushRequest = try await decode(&request, limits: wireLimits, metrics: metrics)
+            var push: PushRequest = try await decode(&request, limits: wireLimits, metrics: metrics)
+            if let expected = request.headers[expectHeader] {
+                guard let value = UInt64(expected) else {
+                    metrics.count(.rejected)
+                    throw HTTPError(.badRequest, message: "\(expectHeaderName) must be a decimal number, not \(expected.prefix(40).debugDescription)")
+                }
+                push.expectedAppliedThrough = value
+            }
             do {
                 let started = ContinuousClock.now
                 // A document over max_document_bytes is refused on its own, in the response.

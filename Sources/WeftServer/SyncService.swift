@@ -28,7 +28,7 @@ public actor SyncService {
     public private(set) var repairedVersions = 0
     /// How many pushed records claimed to have seen writes of other replicas that the server
     /// has not seen (a buggy or forged record): the claims were limited to what the server
-    /// holds (``WeftCRDT/DocumentRecord/limitingClaims(about:to:)``) before merging.
+    /// holds (``WeftCRDT/DocumentRecord/limitingClaims(about:to:includingContext:)``) before merging.
     public private(set) var limitedClaims = 0
     /// How many pulls named a cursor this server's history does not hold (answered "resync").
     public private(set) var resyncsRequested = 0
@@ -139,6 +139,7 @@ public actor SyncService {
             throw SyncError(.rejected, "\(request.changes.count) changes in one push, over the limit of \(limits.maximumChanges)")
         }
         for (index, change) in request.changes.enumerated() { try Self.checkRange(change.sequence, "changes[\(index)].sequence") }
+        try Self.checkRange(request.expectedAppliedThrough, "expectedAppliedThrough")
         // The clock-skew guard: a write stamped further ahead of this server's clock than the
         // bound is refused, whole push and all, so no replica with a fast clock can win every
         // last-writer-wins conflict. Nothing is applied; the replica keeps its queue.
@@ -194,16 +195,21 @@ public actor SyncService {
             others.remove(request.replica)
             others.subtract(request.formerIdentities)
             let known = others.isEmpty ? [] : try await store.knownReplicas(database: database, among: others)
-            let mark = try await store.applyPush(database: database, replica: request.replica, epoch: request.epoch, changes: changes) {
+            let mark = try await store.applyPush(
+                database: database, replica: request.replica, epoch: request.epoch, expectedMark: request.expectedAppliedThrough,
+                changes: changes
+            ) {
                 local, key, pushed throws(WeftError) in
                 var remote = pushed
                 let policy = declared.policy(for: key.collection)
-                if let narrowed = pushed.limitingClaims(about: known, to: local, includingContext: policy.joinsBodies) {
+                let narrowed = pushed.limitingClaims(about: known, to: local, includingContext: policy.joinsBodies)
+                if let narrowed {
                     remote = narrowed
                     limited.withLock { $0.append(key) }
                 }
                 let result = try DocumentMerge.merge(
-                    local: local, remote: remote, key: key, policy: policy, resolvers: resolvers, equalVersions: .keepLocal)
+                    local: local, remote: remote, key: key, policy: policy, resolvers: resolvers, equalVersions: .keepLocal,
+                    remoteClaimsLimited: narrowed != nil, joiningWhenDominated: true)
                 if result.kind == .repaired { repaired.withLock { $0.append(key) } }
                 return result
             }
@@ -361,7 +367,8 @@ public struct InProcessTransport: SyncTransport {
     }
 
     public func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
-        let received = try roundTrip(request)
+        var received = try roundTrip(request)
+        received.expectedAppliedThrough = request.expectedAppliedThrough  // beside the body, as over HTTP
         return try roundTrip(try await service.push(database: database, received))
     }
 

@@ -104,6 +104,14 @@ public struct PushRequest: Hashable, Sendable, BinaryCodable {
     public var formerIdentities: [ReplicaID]
     /// The changes (record deltas), with strictly increasing queue sequence numbers.
     public var changes: [WireChange]
+    /// The high-water mark the replica expects the server to hold already for it (0: none): the
+    /// last sequence the server confirmed, or sent earlier, in this session. A server whose mark
+    /// is lower lost changes it had acknowledged (it was restored from a backup taken during the
+    /// session) and refuses the push as forked, so the replica says hello again and resyncs.
+    ///
+    /// Not part of the binary body: it travels beside it (over HTTP, the
+    /// `Weft-Expect-Applied-Through` header), so servers and clients that predate it ignore it.
+    public var expectedAppliedThrough: UInt64 = 0
 
     /// The most former identities a push carries.
     public static let maximumFormerIdentities = 64

@@ -90,6 +90,27 @@ struct DocumentMergeTests {
         let kept = try DocumentMerge.merge(local: v2, remote: other, key: key, policy: .custom(resolver: "r"))
         let siblings = try #require(try kept.record.siblingVersions())
         #expect(kept.kind == .conflict && Set(siblings) == [v2, other])
+
+        // A server's record whose vector counts fewer writes than its body holds (it took a
+        // relayed write with the relay's claims cut): a pushed version that dominates it is
+        // joined there, keeping the write; a replica replaces as usual.
+        let relayed = record(b, wall: 4, counter: 1, field: "w", value: 4, base: v2)
+        let underclaiming = DocumentRecord(body: relayed.body, deletion: relayed.deletion, version: v2.version)
+        let newer = record(a, wall: 5, counter: 3, field: "x", value: 5, base: v2)
+        let keptWrite = try DocumentMerge.merge(local: underclaiming, remote: newer, key: key, policy: .crdt, joiningWhenDominated: true)
+        #expect(keptWrite.kind == .joined && keptWrite.record.body.int("w") == 4 && keptWrite.record.body.int("x") == 5, "\(keptWrite)")
+        #expect(try DocumentMerge.merge(local: underclaiming, remote: newer, key: key, policy: .crdt).record == newer)
+        #expect(try DocumentMerge.merge(local: v1, remote: v2, key: key, policy: .crdt, joiningWhenDominated: true).kind == .fastForward)
+        // A limited relay that does not dominate is resolved as concurrent, under every policy.
+        for policy in [ConflictPolicy.crdt, .lastWriterWins] {
+            #expect(try DocumentMerge.merge(local: v2, remote: relayed, key: key, policy: policy).kind == .fastForward)
+            let cut = DocumentRecord(body: relayed.body, deletion: relayed.deletion, version: v2.version)
+            #expect(try DocumentMerge.merge(local: v2, remote: cut, key: key, policy: policy).kind == .repaired)
+            let resolved = try DocumentMerge.merge(local: v2, remote: cut, key: key, policy: policy, remoteClaimsLimited: true)
+            #expect(resolved.kind == .conflict && resolved.record.body.int("w") == 4, "\(policy): \(resolved)")
+        }
+        let nothingNew = try DocumentMerge.merge(local: v2, remote: v1, key: key, policy: .lastWriterWins, remoteClaimsLimited: true)
+        #expect(nothingNew.kind == .unchanged && nothingNew.conflict == nil)
     }
 
     @Test func applyingAPageTwiceChangesNothingAndTheCursorPersists() async throws {

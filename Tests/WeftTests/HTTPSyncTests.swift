@@ -43,19 +43,20 @@ struct RunningServer {
     func stop() async { await running.stop() }
 
     /// Posts raw bytes and returns the status and body.
-    func post(_ path: String, _ body: [UInt8], token: String? = RunningServer.writeToken, authorization: String? = nil) async throws
-        -> (Int, String)
-    {
-        let (status, bytes) = try await postFrame(path, body, token: token, authorization: authorization)
+    func post(
+        _ path: String, _ body: [UInt8], token: String? = RunningServer.writeToken, authorization: String? = nil, headers: [(String, String)] = []
+    ) async throws -> (Int, String) {
+        let (status, bytes) = try await postFrame(path, body, token: token, authorization: authorization, headers: headers)
         return (status, String(decoding: bytes, as: UTF8.self))
     }
 
     /// Posts raw bytes and returns the status and the body's bytes.
-    func postFrame(_ path: String, _ body: [UInt8], token: String? = RunningServer.writeToken, authorization: String? = nil) async throws
-        -> (Int, [UInt8])
-    {
+    func postFrame(
+        _ path: String, _ body: [UInt8], token: String? = RunningServer.writeToken, authorization: String? = nil, headers: [(String, String)] = []
+    ) async throws -> (Int, [UInt8]) {
         var request = HTTPClientRequest(url: "\(baseURL)\(path)")
         request.method = .POST
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let authorization {
             request.headers.add(name: "Authorization", value: authorization)
         } else if let token {
@@ -208,6 +209,32 @@ struct HTTPSyncTests {
             #expect(try await server.post("/v1/mydb/pull", WireMessage.encode(PullRequest(after: 0)), authorization: "\(scheme) \(RunningServer.readToken)").0 == 200)
         }
         #expect(try await server.post("/v1/mydb/pull", WireMessage.encode(PullRequest(after: 0)), authorization: "Basic \(RunningServer.readToken)").0 == 401)
+
+        // A push that expects more of the replica's changes than the server holds (a store
+        // restored during the session): 409 forked, and nothing applied. A malformed or
+        // out-of-range expectation: 400, naming the header or field.
+        let before = try await server.store.changes(database: "mydb", after: 0, limit: 100, maxBytes: 1 << 20).changes.count
+        let expecting = PushRequest(replica: replica, changes: [change(4, "late")])
+        let header = StandaloneServer.expectHeaderName
+        let (refusedStatus, refusedBody) = try await server.post("/v1/mydb/push", WireMessage.encode(expecting), headers: [(header, "40")])
+        #expect(refusedStatus == 409 && refusedBody.contains("through 3"), "\(refusedStatus) \(refusedBody)")
+        #expect(try await server.post("/v1/mydb/push", WireMessage.encode(expecting), headers: [(header, "x1")]).0 == 400)
+        let (rangeStatus, rangeBody) = try await server.post("/v1/mydb/push", WireMessage.encode(expecting), headers: [(header, "\(huge)")])
+        #expect(rangeStatus == 400 && rangeBody.contains("expectedAppliedThrough"), "\(rangeStatus) \(rangeBody)")
+        #expect(try await server.store.changes(database: "mydb", after: 0, limit: 100, maxBytes: 1 << 20).changes.count == before)
+        // The HTTP transport carries it, and reads the refusal as forked.
+        var viaTransport = expecting
+        viaTransport.expectedAppliedThrough = 40
+        let transport = HTTPTransport(baseURL: server.baseURL, database: "mydb", token: RunningServer.writeToken)
+        var refusal: SyncError?
+        do {
+            _ = try await transport.push(viaTransport)
+        } catch {
+            refusal = error
+        }
+        #expect(refusal?.kind == .forked, "\(String(describing: refusal))")
+        viaTransport.expectedAppliedThrough = 3
+        #expect(try await transport.push(viaTransport).appliedThrough == 4)
         await server.stop()
     }
 

@@ -58,6 +58,99 @@ struct ServerRestoreTests {
         #expect(try await after.store.record(database: "db", key: key)?.body.counter("n") == 6, "the acknowledged increment is lost")
     }
 
+    /// Found by the fault-injection suite (seed 6060483968877760327): a store restored to a
+    /// backup taken during the writer's session. A push in that same session (a write-through
+    /// write between rounds) was accepted, and its answer confirmed the new sequence over the
+    /// lost ones, so the next hello saw nothing missing: the acknowledged increment was gone for
+    /// good. Each push now says what the server should already hold
+    /// (`PushRequest.expectedAppliedThrough`); the restored store refuses it as forked, and the
+    /// hello that follows starts the resync.
+    @Test func aPushAfterARestoreInTheSameSessionIsRefusedAndTheLostChangesComeBack() async throws {
+        let directory = TemporaryDirectory()
+        let live = directory.path("central.sqlite")
+        let policies = ServerPolicies(defaultPolicy: .crdt)
+        let before = SyncService(store: try SQLiteCentralStore(path: live), policies: policies)
+        let transport = SwappableTransport(InProcessTransport(service: before, database: "db"))
+        let writer = try await Replica.open(path: directory.path("writer.sqlite"))
+        let engine = SyncEngine(replica: writer, transport: transport)
+        try await writer.collection("items").create("d0") { $0.increment("n", by: 1) }
+        _ = try await engine.syncOnce()
+        // The backup, taken while the writer's session is open.
+        try IdentityTests.copy(live, to: directory.path("backup.sqlite"))
+        try await writer.collection("items").update("d0") { $0.increment("n", by: 5) }
+        #expect(try await engine.pushAll() == 1)
+
+        try IdentityTests.copy(directory.path("backup.sqlite"), to: directory.path("restored.sqlite"))
+        let after = SyncService(store: try SQLiteCentralStore(path: directory.path("restored.sqlite")), policies: policies)
+        transport.current.withLock { $0 = InProcessTransport(service: after, database: "db") }
+        // Another push in the same session, before any round's hello.
+        try await writer.collection("items").create("d1") { $0.increment("n", by: 7) }
+        #expect(try await engine.pushAll() == 1)
+        _ = try await engine.syncOnce()
+        #expect(await engine.resyncs == 1, "the writer did not notice the restore")
+        #expect(try await after.store.record(database: "db", key: key("items", "d0"))?.body.counter("n") == 6, "the acknowledged increment is lost")
+        #expect(try await after.store.record(database: "db", key: key("items", "d1"))?.body.counter("n") == 7)
+        for id in ["d0", "d1"] {
+            #expect(try await writer.record(key("items", id)) == after.store.record(database: "db", key: key("items", id)))
+        }
+    }
+
+    /// A write that survives only on a replica that pulled it: its author pushed it and was
+    /// acknowledged, then went away for good (a lost phone), and the store was restored to a
+    /// backup without it. The reader's resync pushes it back as a relay of another known
+    /// replica's write, which the server cannot verify: it limits the claim to what it holds,
+    /// and resolves the limited record as concurrent under the policy (joined under CRDT, the
+    /// later stamp under last writer wins). Before, the limited record compared equal to the
+    /// server's and the server kept its own: the write was lost.
+    @Test(arguments: [false, true])
+    func aWriteRelayedAfterTheServerLostItSurvives(lastWriterWins: Bool) async throws {
+        let directory = TemporaryDirectory()
+        let live = directory.path("central.sqlite")
+        let policies = ServerPolicies(defaultPolicy: lastWriterWins ? .lastWriterWins : .crdt)
+        let before = SyncService(store: try SQLiteCentralStore(path: live), policies: policies)
+        let author = try await Replica.open(path: directory.path("author.sqlite"))
+        let reader = try await Replica.open(path: directory.path("reader.sqlite"))
+        let authorEngine = SyncEngine(replica: author, transport: InProcessTransport(service: before, database: "db"))
+        let readerTransport = SwappableTransport(InProcessTransport(service: before, database: "db"))
+        let readerEngine = SyncEngine(replica: reader, transport: readerTransport)
+        try await author.collection("items").create("d") {
+            $0.increment("n", by: 3)
+            $0.set("v", to: "first")
+        }
+        _ = try await authorEngine.syncOnce()
+        _ = try await readerEngine.syncOnce()
+        try IdentityTests.copy(live, to: directory.path("backup.sqlite"))
+        try await author.collection("items").update("d") {
+            $0.increment("n", by: 4)
+            $0.set("v", to: "second")
+        }
+        #expect(try await authorEngine.syncOnce().pushed == 1)
+        _ = try await readerEngine.syncOnce()
+        #expect(try await reader.collection("items").get("d")?.string("v") == "second")
+
+        // The author is gone; the store is restored without its second write.
+        try IdentityTests.copy(directory.path("backup.sqlite"), to: directory.path("restored.sqlite"))
+        let after = SyncService(store: try SQLiteCentralStore(path: directory.path("restored.sqlite")), policies: policies)
+        readerTransport.current.withLock { $0 = InProcessTransport(service: after, database: "db") }
+        // A newcomer's write moves the restored log past the reader's cursor.
+        let newcomer = try await Replica.open(path: directory.path("newcomer.sqlite"))
+        try await newcomer.collection("other").create("x") { $0.set("v", to: "x") }
+        try await newcomer.collection("other").create("y") { $0.set("v", to: "y") }
+        _ = try await SyncEngine(replica: newcomer, transport: InProcessTransport(service: after, database: "db")).syncOnce()
+        _ = try await readerEngine.syncOnce()
+        _ = try await readerEngine.syncOnce()
+        #expect(await readerEngine.resyncs == 1)
+
+        let server = try #require(try await after.store.record(database: "db", key: key("items", "d")))
+        #expect(server.body.string("v") == "second", "the relayed write is lost: \(server.body)")
+        if !lastWriterWins { #expect(server.body.counter("n") == 7, "the relayed increment is lost: \(server.body)") }
+        // The contents agree; the reader's vector still counts the author's second write,
+        // which the server could not verify and did not count.
+        let local = try #require(try await reader.record(key("items", "d")))
+        #expect(local.body == server.body && local.deletion == server.deletion)
+        #expect(local.version.compare(to: server.version) == .after)
+    }
+
     /// The case: 20 changes, a backup after the first 10, the backup restored, new
     /// changes pushed to it (5: the old cursor names no change; 15: it names another change).
     /// A reader whose cursor was 20 gets the new changes; the writers push back the 10 lost

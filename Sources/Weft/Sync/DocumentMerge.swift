@@ -16,6 +16,11 @@ public enum MergeKind: String, Hashable, Sendable {
     /// replica that reused its identity. The authority's version (the server's) is taken; the
     /// caller logs it.
     case repaired
+    /// The remote version's vector dominated, yet the local version held writes it lacked: a
+    /// server's record that took a relayed write its vector could not count (see
+    /// `remoteClaimsLimited`). Under a policy that joins bodies the two were joined, so no write
+    /// is dropped on a vector's word.
+    case joined
 }
 
 /// Which version wins when both have the same version vector but different contents (see
@@ -61,6 +66,17 @@ public struct ConflictRecord: Hashable, Sendable {
 /// 2. `local ≤ remote`: the remote version has seen everything local; it replaces the local one
 ///    (a fast-forward). Replacing rather than joining matters under last-writer-wins: the remote
 ///    version may be the result of a resolution that dropped a loser's fields on purpose.
+///
+///    A pushed record whose claims the server had to limit (`remoteClaimsLimited`, see
+///    ``WeftCRDT/DocumentRecord/limitingClaims(about:to:includingContext:)``)
+///    is not trusted to be dominated: unless it still dominates, the policy resolves it as
+///    concurrent, so a write relayed after the server lost it (a restore) is not dropped. The
+///    server's vector then counts fewer writes than its body holds, so the server
+///    (`joiningWhenDominated`) joins a dominating version under a policy that joins bodies
+///    (``ConflictPolicy/joinsBodies``) rather than replacing its own: for honest versions the
+///    join is the dominating version; it differs (``MergeKind/joined``) only where the server's
+///    body holds such a write, which it keeps. Replicas then take the server's record, whose
+///    vector equals theirs, by the equal-vectors rule.
 /// 3. Concurrent: the policy decides, every policy as a `ConflictResolver`
 ///    (``ConflictPolicy/resolver(in:)``, `DocumentRecord.resolved(with:by:)`):
 ///    ``ConflictPolicy/crdt`` joins the two bodies (registers by stamp, counters add, sets
@@ -82,7 +98,8 @@ public enum DocumentMerge {
     /// - Complexity: O(*v*) to compare version vectors, plus the size of the documents when they conflict.
     public static func merge(
         local: DocumentRecord?, remote: DocumentRecord, key: DocumentKey, policy: ConflictPolicy,
-        resolvers: ResolverRegistry = ResolverRegistry(), equalVersions: EqualVersionsRule = .keepLocal
+        resolvers: ResolverRegistry = ResolverRegistry(), equalVersions: EqualVersionsRule = .keepLocal,
+        remoteClaimsLimited: Bool = false, joiningWhenDominated: Bool = false
     ) throws(WeftError) -> (record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?)
     {
         // Siblings are resolved by whoever can: the custom resolver where it is registered, or
@@ -92,7 +109,13 @@ public enum DocumentMerge {
             return try resolve(siblings: siblings, of: remote, local: local, key: key, policy: policy, resolver: resolver)
         }
         guard let local else { return (remote, .fastForward, nil) }
-        switch remote.version.compare(to: local.version) {
+        var order = remote.version.compare(to: local.version)
+        if remoteClaimsLimited && (order == .before || order == .equal) {
+            // The remote version's vector was cut to what the server holds, so "already seen"
+            // is not known: it may hold a write the server lost. The policy decides.
+            order = .concurrent
+        }
+        switch order {
         case .before:
             return (local, .unchanged, nil)
         case .equal:
@@ -102,7 +125,9 @@ public enum DocumentMerge {
             if local == remote { return (local, .unchanged, nil) }
             return (equalVersions == .keepLocal ? local : remote, .repaired, nil)
         case .after:
-            return (remote, .fastForward, nil)
+            guard joiningWhenDominated && policy.joinsBodies else { return (remote, .fastForward, nil) }
+            let joined = remote.merged(with: local)
+            return joined == remote ? (remote, .fastForward, nil) : (joined, .joined, nil)
         case .concurrent:
             let winner: DocumentRecord
             if let resolver = policy.resolver(in: resolvers) {
@@ -112,6 +137,8 @@ public enum DocumentMerge {
                 // both as siblings for a replica that has it.
                 winner = try DocumentRecord.holding(siblings: [local, remote])
             }
+            // A limited relay that added nothing is no conflict.
+            if winner == local && remote.version.compare(to: local.version) != .concurrent { return (local, .unchanged, nil) }
             return (winner, .conflict, ConflictRecord(key: key, local: local, remote: remote, winner: winner, policy: policy))
         }
     }

@@ -7,7 +7,8 @@ import WeftSQLite
 // Applying pushes.
 extension SQLiteCentralStore {
     public func applyPush(
-        database: String, replica: ReplicaID, epoch: UInt64, changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64,
+        changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
@@ -22,6 +23,7 @@ extension SQLiteCentralStore {
                     try Int64.fetchOne(
                         db, sql: "SELECT applied_through FROM high_water WHERE tenant = ? AND replica = ?",
                         arguments: [database, replicaBytes]) ?? 0)
+                guard mark >= expectedMark else { throw WeftError.forked(Self.lostChanges(replica, mark, expectedMark)) }
                 // The per-change statements run through the SQLite C API (see RawStatement).
                 let read = RawStatement(
                     try db.cachedStatement(sql: "SELECT record FROM documents WHERE tenant = ? AND collection = ? AND id = ?"), in: db)

@@ -94,7 +94,7 @@ extension SyncEngine {
                     // Each change carries the document's whole current record (the queue entry
                     // stands for it): the server resolves conflicts between whole versions, and a
                     // fast-forward replaces its record.
-                    let request = PushRequest(
+                    var request = PushRequest(
                         replica: replicaID, epoch: epoch, formerIdentities: replica.formerIdentities,
                         changes: batch.map { entry in
                             WireChange(
@@ -102,6 +102,8 @@ extension SyncEngine {
                                 key: WireKey(collection: entry.key.collection.rawValue, id: entry.key.id.rawValue),
                                 record: entry.record)
                         })
+                    // The server must still hold what it confirmed in this session.
+                    request.expectedAppliedThrough = confirmedMark
                     if bandwidthLimit != nil {
                         let size = WireMessage.encode(request).count
                         await throttle(size)
@@ -172,6 +174,7 @@ extension SyncEngine {
             }
             let last = push.sequences[push.sequences.count - 1]
             let through = min(response.appliedThrough, last)
+            confirmedMark = max(confirmedMark, response.appliedThrough)
             do {
                 try await storage.acknowledge(through: through)
             } catch {
@@ -205,7 +208,7 @@ extension SyncEngine {
                 throw SyncError(.rejected, "local storage: \(error)")
             }
             guard let entry = next.first else { break }
-            let request = PushRequest(
+            var request = PushRequest(
                 replica: replica.replicaID, epoch: replica.sessionEpoch, formerIdentities: replica.formerIdentities,
                 changes: [
                     WireChange(
@@ -214,7 +217,9 @@ extension SyncEngine {
                 ])
             let response: PushResponse
             do {
+                request.expectedAppliedThrough = confirmedMark
                 response = try await transport.push(request)
+                confirmedMark = max(confirmedMark, response.appliedThrough)
             } catch where error.kind == .rejected {
                 logger.warning(
                     "the server refused a change for good; it moves to the dead letters",

@@ -32,6 +32,7 @@ extension SyncEngine {
                     try await local { () async throws(WeftError) in try await replica.beginResync() }
                 }
                 declaredPolicies = policies
+                confirmedMark = response.appliedThrough
                 missingResolvers = policies.resolverNames.filter { replica.resolvers[$0] == nil }
                 sessionOpen = true
                 return

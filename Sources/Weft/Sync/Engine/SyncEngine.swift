@@ -65,6 +65,11 @@ public actor SyncEngine {
     public internal(set) var missingResolvers: [String] = []
     /// Whether the server accepted this session's handshake.
     var sessionOpen = false
+    /// The highest high-water mark the server answered in the open session (its hello, then
+    /// each push). Each push expects it (``WeftWire/PushRequest/expectedAppliedThrough``), so a
+    /// store restored during the session refuses the push instead of confirming later
+    /// sequences over the ones it lost.
+    var confirmedMark: UInt64 = 0
 
     /// Whether siblings held since before their resolver was registered were looked for.
     var heldSiblingsChecked = false
