@@ -102,10 +102,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // A SQLite VFS that keeps unsynced writes in memory, so SIGKILL is a power cut (tests).
+        .target(
+            name: "WeftPowerLossVFS",
+            path: "Tests/PowerLossVFS",
+            linkerSettings: [.linkedLibrary("sqlite3")]
+        ),
         // A child process for the crash tests: writes in a loop until killed.
         .executableTarget(
             name: "WeftCrashWriter",
-            dependencies: ["Weft", "WeftSQLite", "WeftHTTP"],
+            dependencies: ["Weft", "WeftSQLite", "WeftHTTP", "WeftPowerLossVFS"],
             path: "Tests/CrashWriter"
         ),
         .executableTarget(

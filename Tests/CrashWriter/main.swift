@@ -49,12 +49,29 @@
 //   pull <after>                           a pull request is about to be sent
 //   pulled <cursor> <changes> <has more>   the server answered the pull
 //   synced <pushed> <pulled> <cursor>      syncOnce() returned
+//
+// WEFT_CRASH_DURABILITY (normal|full) sets the sync client's durability (default normal).
+//
+//     WeftCrashWriter fault <db path> <server base URL> <token> <database> <seed> <tag prefix>
+//
+// The fault-injection suite's replica in a child process, to be killed with SIGKILL: opens the
+// replica at <db path> (CRDT, "notes" last writer wins), then loops until killed: a write to
+// document "s<k>" (k < 6) of collection "sensors" as the suite makes it (counter "n" and nested
+// counter "stats.m" += amount, register "last" and set "tags" get the tag <tag prefix><n>), and
+// after about a third of them a `syncOnce()` against <server base URL>.
+//
+// Output (stdout, unbuffered, one line each):
+//   start                                   after opening
+//   begin s<k> <amount> <tag>               before a write (it may commit without its ack)
+//   ack s<k> <amount> <tag> <sequence>      after it returned; <sequence> is its queue entry's
+//   synced | sync-failed <kind>             after a sync round
 //   sync-failed <kind>                     syncOnce() threw (the loop goes on)
 
 import Foundation
 import Weft
 import WeftCRDT
 import WeftHTTP
+import WeftPowerLossVFS
 import WeftSQLite
 import WeftWire
 
@@ -202,6 +219,9 @@ func syncLoop(path: String, baseURL: String, token: String, seed: UInt64, run: I
     do {
         var configuration = ReplicaConfiguration()
         configuration.conflictResolution = .crdt
+        if let level = ProcessInfo.processInfo.environment["WEFT_CRASH_DURABILITY"].flatMap(Durability.init(rawValue:)) {
+            configuration.durability = level
+        }
         let replica = try await Replica.open(path: path, configuration: configuration)
         let transport = LoopbackTransport(baseURL: baseURL, database: "mydb", token: token, pause: .milliseconds(pauseMilliseconds))
         let engine = SyncEngine(replica: replica, transport: transport)
@@ -239,7 +259,64 @@ func syncLoop(path: String, baseURL: String, token: String, seed: UInt64, run: I
     }
 }
 
+// WEFT_POWER_LOSS_VFS=1: every database goes through the power-loss VFS
+// (Tests/PowerLossVFS), so a SIGKILL loses whatever SQLite had not synced, as a power cut does.
+if ProcessInfo.processInfo.environment["WEFT_POWER_LOSS_VFS"] == "1" {
+    let code = weft_power_loss_vfs_register()
+    if code != 0 { fail("the power-loss VFS did not register: SQLite code \(code)") }
+}
+
+/// The `fault` mode: the fault-injection suite's replica, run in a child process so the suite
+/// can SIGKILL it (Tests/WeftTests/FaultInjection).
+func faultLoop(path: String, baseURL: String, token: String, database: String, seed: UInt64, prefix: String) async -> Never {
+    signal(SIGPIPE, SIG_IGN)
+    do {
+        var configuration = ReplicaConfiguration()
+        configuration.conflictResolution = .crdt
+        configuration.collectionPolicies = ["notes": .lastWriterWins]
+        let replica = try await Replica.open(path: path, configuration: configuration)
+        let engine = SyncEngine(
+            replica: replica, transport: HTTPTransport(baseURL: baseURL, database: database, token: token, timeout: .seconds(60)))
+        let sensors = try replica.collection("sensors")
+        emit("start")
+        var random = SplitMix64(seed: seed)
+        var n = 0
+        while true {
+            let id = "s\(random.next() % 6)"
+            let amount = Int64(1 + random.next() % 9)
+            let tag = "\(prefix)\(n)"
+            emit("begin \(id) \(amount) \(tag)")
+            try await sensors.upsert(id) { editor in
+                editor.increment("n", by: amount)
+                editor.set("last", to: .string(tag))
+                editor.insert(.string(tag), intoSet: "tags")
+                editor.updateMap("stats") { document, stamp in _ = document.increment("m", by: amount, at: stamp) }
+            }
+            let key = DocumentKey(collection: sensors.name, id: try DocumentID(id))
+            let sequence = try await replica.queuedChanges().first(where: { $0.key == key })?.sequence ?? 0
+            emit("ack \(id) \(amount) \(tag) \(sequence)")
+            n += 1
+            if random.next() % 3 == 0 {
+                do {
+                    _ = try await engine.syncOnce()
+                    emit("synced")
+                } catch {
+                    emit("sync-failed \(error.kind.rawValue)")
+                }
+            }
+        }
+    } catch {
+        fail("\(error)")
+    }
+}
+
 let arguments = CommandLine.arguments
+if arguments.count == 8, arguments[1] == "fault" {
+    guard let seed = UInt64(arguments[6]) else {
+        fail("usage: WeftCrashWriter fault <db path> <server base URL> <token> <database> <seed> <tag prefix>")
+    }
+    await faultLoop(path: arguments[2], baseURL: arguments[3], token: arguments[4], database: arguments[5], seed: seed, prefix: arguments[7])
+}
 if arguments.count == 7, arguments[1] == "sync" {
     guard let seed = UInt64(arguments[5]), let run = Int(arguments[6]) else {
         fail("usage: WeftCrashWriter sync <db path> <server base URL> <token> <seed> <run>")

@@ -67,6 +67,8 @@ struct SyncCrashTests {
         var lines = [String]()
         var start: (queued: Int, cursor: UInt64)?
         var acked = [Write]()
+        /// The acknowledged writes a later `syncOnce()` returned after: the server has them.
+        var synced = [Write]()
         /// The write begun but not acknowledged when the child was killed.
         var inProgress: Write?
         var malformed = [String]()
@@ -134,7 +136,7 @@ struct SyncCrashTests {
     /// returns what it printed.
     static func runChild(
         _ executable: URL, path: String, baseURL: String, seed: UInt64, run: Int, trigger: Trigger, fallbackMilliseconds: Int,
-        stderrPath: String
+        stderrPath: String, powerLoss: Durability? = nil
     ) async throws -> ChildRun {
         let process = Process()
         process.executableURL = executable
@@ -143,6 +145,11 @@ struct SyncCrashTests {
         // lands anywhere, so the child runs flat out (its writes and transactions are the targets).
         var environment = ProcessInfo.processInfo.environment
         if case .timer = trigger { environment["WEFT_SYNC_CRASH_PAUSE_MS"] = "0" } else { environment["WEFT_SYNC_CRASH_PAUSE_MS"] = "25" }
+        if let powerLoss {
+            // The kill is a power cut: what SQLite had not synced is gone (Tests/PowerLossVFS).
+            environment["WEFT_POWER_LOSS_VFS"] = "1"
+            environment["WEFT_CRASH_DURABILITY"] = powerLoss.rawValue
+        }
         process.environment = environment
         let output = Pipe()
         process.standardOutput = output
@@ -213,8 +220,11 @@ struct SyncCrashTests {
                 } else {
                     result.malformed.append(line)
                 }
-            case "push", "synced":
+            case "push":
                 if words.count != 4 { result.malformed.append(line) }
+            case "synced":
+                if words.count != 4 { result.malformed.append(line) }
+                result.synced = result.acked
             case "pushed", "pull", "sync-failed":
                 if words.count != 2 { result.malformed.append(line) }
             case "pulled":

@@ -7,11 +7,17 @@ import WeftCRDT
 ///
 /// - ``normal`` (the default, `PRAGMA synchronous = NORMAL`): a write that returned survives
 ///   the app crashing or being killed, because it is in the WAL file the operating system
-///   holds. After a power loss or kernel panic, the last writes before the failure may be
-///   lost (never half-applied: the database stays consistent and a lost write takes its queue
-///   entry with it).
+///   holds. After a power loss or kernel panic, the commits since the last checkpoint may be
+///   lost, and only those: the database stays consistent, the writes that remain are exactly
+///   the earliest ones, and a lost write takes its queue entry with it. A write the server
+///   acknowledged is never lost with them: it is on the server. If the lost commits held the
+///   replica's record of what the server acknowledged, the server finds the file forked at
+///   the next handshake; the replica takes a new identity and pulls back what the server holds.
 /// - ``full`` (`PRAGMA synchronous = FULL`): the WAL is `fsync`ed at every commit, so a write
 ///   that returned also survives a power loss. Commits cost one `fsync` each.
+///
+/// `PowerLossTests` and `PowerLossSyncTests` check exactly these promises, cutting power with a
+/// VFS that drops whatever SQLite had not synced.
 public enum Durability: String, Hashable, Sendable, CaseIterable {
     /// Survives app crashes; may lose the last writes on power loss.
     case normal

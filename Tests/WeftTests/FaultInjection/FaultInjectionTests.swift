@@ -22,7 +22,8 @@ import Glibc
 ///   part-way (the server committed, the client does not know), partitions (connections
 ///   refused), pushes sent twice and old pushes replayed late (``ReplayingTransport``);
 /// - process faults: a server killed with SIGKILL and restarted, a replica closed and reopened
-///   from its file (a replica's own SIGKILL is ``SyncCrashTests``' subject);
+///   from its file (a replica's own SIGKILL is ``SyncCrashTests``' subject, and its power cut
+///   ``PowerLossSyncTests``');
 /// - a mixed workload: counters, last-writer-wins registers, sets, nested documents, deletes and
 ///   re-creations, a last-writer-wins collection, and write-through writes with both fallbacks.
 ///
