@@ -32,7 +32,7 @@ extension FaultRun {
         for node in nodes {
             #expect(try await node.replica.queuedChanges().isEmpty, "a queue is not empty, \(context)")
             #expect(try await node.replica.deadLetters().isEmpty, "a dead letter, \(context)")
-            for collection in ["sensors", "orders", "notes", "churn"] {
+            for collection in ["sensors", "orders", "notes", "churn", "stock"] {
                 for (id, _) in try await node.replica.collection(collection).list(where: DocumentFilter(includeDeleted: true)) {
                     keys.insert(DocumentKey(collection: try CollectionName(collection), id: id))
                 }
@@ -60,6 +60,10 @@ extension FaultRun {
             }
             guard let body = server?.body else { continue }
             let name = "\(key.collection.rawValue)/\(key.id.rawValue)"
+            #expect(server?.holdsSiblings == false, "\(name): the server still holds siblings, \(context)")
+            if let written = quantities[name] {
+                #expect(body.int("qty").map(written.contains) == true, "\(name): qty is \(String(describing: body.int("qty"))), never written, \(context)")
+            }
             if let expected = counters[name] {
                 let total = body.counter("n") ?? 0
                 let slack = maybe[name] ?? 0
@@ -89,12 +93,16 @@ extension FaultRun {
             let parts = name.split(separator: "/").map(String.init)
             #expect(keys.contains(DocumentKey(collection: try CollectionName(parts[0]), id: try DocumentID(parts[1]))), "\(name) is on no replica, \(context)")
         }
+        // Concurrent "stock" versions the servers kept as siblings, for the replicas' resolver.
+        let siblings = try await store.conflicts(database: Self.database, limit: 100_000).filter {
+            if case .custom = $0.policy { true } else { false }
+        }.count
         let duplicates = nodes.map { $0.transport.counts.duplicates }.reduce(0, +)
         let replays = nodes.map { $0.transport.counts.replays }.reduce(0, +)
         print(
-            "FaultInjection: seed \(seed) on \(kind), restoring \(restores.rawValue): \(steps) steps, \(writes) writes, \(serverKills) server kills, \(replicaRestarts) replica restarts, "
+            "FaultInjection: seed \(seed) on \(kind), restoring \(restores.rawValue): \(steps) steps, \(writes) writes, \(serverKills) server kills, \(replicaRestarts) replica restarts, \(replicaKills) replica processes killed, "
                 + "\(partitions) partition toggles, \(storeBackups) store backups and \(storeRestores) restores, \(replicaSnapshots) replica copies and \(replicaRestores) restores, network \(proxy.counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")), "
-                + "\(duplicates) duplicated and \(replays) late pushes, \(limitedRelays) relays with claims ahead, sync failures \(syncFailures.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); replay: \(replay)")
+                + "\(duplicates) duplicated and \(replays) late pushes, \(limitedRelays) relays with claims ahead, \(siblings) custom-resolver conflicts kept as siblings, sync failures \(syncFailures.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); replay: \(replay)")
     }
 
     /// Whether `local` differs from `server` only by claiming more: the same visible contents

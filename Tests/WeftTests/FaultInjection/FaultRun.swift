@@ -58,6 +58,8 @@ final class FaultRun: @unchecked Sendable {
     var unconfirmed: [Int: [(key: String, amount: Int64, nested: Bool, tag: String?, sequence: UInt64)]] = [:]
     var elements: [String: Set<String>] = [:]
     var registers: [String: Set<String>] = [:]
+    /// Every quantity written to each "stock" document (custom resolver): its final one is one of them.
+    var quantities: [String: Set<Int64>] = [:]
     var unique = 0
     var history: [String: [String]] = [:]
     /// Documents where a write-through write that created the document was rolled back: the
@@ -70,6 +72,8 @@ final class FaultRun: @unchecked Sendable {
     var writes = 0
     var serverKills = 0
     var replicaRestarts = 0
+    /// Replica processes killed with SIGKILL (``killReplicaProcess(_:)``).
+    var replicaKills = 0
     var partitions = 0
     var storeBackups = 0
     var storeRestores = 0
@@ -112,6 +116,10 @@ final class FaultRun: @unchecked Sendable {
             [persistence.collections.notes]
             conflict_resolution = "lww"
 
+            [persistence.collections.stock]
+            conflict_resolution = "custom"
+            resolver = "keepMore"
+
             [server]
             listen = "127.0.0.1:\(port)"
             \(store)
@@ -146,7 +154,7 @@ final class FaultRun: @unchecked Sendable {
     func configuration(_ index: Int) -> ReplicaConfiguration {
         var configuration = ReplicaConfiguration()
         configuration.conflictResolution = .crdt
-        configuration.collectionPolicies = ["notes": .lastWriterWins]
+        configuration.collectionPolicies = ["notes": .lastWriterWins, "stock": .custom(resolver: "keepMore")]
         if index > 0 {
             configuration.collectionModes = ["orders": .writeThrough]
             configuration.writeThroughFallback = index == 1 ? .keepQueued : .rollBack
@@ -156,7 +164,12 @@ final class FaultRun: @unchecked Sendable {
     }
 
     func openNode(_ index: Int) async throws -> Node {
-        let replica = try await Replica.open(path: directory.path("replica\(index).sqlite"), configuration: configuration(index))
+        // The servers lack the custom resolver (`weft serve` cannot link it): they keep
+        // siblings, and these replicas resolve them.
+        var resolvers = ResolverRegistry()
+        resolvers.register("keepMore", RandomizedSyncTests.KeepMore())
+        let replica = try await Replica.open(
+            path: directory.path("replica\(index).sqlite"), configuration: configuration(index), resolvers: resolvers)
         let http = HTTPTransport(baseURL: proxy.baseURL, database: Self.database, token: Self.token, timeout: .seconds(60), client: client)
         let transport = ReplayingTransport(http, seed: seed &+ UInt64(index) &* 7_919 &+ UInt64(replicaRestarts) &* 104_729)
         let engine = SyncEngine(replica: replica, transport: transport)
@@ -211,8 +224,12 @@ final class FaultRun: @unchecked Sendable {
                 if roll(3) > 0 || servers.allSatisfy({ $0 == nil }) { try await startServer(index) }
             case 88..<91:
                 let index = roll(3)
-                slots[index] = try await openNode(index)
-                replicaRestarts += 1
+                if roll(3) == 0 {
+                    try await killReplicaProcess(index)
+                } else {
+                    slots[index] = try await openNode(index)
+                    replicaRestarts += 1
+                }
             case 91..<93:
                 if restores == .replicaFiles || (restores == .both && roll(2) == 0) { try await replicaSnapshot(roll(3)) } else if restores != .none { try await backUpStore() }
             case 93..<95:
@@ -238,7 +255,7 @@ final class FaultRun: @unchecked Sendable {
         let tag = "v\(unique)"
         let amount = Int64(1 + roll(9))
         do {
-            switch roll(5) {
+            switch roll(6) {
             case 0, 1:
                 let id = "s\(roll(6))"
                 let key = "sensors/\(id)"
@@ -275,6 +292,11 @@ final class FaultRun: @unchecked Sendable {
                 let id = "n\(roll(4))"
                 try await node.replica.collection("notes").upsert(id) { $0.set("v", to: .string(tag)) }
                 registers["notes/\(id)", default: []].insert(tag)
+            case 4:
+                let id = "k\(roll(2))"
+                let quantity = Int64(roll(100))
+                try await node.replica.collection("stock").upsert(id) { $0.set("qty", to: .int(quantity)) }
+                quantities["stock/\(id)", default: []].insert(quantity)
             default:
                 let id = "c\(roll(4))"
                 let churn = try node.replica.collection("churn")
