@@ -55,7 +55,8 @@
 //     WeftCrashWriter fault <db path> <server base URL> <token> <database> <seed> <tag prefix>
 //
 // The fault-injection suite's replica in a child process, to be killed with SIGKILL: opens the
-// replica at <db path> (CRDT, "notes" last writer wins), then loops until killed: a write to
+// replica at <db path> (CRDT, "notes" last writer wins; WEFT_CRASH_DURABILITY as in the sync
+// mode), then loops until killed: a write to
 // document "s<k>" (k < 6) of collection "sensors" as the suite makes it (counter "n" and nested
 // counter "stats.m" += amount, register "last" and set "tags" get the tag <tag prefix><n>), and
 // after about a third of them a `syncOnce()` against <server base URL>.
@@ -274,6 +275,9 @@ func faultLoop(path: String, baseURL: String, token: String, database: String, s
         var configuration = ReplicaConfiguration()
         configuration.conflictResolution = .crdt
         configuration.collectionPolicies = ["notes": .lastWriterWins]
+        if let level = ProcessInfo.processInfo.environment["WEFT_CRASH_DURABILITY"].flatMap(Durability.init(rawValue:)) {
+            configuration.durability = level
+        }
         let replica = try await Replica.open(path: path, configuration: configuration)
         let engine = SyncEngine(
             replica: replica, transport: HTTPTransport(baseURL: baseURL, database: database, token: token, timeout: .seconds(60)))

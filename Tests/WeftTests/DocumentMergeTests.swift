@@ -111,6 +111,21 @@ struct DocumentMergeTests {
         }
         let nothingNew = try DocumentMerge.merge(local: v2, remote: v1, key: key, policy: .lastWriterWins, remoteClaimsLimited: true)
         #expect(nothingNew.kind == .unchanged && nothingNew.conflict == nil)
+
+        // Siblings the server still holds though this replica resolved them (the resolution
+        // did not reach the server, or a restore lost it): resolved again, to be pushed. Found
+        // by the fault suite: the server kept the siblings for good, every replica thinking
+        // them resolved.
+        var resolvers = ResolverRegistry()
+        resolvers.register("r") { a, b in a.lastStamp > b.lastStamp ? a.body : b.body }
+        let held = try DocumentRecord.holding(siblings: [v2, other])
+        var ahead = held.version
+        ahead.increment(a)
+        let resolvedHere = DocumentRecord(body: other.body, deletion: other.deletion, version: ahead)
+        let again = try DocumentMerge.merge(local: resolvedHere, remote: held, key: key, policy: .custom(resolver: "r"), resolvers: resolvers)
+        #expect(again.kind == .resolved && again.record == resolvedHere, "\(again.kind)")
+        let fresh = try DocumentMerge.merge(local: v2, remote: held, key: key, policy: .custom(resolver: "r"), resolvers: resolvers)
+        #expect(fresh.kind == .resolved && fresh.record.body.int("z") == 3)
     }
 
     @Test func applyingAPageTwiceChangesNothingAndTheCursorPersists() async throws {

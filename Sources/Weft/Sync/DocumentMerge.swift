@@ -151,7 +151,13 @@ public enum DocumentMerge {
         var candidates = siblings
         if let local {
             switch local.version.compare(to: remote.version) {
-            case .after, .equal: return (local, .unchanged, nil)  // already resolved here
+            case .after, .equal:
+                // Resolved here already, yet the server still holds the siblings: the resolution
+                // did not reach it (a store restored from a backup lost it, or it limited the
+                // claims of a relay of it). Resolve again, as a new write of this replica (the
+                // caller counts it), which the server takes as a fast-forward.
+                guard !local.holdsSiblings else { return (local, .unchanged, nil) }
+                return (local, .resolved, nil)
             case .concurrent: candidates.append(local)
             case .before: break  // every write of it is in some sibling
             }

@@ -100,7 +100,7 @@ extension FaultRun {
         let duplicates = nodes.map { $0.transport.counts.duplicates }.reduce(0, +)
         let replays = nodes.map { $0.transport.counts.replays }.reduce(0, +)
         print(
-            "FaultInjection: seed \(seed) on \(kind), restoring \(restores.rawValue): \(steps) steps, \(writes) writes, \(serverKills) server kills, \(replicaRestarts) replica restarts, \(replicaKills) replica processes killed, "
+            "FaultInjection: seed \(seed) on \(kind), restoring \(restores.rawValue): \(steps) steps, \(writes) writes, \(serverKills) server kills, \(replicaRestarts) replica restarts, \(replicaKills) replica processes killed (\(powerCuts) by a power cut), "
                 + "\(partitions) partition toggles, \(storeBackups) store backups and \(storeRestores) restores, \(replicaSnapshots) replica copies and \(replicaRestores) restores, network \(proxy.counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")), "
                 + "\(duplicates) duplicated and \(replays) late pushes, \(limitedRelays) relays with claims ahead, \(siblings) custom-resolver conflicts kept as siblings, sync failures \(syncFailures.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); replay: \(replay)")
     }

@@ -72,8 +72,10 @@ final class FaultRun: @unchecked Sendable {
     var writes = 0
     var serverKills = 0
     var replicaRestarts = 0
-    /// Replica processes killed with SIGKILL (``killReplicaProcess(_:)``).
+    /// Replica processes killed with SIGKILL (``killReplicaProcess(_:)``), and how many of those
+    /// kills were power cuts.
     var replicaKills = 0
+    var powerCuts = 0
     var partitions = 0
     var storeBackups = 0
     var storeRestores = 0
