@@ -3,8 +3,8 @@ import Testing
 import Weft
 import WeftCRDT
 import WeftHTTP
-import WeftServer
 import WeftSQLite
+import WeftServer
 
 /// Issue #14: a simulated power loss, and what each `durability` level promises.
 ///
@@ -30,9 +30,12 @@ struct PowerLossTests {
     @Test(arguments: Durability.allCases)
     func aPowerCutKeepsWhatTheDurabilityLevelPromises(_ durability: Durability) async throws {
         let rounds = CrashTests.environmentInt("WEFT_POWER_ROUNDS") ?? 8
-        let seed = CrashTests.environmentInt("WEFT_POWER_SEED").map { UInt64(truncatingIfNeeded: $0) }
+        let seed =
+            CrashTests.environmentInt("WEFT_POWER_SEED").map { UInt64(truncatingIfNeeded: $0) }
             ?? UInt64.random(in: 0...UInt64(Int64.max))
-        print("PowerLossTests: seed \(seed) (WEFT_POWER_SEED=\(seed) replays it), \(rounds) rounds, durability \(durability)")
+        print(
+            "PowerLossTests: seed \(seed) (WEFT_POWER_SEED=\(seed) replays it), \(rounds) rounds, durability \(durability)"
+        )
         let executable = try CrashTests.writerExecutable()
         let directory = TemporaryDirectory()
         let path = directory.path("replica.sqlite")
@@ -48,26 +51,34 @@ struct PowerLossTests {
             let milliseconds = 150 + Int(random.next() % 400)
             let before = model.count
             let run = try await CrashTests.runWriter(
-                executable, path: path, seed: seed, durability: durability, milliseconds: milliseconds, powerLoss: true)
+                executable, path: path, seed: seed, durability: durability, milliseconds: milliseconds,
+                powerLoss: true)
             guard run.killed else {
-                Issue.record("round \(round): the writer was not killed by SIGKILL (it exited on its own?); stderr:\n\(run.stderr)")
+                Issue.record(
+                    "round \(round): the writer was not killed by SIGKILL (it exited on its own?); stderr:\n\(run.stderr)"
+                )
                 return
             }
-            #expect(run.malformed.isEmpty, "round \(round): malformed writer output: \(run.malformed.prefix(5))")
+            #expect(
+                run.malformed.isEmpty, "round \(round): malformed writer output: \(run.malformed.prefix(5))")
             acked += run.acks.count
             guard
                 let committed = try await CrashTests.check(
                     path: path, model: &model, acked: run.acks.count, run: run, replicaID: &replicaID,
                     lossAllowed: durability == .normal)
             else {
-                Issue.record("round \(round) (seed \(seed), \(durability), cut after \(milliseconds) ms, \(run.acks.count) acks) failed")
+                Issue.record(
+                    "round \(round) (seed \(seed), \(durability), cut after \(milliseconds) ms, \(run.acks.count) acks) failed"
+                )
                 return
             }
             let missing = max(0, before + run.acks.count - committed)
             lost += missing
             if missing > 0 { roundsWithLoss += 1 }
         }
-        print("PowerLossTests: \(durability): \(rounds) power cuts, \(acked) writes returned, \(lost) of them lost (in \(roundsWithLoss) rounds)")
+        print(
+            "PowerLossTests: \(durability): \(rounds) power cuts, \(acked) writes returned, \(lost) of them lost (in \(roundsWithLoss) rounds)"
+        )
         #expect(acked > rounds, "the writer hardly wrote")
         switch durability {
         case .full:
@@ -96,12 +107,16 @@ struct PowerLossSyncTests {
     @Test(arguments: Durability.allCases)
     func aSyncingClientCutOffKeepsWhatTheServerAcknowledged(_ durability: Durability) async throws {
         let rounds = CrashTests.environmentInt("WEFT_POWER_ROUNDS") ?? 8
-        let seed = CrashTests.environmentInt("WEFT_POWER_SEED").map { UInt64(truncatingIfNeeded: $0) }
+        let seed =
+            CrashTests.environmentInt("WEFT_POWER_SEED").map { UInt64(truncatingIfNeeded: $0) }
             ?? UInt64.random(in: 0...UInt64(Int64.max))
-        print("PowerLossSyncTests: seed \(seed) (WEFT_POWER_SEED=\(seed) replays it), \(rounds) rounds, durability \(durability)")
+        print(
+            "PowerLossSyncTests: seed \(seed) (WEFT_POWER_SEED=\(seed) replays it), \(rounds) rounds, durability \(durability)"
+        )
         let executable = try builtExecutable("WeftCrashWriter")
         let directory = TemporaryDirectory()
-        let server = try await RunningServer.start(store: try SQLiteCentralStore(path: directory.path("central.sqlite")), policy: .crdt)
+        let server = try await RunningServer.start(
+            store: try SQLiteCentralStore(path: directory.path("central.sqlite")), policy: .crdt)
         defer { Task { await server.stop() } }
         let clientPath = directory.path("client.sqlite")
 
@@ -111,12 +126,17 @@ struct PowerLossSyncTests {
         var inProgress = [SyncCrashTests.Write]()
         for round in 0..<rounds {
             let trigger: SyncCrashTests.Trigger =
-                round % 2 == 0 ? .afterPush(1 + Int(random.next() % 4)) : .timer(60 + Int(random.next() % 400))
+                round % 2 == 0
+                ? .afterPush(1 + Int(random.next() % 4)) : .timer(60 + Int(random.next() % 400))
             let run = try await SyncCrashTests.runChild(
-                executable, path: clientPath, baseURL: server.baseURL, seed: random.next(), run: round, trigger: trigger,
-                fallbackMilliseconds: 4_000, stderrPath: directory.path("stderr-\(round).txt"), powerLoss: durability)
+                executable, path: clientPath, baseURL: server.baseURL, seed: random.next(), run: round,
+                trigger: trigger,
+                fallbackMilliseconds: 4_000, stderrPath: directory.path("stderr-\(round).txt"),
+                powerLoss: durability)
             guard run.killed else {
-                Issue.record("round \(round): the client was not killed (it exited on its own?); stderr:\n\(run.stderr)")
+                Issue.record(
+                    "round \(round): the client was not killed (it exited on its own?); stderr:\n\(run.stderr)"
+                )
                 return
             }
             #expect(run.malformed.isEmpty, "round \(round): malformed output \(run.malformed.prefix(5))")
@@ -130,9 +150,12 @@ struct PowerLossSyncTests {
         // The client restarts after the last cut and syncs until nothing moves.
         var configuration = ReplicaConfiguration()
         configuration.conflictResolution = .crdt
-        let client = try await Replica(storage: try SQLiteReplicaStorage(path: clientPath), configuration: configuration)
+        let client = try await Replica(
+            storage: try SQLiteReplicaStorage(path: clientPath), configuration: configuration)
         let engine = SyncEngine(
-            replica: client, transport: HTTPTransport(baseURL: server.baseURL, database: SyncCrashTests.database, token: RunningServer.writeToken))
+            replica: client,
+            transport: HTTPTransport(
+                baseURL: server.baseURL, database: SyncCrashTests.database, token: RunningServer.writeToken))
         for _ in 0..<10 {
             let report = try await engine.syncOnce()
             if report.pushed + report.pulled == 0 { break }
@@ -152,15 +175,21 @@ struct PowerLossSyncTests {
                 present.insert("\(k)/\(field)")
                 sum += body.int(field) ?? 0
             }
-            #expect(body.counter("n") == sum, "c\(k): counter \(String(describing: body.counter("n"))), registers sum to \(sum)")
+            #expect(
+                body.counter("n") == sum,
+                "c\(k): counter \(String(describing: body.counter("n"))), registers sum to \(sum)")
         }
         #expect(try await client.queuedChanges().isEmpty)
         let missingSynced = synced.filter { !present.contains("\($0.document)/\($0.field)") }
         #expect(missingSynced.isEmpty, "writes the server acknowledged are gone: \(missingSynced.prefix(10))")
         let missing = acked.filter { !present.contains("\($0.document)/\($0.field)") }
-        if durability == .full { #expect(missing.isEmpty, "writes that returned under durability full are gone: \(missing.prefix(10))") }
+        if durability == .full {
+            #expect(
+                missing.isEmpty, "writes that returned under durability full are gone: \(missing.prefix(10))")
+        }
         print(
             "PowerLossSyncTests: \(durability): \(rounds) power cuts, \(acked.count) writes returned, \(synced.count) of them acknowledged by the server, "
-                + "\(missing.count) lost with a cut before they were pushed, \(inProgress.count) in progress at a cut, identities: former \(client.formerIdentities.count)")
+                + "\(missing.count) lost with a cut before they were pushed, \(inProgress.count) in progress at a cut, identities: former \(client.formerIdentities.count)"
+        )
     }
 }

@@ -3,7 +3,7 @@ import Testing
 import Weft
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // A replica's process killed with SIGKILL: the replica's file is handed to a child process
@@ -22,13 +22,16 @@ extension FaultRun {
         weak var probe = slots[index]?.replica
         slots[index] = nil
         for _ in 0..<3_000 where probe != nil { try await Task.sleep(for: .milliseconds(20)) }
-        if probe != nil { throw OfflineTests.TestFailure("replica \(index) is still held (replay: \(replay))") }
+        if probe != nil {
+            throw OfflineTests.TestFailure("replica \(index) is still held (replay: \(replay))")
+        }
 
         let process = Process()
         process.executableURL = try builtExecutable("WeftCrashWriter")
         let prefix = "k\(replicaKills)_"
         process.arguments = [
-            "fault", directory.path("replica\(index).sqlite"), proxy.baseURL, Self.token, Self.database, String(random.next()), prefix,
+            "fault", directory.path("replica\(index).sqlite"), proxy.baseURL, Self.token, Self.database,
+            String(random.next()), prefix,
         ]
         var power: Durability? = [nil, .full, .normal][roll(3)]
         if power == .normal && (restores == .store || restores == .both) {
@@ -64,7 +67,9 @@ extension FaultRun {
             nested[write.key, default: 0] += write.amount
             elements[write.key, default: []].insert(write.tag)
             unconfirmed[index, default: []].append((write.key, write.amount, true, write.tag, write.sequence))
-            history[write.key, default: []].append("r\(index) (process \(prefix), \(power.map { "power cut, \($0)" } ?? "SIGKILL")) +\(write.amount) \(write.tag) seq \(write.sequence) queued")
+            history[write.key, default: []].append(
+                "r\(index) (process \(prefix), \(power.map { "power cut, \($0)" } ?? "SIGKILL")) +\(write.amount) \(write.tag) seq \(write.sequence) queued"
+            )
         }
         for await line in lines {
             let words = line.split(separator: " ").map(String.init)
@@ -97,7 +102,9 @@ extension FaultRun {
         killer.fire()
         process.waitUntilExit()
         if !(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL) {
-            Issue.record("the replica process was not killed by SIGKILL: it ended with \(process.terminationStatus) (replay: \(replay))")
+            Issue.record(
+                "the replica process was not killed by SIGKILL: it ended with \(process.terminationStatus) (replay: \(replay))"
+            )
         }
         if let begun {
             maybe[begun.key, default: 0] += begun.amount
@@ -108,7 +115,8 @@ extension FaultRun {
             // Acknowledged locally, not known to the server: the power cut may have taken it.
             maybe[write.key, default: 0] += write.amount
             nestedMaybe[write.key, default: 0] += write.amount
-            history[write.key, default: []].append("r\(index) (process) +\(write.amount) returned, then a power cut under normal")
+            history[write.key, default: []].append(
+                "r\(index) (process) +\(write.amount) returned, then a power cut under normal")
         }
         replicaKills += 1
         slots[index] = try await openNode(index)
