@@ -56,6 +56,41 @@ struct SiblingsOnReplicasTests {
         #expect(try await bare.record(key("inventory", "valve")) == server)
     }
 
+    /// Found by the fault suite (its replica process lacks the resolver): a replica without the
+    /// resolver whose write was still queued pulled siblings; its record, which the queue entry
+    /// stands for, then held them, the server refused the reserved field, and the write went to
+    /// the dead letters. The entry now goes out as the siblings' join, as a write on them would.
+    @Test func aQueuedWriteOfAReplicaWithoutTheResolverSurvivesPulledSiblings() async throws {
+        let directory = TemporaryDirectory()
+        let service = SyncService(store: MemoryCentralStore(), policies: ServerPolicies(defaultPolicy: Self.policy))
+        let (configuration, resolvers) = Self.withResolver()
+        var writers = [SyncEngine]()
+        for index in 0..<2 {
+            let replica = try await Replica.open(path: directory.path("w\(index).sqlite"), configuration: configuration, resolvers: resolvers)
+            writers.append(SyncEngine(replica: replica, transport: InProcessTransport(service: service, database: "db")))
+        }
+        let bare = try await Replica.open(path: directory.path("bare.sqlite"))
+        let engine = SyncEngine(replica: bare, transport: InProcessTransport(service: service, database: "db"))
+        try await writers[0].replica.collection("inventory").create("valve") { $0.set("stock", to: 5) }
+        _ = try await writers[0].syncOnce()
+        _ = try await writers[1].syncOnce()
+        _ = try await engine.syncOnce()
+        for (index, writer) in writers.enumerated() {
+            try await writer.replica.collection("inventory").update("valve") { $0.set("stock", to: .int([8, 3][index])) }
+            _ = try await writer.pushAll()
+        }
+        // The bare replica's write waits in its queue while it pulls the siblings.
+        try await bare.collection("inventory").update("valve") { $0.set("bin", to: "B7") }
+        _ = try await engine.pullAll()
+        #expect(try await bare.holdsSiblings(key("inventory", "valve")))
+        _ = try await engine.syncOnce()
+        #expect(try await bare.deadLetters().isEmpty, "the queued write went to the dead letters")
+        let server = try #require(try await service.store.record(database: "db", key: key("inventory", "valve")))
+        #expect(!server.holdsSiblings && server.body.string("bin") == "B7", "\(server)")
+        _ = try await engine.syncOnce()
+        #expect(try await bare.record(key("inventory", "valve")) == server)
+    }
+
     @Test func siblingsHeldBeforeTheResolverWasRegisteredAreResolvedLater() async throws {
         let directory = TemporaryDirectory()
         let (service, _) = try await Self.siblingsOnTheServer(directory)

@@ -31,7 +31,8 @@ extension FaultRun {
         var keys = Set<DocumentKey>()
         for node in nodes {
             #expect(try await node.replica.queuedChanges().isEmpty, "a queue is not empty, \(context)")
-            #expect(try await node.replica.deadLetters().isEmpty, "a dead letter, \(context)")
+            let dead = try await node.replica.deadLetters()
+            #expect(dead.isEmpty, "a dead letter (\(dead.map { "\($0)" }.joined(separator: "; ").prefix(600))), \(context)")
             for collection in ["sensors", "orders", "notes", "churn", "stock"] {
                 for (id, _) in try await node.replica.collection(collection).list(where: DocumentFilter(includeDeleted: true)) {
                     keys.insert(DocumentKey(collection: try CollectionName(collection), id: id))

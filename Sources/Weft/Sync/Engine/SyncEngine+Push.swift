@@ -100,7 +100,7 @@ extension SyncEngine {
                             WireChange(
                                 sequence: entry.sequence,
                                 key: WireKey(collection: entry.key.collection.rawValue, id: entry.key.id.rawValue),
-                                record: entry.record)
+                                record: Self.pushable(entry.record))
                         })
                     // The server must still hold what it confirmed in this session.
                     request.expectedAppliedThrough = confirmedMark
@@ -213,7 +213,7 @@ extension SyncEngine {
                 changes: [
                     WireChange(
                         sequence: entry.sequence, key: WireKey(collection: entry.key.collection.rawValue, id: entry.key.id.rawValue),
-                        record: entry.record)
+                        record: Self.pushable(entry.record))
                 ])
             let response: PushResponse
             do {
@@ -246,5 +246,15 @@ extension SyncEngine {
             confirmed += response.appliedThrough >= entry.sequence ? 1 : 0
         }
         return confirmed
+    }
+
+    /// The record a queue entry pushes. An entry stands for its document's current record, which
+    /// holds siblings when this replica, lacking the collection's resolver, pulled them while
+    /// its own write was pending (the write is one of them). Servers refuse the reserved field,
+    /// so the entry goes out as the siblings' join, as a write on siblings would: its version
+    /// covers every sibling, and the server takes it as a fast-forward.
+    static func pushable(_ record: DocumentRecord) -> DocumentRecord {
+        guard record.holdsSiblings, let joined = try? record.resolvingSiblings(with: nil) else { return record }
+        return joined
     }
 }
