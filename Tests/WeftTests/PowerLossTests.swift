@@ -29,13 +29,7 @@ import WeftServer
 struct PowerLossTests {
     @Test(arguments: Durability.allCases)
     func aPowerCutKeepsWhatTheDurabilityLevelPromises(_ durability: Durability) async throws {
-        let rounds = CrashTests.environmentInt("WEFT_POWER_ROUNDS") ?? 8
-        let seed =
-            CrashTests.environmentInt("WEFT_POWER_SEED").map { UInt64(truncatingIfNeeded: $0) }
-            ?? UInt64.random(in: 0...UInt64(Int64.max))
-        print(
-            "PowerLossTests: seed \(seed) (WEFT_POWER_SEED=\(seed) replays it), \(rounds) rounds, durability \(durability)"
-        )
+        let (rounds, seed) = powerLossRun("PowerLossTests", durability)
         let executable = try CrashTests.writerExecutable()
         let directory = TemporaryDirectory()
         let path = directory.path("replica.sqlite")
@@ -106,13 +100,7 @@ struct PowerLossTests {
 struct PowerLossSyncTests {
     @Test(arguments: Durability.allCases)
     func aSyncingClientCutOffKeepsWhatTheServerAcknowledged(_ durability: Durability) async throws {
-        let rounds = CrashTests.environmentInt("WEFT_POWER_ROUNDS") ?? 8
-        let seed =
-            CrashTests.environmentInt("WEFT_POWER_SEED").map { UInt64(truncatingIfNeeded: $0) }
-            ?? UInt64.random(in: 0...UInt64(Int64.max))
-        print(
-            "PowerLossSyncTests: seed \(seed) (WEFT_POWER_SEED=\(seed) replays it), \(rounds) rounds, durability \(durability)"
-        )
+        let (rounds, seed) = powerLossRun("PowerLossSyncTests", durability)
         let executable = try builtExecutable("WeftCrashWriter")
         let directory = TemporaryDirectory()
         let server = try await RunningServer.start(
@@ -192,4 +180,15 @@ struct PowerLossSyncTests {
                 + "\(missing.count) lost with a cut before they were pushed, \(inProgress.count) in progress at a cut, identities: former \(client.formerIdentities.count)"
         )
     }
+}
+
+/// The rounds (`WEFT_POWER_ROUNDS`, default 8) and seed (`WEFT_POWER_SEED`, or random) of a
+/// power-loss test, printed so a failure can be replayed.
+func powerLossRun(_ suite: String, _ durability: Durability) -> (rounds: Int, seed: UInt64) {
+    let rounds = CrashTests.environmentInt("WEFT_POWER_ROUNDS") ?? 8
+    let seed =
+        CrashTests.environmentInt("WEFT_POWER_SEED").map { UInt64(truncatingIfNeeded: $0) }
+        ?? UInt64.random(in: 0...UInt64(Int64.max))
+    print("\(suite): seed \(seed) (WEFT_POWER_SEED=\(seed) replays it), \(rounds) rounds, durability \(durability)")
+    return (rounds, seed)
 }

@@ -26,12 +26,11 @@ struct ServerRestoreTests {
         func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse { try await current.withLock { $0 }.pull(request) }
     }
 
-    /// Found by the fault-injection suite (seed 2851714868834001058): a writer whose session
-    /// stayed open across the restore, and whose cursor was still inside the backup's history,
-    /// saw no failed request and no `resync`; its acknowledged write was gone from the server
-    /// for good. Every round now opens with a hello, whose mark tells it.
-    @Test func aWriterWhoseSessionStayedOpenNoticesTheRestore() async throws {
-        let directory = TemporaryDirectory()
+    /// A writer on a SQLite store behind a swappable transport, with document items/d0 (n = 1)
+    /// synced, so its session is open.
+    static func writerInSession(_ directory: TemporaryDirectory) async throws
+        -> (live: String, policies: ServerPolicies, transport: SwappableTransport, writer: Replica, engine: SyncEngine)
+    {
         let live = directory.path("central.sqlite")
         let policies = ServerPolicies(defaultPolicy: .crdt)
         let before = SyncService(store: try SQLiteCentralStore(path: live), policies: policies)
@@ -40,6 +39,16 @@ struct ServerRestoreTests {
         let engine = SyncEngine(replica: writer, transport: transport)
         try await writer.collection("items").create("d0") { $0.increment("n", by: 1) }
         _ = try await engine.syncOnce()
+        return (live, policies, transport, writer, engine)
+    }
+
+    /// Found by the fault-injection suite (seed 2851714868834001058): a writer whose session
+    /// stayed open across the restore, and whose cursor was still inside the backup's history,
+    /// saw no failed request and no `resync`; its acknowledged write was gone from the server
+    /// for good. Every round now opens with a hello, whose mark tells it.
+    @Test func aWriterWhoseSessionStayedOpenNoticesTheRestore() async throws {
+        let directory = TemporaryDirectory()
+        let (live, policies, transport, writer, engine) = try await Self.writerInSession(directory)
         try IdentityTests.copy(live, to: directory.path("backup.sqlite"))
         // An increment pushed and acknowledged after the backup; the writer does not pull, so
         // its cursor stays inside the backup's history.
@@ -67,14 +76,7 @@ struct ServerRestoreTests {
     /// hello that follows starts the resync.
     @Test func aPushAfterARestoreInTheSameSessionIsRefusedAndTheLostChangesComeBack() async throws {
         let directory = TemporaryDirectory()
-        let live = directory.path("central.sqlite")
-        let policies = ServerPolicies(defaultPolicy: .crdt)
-        let before = SyncService(store: try SQLiteCentralStore(path: live), policies: policies)
-        let transport = SwappableTransport(InProcessTransport(service: before, database: "db"))
-        let writer = try await Replica.open(path: directory.path("writer.sqlite"))
-        let engine = SyncEngine(replica: writer, transport: transport)
-        try await writer.collection("items").create("d0") { $0.increment("n", by: 1) }
-        _ = try await engine.syncOnce()
+        let (live, policies, transport, writer, engine) = try await Self.writerInSession(directory)
         // The backup, taken while the writer's session is open.
         try IdentityTests.copy(live, to: directory.path("backup.sqlite"))
         try await writer.collection("items").update("d0") { $0.increment("n", by: 5) }
