@@ -56,7 +56,7 @@ extension FaultRun {
                     let cursor = try await node.replica.pullCursor()
                     let last = try await store.changes(database: Self.database, after: 0, limit: 100_000, maxBytes: 1 << 30).changes.last?.sequence ?? 0
                     Issue.record(
-                        "replica \(index) differs from the server on \(key) (its cursor \(cursor), the log's last change \(last); local n \(local?.body.counter("n") ?? -1) deleted \(local?.isDeleted ?? false) version \(local.map { "\($0.version)" } ?? "-"), server n \(server?.body.counter("n") ?? -1) deleted \(server?.isDeleted ?? false) version \(server.map { "\($0.version)" } ?? "-")), \(context)")
+                        "replica \(index) differs from the server on \(key) (its cursor \(cursor), the log's last change \(last); local n \(local?.body.counter("n") ?? -1) deleted \(local?.isDeleted ?? false) version \(local.map { "\($0.version)" } ?? "-"), server n \(server?.body.counter("n") ?? -1) deleted \(server?.isDeleted ?? false) version \(server.map { "\($0.version)" } ?? "-")); fields here \(Self.summary(local)), on the server \(Self.summary(server))), \(context)")
                 }
             }
             guard let body = server?.body else { continue }
@@ -114,5 +114,12 @@ extension FaultRun {
         guard order == .equal || order == .after, local.deletion == server.deletion else { return false }
         guard local.body.keys == server.body.keys, local.body.merged(with: server.body) == local.body else { return false }
         return local.body.keys.allSatisfy { local.body[$0] == server.body[$0] && local.body.concurrentWrites($0) == server.body.concurrentWrites($0) }
+    }
+
+    /// A record's visible fields, briefly, for a failure's message.
+    static func summary(_ record: DocumentRecord?) -> String {
+        guard let record else { return "none" }
+        let fields = record.body.keys.map { "\($0.debugDescription)=\(String(describing: record.body[$0]).prefix(60))" }
+        return "\(record.holdsSiblings ? "siblings " : "")[\(fields.joined(separator: ", ").prefix(300))]"
     }
 }
