@@ -50,7 +50,8 @@
 //   pulled <cursor> <changes> <has more>   the server answered the pull
 //   synced <pushed> <pulled> <cursor>      syncOnce() returned
 //
-// WEFT_CRASH_DURABILITY (normal|full) sets the sync client's durability (default normal).
+// WEFT_CRASH_DURABILITY (normal|full) sets the sync client's durability (default normal), and
+// WEFT_BOOT_ID the machine's boot the replica is opened under (default: the real one).
 //
 //     WeftCrashWriter fault <db path> <server base URL> <token> <database> <seed> <tag prefix>
 //
@@ -223,7 +224,7 @@ func syncLoop(path: String, baseURL: String, token: String, seed: UInt64, run: I
         if let level = ProcessInfo.processInfo.environment["WEFT_CRASH_DURABILITY"].flatMap(Durability.init(rawValue:)) {
             configuration.durability = level
         }
-        let replica = try await Replica.open(path: path, configuration: configuration)
+        let replica = try await Replica.open(path: path, configuration: configuration, boot: bootOfThisRun())
         let transport = LoopbackTransport(baseURL: baseURL, database: "mydb", token: token, pause: .milliseconds(pauseMilliseconds))
         let engine = SyncEngine(replica: replica, transport: transport)
         // Small batches and pages: more pushes and pulls, so more moments to be killed in.
@@ -267,6 +268,9 @@ if ProcessInfo.processInfo.environment["WEFT_POWER_LOSS_VFS"] == "1" {
     if code != 0 { fail("the power-loss VFS did not register: SQLite code \(code)") }
 }
 
+/// The machine's boot as the parent test sees it (`WEFT_BOOT_ID`), or the real one.
+func bootOfThisRun() -> String? { ProcessInfo.processInfo.environment["WEFT_BOOT_ID"] ?? BootIdentifier.current() }
+
 /// The `fault` mode: the fault-injection suite's replica, run in a child process so the suite
 /// can SIGKILL it (Tests/WeftTests/FaultInjection).
 func faultLoop(path: String, baseURL: String, token: String, database: String, seed: UInt64, prefix: String) async -> Never {
@@ -278,7 +282,7 @@ func faultLoop(path: String, baseURL: String, token: String, database: String, s
         if let level = ProcessInfo.processInfo.environment["WEFT_CRASH_DURABILITY"].flatMap(Durability.init(rawValue:)) {
             configuration.durability = level
         }
-        let replica = try await Replica.open(path: path, configuration: configuration)
+        let replica = try await Replica.open(path: path, configuration: configuration, boot: bootOfThisRun())
         let engine = SyncEngine(
             replica: replica, transport: HTTPTransport(baseURL: baseURL, database: database, token: token, timeout: .seconds(60)))
         let sensors = try replica.collection("sensors")

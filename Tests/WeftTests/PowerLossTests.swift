@@ -192,3 +192,90 @@ func powerLossRun(_ suite: String, _ durability: Durability) -> (rounds: Int, se
     print("\(suite): seed \(seed) (WEFT_POWER_SEED=\(seed) replays it), \(rounds) rounds, durability \(durability)")
     return (rounds, seed)
 }
+
+/// A power cut under `durability = "normal"` and a restore of the central store that both
+/// forget the same writes (found by the fault suite). The replica's writes reached the server and
+/// another replica; then the replica's machine lost power (its file lost those commits) and the
+/// store was restored to a backup from before them (the server forgot them and the replica's
+/// session). Nothing in the handshake shows it; had the replica gone on under its identity, it
+/// would have issued the same dots and version counters again for new writes, and one write of
+/// each pair would have been lost. Opened under a new boot of its machine, it takes a new
+/// identity first; the other replica pushes the lost writes back.
+@Suite("Power cut and store restore together", .serialized)
+struct PowerCutAndRestoreTests {
+    @Test func writesForgottenByTheReplicaAndTheStoreComeBackAndNewWritesKeepTheirOwn() async throws {
+        let directory = TemporaryDirectory()
+        let executable = try builtExecutable("WeftCrashWriter")
+        let live = directory.path("central.sqlite")
+        let first = try await RunningServer.start(store: try SQLiteCentralStore(path: live), policy: .crdt)
+        let clientPath = directory.path("client.sqlite")
+        var configuration = ReplicaConfiguration()
+        configuration.conflictResolution = .crdt
+        configuration.durability = .normal
+        func engine(_ replica: Replica, _ server: RunningServer) -> SyncEngine {
+            SyncEngine(replica: replica, transport: HTTPTransport(baseURL: server.baseURL, database: SyncCrashTests.database, token: RunningServer.writeToken))
+        }
+        do {
+            let client = try await Replica.open(path: clientPath, configuration: configuration, boot: "boot-1")
+            _ = try await engine(client, first).syncOnce()
+        }
+        let other = try await Replica(storage: try SQLiteReplicaStorage(path: directory.path("other.sqlite")), configuration: configuration)
+        _ = try await engine(other, first).syncOnce()
+        try IdentityTests.copy(live, to: directory.path("backup.sqlite"))
+
+        // The client writes and syncs, and its power is cut after its third push is answered.
+        let run = try await SyncCrashTests.runChild(
+            executable, path: clientPath, baseURL: first.baseURL, seed: 7, run: 0, trigger: .afterPush(3), fallbackMilliseconds: 8_000,
+            stderrPath: directory.path("stderr.txt"), powerLoss: .normal, boot: "boot-1")
+        #expect(run.killed)
+        #expect(!run.synced.isEmpty, "no write reached the server before the cut: \(run.lines.suffix(5))")
+        _ = try await engine(other, first).syncOnce()  // the other replica has them
+        await first.stop()
+
+        // The store comes back from the backup; the client's machine restarts.
+        try IdentityTests.copy(directory.path("backup.sqlite"), to: directory.path("restored.sqlite"))
+        let restored = try await RunningServer.start(store: try SQLiteCentralStore(path: directory.path("restored.sqlite")), policy: .crdt)
+        defer { Task { await restored.stop() } }
+        let client = try await Replica.open(path: clientPath, configuration: configuration, boot: "boot-2")
+        // The client's session is accepted (the restored store remembers the session the file
+        // does), so its next writes are made under its replica identity.
+        _ = try await engine(client, restored).syncOnce()
+        var after = [SyncCrashTests.Write]()
+        for k in 0..<SyncCrashTests.documentCount {
+            let write = SyncCrashTests.Write(field: "after\(k)", document: k, amount: Int64(10 + k))
+            try await client.collection(SyncCrashTests.collectionName).upsert("c\(k)") { editor in
+                editor.increment("n", by: write.amount)
+                editor.set(write.field, to: .int(write.amount))
+            }
+            after.append(write)
+        }
+        let engines = [engine(client, restored), engine(other, restored)]
+        for _ in 0..<10 {
+            var moved = 0
+            for engine in engines {
+                let report = try await engine.syncOnce()
+                moved += report.pushed + report.pulled
+            }
+            if moved == 0 { break }
+        }
+
+        for k in 0..<SyncCrashTests.documentCount {
+            let key = SyncCrashTests.key(k)
+            let server = try await restored.store.record(database: SyncCrashTests.database, key: key)
+            guard let body = server?.body else {
+                #expect(run.synced.allSatisfy { $0.document != k } && after.allSatisfy { $0.document != k }, "c\(k) is missing")
+                continue
+            }
+            var sum: Int64 = 0
+            for field in body.keys where field != "n" { sum += body.int(field) ?? 0 }
+            #expect(body.counter("n") == sum, "c\(k): counter \(String(describing: body.counter("n"))), registers sum to \(sum)")
+            for write in run.synced + after where write.document == k {
+                #expect(body.int(write.field) == write.amount, "c\(k): \(write.field) is lost")
+            }
+            for replica in [client, other] {
+                let local = try await replica.record(key)
+                #expect(local.map { FaultRun.sameVisible($0.body, body) } == true, "c\(k) differs on a replica")
+            }
+        }
+    }
+}

@@ -136,7 +136,7 @@ struct SyncCrashTests {
     /// returns what it printed.
     static func runChild(
         _ executable: URL, path: String, baseURL: String, seed: UInt64, run: Int, trigger: Trigger, fallbackMilliseconds: Int,
-        stderrPath: String, powerLoss: Durability? = nil
+        stderrPath: String, powerLoss: Durability? = nil, boot: String? = nil
     ) async throws -> ChildRun {
         let process = Process()
         process.executableURL = executable
@@ -150,6 +150,7 @@ struct SyncCrashTests {
             environment["WEFT_POWER_LOSS_VFS"] = "1"
             environment["WEFT_CRASH_DURABILITY"] = powerLoss.rawValue
         }
+        if let boot { environment["WEFT_BOOT_ID"] = boot }
         process.environment = environment
         let output = Pipe()
         process.standardOutput = output

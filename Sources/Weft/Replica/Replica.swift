@@ -53,18 +53,36 @@ public actor Replica {
     /// - Parameters:
     ///   - resolvers: the resolvers `custom` policies name; opening fails if one is missing.
     ///   - timeSource: physical time for the hybrid logical clock; inject one in tests.
+    ///   - boot: the machine's current boot (``BootIdentifier/current()``); inject one in tests.
+    ///     Under `durability = "normal"`, a file last opened under another boot may have lost
+    ///     its last commits to a power cut, so the replica takes a new identity before it
+    ///     writes (its former one is kept among ``formerIdentities``).
     ///   - logger: where the replica logs; it never bootstraps logging itself.
     public init(
         storage: any ReplicaStorage,
         configuration: ReplicaConfiguration = ReplicaConfiguration(),
         resolvers: ResolverRegistry = ResolverRegistry(),
         timeSource: any PhysicalTimeSource = SystemTimeSource(),
+        boot: String? = BootIdentifier.current(),
         logger: Logger = Logger(label: "weft.replica")
     ) async throws(WeftError) {
         try configuration.validate()
         try resolvers.validate(configuration)
         self.resolvers = resolvers
         self.timeSource = timeSource
+        var rebooted: ReplicaID?
+        if configuration.durability == .normal, let boot {
+            let recorded = try await storage.bootMarker()
+            if recorded != boot {
+                if recorded != nil {
+                    // Its last commits may be gone while other replicas hold the writes they
+                    // made: never issue that identity's dots again.
+                    rebooted = try await storage.metadata().replicaID
+                    try await storage.replaceIdentity(with: .random())
+                }
+                try await storage.saveBootMarker(boot)
+            }
+        }
         let metadata = try await storage.metadata()
         self.storage = storage
         self.configuration = configuration
@@ -73,6 +91,11 @@ public actor Replica {
         let writer = configuration.sessionIdentities ? ReplicaID.random() : metadata.replicaID
         self.writerID = writer
         self.logger = logger
+        if let rebooted {
+            logger.notice(
+                "the machine restarted since this file was last opened (durability normal: its last commits may be lost): new identity",
+                metadata: ["old": "\(rebooted)", "new": "\(metadata.replicaID)"])
+        }
         if let last = metadata.lastStamp {
             clock = HybridLogicalClock(
                 replica: writer, resumingAfter: last, timeSource: timeSource, maximumForwardDrift: configuration.maximumClockDrift)

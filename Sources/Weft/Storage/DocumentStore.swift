@@ -96,6 +96,10 @@ public protocol DocumentStore: Sendable {
     /// former identities, and forgets the confirmed epoch and the acknowledged sequence (both
     /// belonged to the old identity).
     func replaceIdentity(with replica: ReplicaID) async throws(WeftError)
+    /// The boot of the machine (``BootIdentifier``) the file was last opened under, if recorded.
+    func bootMarker() async throws(WeftError) -> String?
+    /// Records the boot the file is opened under.
+    func saveBootMarker(_ marker: String) async throws(WeftError)
     /// The stored record for `key`, tombstones included.
     func record(for key: DocumentKey) async throws(WeftError) -> DocumentRecord?
     /// The stored records for `keys` that exist, tombstones included, in one read.
@@ -105,4 +109,11 @@ public protocol DocumentStore: Sendable {
     /// The records of `collection` that pass `filter`, ordered by id.
     func records(in collection: CollectionName, where filter: DocumentFilter, limit: Int?) async throws(WeftError)
         -> [(id: DocumentID, record: DocumentRecord)]
+}
+
+extension DocumentStore {
+    /// A store that does not record boots: a replica on it cannot tell restarts apart.
+    public func bootMarker() async throws(WeftError) -> String? { nil }
+    /// A store that does not record boots ignores it.
+    public func saveBootMarker(_ marker: String) async throws(WeftError) {}
 }

@@ -18,6 +18,8 @@ public actor MemoryReplicaStorage: ReplicaStorage {
     private var deadLetterLog: [DeadLetter] = []
 
     /// Creates empty storage for a new replica.
+    private var boot: String?
+
     public init(replicaID: ReplicaID = .random()) {
         meta = ReplicaMetadata(replicaID: replicaID)
     }
@@ -29,6 +31,10 @@ public actor MemoryReplicaStorage: ReplicaStorage {
     public func setPullCursor(_ cursor: UInt64) { meta.pullCursor = max(meta.pullCursor, cursor) }
 
     public func saveConfirmedEpoch(_ epoch: UInt64) { meta.confirmedEpoch = epoch }
+
+    public func bootMarker() -> String? { boot }
+
+    public func saveBootMarker(_ marker: String) { boot = marker }
 
     public func replaceIdentity(with replica: ReplicaID) {
         meta.formerIdentities = Array((meta.formerIdentities + [meta.replicaID]).suffix(64))

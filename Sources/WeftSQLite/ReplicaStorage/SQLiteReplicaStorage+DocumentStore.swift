@@ -84,6 +84,16 @@ extension SQLiteReplicaStorage {
         }
     }
 
+    public func bootMarker() async throws(WeftError) -> String? {
+        try await read { db in try String.fetchOne(db, sql: "SELECT CAST(value AS TEXT) FROM meta WHERE key = 'boot_marker'") }
+    }
+
+    public func saveBootMarker(_ marker: String) async throws(WeftError) {
+        try await write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('boot_marker', ?)", arguments: [marker])
+        }
+    }
+
     public func documentKeys() async throws(WeftError) -> [DocumentKey] {
         try await read { db in try Row.fetchAll(db, sql: "SELECT collection, id FROM documents").map { try Self.key($0) } }
     }

@@ -310,11 +310,12 @@ extension Replica {
         path: String,
         configuration: ReplicaConfiguration = ReplicaConfiguration(),
         resolvers: ResolverRegistry = ResolverRegistry(),
-        timeSource: any PhysicalTimeSource = SystemTimeSource()
+        timeSource: any PhysicalTimeSource = SystemTimeSource(),
+        boot: String? = BootIdentifier.current()
     ) async throws(WeftError) -> Replica {
         try configuration.validate()
         try resolvers.validate(configuration)
         let storage = try SQLiteReplicaStorage(path: path, durability: configuration.durability)
-        return try await Replica(storage: storage, configuration: configuration, resolvers: resolvers, timeSource: timeSource)
+        return try await Replica(storage: storage, configuration: configuration, resolvers: resolvers, timeSource: timeSource, boot: boot)
     }
 }

@@ -56,7 +56,7 @@ extension FaultRun {
                     let cursor = try await node.replica.pullCursor()
                     let last = try await store.changes(database: Self.database, after: 0, limit: 100_000, maxBytes: 1 << 30).changes.last?.sequence ?? 0
                     Issue.record(
-                        "replica \(index) differs from the server on \(key) (its cursor \(cursor), the log's last change \(last); local n \(local?.body.counter("n") ?? -1) deleted \(local?.isDeleted ?? false) version \(local.map { "\($0.version)" } ?? "-"), server n \(server?.body.counter("n") ?? -1) deleted \(server?.isDeleted ?? false) version \(server.map { "\($0.version)" } ?? "-")); fields here \(Self.summary(local)), on the server \(Self.summary(server))), \(context)")
+                        "replica \(index) differs from the server on \(key) (its cursor \(cursor), the log's last change \(last); local n \(local?.body.counter("n") ?? -1) deleted \(local?.isDeleted ?? false) version \(local.map { "\($0.version)" } ?? "-"), server n \(server?.body.counter("n") ?? -1) deleted \(server?.isDeleted ?? false) version \(server.map { "\($0.version)" } ?? "-")); \(Self.explainDifference(local, server)); fields here \(Self.summary(local)), on the server \(Self.summary(server))), \(context)")
                 }
             }
             guard let body = server?.body else { continue }
@@ -112,11 +112,37 @@ extension FaultRun {
     static func claimsAhead(_ local: DocumentRecord, of server: DocumentRecord) -> Bool {
         let order = local.version.compare(to: server.version)
         guard order == .equal || order == .after, local.deletion == server.deletion else { return false }
-        guard local.body.keys == server.body.keys, local.body.merged(with: server.body) == local.body else { return false }
-        return local.body.keys.allSatisfy { local.body[$0] == server.body[$0] && local.body.concurrentWrites($0) == server.body.concurrentWrites($0) }
+        guard local.body.merged(with: server.body) == local.body else { return false }
+        return sameVisible(local.body, server.body)
+    }
+
+    /// Whether two documents show the same values (registers with their concurrent writes,
+    /// counters, sets, nested documents field by field), whatever their causal contexts claim.
+    static func sameVisible(_ a: Document, _ b: Document) -> Bool {
+        guard a.keys == b.keys else { return false }
+        return a.keys.allSatisfy { key in
+            guard a.concurrentWrites(key) == b.concurrentWrites(key) else { return false }
+            switch (a[key], b[key]) {
+            case (.map(let x)?, .map(let y)?): return sameVisible(x, y)
+            case (let x, let y): return x == y
+            }
+        }
     }
 
     /// A record's visible fields, briefly, for a failure's message.
+    static func explainDifference(_ local: DocumentRecord?, _ server: DocumentRecord?) -> String {
+        guard let local, let server else { return "one is missing" }
+        var notes = [String]()
+        notes.append("order \(local.version.compare(to: server.version))")
+        if local.deletion != server.deletion { notes.append("deletion differs") }
+        if local.body.keys != server.body.keys { notes.append("keys differ") }
+        if local.body.merged(with: server.body) != local.body { notes.append("the server holds more") }
+        for key in local.body.keys where local.body[key] != server.body[key] { notes.append("\(key) differs") }
+        for key in local.body.keys where local.body.concurrentWrites(key) != server.body.concurrentWrites(key) { notes.append("\(key) writes differ") }
+        if local.body.context != server.body.context { notes.append("contexts differ") }
+        return notes.joined(separator: ", ")
+    }
+
     static func summary(_ record: DocumentRecord?) -> String {
         guard let record else { return "none" }
         let fields = record.body.keys.map { "\($0.debugDescription)=\(String(describing: record.body[$0]).prefix(60))" }

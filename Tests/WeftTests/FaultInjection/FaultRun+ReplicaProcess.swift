@@ -14,7 +14,8 @@ extension FaultRun {
     /// what it printed, and opens the replica here again.
     ///
     /// By seed the kill is a plain SIGKILL or a power cut (the power-loss VFS,
-    /// Tests/PowerLossVFS) under `durability = "full"` or `"normal"`. Every write the child
+    /// Tests/PowerLossVFS) under `durability = "full"` or `"normal"`, after which the replica
+    /// opens under a new boot of its machine. Every write the child
     /// acknowledged counts, except that under a power cut with `normal` only those a completed
     /// sync round followed are sure (the server has them): the others may be gone with the
     /// cut, so they count as maybes. The write it had begun when it was killed is a maybe too.
@@ -33,19 +34,15 @@ extension FaultRun {
             "fault", directory.path("replica\(index).sqlite"), proxy.baseURL, Self.token, Self.database,
             String(random.next()), prefix,
         ]
-        var power: Durability? = [nil, .full, .normal][roll(3)]
-        if power == .normal && (restores == .store || restores == .both) {
-            // A cut under normal loses the replica's last commits; a store restored to a backup
-            // from before them forgets them too, and then nothing tells the replica that its
-            // identity's last writes exist elsewhere (pulled by other replicas): it reuses their
-            // dots, and one of each pair is lost. Found by this suite; open (see Decisions.md).
-            power = .full
-        }
+        let power: Durability? = [nil, .full, .normal][roll(3)]
+        var environment = ProcessInfo.processInfo.environment
+        environment["WEFT_BOOT_ID"] = boot(index)
         if let power {
-            process.environment = ProcessInfo.processInfo.environment.merging(
-                ["WEFT_POWER_LOSS_VFS": "1", "WEFT_CRASH_DURABILITY": power.rawValue]) { $1 }
+            environment["WEFT_POWER_LOSS_VFS"] = "1"
+            environment["WEFT_CRASH_DURABILITY"] = power.rawValue
             powerCuts += 1
         }
+        process.environment = environment
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
@@ -119,6 +116,8 @@ extension FaultRun {
                 "r\(index) (process) +\(write.amount) returned, then a power cut under normal")
         }
         replicaKills += 1
+        // A power cut restarts the machine: the replica opens its file under a new boot.
+        if power != nil { boots[index, default: 0] += 1 }
         slots[index] = try await openNode(index)
     }
 }

@@ -76,6 +76,9 @@ final class FaultRun: @unchecked Sendable {
     /// kills were power cuts.
     var replicaKills = 0
     var powerCuts = 0
+    /// The boot of each replica's machine: a power cut restarts it.
+    var boots: [Int: Int] = [:]
+    func boot(_ index: Int) -> String { "boot-\(index)-\(boots[index] ?? 0)" }
     var partitions = 0
     var storeBackups = 0
     var storeRestores = 0
@@ -171,7 +174,7 @@ final class FaultRun: @unchecked Sendable {
         var resolvers = ResolverRegistry()
         resolvers.register("keepMore", RandomizedSyncTests.KeepMore())
         let replica = try await Replica.open(
-            path: directory.path("replica\(index).sqlite"), configuration: configuration(index), resolvers: resolvers)
+            path: directory.path("replica\(index).sqlite"), configuration: configuration(index), resolvers: resolvers, boot: boot(index))
         let http = HTTPTransport(baseURL: proxy.baseURL, database: Self.database, token: Self.token, timeout: .seconds(60), client: client)
         let transport = ReplayingTransport(http, seed: seed &+ UInt64(index) &* 7_919 &+ UInt64(replicaRestarts) &* 104_729)
         let engine = SyncEngine(replica: replica, transport: transport)
