@@ -12,6 +12,34 @@ private func at(_ wall: UInt64, _ replica: ReplicaID) -> HLCTimestamp {
 /// writes of one field with one stamp, must survive every merge (issue #13, points 1 and 2).
 @Suite("No lost edit in a document")
 struct NoLostEditTests {
+    /// Found by the law checker in CI on 2026-12-05 (its seed OU65K8qfweugUuz507n//qTlK4oOKl9GYCEzhMrzNuw=):
+    /// B holds set `b` only as an element that came in a delta, without the set's mark, beside
+    /// its own register write of `b`. A restore of another field (`assign(matching:)`) marked
+    /// `b` as a set, a new write of `b` that nobody asked for; A, which had seen the element and
+    /// then wrote `b` as a register, came back to an empty set hiding its write. A field that
+    /// already shows what the target shows is left alone.
+    @Test func aRestoreDoesNotWriteAFieldThatAlreadyAgrees() {
+        var a = Document()
+        a.insert("x", intoSet: "b", at: at(1, r1))
+        let element = a.insert(1, intoSet: "b", at: at(2, r1))  // a delta that carries no mark
+        var b = Document()
+        b.set("b", to: false, at: at(1, r2))
+        b.merge(element)
+        #expect(b.set("b") == [1])
+        // B restores field "a" (absent): "b" already shows what the target shows.
+        var target = b
+        target.removeField("a")
+        let before = b
+        _ = b.assign(matching: target, at: at(3, r2))
+        #expect(b == before, "the restore wrote a field that already agreed: \(b)")
+        // A, having seen the element, writes "b" as a register.
+        var later = a
+        later.set("b", to: 9, at: at(4, r1))
+        for merged in [later.merged(with: b), b.merged(with: later)] {
+            #expect(merged.int("b") == 9, "the register write is hidden: \(merged)")
+        }
+    }
+
     /// A removes the set and re-creates it with `y`; B, concurrently, adds `z` to the old set.
     @Test func anElementAddedToARecreatedSetSurvivesAConcurrentUpdateOfTheOldSet() {
         var a = Document()

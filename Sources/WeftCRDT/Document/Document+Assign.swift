@@ -52,6 +52,10 @@ extension Document {
                 }
                 changed.insert(key)
             case .set(let elements)?:
+                // A set that already shows the elements is left alone, even one without a mark
+                // (its part came in a delta that carried none): marking it would be a new write
+                // of the field, and would hide a concurrent write of a lower kind there.
+                if case .set(let mine)? = current, mine == elements { continue }
                 if makeSet(key, hold: elements, replica: replica) { changed.insert(key) }
             case .map(let nested)?:
                 let before = fields[key]
