@@ -56,7 +56,8 @@ public actor Replica {
     ///   - boot: the machine's current boot (``BootIdentifier/current()``); inject one in tests.
     ///     Under `durability = "normal"`, a file last opened under another boot may have lost
     ///     its last commits to a power cut, so the replica takes a new identity before it
-    ///     writes (its former one is kept among ``formerIdentities``).
+    ///     writes (its former one is kept among ``formerIdentities``), and resyncs at its next
+    ///     pull.
     ///   - logger: where the replica logs; it never bootstraps logging itself.
     public init(
         storage: any ReplicaStorage,
@@ -79,6 +80,10 @@ public actor Replica {
                     // made: never issue that identity's dots again.
                     rebooted = try await storage.metadata().replicaID
                     try await storage.replaceIdentity(with: .random())
+                    // The new identity forgets what the server acknowledged to the old one, so a
+                    // handshake can no longer show that the server lost some of it (a store
+                    // restored too): resync once, which pushes back whatever the server lacks.
+                    try await storage.beginResync()
                 }
                 try await storage.saveBootMarker(boot)
             }

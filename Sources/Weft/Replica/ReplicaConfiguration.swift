@@ -14,7 +14,8 @@ import WeftCRDT
 ///   replica's record of what the server acknowledged, the server finds the file forked at
 ///   the next handshake; the replica takes a new identity and pulls back what the server holds.
 ///   Opened after the machine restarted (``BootIdentifier``), the replica takes a new identity
-///   anyway, so it never issues again the dots of writes it lost but others may hold.
+///   anyway, so it never issues again the dots of writes it lost but others may hold, and
+///   resyncs once, so writes the server acknowledged and then lost (a restored store) go back.
 /// - ``full`` (`PRAGMA synchronous = FULL`): the WAL is `fsync`ed at every commit, so a write
 ///   that returned also survives a power loss. Commits cost one `fsync` each.
 ///
