@@ -44,7 +44,6 @@ typedef struct File {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static Shadow *shadows = NULL;
-static long pending = 0;
 static sqlite3_vfs *underlying = NULL;
 static sqlite3_vfs vfs;
 
@@ -70,7 +69,6 @@ static void dropOperations(Shadow *shadow) {
         Operation *next = operation->next;
         free(operation->data);
         free(operation);
-        pending -= 1;
         operation = next;
     }
     shadow->head = shadow->tail = NULL;
@@ -96,7 +94,6 @@ static int append(Shadow *shadow, int isTruncate, sqlite3_int64 offset, const vo
         shadow->head = operation;
     }
     shadow->tail = operation;
-    pending += 1;
     return SQLITE_OK;
 }
 
@@ -286,11 +283,4 @@ int weft_power_loss_vfs_register(void) {
     vfs.xOpen = xOpen;
     vfs.xDelete = xDelete;
     return sqlite3_vfs_register(&vfs, 1);
-}
-
-long weft_power_loss_vfs_pending(void) {
-    pthread_mutex_lock(&lock);
-    long count = pending;
-    pthread_mutex_unlock(&lock);
-    return count;
 }

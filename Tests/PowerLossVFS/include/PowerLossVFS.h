@@ -6,7 +6,4 @@
 /// code (0 on success). Call it before opening any database; calling it again does nothing.
 int weft_power_loss_vfs_register(void);
 
-/// How many write and truncate operations wait for a sync, over every file (for tests).
-long weft_power_loss_vfs_pending(void);
-
 #endif
