@@ -110,6 +110,7 @@ package.targets.append(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "GRDB", package: "GRDB.swift"),
         ],
         path: "Sources/WeftSyncBench"
     )

@@ -112,7 +112,9 @@ extension PostgresCentralStore {
             }
 
             // The one merge, in batch order.
-            var logged = [(key: DocumentKey, record: [UInt8])]()
+            // A staged log row carries no record (a page reads its document's), only its size.
+            var logged = [(key: DocumentKey, bytes: Int)]()
+            var encoded = [DocumentKey: [UInt8]]()
             var conflicts = [ConflictRecord]()
             var changed = Set<DocumentKey>()
             for change in changes {
@@ -122,14 +124,16 @@ extension PostgresCentralStore {
                 guard result.record != local else { continue }
                 current[change.key] = result.record
                 changed.insert(change.key)
-                logged.append((change.key, result.record.encoded()))
+                let bytes = result.record.encoded()
+                encoded[change.key] = bytes
+                logged.append((change.key, bytes.count))
             }
 
             // Every write in one statement: the changed documents, their log rows in batch order
             // (staged in `weft_pending`, whose ids follow it, for the sequencer), the conflicts, and the high-water mark. Each part
             // runs exactly once, and with nothing changed its arrays are empty.
             let written = keys.filter { changed.contains($0) }
-            let records = written.map { key in ByteBuffer(bytes: current[key].map { $0.encoded() } ?? []) }
+            let records = written.map { key in ByteBuffer(bytes: encoded[key] ?? []) }
             let columns = conflicts.map(\.policy.logColumns)
             try await connection.query(
                 """
@@ -139,13 +143,13 @@ extension PostgresCentralStore {
                     FROM unnest(\(written.map(\.collection.rawValue))::text[], \(written.map(\.id.rawValue))::text[], \(records)::bytea[]) AS t(c, i, r)
                     ON CONFLICT (tenant, collection, id) DO UPDATE SET record = EXCLUDED.record
                 ), log AS (
-                    INSERT INTO weft_pending (tenant, collection, doc_id, record, bytes, tag)
-                    SELECT \(database), c, i, r, b, g
+                    INSERT INTO weft_pending (tenant, collection, doc_id, bytes, tag)
+                    SELECT \(database), c, i, b, g
                     FROM unnest(
                         \(logged.map(\.key.collection.rawValue))::text[], \(logged.map(\.key.id.rawValue))::text[],
-                        \(logged.map { ByteBuffer(bytes: $0.record) })::bytea[], \(logged.map { Int32(clamping: $0.record.count) })::int4[],
+                        \(logged.map { Int32(clamping: $0.bytes) })::int4[],
                         \(logged.map { _ in Int64(LoggedChange.newTag()) })::int8[]
-                    ) WITH ORDINALITY AS t(c, i, r, b, g, n)
+                    ) WITH ORDINALITY AS t(c, i, b, g, n)
                     ORDER BY n
                 ), conflicts AS (
                     INSERT INTO weft_conflicts (tenant, collection, doc_id, policy, resolver, local, remote, winner)

@@ -40,15 +40,27 @@ extension PostgresCentralStore {
                 waiting = exists
             }
             if waiting { try await sequence(database) }
+            // Each entry's record is its document's (the entry is the document's latest), read by
+            // primary key for each entry of the page.
             let rows = try await client.query(
                 """
-                SELECT sequence, collection, doc_id, record, bytes, tag FROM weft_change_log
-                WHERE tenant = \(database) AND sequence > \(cursor) ORDER BY sequence LIMIT \(max(1, limit) + 1)
+                SELECT l.sequence, l.collection, l.doc_id, l.tag,
+                    (SELECT d.record FROM weft_documents d
+                     WHERE d.tenant = \(database) AND d.collection = l.collection AND d.id = l.doc_id) AS record
+                FROM (
+                    SELECT sequence, collection, doc_id, tag FROM weft_change_log
+                    WHERE tenant = \(database) AND sequence > \(cursor) ORDER BY sequence LIMIT \(max(1, limit) + 1)
+                ) AS l
+                ORDER BY l.sequence
                 """, logger: logger)
             var page = [LoggedChange]()
             var bytes = 0
             var more = false
-            for try await (sequence, collection, id, record, size, tag) in rows.decode((Int64, String, String, ByteBuffer, Int32, Int64).self) {
+            for try await (sequence, collection, id, tag, stored) in rows.decode((Int64, String, String, Int64, ByteBuffer?).self) {
+                guard let record = stored else {
+                    throw WeftError.corrupt("the log of \(database) at \(location) names \(collection)/\(id), which has no record")
+                }
+                let size = Int32(clamping: record.readableBytes)
                 if page.count >= max(1, limit) || (!page.isEmpty && bytes + Int(size) > maxBytes) {
                     more = true
                     break

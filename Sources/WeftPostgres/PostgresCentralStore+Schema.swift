@@ -114,6 +114,28 @@ extension PostgresCentralStore {
                 "CREATE INDEX weft_pending_by_tenant ON weft_pending (tenant, id)",
             ]
         ),
+        (
+            // The log is compacted: the sequencer removes a document's earlier entries when it
+            // numbers a new one (found through the new index by key), and a page reads each
+            // entry's record from `weft_documents`, which always holds the latest, so new
+            // entries and staged rows carry no record (the column stays for rows an older build
+            // wrote, which background compaction clears). Servers of an older build cannot
+            // read entries without a record: upgrade every server of a database together.
+            // The cursors served per replica (contract, rule 8): a new table.
+            "v6: a compacted change log; remembered pull cursors",
+            [
+                "LOCK TABLE weft_tenants, weft_change_log, weft_pending IN ACCESS EXCLUSIVE MODE",
+                "ALTER TABLE weft_change_log ALTER COLUMN record DROP NOT NULL",
+                "ALTER TABLE weft_pending ALTER COLUMN record DROP NOT NULL",
+                "CREATE INDEX weft_change_log_by_key ON weft_change_log (tenant, collection, doc_id, sequence)",
+                """
+                CREATE TABLE weft_pull_cursors (
+                    tenant TEXT COLLATE "C" NOT NULL, replica BYTEA NOT NULL, sequence BIGINT NOT NULL, tag BIGINT NOT NULL,
+                    PRIMARY KEY (tenant, replica, sequence))
+                """,
+                "CREATE INDEX weft_pull_cursors_by_sequence ON weft_pull_cursors (tenant, sequence)",
+            ]
+        ),
     ]
 
     func migrate() async throws(WeftError) {

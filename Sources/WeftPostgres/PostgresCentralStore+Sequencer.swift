@@ -107,6 +107,28 @@ extension PostgresCentralStore {
                 INSERT INTO weft_tenants (tenant, next_sequence) VALUES (\(database), \(first + Int64(count)))
                 ON CONFLICT (tenant) DO UPDATE SET next_sequence = EXCLUDED.next_sequence
                 """, logger: logger)
+            // Compaction: each document numbered here keeps only its newest entry; its earlier
+            // ones (from before this run, or twice in it) go, found by key. Every entry removed
+            // has a newer one above it, so no reader misses the document.
+            let last = first + Int64(count)
+            var removed = 0
+            for try await gone in try await connection.query(
+                """
+                WITH numbered AS (
+                    SELECT collection, doc_id, max(sequence) AS newest FROM weft_change_log
+                    WHERE tenant = \(database) AND sequence >= \(first) AND sequence < \(last)
+                    GROUP BY collection, doc_id
+                ), gone AS (
+                    DELETE FROM weft_change_log l USING numbered n
+                    WHERE l.tenant = \(database) AND l.collection = n.collection AND l.doc_id = n.doc_id AND l.sequence < n.newest
+                    RETURNING 1
+                )
+                SELECT count(*) FROM gone
+                """, logger: logger
+            ).decode(Int64.self) {
+                removed = Int(gone)
+            }
+            if removed > 0 { compacted.withLock { $0 += UInt64(removed) } }
             return count
         }
     }

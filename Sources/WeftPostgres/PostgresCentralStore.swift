@@ -46,6 +46,14 @@ public final class PostgresCentralStore: CentralStore {
     /// forever for the pool to reconnect.
     public let operationTimeout: Duration
 
+    let compacted = Mutex<UInt64>(0)
+    /// Where background compaction goes on: the tenant and the sequence it reached.
+    let compaction = Mutex<(tenant: String, after: Int64)>(("", 0))
+
+    /// Log entries this store object removed because a newer entry of the same document
+    /// superseded them: as the sequencer numbers, or in ``compactLog(limit:)``'s steps.
+    public var compactedEntries: UInt64 { compacted.withLock { $0 } }
+
     /// A fixed key for the migration advisory lock ("weft" in ASCII).
     static let migrationLock: Int64 = 0x7765_6674
 

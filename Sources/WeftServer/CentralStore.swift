@@ -45,6 +45,13 @@ public struct LoggedChange: Hashable, Sendable {
 ///    before a crash or a lost answer, under the entry's old sequence number.
 /// 2. Server sequences increase in commit order and are never reused, so a reader that has seen
 ///    sequence *n* has seen every change below *n* (no gaps a reader could skip).
+/// 2a. The log is compacted: it holds at most one entry per document, the latest. Logging a
+///    change of a document removes the document's earlier entry, in the same transaction (or,
+///    for entries an older build left, in ``compactLog(limit:)``'s steps). A reader after cursor
+///    *c* therefore receives every document changed after *c* once, at its latest version, and
+///    a reader from 0 receives each document once: the log *is* the snapshot. (An entry removed
+///    has a newer entry of the same document, above it, so no reader past the removed entry's
+///    cursor misses the document.)
 /// 3. ``changes(database:after:limit:maxBytes:)`` returns the logged changes after a cursor, in
 ///    sequence order, at most `limit` and at most `maxBytes` (at least one if any), and whether
 ///    more follow. Each logged change gets a new random ``LoggedChange/tag``, and
@@ -70,6 +77,13 @@ public struct LoggedChange: Hashable, Sendable {
 ///    tells it to resync.
 /// 7. ``knownReplicas(database:among:)`` answers which of the given replicas have spoken to the
 ///    database: said hello, or pushed (a high-water mark).
+/// 8. ``rememberPull(database:replica:after:afterTag:served:servedTag:)`` records, per replica, the
+///    cursor a pull started from (checked by the caller) and the cursor its page ended at, and
+///    keeps for each replica the cursor of its latest pull and the ends of a few pages served
+///    since; ``servedCursor(database:sequence:tag:)`` answers whether a cursor is remembered for
+///    any replica (so a replica that took a new identity keeps its cursor). Both are durable,
+///    and restored with the log: a cursor served from a history the store lost is not
+///    remembered.
 public protocol CentralStore: Sendable {
     /// Opens a session for `replica`; answers whether it is accepted, and the replica's
     /// high-water mark.
@@ -101,6 +115,27 @@ public protocol CentralStore: Sendable {
 
     /// The most recent conflicts in `database`, newest first.
     func conflicts(database: String, limit: Int) async throws(WeftError) -> [ConflictRecord]
+
+    /// Records that `replica` pulled from `after` (with its tag, which the caller checked) and
+    /// was served a page ending at `served` (contract, rule 8).
+    /// - Complexity: O(1) rows written.
+    func rememberPull(database: String, replica: ReplicaID, after: UInt64, afterTag: UInt64, served: UInt64, servedTag: UInt64)
+        async throws(WeftError)
+
+    /// Whether `sequence` with `tag` is a cursor remembered for some replica (contract, rule 8).
+    func servedCursor(database: String, sequence: UInt64, tag: UInt64) async throws(WeftError) -> Bool
+
+    /// One bounded step of background compaction: removes at most about `limit` log entries
+    /// that a newer entry of the same document supersedes (left by an older build, which did
+    /// not compact as it logged) and answers how many it removed and whether a pass over the
+    /// log finished. Entries logged by this build are compacted as they are logged, so a
+    /// finished pass finds nothing until an older server logs again.
+    /// - Complexity: O(`limit`) entries read.
+    func compactLog(limit: Int) async throws(WeftError) -> (removed: Int, passFinished: Bool)
+
+    /// How many log entries this store object removed because a newer entry of the same
+    /// document superseded them, as it logged or in ``compactLog(limit:)``.
+    var compactedEntries: UInt64 { get async }
 }
 
 extension CentralStore {

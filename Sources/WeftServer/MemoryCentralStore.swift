@@ -9,10 +9,27 @@ public actor MemoryCentralStore: CentralStore {
         var highWater: [ReplicaID: UInt64] = [:]
         var sessions: [ReplicaID: UInt64] = [:]
         var conflicts: [ConflictRecord] = []
+        /// Each document's entry in ``log``, by sequence.
+        var logged: [DocumentKey: UInt64] = [:]
+        /// The cursors remembered per replica (contract, rule 8): sequence → tag.
+        var pullCursors: [ReplicaID: [UInt64: UInt64]] = [:]
+
+        /// The index of the first entry of `log` at or after `sequence`.
+        func position(of sequence: UInt64) -> Int {
+            var low = 0
+            var high = log.count
+            while low < high {
+                let middle = (low + high) / 2
+                if log[middle].sequence < sequence { low = middle + 1 } else { high = middle }
+            }
+            return low
+        }
     }
 
     private var tenants: [String: Tenant] = [:]
     private var nextSequence: UInt64 = 1
+    /// Log entries removed because a newer one superseded them.
+    public private(set) var compactedEntries: UInt64 = 0
 
     /// An empty store.
     public init() {}
@@ -58,6 +75,13 @@ public actor MemoryCentralStore: CentralStore {
             if let conflict = result.conflict { tenant.conflicts.append(conflict) }
             guard result.record != tenant.documents[change.key] else { continue }
             tenant.documents[change.key] = result.record
+            // Compaction: the document's earlier entry goes.
+            if let earlier = tenant.logged[change.key] {
+                let index = tenant.position(of: earlier)
+                if index < tenant.log.count, tenant.log[index].sequence == earlier { tenant.log.remove(at: index) }
+                compactedEntries += 1
+            }
+            tenant.logged[change.key] = sequence
             tenant.log.append(
                 LoggedChange(
                     sequence: sequence, key: change.key, record: result.record, byteCount: result.record.encoded().count,
@@ -74,14 +98,10 @@ public actor MemoryCentralStore: CentralStore {
     public func changes(database: String, after: UInt64, limit: Int, maxBytes: Int)
         -> (changes: [LoggedChange], hasMore: Bool)
     {
-        guard let log = tenants[database]?.log else { return ([], false) }
+        guard let tenant = tenants[database] else { return ([], false) }
+        let log = tenant.log
         // The log is in sequence order: binary search for the first change after the cursor.
-        var low = 0
-        var high = log.count
-        while low < high {
-            let middle = (low + high) / 2
-            if log[middle].sequence <= after { low = middle + 1 } else { high = middle }
-        }
+        let low = after == .max ? log.count : tenant.position(of: after + 1)
         var page = [LoggedChange]()
         var bytes = 0
         var index = low
@@ -96,15 +116,30 @@ public actor MemoryCentralStore: CentralStore {
     }
 
     public func tag(database: String, sequence: UInt64) -> UInt64? {
-        guard let log = tenants[database]?.log else { return nil }
-        var low = 0
-        var high = log.count
-        while low < high {
-            let middle = (low + high) / 2
-            if log[middle].sequence < sequence { low = middle + 1 } else { high = middle }
-        }
-        return low < log.count && log[low].sequence == sequence ? log[low].tag : nil
+        guard let tenant = tenants[database] else { return nil }
+        let index = tenant.position(of: sequence)
+        return index < tenant.log.count && tenant.log[index].sequence == sequence ? tenant.log[index].tag : nil
     }
+
+    public func rememberPull(database: String, replica: ReplicaID, after: UInt64, afterTag: UInt64, served: UInt64, servedTag: UInt64) {
+        var tenant = tenants[database] ?? Tenant()
+        var cursors = tenant.pullCursors[replica] ?? [:]
+        cursors = cursors.filter { $0.key >= after }
+        if after > 0 { cursors[after] = afterTag }
+        if served > after { cursors[served] = servedTag }
+        // The pull's own cursor and the last four served after it.
+        let later = cursors.keys.filter { $0 > after }.sorted()
+        for sequence in later.dropLast(4) { cursors[sequence] = nil }
+        tenant.pullCursors[replica] = cursors
+        tenants[database] = tenant
+    }
+
+    public func servedCursor(database: String, sequence: UInt64, tag: UInt64) -> Bool {
+        tenants[database]?.pullCursors.values.contains { $0[sequence] == tag } ?? false
+    }
+
+    /// Nothing to do: this store compacts as it logs.
+    public func compactLog(limit: Int) -> (removed: Int, passFinished: Bool) { (0, true) }
 
     /// The store as it is now, to restore later with ``restore(_:)``: a backup, for tests of
     /// what a restored server does.

@@ -24,6 +24,9 @@ final class ServerMetrics: Sendable {
     let pullDuration: CoreMetrics.Timer
     /// Long-polls in progress (pulls with a wait, from their start to their answer).
     let longPolls: CoreMetrics.Meter
+    /// Log entries the store removed because a newer entry of the same document superseded
+    /// them (compaction), since the server started.
+    let compactedEntries: CoreMetrics.Gauge
 
     init() {
         let prometheus = PrometheusMetricsFactory(registry: registry)
@@ -41,6 +44,7 @@ final class ServerMetrics: Sendable {
         pushDuration = CoreMetrics.Timer(label: "weft_push_duration_seconds", factory: factory)
         pullDuration = CoreMetrics.Timer(label: "weft_pull_duration_seconds", factory: factory)
         longPolls = CoreMetrics.Meter(label: "weft_long_polls_waiting", factory: factory)
+        compactedEntries = CoreMetrics.Gauge(label: "weft_log_entries_compacted", factory: factory)
     }
 
     enum Event { case pushes, pulls, changesPushed, changesPulled, rejected, unauthorized, forbidden, clockSkew, hellos, forked }

@@ -52,7 +52,10 @@ public enum StandaloneServer {
         let tokens = configuration.tokens
         let router = Router()
         router.get("health") { _, _ in "ok" }
-        router.get("metrics") { _, _ in metrics.render() }
+        router.get("metrics") { _, _ in
+            metrics.compactedEntries.record(Double(await service.store.compactedEntries))
+            return metrics.render()
+        }
         router.post("v1/:database/hello") { request, context -> Response in
             let database = try authorize(request, context, tokens: tokens, needs: .read, metrics: metrics)
             var request = request
@@ -152,12 +155,14 @@ public enum StandaloneServer {
         let http = HTTP1Channel.Configuration(
             additionalChannelHandlers: [RequestHeadTimeoutHandler(timeout: headerTimeout), CloseAfterConnectionCloseHandler()],
             idleTimeout: .milliseconds(Int64(limits.idleTimeoutMilliseconds)))
-        return Application(
+        var application = Application(
             router: router,
             server: .http1(configuration: http),
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "weft"),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger)
+        application.addServices(LogCompaction(service: service, logger: logger))
+        return application
     }
 
     static func frame<M: BinaryCodable>(_ message: M) -> Response {

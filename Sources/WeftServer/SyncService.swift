@@ -246,13 +246,23 @@ public actor SyncService {
         // same sequence may name another change, or none yet.
         if request.after > 0 && request.afterTag != 0 {
             let tag: UInt64?
+            var served = false
             do {
                 tag = try await store.tag(database: database, sequence: request.after)
+                // Compaction removed the entry if its document changed again: then the cursor
+                // must be one this store remembers serving (contract, rule 8), to this replica
+                // or to any other (a replica that took a new identity, a client that does not
+                // name itself but got a page ending where another's did).
+                if tag == nil {
+                    served = try await store.servedCursor(database: database, sequence: request.after, tag: request.afterTag)
+                }
             } catch {
                 throw SyncError(.unavailable, "store: \(error)")
             }
             if let tag, tag == request.afterTag || tag == 0 {
                 // The same change (or one logged before tags, which cannot be told apart).
+            } else if served {
+                // A cursor of this history whose entry was compacted away.
             } else {
                 resyncsRequested += 1
                 logger.warning(
@@ -275,6 +285,15 @@ public actor SyncService {
                 throw SyncError(.unavailable, "store: \(error)")
             }
             if !page.changes.isEmpty || clock.now >= deadline || closing || Task.isCancelled {
+                if let replica = request.replica, let last = page.changes.last {
+                    do {
+                        try await store.rememberPull(
+                            database: database, replica: replica, after: request.after, afterTag: request.afterTag, served: last.sequence,
+                            servedTag: last.tag)
+                    } catch {
+                        throw SyncError(.unavailable, "store: \(error)")
+                    }
+                }
                 return PullResponse(
                     changes: page.changes.map {
                         WireChange(sequence: $0.sequence, key: WireKey(collection: $0.key.collection.rawValue, id: $0.key.id.rawValue), record: $0.record)
@@ -286,6 +305,28 @@ public actor SyncService {
             await waitForPush(database, upTo: min(deadline - clock.now, storePollInterval))
             if Task.isCancelled { return PullResponse(changes: [], cursor: request.after, cursorTag: request.afterTag, hasMore: false) }
         }
+    }
+
+    /// Runs one pass of background compaction over the store's log, in steps of at most `step`
+    /// entries (each a short transaction of its own, so pushes and pulls go on between them),
+    /// and answers how many entries it removed. Stores compact what they log as they log it; a
+    /// pass removes what an older build left (see ``CentralStore/compactLog(limit:)``).
+    public func compactLog(step: Int = 1_000) async throws(SyncError) -> Int {
+        var removed = 0
+        while !Task.isCancelled {
+            let result: (removed: Int, passFinished: Bool)
+            do {
+                result = try await store.compactLog(limit: step)
+            } catch {
+                throw SyncError(.unavailable, "store: \(error)")
+            }
+            removed += result.removed
+            if result.passFinished { break }
+            // A step that removed nothing (or was skipped while a sequencer held the lock)
+            // leaves the store alone for a moment.
+            if result.removed == 0 { try? await Task.sleep(for: .milliseconds(10)) }
+        }
+        return removed
     }
 
     /// The largest sequence (and mark) a store can hold: both stores keep them as signed 64-bit

@@ -386,26 +386,37 @@ public struct PullRequest: Hashable, Sendable, BinaryCodable {
     /// How long the server may hold the request open waiting for a change, in milliseconds
     /// (0: answer at once). This is the long-poll.
     public var waitMilliseconds: UInt32
+    /// The replica pulling (its identity on the server, as in its pushes), or `nil` for a
+    /// client that does not say.
+    ///
+    /// The server remembers the cursors it served each replica, so it can still check a cursor
+    /// whose change the log no longer holds because the document changed again (compaction
+    /// keeps one entry per document). A client that does not say is answered "resync" then.
+    public var replica: ReplicaID?
 
     /// Creates a request.
     public init(
-        after: UInt64, afterTag: UInt64 = 0, maximumChanges: UInt32 = 1_000, maximumBytes: UInt32 = 1 << 20, waitMilliseconds: UInt32 = 0
+        after: UInt64, afterTag: UInt64 = 0, maximumChanges: UInt32 = 1_000, maximumBytes: UInt32 = 1 << 20, waitMilliseconds: UInt32 = 0,
+        replica: ReplicaID? = nil
     ) {
         self.after = after
         self.afterTag = afterTag
         self.maximumChanges = maximumChanges
         self.maximumBytes = maximumBytes
         self.waitMilliseconds = waitMilliseconds
+        self.replica = replica
     }
 
     /// Layout: five varints: after, after tag (format version 2; absent, and 0, in version 1),
-    /// maximum changes, maximum bytes, wait.
+    /// maximum changes, maximum bytes, wait; then, only if there is one, the replica (16 bytes).
+    /// A message that ends after the wait names no replica.
     public func encode(to writer: inout BinaryWriter) {
         writer.writeVarint(after)
         writer.writeVarint(afterTag)
         writer.writeVarint(UInt64(maximumChanges))
         writer.writeVarint(UInt64(maximumBytes))
         writer.writeVarint(UInt64(waitMilliseconds))
+        if let replica { writer.writeReplica(replica) }
     }
 
     public init(from reader: inout BinaryReader) throws(CodecError) {
@@ -414,6 +425,7 @@ public struct PullRequest: Hashable, Sendable, BinaryCodable {
         maximumChanges = try reader.readUInt32()
         maximumBytes = try reader.readUInt32()
         waitMilliseconds = try reader.readUInt32()
+        replica = reader.formatVersion >= 2 && !reader.isAtEnd ? try reader.readReplica() : nil
     }
 }
 

@@ -103,7 +103,7 @@ struct PostgresSchemaTests {
         let replica = ReplicaID(high: 8, low: 1)
         let store = try await PostgresCentralStore(url: url)
         try await Self.push(store, 0..<3, replica: replica)
-        // What a server of schema v4 writes for a push: unnumbered log rows.
+        // What a server of schema v4 writes for a push: the documents, and unnumbered log rows.
         let old = try TestPostgres.newDocuments(3..<6, replica: replica)
         let values = old.map { change in
             let hex = change.delta.encoded().map { String(format: "%02x", $0) }.joined()
@@ -111,11 +111,60 @@ struct PostgresSchemaTests {
         }
         _ = try TestPostgres.query(
             url, "INSERT INTO weft_change_log (tenant, collection, doc_id, record, bytes, tag) VALUES \(values.joined(separator: ", "))")
+        _ = try TestPostgres.query(
+            url,
+            "INSERT INTO weft_documents (tenant, collection, id, record) SELECT tenant, collection, doc_id, record FROM weft_change_log WHERE sequence IS NULL")
         try await Self.push(store, 6..<9, replica: replica)
         let log = try await store.changes(database: "t", after: 0, limit: 100, maxBytes: 1 << 20).changes
         #expect(log.map(\.sequence) == Array(1...9))
         #expect(log.map(\.key.id.rawValue) == (0..<9).map { "d\($0)" })
         #expect(try TestPostgres.query(url, "SELECT count(*) FROM weft_change_log WHERE sequence IS NULL") == "0")
+        await store.shutdown()
+    }
+
+    /// A log written before compaction (or by a server of an older build) holds several
+    /// entries per document, and a record in each: background compaction removes the
+    /// superseded entries and clears the records, tenant by tenant, in bounded steps, while
+    /// pulls go on.
+    @Test("Background compaction removes what an older build left, tenant by tenant, in steps")
+    func backgroundCompactionCleansAnOlderLog() async throws {
+        let url = try await TestPostgres.freshDatabase()
+        let replica = ReplicaID(high: 8, low: 2)
+        let store = try await PostgresCentralStore(url: url)
+        let service = SyncService(store: store)
+        try await Self.push(store, 0..<40, replica: replica)
+        for tenant in ["t", "u"] {
+            // Move every entry up by 100, and put an older entry of each document (with its
+            // record, as older builds stored) below: the history of a log never compacted.
+            _ = try TestPostgres.query(
+                url,
+                """
+                INSERT INTO weft_documents (tenant, collection, id, record)
+                    SELECT \(tenant == "u" ? "'u'" : "tenant"), collection, id, record FROM weft_documents WHERE tenant = 't'
+                    ON CONFLICT DO NOTHING;
+                DELETE FROM weft_change_log WHERE tenant = '\(tenant)';
+                INSERT INTO weft_change_log (tenant, sequence, collection, doc_id, record, bytes, tag)
+                    SELECT '\(tenant)', s, 'c', 'd' || (s - 1), (SELECT record FROM weft_documents LIMIT 1), 1, s FROM generate_series(1, 40) AS s;
+                INSERT INTO weft_change_log (tenant, sequence, collection, doc_id, record, bytes, tag)
+                    SELECT '\(tenant)', 100 + s, 'c', 'd' || (s - 1), CASE WHEN s > 30 THEN (SELECT record FROM weft_documents LIMIT 1) END, 1, s
+                    FROM generate_series(1, 40) AS s;
+                INSERT INTO weft_tenants (tenant, next_sequence) VALUES ('\(tenant)', 141)
+                    ON CONFLICT (tenant) DO UPDATE SET next_sequence = 141
+                """)
+        }
+        let before = await store.compactedEntries
+        // Steps of 7 entries: many steps and both tenants in one pass.
+        let removed = try await service.compactLog(step: 7)
+        let counted = await store.compactedEntries - before
+        #expect(removed == 80 && counted == 80)
+        #expect(try TestPostgres.query(url, "SELECT count(*) FROM weft_change_log") == "80")
+        #expect(try TestPostgres.query(url, "SELECT count(*) FROM weft_change_log WHERE record IS NOT NULL") == "0")
+        for tenant in ["t", "u"] {
+            let log = try await store.changes(database: tenant, after: 0, limit: 1_000, maxBytes: 1 << 30).changes
+            #expect(log.map(\.sequence) == Array(101...140) && log.map(\.key.id.rawValue) == (0..<40).map { "d\($0)" })
+        }
+        // A second pass finds nothing.
+        #expect(try await service.compactLog(step: 7) == 0)
         await store.shutdown()
     }
 
@@ -213,8 +262,8 @@ struct PostgresSchemaTests {
             try TestPostgres.query(
                 url, "SELECT attstattarget FROM pg_attribute WHERE attrelid = 'weft_change_log'::regclass AND attname = 'sequence'") == "0")
         // Every key column of every table: documents (3), tenants (1), change log (3), high-water
-        // marks (1), conflicts (3), sessions (1), staged changes (3).
-        #expect(try TestPostgres.query(url, keyColumns) == "15")
+        // marks (1), conflicts (3), sessions (1), staged changes (3), remembered cursors (1).
+        #expect(try TestPostgres.query(url, keyColumns) == "16")
 
         // What version 1 held is still there: the document, and the log from sequence 1 on.
         let key = DocumentKey(collection: try CollectionName("c"), id: try DocumentID("old"))

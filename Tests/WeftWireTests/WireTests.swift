@@ -57,6 +57,16 @@ struct WireTests {
         #expect(try WireMessage.decode(PushRequest.self, from: WireMessage.encode(WireSamples.push)) == WireSamples.push)
         #expect(try WireMessage.decode(PushResponse.self, from: WireMessage.encode(WireSamples.pushResponse)) == WireSamples.pushResponse)
         #expect(try WireMessage.decode(PullRequest.self, from: WireMessage.encode(WireSamples.pullRequest)) == WireSamples.pullRequest)
+        // The replica is a trailing field: present, it round-trips; absent, the message ends
+        // after the wait (the golden frame), and a truncated replica is malformed.
+        var named = WireSamples.pullRequest
+        named.replica = ReplicaID(high: 0x0102_0304_0506_0708, low: 0x090A_0B0C_0D0E_0F10)
+        #expect(try WireMessage.decode(PullRequest.self, from: WireMessage.encode(named)) == named)
+        let payload = BinaryFormat.encode(named)
+        #expect(payload.count == BinaryFormat.encode(WireSamples.pullRequest).count + 17)
+        #expect(throws: WireError.self) {
+            try WireMessage.decode(PullRequest.self, from: WireFrame.encode(Array(payload.dropLast(3))))
+        }
         #expect(try WireMessage.decode(PullResponse.self, from: WireMessage.encode(WireSamples.pullResponse)) == WireSamples.pullResponse)
         let big = WireSamples.big(2_000)
         #expect(try WireMessage.decode(PushRequest.self, from: WireMessage.encode(big)) == big)

@@ -15,7 +15,8 @@
 //                          twice: push and pull (syncOnce), then push only (pushAll)
 //   --load-repeats N       passes of each load test, fresh databases each (default 3)
 //   --skip PHASES          comma-separated phases to skip: postgres, scaleout, throttle, replay,
-//                          wire, memory, load
+//                          wire, memory, load, bootstrap
+//   --bootstrap-documents N documents on the server in the bootstrap phase (default 10000)
 //   --only PHASES          run only these phases
 //   --pg-replicas N        replicas pushing at once in the PostgreSQL phases (default 20)
 //   --pg-changes N         changes each of them pushes in the in-process phase (default 1000)
@@ -52,6 +53,7 @@ var pgChanges = 1_000
 var pgRepeats = 3
 var throttleRate = 150_000
 var scaleChanges = 2_000
+var bootstrapDocuments = 10_000
 var serverCPUs: [Double] = [0, 0.25, 0.4]
 var weftPath: String?
 var only: Set<String>?
@@ -87,6 +89,7 @@ while let argument = arguments.popFirst() {
         }
         batchSizes = sizes
     case "--scale-changes": scaleChanges = number(&arguments, argument, minimum: 1)
+    case "--bootstrap-documents": bootstrapDocuments = number(&arguments, argument, minimum: 1)
     case "--server-cpus":
         guard let text = arguments.popFirst() else { fail("--server-cpus needs a list") }
         let values = text.split(separator: ",").compactMap { Double($0) }
@@ -117,14 +120,16 @@ while let argument = arguments.popFirst() {
         print(
             "usage: weft-sync-bench [--changes N] [--batch-sizes A,B,..] [--repeats N] [--memory-changes N] "
                 + "[--write-chunk N] [--replicas N] [--rounds N] [--round-changes N] [--load-repeats N] "
-                + "[--skip|--only postgres,scaleout,throttle,replay,wire,memory,load] [--throttle-changes N] [--throttle-rate BYTES] "
+                + "[--skip|--only postgres,scaleout,throttle,replay,wire,memory,load,bootstrap] [--bootstrap-documents N] [--throttle-changes N] [--throttle-rate BYTES] "
                 + "[--pg-replicas N] [--pg-changes N] [--pg-repeats N] [--scale-changes N] [--server-cpus 0,0.5] [--weft PATH] [--quick]")
         exit(0)
     default: fail("unknown argument \(argument)")
     }
 }
 
-if let only { skipped.formUnion(Set(["postgres", "scaleout", "throttle", "replay", "wire", "memory", "load"]).subtracting(only)) }
+if let only {
+    skipped.formUnion(Set(["postgres", "scaleout", "throttle", "replay", "wire", "memory", "load", "bootstrap"]).subtracting(only))
+}
 
 // MARK: - Run
 
@@ -141,6 +146,33 @@ var output: [String: Any] = [
 var targets: [String: Any] = [:]
 
 do {
+    // B. Bootstrap and storage against history: the same documents with 1, 10 and 100 versions
+    // each; a new replica's first sync, and the central store's size, side by side.
+    if !skipped.contains("bootstrap") {
+        var passes = [Int: BootstrapPass]()
+        for versions in [1, 10, 100] {
+            log("bootstrap: \(bootstrapDocuments) documents x \(versions) versions")
+            let pass = try await runBootstrap(documents: bootstrapDocuments, versions: versions)
+            log(
+                "  \(rounded(pass.seconds, 3)) s, \(pass.pulledBytes) bytes pulled; store \(pass.storeBytesInUse) bytes in use "
+                    + "for \(pass.liveRecordBytes) bytes of live records, \(pass.logEntries) log entries")
+            passes[versions] = pass
+        }
+        output["bootstrap"] = [
+            "passes": [1, 10, 100].compactMap { passes[$0]?.json },
+            "note": "store: SQLite central store, bytes in use = (page_count - freelist_count) x page_size after a checkpoint; "
+                + "bootstrap: a new SQLite replica's first pullAll over HTTP on loopback, timed, then repeated counting framed page bytes",
+        ] as [String: Any]
+        if let one = passes[1], let ten = passes[10] {
+            targets["bootstrap_time_10_versions_over_1"] = target(ten.seconds / one.seconds, "<=", 1.3, "(ratio)")
+            targets["bootstrap_bytes_10_versions_over_1"] = target(Double(ten.pulledBytes) / Double(one.pulledBytes), "<=", 1.3, "(ratio)")
+        }
+        for (versions, pass) in passes.sorted(by: { $0.key < $1.key }) {
+            targets["store_bytes_over_live_records_\(versions)_versions"] = target(
+                Double(pass.storeBytesInUse) / Double(max(1, pass.liveRecordBytes)), "<=", 2, "(ratio)")
+        }
+    }
+
     // P. PostgreSQL: push throughput against the SQLite store, and from one server to two.
     if !skipped.contains("postgres") {
         if let text = ProcessInfo.processInfo.environment["WEFT_POSTGRES_URL"], let base = URL(string: text) {

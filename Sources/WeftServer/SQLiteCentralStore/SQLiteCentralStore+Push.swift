@@ -14,7 +14,7 @@ extension SQLiteCentralStore {
         )
     ) async throws(WeftError) -> UInt64 {
         do {
-            return try writeBlocking { db in
+            let (answer, superseded) = try writeBlocking { db -> (UInt64, UInt64) in
                 let replicaBytes = Data(replica.bytes)
                 guard try Self.session(db, database, replicaBytes) == (epoch == 0 ? nil : epoch) else {
                     throw WeftError.forked("replica \(replica) pushed in session \(epoch), which is not its current one")
@@ -30,9 +30,11 @@ extension SQLiteCentralStore {
                 let store = RawStatement(
                     try db.cachedStatement(sql: "INSERT OR REPLACE INTO documents (tenant, collection, id, record) VALUES (?, ?, ?, ?)"),
                     in: db)
+                // Logging a change replaces the document's entry (the unique key): the log is
+                // compacted as it grows, and the new entry takes the next sequence.
                 let log = RawStatement(
-                    try db.cachedStatement(sql: "INSERT INTO change_log (tenant, collection, id, record, bytes, tag) VALUES (?, ?, ?, ?, ?, ?)"),
-                    in: db)
+                    try db.cachedStatement(sql: "INSERT OR REPLACE INTO log (tenant, collection, id, tag) VALUES (?, ?, ?, ?)"), in: db)
+                var superseded: UInt64 = 0
                 let logConflict = try db.cachedStatement(
                     sql: "INSERT INTO conflicts (tenant, collection, id, policy, resolver, local, remote, winner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
                 var newMark = mark
@@ -66,23 +68,24 @@ extension SQLiteCentralStore {
                             try statement.bind(borrowing: record)
                             try statement.execute()
                         }
-                        try log.run { statement in
-                            try statement.bind(database)
-                            try statement.bind(key.collection.rawValue)
-                            try statement.bind(key.id.rawValue)
-                            try statement.bind(borrowing: record)
-                            try statement.bind(Int64(bytes.count))
-                            try statement.bind(Int64(LoggedChange.newTag()))
-                            try statement.execute()
-                        }
                     }
+                    try log.run { statement in
+                        try statement.bind(database)
+                        try statement.bind(key.collection.rawValue)
+                        try statement.bind(key.id.rawValue)
+                        try statement.bind(Int64(LoggedChange.newTag()))
+                        try statement.execute()
+                    }
+                    if local != nil { superseded += 1 }
                 }
                 guard let markValue = Int64(exactly: newMark) else { throw WeftError.invalidArgument("sequence \(newMark) is out of range") }
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO high_water (tenant, replica, applied_through) VALUES (?, ?, ?)",
                     arguments: [database, replicaBytes, markValue])
-                return newMark
+                return (newMark, superseded)
             }
+            compacted.withLock { $0 += superseded }
+            return answer
         } catch {
             throw SQLiteReplicaStorage.map(error, path: path)
         }

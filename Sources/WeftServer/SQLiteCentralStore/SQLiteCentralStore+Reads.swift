@@ -12,11 +12,13 @@ extension SQLiteCentralStore {
         guard let cursor = Int64(exactly: after) else { throw .invalidArgument("cursor \(after) is out of range") }
         do {
             return try readBlocking { db in
+                // Each entry's record is its document's: the entry is the document's latest.
                 let rows = try Row.fetchCursor(
                     db,
                     sql: """
-                        SELECT sequence, collection, id, record, bytes, tag FROM change_log
-                        WHERE tenant = ? AND sequence > ? ORDER BY sequence LIMIT ?
+                        SELECT l.sequence, l.collection, l.id, d.record, length(d.record) AS bytes, l.tag FROM log l
+                        JOIN documents d ON d.tenant = l.tenant AND d.collection = l.collection AND d.id = l.id
+                        WHERE l.tenant = ? AND l.sequence > ? ORDER BY l.sequence LIMIT ?
                         """,
                     arguments: [database, cursor, max(1, limit) + 1])
                 var page = [LoggedChange]()
@@ -48,7 +50,7 @@ extension SQLiteCentralStore {
         do {
             return try readBlocking { db in
                 try Int64.fetchOne(
-                    db, sql: "SELECT tag FROM change_log WHERE tenant = ? AND sequence = ?", arguments: [database, position]
+                    db, sql: "SELECT tag FROM log WHERE tenant = ? AND sequence = ?", arguments: [database, position]
                 ).map { UInt64(bitPattern: $0) }
             }
         } catch {

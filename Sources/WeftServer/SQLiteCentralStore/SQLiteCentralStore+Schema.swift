@@ -46,6 +46,35 @@ extension SQLiteCentralStore {
             // Changes logged before have tag 0, which every cursor matches.
             try db.execute(sql: "ALTER TABLE change_log ADD COLUMN tag INTEGER NOT NULL DEFAULT 0")
         }
+        migrator.registerMigration("v4: a compacted change log; remembered pull cursors") { db in
+            // The log keeps one entry per document, its latest, and no record: a page reads the
+            // record from `documents`, which always holds the latest (see the CentralStore
+            // contract, rule 2a). Each document's latest entry of the old log moves over with
+            // its sequence and tag (the row max() picks gives the bare column `tag`), and
+            // numbering continues above every sequence the old log ever gave.
+            try db.execute(
+                sql: """
+                    CREATE TABLE log (
+                        sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+                        tenant TEXT NOT NULL, collection TEXT NOT NULL, id TEXT NOT NULL, tag INTEGER NOT NULL,
+                        UNIQUE (tenant, collection, id)
+                    );
+                    INSERT INTO log (sequence, tenant, collection, id, tag)
+                        SELECT max(sequence), tenant, collection, id, tag FROM change_log GROUP BY tenant, collection, id ORDER BY 1;
+                    INSERT INTO sqlite_sequence (name, seq)
+                        SELECT 'log', seq FROM sqlite_sequence WHERE name = 'change_log'
+                        AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'log');
+                    UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'change_log'), 0))
+                        WHERE name = 'log';
+                    DROP TABLE change_log;
+                    CREATE INDEX log_by_tenant ON log (tenant, sequence);
+                    CREATE TABLE pull_cursors (
+                        tenant TEXT NOT NULL, replica BLOB NOT NULL, sequence INTEGER NOT NULL, tag INTEGER NOT NULL,
+                        PRIMARY KEY (tenant, replica, sequence)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX pull_cursors_by_sequence ON pull_cursors (tenant, sequence);
+                    """)
+        }
         return migrator
     }
 }

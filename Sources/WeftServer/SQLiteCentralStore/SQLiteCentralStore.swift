@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import Weft
 import WeftCRDT
 import WeftSQLite
@@ -10,6 +11,11 @@ public final class SQLiteCentralStore: CentralStore {
     let pool: DatabasePool
     /// The database file.
     public let path: String
+    let compacted = Mutex<UInt64>(0)
+
+    /// Log entries this store removed because a newer entry of the same document superseded
+    /// them (it compacts as it logs).
+    public var compactedEntries: UInt64 { compacted.withLock { $0 } }
 
     /// Opens (creating if needed) the store at `path`.
     public init(path: String) throws(WeftError) {

@@ -35,7 +35,7 @@ extension SyncEngine {
         var changes = 0
         var conflicts = 0
         while true {
-            var request = PullRequest(after: cursor, afterTag: tag, maximumChanges: maximumPageChanges)
+            var request = PullRequest(after: cursor, afterTag: tag, maximumChanges: maximumPageChanges, replica: replica.replicaID)
             if let limit = bandwidthLimit { request.maximumBytes = UInt32(clamping: min(Int(request.maximumBytes), limit.burstBytes)) }
             let page = try await transport.pull(request)
             if bandwidthLimit != nil { await throttle(WireMessage.encode(page).count) }

@@ -1,0 +1,157 @@
+// Bootstrap and storage against history (issue #15): a server holding N documents, each
+// written V times by writers with random ids, and a new replica's first sync over HTTP.
+
+import Foundation
+import GRDB
+import Synchronization
+import Weft
+import WeftCRDT
+import WeftHTTP
+import WeftServer
+import WeftWire
+
+/// What one bootstrap pass measured.
+struct BootstrapPass {
+    var documents: Int
+    var versions: Int
+    /// The new replica's first `pullAll()`, over HTTP on loopback, into a SQLite file.
+    var seconds: Double
+    /// The framed bytes of every page the replica received.
+    var pulledBytes: Int
+    /// The central store: bytes in use (pages minus free pages), the file, and the live records.
+    var storeBytesInUse: Int
+    var storeFileBytes: Int
+    var liveRecordBytes: Int
+    var logEntries: Int
+
+    var json: [String: Any] {
+        [
+            "documents": documents, "versions_per_document": versions,
+            "bootstrap_seconds": rounded(seconds, 3),
+            "bootstrap_pulled_bytes": pulledBytes, "store_bytes_in_use": storeBytesInUse,
+            "store_file_bytes": storeFileBytes,
+            "live_record_bytes": liveRecordBytes, "log_entries": logEntries,
+            "store_in_use_over_live_records": rounded(
+                Double(storeBytesInUse) / Double(max(1, liveRecordBytes)), 3),
+        ]
+    }
+}
+
+/// Counts the framed bytes of the pages a transport receives.
+struct PageCountingTransport: SyncTransport {
+    let base: any SyncTransport
+    let bytes = Shared(0)
+
+    func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse {
+        try await base.hello(request)
+    }
+    func push(_ request: PushRequest) async throws(SyncError) -> PushResponse { try await base.push(request) }
+    func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse {
+        let page = try await base.pull(request)
+        let size = WireMessage.encode(page).count
+        bytes.withLock { $0 += size }
+        return page
+    }
+}
+
+/// A value behind a lock, for counters shared with a transport.
+final class Shared<Value: Sendable>: Sendable {
+    private let value: Mutex<Value>
+    init(_ initial: Value) { value = Mutex(initial) }
+    func withLock<T>(_ body: (inout Value) -> T) -> T { value.withLock { body(&$0) } }
+}
+
+/// Fills a SQLite central store with `documents` documents, `versions` versions each, written in
+/// rounds by four writers with random ids (each version sets two registers and bumps a counter of
+/// the document the writer last pulled, so it dominates and the server fast-forwards), then
+/// bootstraps a new replica from it twice: once timed, once counting bytes.
+func runBootstrap(documents: Int, versions: Int) async throws -> BootstrapPass {
+    let scratch = try Scratch()
+    defer { scratch.remove() }
+    let storePath = scratch.file("central.sqlite")
+    let store = try SQLiteCentralStore(path: storePath)
+    let writers = (0..<4).map { _ in ReplicaID.random() }
+    var records = [DocumentRecord?](repeating: nil, count: documents)
+    var marks = [ReplicaID: UInt64]()
+    var wall: UInt64 = 1_700_000_000_000
+    let statuses = ["open", "assigned", "in progress", "waiting", "done"]
+    for version in 0..<versions {
+        let writer = writers[version % writers.count]
+        var batch = [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)]()
+        for index in 0..<documents {
+            wall += 1
+            let stamp = HLCTimestamp(wallMilliseconds: wall, counter: 0, replica: writer)
+            var record =
+                records[index]
+                ?? DocumentRecord(
+                    body: Document(), deletion: LWWRegister(false, stamp: stamp), version: VersionVector())
+            var body = record.body
+            if version == 0 {
+                body.set(
+                    "title", to: .string("Work order \(index): replace the pump seal at site \(index % 97)"),
+                    at: stamp)
+                body.set("priority", to: .int(Int64(index % 5)), at: stamp)
+                body.set("billable", to: .bool(index % 3 == 0), at: stamp)
+            }
+            body.set("status", to: .string(statuses[version % statuses.count]), at: stamp)
+            body.set("hours", to: .double(Double(version) * 0.25), at: stamp)
+            body.increment("visits", by: 1, at: stamp)
+            var vector = record.version
+            vector.increment(writer)
+            record = DocumentRecord(body: body, deletion: record.deletion, version: vector)
+            records[index] = record
+            let sequence = (marks[writer] ?? 0) + 1
+            marks[writer] = sequence
+            batch.append(
+                (
+                    sequence,
+                    DocumentKey(
+                        collection: try CollectionName("orders"), id: try DocumentID("order-\(index)")),
+                    record
+                ))
+            if batch.count == 1_000 || index == documents - 1 {
+                _ = try await store.applyPush(database: BenchServer.database, replica: writer, changes: batch)
+                {
+                    local, key, remote throws(WeftError) in
+                    try DocumentMerge.merge(local: local, remote: remote, key: key, policy: .crdt)
+                }
+                batch.removeAll(keepingCapacity: true)
+            }
+        }
+    }
+    let server = try await BenchServer.start(store: store, storePath: storePath, policy: .crdt)
+    var elapsed = 0.0
+    var pulled = 0
+    for counting in [false, true] {
+        let replica = try await Replica.open(path: scratch.file("replica-\(counting).sqlite"))
+        let http = HTTPTransport(
+            baseURL: server.baseURL, database: BenchServer.database, token: BenchServer.token)
+        let counter = PageCountingTransport(base: http)
+        let engine = SyncEngine(replica: replica, transport: counting ? counter : http)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let result = try await engine.pullAll()
+        if !counting { elapsed = seconds(clock.now - start) }
+        guard result.changes >= documents else {
+            throw BenchFailure("the bootstrap applied \(result.changes) changes for \(documents) documents")
+        }
+        if counting { pulled = counter.bytes.withLock { $0 } }
+    }
+    await server.stop()
+    // The store's size: a checkpoint first, so the WAL's pages are in the file.
+    let queue = try DatabaseQueue(path: storePath)
+    let figures = try await queue.write { db -> (Int, Int, Int, Int) in
+        try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+        let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 0
+        let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+        let free = try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
+        let live = try Int.fetchOne(db, sql: "SELECT sum(length(record)) FROM documents") ?? 0
+        let entries = try Int.fetchOne(db, sql: "SELECT count(*) FROM log") ?? 0
+        return ((pages - free) * pageSize, live, entries, pages * pageSize)
+    }
+    try queue.close()
+    return BootstrapPass(
+        documents: documents, versions: versions, seconds: elapsed, pulledBytes: pulled,
+        storeBytesInUse: figures.0,
+        storeFileBytes: figures.3, liveRecordBytes: figures.1, logEntries: figures.2)
+}
