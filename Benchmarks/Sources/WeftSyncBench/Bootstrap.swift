@@ -63,33 +63,39 @@ final class Shared<Value: Sendable>: Sendable {
 
 /// Fills a SQLite central store with `documents` documents, `versions` versions each, written in
 /// rounds by four writers with random ids (each version sets two registers and bumps a counter of
-/// the document the writer last pulled, so it dominates and the server fast-forwards), then
-/// bootstraps a new replica from it twice: once timed, once counting bytes.
-func runBootstrap(documents: Int, versions: Int) async throws -> BootstrapPass {
+/// the document the writer last pulled, so it dominates and the server fast-forwards), and a
+/// second store with the same final documents written once (no history). Then bootstraps a new
+/// replica from each `repeats` times, alternating, and once more counting bytes.
+func runBootstrap(documents: Int, versions: Int, repeats: Int) async throws -> (history: BootstrapPass, noHistory: BootstrapPass) {
     let scratch = try Scratch()
     defer { scratch.remove() }
-    let storePath = scratch.file("central.sqlite")
-    let store = try SQLiteCentralStore(path: storePath)
     let writers = (0..<4).map { _ in ReplicaID.random() }
     var records = [DocumentRecord?](repeating: nil, count: documents)
     var marks = [ReplicaID: UInt64]()
     var wall: UInt64 = 1_700_000_000_000
     let statuses = ["open", "assigned", "in progress", "waiting", "done"]
+    let collection = try CollectionName("orders")
+    let keys = try (0..<documents).map { DocumentKey(collection: collection, id: try DocumentID("order-\($0)")) }
+    func push(_ store: SQLiteCentralStore, _ writer: ReplicaID, _ batch: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)])
+        async throws
+    {
+        _ = try await store.applyPush(database: BenchServer.database, replica: writer, changes: batch) {
+            local, key, remote throws(WeftError) in
+            try DocumentMerge.merge(local: local, remote: remote, key: key, policy: .crdt)
+        }
+    }
+    let historyPath = scratch.file("history.sqlite")
+    let history = try SQLiteCentralStore(path: historyPath)
     for version in 0..<versions {
         let writer = writers[version % writers.count]
         var batch = [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)]()
         for index in 0..<documents {
             wall += 1
             let stamp = HLCTimestamp(wallMilliseconds: wall, counter: 0, replica: writer)
-            var record =
-                records[index]
-                ?? DocumentRecord(
-                    body: Document(), deletion: LWWRegister(false, stamp: stamp), version: VersionVector())
+            var record = records[index] ?? DocumentRecord(body: Document(), deletion: LWWRegister(false, stamp: stamp), version: VersionVector())
             var body = record.body
             if version == 0 {
-                body.set(
-                    "title", to: .string("Work order \(index): replace the pump seal at site \(index % 97)"),
-                    at: stamp)
+                body.set("title", to: .string("Work order \(index): replace the pump seal at site \(index % 97)"), at: stamp)
                 body.set("priority", to: .int(Int64(index % 5)), at: stamp)
                 body.set("billable", to: .bool(index % 3 == 0), at: stamp)
             }
@@ -102,56 +108,63 @@ func runBootstrap(documents: Int, versions: Int) async throws -> BootstrapPass {
             records[index] = record
             let sequence = (marks[writer] ?? 0) + 1
             marks[writer] = sequence
-            batch.append(
-                (
-                    sequence,
-                    DocumentKey(
-                        collection: try CollectionName("orders"), id: try DocumentID("order-\(index)")),
-                    record
-                ))
+            batch.append((sequence, keys[index], record))
             if batch.count == 1_000 || index == documents - 1 {
-                _ = try await store.applyPush(database: BenchServer.database, replica: writer, changes: batch)
-                {
-                    local, key, remote throws(WeftError) in
-                    try DocumentMerge.merge(local: local, remote: remote, key: key, policy: .crdt)
-                }
+                try await push(history, writer, batch)
                 batch.removeAll(keepingCapacity: true)
             }
         }
     }
-    let server = try await BenchServer.start(store: store, storePath: storePath, policy: .crdt)
-    var elapsed = 0.0
-    var pulled = 0
-    for counting in [false, true] {
-        let replica = try await Replica.open(path: scratch.file("replica-\(counting).sqlite"))
-        let http = HTTPTransport(
-            baseURL: server.baseURL, database: BenchServer.database, token: BenchServer.token)
-        let counter = PageCountingTransport(base: http)
-        let engine = SyncEngine(replica: replica, transport: counting ? counter : http)
-        let clock = ContinuousClock()
-        let start = clock.now
-        let result = try await engine.pullAll()
-        if !counting { elapsed = seconds(clock.now - start) }
-        guard result.changes >= documents else {
-            throw BenchFailure("the bootstrap applied \(result.changes) changes for \(documents) documents")
+    // The same documents, written once.
+    let plainPath = scratch.file("plain.sqlite")
+    let plain = try SQLiteCentralStore(path: plainPath)
+    let loader = ReplicaID.random()
+    for start in stride(from: 0, to: documents, by: 1_000) {
+        let end = min(documents, start + 1_000)
+        try await push(plain, loader, (start..<end).compactMap { index in records[index].map { (UInt64(index + 1), keys[index], $0) } })
+    }
+    let servers = [
+        try await BenchServer.start(store: history, storePath: historyPath, policy: .crdt),
+        try await BenchServer.start(store: plain, storePath: plainPath, policy: .crdt),
+    ]
+    var times: [[Double]] = [[], []]
+    var pulled = [0, 0]
+    for round in 0..<repeats + 1 {
+        for which in round % 2 == 0 ? [0, 1] : [1, 0] {
+            let counting = round == repeats
+            let replica = try await Replica.open(path: scratch.file("replica-\(which)-\(round).sqlite"))
+            let http = HTTPTransport(baseURL: servers[which].baseURL, database: BenchServer.database, token: BenchServer.token)
+            let counter = PageCountingTransport(base: http)
+            let engine = SyncEngine(replica: replica, transport: counting ? counter : http)
+            let clock = ContinuousClock()
+            let start = clock.now
+            let result = try await engine.pullAll()
+            if !counting { times[which].append(seconds(clock.now - start)) }
+            guard result.changes >= documents else {
+                throw BenchFailure("the bootstrap applied \(result.changes) changes for \(documents) documents")
+            }
+            if counting { pulled[which] = counter.bytes.withLock { $0 } }
         }
-        if counting { pulled = counter.bytes.withLock { $0 } }
     }
-    await server.stop()
-    // The store's size: a checkpoint first, so the WAL's pages are in the file.
-    let queue = try DatabaseQueue(path: storePath)
-    let figures = try await queue.write { db -> (Int, Int, Int, Int) in
-        try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
-        let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 0
-        let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
-        let free = try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
-        let live = try Int.fetchOne(db, sql: "SELECT sum(length(record)) FROM documents") ?? 0
-        let entries = try Int.fetchOne(db, sql: "SELECT count(*) FROM log") ?? 0
-        return ((pages - free) * pageSize, live, entries, pages * pageSize)
+    for server in servers { await server.stop() }
+    var passes = [BootstrapPass]()
+    for (which, path) in [historyPath, plainPath].enumerated() {
+        // The store's size: a checkpoint first, so the WAL's pages are in the file.
+        let queue = try DatabaseQueue(path: path)
+        let figures = try await queue.writeWithoutTransaction { db -> (Int, Int, Int, Int) in
+            try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+            let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 0
+            let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+            let free = try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
+            let live = try Int.fetchOne(db, sql: "SELECT sum(length(record)) FROM documents") ?? 0
+            let entries = try Int.fetchOne(db, sql: "SELECT count(*) FROM log") ?? 0
+            return ((pages - free) * pageSize, live, entries, pages * pageSize)
+        }
+        try queue.close()
+        passes.append(
+            BootstrapPass(
+                documents: documents, versions: which == 0 ? versions : 1, seconds: median(times[which]), pulledBytes: pulled[which],
+                storeBytesInUse: figures.0, storeFileBytes: figures.3, liveRecordBytes: figures.1, logEntries: figures.2))
     }
-    try queue.close()
-    return BootstrapPass(
-        documents: documents, versions: versions, seconds: elapsed, pulledBytes: pulled,
-        storeBytesInUse: figures.0,
-        storeFileBytes: figures.3, liveRecordBytes: figures.1, logEntries: figures.2)
+    return (passes[0], passes[1])
 }

@@ -60,19 +60,48 @@ public struct ReplicaCollection: Sendable {
     }
 
     /// The live documents that pass `filter`, ordered by id, as readers see them.
+    ///
+    /// Without a `limit` this holds the whole collection in memory; to go through a large one,
+    /// use ``documents(where:pageSize:)``, or page with ``DocumentFilter/after`` and a `limit`.
+    /// - Complexity: O(n) in the documents read; memory O(`limit`).
     public func list(where filter: DocumentFilter = .all, limit: Int? = nil) async throws(WeftError)
         -> [(id: DocumentID, document: Document)]
     {
         // The collection's policy once for the whole list: most collections show bodies as stored.
+        try presentable(try await replica.storage.records(in: name, where: filter, limit: limit), filter: filter)
+    }
+
+    /// Stored records as readers see them (siblings resolved, field rules applied), without the
+    /// deleted ones unless `filter` asks for them.
+    func presentable(_ stored: [(id: DocumentID, record: DocumentRecord)], filter: DocumentFilter) throws(WeftError)
+        -> [(id: DocumentID, document: Document)]
+    {
         var rules: FieldRulesResolver?
         if case .fields(let declared) = replica.policy(for: name) { rules = FieldRulesResolver(rules: declared) }
         var result = [(id: DocumentID, document: Document)]()
-        for (id, stored) in try await replica.storage.records(in: name, where: filter, limit: limit) {
+        result.reserveCapacity(stored.count)
+        for (id, stored) in stored {
             let record = stored.holdsSiblings ? try replica.readable(stored, in: name) : stored
             if record.isDeleted && !filter.includeDeleted { continue }
             result.append((id, rules?.presenting(record.body) ?? record.body))
         }
         return result
+    }
+
+    /// The live documents that pass `filter`, ordered by id, as readers see them, read `pageSize`
+    /// at a time: memory follows the page, not the collection.
+    ///
+    /// Each page is a consistent read; a document written between pages is seen as it is when
+    /// its page is read (a document created behind the pages' position is not seen, one
+    /// deleted ahead of it is not either).
+    ///
+    /// ```swift
+    /// for try await (id, document) in replica.collection("orders").documents() {
+    ///     print(id, document.scalar("status") ?? .null)
+    /// }
+    /// ```
+    public func documents(where filter: DocumentFilter = .all, pageSize: Int = 500) -> CollectionDocuments {
+        CollectionDocuments(collection: self, filter: filter, pageSize: max(1, pageSize))
     }
 
     /// The collection's deleted documents (tombstones), ordered by id, with the stamp of each
@@ -135,6 +164,48 @@ public struct ReplicaCollection: Sendable {
                 throw .invalidArgument("the update of \(key) failed: \(error)")
             }
             try editor.replace(with: value)
+        }
+    }
+}
+
+/// The documents of a collection, read page by page (``ReplicaCollection/documents(where:pageSize:)``).
+public struct CollectionDocuments: AsyncSequence, Sendable {
+    public typealias Element = (id: DocumentID, document: Document)
+    let collection: ReplicaCollection
+    let filter: DocumentFilter
+    let pageSize: Int
+
+    public func makeAsyncIterator() -> Iterator { Iterator(sequence: self) }
+
+    /// Reads the next page when the current one is used up.
+    public struct Iterator: AsyncIteratorProtocol {
+        let sequence: CollectionDocuments
+        var page: [(id: DocumentID, document: Document)] = []
+        var index = 0
+        var after: DocumentID?
+        var finished = false
+
+        init(sequence: CollectionDocuments) {
+            self.sequence = sequence
+            after = sequence.filter.after
+        }
+
+        public mutating func next() async throws(WeftError) -> (id: DocumentID, document: Document)? {
+            if index == page.count {
+                guard !finished else { return nil }
+                var filter = sequence.filter
+                filter.after = after
+                // The page counts stored records, live or not, so that deleted documents never
+                // stall it; the list drops those a reader does not see.
+                let read = try await sequence.collection.replica.storage.records(in: sequence.collection.name, where: filter, limit: sequence.pageSize)
+                finished = read.count < sequence.pageSize
+                after = read.last?.id ?? after
+                page = try sequence.collection.presentable(read, filter: sequence.filter)
+                index = 0
+                if page.isEmpty { return finished ? nil : try await next() }
+            }
+            defer { index += 1 }
+            return page[index]
         }
     }
 }

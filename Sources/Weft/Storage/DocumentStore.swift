@@ -41,12 +41,18 @@ public struct DocumentFilter: Sendable {
     public var fieldEquals: (field: String, value: Scalar)?
     /// Only documents whose id starts with this prefix.
     public var idPrefix: String?
+    /// Only documents whose id comes after this one (in the order of ids: their UTF-8 bytes),
+    /// to read a collection page by page: pass the last id of the previous page.
+    public var after: DocumentID?
 
     /// Creates a filter; the default matches every live document.
-    public init(includeDeleted: Bool = false, fieldEquals: (field: String, value: Scalar)? = nil, idPrefix: String? = nil) {
+    public init(
+        includeDeleted: Bool = false, fieldEquals: (field: String, value: Scalar)? = nil, idPrefix: String? = nil, after: DocumentID? = nil
+    ) {
         self.includeDeleted = includeDeleted
         self.fieldEquals = fieldEquals
         self.idPrefix = idPrefix
+        self.after = after
     }
 
     /// Every live document.
@@ -56,6 +62,7 @@ public struct DocumentFilter: Sendable {
     public func matches(_ id: DocumentID, _ record: DocumentRecord) -> Bool {
         if !includeDeleted && record.isDeleted { return false }
         if let idPrefix, !id.rawValue.hasPrefix(idPrefix) { return false }
+        if let after, !(after < id) { return false }
         if let fieldEquals, record.body.scalar(fieldEquals.field) != fieldEquals.value { return false }
         return true
     }
@@ -73,8 +80,9 @@ public struct DocumentFilter: Sendable {
 ///    through ``replaceIdentity(with:)``, which also resets the confirmed epoch to 0.
 /// 2. ``record(for:)`` returns the last record stored for the key, tombstones included, or `nil`;
 ///    ``records(for:)`` does the same for many keys in one consistent read.
-/// 3. ``records(in:where:limit:)`` returns the matching records of one collection ordered by id,
-///    at most `limit` of them.
+/// 3. ``records(in:where:limit:)`` returns the matching records of one collection ordered by id
+///    (the UTF-8 bytes of ids, which is also SQLite's order of text), at most `limit` of them,
+///    reading no more than it returns and skips: its memory follows `limit`, not the collection.
 /// 4. ``saveLastStamp(_:)``, ``setPullCursor(_:)``, ``saveConfirmedEpoch(_:)`` and
 ///    ``replaceIdentity(with:)`` persist before they return; the pull cursor only moves forward
 ///    (a smaller value is ignored).

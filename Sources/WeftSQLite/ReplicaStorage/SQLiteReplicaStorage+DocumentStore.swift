@@ -137,6 +137,11 @@ extension SQLiteReplicaStorage {
                 sql += " AND substr(id, 1, ?) = ?"
                 arguments += [prefix.unicodeScalars.count, prefix]
             }
+            if let after = filter.after {
+                // Text compares by its bytes (BINARY): the UTF-8 order of DocumentID.
+                sql += " AND id > ?"
+                arguments += [after.rawValue]
+            }
             sql += " ORDER BY id"
             var result = [(DocumentID, DocumentRecord)]()
             let cursor = try Row.fetchCursor(db, sql: sql, arguments: arguments)

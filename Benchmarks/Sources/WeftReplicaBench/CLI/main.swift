@@ -330,6 +330,14 @@ do {
                 "queue_bytes": figures.queueBytes,
             ] as [String: Any]
             if !raw {
+                memory["replica_iteration"] = [
+                    "documents": figures.iterated, "seconds": rounded(figures.iterationSeconds, 1),
+                    "resident_peak_sampled_mib": mib(figures.iterationResidentPeak),
+                    "method": "collection.documents(pageSize: 500) over every document just written, resident set sampled every 10,000",
+                ] as [String: Any]
+                targets["iteration_resident_mb_\(figures.documents)_documents"] = target(
+                    Double(figures.iterationResidentPeak) / 1e6, "<", 100,
+                    "resident memory in MB (10^6 bytes), whole process, while documents(pageSize: 500) iterates the \(figures.documents) documents")
                 targets["memory_growth_\(figures.documents)_documents"] = target(
                     Double(figures.peakGrowth) / 1e6, "<", 50,
                     "resident memory growth in MB (10^6 bytes; highest sample minus before) while \(figures.documents) documents are written one commit each")

@@ -211,6 +211,11 @@ public enum ReplicaMeasurements {
         /// The process's peak resident size so far (`VmHWM`), read at the end: a bound that also
         /// covers any spike between samples (and everything the process did before).
         public let processPeakResident: Int
+        /// Iterating every document afterwards with `documents(pageSize: 500)` (replica only):
+        /// the seconds, and the highest resident size sampled every 10,000 documents.
+        public var iterationSeconds: Double = 0
+        public var iterationResidentPeak: Int = 0
+        public var iterated = 0
 
         public var growth: Int { residentAfter - residentBefore }
         public var peakGrowth: Int { residentPeakSampled - residentBefore }
@@ -255,6 +260,24 @@ public enum ReplicaMeasurements {
             }
             queueBytes = try await store.replica.queuedBytes()
             databaseBytes = store.directory.sizeOnDisk()
+            let seconds = nanoseconds(clock.now - start) / 1e9
+            let after = residentMemoryBytes() ?? 0
+            var figures = MemoryFigures(
+                documents: documents, seconds: seconds, residentBefore: before, residentAfter: after,
+                residentPeakSampled: max(samples.max() ?? 0, after), samples: samples, sampleEvery: sampleEvery,
+                databaseBytes: databaseBytes, queueBytes: queueBytes, processPeakResident: peakResidentMemoryBytes() ?? 0)
+            // Reading the whole collection back, page by page.
+            let iterationStart = clock.now
+            var peak = residentMemoryBytes() ?? 0
+            var count = 0
+            for try await _ in store.documents.documents(pageSize: 500) {
+                count += 1
+                if count % 10_000 == 0 { peak = max(peak, residentMemoryBytes() ?? 0) }
+            }
+            figures.iterationSeconds = nanoseconds(clock.now - iterationStart) / 1e9
+            figures.iterationResidentPeak = max(peak, residentMemoryBytes() ?? 0)
+            figures.iterated = count
+            return figures
         }
         let seconds = nanoseconds(clock.now - start) / 1e9
         let after = residentMemoryBytes() ?? 0
