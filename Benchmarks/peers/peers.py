@@ -28,6 +28,7 @@ Usage:
 import argparse
 import gc
 import json
+import random
 import sys
 import time
 from importlib import metadata
@@ -35,9 +36,25 @@ from importlib import metadata
 FULL_REPLICAS = 1540
 FULL_KEYS = 100_000
 MAP_NAME = "m"
-RECEIVER_ID = 9_000_000  # distinct from every writer id
-MAP_A_ID = 1
-MAP_B_ID = 2
+
+# Client ids as real clients draw them: random (Yjs and Loro both pick a random id per
+# client), not 1, 2, 3, which encode in one byte. Below 2^53 so every binding takes them;
+# seeded, so every run uses the same ones.
+_IDS = random.Random(0x3A9)
+
+
+def random_ids(n):
+    seen = set()
+    out = []
+    while len(out) < n:
+        i = _IDS.randrange(1, 2 ** 53)
+        if i not in seen:
+            seen.add(i)
+            out.append(i)
+    return out
+
+
+RECEIVER_ID, RECEIVER_ID_2, RECEIVER_ID_3, MAP_A_ID, MAP_B_ID = random_ids(5)
 
 
 def log(msg):
@@ -172,8 +189,9 @@ class LoroAdapter:
 
 def bench_b3(lib, n_replicas, repeats):
     log("[%s] b3: encoding %d replica updates" % (lib.name, n_replicas))
-    # Writer ids 1..n (0 avoided on purpose); each writes its own index.
-    updates = [lib.single_key_update(i + 1, i) for i in range(n_replicas)]
+    # Random writer ids, distinct from the receivers'; each writes its own index.
+    writers = [i for i in random_ids(n_replicas + 3) if i not in (RECEIVER_ID, RECEIVER_ID_2, RECEIVER_ID_3)][:n_replicas]
+    updates = [lib.single_key_update(writers[i], i) for i in range(n_replicas)]
     total_bytes = sum(len(u) for u in updates)
 
     best = None
@@ -196,7 +214,7 @@ def bench_b3(lib, n_replicas, repeats):
 
     # Convergence check (untimed): a second receiver applying the updates in
     # reverse order must settle on the same single value.
-    doc2, root2 = lib.new_doc(RECEIVER_ID + 1)
+    doc2, root2 = lib.new_doc(RECEIVER_ID_2)
     lib.apply_all(doc2, list(reversed(updates)))
     assert lib.map_keys(doc2, root2) == ["k"]
     other = lib.map_get(doc2, root2, "k")
@@ -213,7 +231,7 @@ def bench_b3(lib, n_replicas, repeats):
     if hasattr(lib, "apply_batch"):
         batch_best = None
         for _ in range(repeats):
-            doc3, root3 = lib.new_doc(RECEIVER_ID + 2)
+            doc3, root3 = lib.new_doc(RECEIVER_ID_3)
             ms, _ = timed(lambda: lib.apply_batch(doc3, updates))
             assert lib.map_keys(doc3, root3) == ["k"]
             assert lib.map_get(doc3, root3, "k") == final_value

@@ -20,29 +20,39 @@ extension PostgresCentralStore {
         }
         let logger = logger
         let replicaBytes = ByteBuffer(bytes: replica.bytes)
+        let unnamed = replica == RememberedCursors.unnamedReader
         let cursors = [
-            from > 0 ? (from, Int64(bitPattern: afterTag)) : nil,
+            from > 0 && !unnamed ? (from, Int64(bitPattern: afterTag)) : nil,
             to > from ? (to, Int64(bitPattern: servedTag)) : nil,
         ]
         .compactMap { $0 }
+        // Unnamed clients share one list (every page's end, trimmed by compaction): nothing is
+        // forgotten here. A named replica keeps its pull's cursor, the page's end, and the last
+        // few ends served before it.
+        let below = unnamed ? Int64.min : from
+        let trimmed = unnamed ? Int64.max : from
         do {
             try await withDeadline {
-                // One statement: forget the cursors below the pull's, remember the pull's and
-                // the page's end, and keep the last four served after the pull's.
-                try await self.client.query(
-                    """
-                    WITH forgotten AS (
-                        DELETE FROM weft_pull_cursors WHERE tenant = \(database) AND replica = \(replicaBytes) AND sequence < \(from)
-                    ), remembered AS (
-                        INSERT INTO weft_pull_cursors (tenant, replica, sequence, tag)
-                        SELECT \(database), \(replicaBytes), s, g FROM unnest(\(cursors.map(\.0))::int8[], \(cursors.map(\.1))::int8[]) AS c(s, g)
-                        ON CONFLICT (tenant, replica, sequence) DO UPDATE SET tag = EXCLUDED.tag
-                    )
-                    DELETE FROM weft_pull_cursors WHERE tenant = \(database) AND replica = \(replicaBytes) AND sequence > \(from)
-                        AND sequence < \(to) AND sequence NOT IN (
-                            SELECT sequence FROM weft_pull_cursors WHERE tenant = \(database) AND replica = \(replicaBytes) AND sequence > \(from)
-                            ORDER BY sequence DESC LIMIT 3)
-                    """, logger: logger)
+                try await self.client.withTransaction(logger: logger) { connection in
+                    // Losing these rows in a crash can only make a cursor unknown (a resync),
+                    // never a wrong one known: the commit need not wait for the disk.
+                    try await connection.query("SET LOCAL synchronous_commit = off", logger: logger)
+                    try await connection.query(
+                        """
+                        WITH forgotten AS (
+                            DELETE FROM weft_pull_cursors WHERE tenant = \(database) AND replica = \(replicaBytes) AND sequence < \(below)
+                        ), remembered AS (
+                            INSERT INTO weft_pull_cursors (tenant, replica, sequence, tag)
+                            SELECT \(database), \(replicaBytes), s, g FROM unnest(\(cursors.map(\.0))::int8[], \(cursors.map(\.1))::int8[]) AS c(s, g)
+                            ON CONFLICT (tenant, replica, sequence) DO UPDATE SET tag = EXCLUDED.tag
+                        )
+                        DELETE FROM weft_pull_cursors WHERE tenant = \(database) AND replica = \(replicaBytes) AND sequence > \(trimmed)
+                            AND sequence <> \(to) AND sequence NOT IN (
+                                SELECT sequence FROM weft_pull_cursors WHERE tenant = \(database) AND replica = \(replicaBytes)
+                                AND sequence > \(trimmed) AND sequence <> \(to)
+                                ORDER BY sequence DESC LIMIT \(RememberedCursors.earlierPagesKept))
+                        """, logger: logger)
+                }
             }
         } catch {
             throw map(error)
@@ -57,12 +67,13 @@ extension PostgresCentralStore {
         do {
             return try await withDeadline {
                 var found = false
-                for try await exists in try await self.client.query(
+                for try await known in try await self.client.query(
                     """
                     SELECT EXISTS (SELECT 1 FROM weft_pull_cursors WHERE tenant = \(database) AND sequence = \(position) AND tag = \(wanted))
+                        OR \(position) <= COALESCE((SELECT remembered_from FROM weft_tenants WHERE tenant = \(database)), 0)
                     """, logger: logger
                 ).decode(Bool.self) {
-                    found = exists
+                    found = known
                 }
                 return found
             }
@@ -102,7 +113,10 @@ extension PostgresCentralStore {
                     ).decode(Bool.self) {
                         locked = acquired
                     }
-                    guard locked else { return (0, false) }
+                    guard locked else {
+                        // A sequencer holds this tenant: leave it to the next pass.
+                        return try await self.nextTenant(after: current, connection)
+                    }
                     var reached: Int64?
                     var read = 0
                     var removed = 0
@@ -128,15 +142,17 @@ extension PostgresCentralStore {
                     }
                     if removed > 0 { self.compacted.withLock { $0 += UInt64(removed) } }
                     if read < step {
-                        // This tenant's log is done: the next tenant, or the end of the pass.
-                        var next: String?
-                        for try await name in try await connection.query(
-                            "SELECT min(tenant) FROM weft_tenants WHERE tenant > \(current)", logger: logger
-                        ).decode(String?.self) {
-                            next = name
-                        }
-                        self.compaction.withLock { $0 = (next ?? "", 0) }
-                        return (removed, next == nil)
+                        // This tenant's log is done: trim the cursors kept for unnamed clients,
+                        // then on to the next tenant, or the end of the pass.
+                        let unnamed = ByteBuffer(bytes: RememberedCursors.unnamedReader.bytes)
+                        try await connection.query(
+                            """
+                            DELETE FROM weft_pull_cursors WHERE tenant = \(current) AND replica = \(unnamed) AND sequence < (
+                                SELECT sequence FROM weft_pull_cursors WHERE tenant = \(current) AND replica = \(unnamed)
+                                ORDER BY sequence DESC LIMIT 1 OFFSET \(RememberedCursors.unnamedKept - 1))
+                            """, logger: logger)
+                        let (_, finished) = try await self.nextTenant(after: current, connection)
+                        return (removed, finished)
                     }
                     self.compaction.withLock { $0 = (current, reached ?? from) }
                     return (removed, false)
@@ -145,5 +161,19 @@ extension PostgresCentralStore {
         } catch {
             throw map(error)
         }
+    }
+
+    /// Moves background compaction on to the tenant after `tenant`; whether the pass finished.
+    func nextTenant(after tenant: String, _ connection: PostgresConnection) async throws -> (
+        removed: Int, passFinished: Bool
+    ) {
+        var next: String?
+        for try await name in try await connection.query(
+            "SELECT min(tenant) FROM weft_tenants WHERE tenant > \(tenant)", logger: logger
+        ).decode(String?.self) {
+            next = name
+        }
+        compaction.withLock { $0 = (next ?? "", 0) }
+        return (0, next == nil)
     }
 }

@@ -121,7 +121,8 @@ extension PostgresCentralStore {
             // entries and staged rows carry no record (the column stays for rows an older build
             // wrote, which background compaction clears). Servers of an older build cannot
             // read entries without a record: upgrade every server of a database together.
-            // The cursors served per replica (contract, rule 8): a new table.
+            // The cursors served per replica (contract, rule 8): a new table, and where remembering
+            // began.
             "v6: a compacted change log; remembered pull cursors",
             [
                 "LOCK TABLE weft_tenants, weft_change_log, weft_pending IN ACCESS EXCLUSIVE MODE",
@@ -134,6 +135,10 @@ extension PostgresCentralStore {
                     PRIMARY KEY (tenant, replica, sequence))
                 """,
                 "CREATE INDEX weft_pull_cursors_by_sequence ON weft_pull_cursors (tenant, sequence)",
+                // Cursors up to the last number given so far were served before cursors were
+                // remembered: they pass when their entry is gone (rule 8).
+                "ALTER TABLE weft_tenants ADD COLUMN remembered_from BIGINT NOT NULL DEFAULT 0",
+                "UPDATE weft_tenants SET remembered_from = next_sequence - 1",
             ]
         ),
     ]

@@ -87,9 +87,14 @@ extension PostgresCentralStore {
             guard count > 0 else { return 0 }
             let legacyNumbers = (0..<Int64(legacy.count)).map { first + $0 }
             let stagedNumbers = (0..<Int64(staged.count)).map { first + Int64(legacy.count) + $0 }
-            // Staged rows move into the log with their numbers (deleted here, inserted there), so
-            // the log only ever receives inserts; older rows are numbered in place.
-            try await connection.query(
+            // Staged rows move into the log with their numbers (deleted here, inserted there);
+            // older rows are numbered in place. Compaction in the same statement: the log keeps
+            // one entry per document, so the entries of the documents moved here go (all of
+            // them are older: the statement does not see the rows it inserts), and a document
+            // staged twice in the run enters once, with its newer number. Every entry removed
+            // has a newer one above it, so no reader misses the document.
+            var removed = 0
+            for try await gone in try await connection.query(
                 """
                 WITH numbered AS (
                     UPDATE weft_change_log c SET sequence = v.sequence
@@ -97,36 +102,57 @@ extension PostgresCentralStore {
                     WHERE c.id = v.id AND c.id = ANY(\(legacy)::int8[])
                 ), moved AS (
                     DELETE FROM weft_pending p WHERE p.id = ANY(\(staged)::int8[])
-                    RETURNING p.id, p.tenant, p.collection, p.doc_id, p.record, p.bytes, p.tag
-                ), logged AS (
-                    INSERT INTO weft_change_log (tenant, sequence, collection, doc_id, record, bytes, tag)
-                    SELECT m.tenant, v.sequence, m.collection, m.doc_id, m.record, m.bytes, m.tag
+                    RETURNING p.id, p.tenant, p.collection, p.doc_id, p.bytes, p.tag
+                ), ranked AS (
+                    SELECT m.tenant, v.sequence, m.collection, m.doc_id, m.bytes, m.tag
                     FROM moved m JOIN unnest(\(staged)::int8[], \(stagedNumbers)::int8[]) AS v(id, sequence) ON v.id = m.id
-                    ORDER BY v.sequence
-                )
-                INSERT INTO weft_tenants (tenant, next_sequence) VALUES (\(database), \(first + Int64(count)))
-                ON CONFLICT (tenant) DO UPDATE SET next_sequence = EXCLUDED.next_sequence
-                """, logger: logger)
-            // Compaction: each document numbered here keeps only its newest entry; its earlier
-            // ones (from before this run, or twice in it) go, found by key. Every entry removed
-            // has a newer one above it, so no reader misses the document.
-            let last = first + Int64(count)
-            var removed = 0
-            for try await gone in try await connection.query(
-                """
-                WITH numbered AS (
-                    SELECT collection, doc_id, max(sequence) AS newest FROM weft_change_log
-                    WHERE tenant = \(database) AND sequence >= \(first) AND sequence < \(last)
-                    GROUP BY collection, doc_id
-                ), gone AS (
-                    DELETE FROM weft_change_log l USING numbered n
-                    WHERE l.tenant = \(database) AND l.collection = n.collection AND l.doc_id = n.doc_id AND l.sequence < n.newest
+                ), latest AS (
+                    SELECT DISTINCT ON (collection, doc_id) * FROM ranked ORDER BY collection, doc_id, sequence DESC
+                ), superseded AS (
+                    -- Each document's entries found through the index by key (a lateral probe
+                    -- per document, so no plan reads the whole log), then deleted by id.
+                    DELETE FROM weft_change_log l
+                    WHERE l.id IN (
+                        SELECT o.id FROM latest k CROSS JOIN LATERAL (
+                            SELECT x.id FROM weft_change_log x
+                            WHERE x.tenant = \(database) AND x.collection = k.collection AND x.doc_id = k.doc_id
+                                AND x.sequence IS NOT NULL
+                        ) AS o
+                    ) AND NOT (l.id = ANY(\(legacy)::int8[]))
                     RETURNING 1
+                ), logged AS (
+                    INSERT INTO weft_change_log (tenant, sequence, collection, doc_id, bytes, tag)
+                    SELECT tenant, sequence, collection, doc_id, bytes, tag FROM latest ORDER BY sequence
+                ), counter AS (
+                    INSERT INTO weft_tenants (tenant, next_sequence) VALUES (\(database), \(first + Int64(count)))
+                    ON CONFLICT (tenant) DO UPDATE SET next_sequence = EXCLUDED.next_sequence
                 )
-                SELECT count(*) FROM gone
+                SELECT (SELECT count(*) FROM superseded) + (SELECT count(*) FROM ranked) - (SELECT count(*) FROM latest)
                 """, logger: logger
             ).decode(Int64.self) {
                 removed = Int(gone)
+            }
+            if !legacy.isEmpty {
+                // Rows an older server left unnumbered (a rolling upgrade from before the
+                // staging table): their documents' earlier entries go too, in a statement of
+                // their own, which sees what the one above numbered.
+                let last = first + Int64(count)
+                for try await gone in try await connection.query(
+                    """
+                    WITH numbered AS (
+                        SELECT collection, doc_id, max(sequence) AS newest FROM weft_change_log
+                        WHERE tenant = \(database) AND sequence >= \(first) AND sequence < \(last)
+                        GROUP BY collection, doc_id
+                    ), gone AS (
+                        DELETE FROM weft_change_log l USING numbered n
+                        WHERE l.tenant = \(database) AND l.collection = n.collection AND l.doc_id = n.doc_id AND l.sequence < n.newest
+                        RETURNING 1
+                    )
+                    SELECT count(*) FROM gone
+                    """, logger: logger
+                ).decode(Int64.self) {
+                    removed += Int(gone)
+                }
             }
             if removed > 0 { compacted.withLock { $0 += UInt64(removed) } }
             return count

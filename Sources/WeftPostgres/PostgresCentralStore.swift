@@ -23,8 +23,8 @@ import WeftServer
 /// - **Pull cursors never skip a change.** A push does not number its changes; it commits them
 ///   to a staging table (`weft_pending`). A *sequencer* then moves every committed, staged row of
 ///   the tenant into the change log with its number, in one short transaction under a per-tenant
-///   advisory lock, continuing from the tenant's counter, so the log only receives inserts and
-///   keeps no dead row versions. A row is only numbered after its push committed, and each sequencer transaction
+///   advisory lock, continuing from the tenant's counter, and deletes the documents' previous
+///   entries (the log keeps one per document). A row is only numbered after its push committed, and each sequencer transaction
 ///   commits before the next one starts, so numbers become visible in increasing order: a
 ///   reader that has seen 42 has seen 41. (Numbering inside the pushes would let a transaction
 ///   that took 41 commit after one that took 42, and a reader that saw 42 would skip 41.) Every

@@ -79,11 +79,17 @@ public struct LoggedChange: Hashable, Sendable {
 ///    database: said hello, or pushed (a high-water mark).
 /// 8. ``rememberPull(database:replica:after:afterTag:served:servedTag:)`` records, per replica, the
 ///    cursor a pull started from (checked by the caller) and the cursor its page ended at, and
-///    keeps for each replica the cursor of its latest pull and the ends of a few pages served
-///    since; ``servedCursor(database:sequence:tag:)`` answers whether a cursor is remembered for
-///    any replica (so a replica that took a new identity keeps its cursor). Both are durable,
-///    and restored with the log: a cursor served from a history the store lost is not
-///    remembered.
+///    keeps for each replica the cursor of its latest pull, the page's end and the ends of the
+///    three pages served last before it; for ``RememberedCursors/unnamedReader`` (clients that
+///    do not name themselves) it keeps every page's end, trimmed to the newest
+///    ``RememberedCursors/unnamedKept`` per database by ``compactLog(limit:)``.
+///    ``servedCursor(database:sequence:tag:)`` answers whether a cursor is remembered for any
+///    replica (so a replica that took a new identity keeps its cursor), or lies at or below
+///    the last sequence the store had given when it moved to the compacted log (those cursors
+///    predate remembering; every history the store can be restored to shares them). What is
+///    remembered is restored with the log: a cursor served from a history the store lost is
+///    not. Losing the latest rows (a crash) may only make a cursor unknown, never a wrong one
+///    known, so stores need not flush them before answering.
 public protocol CentralStore: Sendable {
     /// Opens a session for `replica`; answers whether it is accepted, and the replica's
     /// high-water mark.
@@ -159,6 +165,16 @@ extension CentralStore {
     ) async throws(WeftError) -> UInt64 {
         try await applyPush(database: database, replica: replica, epoch: epoch, expectedMark: 0, changes: changes, merge: merge)
     }
+}
+
+/// Constants of the remembered pull cursors (``CentralStore`` contract, rule 8).
+public enum RememberedCursors {
+    /// The identity the cursors served to clients that do not name themselves are kept under.
+    public static let unnamedReader = ReplicaID(high: 0, low: 0)
+    /// How many cursors served to unnamed clients a database keeps (the newest).
+    public static let unnamedKept = 10_000
+    /// How many page ends a named replica keeps besides its pull's cursor and the latest page's.
+    public static let earlierPagesKept = 3
 }
 
 extension CentralStore {

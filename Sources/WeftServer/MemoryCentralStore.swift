@@ -124,12 +124,17 @@ public actor MemoryCentralStore: CentralStore {
     public func rememberPull(database: String, replica: ReplicaID, after: UInt64, afterTag: UInt64, served: UInt64, servedTag: UInt64) {
         var tenant = tenants[database] ?? Tenant()
         var cursors = tenant.pullCursors[replica] ?? [:]
-        cursors = cursors.filter { $0.key >= after }
-        if after > 0 { cursors[after] = afterTag }
-        if served > after { cursors[served] = servedTag }
-        // The pull's own cursor and the last four served after it.
-        let later = cursors.keys.filter { $0 > after }.sorted()
-        for sequence in later.dropLast(4) { cursors[sequence] = nil }
+        if replica == RememberedCursors.unnamedReader {
+            // Unnamed clients share one list: every page's end, trimmed by compaction.
+            if served > after { cursors[served] = servedTag }
+        } else {
+            cursors = cursors.filter { $0.key >= after }
+            if after > 0 { cursors[after] = afterTag }
+            if served > after { cursors[served] = servedTag }
+            // The pull's own cursor, the page's end, and the last few served before it.
+            let earlier = cursors.keys.filter { $0 > after && $0 != served }.sorted()
+            for sequence in earlier.dropLast(RememberedCursors.earlierPagesKept) { cursors[sequence] = nil }
+        }
         tenant.pullCursors[replica] = cursors
         tenants[database] = tenant
     }
@@ -138,8 +143,16 @@ public actor MemoryCentralStore: CentralStore {
         tenants[database]?.pullCursors.values.contains { $0[sequence] == tag } ?? false
     }
 
-    /// Nothing to do: this store compacts as it logs.
-    public func compactLog(limit: Int) -> (removed: Int, passFinished: Bool) { (0, true) }
+    /// This store compacts as it logs; a pass only trims the cursors kept for unnamed clients.
+    public func compactLog(limit: Int) -> (removed: Int, passFinished: Bool) {
+        for name in tenants.keys {
+            guard let unnamed = tenants[name]?.pullCursors[RememberedCursors.unnamedReader], unnamed.count > RememberedCursors.unnamedKept
+            else { continue }
+            let kept = unnamed.keys.sorted().suffix(RememberedCursors.unnamedKept)
+            tenants[name]?.pullCursors[RememberedCursors.unnamedReader] = unnamed.filter { kept.contains($0.key) }
+        }
+        return (0, true)
+    }
 
     /// The store as it is now, to restore later with ``restore(_:)``: a backup, for tests of
     /// what a restored server does.

@@ -251,8 +251,8 @@ public actor SyncService {
                 tag = try await store.tag(database: database, sequence: request.after)
                 // Compaction removed the entry if its document changed again: then the cursor
                 // must be one this store remembers serving (contract, rule 8), to this replica
-                // or to any other (a replica that took a new identity, a client that does not
-                // name itself but got a page ending where another's did).
+                // or to any other (a replica that took a new identity), or one from before the
+                // store remembered cursors.
                 if tag == nil {
                     served = try await store.servedCursor(database: database, sequence: request.after, tag: request.afterTag)
                 }
@@ -285,11 +285,11 @@ public actor SyncService {
                 throw SyncError(.unavailable, "store: \(error)")
             }
             if !page.changes.isEmpty || clock.now >= deadline || closing || Task.isCancelled {
-                if let replica = request.replica, let last = page.changes.last {
+                if let last = page.changes.last {
                     do {
                         try await store.rememberPull(
-                            database: database, replica: replica, after: request.after, afterTag: request.afterTag, served: last.sequence,
-                            servedTag: last.tag)
+                            database: database, replica: request.replica ?? RememberedCursors.unnamedReader, after: request.after,
+                            afterTag: request.afterTag, served: last.sequence, servedTag: last.tag)
                     } catch {
                         throw SyncError(.unavailable, "store: \(error)")
                     }

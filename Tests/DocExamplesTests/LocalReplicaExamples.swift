@@ -33,6 +33,17 @@ struct LocalReplicaExamples {
         }
         #expect(try await replica.collection("readings").list().count == 2)
 
+        // Rule 6: read large collections page by page.
+        try await orders.create("wo-2") { $0.set("status", to: "open") }
+        var open = 0
+        for try await (_, order) in orders.documents() where order.scalar("status") == "open" {
+            open += 1
+        }
+        #expect(open == 1)
+        let firstPage = try await orders.list(limit: 1)
+        let secondPage = try await orders.list(where: DocumentFilter(after: firstPage.last?.id), limit: 1)
+        #expect(firstPage.map(\.id.rawValue) == ["wo-1"] && secondPage.map(\.id.rawValue) == ["wo-2"])
+
         let durable = try await Replica.open(
             path: databasePath + "-full", configuration: ReplicaConfiguration(durability: .full))
         #expect(durable.configuration.durability == .full)

@@ -142,6 +142,14 @@ struct LogCompactionTests {
                     PullRequest(after: first.cursor, afterTag: first.cursorTag ^ 1, replica: other))
             }
         }
+        // A client that does not name itself keeps its cursor too: unnamed clients' page ends
+        // are remembered in one shared list.
+        let unnamed = try await service.pull(
+            database: "db", PullRequest(after: first.cursor, afterTag: first.cursorTag))
+        try await Self.push(store, "y", by: 1, count: 3, step: 40)
+        let unnamedNext = try await service.pull(
+            database: "db", PullRequest(after: unnamed.cursor, afterTag: unnamed.cursorTag))
+        #expect(unnamedNext.changes.map(\.key.id) == ["y"])
         // A cursor that was never a page's end, whose entry is gone, is refused too.
         try await Self.push(store, "x", by: 1, count: 2, step: 4)
         await #expect(throws: SyncError.self) {
@@ -201,6 +209,16 @@ struct LogCompactionTests {
         try await Self.push(store, "b", by: 0, count: 1, step: 9)
         let after = try await store.changes(database: "db", after: 4, limit: 100, maxBytes: 1 << 20)
         #expect(after.changes.map(\.sequence) == [6], "numbering goes on above every sequence given before")
+        // A replica's cursor from before the migration whose entry is gone (a's at 2, or b's at
+        // 3 since b changed) still works; cursors given since must have been served.
+        let service = SyncService(store: store)
+        for (cursor, tag) in [(UInt64(2), UInt64(12)), (3, 13)] {
+            let page = try await service.pull(
+                database: "db", PullRequest(after: cursor, afterTag: tag, replica: ReplicaID(high: 5, low: 5))
+            )
+            #expect(page.changes.map(\.sequence).contains(6))
+        }
+        #expect(try await !store.servedCursor(database: "db", sequence: 6, tag: 1))
     }
 
     /// Builds the version-3 schema by hand (as the Weft of that time created it), with a log of

@@ -45,16 +45,20 @@ struct PagedListTests {
         }
         #expect(pages == [["Z", "a-0", "a0"], ["b1", "b10", "z"], ["é", "日"]])
         // Filters combine with the position.
-        let prefixed = try await orders.list(where: DocumentFilter(idPrefix: "b", after: try DocumentID("b1")))
+        let prefixed = try await orders.list(
+            where: DocumentFilter(idPrefix: "b", after: try DocumentID("b1")))
         #expect(prefixed.map(\.id.rawValue) == ["b10"])
-        let withTombstones = try await orders.list(where: DocumentFilter(includeDeleted: true, after: try DocumentID("Z")), limit: 2)
+        let withTombstones = try await orders.list(
+            where: DocumentFilter(includeDeleted: true, after: try DocumentID("Z")), limit: 2)
         #expect(withTombstones.map(\.id.rawValue) == ["a", "a-0"])
     }
 
     @Test func aPageOfDeletedDocumentsDoesNotEndTheSequence() async throws {
         let replica = try await Replica(storage: MemoryReplicaStorage())
         let orders = try replica.collection("orders")
-        for index in 0..<20 { try await orders.upsert("d\(index + 10)") { $0.set("n", to: .int(Int64(index))) } }
+        for index in 0..<20 {
+            try await orders.upsert("d\(index + 10)") { $0.set("n", to: .int(Int64(index))) }
+        }
         for index in 0..<15 { try await orders.delete("d\(index + 10)") }
         var seen = [String]()
         for try await (id, _) in orders.documents(pageSize: 2) { seen.append(id.rawValue) }

@@ -78,8 +78,9 @@ struct PostgresSchemaTests {
 
     /// Issue #14, point 7: numbering used to update every log row once (a dead row version per
     /// change, for autovacuum to find in a table that only grows); now pushes stage their rows
-    /// and the sequencer moves them into the log, which is only ever inserted into.
-    @Test("The change log is insert-only: numbering leaves no dead row versions in it")
+    /// and the sequencer moves them into the log. (Since the log is compacted, a document's new
+    /// entry deletes its previous one; new documents, as here, leave nothing dead.)
+    @Test("Numbering leaves no dead row versions in the change log: new documents only insert")
     func theChangeLogKeepsNoDeadRows() async throws {
         let url = try await TestPostgres.freshDatabase()
         let replica = ReplicaID(high: 6, low: 6)
@@ -261,6 +262,11 @@ struct PostgresSchemaTests {
         #expect(
             try TestPostgres.query(
                 url, "SELECT attstattarget FROM pg_attribute WHERE attrelid = 'weft_change_log'::regclass AND attname = 'sequence'") == "0")
+        // Cursors served before the compacted log (up to sequence 1) are taken without a
+        // remembered entry; later ones are not.
+        #expect(try TestPostgres.query(url, "SELECT remembered_from FROM weft_tenants WHERE tenant = 't'") == "1")
+        #expect(try await store.servedCursor(database: "t", sequence: 1, tag: 99))
+        #expect(try await !store.servedCursor(database: "t", sequence: 2, tag: 99))
         // Every key column of every table: documents (3), tenants (1), change log (3), high-water
         // marks (1), conflicts (3), sessions (1), staged changes (3), remembered cursors (1).
         #expect(try TestPostgres.query(url, keyColumns) == "16")

@@ -111,6 +111,28 @@ let clock = ContinuousClock()
     return (encodeBest, mergeBest, prepared.aBytes.count)
 }
 
+@MainActor func runDocumentMap() throws -> (encode: Double, merge: Double, bytes: Int) {
+    log("[weft] document map: building documents A and B with \(mapKeys) fields")
+    let prepared = DocumentMapWorkload.prepare(keys: mapKeys)
+    var encodeBest = Double.infinity
+    for run in 1...repeats {
+        var bytes = [UInt8]()
+        let elapsed = clock.measure { bytes = DocumentMapWorkload.encode(prepared.a) }
+        guard bytes == prepared.aBytes else { throw WorkloadCheckFailed("document map: encoding is not deterministic") }
+        encodeBest = min(encodeBest, milliseconds(elapsed))
+        log("[weft] document map: encode run \(run)/\(repeats) \(rounded(milliseconds(elapsed), 2)) ms (\(bytes.count) bytes)")
+    }
+    var mergeBest = Double.infinity
+    for run in 1...repeats {
+        var b = try DocumentMapWorkload.freshB(prepared)  // untimed
+        let elapsed = try clock.measure { try DocumentMapWorkload.decodeAndMerge(prepared.aBytes, into: &b) }
+        try DocumentMapWorkload.verify(b, keys: mapKeys)
+        mergeBest = min(mergeBest, milliseconds(elapsed))
+        log("[weft] document map: merge run \(run)/\(repeats) \(rounded(milliseconds(elapsed), 2)) ms")
+    }
+    return (encodeBest, mergeBest, prepared.aBytes.count)
+}
+
 @MainActor func runORSet() throws -> (merge: Double, survivors: Int) {
     log("[weft] orset: building two replicas of a \(orsetElements)-element set")
     let prepared = ORSetWorkload.prepare(elements: orsetElements)
@@ -170,6 +192,7 @@ do {
     let start = clock.now
     let b3 = try runB3()
     let map = try runMap()
+    let documentMap = try runDocumentMap()
     let orset = try runORSet()
     log("[weft] total wall time \(rounded(milliseconds(clock.now - start) / 1000, 1)) s")
 
@@ -179,6 +202,9 @@ do {
         ("map_update_bytes", .integer(map.bytes)),
         ("map_encode_ms", .number(rounded(map.encode))),
         ("map_merge_ms", .number(rounded(map.merge))),
+        ("doc_map_update_bytes", .integer(documentMap.bytes)),
+        ("doc_map_encode_ms", .number(rounded(documentMap.encode))),
+        ("doc_map_merge_ms", .number(rounded(documentMap.merge))),
         ("orset_merge_ms", .number(rounded(orset.merge))),
         ("orset_elements_per_sec", .number((Double(orsetElements) / (orset.merge / 1000)).rounded())),
         (

@@ -199,3 +199,61 @@ public enum ORSetWorkload {
         }
     }
 }
+
+// MARK: - The same map as a Document: the path sync really uses
+
+/// The 100,000-key map of ``MapWorkload`` as a ``Document`` (a register field per key), the
+/// type every record a replica stores, pushes and pulls holds.
+public enum DocumentMapWorkload {
+    public struct Prepared: Sendable {
+        public let keys: Int
+        public let a: Document
+        public let aBytes: [UInt8]
+        public let bBytes: [UInt8]
+    }
+
+    /// Builds one replica's document with `keys` fields, value `i + offset`.
+    public static func build(replica: ReplicaID, keys: Int, offset: Int64) -> Document {
+        var clock = HybridLogicalClock(replica: replica)
+        var document = Document()
+        document.reserveCapacity(keys)
+        for index in 0..<keys {
+            document.set("k\(index)", to: .int(Int64(index) + offset), at: clock.now())
+        }
+        return document
+    }
+
+    /// Untimed: builds both replicas (random ids, as real clients have) and A's encoding.
+    public static func prepare(keys: Int, seed: UInt64 = 0x3A9) -> Prepared {
+        let ids = distinctReplicas(2, seed: seed)
+        let a = build(replica: ids[0], keys: keys, offset: 0)
+        let b = build(replica: ids[1], keys: keys, offset: 1)
+        return Prepared(keys: keys, a: a, aBytes: a.encoded(), bBytes: b.encoded())
+    }
+
+    /// Untimed: a fresh, uniquely referenced copy of replica B.
+    public static func freshB(_ prepared: Prepared) throws -> Document { try Document(encoded: prepared.bBytes) }
+
+    /// Timed: A encodes its full state.
+    @inline(never)
+    public static func encode(_ document: Document) -> [UInt8] { document.encoded() }
+
+    /// Timed: B decodes A's bytes and joins them.
+    @inline(never)
+    public static func decodeAndMerge(_ bytes: [UInt8], into b: inout Document) throws {
+        b.merge(try Document(encoded: bytes))
+    }
+
+    /// Checks the merged document: every key present, each value one of the two written.
+    public static func verify(_ merged: Document, keys: Int) throws {
+        guard merged.keys.count == keys else {
+            throw WorkloadCheckFailed("document map: B has \(merged.keys.count) keys after merge, expected \(keys)")
+        }
+        for probe in [0, keys / 2, keys - 1] {
+            let value = merged.scalar("k\(probe)")
+            guard value == .int(Int64(probe)) || value == .int(Int64(probe) + 1) else {
+                throw WorkloadCheckFailed("document map: k\(probe) = \(String(describing: value))")
+            }
+        }
+    }
+}

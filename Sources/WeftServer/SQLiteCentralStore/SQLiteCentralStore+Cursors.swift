@@ -16,27 +16,50 @@ extension SQLiteCentralStore {
             throw .invalidArgument("cursor \(max(after, served)) is out of range")
         }
         do {
-            try writeBlocking { db in
-                let replicaBytes = Data(replica.bytes)
-                try db.execute(
-                    sql: "DELETE FROM pull_cursors WHERE tenant = ? AND replica = ? AND sequence < ?",
-                    arguments: [database, replicaBytes, from])
-                let upsert =
-                    "INSERT OR REPLACE INTO pull_cursors (tenant, replica, sequence, tag) VALUES (?, ?, ?, ?)"
-                if from > 0 {
+            try writeWithoutTransactionBlocking { db in
+                // Losing these rows in a crash can only make a cursor unknown (a resync), never
+                // a wrong one known, so their commit need not wait for the disk.
+                try db.execute(sql: "PRAGMA synchronous = NORMAL")
+                defer { try? db.execute(sql: "PRAGMA synchronous = FULL") }
+                try db.inTransaction {
+                    let replicaBytes = Data(replica.bytes)
+                    let upsert =
+                        "INSERT OR REPLACE INTO pull_cursors (tenant, replica, sequence, tag) VALUES (?, ?, ?, ?)"
+                    if replica == RememberedCursors.unnamedReader {
+                        // Unnamed clients share one list: every page's end, trimmed by compaction.
+                        if to > from {
+                            try db.execute(
+                                sql: upsert,
+                                arguments: [database, replicaBytes, to, Int64(bitPattern: servedTag)])
+                        }
+                        return .commit
+                    }
                     try db.execute(
-                        sql: upsert, arguments: [database, replicaBytes, from, Int64(bitPattern: afterTag)])
-                }
-                if to > from {
+                        sql: "DELETE FROM pull_cursors WHERE tenant = ? AND replica = ? AND sequence < ?",
+                        arguments: [database, replicaBytes, from])
+                    if from > 0 {
+                        try db.execute(
+                            sql: upsert,
+                            arguments: [database, replicaBytes, from, Int64(bitPattern: afterTag)])
+                    }
+                    if to > from {
+                        try db.execute(
+                            sql: upsert,
+                            arguments: [database, replicaBytes, to, Int64(bitPattern: servedTag)])
+                    }
+                    // The pull's own cursor, the page's end, and the last few served before it.
                     try db.execute(
-                        sql: upsert, arguments: [database, replicaBytes, to, Int64(bitPattern: servedTag)])
+                        sql: """
+                            DELETE FROM pull_cursors WHERE tenant = ? AND replica = ? AND sequence > ? AND sequence <> ? AND sequence NOT IN (
+                                SELECT sequence FROM pull_cursors WHERE tenant = ? AND replica = ? AND sequence > ? AND sequence <> ?
+                                ORDER BY sequence DESC LIMIT ?)
+                            """,
+                        arguments: [
+                            database, replicaBytes, from, to, database, replicaBytes, from, to,
+                            RememberedCursors.earlierPagesKept,
+                        ])
+                    return .commit
                 }
-                // The pull's own cursor and the last four pages' ends served after it.
-                try db.execute(
-                    sql: """
-                        DELETE FROM pull_cursors WHERE tenant = ? AND replica = ? AND sequence > ? AND sequence NOT IN (
-                            SELECT sequence FROM pull_cursors WHERE tenant = ? AND replica = ? AND sequence > ? ORDER BY sequence DESC LIMIT 4)
-                        """, arguments: [database, replicaBytes, from, database, replicaBytes, from])
             }
         } catch {
             throw SQLiteReplicaStorage.map(error, path: path)
@@ -50,18 +73,38 @@ extension SQLiteCentralStore {
             return try readBlocking { db in
                 try Bool.fetchOne(
                     db,
-                    sql:
-                        "SELECT EXISTS (SELECT 1 FROM pull_cursors WHERE tenant = ? AND sequence = ? AND tag = ?)",
-                    arguments: [database, position, Int64(bitPattern: tag)]) ?? false
+                    sql: """
+                        SELECT EXISTS (SELECT 1 FROM pull_cursors WHERE tenant = ? AND sequence = ? AND tag = ?)
+                            OR ? <= coalesce((SELECT value FROM log_settings WHERE name = 'remembered_from'), 0)
+                        """,
+                    arguments: [database, position, Int64(bitPattern: tag), position]) ?? false
             }
         } catch {
             throw SQLiteReplicaStorage.map(error, path: path)
         }
     }
 
-    /// Nothing to do: this store compacts as it logs, and its migration to the compacted log
-    /// kept each document's latest entry only.
+    /// This store compacts as it logs, and its migration to the compacted log kept each
+    /// document's latest entry only; a pass trims the cursors kept for unnamed clients.
     public func compactLog(limit: Int) async throws(WeftError) -> (removed: Int, passFinished: Bool) {
-        (0, true)
+        do {
+            try writeBlocking { db in
+                let unnamed = Data(RememberedCursors.unnamedReader.bytes)
+                let tenants = try String.fetchAll(
+                    db, sql: "SELECT DISTINCT tenant FROM pull_cursors WHERE replica = ?",
+                    arguments: [unnamed])
+                for tenant in tenants {
+                    try db.execute(
+                        sql: """
+                            DELETE FROM pull_cursors WHERE tenant = ? AND replica = ? AND sequence < (
+                                SELECT sequence FROM pull_cursors WHERE tenant = ? AND replica = ? ORDER BY sequence DESC LIMIT 1 OFFSET ?)
+                            """,
+                        arguments: [tenant, unnamed, tenant, unnamed, RememberedCursors.unnamedKept - 1])
+                }
+            }
+        } catch {
+            throw SQLiteReplicaStorage.map(error, path: path)
+        }
+        return (0, true)
     }
 }

@@ -51,7 +51,9 @@ extension SQLiteCentralStore {
             // record from `documents`, which always holds the latest (see the CentralStore
             // contract, rule 2a). Each document's latest entry of the old log moves over with
             // its sequence and tag (the row max() picks gives the bare column `tag`), and
-            // numbering continues above every sequence the old log ever gave.
+            // numbering continues above every sequence the old log ever gave. Cursors up to that
+            // sequence were served before cursors were remembered: `remembered_from` lets them
+            // through when their entry is gone (rule 8).
             try db.execute(
                 sql: """
                     CREATE TABLE log (
@@ -73,6 +75,9 @@ extension SQLiteCentralStore {
                         PRIMARY KEY (tenant, replica, sequence)
                     ) WITHOUT ROWID;
                     CREATE INDEX pull_cursors_by_sequence ON pull_cursors (tenant, sequence);
+                    CREATE TABLE log_settings (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+                    INSERT INTO log_settings (name, value)
+                        VALUES ('remembered_from', coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'log'), 0));
                     """)
         }
         return migrator

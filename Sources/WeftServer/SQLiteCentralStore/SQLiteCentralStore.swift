@@ -34,5 +34,6 @@ public final class SQLiteCentralStore: CentralStore {
     }
 
     func writeBlocking<T>(_ body: (Database) throws -> T) throws -> T { try pool.write(body) }
+    func writeWithoutTransactionBlocking<T>(_ body: (Database) throws -> T) throws -> T { try pool.writeWithoutTransaction(body) }
     func readBlocking<T>(_ body: (Database) throws -> T) throws -> T { try pool.read(body) }
 }
