@@ -290,6 +290,19 @@ struct HTTPSyncTests {
         let text = String(buffer: try await metrics.body.collect(upTo: 1 << 16))
         #expect(text.contains("weft_pushes_total 1") && text.contains("weft_requests_unauthorized_total 2"))
         #expect(text.contains("weft_push_duration_seconds_count 1"), "\(text)")
+        #expect(text.contains("weft_log_entries_compacted 0"), "\(text)")
+        // A second version of the document replaces its log entry: compaction, in the metrics.
+        body.set("v", to: 2, at: HLCTimestamp(wallMilliseconds: 2, counter: 0, replica: replica))
+        let second = DocumentRecord(
+            body: body, deletion: LWWRegister(false, stamp: HLCTimestamp(wallMilliseconds: 2, counter: 0, replica: replica)),
+            version: VersionVector([replica: 2]))
+        let again = WireMessage.encode(
+            PushRequest(replica: replica, changes: [WireChange(sequence: 2, key: WireKey(collection: "c", id: "d"), record: second)]))
+        #expect(try await server.post("/v1/mydb/push", again).0 == 200)
+        #expect(try await server.store.changes(database: "mydb", after: 0, limit: 10, maxBytes: 1 << 20).changes.map(\.record) == [second])
+        let later = try await HTTPClient.shared.execute(HTTPClientRequest(url: "\(server.baseURL)/metrics"), timeout: .seconds(60))
+        let laterText = String(buffer: try await later.body.collect(upTo: 1 << 16))
+        #expect(laterText.contains("weft_log_entries_compacted 1"), "\(laterText)")
         await server.stop()
     }
 
