@@ -40,6 +40,31 @@ struct NoLostEditTests {
         }
     }
 
+    /// The same for a nested document (found by the Document law checker, seed
+    /// `yQOG9UNaqgKA+vMyQvUTDdSvT8hH9KD9aaQBTBQjUL8=`): B removed nested document "c", then
+    /// joined A's later edit inside it, so B's "c" shows a field but holds no mark. A restore of
+    /// another field at B must leave "c" alone: a new mark would be a write of "c" as a nested
+    /// document that A never saw, and would hide A's concurrent set in "c".
+    @Test func aRestoreDoesNotMarkANestedDocumentThatAlreadyAgrees() {
+        var a = Document()
+        a.updateMap("c", at: at(1, r1)) { $0.set("x", to: "é", at: at(1, r1)) }
+        var b = a
+        b.removeField("c")
+        a.updateMap("c", at: at(2, r1)) { $0.set("x", to: .null, at: at(2, r1)) }
+        b.merge(a)
+        #expect(b.map("c")?.scalar("x") == .null)
+        var target = b
+        target.removeField("a")
+        let before = b
+        _ = b.assign(matching: target, at: at(3, r2))
+        #expect(b == before, "the restore wrote a nested document that already agreed: \(b)")
+        // A, having seen all of "c", makes it a set.
+        a.insert(2, intoSet: "c", at: at(4, r1))
+        for merged in [a.merged(with: b), b.merged(with: a)] {
+            #expect(merged.set("c") == [2], "the set is hidden: \(merged)")
+        }
+    }
+
     /// A removes the set and re-creates it with `y`; B, concurrently, adds `z` to the old set.
     @Test func anElementAddedToARecreatedSetSurvivesAConcurrentUpdateOfTheOldSet() {
         var a = Document()

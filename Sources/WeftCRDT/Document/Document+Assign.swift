@@ -58,6 +58,11 @@ extension Document {
                 if case .set(let mine)? = current, mine == elements { continue }
                 if makeSet(key, hold: elements, replica: replica) { changed.insert(key) }
             case .map(let nested)?:
+                // A nested document that already shows the wanted content is left alone, like a
+                // set: editing it would give a map that arrived without its mark (its part came
+                // in a join after a removal of the field here) a new mark, a new write of the
+                // field that hides a concurrent write of a lower kind (a set's insert) there.
+                if case .map(var mine)? = current, mine.assignContent(of: nested, at: stamp).isEmpty { continue }
                 let before = fields[key]
                 let contextBefore = context
                 editMap(key, stamp: stamp) { $0.assignContent(of: nested, at: stamp) }
