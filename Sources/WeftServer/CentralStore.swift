@@ -16,18 +16,52 @@ public struct LoggedChange: Hashable, Sendable {
     /// before tags existed). A cursor carries it: two histories of a store (one restored from a
     /// backup and continued) give different changes the same sequence, never the same tag.
     public let tag: UInt64
+    /// For a large document whose change was small: the record as a delta over the document's
+    /// previous version (``WeftCRDT/DocumentRecord/delta(since:maximumDots:)``), that
+    /// version's vector, and the sequence its entry had; `nil` otherwise.
+    public let delta: LogDelta?
 
     /// Creates a logged change.
-    public init(sequence: UInt64, key: DocumentKey, record: DocumentRecord, byteCount: Int, tag: UInt64 = 0) {
+    public init(sequence: UInt64, key: DocumentKey, record: DocumentRecord, byteCount: Int, tag: UInt64 = 0, delta: LogDelta? = nil) {
         self.sequence = sequence
         self.key = key
         self.record = record
         self.byteCount = byteCount
         self.tag = tag
+        self.delta = delta
     }
 
     /// A new change's tag: random, never 0, and fits a signed 64-bit column.
     public static func newTag() -> UInt64 { UInt64.random(in: 1...UInt64(Int64.max)) }
+}
+
+/// A logged change as a delta over the document's previous version, for readers that hold it.
+public struct LogDelta: Hashable, Sendable {
+    /// The change's record as a delta over the previous version.
+    public let record: DocumentRecord
+    /// The previous version's vector: a reader whose record has seen it can join the delta.
+    public let baseVersion: VersionVector
+    /// The sequence the previous version's entry had: a reader past it has probably seen it.
+    public let baseSequence: UInt64
+
+    public init(record: DocumentRecord, baseVersion: VersionVector, baseSequence: UInt64) {
+        self.record = record
+        self.baseVersion = baseVersion
+        self.baseSequence = baseSequence
+    }
+
+    /// The smallest record worth a delta, in encoded bytes: smaller records travel whole.
+    public static let minimumRecordBytes = 4_096
+
+    /// The delta of `record` over `previous`, if the record is large, the delta at most a quarter
+    /// of it, and it joins into `previous` to give `record` exactly.
+    /// - Complexity: O(*n*) in the entries of both records, for records of at least
+    ///   ``minimumRecordBytes``; O(1) for smaller ones.
+    public static func make(_ record: DocumentRecord, encodedBytes: Int, over previous: DocumentRecord?) -> (record: DocumentRecord, bytes: [UInt8])? {
+        guard encodedBytes >= minimumRecordBytes, let previous, let delta = record.delta(since: previous) else { return nil }
+        let bytes = delta.encoded()
+        return bytes.count * 4 <= encodedBytes ? (delta, bytes) : nil
+    }
 }
 
 /// The server's storage: per database (tenant), the documents, a change log in server order,

@@ -71,10 +71,18 @@ public actor MemoryCentralStore: CentralStore {
         let mark = tenant.highWater[replica] ?? 0
         guard mark >= expectedMark else { throw .forked(Self.lostChanges(replica, mark, expectedMark)) }
         for change in changes {
-            let result = try merge(tenant.documents[change.key], change.key, change.delta)
+            let previous = tenant.documents[change.key]
+            let result = try merge(previous, change.key, change.delta)
             if let conflict = result.conflict { tenant.conflicts.append(conflict) }
             guard result.record != tenant.documents[change.key] else { continue }
             tenant.documents[change.key] = result.record
+            // A large document's small change also keeps its delta over the previous version.
+            let size = result.record.encoded().count
+            let delta = tenant.logged[change.key].flatMap { earlier in
+                LogDelta.make(result.record, encodedBytes: size, over: previous).map {
+                    LogDelta(record: $0.record, baseVersion: previous?.version ?? VersionVector(), baseSequence: earlier)
+                }
+            }
             // Compaction: the document's earlier entry goes.
             if let earlier = tenant.logged[change.key] {
                 let index = tenant.position(of: earlier)
@@ -84,8 +92,7 @@ public actor MemoryCentralStore: CentralStore {
             tenant.logged[change.key] = sequence
             tenant.log.append(
                 LoggedChange(
-                    sequence: sequence, key: change.key, record: result.record, byteCount: result.record.encoded().count,
-                    tag: LoggedChange.newTag()))
+                    sequence: sequence, key: change.key, record: result.record, byteCount: size, tag: LoggedChange.newTag(), delta: delta))
             sequence += 1
         }
         let newMark = max(mark, changes.map(\.sequence).max() ?? 0)

@@ -294,9 +294,20 @@ public actor SyncService {
                         throw SyncError(.unavailable, "store: \(error)")
                     }
                 }
+                // A large document's small change goes as a delta to a client that takes deltas
+                // and has probably seen the version it is over (its cursor is past that version's
+                // entry); the client checks the base version and asks again without deltas if it
+                // has not. Only under policies that join bodies: a delta is joined.
+                let declared = policies(database)
                 return PullResponse(
-                    changes: page.changes.map {
-                        WireChange(sequence: $0.sequence, key: WireKey(collection: $0.key.collection.rawValue, id: $0.key.id.rawValue), record: $0.record)
+                    changes: page.changes.map { change in
+                        let key = WireKey(collection: change.key.collection.rawValue, id: change.key.id.rawValue)
+                        if request.acceptsDeltas, let delta = change.delta, delta.baseSequence <= request.after,
+                            declared.policy(for: change.key.collection).joinsBodies
+                        {
+                            return WireChange(sequence: change.sequence, key: key, record: delta.record, deltaBase: delta.baseVersion)
+                        }
+                        return WireChange(sequence: change.sequence, key: key, record: change.record)
                     },
                     cursor: page.changes.last?.sequence ?? request.after, cursorTag: page.changes.last?.tag ?? request.afterTag,
                     hasMore: page.hasMore)

@@ -47,12 +47,18 @@ public struct WireChange: Hashable, Sendable {
     public var key: WireKey
     /// The record or record delta.
     public var record: DocumentRecord
+    /// In a page for a client that accepts deltas: the version vector of the record ``record``
+    /// is a delta over (``WeftCRDT/DocumentRecord/delta(since:maximumDots:)``), or `nil` for a
+    /// whole record. A client whose record of the document has seen this version joins the
+    /// delta into it; one that has not must ask again without deltas.
+    public var deltaBase: VersionVector?
 
     /// Creates a change.
-    public init(sequence: UInt64, key: WireKey, record: DocumentRecord) {
+    public init(sequence: UInt64, key: WireKey, record: DocumentRecord, deltaBase: VersionVector? = nil) {
         self.sequence = sequence
         self.key = key
         self.record = record
+        self.deltaBase = deltaBase
     }
 
     /// Layout: count, then per change: the sequence as its increase over the previous one (the
@@ -391,14 +397,18 @@ public struct PullRequest: Hashable, Sendable, BinaryCodable {
     ///
     /// The server remembers the cursors it served each replica, so it can still check a cursor
     /// whose change the log no longer holds because the document changed again (compaction
-    /// keeps one entry per document). A client that does not say is answered "resync" then.
+    /// keeps one entry per document).
     public var replica: ReplicaID?
+    /// Whether the client takes a large document's change as a delta over the version it
+    /// already holds (``WireChange/deltaBase``). Needs ``replica``.
+    public var acceptsDeltas: Bool
 
     /// Creates a request.
     public init(
         after: UInt64, afterTag: UInt64 = 0, maximumChanges: UInt32 = 1_000, maximumBytes: UInt32 = 1 << 20, waitMilliseconds: UInt32 = 0,
-        replica: ReplicaID? = nil
+        replica: ReplicaID? = nil, acceptsDeltas: Bool = false
     ) {
+        self.acceptsDeltas = acceptsDeltas && replica != nil
         self.after = after
         self.afterTag = afterTag
         self.maximumChanges = maximumChanges
@@ -408,15 +418,19 @@ public struct PullRequest: Hashable, Sendable, BinaryCodable {
     }
 
     /// Layout: five varints: after, after tag (format version 2; absent, and 0, in version 1),
-    /// maximum changes, maximum bytes, wait; then, only if there is one, the replica (16 bytes).
-    /// A message that ends after the wait names no replica.
+    /// maximum changes, maximum bytes, wait; then, only if there is one, the replica (16 bytes),
+    /// and after it, only if deltas are accepted, a byte `01`. A message that ends after the
+    /// wait names no replica.
     public func encode(to writer: inout BinaryWriter) {
         writer.writeVarint(after)
         writer.writeVarint(afterTag)
         writer.writeVarint(UInt64(maximumChanges))
         writer.writeVarint(UInt64(maximumBytes))
         writer.writeVarint(UInt64(waitMilliseconds))
-        if let replica { writer.writeReplica(replica) }
+        if let replica {
+            writer.writeReplica(replica)
+            if acceptsDeltas { writer.writeByte(1) }
+        }
     }
 
     public init(from reader: inout BinaryReader) throws(CodecError) {
@@ -426,6 +440,12 @@ public struct PullRequest: Hashable, Sendable, BinaryCodable {
         maximumBytes = try reader.readUInt32()
         waitMilliseconds = try reader.readUInt32()
         replica = reader.formatVersion >= 2 && !reader.isAtEnd ? try reader.readReplica() : nil
+        acceptsDeltas = false
+        if replica != nil && !reader.isAtEnd {
+            let start = reader.offset
+            guard try reader.readByte() == 1 else { throw .nonCanonical(at: start, "the delta flag is 01 or absent") }
+            acceptsDeltas = true
+        }
     }
 }
 
@@ -451,12 +471,20 @@ public struct PullResponse: Hashable, Sendable, BinaryCodable {
     }
 
     /// Layout: cursor, cursor tag (format version 2; absent, and 0, in version 1), has-more
-    /// byte, then the changes (see ``WireChange``).
+    /// byte, then the changes (see ``WireChange``); then, only if some changes are deltas, their
+    /// count and, for each in order, its index in the list and its base version vector.
     public func encode(to writer: inout BinaryWriter) {
         writer.writeVarint(cursor)
         writer.writeVarint(cursorTag)
         writer.writeByte(hasMore ? 1 : 0)
         WireChange.encode(changes, to: &writer)
+        let deltas = changes.indices.filter { changes[$0].deltaBase != nil }
+        guard !deltas.isEmpty else { return }
+        writer.writeVarint(UInt64(deltas.count))
+        for index in deltas {
+            writer.writeVarint(UInt64(index))
+            changes[index].deltaBase?.encode(to: &writer)
+        }
     }
 
     public init(from reader: inout BinaryReader) throws(CodecError) {
@@ -466,6 +494,21 @@ public struct PullResponse: Hashable, Sendable, BinaryCodable {
         changes = try WireChange.decodeList(from: &reader)
         if let last = changes.last, last.sequence != cursor {
             throw .invariantViolation(at: reader.offset, "the cursor must be the last change's sequence")
+        }
+        if reader.formatVersion >= 2 && !reader.isAtEnd {
+            let start = reader.offset
+            let count = try reader.readCount(minimumElementSize: 2)
+            guard count > 0, count <= changes.count else { throw .invariantViolation(at: start, "\(count) deltas for \(changes.count) changes") }
+            var previous = -1
+            for _ in 0..<count {
+                let at = reader.offset
+                let index = try reader.readVarint()
+                guard index < UInt64(changes.count), Int(index) > previous else {
+                    throw .invariantViolation(at: at, "delta indices must increase and name a change")
+                }
+                previous = Int(index)
+                changes[Int(index)].deltaBase = try VersionVector(from: &reader)
+            }
         }
     }
 }

@@ -13,9 +13,15 @@ extension Replica {
     /// (``MergeKind/resolved``) are queued, to be pushed like a local write. Observers see each change that did
     /// something, with origin ``ReplicaChange/Origin/remote``.
     ///
+    /// The records of the keys in `deltas` are deltas over a version the local record has seen
+    /// (the caller checked): each is joined into the local record, which gives the server's
+    /// record joined with this replica's own edits, and that is merged as the pulled record.
+    ///
     /// Applying the same page twice changes nothing the second time.
     @discardableResult
-    public func applyRemote(_ changes: [(key: DocumentKey, record: DocumentRecord)], through cursor: UInt64, tag: UInt64 = 0)
+    public func applyRemote(
+        _ changes: [(key: DocumentKey, record: DocumentRecord)], deltas: Set<DocumentKey> = [], through cursor: UInt64, tag: UInt64 = 0
+    )
         async throws(WeftError) -> [AppliedRemoteChange]
     {
         let resolvers = resolvers
@@ -26,7 +32,13 @@ extension Replica {
         for (index, change) in changes.enumerated() { lastIndex[change.key] = index }
         let changes = lastIndex.count == changes.count ? changes : changes.indices.filter { lastIndex[changes[$0].key] == $0 }.map { changes[$0] }
         let applied = try await exclusively { () async throws(WeftError) -> [AppliedRemoteChange] in
-            try await storage.applyRemoteChanges(changes, through: cursor, tag: tag) { local, key, remote throws(WeftError) in
+            try await storage.applyRemoteChanges(changes, through: cursor, tag: tag) { local, key, pulled throws(WeftError) in
+                var remote = pulled
+                if deltas.contains(key) {
+                    guard var rebuilt = local else { throw .invalidArgument("a delta of \(key) arrived, and this replica has no record of it") }
+                    rebuilt.merge(pulled)
+                    remote = rebuilt
+                }
                 var result = try DocumentMerge.merge(
                     local: local, remote: remote, key: key, policy: self.policy(for: key.collection), resolvers: resolvers,
                     equalVersions: .takeRemote)

@@ -32,8 +32,9 @@ extension SQLiteCentralStore {
                     in: db)
                 // Logging a change replaces the document's entry (the unique key): the log is
                 // compacted as it grows, and the new entry takes the next sequence.
-                let log = RawStatement(
-                    try db.cachedStatement(sql: "INSERT OR REPLACE INTO log (tenant, collection, id, tag) VALUES (?, ?, ?, ?)"), in: db)
+                let log = try db.cachedStatement(
+                    sql: "INSERT OR REPLACE INTO log (tenant, collection, id, tag, delta, base_version, base_sequence) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                let entry = try db.cachedStatement(sql: "SELECT sequence FROM log WHERE tenant = ? AND collection = ? AND id = ?")
                 var superseded: UInt64 = 0
                 let logConflict = try db.cachedStatement(
                     sql: "INSERT INTO conflicts (tenant, collection, id, policy, resolver, local, remote, winner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
@@ -69,13 +70,16 @@ extension SQLiteCentralStore {
                             try statement.execute()
                         }
                     }
-                    try log.run { statement in
-                        try statement.bind(database)
-                        try statement.bind(key.collection.rawValue)
-                        try statement.bind(key.id.rawValue)
-                        try statement.bind(Int64(LoggedChange.newTag()))
-                        try statement.execute()
+                    // A large document's small change keeps its delta over the previous version,
+                    // and where that version's entry was.
+                    var deltaColumns: [DatabaseValueConvertible?] = [nil, nil, nil]
+                    if let delta = LogDelta.make(result.record, encodedBytes: bytes.count, over: local), let local,
+                        let base = try Int64.fetchOne(entry, arguments: [database, key.collection.rawValue, key.id.rawValue])
+                    {
+                        deltaColumns = [Data(delta.bytes), Data(local.version.encoded()), base]
                     }
+                    try log.execute(
+                        arguments: StatementArguments([database, key.collection.rawValue, key.id.rawValue, Int64(LoggedChange.newTag())] + deltaColumns))
                     if local != nil { superseded += 1 }
                 }
                 guard let markValue = Int64(exactly: newMark) else { throw WeftError.invalidArgument("sequence \(newMark) is out of range") }

@@ -16,7 +16,8 @@ extension SQLiteCentralStore {
                 let rows = try Row.fetchCursor(
                     db,
                     sql: """
-                        SELECT l.sequence, l.collection, l.id, d.record, length(d.record) AS bytes, l.tag FROM log l
+                        SELECT l.sequence, l.collection, l.id, d.record, length(d.record) AS bytes, l.tag,
+                            l.delta, l.base_version, l.base_sequence FROM log l
                         JOIN documents d ON d.tenant = l.tenant AND d.collection = l.collection AND d.id = l.id
                         WHERE l.tenant = ? AND l.sequence > ? ORDER BY l.sequence LIMIT ?
                         """,
@@ -35,7 +36,21 @@ extension SQLiteCentralStore {
                         try SQLiteReplicaStorage.column(row, "record", Data.self), "\(database)/\(key)")
                     let sequence = try SQLiteReplicaStorage.column(row, "sequence", Int64.self)
                     let tag = try SQLiteReplicaStorage.column(row, "tag", Int64.self)
-                    page.append(LoggedChange(sequence: UInt64(sequence), key: key, record: record, byteCount: size, tag: UInt64(bitPattern: tag)))
+                    var delta: LogDelta?
+                    if let bytes = try SQLiteReplicaStorage.column(row, "delta", Data?.self),
+                        let base = try SQLiteReplicaStorage.column(row, "base_version", Data?.self),
+                        let at = try SQLiteReplicaStorage.column(row, "base_sequence", Int64?.self)
+                    {
+                        do {
+                            delta = LogDelta(
+                                record: try DocumentRecord(encoded: Array(bytes)), baseVersion: try VersionVector(encoded: Array(base)),
+                                baseSequence: UInt64(max(0, at)))
+                        } catch {
+                            throw WeftError.corrupt("the logged delta of \(database)/\(key) at \(path) does not decode: \(error)")
+                        }
+                    }
+                    page.append(
+                        LoggedChange(sequence: UInt64(sequence), key: key, record: record, byteCount: size, tag: UInt64(bitPattern: tag), delta: delta))
                     bytes += size
                 }
                 return (page, more)

@@ -53,12 +53,14 @@ extension SQLiteCentralStore {
             // its sequence and tag (the row max() picks gives the bare column `tag`), and
             // numbering continues above every sequence the old log ever gave. Cursors up to that
             // sequence were served before cursors were remembered: `remembered_from` lets them
-            // through when their entry is gone (rule 8).
+            // through when their entry is gone (rule 8). A large document's small change keeps
+            // its delta over the previous version beside the entry (`LogDelta`).
             try db.execute(
                 sql: """
                     CREATE TABLE log (
                         sequence INTEGER PRIMARY KEY AUTOINCREMENT,
                         tenant TEXT NOT NULL, collection TEXT NOT NULL, id TEXT NOT NULL, tag INTEGER NOT NULL,
+                        delta BLOB, base_version BLOB, base_sequence INTEGER,
                         UNIQUE (tenant, collection, id)
                     );
                     INSERT INTO log (sequence, tenant, collection, id, tag)

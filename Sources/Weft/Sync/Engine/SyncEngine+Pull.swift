@@ -35,10 +35,18 @@ extension SyncEngine {
         var changes = 0
         var conflicts = 0
         while true {
-            var request = PullRequest(after: cursor, afterTag: tag, maximumChanges: maximumPageChanges, replica: replica.replicaID)
+            var request = PullRequest(
+                after: cursor, afterTag: tag, maximumChanges: maximumPageChanges, replica: replica.replicaID, acceptsDeltas: true)
             if let limit = bandwidthLimit { request.maximumBytes = UInt32(clamping: min(Int(request.maximumBytes), limit.burstBytes)) }
-            let page = try await transport.pull(request)
+            var page = try await transport.pull(request)
             if bandwidthLimit != nil { await throttle(WireMessage.encode(page).count) }
+            // A delta joins only into a record that has seen the version it is over; if one of
+            // ours has not, the page comes again whole.
+            if try await !holdsBases(of: page) {
+                request.acceptsDeltas = false
+                page = try await transport.pull(request)
+                if bandwidthLimit != nil { await throttle(WireMessage.encode(page).count) }
+            }
             if page.changes.isEmpty && page.cursor <= cursor { return (changes, conflicts, cursor) }
             guard page.cursor >= cursor else {
                 throw SyncError(.badResponse, "the server's cursor \(page.cursor) is behind ours (\(cursor))")
@@ -54,8 +62,9 @@ extension SyncEngine {
             }
             observe(keyed)
             let pageTag = page.cursorTag
+            let deltas = Set(page.changes.indices.filter { page.changes[$0].deltaBase != nil }.map { keyed[$0].key })
             let applied = try await local { () async throws(WeftError) in
-                try await replica.applyRemote(keyed, through: page.cursor, tag: pageTag)
+                try await replica.applyRemote(keyed, deltas: deltas, through: page.cursor, tag: pageTag)
             }
             changes += applied.count
             conflicts += applied.filter { $0.kind == .conflict || $0.kind == .resolved }.count
@@ -64,5 +73,20 @@ extension SyncEngine {
             cursor = page.cursor
             if !page.hasMore { return (changes, conflicts, cursor) }
         }
+    }
+
+    /// Whether every delta of `page` is over a version this replica's record of the document
+    /// has seen (``WeftWire/WireChange/deltaBase``).
+    func holdsBases(of page: PullResponse) async throws(SyncError) -> Bool {
+        let bases = page.changes.compactMap { change -> (DocumentKey, VersionVector)? in
+            guard let base = change.deltaBase,
+                let key = try? DocumentKey(collection: CollectionName(change.key.collection), id: DocumentID(change.key.id))
+            else { return nil }
+            return (key, base)
+        }
+        guard !bases.isEmpty else { return true }
+        let replica = replica
+        let records = try await local { () async throws(WeftError) in try await replica.storage.records(for: bases.map(\.0)) }
+        return bases.allSatisfy { key, base in records[key].map { base.isDominated(by: $0.version) } ?? false }
     }
 }

@@ -1,0 +1,81 @@
+/// Deltas between two versions of a document: what a later version holds that an earlier one
+/// lacks, small when the change is small, so a document of many fields can travel as the part
+/// that changed (a delta-state, in the sense of Almeida, Shoker and Baquero's δ-CRDTs).
+extension Document {
+    /// The part of this document that `base` lacks: joining it into `base` gives this document,
+    /// and joining it into any document that includes `base` gives that document joined with
+    /// this one.
+    ///
+    /// The delta holds the entries whose dots `base` has not seen, and a causal context of the
+    /// dots this document has seen and `base` has not, plus the dots of `base`'s entries this
+    /// document no longer holds (its removals and replacements), so the join removes exactly
+    /// those.
+    ///
+    /// - Returns: `nil` if this document is not a later version of `base` (it has not seen
+    ///   every dot `base` has), or if the delta's context would list more than `maximumDots`
+    ///   dots one by one (a change that large travels better whole).
+    /// - Complexity: O(*n*) in the entries of both documents.
+    public func delta(since base: Document, maximumDots: Int = 4_096) -> Document? {
+        // A later version has seen everything the base has.
+        for entry in base.context.vector.entries where context.vector[entry.replica] < entry.counter {
+            let start = context.vector[entry.replica] + 1
+            guard entry.counter - start < UInt64(maximumDots) else { return nil }
+            for counter in start...entry.counter
+            where !context.contains(Dot(replica: entry.replica, counter: counter)) { return nil }
+        }
+        for dot in base.context.cloud where !context.contains(dot) { return nil }
+
+        var dots = Set<Dot>()
+        // The dots seen since the base.
+        for entry in context.vector.entries where base.context.vector[entry.replica] < entry.counter {
+            let start = base.context.vector[entry.replica] + 1
+            for counter in start...entry.counter {
+                let dot = Dot(replica: entry.replica, counter: counter)
+                guard !base.context.contains(dot) else { continue }
+                dots.insert(dot)
+                if dots.count > maximumDots { return nil }
+            }
+        }
+        for dot in context.cloud where !base.context.contains(dot) {
+            dots.insert(dot)
+            if dots.count > maximumDots { return nil }
+        }
+        // The dots of the base's entries that this version no longer holds.
+        for (key, old) in base.fields {
+            guard let new = fields[key] else {
+                old.forEachDot { dots.insert($0) }
+                if dots.count > maximumDots { return nil }
+                continue
+            }
+            if old == new { continue }
+            var kept = Set<Dot>()
+            new.forEachDot { kept.insert($0) }
+            old.forEachDot { dot in if !kept.contains(dot) { dots.insert(dot) } }
+            if dots.count > maximumDots { return nil }
+        }
+        // The entries the base has not seen.
+        var changed = [String: FieldStore]()
+        for (key, store) in fields {
+            guard let survivor = store.surviving(against: base.context) else { continue }
+            changed[key] = survivor
+        }
+        return Document(fields: changed, context: CausalContext(vector: VersionVector(), cloud: dots))
+    }
+}
+
+extension DocumentRecord {
+    /// This record as a delta over `base` (see ``Document/delta(since:maximumDots:)``): the
+    /// body's delta with this record's deletion flag and version vector. Joining it into `base`
+    /// gives this record exactly; that is checked, so a delta that would not is never returned.
+    ///
+    /// - Returns: `nil` when the body has no delta over `base`'s, or the join would not give
+    ///   this record.
+    /// - Complexity: O(*n*) in the entries of both records, plus a join and a comparison.
+    public func delta(since base: DocumentRecord, maximumDots: Int = 4_096) -> DocumentRecord? {
+        guard let body = body.delta(since: base.body, maximumDots: maximumDots) else { return nil }
+        let delta = DocumentRecord(body: body, deletion: deletion, version: version)
+        var check = base
+        check.merge(delta)
+        return check == self ? delta : nil
+    }
+}
