@@ -16,14 +16,16 @@ struct BenchServer {
     let store: any CentralStore
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    static func start(storePath: String, policy: ConflictPolicy) async throws -> BenchServer {
-        try await start(store: try SQLiteCentralStore(path: storePath), storePath: storePath, policy: policy)
+    static func start(storePath: String, policy: ConflictPolicy, maxDocumentBytes: Int? = nil) async throws -> BenchServer {
+        try await start(store: try SQLiteCentralStore(path: storePath), storePath: storePath, policy: policy, maxDocumentBytes: maxDocumentBytes)
     }
 
     static func start(
-        store: any CentralStore, storePath: String = "", policy: ConflictPolicy, databases: [String] = [BenchServer.database]
+        store: any CentralStore, storePath: String = "", policy: ConflictPolicy, databases: [String] = [BenchServer.database],
+        maxDocumentBytes: Int? = nil
     ) async throws -> BenchServer {
         var configuration = ServerConfiguration()
+        if let maxDocumentBytes { configuration.limits.maxDocumentBytes = maxDocumentBytes }
         configuration.port = 0
         configuration.storePath = storePath
         configuration.tokens = [ServerToken(token: token, databases: databases, access: .readWrite)]

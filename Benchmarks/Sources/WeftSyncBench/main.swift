@@ -15,7 +15,7 @@
 //                          twice: push and pull (syncOnce), then push only (pushAll)
 //   --load-repeats N       passes of each load test, fresh databases each (default 3)
 //   --skip PHASES          comma-separated phases to skip: postgres, scaleout, throttle, replay,
-//                          wire, memory, load, bootstrap
+//                          wire, memory, load, bootstrap, large
 //   --bootstrap-documents N documents on the server in the bootstrap phase (default 10000)
 //   --only PHASES          run only these phases
 //   --pg-replicas N        replicas pushing at once in the PostgreSQL phases (default 20)
@@ -128,7 +128,7 @@ while let argument = arguments.popFirst() {
 }
 
 if let only {
-    skipped.formUnion(Set(["postgres", "scaleout", "throttle", "replay", "wire", "memory", "load", "bootstrap"]).subtracting(only))
+    skipped.formUnion(Set(["postgres", "scaleout", "throttle", "replay", "wire", "memory", "load", "bootstrap", "large"]).subtracting(only))
 }
 
 // MARK: - Run
@@ -174,6 +174,26 @@ do {
             "note": "SQLite central stores; bytes in use = (page_count - freelist_count) x page_size after a checkpoint; bootstrap = a new "
                 + "SQLite replica's first pullAll over HTTP on loopback, median of 5 alternating runs per store, then one more counting framed page bytes",
         ] as [String: Any]
+    }
+
+    // D. One field of a large document: wire bytes of the push and the pull, and the local edit.
+    if !skipped.contains("large") {
+        var passes = [Int: LargeDocumentPass]()
+        for fields in [1_000, 100_000] {
+            log("large document: \(fields) fields, one field edited")
+            let pass = try await runLargeDocument(fields: fields, repeats: 5)
+            log("  edit \(rounded(pass.editMilliseconds, 3)) ms, pushed \(pass.pushedBytes) bytes, pulled \(pass.pulledBytes) bytes")
+            passes[fields] = pass
+        }
+        output["large_document"] = [
+            "passes": [1_000, 100_000].compactMap { passes[$0]?.json },
+            "note": "SQLite replicas and store over HTTP on loopback; bytes are framed (zstd when smaller); edit = best of 5 local updates of one field",
+        ] as [String: Any]
+        if let small = passes[1_000], let large = passes[100_000] {
+            targets["large_document_pulled_bytes_one_field"] = target(Double(large.pulledBytes), "<=", 2_048, "bytes")
+            targets["large_document_pushed_bytes_one_field"] = target(Double(large.pushedBytes), "<=", 2_048, "bytes")
+            targets["large_document_edit_100k_over_1k"] = target(large.editMilliseconds / small.editMilliseconds, "<=", 5, "(ratio)")
+        }
     }
 
     // P. PostgreSQL: push throughput against the SQLite store, and from one server to two.

@@ -1,0 +1,87 @@
+// One field of a large document edited (issue #15): the bytes a push and a pull of the change
+// put on the wire, and the local edit's time, for a document of 100,000 fields beside one of
+// 1,000.
+
+import Foundation
+import Synchronization
+import Weft
+import WeftCRDT
+import WeftHTTP
+import WeftServer
+import WeftWire
+
+/// Counts the framed bytes of every push and every page.
+final class WireCounter: SyncTransport {
+    let base: any SyncTransport
+    let pushed = Mutex(0)
+    let pulled = Mutex(0)
+    init(_ base: any SyncTransport) { self.base = base }
+    func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse { try await base.hello(request) }
+    func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
+        let size = WireMessage.encode(request).count
+        pushed.withLock { $0 += size }
+        return try await base.push(request)
+    }
+    func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse {
+        let page = try await base.pull(request)
+        let size = WireMessage.encode(page).count
+        pulled.withLock { $0 += size }
+        return page
+    }
+    func reset() {
+        pushed.withLock { $0 = 0 }
+        pulled.withLock { $0 = 0 }
+    }
+}
+
+struct LargeDocumentPass {
+    var fields: Int
+    var editMilliseconds: Double
+    var pushedBytes: Int
+    var pulledBytes: Int
+    var json: [String: Any] {
+        ["fields": fields, "local_edit_ms": rounded(editMilliseconds, 3), "pushed_bytes": pushedBytes, "pulled_bytes": pulledBytes]
+    }
+}
+
+/// A writer and a reader replica (SQLite files) on a Standalone server on loopback: the writer
+/// creates a document of `fields` fields, both sync; then the writer edits one field (timed,
+/// best of `repeats` edits), pushes, and the reader pulls, with every framed byte counted.
+func runLargeDocument(fields: Int, repeats: Int) async throws -> LargeDocumentPass {
+    let scratch = try Scratch()
+    defer { scratch.remove() }
+    let server = try await BenchServer.start(storePath: scratch.file("central.sqlite"), policy: .crdt, maxDocumentBytes: 64 << 20)
+    func replica(_ name: String) async throws -> (Replica, SyncEngine, WireCounter) {
+        let replica = try await Replica.open(path: scratch.file("\(name).sqlite"))
+        let counter = WireCounter(HTTPTransport(baseURL: server.baseURL, database: BenchServer.database, token: BenchServer.token))
+        return (replica, SyncEngine(replica: replica, transport: counter), counter)
+    }
+    let (writer, writerEngine, writerWire) = try await replica("writer")
+    let (reader, readerEngine, readerWire) = try await replica("reader")
+    let documents = try writer.collection("assets")
+    try await documents.upsert("big") { editor in
+        for index in 0..<fields { editor.set("field\(index)", to: .string("reading \(index)")) }
+    }
+    _ = try await writerEngine.syncOnce()
+    _ = try await readerEngine.syncOnce()
+    var best = Double.infinity
+    let clock = ContinuousClock()
+    for round in 0..<repeats {
+        let start = clock.now
+        try await documents.update("big") { $0.set("field7", to: .string("edit \(round)")) }
+        best = min(best, seconds(clock.now - start) * 1000)
+    }
+    writerWire.reset()
+    readerWire.reset()
+    _ = try await writerEngine.pushAll()
+    _ = try await readerEngine.pullAll()
+    let key = DocumentKey(collection: try CollectionName("assets"), id: try DocumentID("big"))
+    guard try await writer.queuedChanges().isEmpty, try await writer.deadLetters().isEmpty,
+        try await reader.record(key) == (try await server.store.record(database: BenchServer.database, key: key))
+    else {
+        throw BenchFailure("the reader's record differs from the server's")
+    }
+    await server.stop()
+    return LargeDocumentPass(
+        fields: fields, editMilliseconds: best, pushedBytes: writerWire.pushed.withLock { $0 }, pulledBytes: readerWire.pulled.withLock { $0 })
+}
