@@ -37,30 +37,6 @@ struct BootstrapPass {
     }
 }
 
-/// Counts the framed bytes of the pages a transport receives.
-struct PageCountingTransport: SyncTransport {
-    let base: any SyncTransport
-    let bytes = Shared(0)
-
-    func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse {
-        try await base.hello(request)
-    }
-    func push(_ request: PushRequest) async throws(SyncError) -> PushResponse { try await base.push(request) }
-    func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse {
-        let page = try await base.pull(request)
-        let size = WireMessage.encode(page).count
-        bytes.withLock { $0 += size }
-        return page
-    }
-}
-
-/// A value behind a lock, for counters shared with a transport.
-final class Shared<Value: Sendable>: Sendable {
-    private let value: Mutex<Value>
-    init(_ initial: Value) { value = Mutex(initial) }
-    func withLock<T>(_ body: (inout Value) -> T) -> T { value.withLock { body(&$0) } }
-}
-
 /// Fills a SQLite central store with `documents` documents, `versions` versions each, written in
 /// rounds by four writers with random ids (each version sets two registers and bumps a counter of
 /// the document the writer last pulled, so it dominates and the server fast-forwards), and a
@@ -134,7 +110,7 @@ func runBootstrap(documents: Int, versions: Int, repeats: Int) async throws -> (
             let counting = round == repeats
             let replica = try await Replica.open(path: scratch.file("replica-\(which)-\(round).sqlite"))
             let http = HTTPTransport(baseURL: servers[which].baseURL, database: BenchServer.database, token: BenchServer.token)
-            let counter = PageCountingTransport(base: http)
+            let counter = WireCounter(http)
             let engine = SyncEngine(replica: replica, transport: counting ? counter : http)
             let clock = ContinuousClock()
             let start = clock.now
@@ -143,7 +119,7 @@ func runBootstrap(documents: Int, versions: Int, repeats: Int) async throws -> (
             guard result.changes >= documents else {
                 throw BenchFailure("the bootstrap applied \(result.changes) changes for \(documents) documents")
             }
-            if counting { pulled[which] = counter.bytes.withLock { $0 } }
+            if counting { pulled[which] = counter.pulled.withLock { $0 } }
         }
     }
     for server in servers { await server.stop() }

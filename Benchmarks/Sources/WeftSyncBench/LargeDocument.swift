@@ -10,30 +10,6 @@ import WeftHTTP
 import WeftServer
 import WeftWire
 
-/// Counts the framed bytes of every push and every page.
-final class WireCounter: SyncTransport {
-    let base: any SyncTransport
-    let pushed = Mutex(0)
-    let pulled = Mutex(0)
-    init(_ base: any SyncTransport) { self.base = base }
-    func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse { try await base.hello(request) }
-    func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
-        let size = WireMessage.encode(request).count
-        pushed.withLock { $0 += size }
-        return try await base.push(request)
-    }
-    func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse {
-        let page = try await base.pull(request)
-        let size = WireMessage.encode(page).count
-        pulled.withLock { $0 += size }
-        return page
-    }
-    func reset() {
-        pushed.withLock { $0 = 0 }
-        pulled.withLock { $0 = 0 }
-    }
-}
-
 struct LargeDocumentPass {
     var fields: Int
     var editMilliseconds: Double
