@@ -112,8 +112,9 @@ extension PostgresCentralStore {
             }
 
             // The one merge, in batch order.
-            // A staged log row carries no record (a page reads its document's), only its size.
-            var logged = [(key: DocumentKey, bytes: Int)]()
+            // A staged log row carries no record (a page reads its document's), only its size,
+            // and for a large document's small change its delta over the version merged into.
+            var logged = [(key: DocumentKey, bytes: Int, delta: [UInt8]?, base: [UInt8]?)]()
             var encoded = [DocumentKey: [UInt8]]()
             var conflicts = [ConflictRecord]()
             var changed = Set<DocumentKey>()
@@ -126,7 +127,8 @@ extension PostgresCentralStore {
                 changed.insert(change.key)
                 let bytes = result.record.encoded()
                 encoded[change.key] = bytes
-                logged.append((change.key, bytes.count))
+                let delta = LogDelta.make(result.record, encodedBytes: bytes.count, over: local)
+                logged.append((change.key, bytes.count, delta?.bytes, delta == nil ? nil : local?.version.encoded()))
             }
 
             // Every write in one statement: the changed documents, their log rows in batch order
@@ -143,13 +145,15 @@ extension PostgresCentralStore {
                     FROM unnest(\(written.map(\.collection.rawValue))::text[], \(written.map(\.id.rawValue))::text[], \(records)::bytea[]) AS t(c, i, r)
                     ON CONFLICT (tenant, collection, id) DO UPDATE SET record = EXCLUDED.record
                 ), log AS (
-                    INSERT INTO weft_pending (tenant, collection, doc_id, bytes, tag)
-                    SELECT \(database), c, i, b, g
+                    INSERT INTO weft_pending (tenant, collection, doc_id, bytes, tag, delta, base_version)
+                    SELECT \(database), c, i, b, g, NULLIF(d, ''::bytea), NULLIF(v, ''::bytea)
                     FROM unnest(
                         \(logged.map(\.key.collection.rawValue))::text[], \(logged.map(\.key.id.rawValue))::text[],
                         \(logged.map { Int32(clamping: $0.bytes) })::int4[],
-                        \(logged.map { _ in Int64(LoggedChange.newTag()) })::int8[]
-                    ) WITH ORDINALITY AS t(c, i, b, g, n)
+                        \(logged.map { _ in Int64(LoggedChange.newTag()) })::int8[],
+                        \(logged.map { ByteBuffer(bytes: $0.delta ?? []) })::bytea[],
+                        \(logged.map { ByteBuffer(bytes: $0.base ?? []) })::bytea[]
+                    ) WITH ORDINALITY AS t(c, i, b, g, d, v, n)
                     ORDER BY n
                 ), conflicts AS (
                     INSERT INTO weft_conflicts (tenant, collection, doc_id, policy, resolver, local, remote, winner)

@@ -46,9 +46,10 @@ extension PostgresCentralStore {
                 """
                 SELECT l.sequence, l.collection, l.doc_id, l.tag,
                     (SELECT d.record FROM weft_documents d
-                     WHERE d.tenant = \(database) AND d.collection = l.collection AND d.id = l.doc_id) AS record
+                     WHERE d.tenant = \(database) AND d.collection = l.collection AND d.id = l.doc_id) AS record,
+                    l.delta, l.base_version, l.base_sequence
                 FROM (
-                    SELECT sequence, collection, doc_id, tag FROM weft_change_log
+                    SELECT sequence, collection, doc_id, tag, delta, base_version, base_sequence FROM weft_change_log
                     WHERE tenant = \(database) AND sequence > \(cursor) ORDER BY sequence LIMIT \(max(1, limit) + 1)
                 ) AS l
                 ORDER BY l.sequence
@@ -56,7 +57,9 @@ extension PostgresCentralStore {
             var page = [LoggedChange]()
             var bytes = 0
             var more = false
-            for try await (sequence, collection, id, tag, stored) in rows.decode((Int64, String, String, Int64, ByteBuffer?).self) {
+            for try await (sequence, collection, id, tag, stored, deltaBytes, baseBytes, baseSequence) in rows.decode(
+                (Int64, String, String, Int64, ByteBuffer?, ByteBuffer?, ByteBuffer?, Int64?).self)
+            {
                 guard let record = stored else {
                     throw WeftError.corrupt("the log of \(database) at \(location) names \(collection)/\(id), which has no record")
                 }
@@ -77,8 +80,19 @@ extension PostgresCentralStore {
                 } catch {
                     throw WeftError.corrupt("a logged record of \(database)/\(key) at \(location) does not decode: \(error)")
                 }
+                var delta: LogDelta?
+                if let deltaBytes, let baseBytes, let baseSequence {
+                    do {
+                        delta = LogDelta(
+                            record: try DocumentRecord(encoded: Array(buffer: deltaBytes)),
+                            baseVersion: try VersionVector(encoded: Array(buffer: baseBytes)), baseSequence: UInt64(max(0, baseSequence)))
+                    } catch {
+                        throw WeftError.corrupt("the logged delta of \(database)/\(key) at \(location) does not decode: \(error)")
+                    }
+                }
                 page.append(
-                    LoggedChange(sequence: UInt64(sequence), key: key, record: decoded, byteCount: Int(size), tag: UInt64(bitPattern: tag)))
+                    LoggedChange(
+                        sequence: UInt64(sequence), key: key, record: decoded, byteCount: Int(size), tag: UInt64(bitPattern: tag), delta: delta))
                 bytes += Int(size)
             }
             return Page(changes: page, hasMore: more)

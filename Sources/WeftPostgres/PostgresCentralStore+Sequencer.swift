@@ -102,9 +102,10 @@ extension PostgresCentralStore {
                     WHERE c.id = v.id AND c.id = ANY(\(legacy)::int8[])
                 ), moved AS (
                     DELETE FROM weft_pending p WHERE p.id = ANY(\(staged)::int8[])
-                    RETURNING p.id, p.tenant, p.collection, p.doc_id, p.bytes, p.tag
+                    RETURNING p.id, p.tenant, p.collection, p.doc_id, p.bytes, p.tag, p.delta, p.base_version
                 ), ranked AS (
-                    SELECT m.tenant, v.sequence, m.collection, m.doc_id, m.bytes, m.tag
+                    SELECT m.tenant, v.sequence, m.collection, m.doc_id, m.bytes, m.tag, m.delta, m.base_version,
+                        count(*) OVER (PARTITION BY m.collection, m.doc_id) AS staged
                     FROM moved m JOIN unnest(\(staged)::int8[], \(stagedNumbers)::int8[]) AS v(id, sequence) ON v.id = m.id
                 ), latest AS (
                     SELECT DISTINCT ON (collection, doc_id) * FROM ranked ORDER BY collection, doc_id, sequence DESC
@@ -119,10 +120,19 @@ extension PostgresCentralStore {
                                 AND x.sequence IS NOT NULL
                         ) AS o
                     ) AND NOT (l.id = ANY(\(legacy)::int8[]))
-                    RETURNING 1
+                    RETURNING l.collection, l.doc_id, l.sequence
                 ), logged AS (
-                    INSERT INTO weft_change_log (tenant, sequence, collection, doc_id, bytes, tag)
-                    SELECT tenant, sequence, collection, doc_id, bytes, tag FROM latest ORDER BY sequence
+                    -- A delta is over the version the push merged into, which is the entry it
+                    -- supersedes only if the document was staged once in this run.
+                    INSERT INTO weft_change_log (tenant, sequence, collection, doc_id, bytes, tag, delta, base_version, base_sequence)
+                    SELECT k.tenant, k.sequence, k.collection, k.doc_id, k.bytes, k.tag,
+                        CASE WHEN k.staged = 1 AND b.base IS NOT NULL THEN k.delta END,
+                        CASE WHEN k.staged = 1 AND b.base IS NOT NULL THEN k.base_version END,
+                        CASE WHEN k.staged = 1 AND k.delta IS NOT NULL THEN b.base END
+                    FROM latest k LEFT JOIN (
+                        SELECT collection, doc_id, max(sequence) AS base FROM superseded GROUP BY collection, doc_id
+                    ) AS b ON b.collection = k.collection AND b.doc_id = k.doc_id
+                    ORDER BY k.sequence
                 ), counter AS (
                     INSERT INTO weft_tenants (tenant, next_sequence) VALUES (\(database), \(first + Int64(count)))
                     ON CONFLICT (tenant) DO UPDATE SET next_sequence = EXCLUDED.next_sequence

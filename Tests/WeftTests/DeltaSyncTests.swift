@@ -33,12 +33,13 @@ struct DeltaSyncTests {
     }
 
     struct Setup {
-        let directory = TemporaryDirectory()
-        let store: SQLiteCentralStore
+        let directory: TemporaryDirectory
+        let store: any CentralStore
         let service: SyncService
 
-        init(policies: ServerPolicies = ServerPolicies(defaultPolicy: .crdt)) throws {
-            store = try SQLiteCentralStore(path: directory.path("central.sqlite"))
+        init(_ kind: CentralKind, policies: ServerPolicies = ServerPolicies(defaultPolicy: .crdt)) async throws {
+            directory = TemporaryDirectory()
+            store = try await kind.make(directory)
             service = SyncService(store: store, policies: policies)
         }
 
@@ -58,10 +59,10 @@ struct DeltaSyncTests {
     }
 
     @Test(
-        "One field of a large document edited: the other replica pulls a small delta and ends with the server's record"
-    )
-    func aSmallChangeTravelsSmall() async throws {
-        let setup = try Setup()
+        "One field of a large document edited: the other replica pulls a small delta and ends with the server's record",
+        arguments: CentralKind.testable)
+    func aSmallChangeTravelsSmall(_ kind: CentralKind) async throws {
+        let setup = try await Setup(kind)
         let (a, engineA, _) = try await setup.replica("a")
         let (b, engineB, transportB) = try await setup.replica("b")
         try await Self.fill(a, "orders", "big", fields: 5_000)
@@ -95,9 +96,9 @@ struct DeltaSyncTests {
         #expect(final.body.string("field8") == "a's edit" && final.body.string("field9") == "b's edit")
     }
 
-    @Test("A replica whose cursor passed the base's entry without holding it gets the whole record")
-    func aMissingBaseBringsTheWholeRecord() async throws {
-        let setup = try Setup()
+    @Test("A replica whose cursor passed the base's entry without holding it gets the whole record", arguments: CentralKind.testable)
+    func aMissingBaseBringsTheWholeRecord(_ kind: CentralKind) async throws {
+        let setup = try await Setup(kind)
         let (a, engineA, _) = try await setup.replica("a")
         // x, then the large document, then y.
         try await a.collection("orders").create("x") { $0.set("n", to: 1) }
@@ -124,10 +125,10 @@ struct DeltaSyncTests {
         #expect(try await c.record(key("orders", "big")) == server)
     }
 
-    @Test("Last-writer-wins collections and clients that do not take deltas get whole records")
-    func wholeRecordsWhereDeltasDoNotApply() async throws {
-        let setup = try Setup(
-            policies: ServerPolicies(defaultPolicy: .crdt, collections: ["prices": .lastWriterWins]))
+    @Test("Last-writer-wins collections and clients that do not take deltas get whole records", arguments: CentralKind.testable)
+    func wholeRecordsWhereDeltasDoNotApply(_ kind: CentralKind) async throws {
+        let setup = try await Setup(
+            kind, policies: ServerPolicies(defaultPolicy: .crdt, collections: ["prices": .lastWriterWins]))
         let (a, engineA, _) = try await setup.replica("a")
         let (b, engineB, transportB) = try await setup.replica("b")
         try await Self.fill(a, "prices", "big", fields: 5_000)
