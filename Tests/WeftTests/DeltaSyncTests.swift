@@ -16,6 +16,7 @@ struct DeltaSyncTests {
         let base: any SyncTransport
         let pulled = Mutex(0)
         let wholeRetries = Mutex(0)
+        let deltasReceived = Mutex(0)
         init(_ base: any SyncTransport) { self.base = base }
         func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse {
             try await base.hello(request)
@@ -28,6 +29,8 @@ struct DeltaSyncTests {
             let page = try await base.pull(request)
             let size = WireMessage.encode(page).count
             pulled.withLock { $0 += size }
+            let deltas = page.changes.filter { $0.deltaBase != nil }.count
+            deltasReceived.withLock { $0 += deltas }
             return page
         }
     }
@@ -37,7 +40,9 @@ struct DeltaSyncTests {
         let store: any CentralStore
         let service: SyncService
 
-        init(_ kind: CentralKind, policies: ServerPolicies = ServerPolicies(defaultPolicy: .crdt)) async throws {
+        init(_ kind: CentralKind, policies: ServerPolicies = ServerPolicies(defaultPolicy: .crdt))
+            async throws
+        {
             directory = TemporaryDirectory()
             store = try await kind.make(directory)
             service = SyncService(store: store, policies: policies)
@@ -96,7 +101,9 @@ struct DeltaSyncTests {
         #expect(final.body.string("field8") == "a's edit" && final.body.string("field9") == "b's edit")
     }
 
-    @Test("A replica whose cursor passed the base's entry without holding it gets the whole record", arguments: CentralKind.testable)
+    @Test(
+        "A replica whose cursor passed the base's entry without holding it gets the whole record",
+        arguments: CentralKind.testable)
     func aMissingBaseBringsTheWholeRecord(_ kind: CentralKind) async throws {
         let setup = try await Setup(kind)
         let (a, engineA, _) = try await setup.replica("a")
@@ -125,7 +132,9 @@ struct DeltaSyncTests {
         #expect(try await c.record(key("orders", "big")) == server)
     }
 
-    @Test("Last-writer-wins collections and clients that do not take deltas get whole records", arguments: CentralKind.testable)
+    @Test(
+        "Last-writer-wins collections and clients that do not take deltas get whole records",
+        arguments: CentralKind.testable)
     func wholeRecordsWhereDeltasDoNotApply(_ kind: CentralKind) async throws {
         let setup = try await Setup(
             kind, policies: ServerPolicies(defaultPolicy: .crdt, collections: ["prices": .lastWriterWins]))
@@ -162,5 +171,63 @@ struct DeltaSyncTests {
                 && (new.changes.first.map {
                     WireMessage.encode(PullResponse(changes: [$0], cursor: $0.sequence, hasMore: false)).count
                 } ?? .max) < 2_048)
+    }
+
+    /// Three replicas edit large documents at random (registers, counters, sets, removals),
+    /// sync in random order with random page sizes (so cursors pass entries compaction moved),
+    /// and end equal to the server, on every store.
+    @Test(
+        "Random edits of large documents by three replicas converge through delta pulls",
+        arguments: CentralKind.testable)
+    func randomEditsConverge(_ kind: CentralKind) async throws {
+        let setup = try await Setup(kind)
+        let seed = UInt64.random(in: 1...UInt64.max)
+        var random = SplitMix64(seed: seed)
+        var nodes = [(Replica, SyncEngine, CountingTransport)]()
+        for name in ["a", "b", "c"] { nodes.append(try await setup.replica(name)) }
+        try await Self.fill(nodes[0].0, "orders", "d0", fields: 400)
+        try await Self.fill(nodes[0].0, "orders", "d1", fields: 400)
+        _ = try await nodes[0].1.syncOnce()
+        for step in 0..<120 {
+            let (replica, engine, _) = nodes[Int(random.next() % 3)]
+            let id = "d\(random.next() % 2)"
+            let field = "field\(random.next() % 40)"
+            let choice = random.next() % 5
+            let value = Int64(random.next() % 1_000)
+            if random.next() % 3 == 0 {
+                await engine.setPageSize(UInt32(1 + random.next() % 3))
+                _ = try await engine.syncOnce()
+            } else {
+                try await replica.collection("orders").upsert(id) { editor in
+                    switch choice {
+                    case 0: editor.set(field, to: .int(value))
+                    case 1: editor.increment("visits", by: 1)
+                    case 2: editor.insert(.int(value % 7), intoSet: "tags")
+                    case 3: editor.removeField(field)
+                    default: editor.set(field, to: .string("step \(step)"))
+                    }
+                }
+            }
+        }
+        for _ in 0..<2 {
+            for (_, engine, _) in nodes {
+                await engine.setPageSize(1_000)
+                _ = try await engine.syncOnce()
+            }
+        }
+        for id in ["d0", "d1"] {
+            let server = try await setup.store.record(database: "db", key: key("orders", id))
+            for (index, (replica, _, _)) in nodes.enumerated() {
+                let local = try await replica.record(key("orders", id))
+                #expect(local == server, "replica \(index) differs on \(id) (seed \(seed))")
+            }
+        }
+        let retries = nodes.map { $0.2.wholeRetries.withLock { $0 } }.reduce(0, +)
+        let deltas = try await setup.store.changes(database: "db", after: 0, limit: 100, maxBytes: 1 << 30)
+            .changes.filter { $0.delta != nil }
+        let received = nodes.map { $0.2.deltasReceived.withLock { $0 } }.reduce(0, +)
+        #expect(
+            !deltas.isEmpty && received > retries,
+            "deltas kept \(deltas.count), received \(received), whole retries \(retries) (seed \(seed))")
     }
 }
