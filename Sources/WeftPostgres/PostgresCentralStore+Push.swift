@@ -114,7 +114,7 @@ extension PostgresCentralStore {
             // The one merge, in batch order.
             // A staged log row carries no record (a page reads its document's), only its size,
             // and for a large document's small change its delta over the version merged into.
-            var logged = [(key: DocumentKey, bytes: Int, delta: [UInt8]?, base: [UInt8]?)]()
+            var logged = [(key: DocumentKey, bytes: Int, delta: [UInt8]?, base: Int64?)]()
             var encoded = [DocumentKey: [UInt8]]()
             var conflicts = [ConflictRecord]()
             var changed = Set<DocumentKey>()
@@ -128,7 +128,7 @@ extension PostgresCentralStore {
                 let bytes = result.record.encoded()
                 encoded[change.key] = bytes
                 let delta = LogDelta.make(result.record, encodedBytes: bytes.count, over: local)
-                logged.append((change.key, bytes.count, delta?.bytes, delta == nil ? nil : local?.version.encoded()))
+                logged.append((change.key, bytes.count, delta?.bytes, delta == nil ? nil : local.map { Int64(bitPattern: $0.digest) }))
             }
 
             // Every write in one statement: the changed documents, their log rows in batch order
@@ -145,14 +145,14 @@ extension PostgresCentralStore {
                     FROM unnest(\(written.map(\.collection.rawValue))::text[], \(written.map(\.id.rawValue))::text[], \(records)::bytea[]) AS t(c, i, r)
                     ON CONFLICT (tenant, collection, id) DO UPDATE SET record = EXCLUDED.record
                 ), log AS (
-                    INSERT INTO weft_pending (tenant, collection, doc_id, bytes, tag, delta, base_version)
-                    SELECT \(database), c, i, b, g, NULLIF(d, ''::bytea), NULLIF(v, ''::bytea)
+                    INSERT INTO weft_pending (tenant, collection, doc_id, bytes, tag, delta, base_digest)
+                    SELECT \(database), c, i, b, g, NULLIF(d, ''::bytea), CASE WHEN d = ''::bytea THEN NULL ELSE v END
                     FROM unnest(
                         \(logged.map(\.key.collection.rawValue))::text[], \(logged.map(\.key.id.rawValue))::text[],
                         \(logged.map { Int32(clamping: $0.bytes) })::int4[],
                         \(logged.map { _ in Int64(LoggedChange.newTag()) })::int8[],
                         \(logged.map { ByteBuffer(bytes: $0.delta ?? []) })::bytea[],
-                        \(logged.map { ByteBuffer(bytes: $0.base ?? []) })::bytea[]
+                        \(logged.map { $0.base ?? 0 })::int8[]
                     ) WITH ORDINALITY AS t(c, i, b, g, d, v, n)
                     ORDER BY n
                 ), conflicts AS (

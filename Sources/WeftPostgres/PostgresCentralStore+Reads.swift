@@ -47,9 +47,9 @@ extension PostgresCentralStore {
                 SELECT l.sequence, l.collection, l.doc_id, l.tag,
                     (SELECT d.record FROM weft_documents d
                      WHERE d.tenant = \(database) AND d.collection = l.collection AND d.id = l.doc_id) AS record,
-                    l.delta, l.base_version, l.base_sequence
+                    l.delta, l.base_digest, l.base_sequence
                 FROM (
-                    SELECT sequence, collection, doc_id, tag, delta, base_version, base_sequence FROM weft_change_log
+                    SELECT sequence, collection, doc_id, tag, delta, base_digest, base_sequence FROM weft_change_log
                     WHERE tenant = \(database) AND sequence > \(cursor) ORDER BY sequence LIMIT \(max(1, limit) + 1)
                 ) AS l
                 ORDER BY l.sequence
@@ -58,7 +58,7 @@ extension PostgresCentralStore {
             var bytes = 0
             var more = false
             for try await (sequence, collection, id, tag, stored, deltaBytes, baseBytes, baseSequence) in rows.decode(
-                (Int64, String, String, Int64, ByteBuffer?, ByteBuffer?, ByteBuffer?, Int64?).self)
+                (Int64, String, String, Int64, ByteBuffer?, ByteBuffer?, Int64?, Int64?).self)
             {
                 guard let record = stored else {
                     throw WeftError.corrupt("the log of \(database) at \(location) names \(collection)/\(id), which has no record")
@@ -85,7 +85,7 @@ extension PostgresCentralStore {
                     do {
                         delta = LogDelta(
                             record: try DocumentRecord(encoded: Array(buffer: deltaBytes)),
-                            baseVersion: try VersionVector(encoded: Array(buffer: baseBytes)), baseSequence: UInt64(max(0, baseSequence)))
+                            baseDigest: UInt64(bitPattern: baseBytes), baseSequence: UInt64(max(0, baseSequence)))
                     } catch {
                         throw WeftError.corrupt("the logged delta of \(database)/\(key) at \(location) does not decode: \(error)")
                     }

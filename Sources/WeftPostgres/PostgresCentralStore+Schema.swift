@@ -130,8 +130,8 @@ extension PostgresCentralStore {
                 "ALTER TABLE weft_pending ALTER COLUMN record DROP NOT NULL",
                 // A large document's small change keeps its delta over the previous version
                 // (`LogDelta`): staged with the push, placed by the sequencer.
-                "ALTER TABLE weft_change_log ADD COLUMN delta BYTEA, ADD COLUMN base_version BYTEA, ADD COLUMN base_sequence BIGINT",
-                "ALTER TABLE weft_pending ADD COLUMN delta BYTEA, ADD COLUMN base_version BYTEA",
+                "ALTER TABLE weft_change_log ADD COLUMN delta BYTEA, ADD COLUMN base_digest BIGINT, ADD COLUMN base_sequence BIGINT",
+                "ALTER TABLE weft_pending ADD COLUMN delta BYTEA, ADD COLUMN base_digest BIGINT",
                 "CREATE INDEX weft_change_log_by_key ON weft_change_log (tenant, collection, doc_id, sequence)",
                 """
                 CREATE TABLE weft_pull_cursors (

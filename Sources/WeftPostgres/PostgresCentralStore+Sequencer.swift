@@ -102,9 +102,9 @@ extension PostgresCentralStore {
                     WHERE c.id = v.id AND c.id = ANY(\(legacy)::int8[])
                 ), moved AS (
                     DELETE FROM weft_pending p WHERE p.id = ANY(\(staged)::int8[])
-                    RETURNING p.id, p.tenant, p.collection, p.doc_id, p.bytes, p.tag, p.delta, p.base_version
+                    RETURNING p.id, p.tenant, p.collection, p.doc_id, p.bytes, p.tag, p.delta, p.base_digest
                 ), ranked AS (
-                    SELECT m.tenant, v.sequence, m.collection, m.doc_id, m.bytes, m.tag, m.delta, m.base_version,
+                    SELECT m.tenant, v.sequence, m.collection, m.doc_id, m.bytes, m.tag, m.delta, m.base_digest,
                         count(*) OVER (PARTITION BY m.collection, m.doc_id) AS staged
                     FROM moved m JOIN unnest(\(staged)::int8[], \(stagedNumbers)::int8[]) AS v(id, sequence) ON v.id = m.id
                 ), latest AS (
@@ -124,10 +124,10 @@ extension PostgresCentralStore {
                 ), logged AS (
                     -- A delta is over the version the push merged into, which is the entry it
                     -- supersedes only if the document was staged once in this run.
-                    INSERT INTO weft_change_log (tenant, sequence, collection, doc_id, bytes, tag, delta, base_version, base_sequence)
+                    INSERT INTO weft_change_log (tenant, sequence, collection, doc_id, bytes, tag, delta, base_digest, base_sequence)
                     SELECT k.tenant, k.sequence, k.collection, k.doc_id, k.bytes, k.tag,
                         CASE WHEN k.staged = 1 AND b.base IS NOT NULL THEN k.delta END,
-                        CASE WHEN k.staged = 1 AND b.base IS NOT NULL THEN k.base_version END,
+                        CASE WHEN k.staged = 1 AND b.base IS NOT NULL THEN k.base_digest END,
                         CASE WHEN k.staged = 1 AND k.delta IS NOT NULL THEN b.base END
                     FROM latest k LEFT JOIN (
                         SELECT collection, doc_id, max(sequence) AS base FROM superseded GROUP BY collection, doc_id

@@ -39,14 +39,15 @@ public struct LoggedChange: Hashable, Sendable {
 public struct LogDelta: Hashable, Sendable {
     /// The change's record as a delta over the previous version.
     public let record: DocumentRecord
-    /// The previous version's vector: a reader whose record has seen it can join the delta.
-    public let baseVersion: VersionVector
+    /// The previous version's ``WeftCRDT/DocumentRecord/digest``: a reader whose record is
+    /// exactly that version can join the delta.
+    public let baseDigest: UInt64
     /// The sequence the previous version's entry had: a reader past it has probably seen it.
     public let baseSequence: UInt64
 
-    public init(record: DocumentRecord, baseVersion: VersionVector, baseSequence: UInt64) {
+    public init(record: DocumentRecord, baseDigest: UInt64, baseSequence: UInt64) {
         self.record = record
-        self.baseVersion = baseVersion
+        self.baseDigest = baseDigest
         self.baseSequence = baseSequence
     }
 

@@ -80,7 +80,7 @@ public actor MemoryCentralStore: CentralStore {
             let size = result.record.encoded().count
             let delta = tenant.logged[change.key].flatMap { earlier in
                 LogDelta.make(result.record, encodedBytes: size, over: previous).map {
-                    LogDelta(record: $0.record, baseVersion: previous?.version ?? VersionVector(), baseSequence: earlier)
+                    LogDelta(record: $0.record, baseDigest: previous?.digest ?? 0, baseSequence: earlier)
                 }
             }
             // Compaction: the document's earlier entry goes.

@@ -295,17 +295,18 @@ public actor SyncService {
                     }
                 }
                 // A large document's small change goes as a delta to a client that takes deltas
-                // and has probably seen the version it is over (its cursor is past that version's
-                // entry); the client checks the base version and asks again without deltas if it
-                // has not. Only under policies that join bodies: a delta is joined.
+                // and has probably applied the version it is over (its cursor is past that
+                // version's entry); the client checks that its record is exactly that version (the
+                // digest) and asks again without deltas if not. Only under policies that join
+                // bodies.
                 let declared = policies(database)
                 return PullResponse(
                     changes: page.changes.map { change in
                         let key = WireKey(collection: change.key.collection.rawValue, id: change.key.id.rawValue)
-                        if request.acceptsDeltas, let delta = change.delta, delta.baseSequence <= request.after,
+                        if request.acceptsDeltas, request.replica != nil, let delta = change.delta, delta.baseSequence <= request.after,
                             declared.policy(for: change.key.collection).joinsBodies
                         {
-                            return WireChange(sequence: change.sequence, key: key, record: delta.record, deltaBase: delta.baseVersion)
+                            return WireChange(sequence: change.sequence, key: key, record: delta.record, deltaBase: delta.baseDigest)
                         }
                         return WireChange(sequence: change.sequence, key: key, record: change.record)
                     },

@@ -47,14 +47,14 @@ public struct WireChange: Hashable, Sendable {
     public var key: WireKey
     /// The record or record delta.
     public var record: DocumentRecord
-    /// In a page for a client that accepts deltas: the version vector of the record ``record``
-    /// is a delta over (``WeftCRDT/DocumentRecord/delta(since:maximumDots:)``), or `nil` for a
-    /// whole record. A client whose record of the document has seen this version joins the
-    /// delta into it; one that has not must ask again without deltas.
-    public var deltaBase: VersionVector?
+    /// In a page for a client that accepts deltas: the ``WeftCRDT/DocumentRecord/digest`` of the
+    /// record ``record`` is a delta over (``WeftCRDT/DocumentRecord/delta(since:maximumDots:)``),
+    /// or `nil` for a whole record. A client whose record of the document has exactly this
+    /// digest joins the delta into it; any other must ask again without deltas.
+    public var deltaBase: UInt64?
 
     /// Creates a change.
-    public init(sequence: UInt64, key: WireKey, record: DocumentRecord, deltaBase: VersionVector? = nil) {
+    public init(sequence: UInt64, key: WireKey, record: DocumentRecord, deltaBase: UInt64? = nil) {
         self.sequence = sequence
         self.key = key
         self.record = record
@@ -472,7 +472,7 @@ public struct PullResponse: Hashable, Sendable, BinaryCodable {
 
     /// Layout: cursor, cursor tag (format version 2; absent, and 0, in version 1), has-more
     /// byte, then the changes (see ``WireChange``); then, only if some changes are deltas, their
-    /// count and, for each in order, its index in the list and its base version vector.
+    /// count and, for each in order, its index in the list and its base's digest (a varint).
     public func encode(to writer: inout BinaryWriter) {
         writer.writeVarint(cursor)
         writer.writeVarint(cursorTag)
@@ -483,7 +483,7 @@ public struct PullResponse: Hashable, Sendable, BinaryCodable {
         writer.writeVarint(UInt64(deltas.count))
         for index in deltas {
             writer.writeVarint(UInt64(index))
-            changes[index].deltaBase?.encode(to: &writer)
+            writer.writeVarint(changes[index].deltaBase ?? 0)
         }
     }
 
@@ -507,7 +507,7 @@ public struct PullResponse: Hashable, Sendable, BinaryCodable {
                     throw .invariantViolation(at: at, "delta indices must increase and name a change")
                 }
                 previous = Int(index)
-                changes[Int(index)].deltaBase = try VersionVector(from: &reader)
+                changes[Int(index)].deltaBase = try reader.readVarint()
             }
         }
     }

@@ -13,9 +13,9 @@ extension Replica {
     /// (``MergeKind/resolved``) are queued, to be pushed like a local write. Observers see each change that did
     /// something, with origin ``ReplicaChange/Origin/remote``.
     ///
-    /// The records of the keys in `deltas` are deltas over a version the local record has seen
-    /// (the caller checked): each is joined into the local record, which gives the server's
-    /// record joined with this replica's own edits, and that is merged as the pulled record.
+    /// The records of the keys in `deltas` are deltas over exactly the local record (the caller
+    /// checked its digest): each is joined into the local record, which gives the server's
+    /// record, and that is merged as the pulled record.
     ///
     /// Applying the same page twice changes nothing the second time.
     @discardableResult

@@ -79,3 +79,19 @@ extension DocumentRecord {
         return check == self ? delta : nil
     }
 }
+
+extension DocumentRecord {
+    /// A 64-bit digest of the record's encoding (with its envelope, `Docs/Encoding.md` §1):
+    /// FNV-1a, offset basis `0xcbf29ce484222325`, prime `0x100000001b3`. A delta names its base
+    /// by this digest, and a client joins the delta only into a record with the same digest:
+    /// exactly the base, not merely one with the same version vector.
+    /// - Complexity: O(*n*) in the encoded size.
+    public var digest: UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in encoded() {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        return hash
+    }
+}

@@ -33,7 +33,7 @@ extension SQLiteCentralStore {
                 // Logging a change replaces the document's entry (the unique key): the log is
                 // compacted as it grows, and the new entry takes the next sequence.
                 let log = try db.cachedStatement(
-                    sql: "INSERT OR REPLACE INTO log (tenant, collection, id, tag, delta, base_version, base_sequence) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                    sql: "INSERT OR REPLACE INTO log (tenant, collection, id, tag, delta, base_digest, base_sequence) VALUES (?, ?, ?, ?, ?, ?, ?)")
                 let entry = try db.cachedStatement(sql: "SELECT sequence FROM log WHERE tenant = ? AND collection = ? AND id = ?")
                 var superseded: UInt64 = 0
                 let logConflict = try db.cachedStatement(
@@ -76,7 +76,7 @@ extension SQLiteCentralStore {
                     if let delta = LogDelta.make(result.record, encodedBytes: bytes.count, over: local), let local,
                         let base = try Int64.fetchOne(entry, arguments: [database, key.collection.rawValue, key.id.rawValue])
                     {
-                        deltaColumns = [Data(delta.bytes), Data(local.version.encoded()), base]
+                        deltaColumns = [Data(delta.bytes), Int64(bitPattern: local.digest), base]
                     }
                     try log.execute(
                         arguments: StatementArguments([database, key.collection.rawValue, key.id.rawValue, Int64(LoggedChange.newTag())] + deltaColumns))

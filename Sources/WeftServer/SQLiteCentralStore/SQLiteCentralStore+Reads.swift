@@ -17,7 +17,7 @@ extension SQLiteCentralStore {
                     db,
                     sql: """
                         SELECT l.sequence, l.collection, l.id, d.record, length(d.record) AS bytes, l.tag,
-                            l.delta, l.base_version, l.base_sequence FROM log l
+                            l.delta, l.base_digest, l.base_sequence FROM log l
                         JOIN documents d ON d.tenant = l.tenant AND d.collection = l.collection AND d.id = l.id
                         WHERE l.tenant = ? AND l.sequence > ? ORDER BY l.sequence LIMIT ?
                         """,
@@ -38,12 +38,12 @@ extension SQLiteCentralStore {
                     let tag = try SQLiteReplicaStorage.column(row, "tag", Int64.self)
                     var delta: LogDelta?
                     if let bytes = try SQLiteReplicaStorage.column(row, "delta", Data?.self),
-                        let base = try SQLiteReplicaStorage.column(row, "base_version", Data?.self),
+                        let base = try SQLiteReplicaStorage.column(row, "base_digest", Int64?.self),
                         let at = try SQLiteReplicaStorage.column(row, "base_sequence", Int64?.self)
                     {
                         do {
                             delta = LogDelta(
-                                record: try DocumentRecord(encoded: Array(bytes)), baseVersion: try VersionVector(encoded: Array(base)),
+                                record: try DocumentRecord(encoded: Array(bytes)), baseDigest: UInt64(bitPattern: base),
                                 baseSequence: UInt64(max(0, at)))
                         } catch {
                             throw WeftError.corrupt("the logged delta of \(database)/\(key) at \(path) does not decode: \(error)")

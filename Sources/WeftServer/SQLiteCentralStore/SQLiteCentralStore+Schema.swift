@@ -60,7 +60,7 @@ extension SQLiteCentralStore {
                     CREATE TABLE log (
                         sequence INTEGER PRIMARY KEY AUTOINCREMENT,
                         tenant TEXT NOT NULL, collection TEXT NOT NULL, id TEXT NOT NULL, tag INTEGER NOT NULL,
-                        delta BLOB, base_version BLOB, base_sequence INTEGER,
+                        delta BLOB, base_digest INTEGER, base_sequence INTEGER,
                         UNIQUE (tenant, collection, id)
                     );
                     INSERT INTO log (sequence, tenant, collection, id, tag)

@@ -34,14 +34,17 @@ extension SyncEngine {
         var (cursor, tag) = try await local { () async throws(WeftError) in try await replica.pullPosition() }
         var changes = 0
         var conflicts = 0
+        // A replica that starts from 0 (a first sync, a resync) holds no base of any delta: it
+        // takes whole records.
+        let takesDeltas = cursor > 0
         while true {
             var request = PullRequest(
-                after: cursor, afterTag: tag, maximumChanges: maximumPageChanges, replica: replica.replicaID, acceptsDeltas: true)
+                after: cursor, afterTag: tag, maximumChanges: maximumPageChanges, replica: replica.replicaID, acceptsDeltas: takesDeltas)
             if let limit = bandwidthLimit { request.maximumBytes = UInt32(clamping: min(Int(request.maximumBytes), limit.burstBytes)) }
             var page = try await transport.pull(request)
             if bandwidthLimit != nil { await throttle(WireMessage.encode(page).count) }
-            // A delta joins only into a record that has seen the version it is over; if one of
-            // ours has not, the page comes again whole.
+            // A delta joins only into exactly the record it is over; if one of ours is not, the
+            // page comes again whole.
             if try await !holdsBases(of: page) {
                 request.acceptsDeltas = false
                 page = try await transport.pull(request)
@@ -75,10 +78,11 @@ extension SyncEngine {
         }
     }
 
-    /// Whether every delta of `page` is over a version this replica's record of the document
-    /// has seen (``WeftWire/WireChange/deltaBase``).
+    /// Whether every delta of `page` is over exactly the record this replica holds of its
+    /// document (``WeftWire/WireChange/deltaBase``: the base's digest). A record with edits of its
+    /// own not yet pushed, or one that differs in any other way, takes the page whole.
     func holdsBases(of page: PullResponse) async throws(SyncError) -> Bool {
-        let bases = page.changes.compactMap { change -> (DocumentKey, VersionVector)? in
+        let bases = page.changes.compactMap { change -> (key: DocumentKey, digest: UInt64)? in
             guard let base = change.deltaBase,
                 let key = try? DocumentKey(collection: CollectionName(change.key.collection), id: DocumentID(change.key.id))
             else { return nil }
@@ -86,7 +90,7 @@ extension SyncEngine {
         }
         guard !bases.isEmpty else { return true }
         let replica = replica
-        let records = try await local { () async throws(WeftError) in try await replica.storage.records(for: bases.map(\.0)) }
-        return bases.allSatisfy { key, base in records[key].map { base.isDominated(by: $0.version) } ?? false }
+        let records = try await local { () async throws(WeftError) in try await replica.storage.records(for: bases.map(\.key)) }
+        return bases.allSatisfy { base in records[base.key]?.digest == base.digest }
     }
 }
