@@ -18,7 +18,7 @@ public struct LoggedChange: Hashable, Sendable {
     public let tag: UInt64
     /// For a large document whose change was small: the record as a delta over the document's
     /// previous version (``WeftCRDT/DocumentRecord/delta(since:maximumDots:)``), that
-    /// version's vector, and the sequence its entry had; `nil` otherwise.
+    /// version's digest, and the sequence its entry had; `nil` otherwise.
     public let delta: LogDelta?
 
     /// Creates a logged change.

@@ -89,48 +89,46 @@ let clock = ContinuousClock()
     return (best, prepared, winner!)
 }
 
-@MainActor func runMap() throws -> (encode: Double, merge: Double, bytes: Int) {
-    log("[weft] map: building replicas A and B with \(mapKeys) keys")
-    let prepared = MapWorkload.prepare(keys: mapKeys)
+/// Times `label`'s full-state encode of A and B's decode-and-merge of A's bytes, best of
+/// `repeats` each: the typed map and the Document run the same loop.
+@MainActor func timeEncodeAndMerge<State>(
+    _ label: String, a: State, aBytes: [UInt8], encode: (State) -> [UInt8], freshB: () throws -> State,
+    merge: ([UInt8], inout State) throws -> Void, verify: (State) throws -> Void
+) throws -> (encode: Double, merge: Double, bytes: Int) {
     var encodeBest = Double.infinity
     for run in 1...repeats {
         var bytes = [UInt8]()
-        let elapsed = clock.measure { bytes = MapWorkload.encode(prepared.a) }
-        guard bytes == prepared.aBytes else { throw WorkloadCheckFailed("map: encoding is not deterministic") }
+        let elapsed = clock.measure { bytes = encode(a) }
+        guard bytes == aBytes else { throw WorkloadCheckFailed("\(label): encoding is not deterministic") }
         encodeBest = min(encodeBest, milliseconds(elapsed))
-        log("[weft] map: encode run \(run)/\(repeats) \(rounded(milliseconds(elapsed), 2)) ms (\(bytes.count) bytes)")
+        log("[weft] \(label): encode run \(run)/\(repeats) \(rounded(milliseconds(elapsed), 2)) ms (\(bytes.count) bytes)")
     }
     var mergeBest = Double.infinity
     for run in 1...repeats {
-        var b = try MapWorkload.freshB(prepared)  // untimed
-        let elapsed = try clock.measure { try MapWorkload.decodeAndMerge(prepared.aBytes, into: &b) }
-        try MapWorkload.verify(b, keys: mapKeys)
+        var b = try freshB()  // untimed
+        let elapsed = try clock.measure { try merge(aBytes, &b) }
+        try verify(b)
         mergeBest = min(mergeBest, milliseconds(elapsed))
-        log("[weft] map: merge run \(run)/\(repeats) \(rounded(milliseconds(elapsed), 2)) ms")
+        log("[weft] \(label): merge run \(run)/\(repeats) \(rounded(milliseconds(elapsed), 2)) ms")
     }
-    return (encodeBest, mergeBest, prepared.aBytes.count)
+    return (encodeBest, mergeBest, aBytes.count)
+}
+
+@MainActor func runMap() throws -> (encode: Double, merge: Double, bytes: Int) {
+    log("[weft] map: building replicas A and B with \(mapKeys) keys")
+    let prepared = MapWorkload.prepare(keys: mapKeys)
+    return try timeEncodeAndMerge(
+        "map", a: prepared.a, aBytes: prepared.aBytes, encode: MapWorkload.encode, freshB: { try MapWorkload.freshB(prepared) },
+        merge: MapWorkload.decodeAndMerge, verify: { try MapWorkload.verify($0, keys: mapKeys) })
 }
 
 @MainActor func runDocumentMap() throws -> (encode: Double, merge: Double, bytes: Int) {
     log("[weft] document map: building documents A and B with \(mapKeys) fields")
     let prepared = DocumentMapWorkload.prepare(keys: mapKeys)
-    var encodeBest = Double.infinity
-    for run in 1...repeats {
-        var bytes = [UInt8]()
-        let elapsed = clock.measure { bytes = DocumentMapWorkload.encode(prepared.a) }
-        guard bytes == prepared.aBytes else { throw WorkloadCheckFailed("document map: encoding is not deterministic") }
-        encodeBest = min(encodeBest, milliseconds(elapsed))
-        log("[weft] document map: encode run \(run)/\(repeats) \(rounded(milliseconds(elapsed), 2)) ms (\(bytes.count) bytes)")
-    }
-    var mergeBest = Double.infinity
-    for run in 1...repeats {
-        var b = try DocumentMapWorkload.freshB(prepared)  // untimed
-        let elapsed = try clock.measure { try DocumentMapWorkload.decodeAndMerge(prepared.aBytes, into: &b) }
-        try DocumentMapWorkload.verify(b, keys: mapKeys)
-        mergeBest = min(mergeBest, milliseconds(elapsed))
-        log("[weft] document map: merge run \(run)/\(repeats) \(rounded(milliseconds(elapsed), 2)) ms")
-    }
-    return (encodeBest, mergeBest, prepared.aBytes.count)
+    return try timeEncodeAndMerge(
+        "document map", a: prepared.a, aBytes: prepared.aBytes, encode: DocumentMapWorkload.encode,
+        freshB: { try DocumentMapWorkload.freshB(prepared) }, merge: DocumentMapWorkload.decodeAndMerge,
+        verify: { try DocumentMapWorkload.verify($0, keys: mapKeys) })
 }
 
 @MainActor func runORSet() throws -> (merge: Double, survivors: Int) {
