@@ -109,6 +109,8 @@ public struct HTTPTransport: SyncTransport {
             throw SyncError(.resync, "\(operation): \(String(buffer: body))")
         case 409 where errorCode == "forked":
             throw SyncError(.forked, "\(operation): \(String(buffer: body))")
+        case 409 where errorCode == "delta-base":
+            throw SyncError(.deltaBaseUnknown, "\(operation): \(String(buffer: body))")
         case 409:
             throw SyncError(
                 .clockSkew, "\(operation): \(String(buffer: body))", serverTimeMilliseconds: serverTime,

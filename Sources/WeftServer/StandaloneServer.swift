@@ -104,6 +104,11 @@ public enum StandaloneServer {
                 var headers = HTTPFields()
                 headers[errorHeader] = "forked"
                 throw HTTPError(.conflict, headers: headers, message: error.message)
+            } catch let error as SyncError where error.kind == .deltaBaseUnknown {
+                // A delta over a version this server no longer holds: 409, push those whole.
+                var headers = HTTPFields()
+                headers[errorHeader] = "delta-base"
+                throw HTTPError(.conflict, headers: headers, message: error.message)
             } catch let error as SyncError {
                 metrics.count(.rejected)
                 throw HTTPError(error.kind == .rejected ? .badRequest : .serviceUnavailable, message: error.description)

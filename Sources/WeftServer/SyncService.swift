@@ -126,7 +126,7 @@ public actor SyncService {
         let declared = policies(database).wire
         return HelloResponse(
             status: outcome.accepted ? .accepted : .forked, appliedThrough: outcome.appliedThrough,
-            defaultPolicy: declared.defaultPolicy, collections: declared.collections)
+            defaultPolicy: declared.defaultPolicy, collections: declared.collections, acceptsDeltaPushes: request.offersDeltaPushes)
     }
 
     /// Applies a push for `database`; answers only after the store committed it.
@@ -134,12 +134,20 @@ public actor SyncService {
     /// A change whose record encodes to more than `maximumDocumentBytes` (by default the
     /// service's ``maximumDocumentBytes``) is refused on its own: it is listed in
     /// ``WeftWire/PushResponse/rejected`` and the others are applied.
+    ///
+    /// A change that is a delta (``WeftWire/WireChange/deltaBase``) is first rebuilt into the
+    /// replica's whole record by joining it into the stored record, which must have exactly the
+    /// digest it names; then everything below treats it as the whole record. If any delta's
+    /// base is not the stored record (another change came in between), the push fails with
+    /// ``Weft/SyncError/Kind/deltaBaseUnknown`` and nothing is applied.
     public func push(database: String, _ request: PushRequest, maximumDocumentBytes: Int? = nil) async throws(SyncError) -> PushResponse {
         guard request.changes.count <= limits.maximumChanges else {
             throw SyncError(.rejected, "\(request.changes.count) changes in one push, over the limit of \(limits.maximumChanges)")
         }
         for (index, change) in request.changes.enumerated() { try Self.checkRange(change.sequence, "changes[\(index)].sequence") }
         try Self.checkRange(request.expectedAppliedThrough, "expectedAppliedThrough")
+        var request = request
+        let bases = try await rebuildDeltas(database: database, &request)
         // The clock-skew guard: a write stamped further ahead of this server's clock than the
         // bound is refused, whole push and all, so no replica with a fast clock can win every
         // last-writer-wins conflict. Nothing is applied; the replica keeps its queue.
@@ -200,6 +208,11 @@ public actor SyncService {
                 changes: changes
             ) {
                 local, key, pushed throws(WeftError) in
+                // A rebuilt delta holds only while the stored record is still its base (another
+                // push may have committed since it was rebuilt); else nothing of this push is applied.
+                if let base = bases[key], local?.digest != base {
+                    throw .deltaBaseUnknown("\(key) changed while a delta over it was applied")
+                }
                 var remote = pushed
                 let policy = declared.policy(for: key.collection)
                 let narrowed = pushed.limitingClaims(about: known, to: local, includingContext: policy.joinsBodies)
@@ -229,11 +242,58 @@ public actor SyncService {
             return PushResponse(appliedThrough: mark, rejected: rejections)
         } catch {
             switch error.kind {
+            case .deltaBaseUnknown: throw SyncError(.deltaBaseUnknown, error.message)
             case .invalidArgument: throw SyncError(.rejected, "store: \(error)")
             case .forked: throw SyncError(.forked, "\(error.message): say hello again")
             default: throw SyncError(.unavailable, "store: \(error)")
             }
         }
+    }
+
+    /// Replaces every delta of `request` by the whole record it stands for: the stored record
+    /// joined with the delta, when the stored record's digest is the delta's base. Answers the
+    /// base digest of each key rebuilt, for the merge to check again inside the store's
+    /// transaction.
+    /// - Throws: ``Weft/SyncError/Kind/deltaBaseUnknown`` if a base is not the stored record
+    ///   (or there is none), naming the documents.
+    func rebuildDeltas(database: String, _ request: inout PushRequest) async throws(SyncError) -> [DocumentKey: UInt64] {
+        var bases = [DocumentKey: UInt64]()
+        var unknown = [String]()
+        for index in request.changes.indices {
+            guard let base = request.changes[index].deltaBase else { continue }
+            let wire = request.changes[index].key
+            let key: DocumentKey
+            do {
+                key = DocumentKey(collection: try CollectionName(wire.collection), id: try DocumentID(wire.id))
+            } catch {
+                throw SyncError(.rejected, "invalid key \(wire): \(error)")
+            }
+            // Two deltas of one document in one push cannot both be over the stored record.
+            guard bases[key] == nil else {
+                unknown.append("\(key)")
+                continue
+            }
+            let stored: DocumentRecord?
+            do {
+                stored = try await store.record(database: database, key: key)
+            } catch {
+                throw SyncError(.unavailable, "store: \(error)")
+            }
+            guard var rebuilt = stored, rebuilt.digest == base else {
+                unknown.append("\(key)")
+                continue
+            }
+            rebuilt.merge(request.changes[index].record)
+            request.changes[index].record = rebuilt
+            request.changes[index].deltaBase = nil
+            bases[key] = base
+        }
+        guard unknown.isEmpty else {
+            throw SyncError(
+                .deltaBaseUnknown,
+                "this server no longer holds the version a delta is over for \(unknown.prefix(5).joined(separator: ", "))\(unknown.count > 5 ? " and \(unknown.count - 5) more" : ""): push them whole")
+        }
+        return bases
     }
 
     /// Serves the page after `request.after`, waiting up to `request.waitMilliseconds` (at most

@@ -47,10 +47,16 @@ public struct WireChange: Hashable, Sendable {
     public var key: WireKey
     /// The record or record delta.
     public var record: DocumentRecord
-    /// In a page for a client that accepts deltas: the ``WeftCRDT/DocumentRecord/digest`` of the
-    /// record ``record`` is a delta over (``WeftCRDT/DocumentRecord/delta(since:maximumDots:)``),
-    /// or `nil` for a whole record. A client whose record of the document has exactly this
-    /// digest joins the delta into it; any other must ask again without deltas.
+    /// The ``WeftCRDT/DocumentRecord/digest`` of the record ``record`` is a delta over
+    /// (``WeftCRDT/DocumentRecord/delta(since:maximumDots:)``), or `nil` for a whole record.
+    ///
+    /// In a page for a client that accepts deltas, a client that holds a record with exactly
+    /// this digest (its own record, or the server base it kept) rebuilds the server's record by
+    /// joining the delta into it; any other must ask again without deltas. In a push to a
+    /// server that accepts deltas (``HelloResponse/acceptsDeltaPushes``), the server rebuilds
+    /// the replica's record by joining the delta into its own record if that has exactly this
+    /// digest, and refuses the push otherwise (``WeftServer`` answers 409, `Weft-Error:
+    /// delta-base`), applying nothing.
     public var deltaBase: UInt64?
 
     /// Creates a change.
@@ -71,6 +77,37 @@ public struct WireChange: Hashable, Sendable {
             previous = change.sequence
             change.key.encode(to: &writer)
             change.record.encode(to: &writer)
+        }
+    }
+
+    /// Writes the delta section of a list of changes: nothing if no change is a delta; else
+    /// their count and, for each in order, its index in the list and its base's digest (a
+    /// varint).
+    static func encodeDeltaSection(_ changes: [WireChange], to writer: inout BinaryWriter) {
+        let deltas = changes.indices.filter { changes[$0].deltaBase != nil }
+        guard !deltas.isEmpty else { return }
+        writer.writeVarint(UInt64(deltas.count))
+        for index in deltas {
+            writer.writeVarint(UInt64(index))
+            writer.writeVarint(changes[index].deltaBase ?? 0)
+        }
+    }
+
+    /// Reads a delta section written by ``encodeDeltaSection(_:to:)`` into `changes`: at least
+    /// one delta, indices strictly increasing and naming a change.
+    static func decodeDeltaSection(into changes: inout [WireChange], from reader: inout BinaryReader) throws(CodecError) {
+        let start = reader.offset
+        let count = try reader.readCount(minimumElementSize: 2)
+        guard count > 0, count <= changes.count else { throw .invariantViolation(at: start, "\(count) deltas for \(changes.count) changes") }
+        var previous = -1
+        for _ in 0..<count {
+            let at = reader.offset
+            let index = try reader.readVarint()
+            guard index < UInt64(changes.count), Int(index) > previous else {
+                throw .invariantViolation(at: at, "delta indices must increase and name a change")
+            }
+            previous = Int(index)
+            changes[Int(index)].deltaBase = try reader.readVarint()
         }
     }
 
@@ -131,13 +168,17 @@ public struct PushRequest: Hashable, Sendable, BinaryCodable {
     }
 
     /// Layout: replica, epoch, former identities (a count, then each as a replica reference;
-    /// both format version 2, absent in version 1), then the changes (see ``WireChange``).
+    /// both format version 2, absent in version 1), then the changes (see ``WireChange``); then,
+    /// only if some changes are deltas, the delta section, as in ``PullResponse``. Only a server
+    /// that declared ``HelloResponse/acceptsDeltaPushes`` may be sent one: an older server
+    /// refuses the trailing bytes.
     public func encode(to writer: inout BinaryWriter) {
         writer.writeReplica(replica)
         writer.writeVarint(epoch)
         writer.writeVarint(UInt64(formerIdentities.count))
         for former in formerIdentities { writer.writeReplica(former) }
         WireChange.encode(changes, to: &writer)
+        WireChange.encodeDeltaSection(changes, to: &writer)
     }
 
     public init(from reader: inout BinaryReader) throws(CodecError) {
@@ -157,6 +198,7 @@ public struct PushRequest: Hashable, Sendable, BinaryCodable {
             formerIdentities = []
         }
         changes = try WireChange.decodeList(from: &reader)
+        if reader.formatVersion >= 2 && !reader.isAtEnd { try WireChange.decodeDeltaSection(into: &changes, from: &reader) }
     }
 }
 
@@ -189,12 +231,19 @@ public struct HelloRequest: Hashable, Sendable, BinaryCodable {
         self.acknowledgedThrough = acknowledgedThrough
     }
 
-    /// Layout: replica, confirmed epoch, epoch, acknowledged-through.
+    /// Whether the replica can push deltas (``WireChange/deltaBase``) and reads the answer's
+    /// ``HelloResponse/acceptsDeltaPushes`` flag. A server answers with the flag only to a
+    /// hello that offers it, so replicas that predate it read the answer they expect.
+    public var offersDeltaPushes = false
+
+    /// Layout: replica, confirmed epoch, epoch, acknowledged-through; then, only if the replica
+    /// offers delta pushes, a byte `01`.
     public func encode(to writer: inout BinaryWriter) {
         writer.writeReplica(replica)
         writer.writeVarint(confirmedEpoch)
         writer.writeVarint(epoch)
         writer.writeVarint(acknowledgedThrough)
+        if offersDeltaPushes { writer.writeByte(1) }
     }
 
     public init(from reader: inout BinaryReader) throws(CodecError) {
@@ -204,6 +253,11 @@ public struct HelloRequest: Hashable, Sendable, BinaryCodable {
         epoch = try reader.readVarint()
         guard epoch != 0 else { throw .invariantViolation(at: start, "a session epoch of 0") }
         acknowledgedThrough = try reader.readVarint()
+        if !reader.isAtEnd {
+            let flag = reader.offset
+            guard try reader.readByte() == 1 else { throw .nonCanonical(at: flag, "the delta-push flag is 01 or absent") }
+            offersDeltaPushes = true
+        }
     }
 }
 
@@ -278,17 +332,27 @@ public struct HelloResponse: Hashable, Sendable, BinaryCodable {
     public var defaultPolicy: WirePolicy
     /// Per-collection policies, sorted by collection.
     public var collections: [(name: String, policy: WirePolicy)]
+    /// Whether the server takes pushed changes as deltas over its own record
+    /// (``WireChange/deltaBase``). Sent only in answer to a hello that
+    /// ``HelloRequest/offersDeltaPushes``; a server that predates delta pushes never says so,
+    /// and a replica then pushes whole records.
+    public var acceptsDeltaPushes: Bool
 
     /// Creates an answer.
-    public init(status: Status, appliedThrough: UInt64, defaultPolicy: WirePolicy, collections: [(name: String, policy: WirePolicy)]) {
+    public init(
+        status: Status, appliedThrough: UInt64, defaultPolicy: WirePolicy, collections: [(name: String, policy: WirePolicy)],
+        acceptsDeltaPushes: Bool = false
+    ) {
         self.status = status
         self.appliedThrough = appliedThrough
         self.defaultPolicy = defaultPolicy
         self.collections = collections
+        self.acceptsDeltaPushes = acceptsDeltaPushes
     }
 
     public static func == (lhs: HelloResponse, rhs: HelloResponse) -> Bool {
-        lhs.status == rhs.status && lhs.appliedThrough == rhs.appliedThrough && lhs.defaultPolicy == rhs.defaultPolicy
+        lhs.acceptsDeltaPushes == rhs.acceptsDeltaPushes && lhs.status == rhs.status && lhs.appliedThrough == rhs.appliedThrough
+            && lhs.defaultPolicy == rhs.defaultPolicy
             && lhs.collections.map(\.name) == rhs.collections.map(\.name) && lhs.collections.map(\.policy) == rhs.collections.map(\.policy)
     }
 
@@ -296,13 +360,15 @@ public struct HelloResponse: Hashable, Sendable, BinaryCodable {
         hasher.combine(status)
         hasher.combine(appliedThrough)
         hasher.combine(defaultPolicy)
+        hasher.combine(acceptsDeltaPushes)
         for (name, policy) in collections {
             hasher.combine(name)
             hasher.combine(policy)
         }
     }
 
-    /// Layout: status byte, applied-through, default policy, count, then `(name, policy)` pairs.
+    /// Layout: status byte, applied-through, default policy, count, then `(name, policy)` pairs;
+    /// then, only if the server accepts delta pushes, a byte `01`.
     public func encode(to writer: inout BinaryWriter) {
         writer.writeByte(status.rawValue)
         writer.writeVarint(appliedThrough)
@@ -312,6 +378,7 @@ public struct HelloResponse: Hashable, Sendable, BinaryCodable {
             writer.writeString(name)
             policy.encode(to: &writer)
         }
+        if acceptsDeltaPushes { writer.writeByte(1) }
     }
 
     public init(from reader: inout BinaryReader) throws(CodecError) {
@@ -323,6 +390,12 @@ public struct HelloResponse: Hashable, Sendable, BinaryCodable {
         let count = try reader.readCount(minimumElementSize: 5)
         collections = []
         for _ in 0..<count { collections.append((try reader.readString(), try WirePolicy(from: &reader))) }
+        acceptsDeltaPushes = false
+        if !reader.isAtEnd {
+            let flag = reader.offset
+            guard try reader.readByte() == 1 else { throw .nonCanonical(at: flag, "the delta-push flag is 01 or absent") }
+            acceptsDeltaPushes = true
+        }
     }
 }
 
@@ -478,13 +551,7 @@ public struct PullResponse: Hashable, Sendable, BinaryCodable {
         writer.writeVarint(cursorTag)
         writer.writeByte(hasMore ? 1 : 0)
         WireChange.encode(changes, to: &writer)
-        let deltas = changes.indices.filter { changes[$0].deltaBase != nil }
-        guard !deltas.isEmpty else { return }
-        writer.writeVarint(UInt64(deltas.count))
-        for index in deltas {
-            writer.writeVarint(UInt64(index))
-            writer.writeVarint(changes[index].deltaBase ?? 0)
-        }
+        WireChange.encodeDeltaSection(changes, to: &writer)
     }
 
     public init(from reader: inout BinaryReader) throws(CodecError) {
@@ -495,21 +562,7 @@ public struct PullResponse: Hashable, Sendable, BinaryCodable {
         if let last = changes.last, last.sequence != cursor {
             throw .invariantViolation(at: reader.offset, "the cursor must be the last change's sequence")
         }
-        if reader.formatVersion >= 2 && !reader.isAtEnd {
-            let start = reader.offset
-            let count = try reader.readCount(minimumElementSize: 2)
-            guard count > 0, count <= changes.count else { throw .invariantViolation(at: start, "\(count) deltas for \(changes.count) changes") }
-            var previous = -1
-            for _ in 0..<count {
-                let at = reader.offset
-                let index = try reader.readVarint()
-                guard index < UInt64(changes.count), Int(index) > previous else {
-                    throw .invariantViolation(at: at, "delta indices must increase and name a change")
-                }
-                previous = Int(index)
-                changes[Int(index)].deltaBase = try reader.readVarint()
-            }
-        }
+        if reader.formatVersion >= 2 && !reader.isAtEnd { try WireChange.decodeDeltaSection(into: &changes, from: &reader) }
     }
 }
 

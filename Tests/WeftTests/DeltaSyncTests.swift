@@ -18,12 +18,28 @@ struct DeltaSyncTests {
         let wholeRetries = Mutex(0)
         let deltasReceived = Mutex(0)
         let lastRequest = Mutex<(after: UInt64, acceptsDeltas: Bool)?>(nil)
+        /// Framed bytes of every push, and how many pushed changes were deltas.
+        let pushedBytes = Mutex(0)
+        let deltasPushed = Mutex(0)
+        /// Plays a server that predates delta pushes: its hello answer never takes them.
+        let olderServer = Mutex(false)
+        /// Applies the next push that carries a delta and then fails as if its answer was lost.
+        let loseNextDeltaAnswer = Mutex(false)
         init(_ base: any SyncTransport) { self.base = base }
         func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse {
-            try await base.hello(request)
+            var answer = try await base.hello(request)
+            if olderServer.withLock({ $0 }) { answer.acceptsDeltaPushes = false }
+            return answer
         }
         func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
-            try await base.push(request)
+            let deltas = request.changes.filter { $0.deltaBase != nil }.count
+            pushedBytes.withLock { $0 += WireMessage.encode(request).count }
+            deltasPushed.withLock { $0 += deltas }
+            let answer = try await base.push(request)
+            if deltas > 0, loseNextDeltaAnswer.withLock({ lose in defer { lose = false }; return lose }) {
+                throw SyncError(.unavailable, "the answer was lost")
+            }
+            return answer
         }
         func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse {
             // A page asked for again without deltas, right after the same page with them.

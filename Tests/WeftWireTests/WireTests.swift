@@ -72,6 +72,40 @@ struct WireTests {
         #expect(try WireMessage.decode(PushRequest.self, from: WireMessage.encode(big)) == big)
     }
 
+    /// Delta pushes are trailing additions: a push with deltas ends with the delta section, a
+    /// hello that offers them with a byte `01`, and the answer says so with a byte `01` too;
+    /// without them each message is byte for byte what older peers send and read.
+    @Test func deltaPushFieldsRoundTripAndAreOptional() throws {
+        var push = WireSamples.push
+        push.changes[1].deltaBase = 0xDEAD_BEEF_0123
+        #expect(try WireMessage.decode(PushRequest.self, from: WireMessage.encode(push)) == push)
+        let plain = BinaryFormat.encode(WireSamples.push)
+        let withDelta = BinaryFormat.encode(push)
+        #expect(Array(withDelta.prefix(plain.count)) == plain, "the delta section trails the older layout")
+        // The section: count 1, index 1, the digest as a varint.
+        #expect(withDelta.count == plain.count + 2 + varintLength(0xDEAD_BEEF_0123))
+        for bad: [UInt8] in [[0], [1, 2, 5], [2, 1, 5, 0, 6]] {
+            #expect(throws: WireError.self, "delta section \(bad)") {
+                try WireMessage.decode(PushRequest.self, from: WireFrame.encode(plain + bad))
+            }
+        }
+
+        var hello = HelloRequest(replica: replicaA, confirmedEpoch: 3, epoch: 4, acknowledgedThrough: 9)
+        let older = BinaryFormat.encode(hello)
+        hello.offersDeltaPushes = true
+        #expect(BinaryFormat.encode(hello) == older + [1])
+        #expect(try WireMessage.decode(HelloRequest.self, from: WireMessage.encode(hello)).offersDeltaPushes)
+        #expect(try !WireMessage.decode(HelloRequest.self, from: WireFrame.encode(older)).offersDeltaPushes)
+        #expect(throws: WireError.self) { try WireMessage.decode(HelloRequest.self, from: WireFrame.encode(older + [2])) }
+
+        var answer = HelloResponse(status: .accepted, appliedThrough: 9, defaultPolicy: WirePolicy(name: "crdt"), collections: [])
+        let olderAnswer = BinaryFormat.encode(answer)
+        answer.acceptsDeltaPushes = true
+        #expect(BinaryFormat.encode(answer) == olderAnswer + [1])
+        #expect(try WireMessage.decode(HelloResponse.self, from: WireMessage.encode(answer)) == answer)
+        #expect(throws: WireError.self) { try WireMessage.decode(HelloResponse.self, from: WireFrame.encode(olderAnswer + [0])) }
+    }
+
     @Test func largePayloadsAreCompressedAndSmallOnesAreNot() throws {
         let small = WireMessage.encode(WireSamples.pullRequest)
         #expect(small[4] == 0, "a small payload goes raw")

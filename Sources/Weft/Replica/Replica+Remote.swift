@@ -13,14 +13,14 @@ extension Replica {
     /// (``MergeKind/resolved``) are queued, to be pushed like a local write. Observers see each change that did
     /// something, with origin ``ReplicaChange/Origin/remote``.
     ///
-    /// The records of the keys in `deltas` are deltas over exactly the local record (the caller
-    /// checked its digest): each is joined into the local record, which gives the server's
-    /// record, and that is merged as the pulled record.
+    /// Each record is the server's whole record (a delta from the wire is rebuilt first, see
+    /// ``SyncEngine``). A large one is kept as the document's server base
+    /// (``ReplicaStorage``, contract point 8).
     ///
     /// Applying the same page twice changes nothing the second time.
     @discardableResult
     public func applyRemote(
-        _ changes: [(key: DocumentKey, record: DocumentRecord)], deltas: Set<DocumentKey> = [], through cursor: UInt64, tag: UInt64 = 0
+        _ changes: [(key: DocumentKey, record: DocumentRecord)], through cursor: UInt64, tag: UInt64 = 0
     )
         async throws(WeftError) -> [AppliedRemoteChange]
     {
@@ -32,13 +32,7 @@ extension Replica {
         for (index, change) in changes.enumerated() { lastIndex[change.key] = index }
         let changes = lastIndex.count == changes.count ? changes : changes.indices.filter { lastIndex[changes[$0].key] == $0 }.map { changes[$0] }
         let applied = try await exclusively { () async throws(WeftError) -> [AppliedRemoteChange] in
-            try await storage.applyRemoteChanges(changes, through: cursor, tag: tag) { local, key, pulled throws(WeftError) in
-                var remote = pulled
-                if deltas.contains(key) {
-                    guard var rebuilt = local else { throw .invalidArgument("a delta of \(key) arrived, and this replica has no record of it") }
-                    rebuilt.merge(pulled)
-                    remote = rebuilt
-                }
+            try await storage.applyRemoteChanges(changes, through: cursor, tag: tag) { local, key, remote throws(WeftError) in
                 var result = try DocumentMerge.merge(
                     local: local, remote: remote, key: key, policy: self.policy(for: key.collection), resolvers: resolvers,
                     equalVersions: .takeRemote)

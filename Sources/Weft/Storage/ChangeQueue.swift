@@ -161,6 +161,13 @@ public struct AppliedRemoteChange: Hashable, Sendable {
 ///    it more than once in one commit and store only the last call's writes: the SQLite
 ///    storage first calls it as if no key were stored, when recent commits only created
 ///    documents, and calls it again with the stored records if that proves wrong.
+/// 8. Server bases. In the atomic step of point 5, each pulled change whose record encodes to
+///    at least ``ServerBase/minimumRecordBytes`` becomes its document's *server base* (the
+///    pulled record exactly, with its ``WeftCRDT/DocumentRecord/digest``), replacing the one
+///    before; a smaller pulled record removes the document's base. Nothing else sets a base;
+///    ``forgetServerBases(_:)`` removes some. A base is a record the server held exactly, so a
+///    push can send the document as a delta over it, and a pull can take a delta over it. A
+///    storage may keep no bases (its lookups answer nothing): then every push goes whole.
 public protocol ReplicaStorage: DocumentStore, ChangeQueue {
     /// Reads `keys`, computes writes with `transform`, and stores them with their queue entries,
     /// atomically.
@@ -192,6 +199,25 @@ public protocol ReplicaStorage: DocumentStore, ChangeQueue {
 
     /// The most recent conflicts, newest first.
     func conflicts(limit: Int) async throws(WeftError) -> [ConflictRecord]
+
+    /// The digests of the server bases kept for `keys` (contract point 8); a key without a
+    /// base is absent.
+    func serverBaseDigests(for keys: [DocumentKey]) async throws(WeftError) -> [DocumentKey: UInt64]
+
+    /// The server bases kept for `keys` (contract point 8); a key without a base is absent.
+    func serverBases(for keys: [DocumentKey]) async throws(WeftError) -> [DocumentKey: DocumentRecord]
+
+    /// Removes the server bases of `keys` (contract point 8).
+    func forgetServerBases(_ keys: [DocumentKey]) async throws(WeftError)
+}
+
+/// A document's server base (``ReplicaStorage``, contract point 8): the last record pulled
+/// for it, which the server held exactly. Pushes and pulls of large documents travel as
+/// deltas over it.
+public enum ServerBase {
+    /// The smallest pulled record kept as a base, in encoded bytes (the size from which the
+    /// server logs deltas): smaller documents always travel whole.
+    public static let minimumRecordBytes = 4_096
 }
 
 extension ReplicaStorage {

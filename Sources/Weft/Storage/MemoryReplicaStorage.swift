@@ -16,6 +16,8 @@ public actor MemoryReplicaStorage: ReplicaStorage {
     private var bytes = 0
     private var conflictLog: [ConflictRecord] = []
     private var deadLetterLog: [DeadLetter] = []
+    /// The server bases (contract point 8), with their digests.
+    private var bases: [DocumentKey: (digest: UInt64, record: DocumentRecord)] = [:]
 
     /// Creates empty storage for a new replica.
     private var boot: String?
@@ -165,13 +167,18 @@ public actor MemoryReplicaStorage: ReplicaStorage {
         var documents = self.documents
         var log = [ConflictRecord]()
         var applied = [AppliedRemoteChange]()
+        var bases = self.bases
         for change in changes {
             let result = try merge(documents[change.key], change.key, change.record)
             documents[change.key] = result.record
             if let conflict = result.conflict { log.append(conflict) }
             applied.append(AppliedRemoteChange(key: change.key, record: result.record, kind: result.kind))
+            let encoded = change.record.encoded()
+            bases[change.key] =
+                encoded.count >= ServerBase.minimumRecordBytes ? (DocumentRecord.digest(ofEncoding: encoded), change.record) : nil
         }
         self.documents = documents
+        self.bases = bases
         conflictLog.append(contentsOf: log)
         if cursor > meta.pullCursor {
             meta.pullCursor = cursor
@@ -208,6 +215,20 @@ public actor MemoryReplicaStorage: ReplicaStorage {
     }
 
     public func documentKeys() -> [DocumentKey] { Array(documents.keys) }
+
+    public func serverBaseDigests(for keys: [DocumentKey]) -> [DocumentKey: UInt64] {
+        var result = [DocumentKey: UInt64]()
+        for key in keys { if let base = bases[key] { result[key] = base.digest } }
+        return result
+    }
+
+    public func serverBases(for keys: [DocumentKey]) -> [DocumentKey: DocumentRecord] {
+        var result = [DocumentKey: DocumentRecord]()
+        for key in keys { if let base = bases[key] { result[key] = base.record } }
+        return result
+    }
+
+    public func forgetServerBases(_ keys: [DocumentKey]) { for key in keys { bases[key] = nil } }
 
     public func conflicts(limit: Int) -> [ConflictRecord] { Array(conflictLog.reversed().prefix(max(0, limit))) }
 }

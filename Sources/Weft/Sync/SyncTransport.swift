@@ -24,6 +24,11 @@ public struct SyncError: Error, Hashable, Sendable, CustomStringConvertible {
         /// that part of its log). The engine resyncs: it pulls everything again and pushes back
         /// what the server lacks.
         case resync
+        /// The server refused a push because a change in it is a delta over a record the server
+        /// no longer holds exactly (HTTP 409 with `Weft-Error: delta-base`; another replica's
+        /// change came in between). Nothing was applied; the engine pushes those documents
+        /// whole.
+        case deltaBaseUnknown
     }
 
     /// The kind of failure.

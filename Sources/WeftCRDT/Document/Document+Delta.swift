@@ -86,9 +86,13 @@ extension DocumentRecord {
     /// by this digest, and a client joins the delta only into a record with the same digest:
     /// exactly the base, not merely one with the same version vector.
     /// - Complexity: O(*n*) in the encoded size.
-    public var digest: UInt64 {
+    public var digest: UInt64 { Self.digest(ofEncoding: encoded()) }
+
+    /// The ``digest`` of the record whose encoding is `bytes`, without decoding it.
+    /// - Complexity: O(*n*) in `bytes`.
+    public static func digest(ofEncoding bytes: some Sequence<UInt8>) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in encoded() {
+        for byte in bytes {
             hash ^= UInt64(byte)
             hash &*= 0x0000_0100_0000_01b3
         }

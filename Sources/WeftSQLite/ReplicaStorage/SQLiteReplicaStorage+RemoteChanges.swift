@@ -16,29 +16,43 @@ extension SQLiteReplicaStorage {
         guard let tagValue = Int64(exactly: tag) else { throw .invalidArgument("pull cursor tag \(tag) is out of range") }
         do {
             return try transaction { db, counters in
-                let readRecord = try db.cachedStatement(sql: "SELECT record FROM documents WHERE collection = ? AND id = ?")
+                let readRecord = try db.cachedStatement(sql: "SELECT record, base_digest FROM documents WHERE collection = ? AND id = ?")
                 // An upsert that keeps the row's queue columns: a pulled change never touches the
                 // queue (a document waiting to be pushed stays queued, now with the merged record).
+                // It sets the server base (contract point 8) too.
                 let upsertDocument = try db.cachedStatement(
                     sql: """
-                        INSERT INTO documents (collection, id, record, deleted) VALUES (?, ?, ?, ?)
-                        ON CONFLICT (collection, id) DO UPDATE SET record = excluded.record, deleted = excluded.deleted
+                        INSERT INTO documents (collection, id, record, deleted, base, base_digest) VALUES (?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (collection, id) DO UPDATE SET record = excluded.record, deleted = excluded.deleted,
+                            base = excluded.base, base_digest = excluded.base_digest
                         """)
+                let updateBase = try db.cachedStatement(
+                    sql: "UPDATE documents SET base = ?, base_digest = ? WHERE collection = ? AND id = ?")
                 let logConflict = try db.cachedStatement(
                     sql: "INSERT INTO conflicts (collection, id, policy, resolver, local, remote, winner) VALUES (?, ?, ?, ?, ?, ?, ?)")
                 var applied = [AppliedRemoteChange]()
                 var known = [DocumentKey: DocumentRecord]()
+                var baseDigests = [DocumentKey: Int64]()
                 for change in changes {
                     let key = change.key
                     var local = known[key]
-                    if local == nil, let data = try Data.fetchOne(readRecord, arguments: [key.collection.rawValue, key.id.rawValue]) {
-                        local = try Self.decodeRecord(data, "\(key)")
+                    if local == nil, let row = try Row.fetchOne(readRecord, arguments: [key.collection.rawValue, key.id.rawValue]) {
+                        local = try Self.decodeRecord(try Self.column(row, "record", Data.self), "\(key)")
+                        if let digest = try Self.column(row, "base_digest", Int64?.self) { baseDigests[key] = digest }
                     }
                     let result = try merge(local, key, change.record)
+                    // The pulled record is the server's exactly: a large one is the new base.
+                    let pulled = change.record.encoded()
+                    let base = pulled.count >= ServerBase.minimumRecordBytes ? Data(pulled) : nil
+                    let digest = base.map { _ in Int64(bitPattern: DocumentRecord.digest(ofEncoding: pulled)) }
                     if result.kind != .unchanged || result.record != local {
+                        let stored = result.record == change.record ? pulled : result.record.encoded()
                         try upsertDocument.execute(
-                            arguments: [key.collection.rawValue, key.id.rawValue, Data(result.record.encoded()), result.record.isDeleted])
+                            arguments: [key.collection.rawValue, key.id.rawValue, Data(stored), result.record.isDeleted, base, digest])
+                    } else if baseDigests[key] != digest {
+                        try updateBase.execute(arguments: [base, digest, key.collection.rawValue, key.id.rawValue])
                     }
+                    baseDigests[key] = digest
                     if let conflict = result.conflict {
                         let (policy, resolver) = Self.policyColumns(conflict.policy)
                         try logConflict.execute(arguments: [

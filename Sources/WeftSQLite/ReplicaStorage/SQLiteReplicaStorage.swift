@@ -158,12 +158,21 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
             // when entries leave the queue. Neither is written on every commit any more.
             try db.execute(sql: "DELETE FROM meta WHERE key = 'queue_bytes'")
         }
+        migrator.registerMigration("v6: server bases") { db in
+            // The last pulled record of a large document, which the server held exactly, and
+            // its digest: pushes and pulls of the document travel as deltas over it.
+            try db.execute(
+                sql: """
+                    ALTER TABLE documents ADD COLUMN base BLOB;
+                    ALTER TABLE documents ADD COLUMN base_digest INTEGER;
+                    """)
+        }
         return migrator
     }
 
     /// Every table and column the storage reads or writes, as a query that reads no row.
     static let schemaProbes = [
-        "SELECT collection, id, record, deleted, queued_seq, queued_bytes FROM documents LIMIT 0",
+        "SELECT collection, id, record, deleted, queued_seq, queued_bytes, base, base_digest FROM documents LIMIT 0",
         "SELECT key, value FROM meta LIMIT 0",
         "SELECT seq, collection, id, bytes FROM superseded LIMIT 0",
         "SELECT number, collection, id, policy, resolver, local, remote, winner FROM conflicts LIMIT 0",

@@ -43,12 +43,17 @@ extension SyncEngine {
             if let limit = bandwidthLimit { request.maximumBytes = UInt32(clamping: min(Int(request.maximumBytes), limit.burstBytes)) }
             var page = try await transport.pull(request)
             if bandwidthLimit != nil { await throttle(WireMessage.encode(page).count) }
-            // A delta joins only into exactly the record it is over; if one of ours is not, the
-            // page comes again whole.
-            if try await !holdsBases(of: page) {
+            // A delta joins only into exactly the record it is over; if we hold none, the page
+            // comes again whole.
+            if let rebuilt = try await rebuildingDeltas(of: page) {
+                page = rebuilt
+            } else {
                 request.acceptsDeltas = false
                 page = try await transport.pull(request)
                 if bandwidthLimit != nil { await throttle(WireMessage.encode(page).count) }
+                guard !page.changes.contains(where: { $0.deltaBase != nil }) else {
+                    throw SyncError(.badResponse, "the server sent deltas to a pull that takes none")
+                }
             }
             if page.changes.isEmpty && page.cursor <= cursor { return (changes, conflicts, cursor) }
             guard page.cursor >= cursor else {
@@ -65,9 +70,8 @@ extension SyncEngine {
             }
             observe(keyed)
             let pageTag = page.cursorTag
-            let deltas = Set(page.changes.indices.filter { page.changes[$0].deltaBase != nil }.map { keyed[$0].key })
             let applied = try await local { () async throws(WeftError) in
-                try await replica.applyRemote(keyed, deltas: deltas, through: page.cursor, tag: pageTag)
+                try await replica.applyRemote(keyed, through: page.cursor, tag: pageTag)
             }
             changes += applied.count
             conflicts += applied.filter { $0.kind == .conflict || $0.kind == .resolved }.count
@@ -78,19 +82,35 @@ extension SyncEngine {
         }
     }
 
-    /// Whether every delta of `page` is over exactly the record this replica holds of its
-    /// document (``WeftWire/WireChange/deltaBase``: the base's digest). A record with edits of its
-    /// own not yet pushed, or one that differs in any other way, takes the page whole.
-    func holdsBases(of page: PullResponse) async throws(SyncError) -> Bool {
-        let bases = page.changes.compactMap { change -> (key: DocumentKey, digest: UInt64)? in
-            guard let base = change.deltaBase,
-                let key = try? DocumentKey(collection: CollectionName(change.key.collection), id: DocumentID(change.key.id))
-            else { return nil }
-            return (key, base)
+    /// `page` with every delta replaced by the server's whole record, rebuilt by joining the
+    /// delta into the record with exactly its base's digest (``WeftWire/WireChange/deltaBase``):
+    /// the document's server base (``ReplicaStorage``, contract point 8), or else its local
+    /// record, when that is unchanged since the last pull. `nil` if some delta's base is neither.
+    func rebuildingDeltas(of page: PullResponse) async throws(SyncError) -> PullResponse? {
+        var wanted = [(index: Int, key: DocumentKey, digest: UInt64)]()
+        for (index, change) in page.changes.enumerated() {
+            guard let digest = change.deltaBase else { continue }
+            guard let key = try? DocumentKey(collection: CollectionName(change.key.collection), id: DocumentID(change.key.id)) else {
+                throw SyncError(.badResponse, "the server sent an invalid key \(change.key)")
+            }
+            wanted.append((index, key, digest))
         }
-        guard !bases.isEmpty else { return true }
-        let replica = replica
-        let records = try await local { () async throws(WeftError) in try await replica.storage.records(for: bases.map(\.key)) }
-        return bases.allSatisfy { base in records[base.key]?.digest == base.digest }
+        guard !wanted.isEmpty else { return page }
+        let storage = replica.storage
+        let keys = wanted.map(\.key)
+        let (bases, records) = try await local { () async throws(WeftError) in
+            let digests = try await storage.serverBaseDigests(for: keys)
+            let matching = wanted.filter { digests[$0.key] == $0.digest }.map(\.key)
+            let others = wanted.filter { digests[$0.key] != $0.digest }.map(\.key)
+            return (try await storage.serverBases(for: matching), try await storage.records(for: others))
+        }
+        var rebuilt = page
+        for (index, key, digest) in wanted {
+            guard var record = bases[key] ?? records[key], bases[key] != nil || record.digest == digest else { return nil }
+            record.merge(page.changes[index].record)
+            rebuilt.changes[index].record = record
+            rebuilt.changes[index].deltaBase = nil
+        }
+        return rebuilt
     }
 }

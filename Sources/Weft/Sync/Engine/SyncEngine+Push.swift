@@ -50,7 +50,7 @@ extension SyncEngine {
         let replicaID = replica.replicaID
         let epoch = replica.sessionEpoch
         var confirmed = 0
-        var inFlight: [(sequences: [UInt64], bytes: Int, answer: Task<PushResponse, any Error>)] = []
+        var inFlight: [(sequences: [UInt64], bytes: Int, deltaKeys: [DocumentKey], answer: Task<PushResponse, any Error>)] = []
         var exhausted = false
         var skewRepairTried = false
         let batchBytes = bandwidthLimit.map { min(maximumBatchBytes, $0.burstBytes) } ?? maximumBatchBytes
@@ -91,17 +91,20 @@ extension SyncEngine {
                     try await settle(SyncError(.rejected, "local storage: \(error)"))
                 }
                 if !batch.isEmpty {
-                    // Each change carries the document's whole current record (the queue entry
+                    // Each change stands for the document's whole current record (the queue entry
                     // stands for it): the server resolves conflicts between whole versions, and a
-                    // fast-forward replaces its record.
+                    // fast-forward replaces its record. A large document's goes as a delta over
+                    // the record the server last sent for it, if the server takes deltas.
+                    let changes: [WireChange]
+                    do {
+                        changes = try await pushedChanges(batch)
+                    } catch {
+                        try await settle(SyncError(.rejected, "local storage: \(error)"))
+                    }
+                    let deltaKeys = zip(batch, changes).filter { $0.1.deltaBase != nil }.map(\.0.key)
+                    deltaPushes.sent += deltaKeys.count
                     var request = PushRequest(
-                        replica: replicaID, epoch: epoch, formerIdentities: replica.formerIdentities,
-                        changes: batch.map { entry in
-                            WireChange(
-                                sequence: entry.sequence,
-                                key: WireKey(collection: entry.key.collection.rawValue, id: entry.key.id.rawValue),
-                                record: Self.pushable(entry.record))
-                        })
+                        replica: replicaID, epoch: epoch, formerIdentities: replica.formerIdentities, changes: changes)
                     // The server must still hold what it confirmed in this session.
                     request.expectedAppliedThrough = confirmedMark
                     if bandwidthLimit != nil {
@@ -109,7 +112,8 @@ extension SyncEngine {
                         await throttle(size)
                         progress.wireBytesSent += size
                     }
-                    inFlight.append((batch.map(\.sequence), batch.reduce(0) { $0 + $1.byteCount }, Task { try await transport.push(request) }))
+                    inFlight.append(
+                        (batch.map(\.sequence), batch.reduce(0) { $0 + $1.byteCount }, deltaKeys, Task { try await transport.push(request) }))
                     continue
                 }
                 exhausted = true
@@ -135,6 +139,22 @@ extension SyncEngine {
                 confirmed += isolated
                 if let mark = try? await replica.acknowledgedThrough() { progress.acknowledgedThrough = max(progress.acknowledgedThrough, mark) }
                 advance(entries: push.sequences.count, bytes: push.bytes)
+                continue
+            } catch let error as SyncError where error.kind == .deltaBaseUnknown && !push.deltaKeys.isEmpty {
+                // The server no longer holds the version a delta is over (another replica's
+                // change came in between). Nothing of the batch was applied: forget those bases,
+                // so the documents go whole, and send the batch again.
+                logger.info("the server no longer holds a pushed delta's base; pushing those documents whole", metadata: ["documents": "\(push.deltaKeys.count)"])
+                for other in inFlight { _ = try? await other.answer.value }
+                inFlight.removeAll()
+                exhausted = false
+                try? await storage.releaseInFlight()
+                deltaPushes.refused += 1
+                do {
+                    try await storage.forgetServerBases(push.deltaKeys)
+                } catch {
+                    try await settle(SyncError(.rejected, "local storage: \(error)"))
+                }
                 continue
             } catch let error as SyncError where error.kind == .clockSkew {
                 // The server refused our stamps as too far ahead. If the device's clock is right
@@ -246,6 +266,33 @@ extension SyncEngine {
             confirmed += response.appliedThrough >= entry.sequence ? 1 : 0
         }
         return confirmed
+    }
+
+    /// The changes a batch pushes: each entry's record (``pushable(_:)``), or for a large
+    /// document, when the server takes deltas, a delta over the document's server base
+    /// (``ReplicaStorage``, contract point 8) if that is at most a quarter of the record.
+    func pushedChanges(_ batch: [QueueEntry]) async throws(WeftError) -> [WireChange] {
+        var changes = batch.map { entry in
+            WireChange(
+                sequence: entry.sequence, key: WireKey(collection: entry.key.collection.rawValue, id: entry.key.id.rawValue),
+                record: Self.pushable(entry.record))
+        }
+        guard serverTakesDeltaPushes else { return changes }
+        let large = batch.indices.filter { batch[$0].byteCount >= ServerBase.minimumRecordBytes }
+        guard !large.isEmpty else { return changes }
+        let storage = replica.storage
+        let keys = large.map { batch[$0].key }
+        let digests = try await storage.serverBaseDigests(for: keys)
+        let bases = try await storage.serverBases(for: keys.filter { digests[$0] != nil })
+        for index in large {
+            let entry = batch[index]
+            guard let base = bases[entry.key], let digest = digests[entry.key],
+                let delta = changes[index].record.delta(since: base), delta.encoded().count * 4 <= entry.byteCount
+            else { continue }
+            changes[index].record = delta
+            changes[index].deltaBase = digest
+        }
+        return changes
     }
 
     /// The record a queue entry pushes. An entry stands for its document's current record, which

@@ -12,7 +12,8 @@ extension SyncEngine {
         guard !sessionOpen else { return }
         let replica = replica
         for _ in 0..<2 {
-            let request = try await local { () async throws(WeftError) in try await replica.helloRequest() }
+            var request = try await local { () async throws(WeftError) in try await replica.helloRequest() }
+            request.offersDeltaPushes = true
             let response = try await transport.hello(request)
             switch response.status {
             case .accepted:
@@ -32,6 +33,7 @@ extension SyncEngine {
                     try await local { () async throws(WeftError) in try await replica.beginResync() }
                 }
                 declaredPolicies = policies
+                serverTakesDeltaPushes = response.acceptsDeltaPushes
                 confirmedMark = response.appliedThrough
                 missingResolvers = policies.resolverNames.filter { replica.resolvers[$0] == nil }
                 sessionOpen = true

@@ -65,6 +65,12 @@ public actor SyncEngine {
     public internal(set) var missingResolvers: [String] = []
     /// Whether the server accepted this session's handshake.
     var sessionOpen = false
+    /// Whether the server said in this session's hello that it takes pushed deltas
+    /// (``WeftWire/HelloResponse/acceptsDeltaPushes``).
+    var serverTakesDeltaPushes = false
+    /// Pushed deltas (``WeftWire/WireChange/deltaBase``) since the engine started, and pushes
+    /// the server refused for a delta's base and that went again whole.
+    public internal(set) var deltaPushes = (sent: 0, refused: 0)
     /// The highest high-water mark the server answered in the open session (its hello, then
     /// each push). Each push expects it (``WeftWire/PushRequest/expectedAppliedThrough``), so a
     /// store restored during the session refuses the push instead of confirming later
