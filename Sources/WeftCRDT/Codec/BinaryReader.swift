@@ -150,8 +150,21 @@ public struct BinaryReader: Sendable {
     @inlinable
     public mutating func readString() throws(CodecError) -> String {
         let start = offset
-        let raw = try readLengthPrefixed()
-        guard let string = String(validating: raw, as: UTF8.self) else { throw .invalidUTF8(at: start) }
+        let count = try readCount()
+        guard count <= remaining else { throw .truncated(at: offset, "needed \(count) bytes, \(remaining) left") }
+        let first = position
+        position += count
+        let string = bytes.withUnsafeBufferPointer { all -> String? in
+            let raw = UnsafeBufferPointer(rebasing: all[first..<first + count])
+            // ASCII is valid UTF-8: decoding it skips the validating path (the usual field name).
+            var ascii = true
+            for byte in raw where byte >= 0x80 {
+                ascii = false
+                break
+            }
+            return ascii ? String(decoding: raw, as: UTF8.self) : String(validating: raw, as: UTF8.self)
+        }
+        guard let string else { throw .invalidUTF8(at: start) }
         return string
     }
 

@@ -11,6 +11,10 @@ public struct BinaryWriter: Sendable {
     @usableFromInline var replicasWritten: [ReplicaID] = []
     @usableFromInline var replicaIndex: [ReplicaID: Int] = [:]
     @usableFromInline static var linearReplicaSearchLimit: Int { 16 }
+    /// The replica written last and its reference (0: none yet): most dots and stamps in a row
+    /// name the same replica.
+    @usableFromInline var lastReplica = ReplicaID(high: 0, low: 0)
+    @usableFromInline var lastReference: UInt64 = 0
 
     /// Creates an empty writer.
     @inlinable
@@ -25,6 +29,7 @@ public struct BinaryWriter: Sendable {
         bytes.removeAll(keepingCapacity: true)
         replicasWritten.removeAll(keepingCapacity: true)
         if !replicaIndex.isEmpty { replicaIndex.removeAll(keepingCapacity: true) }
+        lastReference = 0
     }
 
     /// Writes one byte.
@@ -79,6 +84,10 @@ public struct BinaryWriter: Sendable {
     /// Writes a replica reference: `0` and the 16 bytes on first use, then `index + 1`.
     @inlinable
     public mutating func writeReplica(_ replica: ReplicaID) {
+        if lastReference != 0 && replica == lastReplica {
+            writeVarint(lastReference)
+            return
+        }
         let known: Int?
         if replicasWritten.count <= Self.linearReplicaSearchLimit {
             known = replicasWritten.firstIndex(of: replica)
@@ -86,10 +95,14 @@ public struct BinaryWriter: Sendable {
             known = replicaIndex[replica]
         }
         if let known {
-            writeVarint(UInt64(known) + 1)
+            lastReplica = replica
+            lastReference = UInt64(known) + 1
+            writeVarint(lastReference)
             return
         }
         replicasWritten.append(replica)
+        lastReplica = replica
+        lastReference = UInt64(replicasWritten.count)
         if replicasWritten.count > Self.linearReplicaSearchLimit {
             if replicaIndex.isEmpty {
                 for (index, written) in replicasWritten.enumerated() { replicaIndex[written] = index }
