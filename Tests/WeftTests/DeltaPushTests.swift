@@ -185,6 +185,30 @@ struct DeltaPushTests {
         _ = engineA
     }
 
+    @Test(
+        "Pushes in a row without a sync round between them (write-through) stay small deltas",
+        arguments: CentralKind.testable)
+    func pushesInARowStaySmall(_ kind: CentralKind) async throws {
+        let setup = try await Setup(kind)
+        let ((a, engineA, transportA), (b, engineB, _)) = try await Self.twoReplicasHoldingTheDocument(setup)
+        transportA.pushedBytes.withLock { $0 = 0 }
+        transportA.pulled.withLock { $0 = 0 }
+        for step in 0..<4 {
+            try await a.collection("orders").update("big") { $0.set("field\(step)", to: .string("write \(step)")) }
+            _ = try await engineA.pushAll()
+        }
+        let counts = await engineA.deltaPushes
+        #expect(counts.sent == 4 && counts.refused == 0, "\(counts)")
+        let (pushed, pulled) = (transportA.pushedBytes.withLock { $0 }, transportA.pulled.withLock { $0 })
+        #expect(pushed < 4 * 2_048 && pulled < 4 * 2_048, "four writes pushed in \(pushed) bytes, bases refreshed in \(pulled)")
+        _ = try await engineB.syncOnce()
+        _ = try await engineA.syncOnce()
+        let server = try #require(try await setup.store.record(database: "db", key: Self.big))
+        let (atA, atB) = (try await a.record(Self.big), try await b.record(Self.big))
+        #expect(atA == server && atB == server)
+        #expect(server.body.string("field3") == "write 3")
+    }
+
     @Test("A server that does not take delta pushes gets whole records", arguments: CentralKind.testable)
     func anOlderServerGetsWholeRecords(_ kind: CentralKind) async throws {
         let setup = try await Setup(kind)

@@ -55,7 +55,10 @@ extension SyncEngine {
                     throw SyncError(.badResponse, "the server sent deltas to a pull that takes none")
                 }
             }
-            if page.changes.isEmpty && page.cursor <= cursor { return (changes, conflicts, cursor) }
+            if page.changes.isEmpty && page.cursor <= cursor {
+                pushedSincePull.removeAll()
+                return (changes, conflicts, cursor)
+            }
             guard page.cursor >= cursor else {
                 throw SyncError(.badResponse, "the server's cursor \(page.cursor) is behind ours (\(cursor))")
             }
@@ -78,7 +81,12 @@ extension SyncEngine {
             if applied.contains(where: { $0.kind == .resolved }) { resolvedSiblings = true }
             if page.cursor > cursor { tag = page.cursorTag }
             cursor = page.cursor
-            if !page.hasMore { return (changes, conflicts, cursor) }
+            if !page.hasMore {
+                // Every change committed before this pull began has now been applied, the
+                // replica's own pushes included: the bases are the server's records again.
+                pushedSincePull.removeAll()
+                return (changes, conflicts, cursor)
+            }
         }
     }
 

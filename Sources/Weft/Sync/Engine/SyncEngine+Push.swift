@@ -54,6 +54,20 @@ extension SyncEngine {
         var exhausted = false
         var skewRepairTried = false
         let batchBytes = bandwidthLimit.map { min(maximumBatchBytes, $0.burstBytes) } ?? maximumBatchBytes
+        // Large documents pushed since the last pull (write-through writes in a row): pull
+        // first, so their bases are the server's records and their next deltas are accepted.
+        // A failed pull only means those documents may go whole.
+        if serverTakesDeltaPushes && !pushedSincePull.isEmpty {
+            do {
+                // Not while a resync is under way: the next pullAll finishes that.
+                let replica = replica
+                if try await !local({ () async throws(WeftError) in try await replica.isResyncing() }) {
+                    _ = try await pullPages { _ in }
+                }
+            } catch {
+                logger.debug("a pull before pushing failed; large documents may go whole", metadata: ["error": "\(error)"])
+            }
+        }
 
         // Progress: the queue as it stands now is the replay's total.
         let started = ContinuousClock.now
@@ -103,6 +117,9 @@ extension SyncEngine {
                     }
                     let deltaKeys = zip(batch, changes).filter { $0.1.deltaBase != nil }.map(\.0.key)
                     deltaPushes.sent += deltaKeys.count
+                    if serverTakesDeltaPushes {
+                        for entry in batch where entry.byteCount >= ServerBase.minimumRecordBytes { pushedSincePull.insert(entry.key) }
+                    }
                     var request = PushRequest(
                         replica: replicaID, epoch: epoch, formerIdentities: replica.formerIdentities, changes: changes)
                     // The server must still hold what it confirmed in this session.
