@@ -34,9 +34,6 @@ public struct WeftError: Error, Hashable, Sendable, CustomStringConvertible {
         /// restored, copied, or lost its last commits, and another copy spoke since): nothing
         /// was applied; the replica must say hello again, and take a new identity.
         public static let forked = Kind(name: "forked")
-        /// A pushed delta's base is not the server's stored record any more (another change
-        /// committed in between): nothing of the push was applied; push the document whole.
-        public static let deltaBaseUnknown = Kind(name: "deltaBaseUnknown")
     }
 
     /// The kind of error.
@@ -74,7 +71,6 @@ public struct WeftError: Error, Hashable, Sendable, CustomStringConvertible {
     public static func closed() -> WeftError { WeftError(.closed, "the replica is closed") }
     public static func writeNotConfirmed(_ message: String) -> WeftError { WeftError(.writeNotConfirmed, message) }
     public static func forked(_ message: String) -> WeftError { WeftError(.forked, message) }
-    public static func deltaBaseUnknown(_ message: String) -> WeftError { WeftError(.deltaBaseUnknown, message) }
 
     public var description: String { "\(kind): \(message)" }
 }

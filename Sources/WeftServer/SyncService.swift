@@ -139,7 +139,7 @@ public actor SyncService {
     /// replica's whole record by joining it into the stored record, which must have exactly the
     /// digest it names; then everything below treats it as the whole record. If any delta's
     /// base is not the stored record (another change came in between), the push fails with
-    /// ``Weft/SyncError/Kind/deltaBaseUnknown`` and nothing is applied.
+    /// ``Weft/SyncError/Kind/deltaBaseUnknown`` before anything is applied.
     public func push(database: String, _ request: PushRequest, maximumDocumentBytes: Int? = nil) async throws(SyncError) -> PushResponse {
         guard request.changes.count <= limits.maximumChanges else {
             throw SyncError(.rejected, "\(request.changes.count) changes in one push, over the limit of \(limits.maximumChanges)")
@@ -147,7 +147,7 @@ public actor SyncService {
         for (index, change) in request.changes.enumerated() { try Self.checkRange(change.sequence, "changes[\(index)].sequence") }
         try Self.checkRange(request.expectedAppliedThrough, "expectedAppliedThrough")
         var request = request
-        let bases = try await rebuildDeltas(database: database, &request)
+        try await rebuildDeltas(database: database, &request)
         // The clock-skew guard: a write stamped further ahead of this server's clock than the
         // bound is refused, whole push and all, so no replica with a fast clock can win every
         // last-writer-wins conflict. Nothing is applied; the replica keeps its queue.
@@ -208,11 +208,6 @@ public actor SyncService {
                 changes: changes
             ) {
                 local, key, pushed throws(WeftError) in
-                // A rebuilt delta holds only while the stored record is still its base (another
-                // push may have committed since it was rebuilt); else nothing of this push is applied.
-                if let base = bases[key], local?.digest != base {
-                    throw .deltaBaseUnknown("\(key) changed while a delta over it was applied")
-                }
                 var remote = pushed
                 let policy = declared.policy(for: key.collection)
                 let narrowed = pushed.limitingClaims(about: known, to: local, includingContext: policy.joinsBodies)
@@ -242,7 +237,6 @@ public actor SyncService {
             return PushResponse(appliedThrough: mark, rejected: rejections)
         } catch {
             switch error.kind {
-            case .deltaBaseUnknown: throw SyncError(.deltaBaseUnknown, error.message)
             case .invalidArgument: throw SyncError(.rejected, "store: \(error)")
             case .forked: throw SyncError(.forked, "\(error.message): say hello again")
             default: throw SyncError(.unavailable, "store: \(error)")
@@ -251,12 +245,12 @@ public actor SyncService {
     }
 
     /// Replaces every delta of `request` by the whole record it stands for: the stored record
-    /// joined with the delta, when the stored record's digest is the delta's base. Answers the
-    /// base digest of each key rebuilt, for the merge to check again inside the store's
-    /// transaction.
+    /// joined with the delta, when the stored record's digest is the delta's base. That is the
+    /// replica's record exactly, whatever commits before the push's own transaction: the push
+    /// then merges it as it would the record sent whole.
     /// - Throws: ``Weft/SyncError/Kind/deltaBaseUnknown`` if a base is not the stored record
     ///   (or there is none), naming the documents.
-    func rebuildDeltas(database: String, _ request: inout PushRequest) async throws(SyncError) -> [DocumentKey: UInt64] {
+    func rebuildDeltas(database: String, _ request: inout PushRequest) async throws(SyncError) {
         var bases = [DocumentKey: UInt64]()
         var unknown = [String]()
         for index in request.changes.indices {
@@ -293,7 +287,6 @@ public actor SyncService {
                 .deltaBaseUnknown,
                 "this server no longer holds the version a delta is over for \(unknown.prefix(5).joined(separator: ", "))\(unknown.count > 5 ? " and \(unknown.count - 5) more" : ""): push them whole")
         }
-        return bases
     }
 
     /// Serves the page after `request.after`, waiting up to `request.waitMilliseconds` (at most

@@ -149,6 +149,99 @@ struct DeltaPushTests {
         _ = engineA
     }
 
+    /// Forwards to a store, running a hook once at the start of the next push: a change that
+    /// commits between the service's rebuilding of a delta and the push's own transaction.
+    final class InterleavingStore: CentralStore {
+        let base: any CentralStore
+        let hook = Mutex<(@Sendable () async -> Void)?>(nil)
+        init(_ base: any CentralStore) { self.base = base }
+        func hello(database: String, replica: ReplicaID, confirmedEpoch: UInt64, epoch: UInt64, acknowledgedThrough: UInt64)
+            async throws(WeftError) -> (accepted: Bool, appliedThrough: UInt64)
+        {
+            try await base.hello(
+                database: database, replica: replica, confirmedEpoch: confirmedEpoch, epoch: epoch, acknowledgedThrough: acknowledgedThrough)
+        }
+        func tag(database: String, sequence: UInt64) async throws(WeftError) -> UInt64? {
+            try await base.tag(database: database, sequence: sequence)
+        }
+        func knownReplicas(database: String, among replicas: Set<ReplicaID>) async throws(WeftError) -> Set<ReplicaID> {
+            try await base.knownReplicas(database: database, among: replicas)
+        }
+        func applyPush(
+            database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64,
+            changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+            merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+                record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
+            )
+        ) async throws(WeftError) -> UInt64 {
+            if let run = hook.withLock({ hook in
+                defer { hook = nil }
+                return hook
+            }) {
+                await run()
+            }
+            return try await base.applyPush(
+                database: database, replica: replica, epoch: epoch, expectedMark: expectedMark, changes: changes, merge: merge)
+        }
+        func changes(database: String, after: UInt64, limit: Int, maxBytes: Int) async throws(WeftError)
+            -> (changes: [LoggedChange], hasMore: Bool)
+        {
+            try await base.changes(database: database, after: after, limit: limit, maxBytes: maxBytes)
+        }
+        func record(database: String, key: DocumentKey) async throws(WeftError) -> DocumentRecord? {
+            try await base.record(database: database, key: key)
+        }
+        func conflicts(database: String, limit: Int) async throws(WeftError) -> [ConflictRecord] {
+            try await base.conflicts(database: database, limit: limit)
+        }
+        func rememberPull(database: String, replica: ReplicaID, after: UInt64, afterTag: UInt64, served: UInt64, servedTag: UInt64)
+            async throws(WeftError)
+        {
+            try await base.rememberPull(
+                database: database, replica: replica, after: after, afterTag: afterTag, served: served, servedTag: servedTag)
+        }
+        func servedCursor(database: String, sequence: UInt64, tag: UInt64) async throws(WeftError) -> Bool {
+            try await base.servedCursor(database: database, sequence: sequence, tag: tag)
+        }
+        func compactLog(limit: Int) async throws(WeftError) -> (removed: Int, passFinished: Bool) {
+            try await base.compactLog(limit: limit)
+        }
+        var compactedEntries: UInt64 { get async { await base.compactedEntries } }
+    }
+
+    @Test(
+        "A change committed between the rebuild of a delta and the push's transaction is merged, not lost",
+        arguments: CentralKind.testable)
+    func aChangeBetweenRebuildAndCommitIsMerged(_ kind: CentralKind) async throws {
+        let directory = TemporaryDirectory()
+        let store = InterleavingStore(try await kind.make(directory))
+        let service = SyncService(store: store)
+        func replica(_ name: String) async throws -> (Replica, SyncEngine) {
+            let replica = try await Replica.open(path: directory.path("\(name).sqlite"))
+            return (replica, SyncEngine(replica: replica, transport: InProcessTransport(service: service, database: "db")))
+        }
+        let (a, engineA) = try await replica("a")
+        let (b, engineB) = try await replica("b")
+        try await DeltaSyncTests.fill(a, "orders", "big", fields: 2_000)
+        _ = try await engineA.syncOnce()
+        _ = try await engineB.syncOnce()
+        try await a.collection("orders").update("big") { $0.set("field1", to: "a") }
+        try await b.collection("orders").update("big") { $0.set("field2", to: "b") }
+        // B's push commits after the service rebuilt A's delta and before A's push applies.
+        store.hook.withLock { $0 = { _ = try? await engineB.pushAll() } }
+        _ = try await engineA.pushAll()
+        let counts = await engineA.deltaPushes
+        #expect(counts.sent == 1 && counts.refused == 0)
+        #expect(store.hook.withLock { $0 == nil }, "the hook ran")
+        _ = try await engineB.syncOnce()
+        _ = try await engineA.syncOnce()
+        let server = try #require(try await store.record(database: "db", key: Self.big))
+        let (atA, atB) = (try await a.record(Self.big), try await b.record(Self.big))
+        #expect(atA == server && atB == server)
+        #expect(server.body.string("field1") == "a" && server.body.string("field2") == "b")
+        #expect(server.body.string("field3") == "value 3 of a large document")
+    }
+
     @Test(
         "A lost answer to a delta push, and a restart, lose nothing and keep pushes small",
         arguments: CentralKind.testable)
