@@ -248,44 +248,49 @@ public actor SyncService {
     /// joined with the delta, when the stored record's digest is the delta's base. That is the
     /// replica's record exactly, whatever commits before the push's own transaction: the push
     /// then merges it as it would the record sent whole.
-    /// - Throws: ``Weft/SyncError/Kind/deltaBaseUnknown`` if a base is not the stored record
-    ///   (or there is none), naming the documents.
-    func rebuildDeltas(database: String, _ request: inout PushRequest) async throws(SyncError) {
-        var bases = [DocumentKey: UInt64]()
-        var unknown = [String]()
-        for index in request.changes.indices {
-            guard let base = request.changes[index].deltaBase else { continue }
+    ///
+    /// Each delta is rebuilt on its own against the record stored before the push, so a
+    /// document named twice is rebuilt twice, each time into that change's exact record. A
+    /// hostile push cannot make it work for long: the first unknown base ends the pass, and the
+    /// records read to rebuild count against the push's decompressed-size limit, as records
+    /// sent whole would. It runs off the service's actor, which other requests keep using
+    /// meanwhile.
+    /// - Throws: ``Weft/SyncError/Kind/deltaBaseUnknown`` at the first base that is not the
+    ///   stored record (or names none); ``Weft/SyncError/Kind/rejected`` if the records read
+    ///   pass the size limit.
+    /// - Complexity: one store read, digest and join per delta, each O(*n*) in its record.
+    nonisolated func rebuildDeltas(database: String, _ request: inout PushRequest) async throws(SyncError) {
+        var keys = [DocumentKey?](repeating: nil, count: request.changes.count)
+        for index in request.changes.indices where request.changes[index].deltaBase != nil {
             let wire = request.changes[index].key
-            let key: DocumentKey
             do {
-                key = DocumentKey(collection: try CollectionName(wire.collection), id: try DocumentID(wire.id))
+                keys[index] = DocumentKey(collection: try CollectionName(wire.collection), id: try DocumentID(wire.id))
             } catch {
                 throw SyncError(.rejected, "invalid key \(wire): \(error)")
             }
-            // Two deltas of one document in one push cannot both be over the stored record.
-            guard bases[key] == nil else {
-                unknown.append("\(key)")
-                continue
-            }
+        }
+        var budget = limits.maximumDecompressedBytes
+        for index in request.changes.indices {
+            guard let base = request.changes[index].deltaBase, let key = keys[index] else { continue }
             let stored: DocumentRecord?
             do {
                 stored = try await store.record(database: database, key: key)
             } catch {
                 throw SyncError(.unavailable, "store: \(error)")
             }
-            guard var rebuilt = stored, rebuilt.digest == base else {
-                unknown.append("\(key)")
-                continue
+            let bytes = stored?.encoded() ?? []
+            budget -= bytes.count
+            guard budget >= 0 else {
+                throw SyncError(
+                    .rejected, "the records the push's deltas rebuild pass \(limits.maximumDecompressedBytes) bytes: push fewer at a time")
+            }
+            guard var rebuilt = stored, DocumentRecord.digest(ofEncoding: bytes) == base else {
+                throw SyncError(
+                    .deltaBaseUnknown, "this server no longer holds the version the delta of \(key) is over: push it whole")
             }
             rebuilt.merge(request.changes[index].record)
             request.changes[index].record = rebuilt
             request.changes[index].deltaBase = nil
-            bases[key] = base
-        }
-        guard unknown.isEmpty else {
-            throw SyncError(
-                .deltaBaseUnknown,
-                "this server no longer holds the version a delta is over for \(unknown.prefix(5).joined(separator: ", "))\(unknown.count > 5 ? " and \(unknown.count - 5) more" : ""): push them whole")
         }
     }
 

@@ -154,6 +154,8 @@ struct DeltaPushTests {
     final class InterleavingStore: CentralStore {
         let base: any CentralStore
         let hook = Mutex<(@Sendable () async -> Void)?>(nil)
+        /// How many records were read one by one (`record(database:key:)`).
+        let reads = Mutex(0)
         init(_ base: any CentralStore) { self.base = base }
         func hello(database: String, replica: ReplicaID, confirmedEpoch: UInt64, epoch: UInt64, acknowledgedThrough: UInt64)
             async throws(WeftError) -> (accepted: Bool, appliedThrough: UInt64)
@@ -189,7 +191,8 @@ struct DeltaPushTests {
             try await base.changes(database: database, after: after, limit: limit, maxBytes: maxBytes)
         }
         func record(database: String, key: DocumentKey) async throws(WeftError) -> DocumentRecord? {
-            try await base.record(database: database, key: key)
+            reads.withLock { $0 += 1 }
+            return try await base.record(database: database, key: key)
         }
         func conflicts(database: String, limit: Int) async throws(WeftError) -> [ConflictRecord] {
             try await base.conflicts(database: database, limit: limit)
@@ -240,6 +243,41 @@ struct DeltaPushTests {
         #expect(atA == server && atB == server)
         #expect(server.body.string("field1") == "a" && server.body.string("field2") == "b")
         #expect(server.body.string("field3") == "value 3 of a large document")
+    }
+
+    @Test("A hostile push of many deltas costs the server one read, or reads bounded by the size limit")
+    func manyDeltasAreBounded() async throws {
+        let directory = TemporaryDirectory()
+        let store = InterleavingStore(try await CentralKind.sqlite.make(directory))
+        // 1 MiB of rebuilt records per push at most.
+        let service = SyncService(store: store, limits: WireLimits(maximumDecompressedBytes: 1 << 20))
+        let replica = try await Replica.open(path: directory.path("a.sqlite"))
+        let engine = SyncEngine(replica: replica, transport: InProcessTransport(service: service, database: "db"))
+        try await DeltaSyncTests.fill(replica, "orders", "big", fields: 3_000)
+        _ = try await engine.syncOnce()
+        let stored = try #require(try await store.record(database: "db", key: Self.big))
+        try await replica.collection("orders").update("big") { $0.set("field1", to: "x") }
+        let delta = try #require(try await replica.record(Self.big)?.delta(since: stored))
+        let client = ReplicaID(high: 0x5eed, low: 9)
+        _ = try await service.hello(database: "db", HelloRequest(replica: client, confirmedEpoch: 0, epoch: 9))
+        for (base, expected) in [(UInt64(0), SyncError.Kind.deltaBaseUnknown), (stored.digest, .rejected)] {
+            let push = PushRequest(
+                replica: client, epoch: 9,
+                changes: (1...2_000).map {
+                    WireChange(sequence: UInt64($0), key: WireKey(collection: "orders", id: "big"), record: delta, deltaBase: base)
+                })
+            store.reads.withLock { $0 = 0 }
+            do {
+                _ = try await service.push(database: "db", push)
+                Issue.record("a push of 2,000 deltas was applied")
+            } catch {
+                #expect(error.kind == expected, "\(error)")
+            }
+            let reads = store.reads.withLock { $0 }
+            let bound = (1 << 20) / stored.encoded().count + 1
+            #expect(reads <= (base == 0 ? 1 : bound), "\(reads) records read for one push")
+        }
+        #expect(try await store.record(database: "db", key: Self.big) == stored, "nothing applied")
     }
 
     @Test(
@@ -302,7 +340,7 @@ struct DeltaPushTests {
         #expect(server.body.string("field3") == "write 3")
     }
 
-    @Test("A server that does not take delta pushes gets whole records", arguments: CentralKind.testable)
+    @Test("A server older than delta pushes refuses the offer; the replica says hello without it and pushes whole records", arguments: CentralKind.testable)
     func anOlderServerGetsWholeRecords(_ kind: CentralKind) async throws {
         let setup = try await Setup(kind)
         let a = try await setup.replica("a")

@@ -21,15 +21,17 @@ struct DeltaSyncTests {
         /// Framed bytes of every push, and how many pushed changes were deltas.
         let pushedBytes = Mutex(0)
         let deltasPushed = Mutex(0)
-        /// Plays a server that predates delta pushes: its hello answer never takes them.
+        /// Plays a server that predates delta pushes: it refuses a hello that offers them.
         let olderServer = Mutex(false)
         /// Applies the next push that carries a delta and then fails as if its answer was lost.
         let loseNextDeltaAnswer = Mutex(false)
         init(_ base: any SyncTransport) { self.base = base }
         func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse {
-            var answer = try await base.hello(request)
-            if olderServer.withLock({ $0 }) { answer.acceptsDeltaPushes = false }
-            return answer
+            // A server older than delta pushes refuses the offer's trailing byte as malformed.
+            if olderServer.withLock({ $0 }) && request.offersDeltaPushes {
+                throw SyncError(.rejected, "hello: 400 1 unexpected bytes after the value")
+            }
+            return try await base.hello(request)
         }
         func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
             let deltas = request.changes.filter { $0.deltaBase != nil }.count

@@ -204,8 +204,9 @@ public protocol ReplicaStorage: DocumentStore, ChangeQueue {
     /// base is absent.
     func serverBaseDigests(for keys: [DocumentKey]) async throws(WeftError) -> [DocumentKey: UInt64]
 
-    /// The server bases kept for `keys` (contract point 8); a key without a base is absent.
-    func serverBases(for keys: [DocumentKey]) async throws(WeftError) -> [DocumentKey: DocumentRecord]
+    /// The server bases kept for `keys`, each with its digest read with it (contract point 8);
+    /// a key without a base is absent.
+    func serverBases(for keys: [DocumentKey]) async throws(WeftError) -> [DocumentKey: (digest: UInt64, record: DocumentRecord)]
 
     /// Removes the server bases of `keys` (contract point 8).
     func forgetServerBases(_ keys: [DocumentKey]) async throws(WeftError)

@@ -222,9 +222,9 @@ public actor MemoryReplicaStorage: ReplicaStorage {
         return result
     }
 
-    public func serverBases(for keys: [DocumentKey]) -> [DocumentKey: DocumentRecord] {
-        var result = [DocumentKey: DocumentRecord]()
-        for key in keys { if let base = bases[key] { result[key] = base.record } }
+    public func serverBases(for keys: [DocumentKey]) -> [DocumentKey: (digest: UInt64, record: DocumentRecord)] {
+        var result = [DocumentKey: (digest: UInt64, record: DocumentRecord)]()
+        for key in keys { if let base = bases[key] { result[key] = base } }
         return result
     }
 

@@ -222,12 +222,14 @@ extension Document: BinaryCodable {
 /// The fields of a large table in the order of their smallest dots, found without comparing
 /// dots: each field's dot packs, with the field's position, into one integer whose order is the
 /// dots' order (replicas ranked by identifier, then counters), and the integers are sorted by
-/// radix. Fields whose dots do not fit (more than 2¹⁶ replicas among them, or counters and
-/// positions that need more than 64 bits together) fall back to the comparison sort.
-/// - Complexity: O(*n*) for *n* fields.
+/// radix. Tables whose dots do not fit (more than 64 replicas among them, or ranks, counters
+/// and positions that need more than 64 bits together) fall back to the comparison sort.
+/// - Complexity: O(*n*) for *n* fields (O(*n* × 64) at worst, finding replicas).
 struct FieldOrder {
     /// Tables smaller than this are sorted by comparison: the radix passes do not pay.
     static let minimumCount = 256
+    /// Tables whose smallest dots name more replicas than this are sorted by comparison.
+    static let maximumReplicas = 64
 
     /// The packed keys, sorted; the low ``positionBits`` bits are a position in ``indices``.
     var keys: [UInt64]
@@ -256,7 +258,9 @@ struct FieldOrder {
                 if let known = replicas.firstIndex(of: dot.replica) {
                     lastSlot = known
                 } else {
-                    guard replicas.count < Int(UInt16.max) else { return nil }
+                    // Replicas are found by a linear search, so many of them fall back to the
+                    // comparison sort rather than cost O(n × replicas).
+                    guard replicas.count < Self.maximumReplicas else { return nil }
                     replicas.append(dot.replica)
                     lastSlot = replicas.count - 1
                 }

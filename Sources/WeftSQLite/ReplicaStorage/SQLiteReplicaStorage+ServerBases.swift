@@ -25,19 +25,18 @@ extension SQLiteReplicaStorage {
         }
     }
 
-    public func serverBases(for keys: [DocumentKey]) async throws(WeftError) -> [DocumentKey: DocumentRecord]
-    {
+    public func serverBases(for keys: [DocumentKey]) async throws(WeftError) -> [DocumentKey: (digest: UInt64, record: DocumentRecord)] {
         guard !keys.isEmpty else { return [:] }
         return try await read { db in
+            // The base and its digest in one statement: a pull between two reads could pair a
+            // record with another record's digest.
             let statement = try db.cachedStatement(
-                sql: "SELECT base FROM documents WHERE collection = ? AND id = ? AND base IS NOT NULL")
-            var bases = [DocumentKey: DocumentRecord]()
+                sql: "SELECT base, base_digest FROM documents WHERE collection = ? AND id = ? AND base IS NOT NULL AND base_digest IS NOT NULL")
+            var bases = [DocumentKey: (digest: UInt64, record: DocumentRecord)]()
             for key in keys {
-                if let data = try Data.fetchOne(
-                    statement, arguments: [key.collection.rawValue, key.id.rawValue])
-                {
-                    bases[key] = try Self.decodeRecord(data, "the server base of \(key)")
-                }
+                guard let row = try Row.fetchOne(statement, arguments: [key.collection.rawValue, key.id.rawValue]) else { continue }
+                let record = try Self.decodeRecord(try Self.column(row, "base", Data.self), "the server base of \(key)")
+                bases[key] = (UInt64(bitPattern: try Self.column(row, "base_digest", Int64.self)), record)
             }
             return bases
         }

@@ -89,7 +89,11 @@ extension FaultRun {
                 acks += 1
                 if acks == acksBeforeKill { killer.fire() }
             case "synced":
-                for write in unsynced { count(write) }
+                for write in unsynced {
+                    count(write)
+                    // The power cut to come may take it from the file: then only the server has it.
+                    serverOnly.append((write.key, write.amount, write.tag, storeBackups))
+                }
                 unsynced = []
             case "start", "sync-failed": break
             default: Issue.record("the replica process printed \(line.debugDescription) (replay: \(replay))")

@@ -41,6 +41,7 @@ extension FaultRun {
             storeBackup = URL(fileURLWithPath: directory.path("central-backup.sqlite"))
         }
         storeBackups += 1
+        storeBackupGeneration = storeBackups
         for index in servers.indices { try await startServer(index) }
     }
 
@@ -55,6 +56,32 @@ extension FaultRun {
             try Self.copyFiles(backup.path, directory.path("central.sqlite"))
         }
         storeRestores += 1
+        // A write synced after the backup was taken, whose replica's file then lost it in a
+        // power cut under `normal`, is now nowhere: its replica's copy went by the durability
+        // setting, the server's by the operator's restore. Only those no open replica holds
+        // leave the model; a write some replica still holds must come back (the replicas notice
+        // the restore and push back what the server lost).
+        var held = [String: Set<String>]()
+        for key in Set(serverOnly.filter { $0.generation >= storeBackupGeneration }.map(\.key)) {
+            let parts = key.split(separator: "/").map(String.init)
+            let documentKey = DocumentKey(collection: try CollectionName(parts[0]), id: try DocumentID(parts[1]))
+            for node in nodes {
+                let tags = try await node.replica.record(documentKey)?.body.set("tags") ?? []
+                for case .string(let tag) in tags { held[key, default: []].insert(tag) }
+            }
+        }
+        serverOnly.removeAll { write in
+            guard write.generation >= storeBackupGeneration else { return false }
+            guard held[write.key]?.contains(write.tag) != true else { return true }
+            counters[write.key, default: 0] -= write.amount
+            maybe[write.key, default: 0] += write.amount
+            nested[write.key, default: 0] -= write.amount
+            nestedMaybe[write.key, default: 0] += write.amount
+            elements[write.key]?.remove(write.tag)
+            history[write.key, default: []].append(
+                "+\(write.amount) \(write.tag): synced after the restored backup was taken, and gone from its replica's file with a power cut")
+            return true
+        }
         for index in servers.indices { try await startServer(index) }
     }
 

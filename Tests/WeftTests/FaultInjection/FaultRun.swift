@@ -88,6 +88,14 @@ final class FaultRun: @unchecked Sendable {
     var replicaRestores = 0
     /// The store's backup: a copy of the SQLite files, or a PostgreSQL database made from it.
     var storeBackup: URL?
+    /// The value of ``storeBackups`` once ``storeBackup`` was taken: it holds the writes synced
+    /// while ``storeBackups`` was lower.
+    var storeBackupGeneration = 0
+    /// Writes whose only sure copy is the server's: a replica process's acknowledged writes that
+    /// a completed sync round followed, before a power cut under `normal` may have taken them
+    /// from the replica's file. Each with the value of ``storeBackups`` when it was synced: a
+    /// store restored from a backup taken before that loses it, and so may the world.
+    var serverOnly: [(key: String, amount: Int64, tag: String, generation: Int)] = []
     var replicaBackups: Set<Int> = []
     /// What a run restores from older copies: nothing, the central store, or replica files (one
     /// kind a run: with both, a write acknowledged after the store's backup and held only by a

@@ -25,11 +25,12 @@ extension SyncEngine {
         }
     }
 
-    /// Pulls and applies pages from the cursor on, calling `observe` with each page's changes as
-    /// the server sent them.
-    func pullPages(observe: ([(key: DocumentKey, record: DocumentRecord)]) -> Void) async throws(SyncError)
+    /// Pulls and applies pages from the cursor on (at most `maximumPages` of them), calling
+    /// `observe` with each page's changes as the server sent them.
+    func pullPages(maximumPages: Int = .max, observe: ([(key: DocumentKey, record: DocumentRecord)]) -> Void) async throws(SyncError)
         -> (changes: Int, conflicts: Int, cursor: UInt64)
     {
+        var pages = 0
         let replica = replica
         var (cursor, tag) = try await local { () async throws(WeftError) in try await replica.pullPosition() }
         var changes = 0
@@ -87,6 +88,8 @@ extension SyncEngine {
                 pushedSincePull.removeAll()
                 return (changes, conflicts, cursor)
             }
+            pages += 1
+            if pages >= maximumPages { return (changes, conflicts, cursor) }
         }
     }
 
@@ -114,7 +117,10 @@ extension SyncEngine {
         }
         var rebuilt = page
         for (index, key, digest) in wanted {
-            guard var record = bases[key] ?? records[key], bases[key] != nil || record.digest == digest else { return nil }
+            // A base counts only with the digest read with it (a pull may have replaced it
+            // since the digests were looked up); the replica's own record, only by its digest.
+            let base = bases[key].flatMap { $0.digest == digest ? $0.record : nil }
+            guard var record = base ?? records[key], base != nil || record.digest == digest else { return nil }
             record.merge(page.changes[index].record)
             rebuilt.changes[index].record = record
             rebuilt.changes[index].deltaBase = nil

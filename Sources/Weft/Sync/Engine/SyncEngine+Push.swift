@@ -54,21 +54,6 @@ extension SyncEngine {
         var exhausted = false
         var skewRepairTried = false
         let batchBytes = bandwidthLimit.map { min(maximumBatchBytes, $0.burstBytes) } ?? maximumBatchBytes
-        // Large documents pushed since the last pull (write-through writes in a row): pull
-        // first, so their bases are the server's records and their next deltas are accepted.
-        // A failed pull only means those documents may go whole.
-        if serverTakesDeltaPushes && !pushedSincePull.isEmpty {
-            do {
-                // Not while a resync is under way: the next pullAll finishes that.
-                let replica = replica
-                if try await !local({ () async throws(WeftError) in try await replica.isResyncing() }) {
-                    _ = try await pullPages { _ in }
-                }
-            } catch {
-                logger.debug("a pull before pushing failed; large documents may go whole", metadata: ["error": "\(error)"])
-            }
-        }
-
         // Progress: the queue as it stands now is the replay's total.
         let started = ContinuousClock.now
         var progress = SyncProgress(entriesDone: 0, entriesTotal: 0, bytesDone: 0, bytesTotal: 0, elapsed: .zero)
@@ -105,6 +90,14 @@ extension SyncEngine {
                     try await settle(SyncError(.rejected, "local storage: \(error)"))
                 }
                 if !batch.isEmpty {
+                    // A large document pushed since the last pull (write-through writes in a
+                    // row) has a base older than the server's record: with nothing in flight,
+                    // pull one page first, which usually brings that change back and refreshes
+                    // the base, rather than send a delta the server would refuse. A failed or
+                    // partial pull only means the document may go whole.
+                    if serverTakesDeltaPushes && inFlight.isEmpty && batch.contains(where: { pushedSincePull.contains($0.key) }) {
+                        await pullOnePageBeforePushing()
+                    }
                     // Each change stands for the document's whole current record (the queue entry
                     // stands for it): the server resolves conflicts between whole versions, and a
                     // fast-forward replaces its record. A large document's goes as a delta over
@@ -285,6 +278,19 @@ extension SyncEngine {
         return confirmed
     }
 
+    /// Pulls one page (not while a resync is under way: the next `pullAll` finishes that);
+    /// failures are only logged.
+    func pullOnePageBeforePushing() async {
+        do {
+            let replica = replica
+            if try await !local({ () async throws(WeftError) in try await replica.isResyncing() }) {
+                _ = try await pullPages(maximumPages: 1) { _ in }
+            }
+        } catch {
+            logger.debug("a pull before pushing failed; large documents may go whole", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// The changes a batch pushes: each entry's record (``pushable(_:)``), or for a large
     /// document, when the server takes deltas, a delta over the document's server base
     /// (``ReplicaStorage``, contract point 8) if that is at most a quarter of the record.
@@ -299,15 +305,14 @@ extension SyncEngine {
         guard !large.isEmpty else { return changes }
         let storage = replica.storage
         let keys = large.map { batch[$0].key }
-        let digests = try await storage.serverBaseDigests(for: keys)
-        let bases = try await storage.serverBases(for: keys.filter { digests[$0] != nil })
+        let bases = try await storage.serverBases(for: keys)
         for index in large {
             let entry = batch[index]
-            guard let base = bases[entry.key], let digest = digests[entry.key],
-                let delta = changes[index].record.delta(since: base), delta.encoded().count * 4 <= entry.byteCount
+            guard let base = bases[entry.key], let delta = changes[index].record.delta(since: base.record),
+                delta.encoded().count * 4 <= entry.byteCount
             else { continue }
             changes[index].record = delta
-            changes[index].deltaBase = digest
+            changes[index].deltaBase = base.digest
         }
         return changes
     }

@@ -14,7 +14,16 @@ extension SyncEngine {
         for _ in 0..<2 {
             var request = try await local { () async throws(WeftError) in try await replica.helloRequest() }
             request.offersDeltaPushes = true
-            let response = try await transport.hello(request)
+            let response: HelloResponse
+            do {
+                response = try await transport.hello(request)
+            } catch where error.kind == .rejected {
+                // A server older than delta pushes refuses the offer's byte as malformed: say
+                // hello as an older replica would, and push whole records.
+                logger.info("the server refused a hello that offers delta pushes; saying hello without", metadata: ["error": "\(error.message)"])
+                request.offersDeltaPushes = false
+                response = try await transport.hello(request)
+            }
             switch response.status {
             case .accepted:
                 let policies: ServerPolicies
