@@ -16,18 +16,23 @@ extension SQLiteReplicaStorage {
         guard let tagValue = Int64(exactly: tag) else { throw .invalidArgument("pull cursor tag \(tag) is out of range") }
         do {
             return try transaction { db, counters in
-                let readRecord = try db.cachedStatement(sql: "SELECT record, base_digest FROM documents WHERE collection = ? AND id = ?")
+                let readRecord = try db.cachedStatement(
+                    sql: """
+                        SELECT d.record, b.digest AS base_digest FROM documents d
+                        LEFT JOIN server_bases b ON b.collection = d.collection AND b.id = d.id
+                        WHERE d.collection = ? AND d.id = ?
+                        """)
                 // An upsert that keeps the row's queue columns: a pulled change never touches the
                 // queue (a document waiting to be pushed stays queued, now with the merged record).
-                // It sets the server base (contract point 8) too.
                 let upsertDocument = try db.cachedStatement(
                     sql: """
-                        INSERT INTO documents (collection, id, record, deleted, base, base_digest) VALUES (?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (collection, id) DO UPDATE SET record = excluded.record, deleted = excluded.deleted,
-                            base = excluded.base, base_digest = excluded.base_digest
+                        INSERT INTO documents (collection, id, record, deleted) VALUES (?, ?, ?, ?)
+                        ON CONFLICT (collection, id) DO UPDATE SET record = excluded.record, deleted = excluded.deleted
                         """)
-                let updateBase = try db.cachedStatement(
-                    sql: "UPDATE documents SET base = ?, base_digest = ? WHERE collection = ? AND id = ?")
+                // The server base (contract point 8).
+                let upsertBase = try db.cachedStatement(
+                    sql: "INSERT OR REPLACE INTO server_bases (collection, id, digest, base) VALUES (?, ?, ?, ?)")
+                let deleteBase = try db.cachedStatement(sql: "DELETE FROM server_bases WHERE collection = ? AND id = ?")
                 let logConflict = try db.cachedStatement(
                     sql: "INSERT INTO conflicts (collection, id, policy, resolver, local, remote, winner) VALUES (?, ?, ?, ?, ?, ?, ?)")
                 var applied = [AppliedRemoteChange]()
@@ -48,9 +53,14 @@ extension SQLiteReplicaStorage {
                     if result.kind != .unchanged || result.record != local {
                         let stored = result.record == change.record ? pulled : result.record.encoded()
                         try upsertDocument.execute(
-                            arguments: [key.collection.rawValue, key.id.rawValue, Data(stored), result.record.isDeleted, base, digest])
-                    } else if baseDigests[key] != digest {
-                        try updateBase.execute(arguments: [base, digest, key.collection.rawValue, key.id.rawValue])
+                            arguments: [key.collection.rawValue, key.id.rawValue, Data(stored), result.record.isDeleted])
+                    }
+                    if let base, let digest {
+                        if baseDigests[key] != digest {
+                            try upsertBase.execute(arguments: [key.collection.rawValue, key.id.rawValue, digest, base])
+                        }
+                    } else if baseDigests[key] != nil {
+                        try deleteBase.execute(arguments: [key.collection.rawValue, key.id.rawValue])
                     }
                     baseDigests[key] = digest
                     if let conflict = result.conflict {

@@ -4,14 +4,14 @@ import Weft
 import WeftCRDT
 
 // Server bases (ReplicaStorage contract point 8): the last pulled record of each large document,
-// kept beside the document's own record. `applyRemoteChanges` sets them.
+// kept in a table of its own (`server_bases`). `applyRemoteChanges` sets them.
 extension SQLiteReplicaStorage {
     public func serverBaseDigests(for keys: [DocumentKey]) async throws(WeftError) -> [DocumentKey: UInt64] {
         guard !keys.isEmpty else { return [:] }
         return try await read { db in
             let statement = try db.cachedStatement(
                 sql:
-                    "SELECT base_digest FROM documents WHERE collection = ? AND id = ? AND base_digest IS NOT NULL"
+                    "SELECT digest FROM server_bases WHERE collection = ? AND id = ?"
             )
             var digests = [DocumentKey: UInt64]()
             for key in keys {
@@ -31,12 +31,12 @@ extension SQLiteReplicaStorage {
             // The base and its digest in one statement: a pull between two reads could pair a
             // record with another record's digest.
             let statement = try db.cachedStatement(
-                sql: "SELECT base, base_digest FROM documents WHERE collection = ? AND id = ? AND base IS NOT NULL AND base_digest IS NOT NULL")
+                sql: "SELECT base, digest FROM server_bases WHERE collection = ? AND id = ?")
             var bases = [DocumentKey: (digest: UInt64, record: DocumentRecord)]()
             for key in keys {
                 guard let row = try Row.fetchOne(statement, arguments: [key.collection.rawValue, key.id.rawValue]) else { continue }
                 let record = try Self.decodeRecord(try Self.column(row, "base", Data.self), "the server base of \(key)")
-                bases[key] = (UInt64(bitPattern: try Self.column(row, "base_digest", Int64.self)), record)
+                bases[key] = (UInt64(bitPattern: try Self.column(row, "digest", Int64.self)), record)
             }
             return bases
         }
@@ -47,7 +47,7 @@ extension SQLiteReplicaStorage {
         try await write { db in
             let statement = try db.cachedStatement(
                 sql:
-                    "UPDATE documents SET base = NULL, base_digest = NULL WHERE collection = ? AND id = ? AND base IS NOT NULL"
+                    "DELETE FROM server_bases WHERE collection = ? AND id = ?"
             )
             for key in keys { try statement.execute(arguments: [key.collection.rawValue, key.id.rawValue]) }
         }

@@ -160,11 +160,18 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         }
         migrator.registerMigration("v6: server bases") { db in
             // The last pulled record of a large document, which the server held exactly, and
-            // its digest: pushes and pulls of the document travel as deltas over it.
+            // its digest: pushes and pulls of the document travel as deltas over it. A table of
+            // its own, not columns of `documents`: SQLite rewrites a whole row on every update,
+            // and a local write must not copy the base again.
             try db.execute(
                 sql: """
-                    ALTER TABLE documents ADD COLUMN base BLOB;
-                    ALTER TABLE documents ADD COLUMN base_digest INTEGER;
+                    CREATE TABLE server_bases (
+                        collection TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        digest INTEGER NOT NULL,
+                        base BLOB NOT NULL,
+                        PRIMARY KEY (collection, id)
+                    );
                     """)
         }
         return migrator
@@ -172,7 +179,8 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
 
     /// Every table and column the storage reads or writes, as a query that reads no row.
     static let schemaProbes = [
-        "SELECT collection, id, record, deleted, queued_seq, queued_bytes, base, base_digest FROM documents LIMIT 0",
+        "SELECT collection, id, record, deleted, queued_seq, queued_bytes FROM documents LIMIT 0",
+        "SELECT collection, id, digest, base FROM server_bases LIMIT 0",
         "SELECT key, value FROM meta LIMIT 0",
         "SELECT seq, collection, id, bytes FROM superseded LIMIT 0",
         "SELECT number, collection, id, policy, resolver, local, remote, winner FROM conflicts LIMIT 0",
