@@ -72,8 +72,8 @@ public actor SyncEngine {
     /// the server refused for a delta's base and that went again whole.
     public internal(set) var deltaPushes = (sent: 0, refused: 0)
     /// Large documents pushed since the last complete pull: their server bases are older than
-    /// the server's records, so the next push pulls first (a small delta) rather than send a
-    /// delta the server would refuse.
+    /// the server's records, so a batch holding one pulls a page first rather than send a delta
+    /// the server would refuse.
     var pushedSincePull = Set<DocumentKey>()
     /// The highest high-water mark the server answered in the open session (its hello, then
     /// each push). Each push expects it (``WeftWire/PushRequest/expectedAppliedThrough``), so a
