@@ -18,7 +18,7 @@ extension SQLiteReplicaStorage {
             return try transaction { db, counters in
                 let readRecord = try db.cachedStatement(
                     sql: """
-                        SELECT d.record, b.digest AS base_digest FROM documents d
+                        SELECT d.record, length(d.record) AS size, b.digest AS base_digest FROM documents d
                         LEFT JOIN server_bases b ON b.collection = d.collection AND b.id = d.id
                         WHERE d.collection = ? AND d.id = ?
                         """)
@@ -38,20 +38,28 @@ extension SQLiteReplicaStorage {
                 var applied = [AppliedRemoteChange]()
                 var known = [DocumentKey: DocumentRecord]()
                 var baseDigests = [DocumentKey: Int64]()
+                var localSizes = [DocumentKey: Int]()
                 for change in changes {
                     let key = change.key
                     var local = known[key]
                     if local == nil, let row = try Row.fetchOne(readRecord, arguments: [key.collection.rawValue, key.id.rawValue]) {
                         local = try Self.decodeRecord(try Self.column(row, "record", Data.self), "\(key)")
+                        localSizes[key] = try Self.column(row, "size", Int.self)
                         if let digest = try Self.column(row, "base_digest", Int64?.self) { baseDigests[key] = digest }
                     }
                     let result = try merge(local, key, change.record)
-                    // The pulled record is the server's exactly: a large one is the new base.
-                    let pulled = change.record.encoded()
+                    let changed = result.kind != .unchanged || result.record != local
+                    let takesPulled = changed && result.record == change.record
+                    // The pulled record is the server's exactly: a large one is the new base. It
+                    // is encoded only when it is stored, or may be large (a small document that
+                    // comes back unchanged, a replica's own push, costs no encoding).
+                    let mayBeLarge =
+                        takesPulled || baseDigests[key] != nil || (localSizes[key] ?? Int.max) >= ServerBase.minimumRecordBytes / 2
+                    let pulled = mayBeLarge ? change.record.encoded() : []
                     let base = pulled.count >= ServerBase.minimumRecordBytes ? Data(pulled) : nil
                     let digest = base.map { _ in Int64(bitPattern: DocumentRecord.digest(ofEncoding: pulled)) }
-                    if result.kind != .unchanged || result.record != local {
-                        let stored = result.record == change.record ? pulled : result.record.encoded()
+                    if changed {
+                        let stored = takesPulled ? pulled : result.record.encoded()
                         try upsertDocument.execute(
                             arguments: [key.collection.rawValue, key.id.rawValue, Data(stored), result.record.isDeleted])
                     }
