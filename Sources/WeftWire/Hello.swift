@@ -53,11 +53,7 @@ public struct HelloRequest: Hashable, Sendable, BinaryCodable {
         epoch = try reader.readVarint()
         guard epoch != 0 else { throw .invariantViolation(at: start, "a session epoch of 0") }
         acknowledgedThrough = try reader.readVarint()
-        if !reader.isAtEnd {
-            let flag = reader.offset
-            guard try reader.readByte() == 1 else { throw .nonCanonical(at: flag, "the delta-push flag is 01 or absent") }
-            offersDeltaPushes = true
-        }
+        offersDeltaPushes = try reader.readTrailingFlag("delta-push")
     }
 }
 
@@ -190,11 +186,6 @@ public struct HelloResponse: Hashable, Sendable, BinaryCodable {
         let count = try reader.readCount(minimumElementSize: 5)
         collections = []
         for _ in 0..<count { collections.append((try reader.readString(), try WirePolicy(from: &reader))) }
-        acceptsDeltaPushes = false
-        if !reader.isAtEnd {
-            let flag = reader.offset
-            guard try reader.readByte() == 1 else { throw .nonCanonical(at: flag, "the delta-push flag is 01 or absent") }
-            acceptsDeltaPushes = true
-        }
+        acceptsDeltaPushes = try reader.readTrailingFlag("delta-push")
     }
 }

@@ -66,12 +66,7 @@ public struct PullRequest: Hashable, Sendable, BinaryCodable {
         maximumBytes = try reader.readUInt32()
         waitMilliseconds = try reader.readUInt32()
         replica = reader.formatVersion >= 2 && !reader.isAtEnd ? try reader.readReplica() : nil
-        acceptsDeltas = false
-        if replica != nil && !reader.isAtEnd {
-            let start = reader.offset
-            guard try reader.readByte() == 1 else { throw .nonCanonical(at: start, "the delta flag is 01 or absent") }
-            acceptsDeltas = true
-        }
+        acceptsDeltas = replica != nil ? try reader.readTrailingFlag("delta") : false
     }
 }
 

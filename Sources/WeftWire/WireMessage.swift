@@ -35,3 +35,15 @@ public enum WireMessage {
         return message
     }
 }
+
+extension BinaryReader {
+    /// Reads a trailing flag: `true` if a byte `01` follows, `false` if the message ends here;
+    /// any other byte is ``WeftCRDT/CodecError`` *non-canonical*. Fields added to a message
+    /// after its first release travel this way, so older peers' messages still read.
+    mutating func readTrailingFlag(_ name: String) throws(CodecError) -> Bool {
+        guard !isAtEnd else { return false }
+        let start = offset
+        guard try readByte() == 1 else { throw .nonCanonical(at: start, "the \(name) flag is 01 or absent") }
+        return true
+    }
+}
