@@ -24,6 +24,12 @@ struct ConfigurationTests {
         #expect(persistence.policy(for: "anything") == .lastWriterWins)
         #expect(persistence.replicaConfiguration.maxQueueBytes == 104_857_600)
         #expect(configuration.server == nil)
+        #expect(persistence.replicaConfiguration.tombstoneRetentionMilliseconds == TombstoneRetention.defaultMilliseconds)
+    }
+
+    @Test func theTombstoneRetentionIsRead() throws {
+        let configuration = try WeftConfiguration.parse("[persistence]\ntombstone_retention_ms = 86400000\n", file: "test.toml")
+        #expect(configuration.persistence.replicaConfiguration.tombstoneRetentionMilliseconds == 86_400_000)
     }
 
     @Test func aPostgresEndpointIsKeptAsWritten() throws {
@@ -51,6 +57,7 @@ struct ConfigurationTests {
         ("[persistence]\nmode = \"sometimes\"\n", "persistence.mode", "\"write_through\"", 2),
         ("[persistence]\n\nsync_intervall_ms = 5\n", "persistence.sync_intervall_ms", "one of the keys", 3),
         ("[persistence]\nmax_queue_bytes = -1\n", "persistence.max_queue_bytes", "from 1", 2),
+        ("[persistence]\ntombstone_retention_ms = 0\n", "persistence.tombstone_retention_ms", "from 1", 2),
         ("[persistence]\nconflict_resolution = \"custom\"\n", "persistence.resolver", "registered resolver", 2),
         ("[persistence]\nconflict_resolution = \"newest\"\n", "persistence.conflict_resolution", "\"lww\"", 2),
         ("[persistence]\nremote_endpoint = \"ftp://example.com/db\"\n", "persistence.remote_endpoint", "http", 2),

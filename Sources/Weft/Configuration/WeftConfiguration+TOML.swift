@@ -217,7 +217,7 @@ struct TOMLReader {
             allowed: [
                 "remote_endpoint", "mode", "sync_interval_ms", "conflict_resolution", "resolver", "max_queue_bytes",
                 "auth_token", "database_path", "durability", "collections", "bandwidth_bytes_per_second",
-                "bandwidth_burst_bytes", "write_through_timeout_ms", "write_through_fallback",
+                "bandwidth_burst_bytes", "write_through_timeout_ms", "write_through_fallback", "tombstone_retention_ms",
             ])
         var result = PersistenceConfiguration()
         if let endpoint = try string(table, "remote_endpoint", at: path) {
@@ -244,6 +244,9 @@ struct TOMLReader {
         }
         if let fallback = try choice(table, "write_through_fallback", at: path, WriteThroughFallback.self) {
             result.writeThroughFallback = fallback
+        }
+        if let retention = try integer(table, "tombstone_retention_ms", at: path, range: 1...315_360_000_000, unit: " of milliseconds") {
+            result.tombstoneRetentionMilliseconds = UInt64(retention)
         }
         let rate = try integer(table, "bandwidth_bytes_per_second", at: path, range: 0...Int.max, unit: " of bytes a second")
         let burst = try integer(table, "bandwidth_burst_bytes", at: path, range: 1...Int.max, unit: " of bytes")

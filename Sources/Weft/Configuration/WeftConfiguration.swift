@@ -169,6 +169,9 @@ public struct PersistenceConfiguration: Hashable, Sendable {
     public var writeThroughTimeoutMilliseconds: Int = 5_000
     /// `write_through_fallback`: "queue" or "rollback".
     public var writeThroughFallback: WriteThroughFallback = .keepQueued
+    /// `tombstone_retention_ms`: how long a replica keeps a deleted document's tombstone once
+    /// nothing of it waits to be pushed (by default 30 days).
+    public var tombstoneRetentionMilliseconds: UInt64 = TombstoneRetention.defaultMilliseconds
 
     /// The defaults.
     public init() {}
@@ -182,6 +185,7 @@ public struct PersistenceConfiguration: Hashable, Sendable {
         configuration.collectionModes = collectionModes
         configuration.writeThroughTimeoutMilliseconds = writeThroughTimeoutMilliseconds
         configuration.writeThroughFallback = writeThroughFallback
+        configuration.tombstoneRetentionMilliseconds = tombstoneRetentionMilliseconds
         // A replica without a remote endpoint never syncs: one identity for all its sessions.
         configuration.sessionIdentities = remoteEndpoint != nil
         return configuration

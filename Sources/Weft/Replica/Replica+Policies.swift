@@ -51,14 +51,16 @@ extension Replica {
                 .filter { $0.record.holdsSiblings }
                 .map { DocumentKey(collection: collection, id: $0.id) }
             guard !held.isEmpty else { continue }
-            let replicaID = writerID
             let count = LockedBox(0)
             try await exclusively { () async throws(WeftError) in
+                let replicaID = writerID
+                let floor = counterFloor(for: collection)
                 _ = try await storage.commitLocalWrites(reading: held, maxQueueBytes: Int.max) { records throws(WeftError) in
                     var writes = [LocalWrite]()
                     for key in held {
                         guard let record = records[key], record.holdsSiblings else { continue }
-                        let result = try record.resolvingSiblings(with: resolver)
+                        var result = try record.resolvingSiblings(with: resolver)
+                        result.reserveCounters(of: replicaID, through: floor)
                         var version = result.version
                         version.increment(replicaID)
                         writes.append(LocalWrite(key: key, record: DocumentRecord(body: result.body, deletion: result.deletion, version: version)))

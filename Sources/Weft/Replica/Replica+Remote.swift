@@ -32,16 +32,24 @@ extension Replica {
         for (index, change) in changes.enumerated() { lastIndex[change.key] = index }
         let changes = lastIndex.count == changes.count ? changes : changes.indices.filter { lastIndex[changes[$0].key] == $0 }.map { changes[$0] }
         let applied = try await exclusively { () async throws(WeftError) -> [AppliedRemoteChange] in
-            try await storage.applyRemoteChanges(changes, through: cursor, tag: tag) { local, key, remote throws(WeftError) in
+            // Resolving siblings is a write: it counts on from the collection's floor.
+            var floors = [CollectionName: UInt64]()
+            for change in changes where floors[change.key.collection] == nil {
+                floors[change.key.collection] = counterFloor(for: change.key.collection)
+            }
+            let collectionFloors = floors
+            return try await storage.applyRemoteChanges(changes, through: cursor, tag: tag) { local, key, remote throws(WeftError) in
                 var result = try DocumentMerge.merge(
                     local: local, remote: remote, key: key, policy: self.policy(for: key.collection), resolvers: resolvers,
                     equalVersions: .takeRemote)
                 if result.kind == .resolved {
                     // Resolving siblings is this replica's write: count it, so the result
                     // strictly follows every sibling and the server takes it as a fast-forward.
-                    var version = result.record.version
+                    var resolved = result.record
+                    resolved.reserveCounters(of: replicaID, through: collectionFloors[key.collection] ?? 0)
+                    var version = resolved.version
                     version.increment(replicaID)
-                    result.record = DocumentRecord(body: result.record.body, deletion: result.record.deletion, version: version)
+                    result.record = DocumentRecord(body: resolved.body, deletion: resolved.deletion, version: version)
                     result.conflict?.winner = result.record
                 }
                 return result

@@ -76,13 +76,14 @@ extension Replica {
             let stamps = operations.map { _ in clock.now() }
             let replicaID = writerID
             let policies = operations.map { policy(for: $0.key.collection) }
+            let floors = operations.map { counterFloor(for: $0.key.collection) }
             let resolvers = resolvers
             let box = LockedBox(CommittedWrites())
             let sequences = try await storage.commitLocalWrites(
                 reading: operations.map(\.key), maxQueueBytes: configuration.maxQueueBytes
             ) { records throws(WeftError) in
                 let computed = try Self.apply(
-                    operations, stamps: stamps, replicaID: replicaID, policies: policies, resolvers: resolvers, to: records)
+                    operations, stamps: stamps, replicaID: replicaID, policies: policies, floors: floors, resolvers: resolvers, to: records)
                 box.set(CommittedWrites(writes: computed, before: records))
                 return computed
             }
@@ -116,9 +117,12 @@ extension Replica {
         try await exclusively { () async throws(WeftError) -> Bool in
             let stamp = clock.now()
             let replicaID = writerID
+            let floor = counterFloor(for: key.collection)
             let undone = LockedBox(false)
             _ = try await storage.commitLocalWrites(reading: [key], maxQueueBytes: Int.max) { records throws(WeftError) in
                 guard records[key] == written else { return [] }
+                var written = written
+                written.reserveCounters(of: replicaID, through: floor)
                 var version = written.version
                 version.increment(replicaID)
                 let deletion = written.deletion.merged(with: LWWRegister(previous?.isDeleted ?? true, stamp: stamp))
@@ -140,7 +144,7 @@ extension Replica {
     /// The writes `operations` make on `records`: a pure function, run inside the transaction.
     static func apply(
         _ operations: [Operation], stamps: [HLCTimestamp], replicaID: ReplicaID, policies: [ConflictPolicy] = [],
-        resolvers: ResolverRegistry = ResolverRegistry(), to records: [DocumentKey: DocumentRecord]
+        floors: [UInt64] = [], resolvers: ResolverRegistry = ResolverRegistry(), to records: [DocumentKey: DocumentRecord]
     ) throws(WeftError) -> [LocalWrite] {
         // A key's first write edits the stored record; a later write to the same key in this
         // commit edits the record the one before it left (kept in `latest` by key number).
@@ -169,6 +173,13 @@ extension Replica {
                 // version then covers every sibling, and the server takes it as a fast-forward.
                 current = try held.resolvingSiblings(with: policy.resolver(in: resolvers))
             }
+            // A write counts on from the collection's floor (``TombstoneCollecting``): a
+            // replica that still holds a record this one forgot must take it as new.
+            let floor = position < floors.count ? floors[position] : 0
+            if floor > 0, var raised = current, raised.highestCounter(of: replicaID) < floor {
+                raised.reserveCounters(of: replicaID, through: floor)
+                current = raised
+            }
             // A write orders after the record it edits, even if that record carries a stamp
             // ahead of this replica's clock (received from a faster clock within the drift
             // bound): otherwise the replica's own later write would lose to it.
@@ -193,6 +204,7 @@ extension Replica {
                 // grow the field table step by step.
                 var fresh = Document()
                 fresh.reserveCapacity(8)
+                fresh.reserveDots(of: replicaID, through: floor)
                 editor = DocumentEditor(document: fresh, stamp: stamp, rules: fieldRules)
             }
             if operation.deleting || !live {
@@ -205,6 +217,7 @@ extension Replica {
                 throw .invalidArgument("the field name \(DocumentRecord.siblingsField.debugDescription) is reserved for Weft (\(key))")
             }
             var version = current?.version ?? VersionVector()
+            if version[replicaID] < floor { version[replicaID] = floor }
             version.increment(replicaID)
             // The editor's document already is the old body joined with the edits' deltas (each
             // mutator's delta reproduces its result: a law the checkers test), so the record is

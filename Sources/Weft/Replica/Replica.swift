@@ -89,7 +89,9 @@ public actor Replica {
             }
         }
         let metadata = try await storage.metadata()
+        let floors = try await storage.counterFloors()
         self.storage = storage
+        self.counterFloors = floors
         self.configuration = configuration
         self.identity = Mutex(metadata.replicaID)
         self.formerIdentitiesBox = Mutex(metadata.formerIdentities)
@@ -111,6 +113,9 @@ public actor Replica {
 
     /// The policies the server declared (``ServerPolicies``), once learned.
     nonisolated let learnedPolicies = Mutex<ServerPolicies?>(nil)
+    /// The counter floors of collections whose tombstones this replica collected
+    /// (``TombstoneCollecting``), as stored; changed only inside ``exclusively(_:)``.
+    var counterFloors: [CollectionName: UInt64] = [:]
     var writing = false
     var writeWaiters: [CheckedContinuation<Void, Never>] = []
 

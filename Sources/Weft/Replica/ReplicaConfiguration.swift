@@ -65,6 +65,12 @@ public struct ReplicaConfiguration: Hashable, Sendable {
     /// A replica that never syncs may turn it off: its identities never meet anyone else's, and
     /// each session would otherwise add one to the version vectors of what it writes.
     public var sessionIdentities = true
+    /// How long a deleted document's tombstone is kept once nothing of it waits to be pushed
+    /// (`tombstone_retention_ms`, by default 30 days); then the replica may forget it
+    /// (``Replica/collectTombstones(retention:)``). A server restored from a backup taken before
+    /// a deletion gets the deletion back from replicas that still hold its tombstone, so the
+    /// retention should outlast the oldest backup a server may be restored from.
+    public var tombstoneRetentionMilliseconds: UInt64 = TombstoneRetention.defaultMilliseconds
 
     /// The mode for `collection`.
     public func mode(for collection: CollectionName) -> SyncMode { collectionModes[collection.rawValue] ?? syncMode }

@@ -168,7 +168,8 @@ public struct AppliedRemoteChange: Hashable, Sendable {
 ///    ``forgetServerBases(_:)`` removes some. A base is a record the server held exactly, so a
 ///    push can send the document as a delta over it, and a pull can take a delta over it. A
 ///    storage may keep no bases (its lookups answer nothing): then every push goes whole.
-public protocol ReplicaStorage: DocumentStore, ChangeQueue {
+/// 9. Tombstone collection and counter floors: see ``TombstoneCollecting``.
+public protocol ReplicaStorage: DocumentStore, ChangeQueue, TombstoneCollecting {
     /// Reads `keys`, computes writes with `transform`, and stores them with their queue entries,
     /// atomically.
     ///

@@ -18,6 +18,8 @@ public actor MemoryReplicaStorage: ReplicaStorage {
     private var deadLetterLog: [DeadLetter] = []
     /// The server bases (contract point 8), with their digests.
     private var bases: [DocumentKey: (digest: UInt64, record: DocumentRecord)] = [:]
+    /// The counter floors (contract point 9).
+    private var floors: [CollectionName: UInt64] = [:]
 
     /// Creates empty storage for a new replica.
     private var boot: String?
@@ -229,6 +231,28 @@ public actor MemoryReplicaStorage: ReplicaStorage {
     }
 
     public func forgetServerBases(_ keys: [DocumentKey]) { for key in keys { bases[key] = nil } }
+
+    public func collectTombstones(deletedBefore cutoff: UInt64, countingFor replica: ReplicaID, after: DocumentKey?, limit: Int)
+        -> (collected: [DocumentKey], lastLooked: DocumentKey?)
+    {
+        guard !meta.resyncPending, limit > 0 else { return ([], nil) }
+        let keys = documents.keys.filter { key in after.map { $0 < key } ?? true }.sorted().prefix(limit)
+        guard let last = keys.last else { return ([], nil) }
+        let queued = Set(queue.values.map(\.key))
+        var collected = [DocumentKey]()
+        for key in keys {
+            guard let record = documents[key], record.isDeleted, record.body.count == 0, record.lastStamp.wallMilliseconds < cutoff,
+                !queued.contains(key)
+            else { continue }
+            floors[key.collection] = max(floors[key.collection] ?? 0, record.highestCounter(of: replica))
+            documents[key] = nil
+            bases[key] = nil
+            collected.append(key)
+        }
+        return (collected, last)
+    }
+
+    public func counterFloors() -> [CollectionName: UInt64] { floors }
 
     public func conflicts(limit: Int) -> [ConflictRecord] { Array(conflictLog.reversed().prefix(max(0, limit))) }
 }

@@ -174,6 +174,17 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                     );
                     """)
         }
+        migrator.registerMigration("v7: counter floors") { db in
+            // Per collection, the highest counter this replica used in a tombstone it collected:
+            // its writes in that collection count on from there (``TombstoneCollecting``).
+            try db.execute(
+                sql: """
+                    CREATE TABLE counter_floors (
+                        collection TEXT PRIMARY KEY NOT NULL,
+                        counter INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 
@@ -181,6 +192,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     static let schemaProbes = [
         "SELECT collection, id, record, deleted, queued_seq, queued_bytes FROM documents LIMIT 0",
         "SELECT collection, id, digest, base FROM server_bases LIMIT 0",
+        "SELECT collection, counter FROM counter_floors LIMIT 0",
         "SELECT key, value FROM meta LIMIT 0",
         "SELECT seq, collection, id, bytes FROM superseded LIMIT 0",
         "SELECT number, collection, id, policy, resolver, local, remote, winner FROM conflicts LIMIT 0",

@@ -83,6 +83,12 @@ public actor SyncEngine {
 
     /// Whether siblings held since before their resolver was registered were looked for.
     var heldSiblingsChecked = false
+    /// When this engine last had the replica collect old tombstones (``tombstoneCollectionInterval``).
+    var lastTombstoneCollection: ContinuousClock.Instant?
+    /// How often a sync round also has the replica forget old tombstones
+    /// (``Replica/collectTombstones(retention:step:)``): at the first round, then at most once
+    /// per interval (by default an hour).
+    public internal(set) var tombstoneCollectionInterval: Duration = .seconds(3_600)
 
     /// How many pushes may be on the wire at once. Two overlap the reading and encoding of the
     /// next batch, and the server's work on it, with the previous push's round trip.
@@ -153,6 +159,7 @@ public actor SyncEngine {
         report.pulled = pulled
         report.conflicts = conflicts
         report.cursor = cursor
+        try await collectTombstonesIfDue()
         if resolvedSiblings {
             // Siblings resolved here go back to the server in the same round.
             resolvedSiblings = false

@@ -1,0 +1,52 @@
+import WeftCRDT
+
+// Forgetting old tombstones, and the counter floors that keep the replica's counters going up.
+extension Replica {
+    /// Forgets the tombstones of documents deleted more than `retention` milliseconds ago (by
+    /// default ``ReplicaConfiguration/tombstoneRetentionMilliseconds``) that wait for no push,
+    /// in steps of at most `step` documents, and answers how many it forgot.
+    ///
+    /// The server holds those deletions (a pull brought them, or a push carrying them was
+    /// acknowledged), and every record it sends later descends from them, so nothing the replica
+    /// reads changes. Each collection's counter floor rises to the replica's highest counter in
+    /// what it forgot (``TombstoneCollecting``), and later writes in the collection count on from
+    /// there: a replica that still holds an old tombstone takes them as new. The sync engine runs
+    /// it after pulls (``SyncEngine/tombstoneCollectionInterval``). Nothing is forgotten while a
+    /// resync is under way, nor before the server has confirmed the session (edits are made
+    /// under a session identity until then).
+    ///
+    /// - Complexity: one pass over the stored records, O(`step`) per transaction; other writes
+    ///   of this replica wait only for the step under way.
+    @discardableResult
+    public func collectTombstones(retention: UInt64? = nil, step: Int = 1_000) async throws(WeftError) -> Int
+    {
+        let now = timeSource.currentMilliseconds()
+        let keep = retention ?? configuration.tombstoneRetentionMilliseconds
+        guard now > keep else { return 0 }
+        let cutoff = now - keep
+        var after: DocumentKey?
+        var collected = 0
+        repeat {
+            let step = try await exclusively {
+                () async throws(WeftError) -> (collected: [DocumentKey], lastLooked: DocumentKey?) in
+                // Only once edits are made as the replica's identity, whose counters the floors
+                // keep: a session identity's would be issued again before the session ends.
+                guard writerID == replicaID else { return ([], nil) }
+                let result = try await storage.collectTombstones(
+                    deletedBefore: cutoff, countingFor: replicaID, after: after, limit: max(1, step))
+                if !result.collected.isEmpty { counterFloors = try await storage.counterFloors() }
+                return result
+            }
+            collected += step.collected.count
+            after = step.lastLooked
+        } while after != nil && !Task.isCancelled
+        return collected
+    }
+
+    /// The counter floor a write to `collection` must raise its record to: the collection's
+    /// floor when the write is made as ``replicaID`` (the identity whose counters the floors
+    /// count), else 0. Session identities are new: they have no counters to continue.
+    func counterFloor(for collection: CollectionName) -> UInt64 {
+        writerID == replicaID ? counterFloors[collection] ?? 0 : 0
+    }
+}
