@@ -34,6 +34,10 @@ public struct WeftError: Error, Hashable, Sendable, CustomStringConvertible {
         /// restored, copied, or lost its last commits, and another copy spoke since): nothing
         /// was applied; the replica must say hello again, and take a new identity.
         public static let forked = Kind(name: "forked")
+        /// A push's records may hold documents whose deletions the server forgot (it collected
+        /// their tombstones after the cursor the push names, or the push names none): nothing
+        /// was applied; the replica must resync.
+        public static let tooFarBehind = Kind(name: "tooFarBehind")
     }
 
     /// The kind of error.
@@ -71,6 +75,7 @@ public struct WeftError: Error, Hashable, Sendable, CustomStringConvertible {
     public static func closed() -> WeftError { WeftError(.closed, "the replica is closed") }
     public static func writeNotConfirmed(_ message: String) -> WeftError { WeftError(.writeNotConfirmed, message) }
     public static func forked(_ message: String) -> WeftError { WeftError(.forked, message) }
+    public static func tooFarBehind(_ message: String) -> WeftError { WeftError(.tooFarBehind, message) }
 
     public var description: String { "\(kind): \(message)" }
 }

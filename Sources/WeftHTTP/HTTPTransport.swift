@@ -65,9 +65,10 @@ public struct HTTPTransport: SyncTransport {
     }
 
     public func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
-        try await exchange(
-            "push", request, expecting: PushResponse.self, extraWait: 0,
-            headers: request.expectedAppliedThrough > 0 ? [("Weft-Expect-Applied-Through", "\(request.expectedAppliedThrough)")] : [])
+        var headers = [(String, String)]()
+        if request.expectedAppliedThrough > 0 { headers.append(("Weft-Expect-Applied-Through", "\(request.expectedAppliedThrough)")) }
+        if let pulled = request.pulledThrough { headers.append(("Weft-Pulled-Through", "\(pulled)")) }
+        return try await exchange("push", request, expecting: PushResponse.self, extraWait: 0, headers: headers)
     }
 
     public func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse {
@@ -109,6 +110,8 @@ public struct HTTPTransport: SyncTransport {
             throw SyncError(.resync, "\(operation): \(String(buffer: body))")
         case 409 where errorCode == "forked":
             throw SyncError(.forked, "\(operation): \(String(buffer: body))")
+        case 410 where errorCode == "too-far-behind":
+            throw SyncError(.tooFarBehind, "\(operation): \(String(buffer: body))")
         case 409 where errorCode == "delta-base":
             throw SyncError(.deltaBaseUnknown, "\(operation): \(String(buffer: body))")
         case 409:

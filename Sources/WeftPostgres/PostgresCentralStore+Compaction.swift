@@ -11,7 +11,7 @@ import WeftServer
 extension PostgresCentralStore {
     public func rememberPull(
         database: String, replica: ReplicaID, after: UInt64, afterTag: UInt64, served: UInt64,
-        servedTag: UInt64
+        servedTag: UInt64, pulledAt: UInt64
     )
         async throws(WeftError)
     {
@@ -37,6 +37,16 @@ extension PostgresCentralStore {
                     // Losing these rows in a crash can only make a cursor unknown (a resync),
                     // never a wrong one known: the commit need not wait for the disk.
                     try await connection.query("SET LOCAL synchronous_commit = off", logger: logger)
+                    if !unnamed {
+                        // The latest pull's cursor and time: what tombstone collection counts as
+                        // acknowledged (rule 9).
+                        try await connection.query(
+                            """
+                            INSERT INTO weft_pull_positions (tenant, replica, after, pulled_at)
+                            VALUES (\(database), \(replicaBytes), \(from), \(Int64(clamping: pulledAt)))
+                            ON CONFLICT (tenant, replica) DO UPDATE SET after = EXCLUDED.after, pulled_at = EXCLUDED.pulled_at
+                            """, logger: logger)
+                    }
                     try await connection.query(
                         """
                         WITH forgotten AS (

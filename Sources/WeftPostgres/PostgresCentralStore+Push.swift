@@ -10,7 +10,7 @@ import WeftServer
 
 extension PostgresCentralStore {
     public func applyPush(
-        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64,
+        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?,
         changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
@@ -24,7 +24,9 @@ extension PostgresCentralStore {
             attempt += 1
             do {
                 let mark = try await withDeadline {
-                    try await self.pushTransaction(database: database, replica: replica, epoch: epoch, expectedMark: expectedMark, changes: changes, merge: merge)
+                    try await self.pushTransaction(
+                        database: database, replica: replica, epoch: epoch, expectedMark: expectedMark, pulledThrough: pulledThrough,
+                        changes: changes, merge: merge)
                 }
                 // Number the new log rows now, unless a sequencer is already running: then it, or
                 // the next one (every pull runs one first if rows wait), numbers them. Pushes
@@ -44,7 +46,7 @@ extension PostgresCentralStore {
     /// Swift, then write the changed documents, the log rows, the conflicts (with `unnest`) and
     /// the high-water mark in one statement; `COMMIT`.
     func pushTransaction(
-        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64,
+        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?,
         changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
@@ -111,6 +113,17 @@ extension PostgresCentralStore {
                 }
             }
 
+            // What the database forgot, read after the documents (CentralStore rule 6a): a
+            // tombstone forgotten before this push took its locks is gone from the read above and
+            // counted here; one forgotten later cannot be, since forgetting takes the same locks.
+            var collectedThrough: Int64 = 0
+            for try await value in try await connection.query(
+                "SELECT collected_through FROM weft_tenants WHERE tenant = \(database)", logger: logger
+            ).decode(Int64.self) {
+                collectedThrough = value
+            }
+            try Self.refuseIfTooFarBehind(pulledThrough, collectedThrough: UInt64(max(0, collectedThrough)))
+
             // The one merge, in batch order.
             // A staged log row carries no record (a page reads its document's), only its size,
             // and for a large document's small change its delta over the version merged into.
@@ -136,14 +149,17 @@ extension PostgresCentralStore {
             // runs exactly once, and with nothing changed its arrays are empty.
             let written = keys.filter { changed.contains($0) }
             let records = written.map { key in ByteBuffer(bytes: encoded[key] ?? []) }
+            let tombstones = written.map { key in current[key].map { $0.isDeleted && $0.body.count == 0 } ?? false }
             let columns = conflicts.map(\.policy.logColumns)
             try await connection.query(
                 """
                 WITH documents AS (
-                    INSERT INTO weft_documents (tenant, collection, id, record)
-                    SELECT \(database), c, i, r
-                    FROM unnest(\(written.map(\.collection.rawValue))::text[], \(written.map(\.id.rawValue))::text[], \(records)::bytea[]) AS t(c, i, r)
-                    ON CONFLICT (tenant, collection, id) DO UPDATE SET record = EXCLUDED.record
+                    INSERT INTO weft_documents (tenant, collection, id, record, tombstone, born_after)
+                    SELECT \(database), c, i, r, z, \(collectedThrough)
+                    FROM unnest(
+                        \(written.map(\.collection.rawValue))::text[], \(written.map(\.id.rawValue))::text[], \(records)::bytea[],
+                        \(tombstones)::bool[]) AS t(c, i, r, z)
+                    ON CONFLICT (tenant, collection, id) DO UPDATE SET record = EXCLUDED.record, tombstone = EXCLUDED.tombstone
                 ), log AS (
                     INSERT INTO weft_pending (tenant, collection, doc_id, bytes, tag, delta, base_digest)
                     SELECT \(database), c, i, b, g, NULLIF(d, ''::bytea), CASE WHEN d = ''::bytea THEN NULL ELSE v END

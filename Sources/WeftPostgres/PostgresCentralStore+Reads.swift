@@ -44,21 +44,19 @@ extension PostgresCentralStore {
             // primary key for each entry of the page.
             let rows = try await client.query(
                 """
-                SELECT l.sequence, l.collection, l.doc_id, l.tag,
-                    (SELECT d.record FROM weft_documents d
-                     WHERE d.tenant = \(database) AND d.collection = l.collection AND d.id = l.doc_id) AS record,
-                    l.delta, l.base_digest, l.base_sequence
+                SELECT l.sequence, l.collection, l.doc_id, l.tag, d.record, l.delta, l.base_digest, l.base_sequence, d.born_after
                 FROM (
                     SELECT sequence, collection, doc_id, tag, delta, base_digest, base_sequence FROM weft_change_log
                     WHERE tenant = \(database) AND sequence > \(cursor) ORDER BY sequence LIMIT \(max(1, limit) + 1)
                 ) AS l
+                LEFT JOIN weft_documents d ON d.tenant = \(database) AND d.collection = l.collection AND d.id = l.doc_id
                 ORDER BY l.sequence
                 """, logger: logger)
             var page = [LoggedChange]()
             var bytes = 0
             var more = false
-            for try await (sequence, collection, id, tag, stored, deltaBytes, baseBytes, baseSequence) in rows.decode(
-                (Int64, String, String, Int64, ByteBuffer?, ByteBuffer?, Int64?, Int64?).self)
+            for try await (sequence, collection, id, tag, stored, deltaBytes, baseBytes, baseSequence, bornAfter) in rows.decode(
+                (Int64, String, String, Int64, ByteBuffer?, ByteBuffer?, Int64?, Int64?, Int64?).self)
             {
                 guard let record = stored else {
                     throw WeftError.corrupt("the log of \(database) at \(location) names \(collection)/\(id), which has no record")
@@ -92,7 +90,8 @@ extension PostgresCentralStore {
                 }
                 page.append(
                     LoggedChange(
-                        sequence: UInt64(sequence), key: key, record: decoded, byteCount: Int(size), tag: UInt64(bitPattern: tag), delta: delta))
+                        sequence: UInt64(sequence), key: key, record: decoded, byteCount: Int(size), tag: UInt64(bitPattern: tag), delta: delta,
+                        bornAfter: UInt64(max(0, bornAfter ?? 0))))
                 bytes += Int(size)
             }
             return Page(changes: page, hasMore: more)

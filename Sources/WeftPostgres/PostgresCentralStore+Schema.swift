@@ -145,6 +145,24 @@ extension PostgresCentralStore {
                 "UPDATE weft_tenants SET remembered_from = next_sequence - 1",
             ]
         ),
+        (
+            // Forgetting tombstones (CentralStore rule 9): which records may go (`tombstone`:
+            // deleted and holding no field; NULL for records written before, which the
+            // collection pass decodes once), how far the tenant had forgotten when each document
+            // was created, each named replica's latest pull, and how far each tenant forgot.
+            "v7: forgetting tombstones",
+            [
+                "ALTER TABLE weft_documents ADD COLUMN tombstone BOOLEAN, ADD COLUMN born_after BIGINT NOT NULL DEFAULT 0",
+                "CREATE INDEX weft_documents_tombstones ON weft_documents (tenant) WHERE tombstone",
+                "CREATE INDEX weft_documents_unclassified ON weft_documents (tenant) WHERE tombstone IS NULL",
+                """
+                CREATE TABLE weft_pull_positions (
+                    tenant TEXT COLLATE "C" NOT NULL, replica BYTEA NOT NULL, after BIGINT NOT NULL, pulled_at BIGINT NOT NULL,
+                    PRIMARY KEY (tenant, replica))
+                """,
+                "ALTER TABLE weft_tenants ADD COLUMN collected_through BIGINT NOT NULL DEFAULT 0",
+            ]
+        ),
     ]
 
     func migrate() async throws(WeftError) {

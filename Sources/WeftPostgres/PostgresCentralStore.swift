@@ -47,6 +47,7 @@ public final class PostgresCentralStore: CentralStore {
     public let operationTimeout: Duration
 
     let compacted = Mutex<UInt64>(0)
+    let collected = Mutex<UInt64>(0)
     /// Where background compaction goes on: the tenant and the sequence it reached.
     let compaction = Mutex<(tenant: String, after: Int64)>(("", 0))
 

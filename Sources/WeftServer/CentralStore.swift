@@ -20,15 +20,23 @@ public struct LoggedChange: Hashable, Sendable {
     /// previous version (``WeftCRDT/DocumentRecord/delta(since:maximumDots:)``), that
     /// version's digest, and the sequence its entry had; `nil` otherwise.
     public let delta: LogDelta?
+    /// How far the database had forgotten tombstones (``TombstoneCollectingStore/collectedThrough(database:)``)
+    /// when the document's stored record was created: above a replica's cursor, the document
+    /// was deleted, forgotten and created again since that replica last pulled it.
+    public let bornAfter: UInt64
 
     /// Creates a logged change.
-    public init(sequence: UInt64, key: DocumentKey, record: DocumentRecord, byteCount: Int, tag: UInt64 = 0, delta: LogDelta? = nil) {
+    public init(
+        sequence: UInt64, key: DocumentKey, record: DocumentRecord, byteCount: Int, tag: UInt64 = 0, delta: LogDelta? = nil,
+        bornAfter: UInt64 = 0
+    ) {
         self.sequence = sequence
         self.key = key
         self.record = record
         self.byteCount = byteCount
         self.tag = tag
         self.delta = delta
+        self.bornAfter = bornAfter
     }
 
     /// A new change's tag: random, never 0, and fits a signed 64-bit column.
@@ -110,12 +118,20 @@ public struct LogDelta: Hashable, Sendable {
 ///    was told the store holds its changes that far, so the store lost some (it was restored
 ///    from a backup taken during the session), and the replica must say hello again, which
 ///    tells it to resync.
+/// 6a. In the same atomic step, it throws ``Weft/WeftError/Kind/tooFarBehind``, changing
+///    nothing, if the database forgot a tombstone logged after `pulledThrough` (the cursor the
+///    pushed records were read at: ``TombstoneCollectingStore/collectedThrough(database:)`` is
+///    above it and it is not 0), or if it forgot any and `pulledThrough` is `nil` (a client that
+///    does not say). Read after the batch's stored records, so a tombstone forgotten while the
+///    push ran is either merged into (it was read) or refuses the push (it was not).
 /// 7. ``knownReplicas(database:among:)`` answers which of the given replicas have spoken to the
 ///    database: said hello, or pushed (a high-water mark).
-/// 8. ``rememberPull(database:replica:after:afterTag:served:servedTag:)`` records, per replica, the
+/// 8. ``rememberPull(database:replica:after:afterTag:served:servedTag:pulledAt:)`` records, per replica, the
 ///    cursor a pull started from (checked by the caller) and the cursor its page ended at, and
 ///    keeps for each replica the cursor of its latest pull, the page's end and the ends of the
-///    three pages served last before it; for ``RememberedCursors/unnamedReader`` (clients that
+///    three pages served last before it, and, apart, the cursor of its latest pull and when
+///    it was made (`pulledAt`, milliseconds since 1970: what tombstone collection counts as
+///    acknowledged, ``TombstoneCollectingStore``); for ``RememberedCursors/unnamedReader`` (clients that
 ///    do not name themselves) it keeps every page's end, trimmed to the newest
 ///    ``RememberedCursors/unnamedKept`` per database by ``compactLog(limit:)``.
 ///    ``servedCursor(database:sequence:tag:)`` answers whether a cursor is remembered for any
@@ -125,7 +141,7 @@ public struct LogDelta: Hashable, Sendable {
 ///    remembered is restored with the log: a cursor served from a history the store lost is
 ///    not. Losing the latest rows (a crash) may only make a cursor unknown, never a wrong one
 ///    known, so stores need not flush them before answering.
-public protocol CentralStore: Sendable {
+public protocol CentralStore: TombstoneCollectingStore {
     /// Opens a session for `replica`; answers whether it is accepted, and the replica's
     /// high-water mark.
     func hello(database: String, replica: ReplicaID, confirmedEpoch: UInt64, epoch: UInt64, acknowledgedThrough: UInt64) async throws(WeftError)
@@ -140,7 +156,7 @@ public protocol CentralStore: Sendable {
 
     /// Applies a pushed batch; returns the replica's high-water mark afterwards.
     func applyPush(
-        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64,
+        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?,
         changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
@@ -160,8 +176,9 @@ public protocol CentralStore: Sendable {
     /// Records that `replica` pulled from `after` (with its tag, which the caller checked) and
     /// was served a page ending at `served` (contract, rule 8).
     /// - Complexity: O(1) rows written.
-    func rememberPull(database: String, replica: ReplicaID, after: UInt64, afterTag: UInt64, served: UInt64, servedTag: UInt64)
-        async throws(WeftError)
+    func rememberPull(
+        database: String, replica: ReplicaID, after: UInt64, afterTag: UInt64, served: UInt64, servedTag: UInt64, pulledAt: UInt64
+    ) async throws(WeftError)
 
     /// Whether `sequence` with `tag` is a cursor remembered for some replica (contract, rule 8).
     func servedCursor(database: String, sequence: UInt64, tag: UInt64) async throws(WeftError) -> Bool
@@ -188,7 +205,7 @@ extension CentralStore {
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
     ) async throws(WeftError) -> UInt64 {
-        try await applyPush(database: database, replica: replica, epoch: 0, expectedMark: 0, changes: changes, merge: merge)
+        try await applyPush(database: database, replica: replica, epoch: 0, expectedMark: 0, pulledThrough: 0, changes: changes, merge: merge)
     }
 
     /// Applies a batch in session `epoch`, expecting no particular high-water mark.
@@ -198,7 +215,20 @@ extension CentralStore {
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
     ) async throws(WeftError) -> UInt64 {
-        try await applyPush(database: database, replica: replica, epoch: epoch, expectedMark: 0, changes: changes, merge: merge)
+        try await applyPush(database: database, replica: replica, epoch: epoch, expectedMark: 0, pulledThrough: 0, changes: changes, merge: merge)
+    }
+
+    /// Applies a batch in session `epoch` expecting the high-water mark `expectedMark`, from a
+    /// replica that had pulled nothing yet (or, for tests, that never falls behind).
+    public func applyPush(
+        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64,
+        changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
+        )
+    ) async throws(WeftError) -> UInt64 {
+        try await applyPush(
+            database: database, replica: replica, epoch: epoch, expectedMark: expectedMark, pulledThrough: 0, changes: changes, merge: merge)
     }
 }
 

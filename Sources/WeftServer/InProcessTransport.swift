@@ -38,6 +38,7 @@ public struct InProcessTransport: SyncTransport {
     public func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
         var received = try roundTrip(request)
         received.expectedAppliedThrough = request.expectedAppliedThrough  // beside the body, as over HTTP
+        received.pulledThrough = request.pulledThrough
         return try roundTrip(try await service.push(database: database, received))
     }
 

@@ -11,6 +11,9 @@ import Weft
 struct LogCompaction: Service {
     let service: SyncService
     var interval: Duration = .seconds(600)
+    /// `tombstone_retention_ms`: each pass also forgets the tombstones every replica that pulled
+    /// within it has pulled past.
+    var tombstoneRetention: UInt64 = TombstoneRetention.defaultMilliseconds
     let logger: Logger
 
     func run() async throws {
@@ -20,6 +23,10 @@ struct LogCompaction: Service {
                     let removed = try await service.compactLog()
                     if removed > 0 {
                         logger.info("compacted the change log", metadata: ["removed": "\(removed)"])
+                    }
+                    let forgotten = try await service.collectTombstones(retention: tombstoneRetention)
+                    if forgotten > 0 {
+                        logger.info("forgot tombstones every replica has pulled", metadata: ["tombstones": "\(forgotten)"])
                     }
                 } catch {
                     logger.warning(

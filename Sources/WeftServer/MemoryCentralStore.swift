@@ -13,6 +13,12 @@ public actor MemoryCentralStore: CentralStore {
         var logged: [DocumentKey: UInt64] = [:]
         /// The cursors remembered per replica (contract, rule 8): sequence → tag.
         var pullCursors: [ReplicaID: [UInt64: UInt64]] = [:]
+        /// Each named replica's latest pull: its cursor and when (rule 8, for rule 9).
+        var pullPositions: [ReplicaID: (after: UInt64, at: UInt64)] = [:]
+        /// The highest sequence of a forgotten tombstone (rule 9).
+        var collectedThrough: UInt64 = 0
+        /// ``collectedThrough`` when each document's record was created, if above 0.
+        var bornAfter: [DocumentKey: UInt64] = [:]
 
         /// The index of the first entry of `log` at or after `sequence`.
         func position(of sequence: UInt64) -> Int {
@@ -30,6 +36,8 @@ public actor MemoryCentralStore: CentralStore {
     private var nextSequence: UInt64 = 1
     /// Log entries removed because a newer one superseded them.
     public private(set) var compactedEntries: UInt64 = 0
+    /// Tombstones forgotten (rule 9).
+    public private(set) var collectedTombstones: UInt64 = 0
 
     /// An empty store.
     public init() {}
@@ -57,7 +65,7 @@ public actor MemoryCentralStore: CentralStore {
     }
 
     public func applyPush(
-        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64,
+        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?,
         changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
@@ -70,8 +78,10 @@ public actor MemoryCentralStore: CentralStore {
         var sequence = nextSequence
         let mark = tenant.highWater[replica] ?? 0
         guard mark >= expectedMark else { throw .forked(Self.lostChanges(replica, mark, expectedMark)) }
+        try Self.refuseIfTooFarBehind(pulledThrough, collectedThrough: tenant.collectedThrough)
         for change in changes {
             let previous = tenant.documents[change.key]
+            if previous == nil && tenant.collectedThrough > 0 { tenant.bornAfter[change.key] = tenant.collectedThrough }
             let result = try merge(previous, change.key, change.delta)
             if let conflict = result.conflict { tenant.conflicts.append(conflict) }
             guard result.record != tenant.documents[change.key] else { continue }
@@ -113,8 +123,13 @@ public actor MemoryCentralStore: CentralStore {
         var bytes = 0
         var index = low
         while index < log.count, page.count < max(1, limit) {
-            let change = log[index]
+            var change = log[index]
             if !page.isEmpty && bytes + change.byteCount > maxBytes { break }
+            if let born = tenant.bornAfter[change.key] {
+                change = LoggedChange(
+                    sequence: change.sequence, key: change.key, record: change.record, byteCount: change.byteCount, tag: change.tag,
+                    delta: change.delta, bornAfter: born)
+            }
             page.append(change)
             bytes += change.byteCount
             index += 1
@@ -128,9 +143,12 @@ public actor MemoryCentralStore: CentralStore {
         return index < tenant.log.count && tenant.log[index].sequence == sequence ? tenant.log[index].tag : nil
     }
 
-    public func rememberPull(database: String, replica: ReplicaID, after: UInt64, afterTag: UInt64, served: UInt64, servedTag: UInt64) {
+    public func rememberPull(
+        database: String, replica: ReplicaID, after: UInt64, afterTag: UInt64, served: UInt64, servedTag: UInt64, pulledAt: UInt64
+    ) {
         var tenant = tenants[database] ?? Tenant()
         var cursors = tenant.pullCursors[replica] ?? [:]
+        if replica != RememberedCursors.unnamedReader { tenant.pullPositions[replica] = (after, pulledAt) }
         if replica == RememberedCursors.unnamedReader {
             // Unnamed clients share one list: every page's end, trimmed by compaction.
             if served > after { cursors[served] = servedTag }
@@ -160,6 +178,31 @@ public actor MemoryCentralStore: CentralStore {
         }
         return (0, true)
     }
+
+    public func collectTombstones(pulledSince: UInt64, limit: Int) -> (removed: Int, passFinished: Bool) {
+        var removed = 0
+        for name in tenants.keys.sorted() {
+            guard var tenant = tenants[name] else { continue }
+            let stable = tenant.pullPositions.values.filter { $0.at >= pulledSince }.map(\.after).min() ?? .max
+            var forgotten = Set<UInt64>()
+            for entry in tenant.log {
+                guard entry.sequence <= stable, removed < limit else { break }
+                guard let record = tenant.documents[entry.key], record.isDeleted, record.body.count == 0 else { continue }
+                tenant.documents[entry.key] = nil
+                tenant.logged[entry.key] = nil
+                tenant.bornAfter[entry.key] = nil
+                tenant.collectedThrough = max(tenant.collectedThrough, entry.sequence)
+                forgotten.insert(entry.sequence)
+                removed += 1
+            }
+            if !forgotten.isEmpty { tenant.log.removeAll { forgotten.contains($0.sequence) } }
+            tenants[name] = tenant
+        }
+        collectedTombstones += UInt64(removed)
+        return (removed, removed < limit)
+    }
+
+    public func collectedThrough(database: String) -> UInt64 { tenants[database]?.collectedThrough ?? 0 }
 
     /// The store as it is now, to restore later with ``restore(_:)``: a backup, for tests of
     /// what a restored server does.

@@ -27,6 +27,8 @@ final class ServerMetrics: Sendable {
     /// Log entries the store removed because a newer entry of the same document superseded
     /// them (compaction), since the server started.
     let compactedEntries: CoreMetrics.Gauge
+    /// Tombstones the store forgot (``TombstoneCollectingStore``), since the server started.
+    let collectedTombstones: CoreMetrics.Gauge
 
     init() {
         let prometheus = PrometheusMetricsFactory(registry: registry)
@@ -45,6 +47,7 @@ final class ServerMetrics: Sendable {
         pullDuration = CoreMetrics.Timer(label: "weft_pull_duration_seconds", factory: factory)
         longPolls = CoreMetrics.Meter(label: "weft_long_polls_waiting", factory: factory)
         compactedEntries = CoreMetrics.Gauge(label: "weft_log_entries_compacted", factory: factory)
+        collectedTombstones = CoreMetrics.Gauge(label: "weft_tombstones_collected", factory: factory)
     }
 
     enum Event { case pushes, pulls, changesPushed, changesPulled, rejected, unauthorized, forbidden, clockSkew, hellos, forked }

@@ -35,11 +35,22 @@ public enum StandaloneServer {
     /// The header a push carries ``WeftWire/PushRequest/expectedAppliedThrough`` in.
     public static let expectHeaderName = "Weft-Expect-Applied-Through"
     static let expectHeader = HTTPFields.Element.Name(expectHeaderName)!
+    /// The header a push carries ``WeftWire/PushRequest/pulledThrough`` in.
+    public static let pulledHeaderName = "Weft-Pulled-Through"
+    static let pulledHeader = HTTPFields.Element.Name(pulledHeaderName)!
     /// The header of a 409 that is not about clocks: `forked` for a push whose session is not
     /// the replica's current one, or that expected more of the replica's changes than the
     /// server holds.
     public static let errorHeaderName = "Weft-Error"
     static let errorHeader = HTTPFields.Element.Name(errorHeaderName)!
+
+    /// The answer to a replica behind the tombstones the server forgot: 410 with
+    /// `Weft-Error: too-far-behind`, and the replica resyncs.
+    static func tooFarBehind(_ error: SyncError) -> HTTPError {
+        var headers = HTTPFields()
+        headers[errorHeader] = "too-far-behind"
+        return HTTPError(.gone, headers: headers, message: error.message)
+    }
 
     /// Builds the application for `service` with the server section of a configuration.
     public static func application(
@@ -54,6 +65,7 @@ public enum StandaloneServer {
         router.get("health") { _, _ in "ok" }
         router.get("metrics") { _, _ in
             metrics.compactedEntries.record(Double(await service.store.compactedEntries))
+            metrics.collectedTombstones.record(Double(await service.store.collectedTombstones))
             return metrics.render()
         }
         router.post("v1/:database/hello") { request, context -> Response in
@@ -80,6 +92,13 @@ public enum StandaloneServer {
                     throw HTTPError(.badRequest, message: "\(expectHeaderName) must be a decimal number, not \(expected.prefix(40).debugDescription)")
                 }
                 push.expectedAppliedThrough = value
+            }
+            if let pulled = request.headers[pulledHeader] {
+                guard let value = UInt64(pulled) else {
+                    metrics.count(.rejected)
+                    throw HTTPError(.badRequest, message: "\(pulledHeaderName) must be a decimal number, not \(pulled.prefix(40).debugDescription)")
+                }
+                push.pulledThrough = value
             }
             do {
                 let started = ContinuousClock.now
@@ -109,6 +128,8 @@ public enum StandaloneServer {
                 var headers = HTTPFields()
                 headers[errorHeader] = "delta-base"
                 throw HTTPError(.conflict, headers: headers, message: error.message)
+            } catch let error as SyncError where error.kind == .tooFarBehind {
+                throw tooFarBehind(error)
             } catch let error as SyncError {
                 metrics.count(.rejected)
                 throw HTTPError(error.kind == .rejected ? .badRequest : .serviceUnavailable, message: error.description)
@@ -149,6 +170,8 @@ public enum StandaloneServer {
                 var headers = HTTPFields()
                 headers[errorHeader] = "resync"
                 throw HTTPError(.gone, headers: headers, message: error.message)
+            } catch let error as SyncError where error.kind == .tooFarBehind {
+                throw tooFarBehind(error)
             } catch let error as SyncError {
                 if error.kind == .rejected { metrics.count(.rejected) }
                 throw HTTPError(error.kind == .rejected ? .badRequest : .serviceUnavailable, message: error.message)
@@ -166,7 +189,8 @@ public enum StandaloneServer {
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "weft"),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger)
-        application.addServices(LogCompaction(service: service, logger: logger))
+        application.addServices(
+            LogCompaction(service: service, tombstoneRetention: configuration.tombstoneRetentionMilliseconds, logger: logger))
         return application
     }
 

@@ -126,7 +126,8 @@ public actor SyncService {
         let declared = policies(database).wire
         return HelloResponse(
             status: outcome.accepted ? .accepted : .forked, appliedThrough: outcome.appliedThrough,
-            defaultPolicy: declared.defaultPolicy, collections: declared.collections, acceptsDeltaPushes: request.offersDeltaPushes)
+            defaultPolicy: declared.defaultPolicy, collections: declared.collections, acceptsDeltaPushes: request.offersDeltaPushes,
+            collectsTombstones: request.handlesCollection)
     }
 
     /// Applies a push for `database`; answers only after the store committed it.
@@ -205,7 +206,7 @@ public actor SyncService {
             let known = others.isEmpty ? [] : try await store.knownReplicas(database: database, among: others)
             let mark = try await store.applyPush(
                 database: database, replica: request.replica, epoch: request.epoch, expectedMark: request.expectedAppliedThrough,
-                changes: changes
+                pulledThrough: request.pulledThrough, changes: changes
             ) {
                 local, key, pushed throws(WeftError) in
                 var remote = pushed
@@ -239,6 +240,9 @@ public actor SyncService {
             switch error.kind {
             case .invalidArgument: throw SyncError(.rejected, "store: \(error)")
             case .forked: throw SyncError(.forked, "\(error.message): say hello again")
+            // A client that does not say what it pulled cannot resync for it: it is asked to
+            // upgrade, and keeps its queue (a transient refusal).
+            case .tooFarBehind: throw SyncError(request.pulledThrough == nil ? .unavailable : .tooFarBehind, error.message)
             default: throw SyncError(.unavailable, "store: \(error)")
             }
         }
@@ -300,6 +304,24 @@ public actor SyncService {
     /// (``beginShutdown()``).
     public func pull(database: String, _ request: PullRequest) async throws(SyncError) -> PullResponse {
         try Self.checkRange(request.after, "after")
+        // A cursor behind the tombstones this database forgot: the replica may hold documents
+        // deleted since, and must resync (a pull that is part of a resync is let through).
+        let collectedThrough: UInt64
+        do {
+            collectedThrough = try await store.collectedThrough(database: database)
+        } catch {
+            throw SyncError(.unavailable, "store: \(error)")
+        }
+        if request.resyncingFrom == nil, request.after > 0, request.after < collectedThrough {
+            guard request.handlesCollection else {
+                throw SyncError(
+                    .unavailable,
+                    "this server forgot deleted documents after \(request.after) (tombstone_retention_ms); this client cannot resync for it: upgrade Weft")
+            }
+            throw SyncError(
+                .tooFarBehind,
+                "this replica's cursor \(request.after) is behind the deletions the server forgot (through \(collectedThrough), tombstone_retention_ms): resync")
+        }
         // The cursor must name a change of this history: after a restore from a backup, the
         // same sequence may name another change, or none yet.
         if request.after > 0 && request.afterTag != 0 {
@@ -347,7 +369,7 @@ public actor SyncService {
                     do {
                         try await store.rememberPull(
                             database: database, replica: request.replica ?? RememberedCursors.unnamedReader, after: request.after,
-                            afterTag: request.afterTag, served: last.sequence, servedTag: last.tag)
+                            afterTag: request.afterTag, served: last.sequence, servedTag: last.tag, pulledAt: timeSource.currentMilliseconds())
                     } catch {
                         throw SyncError(.unavailable, "store: \(error)")
                     }
@@ -358,10 +380,17 @@ public actor SyncService {
                 // digest) and asks again without deltas if not. Only under policies that join
                 // bodies.
                 let declared = policies(database)
+                // A resync's page says what the replica needs to know of forgotten tombstones.
+                var resync: PullResponse.ResyncAnswer?
+                if let from = request.resyncingFrom {
+                    resync = PullResponse.ResyncAnswer(
+                        tooFarBehind: from < collectedThrough, createdAgain: page.changes.indices.filter { page.changes[$0].bornAfter > from })
+                }
                 return PullResponse(
                     changes: page.changes.map { change in
                         let key = WireKey(collection: change.key.collection.rawValue, id: change.key.id.rawValue)
-                        if request.acceptsDeltas, request.replica != nil, let delta = change.delta, delta.baseSequence <= request.after,
+                        if request.acceptsDeltas, request.resyncingFrom == nil, request.replica != nil, let delta = change.delta,
+                            delta.baseSequence <= request.after,
                             declared.policy(for: change.key.collection).joinsBodies
                         {
                             return WireChange(sequence: change.sequence, key: key, record: delta.record, deltaBase: delta.baseDigest)
@@ -369,7 +398,7 @@ public actor SyncService {
                         return WireChange(sequence: change.sequence, key: key, record: change.record)
                     },
                     cursor: page.changes.last?.sequence ?? request.after, cursorTag: page.changes.last?.tag ?? request.afterTag,
-                    hasMore: page.hasMore)
+                    hasMore: page.hasMore, resync: resync)
             }
             // Long-poll: wait for a push to this database (or the store poll, or the deadline).
             await waitForPush(database, upTo: min(deadline - clock.now, storePollInterval))
@@ -395,6 +424,26 @@ public actor SyncService {
             // A step that removed nothing (or was skipped while a sequencer held the lock)
             // leaves the store alone for a moment.
             if result.removed == 0 { try? await Task.sleep(for: .milliseconds(10)) }
+        }
+        return removed
+    }
+
+    /// Runs one pass of tombstone collection (``TombstoneCollectingStore``), in steps of at most
+    /// `step` documents: forgets the tombstones every replica that pulled within `retention`
+    /// milliseconds has pulled past. Answers how many it forgot.
+    public func collectTombstones(retention: UInt64, step: Int = 1_000) async throws(SyncError) -> Int {
+        let now = timeSource.currentMilliseconds()
+        let since = now > retention ? now - retention : 0
+        var removed = 0
+        while !Task.isCancelled {
+            let result: (removed: Int, passFinished: Bool)
+            do {
+                result = try await store.collectTombstones(pulledSince: since, limit: step)
+            } catch {
+                throw SyncError(.unavailable, "store: \(error)")
+            }
+            removed += result.removed
+            if result.passFinished { break }
         }
         return removed
     }

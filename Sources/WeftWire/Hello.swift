@@ -35,15 +35,20 @@ public struct HelloRequest: Hashable, Sendable, BinaryCodable {
     /// ``HelloResponse/acceptsDeltaPushes`` flag. A server answers with the flag only to a
     /// hello that offers it, so replicas that predate it read the answer they expect.
     public var offersDeltaPushes = false
+    /// Whether the replica handles a server that forgets tombstones (``PullRequest/handlesCollection``)
+    /// and reads the answer's ``HelloResponse/collectsTombstones`` flag. Answered, as the delta
+    /// flag, only to a hello that offers it.
+    public var handlesCollection = false
 
     /// Layout: replica, confirmed epoch, epoch, acknowledged-through; then, only if the replica
-    /// offers delta pushes, a byte `01`.
+    /// offers something, a flags byte: `01` delta pushes, `02` handles collection.
     public func encode(to writer: inout BinaryWriter) {
         writer.writeReplica(replica)
         writer.writeVarint(confirmedEpoch)
         writer.writeVarint(epoch)
         writer.writeVarint(acknowledgedThrough)
-        if offersDeltaPushes { writer.writeByte(1) }
+        let flags: UInt8 = (offersDeltaPushes ? 1 : 0) | (handlesCollection ? 2 : 0)
+        if flags != 0 { writer.writeByte(flags) }
     }
 
     public init(from reader: inout BinaryReader) throws(CodecError) {
@@ -53,7 +58,9 @@ public struct HelloRequest: Hashable, Sendable, BinaryCodable {
         epoch = try reader.readVarint()
         guard epoch != 0 else { throw .invariantViolation(at: start, "a session epoch of 0") }
         acknowledgedThrough = try reader.readVarint()
-        offersDeltaPushes = try reader.readTrailingFlag("delta-push")
+        let flags = try reader.readTrailingFlags("hello", allowed: 3)
+        offersDeltaPushes = flags & 1 != 0
+        handlesCollection = flags & 2 != 0
     }
 }
 
@@ -133,21 +140,28 @@ public struct HelloResponse: Hashable, Sendable, BinaryCodable {
     /// ``HelloRequest/offersDeltaPushes``; a server that predates delta pushes never says so,
     /// and a replica then pushes whole records.
     public var acceptsDeltaPushes: Bool
+    /// Whether the server forgets tombstones and understands the pull's collection flags
+    /// (``PullRequest/handlesCollection``, ``PullRequest/resyncingFrom``). Sent only in answer to
+    /// a hello that says it ``HelloRequest/handlesCollection``; a replica sends those flags only
+    /// to a server that says so.
+    public var collectsTombstones: Bool
 
     /// Creates an answer.
     public init(
         status: Status, appliedThrough: UInt64, defaultPolicy: WirePolicy, collections: [(name: String, policy: WirePolicy)],
-        acceptsDeltaPushes: Bool = false
+        acceptsDeltaPushes: Bool = false, collectsTombstones: Bool = false
     ) {
         self.status = status
         self.appliedThrough = appliedThrough
         self.defaultPolicy = defaultPolicy
         self.collections = collections
         self.acceptsDeltaPushes = acceptsDeltaPushes
+        self.collectsTombstones = collectsTombstones
     }
 
     public static func == (lhs: HelloResponse, rhs: HelloResponse) -> Bool {
-        lhs.acceptsDeltaPushes == rhs.acceptsDeltaPushes && lhs.status == rhs.status && lhs.appliedThrough == rhs.appliedThrough
+        lhs.acceptsDeltaPushes == rhs.acceptsDeltaPushes && lhs.collectsTombstones == rhs.collectsTombstones && lhs.status == rhs.status
+            && lhs.appliedThrough == rhs.appliedThrough
             && lhs.defaultPolicy == rhs.defaultPolicy
             && lhs.collections.map(\.name) == rhs.collections.map(\.name) && lhs.collections.map(\.policy) == rhs.collections.map(\.policy)
     }
@@ -157,6 +171,7 @@ public struct HelloResponse: Hashable, Sendable, BinaryCodable {
         hasher.combine(appliedThrough)
         hasher.combine(defaultPolicy)
         hasher.combine(acceptsDeltaPushes)
+        hasher.combine(collectsTombstones)
         for (name, policy) in collections {
             hasher.combine(name)
             hasher.combine(policy)
@@ -164,7 +179,7 @@ public struct HelloResponse: Hashable, Sendable, BinaryCodable {
     }
 
     /// Layout: status byte, applied-through, default policy, count, then `(name, policy)` pairs;
-    /// then, only if the server accepts delta pushes, a byte `01`.
+    /// then, only if one is set, a flags byte: `01` accepts delta pushes, `02` collects tombstones.
     public func encode(to writer: inout BinaryWriter) {
         writer.writeByte(status.rawValue)
         writer.writeVarint(appliedThrough)
@@ -174,7 +189,8 @@ public struct HelloResponse: Hashable, Sendable, BinaryCodable {
             writer.writeString(name)
             policy.encode(to: &writer)
         }
-        if acceptsDeltaPushes { writer.writeByte(1) }
+        let flags: UInt8 = (acceptsDeltaPushes ? 1 : 0) | (collectsTombstones ? 2 : 0)
+        if flags != 0 { writer.writeByte(flags) }
     }
 
     public init(from reader: inout BinaryReader) throws(CodecError) {
@@ -186,6 +202,8 @@ public struct HelloResponse: Hashable, Sendable, BinaryCodable {
         let count = try reader.readCount(minimumElementSize: 5)
         collections = []
         for _ in 0..<count { collections.append((try reader.readString(), try WirePolicy(from: &reader))) }
-        acceptsDeltaPushes = try reader.readTrailingFlag("delta-push")
+        let flags = try reader.readTrailingFlags("hello", allowed: 3)
+        acceptsDeltaPushes = flags & 1 != 0
+        collectsTombstones = flags & 2 != 0
     }
 }

@@ -28,13 +28,26 @@ public struct PullRequest: Hashable, Sendable, BinaryCodable {
     /// Whether the client takes a large document's change as a delta over the version it
     /// already holds (``WireChange/deltaBase``). Needs ``replica``.
     public var acceptsDeltas: Bool
+    /// Whether the client handles a server that forgets tombstones: it takes the answer "too
+    /// far behind" (HTTP 410, `Weft-Error: too-far-behind`) as a cue to resync, and sends
+    /// ``resyncingFrom`` while it does. A server that collected tombstones refuses a pull from a
+    /// client that does not say so and whose cursor is behind them, without asking it to resync.
+    /// Needs ``replica``.
+    public var handlesCollection: Bool
+    /// For a pull that is part of a resync, the cursor the replica had when the resync began: the
+    /// answer then says whether the server forgot deletions after it
+    /// (``PullResponse/ResyncAnswer/tooFarBehind``) and which documents were created again since
+    /// (``PullResponse/ResyncAnswer/createdAgain``). Needs ``handlesCollection``.
+    public var resyncingFrom: UInt64?
 
     /// Creates a request.
     public init(
         after: UInt64, afterTag: UInt64 = 0, maximumChanges: UInt32 = 1_000, maximumBytes: UInt32 = 1 << 20, waitMilliseconds: UInt32 = 0,
-        replica: ReplicaID? = nil, acceptsDeltas: Bool = false
+        replica: ReplicaID? = nil, acceptsDeltas: Bool = false, handlesCollection: Bool = false, resyncingFrom: UInt64? = nil
     ) {
         self.acceptsDeltas = acceptsDeltas && replica != nil
+        self.handlesCollection = (handlesCollection || resyncingFrom != nil) && replica != nil
+        self.resyncingFrom = replica != nil ? resyncingFrom : nil
         self.after = after
         self.afterTag = afterTag
         self.maximumChanges = maximumChanges
@@ -45,8 +58,9 @@ public struct PullRequest: Hashable, Sendable, BinaryCodable {
 
     /// Layout: five varints: after, after tag (format version 2; absent, and 0, in version 1),
     /// maximum changes, maximum bytes, wait; then, only if there is one, the replica (16 bytes),
-    /// and after it, only if deltas are accepted, a byte `01`. A message that ends after the
-    /// wait names no replica.
+    /// and after it, only if one is set, a flags byte: `01` deltas accepted, `02` handles
+    /// collection, `04` resyncing, followed (if `04`) by the resync's cursor, a varint. A message
+    /// that ends after the wait names no replica; one that ends after the replica sets no flag.
     public func encode(to writer: inout BinaryWriter) {
         writer.writeVarint(after)
         writer.writeVarint(afterTag)
@@ -55,7 +69,9 @@ public struct PullRequest: Hashable, Sendable, BinaryCodable {
         writer.writeVarint(UInt64(waitMilliseconds))
         if let replica {
             writer.writeReplica(replica)
-            if acceptsDeltas { writer.writeByte(1) }
+            let flags: UInt8 = (acceptsDeltas ? 1 : 0) | (handlesCollection ? 2 : 0) | (resyncingFrom != nil ? 4 : 0)
+            if flags != 0 { writer.writeByte(flags) }
+            if let resyncingFrom { writer.writeVarint(resyncingFrom) }
         }
     }
 
@@ -66,7 +82,17 @@ public struct PullRequest: Hashable, Sendable, BinaryCodable {
         maximumBytes = try reader.readUInt32()
         waitMilliseconds = try reader.readUInt32()
         replica = reader.formatVersion >= 2 && !reader.isAtEnd ? try reader.readReplica() : nil
-        acceptsDeltas = replica != nil ? try reader.readTrailingFlag("delta") : false
+        var flags: UInt8 = 0
+        if replica != nil && !reader.isAtEnd {
+            let start = reader.offset
+            flags = try reader.readByte()
+            guard flags != 0, flags & ~7 == 0, flags & 4 == 0 || flags & 2 != 0 else {
+                throw .nonCanonical(at: start, "the pull's flags are 01, 02 and 04 (which needs 02), and present only if one is set")
+            }
+        }
+        acceptsDeltas = flags & 1 != 0
+        handlesCollection = flags & 2 != 0
+        resyncingFrom = flags & 4 != 0 ? try reader.readVarint() : nil
     }
 }
 
@@ -82,24 +108,55 @@ public struct PullResponse: Hashable, Sendable, BinaryCodable {
     public var cursorTag: UInt64
     /// Whether more changes wait after ``cursor``.
     public var hasMore: Bool
+    /// In answer to a pull that is part of a resync (``PullRequest/resyncingFrom``), what the
+    /// replica needs to know about tombstones the server forgot; `nil` otherwise.
+    public var resync: ResyncAnswer?
+
+    /// What a page of a resync says about forgotten tombstones.
+    public struct ResyncAnswer: Hashable, Sendable {
+        /// Whether the server forgot deletions logged after the resync's cursor: then the
+        /// replica's documents the server no longer sends were deleted there, and the replica
+        /// must not send them back.
+        public var tooFarBehind: Bool
+        /// The indices, in the page's changes, of documents the server created again after
+        /// forgetting an earlier version's tombstone, since the resync's cursor: a copy the
+        /// replica holds is of the forgotten version, and must not be merged into the new one.
+        public var createdAgain: [Int]
+
+        /// Creates an answer.
+        public init(tooFarBehind: Bool, createdAgain: [Int] = []) {
+            self.tooFarBehind = tooFarBehind
+            self.createdAgain = createdAgain
+        }
+    }
 
     /// Creates a page.
-    public init(changes: [WireChange], cursor: UInt64, cursorTag: UInt64 = 0, hasMore: Bool) {
+    public init(changes: [WireChange], cursor: UInt64, cursorTag: UInt64 = 0, hasMore: Bool, resync: ResyncAnswer? = nil) {
         self.changes = changes
         self.cursor = cursor
         self.cursorTag = cursorTag
         self.hasMore = hasMore
+        self.resync = resync
     }
 
     /// Layout: cursor, cursor tag (format version 2; absent, and 0, in version 1), has-more
     /// byte, then the changes (see ``WireChange``); then, only if some changes are deltas, their
-    /// count and, for each in order, its index in the list and its base's digest (a varint).
+    /// count and, for each in order, its index in the list and its base's digest (a varint);
+    /// then, only in answer to a resyncing pull, the extension: a byte `00`, a flags byte (`01`:
+    /// too far behind), the count of documents created again and their indices, increasing.
     public func encode(to writer: inout BinaryWriter) {
         writer.writeVarint(cursor)
         writer.writeVarint(cursorTag)
         writer.writeByte(hasMore ? 1 : 0)
         WireChange.encode(changes, to: &writer)
-        WireChange.encodeDeltaSection(changes, to: &writer)
+        guard let resync else {
+            WireChange.encodeDeltaSection(changes, to: &writer)
+            return
+        }
+        WireChange.encodeDeltaSection(changes, thenExtensionTo: &writer)
+        writer.writeByte(resync.tooFarBehind ? 1 : 0)
+        writer.writeVarint(UInt64(resync.createdAgain.count))
+        for index in resync.createdAgain { writer.writeVarint(UInt64(index)) }
     }
 
     public init(from reader: inout BinaryReader) throws(CodecError) {
@@ -110,6 +167,23 @@ public struct PullResponse: Hashable, Sendable, BinaryCodable {
         if let last = changes.last, last.sequence != cursor {
             throw .invariantViolation(at: reader.offset, "the cursor must be the last change's sequence")
         }
-        if reader.formatVersion >= 2 && !reader.isAtEnd { try WireChange.decodeDeltaSection(into: &changes, from: &reader) }
+        resync = nil
+        guard reader.formatVersion >= 2, try WireChange.decodeDeltaSectionAndExtension(into: &changes, from: &reader) else { return }
+        let start = reader.offset
+        let flags = try reader.readByte()
+        guard flags <= 1 else { throw .nonCanonical(at: start, "the resync flags are 00 or 01") }
+        let count = try reader.readCount(minimumElementSize: 1)
+        guard count <= changes.count else { throw .invariantViolation(at: start, "\(count) documents created again in \(changes.count) changes") }
+        var indices = [Int]()
+        indices.reserveCapacity(count)
+        for _ in 0..<count {
+            let at = reader.offset
+            let index = try reader.readVarint()
+            guard index < UInt64(changes.count), Int(index) > (indices.last ?? -1) else {
+                throw .invariantViolation(at: at, "the indices of documents created again must increase and name a change")
+            }
+            indices.append(Int(index))
+        }
+        resync = ResyncAnswer(tooFarBehind: flags == 1, createdAgain: indices)
     }
 }

@@ -25,6 +25,16 @@ public struct PushRequest: Hashable, Sendable, BinaryCodable {
     /// Not part of the binary body: it travels beside it (over HTTP, the
     /// `Weft-Expect-Applied-Through` header), so servers and clients that predate it ignore it.
     public var expectedAppliedThrough: UInt64 = 0
+    /// The replica's pull cursor when it read the batch's records (during a resync, the cursor
+    /// it had when the resync began); `nil` for a client that does not say. Each record holds
+    /// every change the replica pulled up to it, so a server that forgot deletions logged after
+    /// it refuses the push as "too far behind" (the records may hold documents it deleted), and
+    /// one that forgot any refuses a push that does not say (asking an older client to
+    /// upgrade), rather than bring the deleted documents back.
+    ///
+    /// Not part of the binary body: over HTTP it travels in the `Weft-Pulled-Through` header,
+    /// so servers that predate it ignore it.
+    public var pulledThrough: UInt64?
 
     /// The most former identities a push carries.
     public static let maximumFormerIdentities = 64

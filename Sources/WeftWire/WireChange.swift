@@ -95,6 +95,32 @@ public struct WireChange: Hashable, Sendable {
         }
     }
 
+    /// Writes the delta section, then the byte `00` that opens a message's extension (fields
+    /// added after the delta section): a delta section never starts with a count of 0, so the
+    /// byte tells the two apart.
+    static func encodeDeltaSection(_ changes: [WireChange], thenExtensionTo writer: inout BinaryWriter) {
+        encodeDeltaSection(changes, to: &writer)
+        writer.writeByte(0)
+    }
+
+    /// Reads what follows a list of changes: a delta section if there is one (into `changes`),
+    /// and whether an extension follows (opened by a byte `00`, consumed here).
+    static func decodeDeltaSectionAndExtension(into changes: inout [WireChange], from reader: inout BinaryReader) throws(CodecError)
+        -> Bool
+    {
+        guard !reader.isAtEnd else { return false }
+        var probe = reader
+        if try probe.readByte() == 0 {
+            reader = probe
+            return true
+        }
+        try decodeDeltaSection(into: &changes, from: &reader)
+        guard !reader.isAtEnd else { return false }
+        let start = reader.offset
+        guard try reader.readByte() == 0 else { throw .nonCanonical(at: start, "after the delta section, only an extension (00) may follow") }
+        return true
+    }
+
     /// Reads a delta section written by ``encodeDeltaSection(_:to:)`` into `changes`: at least
     /// one delta, indices strictly increasing and naming a change.
     static func decodeDeltaSection(into changes: inout [WireChange], from reader: inout BinaryReader) throws(CodecError) {

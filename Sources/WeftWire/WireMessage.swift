@@ -37,13 +37,17 @@ public enum WireMessage {
 }
 
 extension BinaryReader {
-    /// Reads a trailing flag: `true` if a byte `01` follows, `false` if the message ends here;
-    /// any other byte is ``WeftCRDT/CodecError`` *non-canonical*. Fields added to a message
-    /// after its first release travel this way, so older peers' messages still read.
-    mutating func readTrailingFlag(_ name: String) throws(CodecError) -> Bool {
-        guard !isAtEnd else { return false }
+    /// Reads a trailing flags byte: 0 if the message ends here; else a byte with some of the
+    /// bits of `allowed` set and no other, or ``WeftCRDT/CodecError`` *non-canonical* (a byte
+    /// of 0 too: it is left out). Fields added to a message after its first release travel
+    /// this way, so older peers' messages still read; a peer that predates a flag refuses it.
+    mutating func readTrailingFlags(_ name: String, allowed: UInt8) throws(CodecError) -> UInt8 {
+        guard !isAtEnd else { return 0 }
         let start = offset
-        guard try readByte() == 1 else { throw .nonCanonical(at: start, "the \(name) flag is 01 or absent") }
-        return true
+        let flags = try readByte()
+        guard flags != 0, flags & ~allowed == 0 else {
+            throw .nonCanonical(at: start, "the \(name) flags are a byte of bits \(allowed), present only if one is set")
+        }
+        return flags
     }
 }

@@ -170,7 +170,7 @@ struct DeltaPushTests {
             try await base.knownReplicas(database: database, among: replicas)
         }
         func applyPush(
-            database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64,
+            database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?,
             changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
             merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
                 record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
@@ -183,7 +183,8 @@ struct DeltaPushTests {
                 await run()
             }
             return try await base.applyPush(
-                database: database, replica: replica, epoch: epoch, expectedMark: expectedMark, changes: changes, merge: merge)
+                database: database, replica: replica, epoch: epoch, expectedMark: expectedMark, pulledThrough: pulledThrough, changes: changes,
+                merge: merge)
         }
         func changes(database: String, after: UInt64, limit: Int, maxBytes: Int) async throws(WeftError)
             -> (changes: [LoggedChange], hasMore: Bool)
@@ -197,11 +198,12 @@ struct DeltaPushTests {
         func conflicts(database: String, limit: Int) async throws(WeftError) -> [ConflictRecord] {
             try await base.conflicts(database: database, limit: limit)
         }
-        func rememberPull(database: String, replica: ReplicaID, after: UInt64, afterTag: UInt64, served: UInt64, servedTag: UInt64)
-            async throws(WeftError)
-        {
+        func rememberPull(
+            database: String, replica: ReplicaID, after: UInt64, afterTag: UInt64, served: UInt64, servedTag: UInt64, pulledAt: UInt64
+        ) async throws(WeftError) {
             try await base.rememberPull(
-                database: database, replica: replica, after: after, afterTag: afterTag, served: served, servedTag: servedTag)
+                database: database, replica: replica, after: after, afterTag: afterTag, served: served, servedTag: servedTag,
+                pulledAt: pulledAt)
         }
         func servedCursor(database: String, sequence: UInt64, tag: UInt64) async throws(WeftError) -> Bool {
             try await base.servedCursor(database: database, sequence: sequence, tag: tag)
@@ -210,6 +212,11 @@ struct DeltaPushTests {
             try await base.compactLog(limit: limit)
         }
         var compactedEntries: UInt64 { get async { await base.compactedEntries } }
+        func collectTombstones(pulledSince: UInt64, limit: Int) async throws(WeftError) -> (removed: Int, passFinished: Bool) {
+            try await base.collectTombstones(pulledSince: pulledSince, limit: limit)
+        }
+        func collectedThrough(database: String) async throws(WeftError) -> UInt64 { try await base.collectedThrough(database: database) }
+        var collectedTombstones: UInt64 { get async { await base.collectedTombstones } }
     }
 
     @Test(

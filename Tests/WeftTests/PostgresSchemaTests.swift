@@ -268,8 +268,9 @@ struct PostgresSchemaTests {
         #expect(try await store.servedCursor(database: "t", sequence: 1, tag: 99))
         #expect(try await !store.servedCursor(database: "t", sequence: 2, tag: 99))
         // Every key column of every table: documents (3), tenants (1), change log (3), high-water
-        // marks (1), conflicts (3), sessions (1), staged changes (3), remembered cursors (1).
-        #expect(try TestPostgres.query(url, keyColumns) == "16")
+        // marks (1), conflicts (3), sessions (1), staged changes (3), remembered cursors (1),
+        // pull positions (1).
+        #expect(try TestPostgres.query(url, keyColumns) == "17")
 
         // What version 1 held is still there: the document, and the log from sequence 1 on.
         let key = DocumentKey(collection: try CollectionName("c"), id: try DocumentID("old"))

@@ -24,9 +24,10 @@ struct ServeConfigTests {
         let server: OfflineTests.ServerProcess
         let storePath: String
 
-        init(limits: [String] = [], store: String? = nil, policy: String = "crdt") async throws {
+        init(limits: [String] = [], store: String? = nil, policy: String = "crdt", serverLines: [String] = [], prepare: ((String) async throws -> Void)? = nil) async throws {
             port = try OfflineTests.freePort()
             storePath = directory.path("central.sqlite")
+            try await prepare?(storePath)
             let config = directory.path("server.toml")
             try """
                 [persistence]
@@ -35,6 +36,7 @@ struct ServeConfigTests {
                 [server]
                 listen = "127.0.0.1:\(port)"
                 \(store ?? "store_path = \"\(storePath)\"")
+                \(serverLines.joined(separator: "\n"))
 
                 [server.limits]
                 \(limits.joined(separator: "\n"))
@@ -91,6 +93,37 @@ struct ServeConfigTests {
         let store = try SQLiteCentralStore(path: served.storePath)
         let log = try await store.changes(database: "mydb", after: 0, limit: 10, maxBytes: 1 << 20).changes
         #expect(log.map(\.key.id.rawValue) == ["a"])
+    }
+
+    /// `tombstone_retention_ms`: the pass `weft serve` runs as it starts forgets a tombstone that
+    /// a replica which last pulled 10 s ago would hold back under the default retention (the
+    /// store contract tests that), but not under 1 s.
+    @Test func tombstoneRetention() async throws {
+        let tombstone = key("c", "gone")
+        let served = try await Served(serverLines: ["tombstone_retention_ms = 1000"]) { path in
+            let store = try SQLiteCentralStore(path: path)
+            let merge: @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+                record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
+            ) = { local, key, remote throws(WeftError) in try DocumentMerge.merge(local: local, remote: remote, key: key, policy: .crdt) }
+            let live = TombstoneHorizonTests.live(10, 1)
+            _ = try await store.applyPush(database: "mydb", replica: TombstoneHorizonTests.writer, changes: [(1, tombstone, live)], merge: merge)
+            _ = try await store.applyPush(
+                database: "mydb", replica: TombstoneHorizonTests.writer, changes: [(2, tombstone, TombstoneHorizonTests.deleted(live, 11))],
+                merge: merge)
+            try await store.rememberPull(
+                database: "mydb", replica: Self.replica, after: 0, afterTag: 0, served: 1, servedTag: 0,
+                pulledAt: SystemTimeSource().currentMilliseconds() - 10_000)
+        }
+        // The pass runs as the server starts; the metric says when it has (a minute at most).
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: .seconds(60))
+        while clock.now < deadline, !(try await served.text("/metrics")).contains("weft_tombstones_collected 1") {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        served.server.stop()
+        let store = try SQLiteCentralStore(path: served.storePath)
+        #expect(try await store.record(database: "mydb", key: tombstone) == nil)
+        #expect(try await store.collectedThrough(database: "mydb") == 2)
     }
 
     /// `store_url`: the store is the PostgreSQL database named, not a SQLite file.

@@ -72,6 +72,56 @@ struct WireTests {
         #expect(try WireMessage.decode(PushRequest.self, from: WireMessage.encode(big)) == big)
     }
 
+    /// Issue #15, forgetting tombstones: the hello's and the pull's flags bytes (`02` handles
+    /// collection, `04` resyncing with its cursor), and the page's resync extension (`00`, then
+    /// flags, then the indices of documents created again). Without them each message is byte
+    /// for byte what older peers send and read, and malformed forms are refused.
+    @Test func collectionFieldsRoundTripAndAreOptional() throws {
+        var hello = HelloRequest(replica: replicaA, confirmedEpoch: 3, epoch: 4, acknowledgedThrough: 9)
+        let older = BinaryFormat.encode(hello)
+        hello.handlesCollection = true
+        #expect(BinaryFormat.encode(hello) == older + [2])
+        hello.offersDeltaPushes = true
+        #expect(BinaryFormat.encode(hello) == older + [3])
+        #expect(try WireMessage.decode(HelloRequest.self, from: WireMessage.encode(hello)) == hello)
+        var answer = HelloResponse(status: .accepted, appliedThrough: 9, defaultPolicy: WirePolicy(name: "crdt"), collections: [])
+        let olderAnswer = BinaryFormat.encode(answer)
+        answer.collectsTombstones = true
+        #expect(BinaryFormat.encode(answer) == olderAnswer + [2])
+        #expect(try WireMessage.decode(HelloResponse.self, from: WireMessage.encode(answer)) == answer)
+
+        let named = PullRequest(after: 41, afterTag: 300, replica: replicaA)
+        let plain = BinaryFormat.encode(named)
+        let deltas = PullRequest(after: 41, afterTag: 300, replica: replicaA, acceptsDeltas: true)
+        #expect(BinaryFormat.encode(deltas) == plain + [1], "the delta flag is the byte older servers read")
+        let handles = PullRequest(after: 41, afterTag: 300, replica: replicaA, acceptsDeltas: true, handlesCollection: true)
+        #expect(BinaryFormat.encode(handles) == plain + [3])
+        let resyncing = PullRequest(after: 0, replica: replicaA, resyncingFrom: 300)
+        #expect(resyncing.handlesCollection, "a resyncing pull handles collection")
+        #expect(try WireMessage.decode(PullRequest.self, from: WireMessage.encode(resyncing)) == resyncing)
+        #expect(try WireMessage.decode(PullRequest.self, from: WireMessage.encode(handles)) == handles)
+        #expect(PullRequest(after: 41, resyncingFrom: 9).resyncingFrom == nil, "collection flags need a replica")
+        for bad: [UInt8] in [[0], [4, 1], [8], [6]] {
+            #expect(throws: WireError.self, "pull flags \(bad)") { try WireMessage.decode(PullRequest.self, from: WireFrame.encode(plain + bad)) }
+        }
+
+        var page = WireSamples.pullResponse
+        let olderPage = BinaryFormat.encode(page)
+        page.resync = PullResponse.ResyncAnswer(tooFarBehind: true, createdAgain: [0, 1])
+        #expect(Array(BinaryFormat.encode(page).prefix(olderPage.count)) == olderPage)
+        #expect(BinaryFormat.encode(page) == olderPage + [0, 1, 2, 0, 1])
+        #expect(try WireMessage.decode(PullResponse.self, from: WireMessage.encode(page)) == page)
+        page.changes[1].deltaBase = 77
+        #expect(try WireMessage.decode(PullResponse.self, from: WireMessage.encode(page)) == page, "a delta section, then the extension")
+        page.resync = PullResponse.ResyncAnswer(tooFarBehind: false)
+        #expect(try WireMessage.decode(PullResponse.self, from: WireMessage.encode(page)) == page)
+        for bad: [UInt8] in [[0], [0, 2, 0], [0, 1, 1, 9], [0, 1, 2, 1, 0], [0, 0, 3, 0, 1, 2]] {
+            #expect(throws: WireError.self, "resync extension \(bad)") {
+                try WireMessage.decode(PullResponse.self, from: WireFrame.encode(olderPage + bad))
+            }
+        }
+    }
+
     /// Delta pushes are trailing additions: a push with deltas ends with the delta section, a
     /// hello that offers them with a byte `01`, and the answer says so with a byte `01` too;
     /// without them each message is byte for byte what older peers send and read.
@@ -96,7 +146,8 @@ struct WireTests {
         #expect(BinaryFormat.encode(hello) == older + [1])
         #expect(try WireMessage.decode(HelloRequest.self, from: WireMessage.encode(hello)).offersDeltaPushes)
         #expect(try !WireMessage.decode(HelloRequest.self, from: WireFrame.encode(older)).offersDeltaPushes)
-        #expect(throws: WireError.self) { try WireMessage.decode(HelloRequest.self, from: WireFrame.encode(older + [2])) }
+        #expect(throws: WireError.self) { try WireMessage.decode(HelloRequest.self, from: WireFrame.encode(older + [4])) }
+        #expect(throws: WireError.self) { try WireMessage.decode(HelloRequest.self, from: WireFrame.encode(older + [0])) }
 
         var answer = HelloResponse(status: .accepted, appliedThrough: 9, defaultPolicy: WirePolicy(name: "crdt"), collections: [])
         let olderAnswer = BinaryFormat.encode(answer)

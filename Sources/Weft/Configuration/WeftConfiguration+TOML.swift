@@ -282,8 +282,11 @@ struct TOMLReader {
 
     func server(_ table: TOMLTable) throws(ConfigurationError) -> ServerConfiguration {
         let path = "server"
-        try checkKeys(table, at: path, allowed: ["listen", "store_path", "store_url", "tokens", "limits"])
+        try checkKeys(table, at: path, allowed: ["listen", "store_path", "store_url", "tokens", "limits", "tombstone_retention_ms"])
         var result = ServerConfiguration()
+        if let retention = try integer(table, "tombstone_retention_ms", at: path, range: 1...315_360_000_000, unit: " of milliseconds") {
+            result.tombstoneRetentionMilliseconds = UInt64(retention)
+        }
         if let listen = try string(table, "listen", at: path) {
             let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
             guard parts.count == 2, !parts[0].isEmpty, let port = Int(parts[1]), (1...65_535).contains(port) else {

@@ -271,6 +271,11 @@ public struct ServerConfiguration: Hashable, Sendable {
     public var tokens: [ServerToken] = []
     /// `[server.limits]`.
     public var limits = ServerLimits()
+    /// `tombstone_retention_ms`: the server forgets a deleted document's tombstone once every
+    /// replica that pulled within this time has pulled past it (by default 30 days, as
+    /// replicas keep theirs); a replica that has not pulled for longer resyncs when it
+    /// returns.
+    public var tombstoneRetentionMilliseconds: UInt64 = TombstoneRetention.defaultMilliseconds
 
     /// The defaults: `127.0.0.1:20000`, `weft-server.sqlite`, no tokens.
     public init() {}

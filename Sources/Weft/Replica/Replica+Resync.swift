@@ -23,11 +23,20 @@ extension Replica {
     ///
     /// A document is pushed back unless the server's version covers the local one (equal or
     /// later), so a document the server holds as it is here costs nothing.
+    ///
+    /// If the server forgot deletions logged after the cursor the resync began from
+    /// (`tooFarBehind`, ``WeftWire/PullResponse/ResyncAnswer/tooFarBehind``), a document it
+    /// lacks was deleted there meanwhile, unless this replica created it and the server never
+    /// confirmed it: those are pushed as usual, and the others are forgotten, their unpushed
+    /// writes set aside in the dead letters (pushed back, they would bring the deleted document
+    /// back). The rule for such writes is therefore: the deletion wins, and the write stays
+    /// readable in ``deadLetters(limit:)``.
     /// - Complexity: O(*n*) in the local documents.
-    public func endResync(serverVersions: [DocumentKey: VersionVector]) async throws(WeftError) -> Int {
-        try await exclusively { () async throws(WeftError) -> Int in
+    public func endResync(serverVersions: [DocumentKey: VersionVector], tooFarBehind: Bool = false) async throws(WeftError) -> Int {
+        let (pushBack, missing) = try await exclusively { () async throws(WeftError) -> ([DocumentKey], [DocumentKey]) in
             let keys = try await storage.documentKeys()
             var pushBack = [DocumentKey]()
+            var missing = [DocumentKey]()
             for start in stride(from: 0, to: keys.count, by: 500) {
                 let chunk = Array(keys[start..<min(start + 500, keys.count)])
                 for (key, record) in try await storage.records(for: chunk) {
@@ -36,12 +45,22 @@ extension Replica {
                         case .before, .equal: continue
                         case .after, .concurrent: break
                         }
+                    } else if tooFarBehind {
+                        missing.append(key)
+                        continue
                     }
                     pushBack.append(key)
                 }
             }
-            try await storage.endResync(pushingBack: pushBack)
-            return pushBack.count
+            return (pushBack, missing)
         }
+        var queued = pushBack
+        if !missing.isEmpty {
+            let unconfirmed = try await storage.unconfirmedDocuments(among: missing)
+            try await forgetDocuments(missing.filter { !unconfirmed.contains($0) }, reason: Self.forgottenWhileAway)
+            queued += missing.filter { unconfirmed.contains($0) }
+        }
+        try await exclusively { () async throws(WeftError) in try await storage.endResync(pushingBack: queued) }
+        return queued.count
     }
 }

@@ -43,6 +43,34 @@ extension Replica {
         return collected
     }
 
+    /// Forgets `keys` (their records, server bases and queue entries, which go to the dead
+    /// letters with `reason`), raising the counter floors as collecting does
+    /// (``TombstoneCollecting``, contract point 3). A resync uses it for documents the server
+    /// deleted and forgot while this replica was too far behind, and for copies of a document
+    /// the server has since created again. Observers see a live document go as a deletion.
+    func forgetDocuments(_ keys: [DocumentKey], reason: String) async throws(WeftError) {
+        guard !keys.isEmpty else { return }
+        let gone = try await exclusively { () async throws(WeftError) -> [DocumentKey: DocumentRecord] in
+            let records = try await storage.records(for: keys)
+            try await storage.forgetDocuments(keys, deadLetterReason: reason, countingFor: replicaID)
+            counterFloors = try await storage.counterFloors()
+            return records
+        }
+        for (key, record) in gone where !record.isDeleted {
+            publish(ReplicaChange(key: key, origin: .remote, isDeleted: true, stamp: record.lastStamp))
+        }
+    }
+
+    /// The reason a resync gives the dead letters of writes to documents the server deleted and
+    /// forgot while this replica was too far behind.
+    static let forgottenWhileAway =
+        "the server deleted this document, and forgot the deletion, while this replica had not pulled for longer than tombstone_retention_ms: the write was not pushed"
+
+    /// The reason a resync gives the dead letters of writes to a document the server deleted,
+    /// forgot, and created again while this replica was too far behind.
+    static let createdAgainWhileAway =
+        "the server deleted this document, forgot the deletion and created it again, while this replica had not pulled for longer than tombstone_retention_ms: the write was made to the old document and was not pushed"
+
     /// The counter floor a write to `collection` must raise its record to: the collection's
     /// floor when the write is made as ``replicaID`` (the identity whose counters the floors
     /// count), else 0. Session identities are new: they have no counters to continue.

@@ -153,7 +153,9 @@ public struct AppliedRemoteChange: Hashable, Sendable {
 ///    whatever `max_queue_bytes` says: a pulled change is never refused. If `merge` throws,
 ///    nothing changes.
 /// 7. ``beginResync()`` sets the pull cursor and its tag to 0 and records that a resync is under
-///    way (``ReplicaMetadata/resyncPending``), atomically: the one way the cursor moves back.
+///    way (``ReplicaMetadata/resyncPending``) and the cursor it began from
+///    (``ReplicaMetadata/resyncFrom``; a resync already under way keeps both), atomically: the
+///    one way the cursor moves back. ``endResync(pushingBack:)`` clears them.
 ///    ``endResync(pushingBack:)`` queues the current record of each key given (as point 5
 ///    queues a resolution: coalescing, never refused at `max_queue_bytes`) and clears the flag,
 ///    atomically.

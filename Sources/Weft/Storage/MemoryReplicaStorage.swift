@@ -20,6 +20,8 @@ public actor MemoryReplicaStorage: ReplicaStorage {
     private var bases: [DocumentKey: (digest: UInt64, record: DocumentRecord)] = [:]
     /// The counter floors (contract point 9).
     private var floors: [CollectionName: UInt64] = [:]
+    /// Documents created here and neither pulled nor acknowledged since (contract point 9).
+    private var unconfirmed: Set<DocumentKey> = []
 
     /// Creates empty storage for a new replica.
     private var boot: String?
@@ -94,6 +96,7 @@ public actor MemoryReplicaStorage: ReplicaStorage {
         meta.acknowledgedThrough = max(meta.acknowledgedThrough, sequence)
         for seq in queue.keys where seq <= sequence {
             guard let entry = queue.removeValue(forKey: seq) else { continue }
+            unconfirmed.remove(entry.key)
             bytes -= entry.bytes
             if latest[entry.key] == seq { latest[entry.key] = nil }
         }
@@ -127,8 +130,10 @@ public actor MemoryReplicaStorage: ReplicaStorage {
         var bytes = self.bytes
         var nextSequence = self.nextSequence
         var sequences = [UInt64]()
+        var created = Set<DocumentKey>()
         for write in writes {
             let key = write.key
+            if documents[key] == nil { created.insert(key) }
             let size = QueueEntry.byteCount(key: key, recordBytes: write.record.encoded().count)
             if let seq = latest[key], seq > inFlightThrough, let old = queue[seq] {
                 // Coalesce: the pending entry now stands for the new record.
@@ -156,6 +161,7 @@ public actor MemoryReplicaStorage: ReplicaStorage {
         self.documents = documents
         self.bytes = bytes
         self.nextSequence = nextSequence
+        unconfirmed.formUnion(created)
         if let stamp = writes.map(\.record.lastStamp).max() { meta.lastStamp = max(meta.lastStamp ?? stamp, stamp) }
         return sequences
     }
@@ -181,6 +187,7 @@ public actor MemoryReplicaStorage: ReplicaStorage {
         }
         self.documents = documents
         self.bases = bases
+        for change in changes { unconfirmed.remove(change.key) }
         conflictLog.append(contentsOf: log)
         if cursor > meta.pullCursor {
             meta.pullCursor = cursor
@@ -206,6 +213,7 @@ public actor MemoryReplicaStorage: ReplicaStorage {
     }
 
     public func beginResync() {
+        if !meta.resyncPending { meta.resyncFrom = meta.pullCursor }
         meta.pullCursor = 0
         meta.pullCursorTag = 0
         meta.resyncPending = true
@@ -214,7 +222,30 @@ public actor MemoryReplicaStorage: ReplicaStorage {
     public func endResync(pushingBack keys: [DocumentKey]) {
         for key in keys { if let record = documents[key] { enqueue(key, record) } }
         meta.resyncPending = false
+        meta.resyncFrom = 0
     }
+
+    public func forgetDocuments(_ keys: [DocumentKey], deadLetterReason reason: String, countingFor replica: ReplicaID) {
+        let forgotten = Set(keys)
+        for (sequence, entry) in queue.sorted(by: { $0.key < $1.key }) where forgotten.contains(entry.key) {
+            if let record = documents[entry.key] {
+                deadLetterLog.append(DeadLetter(sequence: sequence, key: entry.key, record: record, reason: reason))
+            }
+            queue[sequence] = nil
+            bytes -= entry.bytes
+            if latest[entry.key] == sequence { latest[entry.key] = nil }
+        }
+        for key in forgotten {
+            if let record = documents[key] {
+                floors[key.collection] = max(floors[key.collection] ?? 0, record.highestCounter(of: replica))
+            }
+            documents[key] = nil
+            bases[key] = nil
+            unconfirmed.remove(key)
+        }
+    }
+
+    public func unconfirmedDocuments(among keys: [DocumentKey]) -> Set<DocumentKey> { unconfirmed.intersection(keys) }
 
     public func documentKeys() -> [DocumentKey] { Array(documents.keys) }
 

@@ -26,6 +26,14 @@ import WeftCRDT
 ///    and answers `nil`: a resync pushes back what the server lacks, tombstones included.
 /// 2. ``counterFloors()`` answers every collection's floor (collections without one are
 ///    absent). Floors never decrease, and survive a restart like the records.
+/// 3. ``forgetDocuments(_:deadLetterReason:countingFor:)`` removes each given document (its
+///    record and server base), moves its queue entries (waiting or in flight) to the dead
+///    letters with `reason`, and raises floors as point 1 does, in one atomic step. A resync
+///    that finds the server forgot deletions uses it (``ReplicaMetadata/resyncFrom``).
+/// 4. A document is *unconfirmed* from the local write that created it (no record was stored)
+///    until a pull brings a record of it or the server acknowledges a push of it;
+///    ``unconfirmedDocuments(among:)`` answers which of the given documents are. A document
+///    stored before a storage tracked this counts as confirmed.
 public protocol TombstoneCollecting: Sendable {
     /// One bounded step of tombstone collection (contract point 1).
     /// - Complexity: O(`limit`) records read.
@@ -36,6 +44,15 @@ public protocol TombstoneCollecting: Sendable {
 
     /// The counter floor of each collection that has one (contract point 2).
     func counterFloors() async throws(WeftError) -> [CollectionName: UInt64]
+
+    /// Removes documents, setting their queue entries aside (contract point 3).
+    func forgetDocuments(
+        _ keys: [DocumentKey], deadLetterReason reason: String, countingFor replica: ReplicaID)
+        async throws(WeftError)
+
+    /// Which of `keys` are unconfirmed: created here and neither pulled nor acknowledged since
+    /// (contract point 4).
+    func unconfirmedDocuments(among keys: [DocumentKey]) async throws(WeftError) -> Set<DocumentKey>
 }
 
 /// Settings of tombstone collection.

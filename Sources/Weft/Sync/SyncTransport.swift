@@ -29,6 +29,11 @@ public struct SyncError: Error, Hashable, Sendable, CustomStringConvertible {
         /// change came in between). Nothing was applied; the engine pushes those documents
         /// whole.
         case deltaBaseUnknown
+        /// The server forgot deletions (it collected their tombstones) that this replica has not
+        /// pulled yet (HTTP 410 with `Weft-Error: too-far-behind`): its cursor, or the one its
+        /// push names, is older than `tombstone_retention` allows. Nothing was applied; the engine
+        /// resyncs, taking the server's documents in place of copies it cannot merge.
+        case tooFarBehind
     }
 
     /// The kind of failure.

@@ -129,8 +129,15 @@ extension SQLiteReplicaStorage {
                     + (try Int.fetchOne(
                         db.cachedStatement(sql: "SELECT COALESCE(sum(bytes), 0) FROM superseded WHERE seq <= ?"),
                         arguments: [bound]) ?? 0)
-                try db.cachedStatement(sql: "UPDATE documents SET queued_seq = NULL, queued_bytes = 0 WHERE queued_seq <= ?")
+                try db.cachedStatement(sql: "UPDATE documents SET queued_seq = NULL, queued_bytes = 0, unconfirmed = 0 WHERE queued_seq <= ?")
                     .execute(arguments: [bound])
+                // A document written again while its push was on the wire: the push confirmed it.
+                try db.cachedStatement(
+                    sql: """
+                        UPDATE documents SET unconfirmed = 0 WHERE unconfirmed = 1 AND EXISTS (
+                            SELECT 1 FROM superseded s WHERE s.collection = documents.collection AND s.id = documents.id AND s.seq <= ?)
+                        """
+                ).execute(arguments: [bound])
                 try db.cachedStatement(sql: "DELETE FROM superseded WHERE seq <= ?").execute(arguments: [bound])
                 guard counters.bytes >= removed else {
                     throw WeftError.corrupt("the queue counts \(counters.bytes) bytes, less than the entries acknowledged (\(removed))")

@@ -187,7 +187,7 @@ extension SQLiteReplicaStorage {
 
     static let readRowSQL = "SELECT record, queued_seq, queued_bytes FROM documents WHERE collection = ? AND id = ?"
     static let insertDocumentSQL =
-        "INSERT INTO documents (collection, id, record, deleted, queued_seq, queued_bytes) VALUES (?, ?, ?, ?, ?, ?)"
+        "INSERT INTO documents (collection, id, record, deleted, queued_seq, queued_bytes, unconfirmed) VALUES (?, ?, ?, ?, ?, ?, 1)"
     static let updateCoalescedSQL = "UPDATE documents SET record = ?, deleted = ?, queued_bytes = ? WHERE collection = ? AND id = ?"
     static let updateQueuedSQL =
         "UPDATE documents SET record = ?, deleted = ?, queued_seq = ?, queued_bytes = ? WHERE collection = ? AND id = ?"

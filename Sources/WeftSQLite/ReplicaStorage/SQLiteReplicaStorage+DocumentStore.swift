@@ -35,6 +35,9 @@ extension SQLiteReplicaStorage {
                 metadata.pullCursorTag = UInt64(try Self.metaInteger(db, "pull_cursor_tag"))
             }
             metadata.resyncPending = try Int64.fetchOne(db, sql: "SELECT count(*) FROM meta WHERE key = 'resync_pending'") == 1
+            if try Int64.fetchOne(db, sql: "SELECT count(*) FROM meta WHERE key = 'resync_from'") == 1 {
+                metadata.resyncFrom = UInt64(try Self.metaInteger(db, "resync_from"))
+            }
             if let former = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'former_identities'") {
                 guard former.count % 16 == 0 else { throw WeftError.corrupt("the former identities are not 16 bytes each") }
                 let bytes = [UInt8](former)

@@ -27,7 +27,7 @@ extension SQLiteReplicaStorage {
                 let upsertDocument = try db.cachedStatement(
                     sql: """
                         INSERT INTO documents (collection, id, record, deleted) VALUES (?, ?, ?, ?)
-                        ON CONFLICT (collection, id) DO UPDATE SET record = excluded.record, deleted = excluded.deleted
+                        ON CONFLICT (collection, id) DO UPDATE SET record = excluded.record, deleted = excluded.deleted, unconfirmed = 0
                         """)
                 // The server base (contract point 8).
                 let upsertBase = try db.cachedStatement(
@@ -97,6 +97,8 @@ extension SQLiteReplicaStorage {
 
     public func beginResync() async throws(WeftError) {
         try await write { db in
+            // A resync already under way keeps the cursor it began from.
+            try db.execute(sql: "INSERT OR IGNORE INTO meta (key, value) SELECT 'resync_from', value FROM meta WHERE key = 'pull_cursor'")
             try db.execute(sql: "UPDATE meta SET value = 0 WHERE key = 'pull_cursor'")
             try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('pull_cursor_tag', 0)")
             try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('resync_pending', 1)")
@@ -111,7 +113,7 @@ extension SQLiteReplicaStorage {
                     guard let data = try Data.fetchOne(read, arguments: [key.collection.rawValue, key.id.rawValue]) else { continue }
                     try self.enqueueResolution(db, key, try Self.decodeRecord(data, "\(key)"), &counters)
                 }
-                try db.execute(sql: "DELETE FROM meta WHERE key = 'resync_pending'")
+                try db.execute(sql: "DELETE FROM meta WHERE key IN ('resync_pending', 'resync_from')")
             }
         } catch {
             throw Self.map(error, path: path)

@@ -56,15 +56,93 @@ extension SQLiteReplicaStorage {
                 try deleteDocument.execute(arguments: [key.collection.rawValue, key.id.rawValue])
                 try deleteBase.execute(arguments: [key.collection.rawValue, key.id.rawValue])
             }
-            let raise = try db.cachedStatement(
-                sql: """
-                    INSERT INTO counter_floors (collection, counter) VALUES (?, ?)
-                    ON CONFLICT (collection) DO UPDATE SET counter = max(counter, excluded.counter)
-                    """)
-            for (collection, floor) in floors where floor > 0 {
-                try raise.execute(arguments: [collection.rawValue, Int64(clamping: floor)])
-            }
+            try Self.raiseFloors(db, floors)
             return (collected, last)
+        }
+    }
+
+    public func forgetDocuments(
+        _ keys: [DocumentKey], deadLetterReason reason: String, countingFor replica: ReplicaID
+    )
+        async throws(WeftError)
+    {
+        guard !keys.isEmpty else { return }
+        do {
+            try transaction { db, counters in
+                let readRow = try db.cachedStatement(
+                    sql:
+                        "SELECT record, queued_seq, queued_bytes FROM documents WHERE collection = ? AND id = ?"
+                )
+                let readSuperseded = try db.cachedStatement(
+                    sql: "SELECT seq, bytes FROM superseded WHERE collection = ? AND id = ?")
+                let deadLetter = try db.cachedStatement(
+                    sql:
+                        "INSERT INTO dead_letters (seq, collection, id, record, reason) VALUES (?, ?, ?, ?, ?)"
+                )
+                var floors = [CollectionName: UInt64]()
+                for key in Set(keys) {
+                    let arguments: StatementArguments = [key.collection.rawValue, key.id.rawValue]
+                    guard let row = try Row.fetchOne(readRow, arguments: arguments) else { continue }
+                    let data = try Self.column(row, "record", Data.self)
+                    let record = try Self.decodeRecord(data, "\(key)")
+                    floors[key.collection] = max(
+                        floors[key.collection] ?? 0, record.highestCounter(of: replica))
+                    // Every entry of the document, waiting or in flight, is set aside with its record.
+                    var entries = [(seq: Int64, bytes: Int)]()
+                    if let seq = try Self.column(row, "queued_seq", Int64?.self) {
+                        entries.append((seq, try Self.column(row, "queued_bytes", Int.self)))
+                    }
+                    for older in try Row.fetchAll(readSuperseded, arguments: arguments) {
+                        entries.append(
+                            (
+                                try Self.column(older, "seq", Int64.self),
+                                try Self.column(older, "bytes", Int.self)
+                            ))
+                    }
+                    for entry in entries {
+                        try deadLetter.execute(arguments: [
+                            entry.seq, key.collection.rawValue, key.id.rawValue, data, reason,
+                        ])
+                        counters.bytes = max(0, counters.bytes - entry.bytes)
+                    }
+                    try db.execute(
+                        sql: "DELETE FROM superseded WHERE collection = ? AND id = ?", arguments: arguments)
+                    try db.execute(
+                        sql: "DELETE FROM documents WHERE collection = ? AND id = ?", arguments: arguments)
+                    try db.execute(
+                        sql: "DELETE FROM server_bases WHERE collection = ? AND id = ?", arguments: arguments)
+                }
+                try Self.raiseFloors(db, floors)
+                try Self.saveSequenceFloor(db, counters.next)
+            }
+        } catch {
+            throw Self.map(error, path: path)
+        }
+    }
+
+    public func unconfirmedDocuments(among keys: [DocumentKey]) async throws(WeftError) -> Set<DocumentKey> {
+        guard !keys.isEmpty else { return [] }
+        return try await read { db in
+            let statement = try db.cachedStatement(
+                sql: "SELECT unconfirmed FROM documents WHERE collection = ? AND id = ?")
+            var found = Set<DocumentKey>()
+            for key in keys
+            where try Int64.fetchOne(statement, arguments: [key.collection.rawValue, key.id.rawValue]) == 1 {
+                found.insert(key)
+            }
+            return found
+        }
+    }
+
+    /// Raises each collection's floor to at least the value given.
+    static func raiseFloors(_ db: Database, _ floors: [CollectionName: UInt64]) throws {
+        let raise = try db.cachedStatement(
+            sql: """
+                INSERT INTO counter_floors (collection, counter) VALUES (?, ?)
+                ON CONFLICT (collection) DO UPDATE SET counter = max(counter, excluded.counter)
+                """)
+        for (collection, floor) in floors where floor > 0 {
+            try raise.execute(arguments: [collection.rawValue, Int64(clamping: floor)])
         }
     }
 

@@ -174,15 +174,18 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                     );
                     """)
         }
-        migrator.registerMigration("v7: counter floors") { db in
-            // Per collection, the highest counter this replica used in a tombstone it collected:
-            // its writes in that collection count on from there (``TombstoneCollecting``).
+        migrator.registerMigration("v7: counter floors and unconfirmed documents") { db in
+            // Per collection, the highest counter this replica used in a record it forgot: its
+            // writes in that collection count on from there. `unconfirmed`: created here and
+            // neither pulled nor acknowledged since (``TombstoneCollecting``); rows stored before
+            // count as confirmed.
             try db.execute(
                 sql: """
                     CREATE TABLE counter_floors (
                         collection TEXT PRIMARY KEY NOT NULL,
                         counter INTEGER NOT NULL
                     ) WITHOUT ROWID;
+                    ALTER TABLE documents ADD COLUMN unconfirmed INTEGER NOT NULL DEFAULT 0;
                     """)
         }
         return migrator
@@ -190,7 +193,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
 
     /// Every table and column the storage reads or writes, as a query that reads no row.
     static let schemaProbes = [
-        "SELECT collection, id, record, deleted, queued_seq, queued_bytes FROM documents LIMIT 0",
+        "SELECT collection, id, record, deleted, queued_seq, queued_bytes, unconfirmed FROM documents LIMIT 0",
         "SELECT collection, id, digest, base FROM server_bases LIMIT 0",
         "SELECT collection, counter FROM counter_floors LIMIT 0",
         "SELECT key, value FROM meta LIMIT 0",

@@ -8,7 +8,7 @@ import WeftSQLite
 extension SQLiteCentralStore {
     public func rememberPull(
         database: String, replica: ReplicaID, after: UInt64, afterTag: UInt64, served: UInt64,
-        servedTag: UInt64
+        servedTag: UInt64, pulledAt: UInt64
     )
         async throws(WeftError)
     {
@@ -34,6 +34,9 @@ extension SQLiteCentralStore {
                         }
                         return .commit
                     }
+                    try db.execute(
+                        sql: "INSERT OR REPLACE INTO pull_positions (tenant, replica, after, pulled_at) VALUES (?, ?, ?, ?)",
+                        arguments: [database, replicaBytes, from, Int64(clamping: pulledAt)])
                     try db.execute(
                         sql: "DELETE FROM pull_cursors WHERE tenant = ? AND replica = ? AND sequence < ?",
                         arguments: [database, replicaBytes, from])

@@ -7,7 +7,7 @@ import WeftSQLite
 // Applying pushes.
 extension SQLiteCentralStore {
     public func applyPush(
-        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64,
+        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?,
         changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
@@ -24,11 +24,19 @@ extension SQLiteCentralStore {
                         db, sql: "SELECT applied_through FROM high_water WHERE tenant = ? AND replica = ?",
                         arguments: [database, replicaBytes]) ?? 0)
                 guard mark >= expectedMark else { throw WeftError.forked(Self.lostChanges(replica, mark, expectedMark)) }
+                // One writer at a time: nothing is forgotten while this transaction runs.
+                let collectedThrough = try Self.collectedThrough(db, database)
+                try Self.refuseIfTooFarBehind(pulledThrough, collectedThrough: collectedThrough)
+                let bornAfter = Int64(clamping: collectedThrough)
                 // The per-change statements run through the SQLite C API (see RawStatement).
                 let read = RawStatement(
                     try db.cachedStatement(sql: "SELECT record FROM documents WHERE tenant = ? AND collection = ? AND id = ?"), in: db)
                 let store = RawStatement(
-                    try db.cachedStatement(sql: "INSERT OR REPLACE INTO documents (tenant, collection, id, record) VALUES (?, ?, ?, ?)"),
+                    try db.cachedStatement(
+                        sql: """
+                            INSERT INTO documents (tenant, collection, id, record, tombstone, born_after) VALUES (?, ?, ?, ?, ?, ?)
+                            ON CONFLICT (tenant, collection, id) DO UPDATE SET record = excluded.record, tombstone = excluded.tombstone
+                            """),
                     in: db)
                 // Logging a change replaces the document's entry (the unique key): the log is
                 // compacted as it grows, and the new entry takes the next sequence.
@@ -67,6 +75,8 @@ extension SQLiteCentralStore {
                             try statement.bind(key.collection.rawValue)
                             try statement.bind(key.id.rawValue)
                             try statement.bind(borrowing: record)
+                            try statement.bind(result.record.isDeleted && result.record.body.count == 0)
+                            try statement.bind(bornAfter)
                             try statement.execute()
                         }
                     }

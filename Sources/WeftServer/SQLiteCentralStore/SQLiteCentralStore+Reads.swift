@@ -17,7 +17,7 @@ extension SQLiteCentralStore {
                     db,
                     sql: """
                         SELECT l.sequence, l.collection, l.id, d.record, length(d.record) AS bytes, l.tag,
-                            l.delta, l.base_digest, l.base_sequence FROM log l
+                            l.delta, l.base_digest, l.base_sequence, d.born_after FROM log l
                         JOIN documents d ON d.tenant = l.tenant AND d.collection = l.collection AND d.id = l.id
                         WHERE l.tenant = ? AND l.sequence > ? ORDER BY l.sequence LIMIT ?
                         """,
@@ -49,8 +49,11 @@ extension SQLiteCentralStore {
                             throw WeftError.corrupt("the logged delta of \(database)/\(key) at \(path) does not decode: \(error)")
                         }
                     }
+                    let born = try SQLiteReplicaStorage.column(row, "born_after", Int64.self)
                     page.append(
-                        LoggedChange(sequence: UInt64(sequence), key: key, record: record, byteCount: size, tag: UInt64(bitPattern: tag), delta: delta))
+                        LoggedChange(
+                            sequence: UInt64(sequence), key: key, record: record, byteCount: size, tag: UInt64(bitPattern: tag), delta: delta,
+                            bornAfter: UInt64(max(0, born))))
                     bytes += size
                 }
                 return (page, more)

@@ -82,6 +82,25 @@ extension SQLiteCentralStore {
                         VALUES ('remembered_from', coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'log'), 0));
                     """)
         }
+        migrator.registerMigration("v5: forgetting tombstones") { db in
+            // `tombstone`: 1 if the record is deleted and holds no field (a tombstone the store
+            // may forget), 0 if not, NULL for records written before (the collection pass
+            // decodes them once). `born_after`: how far the tenant had forgotten tombstones when
+            // the row was created. Each named replica's latest pull, and each tenant's
+            // `collected_through`, decide what may be forgotten (CentralStore rule 9).
+            try db.execute(
+                sql: """
+                    ALTER TABLE documents ADD COLUMN tombstone INTEGER;
+                    ALTER TABLE documents ADD COLUMN born_after INTEGER NOT NULL DEFAULT 0;
+                    CREATE INDEX documents_tombstones ON documents (tenant) WHERE tombstone = 1;
+                    CREATE INDEX documents_unclassified ON documents (tenant) WHERE tombstone IS NULL;
+                    CREATE TABLE pull_positions (
+                        tenant TEXT NOT NULL, replica BLOB NOT NULL, after INTEGER NOT NULL, pulled_at INTEGER NOT NULL,
+                        PRIMARY KEY (tenant, replica)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE collected (tenant TEXT PRIMARY KEY, through INTEGER NOT NULL) WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 }

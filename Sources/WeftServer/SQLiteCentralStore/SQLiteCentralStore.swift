@@ -12,6 +12,7 @@ public final class SQLiteCentralStore: CentralStore {
     /// The database file.
     public let path: String
     let compacted = Mutex<UInt64>(0)
+    let collected = Mutex<UInt64>(0)
 
     /// Log entries this store removed because a newer entry of the same document superseded
     /// them (it compacts as it logs).

@@ -18,16 +18,27 @@ extension SyncEngine {
             return try await resync()
         }
         do {
-            return try await pullPages { _ in }
+            return try await pullPages { _, _ in }
         } catch where error.kind == .resync {
             logger.warning("the server's history does not hold this replica's cursor (restored from a backup?): resyncing")
+            return try await resync()
+        } catch where error.kind == .tooFarBehind {
+            logger.warning("the server forgot deletions this replica has not pulled (it was away longer than tombstone_retention_ms): resyncing")
             return try await resync()
         }
     }
 
     /// Pulls and applies pages from the cursor on (at most `maximumPages` of them), calling
-    /// `observe` with each page's changes as the server sent them.
-    func pullPages(maximumPages: Int = .max, observe: ([(key: DocumentKey, record: DocumentRecord)]) -> Void) async throws(SyncError)
+    /// `observe` with each page's changes as the server sent them and its resync answer.
+    ///
+    /// In a resync (`resyncingFrom`: the cursor it began from), a page's documents the server
+    /// created again since that cursor are forgotten here before the page is applied, their
+    /// unpushed writes set aside: the copy held here is of a version the server deleted and
+    /// forgot, and joining it into the new one would bring the deleted content back.
+    func pullPages(
+        maximumPages: Int = .max, resyncingFrom: UInt64? = nil,
+        observe: ([(key: DocumentKey, record: DocumentRecord)], PullResponse.ResyncAnswer?) -> Void
+    ) async throws(SyncError)
         -> (changes: Int, conflicts: Int, cursor: UInt64)
     {
         var pages = 0
@@ -36,11 +47,12 @@ extension SyncEngine {
         var changes = 0
         var conflicts = 0
         // A replica that starts from 0 (a first sync, a resync) holds no base of any delta: it
-        // takes whole records.
-        let takesDeltas = cursor > 0
+        // takes whole records. Nor does a resync take deltas.
+        let takesDeltas = cursor > 0 && resyncingFrom == nil
         while true {
             var request = PullRequest(
-                after: cursor, afterTag: tag, maximumChanges: maximumPageChanges, replica: replica.replicaID, acceptsDeltas: takesDeltas)
+                after: cursor, afterTag: tag, maximumChanges: maximumPageChanges, replica: replica.replicaID, acceptsDeltas: takesDeltas,
+                handlesCollection: serverCollectsTombstones, resyncingFrom: serverCollectsTombstones ? resyncingFrom : nil)
             if let limit = bandwidthLimit { request.maximumBytes = UInt32(clamping: min(Int(request.maximumBytes), limit.burstBytes)) }
             var page = try await transport.pull(request)
             if bandwidthLimit != nil { await throttle(WireMessage.encode(page).count) }
@@ -72,7 +84,14 @@ extension SyncEngine {
                     throw SyncError(.badResponse, "the server sent an invalid key \(change.key): \(error)")
                 }
             }
-            observe(keyed)
+            observe(keyed, page.resync)
+            if let answer = page.resync, !answer.createdAgain.isEmpty {
+                let again = answer.createdAgain.compactMap { $0 < keyed.count ? keyed[$0].key : nil }
+                try await local { () async throws(WeftError) in
+                    let held = try await replica.storage.records(for: again).keys
+                    try await replica.forgetDocuments(Array(held), reason: Replica.createdAgainWhileAway)
+                }
+            }
             let pageTag = page.cursorTag
             let applied = try await local { () async throws(WeftError) in
                 try await replica.applyRemote(keyed, through: page.cursor, tag: pageTag)

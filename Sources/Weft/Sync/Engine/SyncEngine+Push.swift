@@ -27,6 +27,14 @@ extension SyncEngine {
         }
         do {
             return try await replay()
+        } catch where error.kind == .tooFarBehind {
+            // The server forgot deletions this replica has not pulled: its records may hold
+            // documents deleted since. Nothing was applied; resync (the round's pull does), and
+            // push what remains queued after it.
+            logger.warning("the server forgot deletions this replica has not pulled: resyncing before pushing")
+            let replica = replica
+            try await local { () async throws(WeftError) in try await replica.beginResync() }
+            return 0
         } catch where error.kind == .forked {
             // The server does not hold this session any more: another copy of this file spoke
             // to it since (then the hello gives the replica a new identity), or the server was
@@ -84,7 +92,13 @@ extension SyncEngine {
         while true {
             if !exhausted && inFlight.count < maximumPushesInFlight {
                 let batch: [QueueEntry]
+                // The cursor the batch's records hold every pulled change up to, read before
+                // them (during a resync, the one it began from): a server that forgot deletions
+                // after it refuses the batch.
+                let pulledThrough: UInt64
                 do {
+                    let metadata = try await storage.metadata()
+                    pulledThrough = metadata.resyncPending ? metadata.resyncFrom : metadata.pullCursor
                     batch = try await storage.nextBatch(maxBytes: batchBytes, maxEntries: maximumBatchEntries)
                 } catch {
                     try await settle(SyncError(.rejected, "local storage: \(error)"))
@@ -117,6 +131,7 @@ extension SyncEngine {
                         replica: replicaID, epoch: epoch, formerIdentities: replica.formerIdentities, changes: changes)
                     // The server must still hold what it confirmed in this session.
                     request.expectedAppliedThrough = confirmedMark
+                    request.pulledThrough = pulledThrough
                     if bandwidthLimit != nil {
                         let size = WireMessage.encode(request).count
                         await throttle(size)
@@ -284,7 +299,7 @@ extension SyncEngine {
         do {
             let replica = replica
             if try await !local({ () async throws(WeftError) in try await replica.isResyncing() }) {
-                _ = try await pullPages(maximumPages: 1) { _ in }
+                _ = try await pullPages(maximumPages: 1) { _, _ in }
             }
         } catch {
             logger.debug("a pull before pushing failed; large documents may go whole", metadata: ["error": "\(error)"])

@@ -19,16 +19,21 @@ extension SyncEngine {
     func resync() async throws(SyncError) -> (changes: Int, conflicts: Int, cursor: UInt64) {
         let replica = replica
         try await local { () async throws(WeftError) in try await replica.beginResync() }
+        let from = try await local { () async throws(WeftError) in try await replica.storage.metadata().resyncFrom }
         var serverVersions = [DocumentKey: VersionVector]()
-        let pulled = try await pullPages { page in
+        var tooFarBehind = false
+        let pulled = try await pullPages(resyncingFrom: from) { page, answer in
             for change in page { serverVersions[change.key] = change.record.version }
+            if answer?.tooFarBehind == true { tooFarBehind = true }
         }
-        let pushedBack = try await local { () async throws(WeftError) in try await replica.endResync(serverVersions: serverVersions) }
+        let pushedBack = try await local { () async throws(WeftError) in
+            try await replica.endResync(serverVersions: serverVersions, tooFarBehind: tooFarBehind)
+        }
         resyncs += 1
         logger.warning(
             "resynced with the server: pulled its whole history and queued what it lacked",
             metadata: ["pulled": "\(pulled.changes)", "pushed back": "\(pushedBack)"])
-        if pushedBack > 0 { resolvedSiblings = true }  // push them in this round
+        resolvedSiblings = true  // push what is queued in this round: pushes wait while a resync is under way
         return pulled
     }
 }

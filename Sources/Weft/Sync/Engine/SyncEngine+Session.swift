@@ -14,6 +14,7 @@ extension SyncEngine {
         for _ in 0..<2 {
             var request = try await local { () async throws(WeftError) in try await replica.helloRequest() }
             request.offersDeltaPushes = true
+            request.handlesCollection = true
             let response: HelloResponse
             do {
                 response = try await transport.hello(request)
@@ -22,6 +23,7 @@ extension SyncEngine {
                 // hello as an older replica would, and push whole records.
                 logger.info("the server refused a hello that offers delta pushes; saying hello without", metadata: ["error": "\(error.message)"])
                 request.offersDeltaPushes = false
+                request.handlesCollection = false
                 response = try await transport.hello(request)
             }
             switch response.status {
@@ -43,6 +45,7 @@ extension SyncEngine {
                 }
                 declaredPolicies = policies
                 serverTakesDeltaPushes = response.acceptsDeltaPushes
+                serverCollectsTombstones = response.collectsTombstones
                 confirmedMark = response.appliedThrough
                 missingResolvers = policies.resolverNames.filter { replica.resolvers[$0] == nil }
                 sessionOpen = true

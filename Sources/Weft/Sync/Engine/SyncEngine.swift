@@ -68,6 +68,9 @@ public actor SyncEngine {
     /// Whether the server said in this session's hello that it takes pushed deltas
     /// (``WeftWire/HelloResponse/acceptsDeltaPushes``).
     var serverTakesDeltaPushes = false
+    /// Whether the server forgets tombstones and reads the pull's collection flags
+    /// (``WeftWire/HelloResponse/collectsTombstones``).
+    var serverCollectsTombstones = false
     /// Pushed deltas (``WeftWire/WireChange/deltaBase``) since the engine started, and pushes
     /// the server refused for a delta's base and that went again whole.
     public internal(set) var deltaPushes = (sent: 0, refused: 0)
