@@ -82,14 +82,9 @@ public struct PullRequest: Hashable, Sendable, BinaryCodable {
         maximumBytes = try reader.readUInt32()
         waitMilliseconds = try reader.readUInt32()
         replica = reader.formatVersion >= 2 && !reader.isAtEnd ? try reader.readReplica() : nil
-        var flags: UInt8 = 0
-        if replica != nil && !reader.isAtEnd {
-            let start = reader.offset
-            flags = try reader.readByte()
-            guard flags != 0, flags & ~7 == 0, flags & 4 == 0 || flags & 2 != 0 else {
-                throw .nonCanonical(at: start, "the pull's flags are 01, 02 and 04 (which needs 02), and present only if one is set")
-            }
-        }
+        let start = reader.offset
+        let flags = replica != nil ? try reader.readTrailingFlags("pull", allowed: 7) : 0
+        guard flags & 4 == 0 || flags & 2 != 0 else { throw .nonCanonical(at: start, "a resyncing pull (04) handles collection (02)") }
         acceptsDeltas = flags & 1 != 0
         handlesCollection = flags & 2 != 0
         resyncingFrom = flags & 4 != 0 ? try reader.readVarint() : nil

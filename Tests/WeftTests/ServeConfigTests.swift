@@ -102,9 +102,7 @@ struct ServeConfigTests {
         let tombstone = key("c", "gone")
         let served = try await Served(serverLines: ["tombstone_retention_ms = 1000"]) { path in
             let store = try SQLiteCentralStore(path: path)
-            let merge: @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
-                record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
-            ) = { local, key, remote throws(WeftError) in try DocumentMerge.merge(local: local, remote: remote, key: key, policy: .crdt) }
+            let merge = CentralStoreContractTests.merge
             let live = TombstoneHorizonTests.live(10, 1)
             _ = try await store.applyPush(database: "mydb", replica: TombstoneHorizonTests.writer, changes: [(1, tombstone, live)], merge: merge)
             _ = try await store.applyPush(

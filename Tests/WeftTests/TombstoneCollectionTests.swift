@@ -10,12 +10,7 @@ import WeftTesting
 /// replica that writes a forgotten document again from issuing its old counters.
 @Suite("Tombstone collection on replicas")
 struct TombstoneCollectionTests {
-    static let merge:
-        @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
-            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
-        ) = { local, key, remote throws(WeftError) in
-            try DocumentMerge.merge(local: local, remote: remote, key: key, policy: .crdt)
-        }
+    static let merge = CentralStoreContractTests.merge
 
     static let writer = ReplicaID(high: 7, low: 7)
 

@@ -12,12 +12,7 @@ import WeftWire
 /// bringing deleted documents back.
 @Suite("Tombstone collection on the server, and replicas too far behind")
 struct TombstoneHorizonTests {
-    static let merge:
-        @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
-            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
-        ) = { local, key, remote throws(WeftError) in
-            try DocumentMerge.merge(local: local, remote: remote, key: key, policy: .crdt)
-        }
+    static let merge = CentralStoreContractTests.merge
 
     static let writer = ReplicaID(high: 3, low: 3)
     static let day: UInt64 = 86_400_000
@@ -242,6 +237,17 @@ struct TooFarBehindTests {
         #expect(try await store.record(database: "db", key: key("docs", "p3"))?.body.string("w") == "b on p3")
         #expect(try await store.record(database: "db", key: key("docs", "p9"))?.body.string("v") == "b's own")
         #expect(try await store.record(database: "db", key: key("docs", "p5"))?.body.string("w") == nil)
+
+        // A replica joining now bootstraps in small pages: its cursor passes below what the
+        // server forgot, so after its first page it resyncs, and ends as the server is.
+        let late = try await Replica.open(path: directory.path("late.sqlite"), timeSource: f.time)
+        let lateEngine = SyncEngine(replica: late, transport: InProcessTransport(service: f.service, database: "db"))
+        await lateEngine.setPageSize(2)
+        try await lateEngine.syncOnce()
+        for id in ["p1", "p2", "p3", "p4", "p5", "p9"] {
+            #expect(try await late.record(key("docs", id)) == store.record(database: "db", key: key("docs", id)), "\(id) on the late replica")
+        }
+        #expect(try await late.deadLetters().isEmpty)
 
         // Both converge.
         try await f.engineA.syncOnce()

@@ -103,10 +103,36 @@ func runBootstrap(documents: Int, versions: Int, repeats: Int) async throws -> (
         try await BenchServer.start(store: history, storePath: historyPath, policy: .crdt),
         try await BenchServer.start(store: plain, storePath: plainPath, policy: .crdt),
     ]
-    var times: [[Double]] = [[], []]
-    var pulled = [0, 0]
+    let rounds = try await bootstrapRounds(from: servers, repeats: repeats, scratch: scratch)
+    for (which, changes) in rounds.changes.enumerated() where changes < documents {
+        throw BenchFailure("the bootstrap from store \(which) applied \(changes) changes for \(documents) documents")
+    }
+    let (times, pulled) = (rounds.times, rounds.pulled)
+    for server in servers { await server.stop() }
+    var passes = [BootstrapPass]()
+    for (which, path) in [historyPath, plainPath].enumerated() {
+        let figures = try await storeFigures(path)
+        passes.append(
+            BootstrapPass(
+                documents: documents, versions: which == 0 ? versions : 1, seconds: times[which], pulledBytes: pulled[which],
+                storeBytesInUse: figures.bytesInUse, storeFileBytes: figures.fileBytes, liveRecordBytes: figures.liveRecordBytes,
+                logEntries: figures.logEntries))
+    }
+    return (passes[0], passes[1])
+}
+
+/// A new SQLite replica's first `pullAll()` from each of `servers`, `repeats` times in
+/// alternating order (timed), then once more through a byte counter: the median times, the
+/// framed bytes and the changes of the counted run, per server.
+func bootstrapRounds(from servers: [BenchServer], repeats: Int, scratch: Scratch) async throws
+    -> (times: [Double], pulled: [Int], changes: [Int])
+{
+    var times = [[Double]](repeating: [], count: servers.count)
+    var pulled = [Int](repeating: 0, count: servers.count)
+    var changes = [Int](repeating: 0, count: servers.count)
     for round in 0..<repeats + 1 {
-        for which in round % 2 == 0 ? [0, 1] : [1, 0] {
+        let order = Array(servers.indices)
+        for which in round % 2 == 0 ? order : order.reversed() {
             let counting = round == repeats
             let replica = try await Replica.open(path: scratch.file("replica-\(which)-\(round).sqlite"))
             let http = HTTPTransport(baseURL: servers[which].baseURL, database: BenchServer.database, token: BenchServer.token)
@@ -115,32 +141,31 @@ func runBootstrap(documents: Int, versions: Int, repeats: Int) async throws -> (
             let clock = ContinuousClock()
             let start = clock.now
             let result = try await engine.pullAll()
-            if !counting { times[which].append(seconds(clock.now - start)) }
-            guard result.changes >= documents else {
-                throw BenchFailure("the bootstrap applied \(result.changes) changes for \(documents) documents")
+            if counting {
+                pulled[which] = counter.pulled.withLock { $0 }
+                changes[which] = result.changes
+            } else {
+                times[which].append(seconds(clock.now - start))
             }
-            if counting { pulled[which] = counter.pulled.withLock { $0 } }
         }
     }
-    for server in servers { await server.stop() }
-    var passes = [BootstrapPass]()
-    for (which, path) in [historyPath, plainPath].enumerated() {
-        // The store's size: a checkpoint first, so the WAL's pages are in the file.
-        let queue = try DatabaseQueue(path: path)
-        let figures = try await queue.writeWithoutTransaction { db -> (Int, Int, Int, Int) in
-            try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
-            let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 0
-            let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
-            let free = try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
-            let live = try Int.fetchOne(db, sql: "SELECT sum(length(record)) FROM documents") ?? 0
-            let entries = try Int.fetchOne(db, sql: "SELECT count(*) FROM log") ?? 0
-            return ((pages - free) * pageSize, live, entries, pages * pageSize)
-        }
-        try queue.close()
-        passes.append(
-            BootstrapPass(
-                documents: documents, versions: which == 0 ? versions : 1, seconds: median(times[which]), pulledBytes: pulled[which],
-                storeBytesInUse: figures.0, storeFileBytes: figures.3, liveRecordBytes: figures.1, logEntries: figures.2))
+    return (times.map(median), pulled, changes)
+}
+
+/// A SQLite central store's size after a checkpoint (so the WAL's pages are in the file): bytes
+/// in use (pages minus free pages), the file, the live records, the log entries and documents.
+func storeFigures(_ path: String) async throws -> (bytesInUse: Int, fileBytes: Int, liveRecordBytes: Int, logEntries: Int, documents: Int) {
+    let queue = try DatabaseQueue(path: path)
+    let figures = try await queue.writeWithoutTransaction { db -> (Int, Int, Int, Int, Int) in
+        try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+        let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 0
+        let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+        let free = try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
+        let live = try Int.fetchOne(db, sql: "SELECT sum(length(record)) FROM documents") ?? 0
+        let entries = try Int.fetchOne(db, sql: "SELECT count(*) FROM log") ?? 0
+        let documents = try Int.fetchOne(db, sql: "SELECT count(*) FROM documents") ?? 0
+        return ((pages - free) * pageSize, pages * pageSize, live, entries, documents)
     }
-    return (passes[0], passes[1])
+    try queue.close()
+    return figures
 }

@@ -15,7 +15,7 @@
 //                          twice: push and pull (syncOnce), then push only (pushAll)
 //   --load-repeats N       passes of each load test, fresh databases each (default 3)
 //   --skip PHASES          comma-separated phases to skip: postgres, scaleout, throttle, replay,
-//                          wire, memory, load, bootstrap, large
+//                          wire, memory, load, bootstrap, large, tombstones
 //   --bootstrap-documents N documents on the server in the bootstrap phase (default 10000)
 //   --only PHASES          run only these phases
 //   --pg-replicas N        replicas pushing at once in the PostgreSQL phases (default 20)
@@ -128,7 +128,8 @@ while let argument = arguments.popFirst() {
 }
 
 if let only {
-    skipped.formUnion(Set(["postgres", "scaleout", "throttle", "replay", "wire", "memory", "load", "bootstrap", "large"]).subtracting(only))
+    skipped.formUnion(
+        Set(["postgres", "scaleout", "throttle", "replay", "wire", "memory", "load", "bootstrap", "large", "tombstones"]).subtracting(only))
 }
 
 // MARK: - Run
@@ -173,6 +174,27 @@ do {
             "passes": passes,
             "note": "SQLite central stores; bytes in use = (page_count - freelist_count) x page_size after a checkpoint; bootstrap = a new "
                 + "SQLite replica's first pullAll over HTTP on loopback, median of 5 alternating runs per store, then one more counting framed page bytes",
+        ] as [String: Any]
+    }
+
+    // T. Forgotten tombstones: a new replica's first sync from a server holding half its
+    // documents as tombstones, before and after it forgets them, and from one holding only the
+    // live half.
+    if !skipped.contains("tombstones") {
+        log("tombstones: \(bootstrapDocuments) documents, every other one deleted")
+        let passes = try await runTombstones(documents: bootstrapDocuments, repeats: 5)
+        for pass in passes {
+            log(
+                "  \(pass.label): \(pass.documents) stored, bootstrap \(rounded(pass.seconds, 3)) s, \(pass.pulledChanges) changes, "
+                    + "\(pass.pulledBytes) bytes; store \(pass.storeBytesInUse) bytes in use")
+        }
+        output["tombstones"] = [
+            "passes": passes.map(\.json),
+            "forgotten_over_live_only_time": rounded(passes[1].seconds / passes[2].seconds, 3),
+            "forgotten_over_live_only_bytes": rounded(Double(passes[1].pulledBytes) / Double(max(1, passes[2].pulledBytes)), 3),
+            "kept_over_live_only_bytes": rounded(Double(passes[0].pulledBytes) / Double(max(1, passes[2].pulledBytes)), 3),
+            "note": "SQLite central stores over HTTP on loopback; bootstrap = a new SQLite replica's first pullAll, median of 5 alternating runs, "
+                + "then one more counting framed page bytes",
         ] as [String: Any]
     }
 

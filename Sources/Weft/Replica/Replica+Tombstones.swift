@@ -4,11 +4,12 @@ import WeftCRDT
 extension Replica {
     /// Forgets the tombstones of documents deleted more than `retention` milliseconds ago (by
     /// default ``ReplicaConfiguration/tombstoneRetentionMilliseconds``) that wait for no push,
-    /// in steps of at most `step` documents, and answers how many it forgot.
+    /// in steps of at most `step` documents, and answers how many it forgot. A tombstone that
+    /// holds a field (an edit concurrent with the deletion, hidden by the flag) is kept.
     ///
     /// The server holds those deletions (a pull brought them, or a push carrying them was
-    /// acknowledged), and every record it sends later descends from them, so nothing the replica
-    /// reads changes. Each collection's counter floor rises to the replica's highest counter in
+    /// acknowledged), and every record it sends later descends from them or is the document
+    /// created anew (once the server forgot them too), so nothing the replica reads changes. Each collection's counter floor rises to the replica's highest counter in
     /// what it forgot (``TombstoneCollecting``), and later writes in the collection count on from
     /// there: a replica that still holds an old tombstone takes them as new. The sync engine runs
     /// it after pulls (``SyncEngine/tombstoneCollectionInterval``). Nothing is forgotten while a

@@ -6,7 +6,7 @@ import WeftCRDT
 /// Once the deletion is old (older than `tombstone_retention`) and nothing of it waits to be
 /// pushed, the replica may forget it: the server holds the deletion (it acknowledged the push
 /// that carried it, or sent it in a pull), and every record the server sends later descends from
-/// it. What the replica must not forget is how far it had counted in that document: see
+/// it, or is the document created anew once the server forgot it too. What the replica must not forget is how far it had counted in that document: see
 /// ``WeftCRDT/DocumentRecord/reserveCounters(of:through:)``. So collecting a tombstone raises
 /// the collection's *counter floor* to the replica's highest counter in it, and every write the
 /// replica makes in that collection first raises the record it writes to the floor.
