@@ -189,7 +189,11 @@ struct TooFarBehindTests {
         try await away.update("p3") { $0.set("w", to: .string("b on p3")) }
         try await away.update("p5") { $0.set("w", to: .string("b on p5")) }
         try await away.create("p9") { $0.set("v", to: .string("b's own")) }
-        for id in ["p1", "p2", "p4", "p5"] { try await docs.delete(id) }
+        // And one B creates offline that A, meanwhile, creates, deletes and creates again (q).
+        try await away.create("q") { $0.set("mine", to: .string("b's q")) }
+        try await docs.create("q") { $0.set("v", to: .string("old q")) }
+        try await f.engineA.syncOnce()
+        for id in ["p1", "p2", "p4", "p5", "q"] { try await docs.delete(id) }
         try await f.engineA.syncOnce()
 
         // 31 days on, A still syncs; the server forgets the deletions A pulled (B is past the
@@ -197,12 +201,13 @@ struct TooFarBehindTests {
         f.time.advance(by: 31 * Self.day)
         try await f.engineA.syncOnce()
         let forgotten = try await f.service.collectTombstones(retention: 30 * Self.day)
-        #expect(forgotten == 4)
+        #expect(forgotten == 5)
         #expect(try await f.service.store.collectedThrough(database: "db") > 0)
         // A forgets its tombstones too, so the new p4 and p5 do not descend from the old ones.
-        #expect(try await f.a.collectTombstones() == 4)
+        #expect(try await f.a.collectTombstones() == 5)
         try await docs.create("p4") { $0.set("n", to: .string("new p4")) }
         try await docs.create("p5") { $0.set("n", to: .string("new p5")) }
+        try await docs.create("q") { $0.set("n", to: .string("new q")) }
         try await f.engineA.syncOnce()
 
         // B comes back: its push is refused (too far behind), it resyncs, and pushes what may go.
@@ -222,6 +227,8 @@ struct TooFarBehindTests {
         let p5 = try #require(try await away.get("p5"))
         #expect(p5.string("n") == "new p5" && p5.string("w") == nil && p5.string("v") == nil)
         #expect(try await away.get("p9")?.string("v") == "b's own")
+        let q = try #require(try await away.get("q"))
+        #expect(q.string("mine") == "b's q" && q.string("n") == "new q" && q.string("v") == nil, "B's own q joins the new one")
         let letters = try await f.b.deadLetters()
         #expect(Set(letters.map(\.key.id.rawValue)) == ["p2", "p5"], "\(letters.map(\.key))")
         #expect(
@@ -244,7 +251,7 @@ struct TooFarBehindTests {
         let lateEngine = SyncEngine(replica: late, transport: InProcessTransport(service: f.service, database: "db"))
         await lateEngine.setPageSize(2)
         try await lateEngine.syncOnce()
-        for id in ["p1", "p2", "p3", "p4", "p5", "p9"] {
+        for id in ["p1", "p2", "p3", "p4", "p5", "p9", "q"] {
             #expect(try await late.record(key("docs", id)) == store.record(database: "db", key: key("docs", id)), "\(id) on the late replica")
         }
         #expect(try await late.deadLetters().isEmpty)
@@ -252,7 +259,7 @@ struct TooFarBehindTests {
         // Both converge.
         try await f.engineA.syncOnce()
         try await f.engineB.syncOnce()
-        for id in ["p1", "p2", "p3", "p4", "p5", "p9"] {
+        for id in ["p1", "p2", "p3", "p4", "p5", "p9", "q"] {
             let held = try await f.b.record(key("docs", id))
             let server = try await store.record(database: "db", key: key("docs", id))
             #expect(held == server, "\(id)")

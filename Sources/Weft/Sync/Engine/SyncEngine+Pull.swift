@@ -34,7 +34,8 @@ extension SyncEngine {
     /// In a resync (`resyncingFrom`: the cursor it began from), a page's documents the server
     /// created again since that cursor are forgotten here before the page is applied, their
     /// unpushed writes set aside: the copy held here is of a version the server deleted and
-    /// forgot, and joining it into the new one would bring the deleted content back.
+    /// forgot, and joining it into the new one would bring the deleted content back (unless
+    /// this replica created it and the server never confirmed it: then it is no such copy).
     func pullPages(
         maximumPages: Int = .max, resyncingFrom: UInt64? = nil,
         observe: ([(key: DocumentKey, record: DocumentRecord)], PullResponse.ResyncAnswer?) -> Void
@@ -88,8 +89,11 @@ extension SyncEngine {
             if let answer = page.resync, !answer.createdAgain.isEmpty {
                 let again = answer.createdAgain.compactMap { $0 < keyed.count ? keyed[$0].key : nil }
                 try await local { () async throws(WeftError) in
-                    let held = try await replica.storage.records(for: again).keys
-                    try await replica.forgetDocuments(Array(held), reason: Replica.createdAgainWhileAway)
+                    // A document this replica created and the server never confirmed is no copy
+                    // of the forgotten one: it merges with the new one as any concurrent creation.
+                    let held = Array(try await replica.storage.records(for: again).keys)
+                    let own = try await replica.storage.unconfirmedDocuments(among: held)
+                    try await replica.forgetDocuments(held.filter { !own.contains($0) }, reason: Replica.createdAgainWhileAway)
                 }
             }
             let pageTag = page.cursorTag
