@@ -84,6 +84,8 @@ final class FaultRun: @unchecked Sendable {
     var storeRestores = 0
     /// Replicas whose record equals the server's but for claims ahead after a relay (see `check()`).
     var limitedRelays = 0
+    /// Documents the server forgot (their tombstones), which replicas still hold as tombstones.
+    var forgottenTombstones = 0
     var replicaSnapshots = 0
     var replicaRestores = 0
     /// The store's backup: a copy of the SQLite files, or a PostgreSQL database made from it.
