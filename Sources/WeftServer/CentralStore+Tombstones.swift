@@ -65,7 +65,7 @@ extension CentralStore {
                 "this server forgot deleted documents (tombstone_retention_ms) and the push does not say which changes its records hold: upgrade Weft on this replica"
             )
         }
-        if pulledThrough > 0 && pulledThrough < collectedThrough {
+        if pulledThrough < collectedThrough {
             throw .tooFarBehind(
                 "this replica last pulled at \(pulledThrough), and the server forgot deletions up to \(collectedThrough) (tombstone_retention_ms): resync"
             )

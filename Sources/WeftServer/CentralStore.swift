@@ -121,8 +121,8 @@ public struct LogDelta: Hashable, Sendable {
 /// 6a. In the same atomic step, it throws ``Weft/WeftError/Kind/tooFarBehind``, changing
 ///    nothing, if the database forgot a tombstone logged after `pulledThrough` (the cursor the
 ///    pushed records were read at: ``TombstoneCollectingStore/collectedThrough(database:)`` is
-///    above it and it is not 0), or if it forgot any and `pulledThrough` is `nil` (a client that
-///    does not say). Read after the batch's stored records, so a tombstone forgotten while the
+///    above it, 0 included), or if it forgot any and `pulledThrough` is `nil` (a client that does
+///    not say). Read after the batch's stored records, so a tombstone forgotten while the
 ///    push ran is either merged into (it was read) or refuses the push (it was not).
 /// 7. ``knownReplicas(database:among:)`` answers which of the given replicas have spoken to the
 ///    database: said hello, or pushed (a high-water mark).

@@ -312,7 +312,9 @@ public actor SyncService {
         } catch {
             throw SyncError(.unavailable, "store: \(error)")
         }
-        if request.resyncingFrom == nil, request.after > 0, request.after < collectedThrough {
+        // A pull from 0 too: the replica may hold documents of its own the server deleted and
+        // forgot (a file that lost its later commits looks new); its resync tells them apart.
+        if request.resyncingFrom == nil, request.after < collectedThrough {
             guard request.handlesCollection else {
                 throw SyncError(
                     .unavailable,

@@ -103,16 +103,16 @@ struct TombstoneHorizonTests {
         let through = try await store.collectedThrough(database: "db")
         #expect(through == at[d])
 
-        // The push guard (rule 6a): a cursor behind what was forgotten, or none, is refused and
-        // changes nothing; 0 (nothing pulled yet) and a current cursor are not.
-        for refused: UInt64? in [1, nil] {
+        // The push guard (rule 6a): a cursor behind what was forgotten (0 included), or none, is
+        // refused and changes nothing; a current cursor is not.
+        for refused: UInt64? in [0, 1, nil] {
             await #expect(throws: WeftError.self) {
                 try await push(20, b, Self.live(30, 5), pulledThrough: refused)
             }
             #expect(try await store.record(database: "db", key: b) == nil)
         }
         try await push(21, b, Self.live(31, 6), pulledThrough: through)
-        try await push(22, key("c", "new"), Self.live(32, 1), pulledThrough: 0)
+        try await push(22, key("c", "new"), Self.live(32, 1), pulledThrough: through)
         // born_after: b was created again after the store forgot through `through`.
         let page = try await store.changes(database: "db", after: 0, limit: 100, maxBytes: 1 << 20).changes
         #expect(page.first { $0.key == b }?.bornAfter == through)
@@ -301,9 +301,15 @@ struct TooFarBehindTests {
         } throws: { error in
             (error as? SyncError)?.kind == .tooFarBehind
         }
+        // A pull from 0 too: the client may hold documents of its own that were deleted since.
+        current.after = 0
+        await #expect {
+            _ = try await f.service.pull(database: "db", current)
+        } throws: { error in
+            (error as? SyncError)?.kind == .tooFarBehind
+        }
         // A resync's pull goes through and says what the replica needs to know.
         current.resyncingFrom = cursor - 1
-        current.after = 0
         let page = try await f.service.pull(database: "db", current)
         #expect(page.resync?.tooFarBehind == true)
         // A push that does not say what it pulled is refused as transient (its queue stays).

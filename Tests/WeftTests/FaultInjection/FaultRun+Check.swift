@@ -28,6 +28,7 @@ extension FaultRun {
         let store = try await openStore()
         defer { if let postgres = store as? PostgresCentralStore { Task { await postgres.shutdown() } } }
         let context = "seed \(seed) on \(kind) (replay: \(replay))"
+        let collectedThrough = try await store.collectedThrough(database: Self.database)
         var keys = Set<DocumentKey>()
         for node in nodes {
             #expect(try await node.replica.queuedChanges().isEmpty, "a queue is not empty, \(context)")
@@ -52,13 +53,21 @@ extension FaultRun {
                 // (Compared here, not in #expect, so a failure prints a line, not two records.)
                 let local = locals[index]
                 if forgotten { continue }
-                if let local, let server, local != server, storeRestores > 0,
+                if let local, let server, local != server, storeRestores > 0 || collectedThrough > 0,
                     Self.claimsAhead(local, of: server)
                 {
-                    // A write relayed after the restored store lost it: the store cut what the
-                    // relay claimed about other replicas to what it holds, so the relaying
-                    // replica's claims stay ahead while the contents agree.
-                    limitedRelays += 1
+                    if storeRestores > 0 {
+                        // A write relayed after the restored store lost it: the store cut what the
+                        // relay claimed about other replicas to what it holds, so the relaying
+                        // replica's claims stay ahead while the contents agree.
+                        limitedRelays += 1
+                    } else {
+                        // A document created anew after the server forgot its tombstone, which
+                        // this replica still holds: joined into the new record, the tombstone's
+                        // history stays here (its context and version, no content) until the
+                        // next write of the document carries it to the server.
+                        keptHistories += 1
+                    }
                 } else if local != server {
                     let cursor = try await node.replica.pullCursor()
                     let last = try await store.changes(database: Self.database, after: 0, limit: 100_000, maxBytes: 1 << 30).changes.last?.sequence ?? 0
@@ -110,7 +119,7 @@ extension FaultRun {
         print(
             "FaultInjection: seed \(seed) on \(kind), restoring \(restores.rawValue): \(steps) steps, \(writes) writes, \(serverKills) server kills, \(replicaRestarts) replica restarts, \(replicaKills) replica processes killed (\(powerCuts) by a power cut), "
                 + "\(partitions) partition toggles, \(storeBackups) store backups and \(storeRestores) restores, \(replicaSnapshots) replica copies and \(replicaRestores) restores, network \(proxy.counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")), "
-                + "\(duplicates) duplicated and \(replays) late pushes, \(limitedRelays) relays with claims ahead, \(forgottenTombstones) tombstones forgotten by the server, \(siblings) custom-resolver conflicts kept as siblings, sync failures \(syncFailures.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); replay: \(replay)")
+                + "\(duplicates) duplicated and \(replays) late pushes, \(limitedRelays) relays with claims ahead, \(forgottenTombstones) tombstones forgotten by the server (through \(collectedThrough)) and \(keptHistories) of their histories kept by replicas, \(siblings) custom-resolver conflicts kept as siblings, sync failures \(syncFailures.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); replay: \(replay)")
     }
 
     /// Whether `local` differs from `server` only by claiming more: the same visible contents

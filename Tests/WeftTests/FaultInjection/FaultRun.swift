@@ -86,6 +86,8 @@ final class FaultRun: @unchecked Sendable {
     var limitedRelays = 0
     /// Documents the server forgot (their tombstones), which replicas still hold as tombstones.
     var forgottenTombstones = 0
+    /// Replicas whose record is the server's joined with a tombstone the server forgot (see `check()`).
+    var keptHistories = 0
     var replicaSnapshots = 0
     var replicaRestores = 0
     /// The store's backup: a copy of the SQLite files, or a PostgreSQL database made from it.
