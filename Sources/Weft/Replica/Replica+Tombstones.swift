@@ -64,12 +64,12 @@ extension Replica {
 
     /// The reason a resync gives the dead letters of writes to documents the server deleted and
     /// forgot while this replica was too far behind.
-    static let forgottenWhileAway =
+    public static let forgottenWhileAway =
         "the server deleted this document, and forgot the deletion, while this replica had not pulled for longer than tombstone_retention_ms: the write was not pushed"
 
     /// The reason a resync gives the dead letters of writes to a document the server deleted,
     /// forgot, and created again while this replica was too far behind.
-    static let createdAgainWhileAway =
+    public static let createdAgainWhileAway =
         "the server deleted this document, forgot the deletion and created it again, while this replica had not pulled for longer than tombstone_retention_ms: the write was made to the old document and was not pushed"
 
     /// The counter floor a write to `collection` must raise its record to: the collection's

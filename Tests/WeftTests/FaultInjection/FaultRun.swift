@@ -88,6 +88,8 @@ final class FaultRun: @unchecked Sendable {
     var forgottenTombstones = 0
     /// Replicas whose record is the server's joined with a tombstone the server forgot (see `check()`).
     var keptHistories = 0
+    /// Writes set aside by a replica behind what the server forgot (see `check()`).
+    var setAside = 0
     var replicaSnapshots = 0
     var replicaRestores = 0
     /// The store's backup: a copy of the SQLite files, or a PostgreSQL database made from it.
