@@ -132,10 +132,11 @@ extension SQLiteReplicaStorage {
                 try db.cachedStatement(sql: "UPDATE documents SET queued_seq = NULL, queued_bytes = 0, unconfirmed = 0 WHERE queued_seq <= ?")
                     .execute(arguments: [bound])
                 // A document written again while its push was on the wire: the push confirmed it.
+                // (Driven from `superseded`, usually empty, through the primary key: never a scan.)
                 try db.cachedStatement(
                     sql: """
-                        UPDATE documents SET unconfirmed = 0 WHERE unconfirmed = 1 AND EXISTS (
-                            SELECT 1 FROM superseded s WHERE s.collection = documents.collection AND s.id = documents.id AND s.seq <= ?)
+                        UPDATE documents SET unconfirmed = 0
+                        WHERE (collection, id) IN (SELECT collection, id FROM superseded WHERE seq <= ?) AND unconfirmed = 1
                         """
                 ).execute(arguments: [bound])
                 try db.cachedStatement(sql: "DELETE FROM superseded WHERE seq <= ?").execute(arguments: [bound])
