@@ -98,6 +98,12 @@ extension SyncService {
                 // digest) and asks again without deltas if not. Only under policies that join
                 // bodies.
                 let declared = policies(database)
+                // A page that reaches the end of the log ends at least at the last tombstone the
+                // database forgot: every sequence up to it that the page does not hold was one,
+                // and a replica caught up must not look behind them (its next pull would be
+                // answered "too far behind" for ever). No change has that sequence: no tag.
+                var end = (cursor: page.changes.last?.sequence ?? request.after, tag: page.changes.last?.tag ?? request.afterTag)
+                if !page.hasMore && end.cursor < collectedThrough { end = (collectedThrough, 0) }
                 // A resync's page says what the replica needs to know of forgotten tombstones.
                 var resync: PullResponse.ResyncAnswer?
                 if let from = request.resyncingFrom {
@@ -120,9 +126,7 @@ extension SyncService {
                         }
                         return WireChange(sequence: change.sequence, key: key, record: change.record)
                     },
-                    cursor: page.changes.last?.sequence ?? request.after,
-                    cursorTag: page.changes.last?.tag ?? request.afterTag,
-                    hasMore: page.hasMore, resync: resync)
+                    cursor: end.cursor, cursorTag: end.tag, hasMore: page.hasMore, resync: resync)
             }
             // Long-poll: wait for a push to this database (or the store poll, or the deadline).
             await waitForPush(database, upTo: min(deadline - clock.now, storePollInterval))

@@ -96,7 +96,9 @@ public struct PullResponse: Hashable, Sendable, BinaryCodable {
     public static var binaryTypeTag: UInt8 { 67 }
     /// The changes (document records), with strictly increasing server sequences.
     public var changes: [WireChange]
-    /// The cursor to ask from next: the last change's sequence, or the request's cursor if empty.
+    /// The cursor to ask from next: the last change's sequence, or the request's cursor if empty;
+    /// on a page that reaches the end of the log, possibly higher: the last sequence of a
+    /// tombstone the server forgot (no change has it, and its tag is 0).
     public var cursor: UInt64
     /// The tag of the change at ``cursor`` (the request's tag if the page is empty; 0 if the
     /// server has none), to send back as ``PullRequest/afterTag``.
@@ -159,8 +161,8 @@ public struct PullResponse: Hashable, Sendable, BinaryCodable {
         cursorTag = reader.formatVersion >= 2 ? try reader.readVarint() : 0
         hasMore = try Bool(from: &reader)
         changes = try WireChange.decodeList(from: &reader)
-        if let last = changes.last, last.sequence != cursor {
-            throw .invariantViolation(at: reader.offset, "the cursor must be the last change's sequence")
+        if let last = changes.last, last.sequence > cursor {
+            throw .invariantViolation(at: reader.offset, "the cursor must be at least the last change's sequence")
         }
         resync = nil
         guard reader.formatVersion >= 2, try WireChange.decodeDeltaSectionAndExtension(into: &changes, from: &reader) else { return }

@@ -312,6 +312,13 @@ struct TooFarBehindTests {
         current.resyncingFrom = cursor - 1
         let page = try await f.service.pull(database: "db", current)
         #expect(page.resync?.tooFarBehind == true)
+        // x's tombstone was the log's last change: the page that reaches the end ends past it, so
+        // the replica, caught up, is not behind (it would be told so for ever).
+        let collected = try await f.service.store.collectedThrough(database: "db")
+        #expect(!page.hasMore && page.cursor == collected && page.cursor > (page.changes.last?.sequence ?? 0))
+        let next = try await f.service.pull(
+            database: "db", PullRequest(after: page.cursor, afterTag: page.cursorTag, replica: ReplicaID(high: 5, low: 5), handlesCollection: true))
+        #expect(next.changes.isEmpty && next.cursor == collected)
         // A push that does not say what it pulled is refused as transient (its queue stays).
         let record = try #require(try await f.a.record(key("docs", "y")))
         let push = PushRequest(
