@@ -49,6 +49,9 @@ struct ConfigurationTests {
         #expect(server.limits.maxChangesPerBatch == 10_000 && server.limits.maxDocumentBytes == 1_048_576)
         #expect(server.tokens.count == 2)
         #expect(server.tokens[1].databases == ["mydb", "analytics"] && server.tokens[1].access == .read)
+        #expect(server.tombstoneRetentionMilliseconds == 2_592_000_000)
+        let offline = try WeftConfiguration.load(path: Self.fixtures.appendingPathComponent("offline.toml").path).persistence
+        #expect(offline.replicaConfiguration.tombstoneRetentionMilliseconds == 7_776_000_000)
     }
 
     /// Each bad configuration names the key, what was expected and the line.

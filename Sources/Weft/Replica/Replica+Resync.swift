@@ -32,15 +32,9 @@ extension Replica {
     /// back). The rule for such writes is therefore: the deletion wins, and the write stays
     /// readable in ``deadLetters(limit:)``.
     /// - Complexity: O(*n*) in the local documents.
-    ///
-    /// `among`, if given, limits the judgement to those documents: the ones held before the
-    /// resync began (a document pulled during it is the server's, or queued if written since).
-    public func endResync(
-        serverVersions: [DocumentKey: VersionVector], tooFarBehind: Bool = false, among: Set<DocumentKey>? = nil
-    ) async throws(WeftError) -> Int {
+    public func endResync(serverVersions: [DocumentKey: VersionVector], tooFarBehind: Bool = false) async throws(WeftError) -> Int {
         let (pushBack, missing) = try await exclusively { () async throws(WeftError) -> ([DocumentKey], [DocumentKey]) in
-            var keys = try await storage.documentKeys()
-            if let among { keys = keys.filter { among.contains($0) } }
+            let keys = try await storage.documentKeys()
             var pushBack = [DocumentKey]()
             var missing = [DocumentKey]()
             for start in stride(from: 0, to: keys.count, by: 500) {

@@ -14,25 +14,23 @@ extension SyncEngine {
     /// replica's queue than it had acknowledged. The replica records the resync before it starts
     /// and clears it only with the push-backs queued, so a crash in between starts it over.
     ///
-    /// - Complexity: the whole log is pulled, and each document held before the resync has its
-    ///   version compared with the server's: O(*log* + *documents*).
+    /// - Complexity: the whole log is pulled, and each local document's version is compared with
+    ///   the server's: O(*log* + *documents*).
     func resync() async throws(SyncError) -> (changes: Int, conflicts: Int, cursor: UInt64) {
         let replica = replica
         try await local { () async throws(WeftError) in try await replica.beginResync() }
-        let (from, held) = try await local { () async throws(WeftError) in
-            (try await replica.storage.metadata().resyncFrom, Set(try await replica.storage.documentKeys()))
-        }
-        // Only the documents held before the resync can lack anything on the server: one pulled
-        // during it is the server's (or queued, if written since). A replica joining a server
-        // that forgot tombstones resyncs after its first page, and holds little.
+        let from = try await local { () async throws(WeftError) in try await replica.storage.metadata().resyncFrom }
+        // Every local document is judged at the end, those pulled during the resync included: a
+        // store restored again while the resync pages (to a backup that still holds the cursor's
+        // change) may have lost one of them since.
         var serverVersions = [DocumentKey: VersionVector]()
         var tooFarBehind = false
         let pulled = try await pullPages(resyncingFrom: from) { page, answer in
-            for change in page where held.contains(change.key) { serverVersions[change.key] = change.record.version }
+            for change in page { serverVersions[change.key] = change.record.version }
             if answer?.tooFarBehind == true { tooFarBehind = true }
         }
         let pushedBack = try await local { () async throws(WeftError) in
-            try await replica.endResync(serverVersions: serverVersions, tooFarBehind: tooFarBehind, among: held)
+            try await replica.endResync(serverVersions: serverVersions, tooFarBehind: tooFarBehind)
         }
         resyncs += 1
         logger.warning(
