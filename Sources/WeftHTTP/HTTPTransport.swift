@@ -68,14 +68,7 @@ public struct HTTPTransport: SyncTransport {
         var headers = [(String, String)]()
         if request.expectedAppliedThrough > 0 { headers.append(("Weft-Expect-Applied-Through", "\(request.expectedAppliedThrough)")) }
         if let pulled = request.pulledThrough { headers.append(("Weft-Pulled-Through", "\(pulled)")) }
-        var (answer, answerHeaders) = try await exchangeReadingHeaders(
-            "push", request, expecting: PushResponse.self, extraWait: 0, headers: headers)
-        // Beside the body, as the request's expected mark: older servers do not send it.
-        if let before = answerHeaders.first(name: "Weft-Applied-Before") {
-            guard let value = UInt64(before) else { throw SyncError(.badResponse, "push: Weft-Applied-Before is not a number") }
-            answer.appliedBefore = value
-        }
-        return answer
+        return try await exchange("push", request, expecting: PushResponse.self, extraWait: 0, headers: headers)
     }
 
     public func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse {
@@ -85,13 +78,6 @@ public struct HTTPTransport: SyncTransport {
     private func exchange<Request: BinaryCodable, Response: BinaryCodable>(
         _ operation: String, _ message: Request, expecting: Response.Type, extraWait: Int64, headers: [(String, String)] = []
     ) async throws(SyncError) -> Response {
-        try await exchangeReadingHeaders(operation, message, expecting: expecting, extraWait: extraWait, headers: headers).message
-    }
-
-    /// ``exchange(_:_:expecting:extraWait:headers:)``, with the answer's headers.
-    private func exchangeReadingHeaders<Request: BinaryCodable, Response: BinaryCodable>(
-        _ operation: String, _ message: Request, expecting: Response.Type, extraWait: Int64, headers: [(String, String)] = []
-    ) async throws(SyncError) -> (message: Response, headers: HTTPHeaders) {
         var request = HTTPClientRequest(url: "\(baseURL)/v1/\(database)/\(operation)")
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/vnd.weft.v1")
@@ -103,11 +89,9 @@ public struct HTTPTransport: SyncTransport {
         let serverTime: UInt64?
         let skewBound: UInt64?
         let errorCode: String?
-        let answerHeaders: HTTPHeaders
         do {
             let response = try await client.execute(request, timeout: timeout + .milliseconds(extraWait))
             status = response.status
-            answerHeaders = response.headers
             serverTime = response.headers.first(name: "Weft-Server-Time").flatMap { UInt64($0) }
             skewBound = response.headers.first(name: "Weft-Max-Clock-Skew").flatMap { UInt64($0) }
             errorCode = response.headers.first(name: "Weft-Error")
@@ -118,7 +102,7 @@ public struct HTTPTransport: SyncTransport {
         switch status.code {
         case 200:
             do {
-                return (try WireMessage.decode(Response.self, from: Array(buffer: body), limits: limits), answerHeaders)
+                return try WireMessage.decode(Response.self, from: Array(buffer: body), limits: limits)
             } catch {
                 throw SyncError(.badResponse, "\(operation): \(error)")
             }

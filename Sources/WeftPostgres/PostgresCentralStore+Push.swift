@@ -9,13 +9,13 @@ import WeftCRDT
 import WeftServer
 
 extension PostgresCentralStore {
-    public func applyPushReportingMarks(
+    public func applyPush(
         database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?,
         changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
-    ) async throws(WeftError) -> (before: UInt64, after: UInt64) {
+    ) async throws(WeftError) -> UInt64 {
         guard changes.allSatisfy({ Int64(exactly: $0.sequence) != nil }) else {
             throw .invalidArgument("a sequence number is out of range")
         }
@@ -51,10 +51,10 @@ extension PostgresCentralStore {
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
-    ) async throws -> (before: UInt64, after: UInt64) {
+    ) async throws -> UInt64 {
         let logger = logger
         let location = location
-        return try await client.withTransaction(logger: logger) { connection -> (before: UInt64, after: UInt64) in
+        return try await client.withTransaction(logger: logger) { connection -> UInt64 in
             let replicaBytes = ByteBuffer(bytes: replica.bytes)
 
             // Serialize merges per document: a transaction-scoped advisory lock on each document
@@ -186,7 +186,7 @@ extension PostgresCentralStore {
                 INSERT INTO weft_high_water (tenant, replica, applied_through) VALUES (\(database), \(replicaBytes), \(newMark))
                 ON CONFLICT (tenant, replica) DO UPDATE SET applied_through = GREATEST(weft_high_water.applied_through, EXCLUDED.applied_through)
                 """, logger: logger)
-            return (UInt64(max(mark, 0)), UInt64(newMark))
+            return UInt64(newMark)
         }
     }
 }

@@ -78,11 +78,11 @@ public struct LogDelta: Hashable, Sendable {
 ///
 /// ## Contract
 ///
-/// 1. ``applyPushReportingMarks(database:replica:epoch:expectedMark:pulledThrough:changes:merge:)`` is atomic and idempotent: it merges every
+/// 1. ``applyPush(database:replica:epoch:expectedMark:changes:merge:)`` is atomic and idempotent: it merges every
 ///    change into the stored records with `merge` (the one merge), appends each record that
 ///    changed to the change log under a new server sequence, logs conflicts, and raises the
 ///    replica's high-water mark to the batch's last sequence — all or nothing, and durable before
-///    it returns. It answers the mark before the batch (read in its transaction) and after. A change already applied merges to the same record and logs nothing, so a
+///    it returns. A change already applied merges to the same record and logs nothing, so a
 ///    re-sent batch has no second effect. Changes at or below the high-water mark are merged
 ///    too, not skipped: a replica may have joined a newer write into an entry it had sent
 ///    before a crash or a lost answer, under the entry's old sequence number.
@@ -110,7 +110,7 @@ public struct LogDelta: Hashable, Sendable {
 ///    `acknowledgedThrough` (so an older copy of the replica's file is still told it forked),
 ///    and answers the mark it had, which tells the replica to resync. Durable before it
 ///    returns.
-/// 6. ``applyPushReportingMarks(database:replica:epoch:expectedMark:pulledThrough:changes:merge:)`` applies a batch only if `epoch` is
+/// 6. ``applyPush(database:replica:epoch:expectedMark:changes:merge:)`` applies a batch only if `epoch` is
 ///    the replica's session, or `epoch` is 0 and the replica has none; otherwise it throws
 ///    ``Weft/WeftError/Kind/forked`` and changes nothing. The check and the push are atomic
 ///    with respect to `hello` for that replica. It also throws ``Weft/WeftError/Kind/forked``,
@@ -154,15 +154,14 @@ public protocol CentralStore: TombstoneCollectingStore {
     /// - Complexity: one query (in chunks for many replicas).
     func knownReplicas(database: String, among replicas: Set<ReplicaID>) async throws(WeftError) -> Set<ReplicaID>
 
-    /// Applies a pushed batch; returns the replica's high-water mark before it, read in the
-    /// batch's transaction, and after it (contract, rule 1).
-    func applyPushReportingMarks(
+    /// Applies a pushed batch; returns the replica's high-water mark afterwards.
+    func applyPush(
         database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?,
         changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
-    ) async throws(WeftError) -> (before: UInt64, after: UInt64)
+    ) async throws(WeftError) -> UInt64
 
     /// The logged changes after `after`.
     func changes(database: String, after: UInt64, limit: Int, maxBytes: Int) async throws(WeftError)
@@ -198,20 +197,6 @@ public protocol CentralStore: TombstoneCollectingStore {
 }
 
 extension CentralStore {
-    /// Applies a pushed batch; returns the replica's high-water mark afterwards.
-    public func applyPush(
-        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?,
-        changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
-        merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
-            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
-        )
-    ) async throws(WeftError) -> UInt64 {
-        try await applyPushReportingMarks(
-            database: database, replica: replica, epoch: epoch, expectedMark: expectedMark, pulledThrough: pulledThrough, changes: changes,
-            merge: merge
-        ).after
-    }
-
     /// Applies a batch outside any session (epoch 0): what a replica that predates the
     /// handshake sends, accepted only while its identity has no session.
     public func applyPush(

@@ -39,10 +39,7 @@ public struct InProcessTransport: SyncTransport {
         var received = try roundTrip(request)
         received.expectedAppliedThrough = request.expectedAppliedThrough  // beside the body, as over HTTP
         received.pulledThrough = request.pulledThrough
-        let answer = try await service.push(database: database, received)
-        var delivered = try roundTrip(answer)
-        delivered.appliedBefore = answer.appliedBefore  // beside the body, as over HTTP
-        return delivered
+        return try roundTrip(try await service.push(database: database, received))
     }
 
     public func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse {

@@ -64,13 +64,13 @@ public actor MemoryCentralStore: CentralStore {
         return replicas.filter { tenant.sessions[$0] != nil || tenant.highWater[$0] != nil }
     }
 
-    public func applyPushReportingMarks(
+    public func applyPush(
         database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?,
         changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
-    ) throws(WeftError) -> (before: UInt64, after: UInt64) {
+    ) throws(WeftError) -> UInt64 {
         var tenant = tenants[database] ?? Tenant()
         guard tenant.sessions[replica] == (epoch == 0 ? nil : epoch) else {
             throw .forked("replica \(replica) pushed in session \(epoch), which is not its current one")
@@ -109,7 +109,7 @@ public actor MemoryCentralStore: CentralStore {
         tenant.highWater[replica] = newMark
         tenants[database] = tenant
         nextSequence = sequence
-        return (mark, newMark)
+        return newMark
     }
 
     public func changes(database: String, after: UInt64, limit: Int, maxBytes: Int)

@@ -38,9 +38,6 @@ public enum StandaloneServer {
     /// The header a push carries ``WeftWire/PushRequest/pulledThrough`` in.
     public static let pulledHeaderName = "Weft-Pulled-Through"
     static let pulledHeader = HTTPFields.Element.Name(pulledHeaderName)!
-    /// The header a push's answer carries ``WeftWire/PushResponse/appliedBefore`` in.
-    public static let appliedBeforeHeaderName = "Weft-Applied-Before"
-    static let appliedBeforeHeader = HTTPFields.Element.Name(appliedBeforeHeaderName)!
     /// The header of a 409 that is not about clocks: `forked` for a push whose session is not
     /// the replica's current one, or that expected more of the replica's changes than the
     /// server holds.
@@ -111,9 +108,7 @@ public enum StandaloneServer {
                 metrics.record(metrics.pushDuration, since: started)
                 metrics.count(.pushes)
                 metrics.count(.changesPushed, by: push.changes.count)
-                var framed = frame(response)
-                if let before = response.appliedBefore { framed.headers[appliedBeforeHeader] = "\(before)" }
-                return framed
+                return frame(response)
             } catch let error as SyncError where error.kind == .clockSkew {
                 // The replica's clock runs too far ahead: 409, with the server's time so the
                 // replica can tell when its own clock is right again.

@@ -26,13 +26,11 @@ extension SyncService {
             guard request.handlesCollection else {
                 throw SyncError(
                     .unavailable,
-                    "this server forgot deleted documents after \(request.after) (tombstone_retention_ms); this client cannot resync for it: upgrade Weft"
-                )
+                    "this server forgot deleted documents after \(request.after) (tombstone_retention_ms); this client cannot resync for it: upgrade Weft")
             }
             throw SyncError(
                 .tooFarBehind,
-                "this replica's cursor \(request.after) is behind the deletions the server forgot (through \(collectedThrough), tombstone_retention_ms): resync"
-            )
+                "this replica's cursor \(request.after) is behind the deletions the server forgot (through \(collectedThrough), tombstone_retention_ms): resync")
         }
         // The cursor must name a change of this history: after a restore from a backup, the
         // same sequence may name another change, or none yet.
@@ -46,8 +44,7 @@ extension SyncService {
                 // or to any other (a replica that took a new identity), or one from before the
                 // store remembered cursors.
                 if tag == nil {
-                    served = try await store.servedCursor(
-                        database: database, sequence: request.after, tag: request.afterTag)
+                    served = try await store.servedCursor(database: database, sequence: request.after, tag: request.afterTag)
                 }
             } catch {
                 throw SyncError(.unavailable, "store: \(error)")
@@ -63,19 +60,16 @@ extension SyncService {
                     metadata: ["database": "\(database)", "after": "\(request.after)"])
                 throw SyncError(
                     .resync,
-                    "the cursor \(request.after) names a change this server's history does not have (it was restored from a backup, or that part of its log is gone): pull everything again and push back what the server lacks"
-                )
+                    "the cursor \(request.after) names a change this server's history does not have (it was restored from a backup, or that part of its log is gone): pull everything again and push back what the server lacks")
             }
         }
         let clock = ContinuousClock()
-        let deadline = clock.now.advanced(
-            by: min(.milliseconds(Int64(request.waitMilliseconds)), maximumLongPoll))
+        let deadline = clock.now.advanced(by: min(.milliseconds(Int64(request.waitMilliseconds)), maximumLongPoll))
         while true {
             let page: (changes: [LoggedChange], hasMore: Bool)
             do {
                 page = try await store.changes(
-                    database: database, after: request.after,
-                    limit: Int(min(request.maximumChanges, UInt32(limits.maximumChanges))),
+                    database: database, after: request.after, limit: Int(min(request.maximumChanges, UInt32(limits.maximumChanges))),
                     maxBytes: Int(request.maximumBytes))
             } catch {
                 throw SyncError(.unavailable, "store: \(error)")
@@ -84,10 +78,8 @@ extension SyncService {
                 if let last = page.changes.last {
                     do {
                         try await store.rememberPull(
-                            database: database, replica: request.replica ?? RememberedCursors.unnamedReader,
-                            after: request.after,
-                            afterTag: request.afterTag, served: last.sequence, servedTag: last.tag,
-                            pulledAt: timeSource.currentMilliseconds())
+                            database: database, replica: request.replica ?? RememberedCursors.unnamedReader, after: request.after,
+                            afterTag: request.afterTag, served: last.sequence, servedTag: last.tag, pulledAt: timeSource.currentMilliseconds())
                     } catch {
                         throw SyncError(.unavailable, "store: \(error)")
                     }
@@ -108,21 +100,16 @@ extension SyncService {
                 var resync: PullResponse.ResyncAnswer?
                 if let from = request.resyncingFrom {
                     resync = PullResponse.ResyncAnswer(
-                        tooFarBehind: from < collectedThrough,
-                        createdAgain: page.changes.indices.filter { page.changes[$0].bornAfter > from })
+                        tooFarBehind: from < collectedThrough, createdAgain: page.changes.indices.filter { page.changes[$0].bornAfter > from })
                 }
                 return PullResponse(
                     changes: page.changes.map { change in
-                        let key = WireKey(
-                            collection: change.key.collection.rawValue, id: change.key.id.rawValue)
-                        if request.acceptsDeltas, request.resyncingFrom == nil, request.replica != nil,
-                            let delta = change.delta,
+                        let key = WireKey(collection: change.key.collection.rawValue, id: change.key.id.rawValue)
+                        if request.acceptsDeltas, request.resyncingFrom == nil, request.replica != nil, let delta = change.delta,
                             delta.baseSequence <= request.after,
                             declared.policy(for: change.key.collection).joinsBodies
                         {
-                            return WireChange(
-                                sequence: change.sequence, key: key, record: delta.record,
-                                deltaBase: delta.baseDigest)
+                            return WireChange(sequence: change.sequence, key: key, record: delta.record, deltaBase: delta.baseDigest)
                         }
                         return WireChange(sequence: change.sequence, key: key, record: change.record)
                     },
@@ -130,10 +117,7 @@ extension SyncService {
             }
             // Long-poll: wait for a push to this database (or the store poll, or the deadline).
             await waitForPush(database, upTo: min(deadline - clock.now, storePollInterval))
-            if Task.isCancelled {
-                return PullResponse(
-                    changes: [], cursor: request.after, cursorTag: request.afterTag, hasMore: false)
-            }
+            if Task.isCancelled { return PullResponse(changes: [], cursor: request.after, cursorTag: request.afterTag, hasMore: false) }
         }
     }
 

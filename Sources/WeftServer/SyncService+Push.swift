@@ -17,17 +17,11 @@ extension SyncService {
     /// digest it names; then everything below treats it as the whole record. If any delta's
     /// base is not the stored record (another change came in between), the push fails with
     /// ``Weft/SyncError/Kind/deltaBaseUnknown`` before anything is applied.
-    public func push(database: String, _ request: PushRequest, maximumDocumentBytes: Int? = nil)
-        async throws(SyncError) -> PushResponse
-    {
+    public func push(database: String, _ request: PushRequest, maximumDocumentBytes: Int? = nil) async throws(SyncError) -> PushResponse {
         guard request.changes.count <= limits.maximumChanges else {
-            throw SyncError(
-                .rejected,
-                "\(request.changes.count) changes in one push, over the limit of \(limits.maximumChanges)")
+            throw SyncError(.rejected, "\(request.changes.count) changes in one push, over the limit of \(limits.maximumChanges)")
         }
-        for (index, change) in request.changes.enumerated() {
-            try Self.checkRange(change.sequence, "changes[\(index)].sequence")
-        }
+        for (index, change) in request.changes.enumerated() { try Self.checkRange(change.sequence, "changes[\(index)].sequence") }
         try Self.checkRange(request.expectedAppliedThrough, "expectedAppliedThrough")
         var request = request
         try await rebuildDeltas(database: database, &request)
@@ -38,9 +32,7 @@ extension SyncService {
         // Every stamp counts, nested registers included: a record's last stamp alone could hide
         // a far-future write inside it.
         let (bound, overflow) = now.addingReportingOverflow(maximumClockSkew)
-        if let ahead = request.changes.map({ $0.record.greatestStamp.wallMilliseconds }).max(), !overflow,
-            ahead > bound
-        {
+        if let ahead = request.changes.map({ $0.record.greatestStamp.wallMilliseconds }).max(), !overflow, ahead > bound {
             throw SyncError(
                 .clockSkew,
                 "replica \(request.replica) writes \(ahead - now) ms ahead of the server's clock (the bound is \(maximumClockSkew) ms); fix the device's clock",
@@ -49,9 +41,7 @@ extension SyncService {
         // Siblings are made only by servers; a pushed record that holds the reserved field is
         // refused for good (the replica sets it aside) rather than stored.
         if let bad = request.changes.first(where: { $0.record.holdsSiblings }) {
-            throw SyncError(
-                .rejected,
-                "\(bad.key) uses the reserved field \(DocumentRecord.siblingsField.debugDescription)")
+            throw SyncError(.rejected, "\(bad.key) uses the reserved field \(DocumentRecord.siblingsField.debugDescription)")
         }
         let documentLimit = min(maximumDocumentBytes ?? self.maximumDocumentBytes, self.maximumDocumentBytes)
         var rejections = [PushResponse.Rejection]()
@@ -64,15 +54,12 @@ extension SyncService {
                     rejections.append(
                         .init(
                             sequence: change.sequence,
-                            reason:
-                                "document \(change.key.collection)/\(change.key.id) is \(size) bytes, over max_document_bytes = \(documentLimit)"
-                        ))
+                            reason: "document \(change.key.collection)/\(change.key.id) is \(size) bytes, over max_document_bytes = \(documentLimit)"))
                     continue
                 }
             }
             do {
-                let key = DocumentKey(
-                    collection: try CollectionName(change.key.collection), id: try DocumentID(change.key.id))
+                let key = DocumentKey(collection: try CollectionName(change.key.collection), id: try DocumentID(change.key.id))
                 changes.append((change.sequence, key, change.record))
             } catch {
                 throw SyncError(.rejected, "invalid key \(change.key): \(error)")
@@ -93,23 +80,20 @@ extension SyncService {
             others.remove(request.replica)
             others.subtract(request.formerIdentities)
             let known = others.isEmpty ? [] : try await store.knownReplicas(database: database, among: others)
-            let marks = try await store.applyPushReportingMarks(
-                database: database, replica: request.replica, epoch: request.epoch,
-                expectedMark: request.expectedAppliedThrough,
+            let mark = try await store.applyPush(
+                database: database, replica: request.replica, epoch: request.epoch, expectedMark: request.expectedAppliedThrough,
                 pulledThrough: request.pulledThrough, changes: changes
             ) {
                 local, key, pushed throws(WeftError) in
                 var remote = pushed
                 let policy = declared.policy(for: key.collection)
-                let narrowed = pushed.limitingClaims(
-                    about: known, to: local, includingContext: policy.joinsBodies)
+                let narrowed = pushed.limitingClaims(about: known, to: local, includingContext: policy.joinsBodies)
                 if let narrowed {
                     remote = narrowed
                     limited.withLock { $0.append(key) }
                 }
                 let result = try DocumentMerge.merge(
-                    local: local, remote: remote, key: key, policy: policy, resolvers: resolvers,
-                    equalVersions: .keepLocal,
+                    local: local, remote: remote, key: key, policy: policy, resolvers: resolvers, equalVersions: .keepLocal,
                     remoteClaimsLimited: narrowed != nil, joiningWhenDominated: true)
                 if result.kind == .repaired { repaired.withLock { $0.append(key) } }
                 return result
@@ -127,17 +111,14 @@ extension SyncService {
                     metadata: ["database": "\(database)", "key": "\(key)", "replica": "\(request.replica)"])
             }
             wakeWaiters(database)
-            var response = PushResponse(appliedThrough: marks.after, rejected: rejections)
-            response.appliedBefore = marks.before
-            return response
+            return PushResponse(appliedThrough: mark, rejected: rejections)
         } catch {
             switch error.kind {
             case .invalidArgument: throw SyncError(.rejected, "store: \(error)")
             case .forked: throw SyncError(.forked, "\(error.message): say hello again")
             // A client that does not say what it pulled cannot resync for it: it is asked to
             // upgrade, and keeps its queue (a transient refusal).
-            case .tooFarBehind:
-                throw SyncError(request.pulledThrough == nil ? .unavailable : .tooFarBehind, error.message)
+            case .tooFarBehind: throw SyncError(request.pulledThrough == nil ? .unavailable : .tooFarBehind, error.message)
             default: throw SyncError(.unavailable, "store: \(error)")
             }
         }
@@ -163,8 +144,7 @@ extension SyncService {
         for index in request.changes.indices where request.changes[index].deltaBase != nil {
             let wire = request.changes[index].key
             do {
-                keys[index] = DocumentKey(
-                    collection: try CollectionName(wire.collection), id: try DocumentID(wire.id))
+                keys[index] = DocumentKey(collection: try CollectionName(wire.collection), id: try DocumentID(wire.id))
             } catch {
                 throw SyncError(.rejected, "invalid key \(wire): \(error)")
             }
@@ -182,14 +162,11 @@ extension SyncService {
             budget -= bytes.count
             guard budget >= 0 else {
                 throw SyncError(
-                    .rejected,
-                    "the records the push's deltas rebuild pass \(limits.maximumDecompressedBytes) bytes: push fewer at a time"
-                )
+                    .rejected, "the records the push's deltas rebuild pass \(limits.maximumDecompressedBytes) bytes: push fewer at a time")
             }
             guard var rebuilt = stored, DocumentRecord.digest(ofEncoding: bytes) == base else {
                 throw SyncError(
-                    .deltaBaseUnknown,
-                    "this server no longer holds the version the delta of \(key) is over: push it whole")
+                    .deltaBaseUnknown, "this server no longer holds the version the delta of \(key) is over: push it whole")
             }
             rebuilt.merge(request.changes[index].record)
             request.changes[index].record = rebuilt

@@ -91,16 +91,6 @@ public struct PushResponse: Hashable, Sendable, BinaryCodable {
     public var appliedThrough: UInt64
     /// Changes the server refuses for good, with the reason (for the dead-letter table).
     public var rejected: [Rejection]
-    /// The replica's high-water mark on the server just before it applied this push, read in
-    /// the push's transaction (`nil` from a server that does not say). A client with several
-    /// pushes on the wire compares the answers: if another push's answer is below this push's
-    /// last sequence, that push was applied first, so this one must have found at least
-    /// its mark; a lower mark here means the store lost it in between (it was restored from a
-    /// backup), and the client resyncs (`Docs/Protocol.md` §5, "Marks before").
-    ///
-    /// Not part of the binary body: over HTTP it travels in the `Weft-Applied-Before` header,
-    /// so clients that predate it ignore it.
-    public var appliedBefore: UInt64?
 
     /// A change refused for good.
     public struct Rejection: Hashable, Sendable {

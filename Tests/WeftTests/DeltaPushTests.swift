@@ -169,20 +169,20 @@ struct DeltaPushTests {
         func knownReplicas(database: String, among replicas: Set<ReplicaID>) async throws(WeftError) -> Set<ReplicaID> {
             try await base.knownReplicas(database: database, among: replicas)
         }
-        func applyPushReportingMarks(
+        func applyPush(
             database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?,
             changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
             merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
                 record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
             )
-        ) async throws(WeftError) -> (before: UInt64, after: UInt64) {
+        ) async throws(WeftError) -> UInt64 {
             if let run = hook.withLock({ hook in
                 defer { hook = nil }
                 return hook
             }) {
                 await run()
             }
-            return try await base.applyPushReportingMarks(
+            return try await base.applyPush(
                 database: database, replica: replica, epoch: epoch, expectedMark: expectedMark, pulledThrough: pulledThrough, changes: changes,
                 merge: merge)
         }

@@ -6,15 +6,15 @@ import WeftSQLite
 
 // Applying pushes.
 extension SQLiteCentralStore {
-    public func applyPushReportingMarks(
+    public func applyPush(
         database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?,
         changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
-    ) async throws(WeftError) -> (before: UInt64, after: UInt64) {
+    ) async throws(WeftError) -> UInt64 {
         do {
-            let (answer, superseded) = try writeBlocking { db -> ((before: UInt64, after: UInt64), UInt64) in
+            let (answer, superseded) = try writeBlocking { db -> (UInt64, UInt64) in
                 let replicaBytes = Data(replica.bytes)
                 guard try Self.session(db, database, replicaBytes) == (epoch == 0 ? nil : epoch) else {
                     throw WeftError.forked("replica \(replica) pushed in session \(epoch), which is not its current one")
@@ -96,7 +96,7 @@ extension SQLiteCentralStore {
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO high_water (tenant, replica, applied_through) VALUES (?, ?, ?)",
                     arguments: [database, replicaBytes, markValue])
-                return ((mark, newMark), superseded)
+                return (newMark, superseded)
             }
             compacted.withLock { $0 += superseded }
             return answer

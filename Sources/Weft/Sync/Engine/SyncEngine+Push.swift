@@ -61,9 +61,6 @@ extension SyncEngine {
         var inFlight: [(sequences: [UInt64], bytes: Int, deltaKeys: [DocumentKey], answer: Task<PushResponse, any Error>)] = []
         var exhausted = false
         var skewRepairTried = false
-        // The answers so far: each push's last sequence and the marks around it on the server.
-        var answered = [(last: UInt64, after: UInt64)]()
-        var lossSeen = false
         let batchBytes = bandwidthLimit.map { min(maximumBatchBytes, $0.burstBytes) } ?? maximumBatchBytes
         // Progress: the queue as it stands now is the replay's total.
         let started = ContinuousClock.now
@@ -221,23 +218,6 @@ extension SyncEngine {
                 deadLettered += 1
             }
             let last = push.sequences[push.sequences.count - 1]
-            // An earlier push whose answer is below this push's last sequence was applied first
-            // (applying this one lifts the mark to its last sequence): this push must have found
-            // at least that answer's mark. A lower mark means the store lost the earlier push in
-            // between (restored from a backup while both were on the wire); no hello could tell,
-            // since this push's sequences lie above it. Resync: it pushes back what the server lacks.
-            if let before = response.appliedBefore, !lossSeen, answered.contains(where: { $0.after < last && before < $0.after }) {
-                lossSeen = true
-                logger.warning(
-                    "the server lost a push it had applied while another was on the wire (restored from a backup?): resyncing",
-                    metadata: ["mark_before": "\(before)", "sequence": "\(last)"])
-                do {
-                    try await replica.beginResync()
-                } catch {
-                    try await settle(SyncError(.rejected, "local storage: \(error)"))
-                }
-            }
-            answered.append((last, response.appliedThrough))
             let through = min(response.appliedThrough, last)
             confirmedMark = max(confirmedMark, response.appliedThrough)
             do {
