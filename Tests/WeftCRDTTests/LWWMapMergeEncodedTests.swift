@@ -1,6 +1,7 @@
 import Testing
-import WeftCRDT
 import WeftTesting
+
+@testable import WeftCRDT
 
 /// `LWWMap.merge(encoded:)` skips building the decoded map; it must behave exactly like
 /// `merge(try LWWMap(encoded:))`: the same result on valid input, an error and no change otherwise.
@@ -67,6 +68,53 @@ struct LWWMapMergeEncodedTests {
         for attempt in 0..<2 {
             do {
                 if attempt == 0 { _ = try Map(encoded: bytes) } else { try map.merge(encoded: bytes) }
+                Issue.record("a repeated key was accepted")
+            } catch {
+                #expect(error.kind == "invariantViolation" && error.detail.contains("twice"))
+            }
+        }
+        #expect(map == before)
+    }
+
+    /// The filter `merge(encoded:)` checks repeated slots with: exact however its bits collide
+    /// (large inputs share thousands of bits between distinct slots).
+    @Test("the repeated-slot filter agrees with a set", arguments: [10, 1_000, 100_000])
+    func repeatedSlotFilterAgreesWithASet(count: Int) {
+        var random = SplitMix64(seed: UInt64(count))
+        for repeats in [false, true] {
+            var filter = RepeatedSlotFilter<Int>(expected: count)
+            var slots = (0..<count).map { _ in Int.random(in: Int.min...Int.max, using: &random) }
+            slots = Array(Set(slots))
+            if repeats { slots.insert(slots[Int.random(in: 0..<slots.count, using: &random)], at: Int.random(in: 0...slots.count, using: &random)) }
+            for slot in slots { filter.add(slot) }
+            #expect(filter.hasRepeats() == repeats)
+        }
+    }
+
+    @Test func aKeyRepeatedInALargeInputIsRejected() throws {
+        let r1 = ReplicaID(high: 0, low: 1)
+        var map = Map()
+        var source = Map()
+        for index in 0..<20_000 {
+            map.set("k\(index)", to: 1, at: HLCTimestamp(wallMilliseconds: 1, counter: UInt32(index), replica: r1))
+            source.set("k\(index)", to: 2, at: HLCTimestamp(wallMilliseconds: 2, counter: UInt32(index), replica: r1))
+        }
+        var merged = map
+        try merged.merge(encoded: source.encoded())
+        #expect(merged == source)
+        // The last entry again, one counter later: the same key twice.
+        let bytes = source.encoded()
+        var repeated = bytes
+        repeated[2...4] = []  // the entry count (3 bytes for 20,000) is rewritten below
+        var count = BinaryWriter()
+        count.writeVarint(20_001)
+        repeated.insert(contentsOf: count.bytes, at: 2)
+        // header: counter +1; shared 7 (length byte and "k19999"); empty suffix; value 3
+        repeated += [1 << 3, 7, 0, 6]
+        let before = map
+        for attempt in 0..<2 {
+            do {
+                if attempt == 0 { _ = try Map(encoded: repeated) } else { try map.merge(encoded: repeated) }
                 Issue.record("a repeated key was accepted")
             } catch {
                 #expect(error.kind == "invariantViolation" && error.detail.contains("twice"))

@@ -29,35 +29,47 @@ extension Document: BinaryCodable {
     // MARK: Encoding
 
     /// Count, then each field in the order of its smallest dot: key, store.
-    static func encodeFields(_ fields: [String: FieldStore], to writer: inout BinaryWriter) {
+    ///
+    /// The entries are read in place, front to back where they already stand in dot order (a
+    /// decoded table, or one a single replica built), else in the order a sort of their dots
+    /// gives.
+    static func encodeFields(_ fields: FieldTable, to writer: inout BinaryWriter, inBlocks: Bool = true) {
         writer.writeVarint(UInt64(fields.count))
         guard !fields.isEmpty else { return }
-        if fields.count >= FieldOrder.minimumCount, let order = FieldOrder(fields) {
-            for position in order.keys.indices {
-                let (key, store) = fields[order.index(at: position)]
-                key.encode(to: &writer)
-                encodeStore(store, to: &writer)
+        fields.entries.withUnsafeBufferPointer { entries in
+            guard let base = entries.baseAddress else { return }
+            if inBlocks && entries.count >= FieldBlock.minimumCount {
+                FieldBlock.write(entries, to: &writer)
+                return
             }
-            return
+            if FieldOrder.isSorted(entries) {
+                for position in entries.indices { encodeEntry(base + position, to: &writer) }
+                return
+            }
+            if entries.count >= FieldBlock.minimumCount, let order = FieldOrder(entries) {
+                for rank in order.keys.indices { encodeEntry(base + order.position(at: rank), to: &writer) }
+                return
+            }
+            // Sorted through a scratch buffer of (dot, position) pairs on the stack. Every field
+            // has a dot, and no two fields share one.
+            withUnsafeTemporaryAllocation(of: (Dot, Int).self, capacity: entries.count) { order in
+                for position in entries.indices {
+                    let smallest = entries[position].value.smallestDot ?? Dot(replica: ReplicaID(high: 0, low: 0), counter: 0)
+                    order.initializeElement(at: position, to: (smallest, position))
+                }
+                var sorted = order
+                sorted.sort { $0.0 < $1.0 }
+                for (_, position) in sorted { encodeEntry(base + position, to: &writer) }
+                _ = sorted.deinitialize()
+            }
         }
-        // Sorted through a scratch buffer of (dot, index) pairs on the stack rather than a
-        // sorted copy of the fields. Every field has a dot, and no two fields share one.
-        withUnsafeTemporaryAllocation(of: (Dot, Dictionary<String, FieldStore>.Index).self, capacity: fields.count) { order in
-            var filled = 0
-            for index in fields.indices {
-                let smallest = fields[index].value.smallestDot ?? Dot(replica: ReplicaID(high: 0, low: 0), counter: 0)
-                order.initializeElement(at: filled, to: (smallest, index))
-                filled += 1
-            }
-            var slice = UnsafeMutableBufferPointer(rebasing: order[0..<filled])
-            slice.sort { $0.0 < $1.0 }
-            for (_, index) in slice {
-                let (key, store) = fields[index]
-                key.encode(to: &writer)
-                encodeStore(store, to: &writer)
-            }
-            _ = slice.deinitialize()
-        }
+    }
+
+    /// Writes one field, read in place (a copy of the entry would retain its key and arrays).
+    @inline(__always)
+    static func encodeEntry(_ entry: UnsafePointer<FieldTable.Element>, to writer: inout BinaryWriter) {
+        entry.pointee.key.encode(to: &writer)
+        encodeStore(entry.pointee.value, to: &writer)
     }
 
     /// A kinds byte (1 registers, 2 counter, 4 set, 8 nested document), then each kind present.
@@ -112,7 +124,7 @@ extension Document: BinaryCodable {
         /// Dots read so far (for telling whether a field held more than one).
         var count = 0
 
-        func verify(_ fields: [String: FieldStore], at offset: Int) throws(CodecError) {
+        func verify(_ fields: FieldTable, at offset: Int) throws(CodecError) {
             guard needed else { return }
             var dots = [Dot]()
             dots.reserveCapacity(count)
@@ -126,9 +138,9 @@ extension Document: BinaryCodable {
 
     static func decodeFields(
         from reader: inout BinaryReader, context: CausalContext, check: inout DotCheck
-    ) throws(CodecError) -> [String: FieldStore] {
+    ) throws(CodecError) -> FieldTable {
         let count = try reader.readCount(minimumElementSize: 3)
-        var fields = [String: FieldStore](minimumCapacity: count)
+        var fields = FieldTable(minimumCapacity: count)
         var previous: Dot?
         for _ in 0..<count {
             let start = reader.offset
@@ -137,7 +149,7 @@ extension Document: BinaryCodable {
             guard let smallest = store.smallestDot else { throw .invariantViolation(at: start, "an empty field") }
             if let previous, !(previous < smallest) { throw .nonCanonical(at: start, "fields out of order") }
             previous = smallest
-            guard fields.updateValue(store, forKey: key) == nil else { throw .invariantViolation(at: start, "field \(key.debugDescription) appears twice") }
+            guard fields.insertNew(store, forKey: key) else { throw .invariantViolation(at: start, "field \(key.debugDescription) appears twice") }
         }
         return fields
     }
@@ -226,34 +238,40 @@ extension Document: BinaryCodable {
 /// and positions that need more than 64 bits together) fall back to the comparison sort.
 /// - Complexity: O(*n*) for *n* fields (O(*n* × 64) at worst, finding replicas).
 struct FieldOrder {
-    /// Tables smaller than this are sorted by comparison: the radix passes do not pay.
-    static let minimumCount = 256
     /// Tables whose smallest dots name more replicas than this are sorted by comparison.
     static let maximumReplicas = 64
 
-    /// The packed keys, sorted; the low ``positionBits`` bits are a position in ``indices``.
+    /// The packed keys, sorted; the low ``positionBits`` bits are a position in the table.
     var keys: [UInt64]
-    let indices: [Dictionary<String, FieldStore>.Index]
     let positionBits: UInt64
 
-    /// The dictionary index of the field at `position` in dot order.
-    func index(at position: Int) -> Dictionary<String, FieldStore>.Index {
-        indices[Int(truncatingIfNeeded: keys[position] & ((1 << positionBits) - 1))]
+    /// The position in the table of the field at `rank` in dot order.
+    func position(at rank: Int) -> Int {
+        Int(truncatingIfNeeded: keys[rank] & ((1 << positionBits) - 1))
     }
 
-    init?(_ fields: [String: FieldStore]) {
-        var indices = [Dictionary<String, FieldStore>.Index]()
-        indices.reserveCapacity(fields.count)
+    /// Whether the entries already stand in the order of their smallest dots.
+    /// - Complexity: O(*n*), stopping at the first pair out of order.
+    static func isSorted(_ entries: UnsafeBufferPointer<FieldTable.Element>) -> Bool {
+        guard let base = entries.baseAddress, var previous = base.pointee.value.smallestDot else { return true }
+        for position in entries.indices.dropFirst() {
+            guard let dot = (base + position).pointee.value.smallestDot, previous < dot else { return false }
+            previous = dot
+        }
+        return true
+    }
+
+    init?(_ entries: UnsafeBufferPointer<FieldTable.Element>) {
         var slots = [UInt16]()
-        slots.reserveCapacity(fields.count)
+        slots.reserveCapacity(entries.count)
         var counters = [UInt64]()
-        counters.reserveCapacity(fields.count)
+        counters.reserveCapacity(entries.count)
         var replicas = [ReplicaID]()
         var lastReplica = ReplicaID(high: 0, low: 0)
         var lastSlot = -1
         var largestCounter: UInt64 = 0
-        for index in fields.indices {
-            guard let dot = fields.values[index].smallestDot else { return nil }
+        for position in entries.indices {
+            guard let dot = entries[position].value.smallestDot else { return nil }
             if lastSlot < 0 || dot.replica != lastReplica {
                 if let known = replicas.firstIndex(of: dot.replica) {
                     lastSlot = known
@@ -266,7 +284,6 @@ struct FieldOrder {
                 }
                 lastReplica = dot.replica
             }
-            indices.append(index)
             slots.append(UInt16(lastSlot))
             counters.append(dot.counter)
             largestCounter = max(largestCounter, dot.counter)
@@ -276,18 +293,17 @@ struct FieldOrder {
         for (position, slot) in replicas.indices.sorted(by: { replicas[$0] < replicas[$1] }).enumerated() {
             rank[slot] = UInt64(position)
         }
-        let positionBits = UInt64(Self.bits(UInt64(indices.count - 1)))
+        let positionBits = UInt64(Self.bits(UInt64(entries.count - 1)))
         let counterBits = UInt64(Self.bits(largestCounter))
         let rankBits = UInt64(Self.bits(UInt64(replicas.count - 1)))
         guard positionBits + counterBits + rankBits <= 64 else { return nil }
-        var keys = [UInt64](repeating: 0, count: indices.count)
-        for position in indices.indices {
+        var keys = [UInt64](repeating: 0, count: entries.count)
+        for position in entries.indices {
             keys[position] =
                 rank[Int(slots[position])] << (counterBits + positionBits) | counters[position] << positionBits | UInt64(position)
         }
         Self.radixSort(&keys, bits: Int(positionBits + counterBits + rankBits))
         self.keys = keys
-        self.indices = indices
         self.positionBits = positionBits
     }
 

@@ -54,7 +54,7 @@ extension Document {
             if dots.count > maximumDots { return nil }
         }
         // The entries the base has not seen.
-        var changed = [String: FieldStore]()
+        var changed = FieldTable()
         for (key, store) in fields {
             guard let survivor = store.surviving(against: base.context) else { continue }
             changed[key] = survivor

@@ -87,13 +87,13 @@ extension Document {
 
     /// Converts the fields of a version 1 map found at `path` (empty: the document itself),
     /// adding every converted dot to `context`.
-    static func convert(_ map: ORMap<String, LegacyValue>, path: [String], context: inout CausalContext) -> [String: FieldStore] {
+    static func convert(_ map: ORMap<String, LegacyValue>, path: [String], context: inout CausalContext) -> FieldTable {
         // The document's own dots keep their replica; a nested document's move to a derived one.
         let move: (Dot) -> Dot = { dot in
             path.isEmpty ? dot : Dot(replica: derivedReplica(dot.replica, path: path, kind: .document), counter: dot.counter)
         }
         insertAll(map.context, into: &context, moving: move)
-        var fields = [String: FieldStore]()
+        var fields = FieldTable()
         for (key, versions) in map.entries {
             let fieldPath = path + [key]
             var store = FieldStore()
@@ -141,9 +141,9 @@ extension Document {
 
     /// Version 1 could give one dot to two things (the defect version 2 fixes); keep the first
     /// in a fixed order, so the converted document is valid.
-    static func dropRepeatedDots(_ fields: inout [String: FieldStore]) {
+    static func dropRepeatedDots(_ fields: inout FieldTable) {
         var seen = Set<Dot>()
-        var result = [String: FieldStore]()
+        var result = FieldTable()
         for key in fields.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
             guard let store = fields[key], let kept = store.keepingUnseen(&seen) else { continue }
             result[key] = kept

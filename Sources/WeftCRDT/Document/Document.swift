@@ -46,7 +46,7 @@
 ///   O(*k*) in that field's entries (nested fields included for ``updateMap(_:at:_:)``).
 public struct Document: EmptyInitializableCRDT, Hashable {
     /// The live fields, none empty.
-    var fields: [String: FieldStore]
+    var fields: FieldTable
     /// Every dot this document has seen, nested values included.
     public internal(set) var context: CausalContext
     /// Which document value this is, in memory only: copies, edits, merges and nested views
@@ -62,7 +62,7 @@ public struct Document: EmptyInitializableCRDT, Hashable {
         lineage = 0
     }
 
-    init(fields: [String: FieldStore], context: CausalContext, lineage: UInt64 = 0) {
+    init(fields: FieldTable, context: CausalContext, lineage: UInt64 = 0) {
         self.fields = fields
         self.context = context
         self.lineage = lineage

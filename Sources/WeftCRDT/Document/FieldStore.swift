@@ -29,7 +29,7 @@ struct MapStore: Hashable, Sendable {
     /// Sorted, possibly empty.
     var marks: [Dot] = []
     /// The nested fields, none empty.
-    var fields: [String: FieldStore] = [:]
+    var fields: FieldTable = [:]
 
     var isEmpty: Bool { marks.isEmpty && fields.isEmpty }
 }
@@ -178,7 +178,15 @@ struct FieldStore: Hashable, Sendable {
 
     /// The smallest dot of the store: fields are encoded in the order of their smallest dot.
     var smallestDot: Dot? {
-        if others == nil { return registers.first?.dot }
+        // Inlined for the usual register field: a call would retain the store's arrays.
+        @inline(__always) get {
+            if others == nil { return registers.first?.dot }
+            return smallestDotOfAllKinds
+        }
+    }
+
+    /// ``smallestDot`` of a store with other kinds than registers.
+    private var smallestDotOfAllKinds: Dot? {
         var best: Dot?
         func consider(_ dot: Dot?) {
             guard let dot else { return }
@@ -273,12 +281,26 @@ struct FieldStore: Hashable, Sendable {
         _ mine: FieldStore, _ myContext: CausalContext, _ theirs: FieldStore, _ theirContext: CausalContext
     ) -> FieldStore? {
         if mine == theirs { return mine }
-        var result = FieldStore()
-        result.registers = joinEntries(mine.registers, myContext, theirs.registers, theirContext, \.dot) { a, b in
-            // One dot carries one write; if copies differ (misuse), pick deterministically.
-            if a.stamp != b.stamp { return a.stamp > b.stamp ? a : b }
-            return a.value.binaryBytes.lexicographicallyPrecedes(b.value.binaryBytes) ? b : a
+        if mine.isRegistersOnly && theirs.isRegistersOnly && mine.registers.count == 1 && theirs.registers.count == 1 {
+            // The usual field: one write on each side. Keep a side's write unless the other
+            // side has seen it, without building new arrays.
+            let a = mine.registers[0]
+            let b = theirs.registers[0]
+            if a.dot == b.dot { return joinedCopies(a, b) == a ? mine : theirs }
+            let keepsMine = !theirContext.contains(a.dot)
+            let keepsTheirs = !myContext.contains(b.dot)
+            switch (keepsMine, keepsTheirs) {
+            case (true, false): return mine
+            case (false, true): return theirs
+            case (false, false): return nil
+            case (true, true):
+                var both = FieldStore()
+                both.registers = a.dot < b.dot ? [a, b] : [b, a]
+                return both
+            }
         }
+        var result = FieldStore()
+        result.registers = joinEntries(mine.registers, myContext, theirs.registers, theirContext, \.dot, joinedCopies)
         result.counter = joinEntries(mine.counter, myContext, theirs.counter, theirContext, \.dot) { a, b in
             CounterEntry(dot: a.dot, up: Swift.max(a.up, b.up), down: Swift.max(a.down, b.down))
         }
@@ -315,10 +337,18 @@ struct FieldStore: Hashable, Sendable {
         return result.isEmpty ? nil : result
     }
 
+    /// Two copies of the write under one dot: the same write, unless someone misused a dot; if
+    /// they differ, one is picked deterministically.
+    static func joinedCopies(_ a: RegisterEntry, _ b: RegisterEntry) -> RegisterEntry {
+        if a == b { return a }
+        if a.stamp != b.stamp { return a.stamp > b.stamp ? a : b }
+        return a.value.binaryBytes.lexicographicallyPrecedes(b.value.binaryBytes) ? b : a
+    }
+
     /// The join of two field tables under their contexts.
     static func joinFields(
-        _ mine: [String: FieldStore], _ myContext: CausalContext, _ theirs: [String: FieldStore], _ theirContext: CausalContext
-    ) -> [String: FieldStore] {
+        _ mine: FieldTable, _ myContext: CausalContext, _ theirs: FieldTable, _ theirContext: CausalContext
+    ) -> FieldTable {
         var result = mine
         joinFields(into: &result, myContext, theirs, theirContext)
         return result
@@ -326,25 +356,47 @@ struct FieldStore: Hashable, Sendable {
 
     /// Joins `theirs` into `mine` in place: a small `theirs` (a delta) costs little beyond one
     /// look at each of `mine`'s fields.
+    /// - Complexity: O(*n* + *m*) hash lookups at most; one per field of `theirs` when `theirs`
+    ///   holds every field of `mine` (two copies of a document) or has seen none of them.
     static func joinFields(
-        into mine: inout [String: FieldStore], _ myContext: CausalContext, _ theirs: [String: FieldStore],
-        _ theirContext: CausalContext
+        into mine: inout FieldTable, _ myContext: CausalContext, _ theirs: FieldTable, _ theirContext: CausalContext
     ) {
-        // Fields only on this side: drop what the other side has seen (it removed it).
-        if !theirContext.isEmpty && !mine.isEmpty {
-            var changed = [(String, FieldStore?)]()
-            for (key, store) in mine where theirs[key] == nil && store.anyDot(in: theirContext) {
-                changed.append((key, store.surviving(against: theirContext)))
-            }
-            for (key, store) in changed { mine[key] = store }
-        }
-        for (key, store) in theirs {
-            if let current = mine[key] {
-                mine[key] = join(current, myContext, store, theirContext)
+        let original = mine.count
+        // Which of mine's fields `theirs` also holds, so the fields only on this side need no
+        // second lookup each.
+        var matched = [Bool]()
+        var matchedCount = 0
+        var emptied = [String]()
+        for (key, store) in theirs.entries {
+            if let position = mine.position(of: key) {
+                if matched.isEmpty { matched = [Bool](repeating: false, count: original) }
+                matched[position] = true
+                matchedCount += 1
+                if let joined = join(mine[position: position], myContext, store, theirContext) {
+                    mine[position: position] = joined
+                } else {
+                    // Removed after the loop, so positions stay put while it runs.
+                    mine[position: position] = FieldStore()
+                    emptied.append(key)
+                }
             } else if let survivor = store.surviving(against: myContext) {
-                mine[key] = survivor
+                _ = mine.insertNew(survivor, forKey: key)
             }
         }
+        // Fields only on this side: drop what the other side has seen (it removed it).
+        if !theirContext.isEmpty && matchedCount < original {
+            for position in 0..<original where matched.isEmpty || !matched[position] {
+                let store = mine[position: position]
+                guard store.anyDot(in: theirContext) else { continue }
+                if let survivor = store.surviving(against: theirContext) {
+                    mine[position: position] = survivor
+                } else {
+                    mine[position: position] = FieldStore()
+                    emptied.append(mine.entries[position].key)
+                }
+            }
+        }
+        for key in emptied { mine.removeValue(forKey: key) }
     }
 
     init(set: SetStore) { self.set = set }
