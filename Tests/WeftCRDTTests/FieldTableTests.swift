@@ -18,13 +18,17 @@ struct FieldTableTests {
                 value: .int(Int64(counter))))
     }
 
-    @Test("random insertions, replacements and removals agree with a dictionary", arguments: [1, 2, 3])
-    func agreesWithADictionary(seed: UInt64) {
+    /// Key pools below, around and far above the size where a table starts keeping an index,
+    /// so tables cross it in both directions many times.
+    @Test(
+        "random insertions, replacements and removals agree with a dictionary",
+        arguments: [(1, 8), (2, 20), (3, 26), (4, 300)])
+    func agreesWithADictionary(seed: UInt64, keys: UInt64) {
         var random = CodecRNG(seed: codecSeed("field table", seed))
         var table = FieldTable()
         var model = [String: FieldStore]()
         for step in 0..<5_000 {
-            let key = "k\(random.next() % 300)"
+            let key = "k\(random.next() % keys)"
             switch random.next() % 4 {
             case 0, 1:
                 let store = Self.store(UInt64(step) + 1)
@@ -38,6 +42,11 @@ struct FieldTableTests {
                 if inserted { model[key] = store }
             }
             #expect(table.count == model.count)
+            // Every key the model holds is found where the table says, and no other is.
+            if step % 97 == 0 {
+                for (key, store) in model { #expect(table[key] == store) }
+                #expect(table["absent"] == nil)
+            }
         }
         for (key, store) in model {
             #expect(table[key] == store)
