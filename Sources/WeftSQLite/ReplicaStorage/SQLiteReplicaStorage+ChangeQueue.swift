@@ -23,10 +23,10 @@ extension SQLiteReplicaStorage {
 
     /// The oldest `limit` entries after sequence `after`, in sequence order: the two ordered
     /// sources (each read through its index, stopping at `limit`) merged.
-    static func queueEntries(_ db: Database, after: UInt64, limit: Int) throws -> [QueueEntry] {
+    func queueEntries(_ db: Database, after: UInt64, limit: Int) throws -> [QueueEntry] {
         let bound = Int64(clamping: after)
-        let documents = try entries(RawStatement(db.cachedStatement(sql: queuedDocumentsSQL), in: db), after: bound, limit: limit)
-        let superseded = try entries(RawStatement(db.cachedStatement(sql: supersededSQL), in: db), after: bound, limit: limit)
+        let documents = try entries(RawStatement(db.cachedStatement(sql: Self.queuedDocumentsSQL), in: db), after: bound, limit: limit)
+        let superseded = try entries(RawStatement(db.cachedStatement(sql: Self.supersededSQL), in: db), after: bound, limit: limit)
         if superseded.isEmpty { return documents }
         var merged = [QueueEntry]()
         merged.reserveCapacity(min(limit, documents.count + superseded.count))
@@ -45,12 +45,12 @@ extension SQLiteReplicaStorage {
     }
 
     public func entries() async throws(WeftError) -> [QueueEntry] {
-        try await read { db in try Self.queueEntries(db, after: 0, limit: Int(Int32.max)) }
+        try await read { db in try self.queueEntries(db, after: 0, limit: Int(Int32.max)) }
     }
 
     /// The entries a queue query (`seq, collection, id, bytes, record` after `?1`, at most `?2`)
     /// returns; a value of the wrong type or out of range is ``Weft/WeftError/Kind/corrupt``.
-    static func entries(_ statement: RawStatement, after bound: Int64, limit: Int) throws -> [QueueEntry] {
+    func entries(_ statement: RawStatement, after bound: Int64, limit: Int) throws -> [QueueEntry] {
         try statement.run { row in
             try row.bind(bound)
             try row.bind(Int64(limit))
@@ -70,7 +70,7 @@ extension SQLiteReplicaStorage {
                 let bytes = try row.integer(3, "the byte count of queue entry \(sequence)")
                 guard sequence > 0 else { throw WeftError.corrupt("queue sequence \(sequence) of \(key) is not positive") }
                 guard bytes >= 0 else { throw WeftError.corrupt("the queue entry \(sequence) of \(key) counts \(bytes) bytes") }
-                let record = try decodeRecord(try row.blob(4, "the record of \(key)"), "\(key)")
+                let record = try decodeRecord(key, bytes: try row.blob(4, "the record of \(key)"), "\(key)")
                 entries.append(QueueEntry(sequence: UInt64(sequence), key: key, record: record, byteCount: Int(bytes)))
             }
             return entries
@@ -104,7 +104,7 @@ extension SQLiteReplicaStorage {
                 let after = self.inFlightThrough.withLock { $0 }
                 var batch = [QueueEntry]()
                 var size = 0
-                for entry in try Self.queueEntries(db, after: after, limit: max(1, maxEntries)) {
+                for entry in try self.queueEntries(db, after: after, limit: max(1, maxEntries)) {
                     if !batch.isEmpty && size + entry.byteCount > maxBytes { break }
                     batch.append(entry)
                     size += entry.byteCount

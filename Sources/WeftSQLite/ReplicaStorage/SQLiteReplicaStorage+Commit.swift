@@ -269,7 +269,7 @@ extension SQLiteReplicaStorage {
                 try row.bind(borrowingText: collection)
                 try row.bind(borrowingText: id)
                 guard try row.step() else { return QueueSlot(exists: false, sequence: nil, bytes: 0) }
-                if decoding { current[key] = try Self.decodeRecord(try row.blob(0, "the record of \(key)"), "\(key)") }
+                if decoding { current[key] = try self.decodeRecord(key, bytes: try row.blob(0, "the record of \(key)"), "\(key)") }
                 let sequence = row.isNull(1) ? nil : try row.integer(1, "the queue sequence of \(key)")
                 let bytes = try row.integer(2, "the queued bytes of \(key)")
                 if let sequence, sequence <= 0 || bytes < 0 {
@@ -319,6 +319,8 @@ extension SQLiteReplicaStorage {
             let old = slots[slot]
             BinaryFormat.encode(writes[index].record, into: &encoder)
             let encoded = encoder.bytes
+            // The next write of a large document reads these bytes back: it need not decode them.
+            rememberEncoded(key, bytes: encoded, record: writes[index].record)
             let size = QueueEntry.byteCount(key: key, recordBytes: encoded.count)
             let deleted = writes[index].record.isDeleted
             let sequence: Int64

@@ -108,7 +108,7 @@ extension SQLiteReplicaStorage {
                     db, sql: "SELECT record FROM documents WHERE collection = ? AND id = ?",
                     arguments: [key.collection.rawValue, key.id.rawValue])
             else { return nil }
-            return try Self.decodeRecord(data, "\(key)")
+            return try self.decodeRecord(key, bytes: [UInt8](data), "\(key)")
         }
     }
 
@@ -119,7 +119,7 @@ extension SQLiteReplicaStorage {
                 var result = [DocumentKey: DocumentRecord](minimumCapacity: keys.count)
                 for key in keys where result[key] == nil {
                     if let data = try Data.fetchOne(statement, arguments: [key.collection.rawValue, key.id.rawValue]) {
-                        result[key] = try Self.decodeRecord(data, "\(key)")
+                        result[key] = try self.decodeRecord(key, bytes: [UInt8](data), "\(key)")
                     }
                 }
                 return result

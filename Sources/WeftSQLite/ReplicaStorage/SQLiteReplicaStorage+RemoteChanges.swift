@@ -43,7 +43,7 @@ extension SQLiteReplicaStorage {
                     let key = change.key
                     var local = known[key]
                     if local == nil, let row = try Row.fetchOne(readRecord, arguments: [key.collection.rawValue, key.id.rawValue]) {
-                        local = try Self.decodeRecord(try Self.column(row, "record", Data.self), "\(key)")
+                        local = try self.decodeRecord(key, bytes: [UInt8](try Self.column(row, "record", Data.self)), "\(key)")
                         localSizes[key] = try Self.column(row, "size", Int.self)
                         if let digest = try Self.column(row, "base_digest", Int64?.self) { baseDigests[key] = digest }
                     }

@@ -26,6 +26,8 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     let speculating = Mutex(true)
     /// How often large commits assumed their keys new, and how often that proved wrong.
     let assumptionCounts = Mutex(AssumptionCounts())
+    /// Large records decoded once (``DecodedRecords``).
+    let decodedRecords = Mutex(DecodedRecords())
 
     /// How often commits assumed their keys were not stored (``attempts``), and how often one
     /// was after all and the commit ran again reading them (``misses``).
