@@ -261,6 +261,33 @@ struct FieldOrder {
         return true
     }
 
+    /// The fields that stand out of dot order, sorted by dot, if there are at most `limit` and
+    /// the others stand in order; `[]` for a table in order. An edit in place gives its field a
+    /// new, greatest dot where it stands, and a merge may lower a field's smallest dot: such a
+    /// field is taken out when it is above the next field while that one continues the run, or
+    /// below the run. The fields left form a strictly increasing run by construction.
+    /// - Complexity: O(*n*) and O(*k* log *k*) for *k* fields taken out.
+    static func outliers(_ entries: UnsafeBufferPointer<FieldTable.Element>, limit: Int) -> [(dot: Dot, position: Int)]? {
+        guard let base = entries.baseAddress else { return [] }
+        var outliers = [(dot: Dot, position: Int)]()
+        var last: Dot?
+        var next = base.pointee.value.smallestDot
+        for position in entries.indices {
+            guard let dot = next else { return nil }
+            next = position + 1 < entries.count ? (base + position + 1).pointee.value.smallestDot : nil
+            if let last, !(last < dot) {
+                outliers.append((dot, position))  // below the run
+            } else if let following = next, !(dot < following), last.map({ $0 < following }) ?? true {
+                outliers.append((dot, position))  // above a successor that continues the run
+            } else {
+                last = dot
+            }
+            if outliers.count > limit { return nil }
+        }
+        outliers.sort { $0.dot < $1.dot }
+        return outliers
+    }
+
     init?(_ entries: UnsafeBufferPointer<FieldTable.Element>) {
         var slots = [UInt16]()
         slots.reserveCapacity(entries.count)

@@ -23,6 +23,27 @@ enum FieldBlock {
             cursor.expectedFields = entries.count
             if FieldOrder.isSorted(entries) {
                 for position in entries.indices { write(base + position, cursor: &cursor, writer: &writer) }
+            } else if let outliers = FieldOrder.outliers(entries, limit: entries.count / 16) {
+                // In dot order but for a few fields (those an edit changed in place): the rest
+                // are read front to back and the few merged in where they belong.
+                var skipped = outliers.map(\.position)
+                skipped.sort()
+                var nextSkipped = 0
+                var nextOutlier = 0
+                for position in entries.indices {
+                    if nextSkipped < skipped.count && skipped[nextSkipped] == position {
+                        nextSkipped += 1
+                        continue
+                    }
+                    if nextOutlier < outliers.count, let dot = (base + position).pointee.value.smallestDot {
+                        while nextOutlier < outliers.count && outliers[nextOutlier].dot < dot {
+                            write(base + outliers[nextOutlier].position, cursor: &cursor, writer: &writer)
+                            nextOutlier += 1
+                        }
+                    }
+                    write(base + position, cursor: &cursor, writer: &writer)
+                }
+                for outlier in outliers[nextOutlier...] { write(base + outlier.position, cursor: &cursor, writer: &writer) }
             } else if let order = FieldOrder(entries) {
                 for rank in order.keys.indices {
                     write(base + order.position(at: rank), cursor: &cursor, writer: &writer)

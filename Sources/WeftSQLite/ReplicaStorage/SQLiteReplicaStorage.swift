@@ -45,6 +45,12 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     /// The database file.
     public let path: String
 
+    /// The writer connection's page cache, in KiB (SQLite's default is 2,000). A write of a
+    /// 2.5 MB record reads and writes more pages than the default holds, and each write of it
+    /// then went to the file for pages it had just had: 19–20 ms for one field of a
+    /// 100,000-field document with the default, 12–14 ms with this. Readers keep the default.
+    static let writerCacheKiB = 16_384
+
     /// Opens (creating if needed) the database at `path`.
     public init(path: String, durability: Durability = .normal) throws(WeftError) {
         self.path = path
@@ -59,7 +65,9 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
             // GRDB sets synchronous = NORMAL when it switches the writer to WAL, so set the level
             // afterwards, on the one writer connection (the setting is per connection).
             let synchronous = durability == .full ? "FULL" : "NORMAL"
-            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(synchronous)") }
+            try pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = \(synchronous); PRAGMA cache_size = -\(Self.writerCacheKiB)")
+            }
             try pool.write { db in
                 try db.execute(
                     sql: "INSERT OR IGNORE INTO meta (key, value) VALUES ('replica_id', ?)",
