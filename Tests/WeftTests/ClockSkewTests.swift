@@ -48,7 +48,7 @@ struct ClockSkewTests {
         }
         #expect(try await ahead.queuedChanges().count == 1)
         #expect(await aheadEngine.connectionState == .offline)
-        #expect(try await store.record(database: "db", key: key)?.body.string("owner") == "right", "its write did not win")
+        #expect(await store.record(database: "db", key: key)?.body.string("owner") == "right", "its write did not win")
 
         // Still ahead: still refused, however often it tries.
         serverTime.advance(by: 1_000)
@@ -59,7 +59,7 @@ struct ClockSkewTests {
         let report = try await aheadEngine.syncOnce()
         #expect(report.pushed == 1)
         #expect(try await ahead.queuedChanges().isEmpty)
-        let stored = try #require(try await store.record(database: "db", key: key))
+        let stored = try #require(await store.record(database: "db", key: key))
         #expect(stored.lastStamp.wallMilliseconds <= Self.serverStart + 1_000 + 60_000, "no stamp beyond the bound got in")
 
         // A minute later the other replica's ordinary write wins: the fixed clock no longer
@@ -71,13 +71,13 @@ struct ClockSkewTests {
         try await rightEngine.syncOnce()
         try await aheadEngine.syncOnce()
         #expect(try await ahead.collection("jobs").get("j1")?.string("owner") == "right again")
-        #expect(try await store.record(database: "db", key: key)?.body.string("owner") == "right again")
+        #expect(await store.record(database: "db", key: key)?.body.string("owner") == "right again")
 
         // And the repaired replica's own later writes order after what it has seen.
         aheadTime.set(Self.serverStart + 62_300)
         try await ahead.collection("jobs").update("j1") { $0.set("owner", to: "ahead, later") }
         try await aheadEngine.syncOnce()
-        #expect(try await store.record(database: "db", key: key)?.body.string("owner") == "ahead, later")
+        #expect(await store.record(database: "db", key: key)?.body.string("owner") == "ahead, later")
     }
 
     @Test func aClockThatStepsBackKeepsItsWritesInOrder() async throws {

@@ -153,10 +153,10 @@ struct PostgresSchemaTests {
                     ON CONFLICT (tenant) DO UPDATE SET next_sequence = 141
                 """)
         }
-        let before = await store.compactedEntries
+        let before = store.compactedEntries
         // Steps of 7 entries: many steps and both tenants in one pass.
         let removed = try await service.compactLog(step: 7)
-        let counted = await store.compactedEntries - before
+        let counted = store.compactedEntries - before
         #expect(removed == 80 && counted == 80)
         #expect(try TestPostgres.query(url, "SELECT count(*) FROM weft_change_log") == "80")
         #expect(try TestPostgres.query(url, "SELECT count(*) FROM weft_change_log WHERE record IS NOT NULL") == "0")

@@ -80,7 +80,7 @@ struct ReconnectTests {
         #expect(seen == [.offline, .syncing, .offline, .syncing, .offline, .syncing, .offline, .syncing, .online])
         #expect(delays.withLock { $0.count } == 3)
         #expect(try await replica.queuedChanges().isEmpty)
-        let central = try await store.changes(database: "db", after: 0, limit: 100, maxBytes: 1 << 20).changes
+        let central = await store.changes(database: "db", after: 0, limit: 100, maxBytes: 1 << 20).changes
         #expect(central.map(\.key.id.rawValue) == (0..<30).map { "d\($0)" }, "replayed in sequence order")
     }
 }

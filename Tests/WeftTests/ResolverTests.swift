@@ -182,7 +182,7 @@ struct ResolverTests {
             logged += try await engine.replica.conflicts().count
         }
         #expect(seen.allSatisfy { $0 == seen[0] })
-        logged += try await store.conflicts(database: "fieldapp", limit: 100).count
+        logged += await store.conflicts(database: "fieldapp", limit: 100).count
         #expect(logged > 0, "the concurrent edits were resolved as conflicts somewhere")
     }
 

@@ -98,15 +98,15 @@ struct SyncLoopTests {
         try await engine.syncOnce()
         #expect(try await replica.queuedChanges().isEmpty)
         let key = DocumentKey(collection: try CollectionName("c"), id: try DocumentID("counter"))
-        #expect(try await store.record(database: "db", key: key)?.body.counter("n") == 5, "the increment counted once")
+        #expect(await store.record(database: "db", key: key)?.body.counter("n") == 5, "the increment counted once")
         // Pushing the very same batch again is a no-op on the server.
         let again = PushRequest(
             replica: replica.replicaID, epoch: replica.sessionEpoch,
             changes: [WireChange(sequence: 1, key: WireKey(collection: "c", id: "counter"), record: try #require(try await replica.record(key)))])
         let response = try await InProcessTransport(service: service, database: "db").push(again)
         #expect(response.appliedThrough >= 1)
-        #expect(try await store.record(database: "db", key: key)?.body.counter("n") == 5)
-        #expect(try await store.changes(database: "db", after: 0, limit: 100, maxBytes: 1 << 20).changes.count == 1)
+        #expect(await store.record(database: "db", key: key)?.body.counter("n") == 5)
+        #expect(await store.changes(database: "db", after: 0, limit: 100, maxBytes: 1 << 20).changes.count == 1)
     }
 
     @Test func anUnreachableServerLeavesTheQueueIntact() async throws {
@@ -149,7 +149,7 @@ struct SyncLoopTests {
         try await Task.sleep(for: .milliseconds(100))
         let replica = try await Replica(storage: MemoryReplicaStorage())
         try await replica.collection("c").create("d") { $0.set("v", to: 1) }
-        try await SyncEngine(replica: replica, transport: InProcessTransport(service: service, database: "db")).pushAll()
+        _ = try await SyncEngine(replica: replica, transport: InProcessTransport(service: service, database: "db")).pushAll()
         let page = try await waiting.value
         #expect(page.changes.count == 1 && page.cursor == 1)
     }
@@ -191,14 +191,14 @@ struct SyncLoopTests {
         // The second batch reached the server, but the first did not: acknowledging the second
         // ("everything through its last sequence") would drop the first. Nothing was dropped.
         let left = try await replica.queuedChanges().count
-        let applied = try await store.changes(database: "db", after: 0, limit: 100, maxBytes: 1 << 20).changes.count
+        let applied = await store.changes(database: "db", after: 0, limit: 100, maxBytes: 1 << 20).changes.count
         #expect(left == 10, "\(left) entries left; \(applied) applied")
-        #expect(try await store.changes(database: "db", after: 0, limit: 100, maxBytes: 1 << 20).changes.count == 2)
+        #expect(await store.changes(database: "db", after: 0, limit: 100, maxBytes: 1 << 20).changes.count == 2)
         // The next round sends everything again; the server applies each document once.
         #expect(try await engine.pushAll() == 10)
         #expect(try await replica.queuedChanges().isEmpty)
         let reader = try await Replica(storage: MemoryReplicaStorage())
-        try await SyncEngine(replica: reader, transport: InProcessTransport(service: service, database: "db")).pullAll()
+        _ = try await SyncEngine(replica: reader, transport: InProcessTransport(service: service, database: "db")).pullAll()
         let documents = try await reader.collection("c").list()
         #expect(documents.count == 10 && documents.allSatisfy { $0.document.counter("n") == 1 })
     }
@@ -214,7 +214,7 @@ struct SyncLoopTests {
         try await Task.sleep(for: .milliseconds(100))
         let replica = try await Replica(storage: MemoryReplicaStorage())
         try await replica.collection("c").create("d") { $0.set("v", to: 1) }
-        try await SyncEngine(replica: replica, transport: InProcessTransport(service: service, database: "db")).pushAll()
+        _ = try await SyncEngine(replica: replica, transport: InProcessTransport(service: service, database: "db")).pushAll()
         let page = try await waiting.value
         #expect(page.changes.count == 1 && page.cursor == 1)
         #expect(clock.now - started < .seconds(60), "the pull waited for its deadline instead of waking")
@@ -248,6 +248,6 @@ struct WriteBehindTests {
         if case .success(let report) = results[1] { #expect(report.pushed == 1) } else { Issue.record("the second round should push") }
         #expect(try await replica.queuedChanges().isEmpty)
         let key = DocumentKey(collection: try CollectionName("c"), id: try DocumentID("d"))
-        #expect(try await store.record(database: "db", key: key)?.body.counter("n") == 3)
+        #expect(await store.record(database: "db", key: key)?.body.counter("n") == 3)
     }
 }

@@ -55,13 +55,13 @@ struct WriteThroughTests {
         let orders = try engine.collection("orders")
         let receipt = try await orders.create("o1") { $0.set("qty", to: 3) }
         #expect(receipt.confirmed && receipt.pendingReason == nil)
-        #expect(try await store.record(database: "db", key: receipt.key) == receipt.record)
+        #expect(await store.record(database: "db", key: receipt.key) == receipt.record)
         #expect(try await replica.queuedChanges().isEmpty)
         // A write-behind collection of the same replica returns at once, unconfirmed and queued.
         let note = try await engine.collection("notes").create("n1") { $0.set("text", to: "later") }
         #expect(!note.confirmed && note.pendingReason == "write-behind")
         #expect(try await replica.queuedChanges().map(\.sequence) == [note.sequence])
-        #expect(try await store.record(database: "db", key: note.key) == nil)
+        #expect(await store.record(database: "db", key: note.key) == nil)
     }
 
     @Test func unreachableInTimeWithTheQueueFallbackKeepsTheWriteQueued() async throws {
@@ -74,11 +74,11 @@ struct WriteThroughTests {
         #expect(!receipt.confirmed && receipt.pendingReason != nil)
         #expect(try await replica.collection("orders").get("o1")?.int("qty") == 5, "kept locally")
         #expect(try await replica.queuedChanges().map(\.sequence) == [receipt.sequence], "and queued")
-        #expect(try await store.record(database: "db", key: receipt.key) == nil)
+        #expect(await store.record(database: "db", key: receipt.key) == nil)
         // Once the server answers, the queued write goes through.
         transport.delay.withLock { $0 = .zero }
         #expect(try await engine.pushAll() == 1)
-        #expect(try await store.record(database: "db", key: receipt.key)?.body.int("qty") == 5)
+        #expect(await store.record(database: "db", key: receipt.key)?.body.int("qty") == 5)
     }
 
     @Test func unreachableInTimeWithTheRollbackFallbackUndoesTheWriteAndThrows() async throws {
@@ -99,7 +99,7 @@ struct WriteThroughTests {
         // The undo syncs like any write; the server ends with the content from before.
         transport.delay.withLock { $0 = .zero }
         _ = try await engine.syncOnce()
-        #expect(try await store.record(database: "db", key: key)?.body.int("qty") == 1)
+        #expect(await store.record(database: "db", key: key)?.body.int("qty") == 1)
         #expect(try await replica.queuedChanges().isEmpty)
     }
 
@@ -112,10 +112,10 @@ struct WriteThroughTests {
         transport.delay.withLock { $0 = .seconds(60) }
         transport.applyBeforeDelay.withLock { $0 = true }
         await #expect(throws: WeftError.self) { try await orders.update("o1") { $0.set("qty", to: 99) } }
-        #expect(try await store.record(database: "db", key: key)?.body.int("qty") == 99, "the server did apply it")
+        #expect(await store.record(database: "db", key: key)?.body.int("qty") == 99, "the server did apply it")
         transport.delay.withLock { $0 = .zero }
         _ = try await engine.syncOnce()
-        #expect(try await store.record(database: "db", key: key)?.body.int("qty") == 1, "the undo won")
+        #expect(await store.record(database: "db", key: key)?.body.int("qty") == 1, "the undo won")
         #expect(try await replica.collection("orders").get("o1")?.int("qty") == 1)
     }
 

@@ -20,7 +20,7 @@ extension FaultRun {
     /// sync round followed are sure (the server has them): the others may be gone with the
     /// cut, so they count as maybes. The write it had begun when it was killed is a maybe too.
     func killReplicaProcess(_ index: Int) async throws {
-        weak var probe = slots[index]?.replica
+        weak let probe = slots[index]?.replica
         slots[index] = nil
         for _ in 0..<3_000 where probe != nil { try await Task.sleep(for: .milliseconds(20)) }
         if probe != nil {

@@ -88,7 +88,7 @@ extension FaultRun {
     /// Closes replica `index` (waiting until nothing holds it, so its connection is closed), runs
     /// `body` on its files, and opens it again.
     func withReplicaClosed(_ index: Int, _ body: () throws -> Void) async throws {
-        weak var probe = slots[index]?.replica
+        weak let probe = slots[index]?.replica
         slots[index] = nil
         for _ in 0..<3_000 where probe != nil { try await Task.sleep(for: .milliseconds(20)) }
         if probe != nil { throw OfflineTests.TestFailure("replica \(index) is still held (replay: \(replay))") }
