@@ -122,4 +122,31 @@ struct LWWMapMergeEncodedTests {
         }
         #expect(map == before)
     }
+
+    /// Large maps are ordered by a radix sort of packed stamps, ties (one stamp, several keys)
+    /// by key bytes; stamps too far apart to pack take the comparison sort. Either way the
+    /// bytes depend only on the map (not on the order its keys were written in) and decode,
+    /// in canonical order, to the same map.
+    @Test("large maps encode canonically", arguments: [false, true])
+    func largeMapsEncodeCanonically(farApart: Bool) throws {
+        var random = SplitMix64(seed: farApart ? 7 : 8)
+        let replicas = (1...5).map { _ in ReplicaID(high: UInt64.random(in: 0...UInt64.max, using: &random), low: 1) }
+        var writes = [(String, Int64, HLCTimestamp)]()
+        for index in 0..<3_000 {
+            let wall: UInt64 = farApart && index % 2 == 0 ? UInt64.max / 2 : 1_700_000_000_000 + UInt64(index / 60)
+            let stamp = HLCTimestamp(
+                wallMilliseconds: wall, counter: UInt32(index % 3), replica: replicas[index % replicas.count])
+            writes.append(("key \(Int.random(in: 0..<2_000, using: &random))", Int64(index), stamp))
+        }
+        var forward = Map()
+        for (key, value, stamp) in writes { forward.set(key, to: value, at: stamp) }
+        var backward = Map()
+        for (key, value, stamp) in writes.reversed() { backward.set(key, to: value, at: stamp) }
+        #expect(forward == backward)
+        let bytes = forward.encoded()
+        #expect(backward.encoded() == bytes, "the encoding depends on the order keys were written")
+        let decoded = try Map(encoded: bytes)
+        #expect(decoded == forward)
+        #expect(decoded.encoded() == bytes)
+    }
 }

@@ -335,32 +335,8 @@ struct FieldOrder {
     }
 
     /// The bits `value` needs (0 for 0).
-    static func bits(_ value: UInt64) -> Int { 64 - value.leadingZeroBitCount }
+    static func bits(_ value: UInt64) -> Int { bitWidth(of: value) }
 
-    /// Sorts `keys`, whose values need at most `bits` bits, by least-significant-digit radix
-    /// sort with 11-bit digits.
-    static func radixSort(_ keys: inout [UInt64], bits: Int) {
-        let digitBits = 11
-        let buckets = 1 << digitBits
-        var scratch = [UInt64](repeating: 0, count: keys.count)
-        var counts = [Int](repeating: 0, count: buckets)
-        var shift = 0
-        while shift < bits {
-            for bucket in 0..<buckets { counts[bucket] = 0 }
-            for key in keys { counts[Int(truncatingIfNeeded: (key >> UInt64(shift)) & UInt64(buckets - 1))] += 1 }
-            var total = 0
-            for bucket in 0..<buckets {
-                let count = counts[bucket]
-                counts[bucket] = total
-                total += count
-            }
-            for key in keys {
-                let bucket = Int(truncatingIfNeeded: (key >> UInt64(shift)) & UInt64(buckets - 1))
-                scratch[counts[bucket]] = key
-                counts[bucket] += 1
-            }
-            swap(&keys, &scratch)
-            shift += digitBits
-        }
-    }
+    /// Sorts packed keys (``radixSortPacked(_:bits:)``).
+    static func radixSort(_ keys: inout [UInt64], bits: Int) { radixSortPacked(&keys, bits: bits) }
 }

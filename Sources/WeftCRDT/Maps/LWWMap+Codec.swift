@@ -31,10 +31,21 @@ extension LWWMap: BinaryCodable {
         var keyBuffer = BinaryWriter(reservingCapacity: entries.count &* 8)
         var rows = [LWWMapSortRow<Key, Value>]()
         rows.reserveCapacity(entries.count)
+        // The replicas named, ranked in identifier order; runs of one replica (the usual map)
+        // are found without hashing every entry's.
+        var named = Set<ReplicaID>()
+        var lastNamed: ReplicaID?
+        for entry in entries.values where entry.stamp.replica != lastNamed {
+            lastNamed = entry.stamp.replica
+            named.insert(entry.stamp.replica)
+        }
         var ranks = [ReplicaID: UInt32]()
-        for replica in Set(entries.values.map(\.stamp.replica)).sorted() { ranks[replica] = UInt32(ranks.count) }
+        for replica in named.sorted() { ranks[replica] = UInt32(ranks.count) }
         var lastReplica: ReplicaID?
         var lastRank: UInt32 = 0
+        var lowestWall = UInt64.max
+        var highestWall: UInt64 = 0
+        var highestCounter: UInt32 = 0
         for (key, entry) in entries {
             let keyStart = keyBuffer.bytes.count
             key.encode(to: &keyBuffer)
@@ -42,24 +53,70 @@ extension LWWMap: BinaryCodable {
                 lastReplica = entry.stamp.replica
                 lastRank = ranks[entry.stamp.replica] ?? 0
             }
-            // Rows carry everything the writer needs, so the pass after the sort reads memory in order.
+            lowestWall = Swift.min(lowestWall, entry.stamp.wallMilliseconds)
+            highestWall = Swift.max(highestWall, entry.stamp.wallMilliseconds)
+            highestCounter = Swift.max(highestCounter, entry.stamp.counter)
             rows.append(
                 LWWMapSortRow(rank: lastRank, keyStart: keyStart, keyEnd: keyBuffer.bytes.count, entry: entry))
         }
         let keys = keyBuffer.bytes
-        keys.withUnsafeBufferPointer { keyBytes in
-            rows.sort { lhs, rhs in
-                if lhs.rank != rhs.rank { return lhs.rank < rhs.rank }
-                let a = lhs.entry.stamp
-                let b = rhs.entry.stamp
-                if a.wallMilliseconds != b.wallMilliseconds { return a.wallMilliseconds < b.wallMilliseconds }
-                if a.counter != b.counter { return a.counter < b.counter }
-                return keyBytes[lhs.keyStart..<lhs.keyEnd].lexicographicallyPrecedes(keyBytes[rhs.keyStart..<rhs.keyEnd])
+        // A large map is ordered by a radix sort of its stamps packed with each row's position
+        // (equal stamps, which only one edit's keys share, then by key bytes), and its rows are
+        // read in that order; a stable sort of the rows themselves moved every row at every
+        // merge pass. Stamps that do not pack into 64 bits take that sort.
+        var order = [Int]()
+        if rows.count >= 256 {
+            let positionBits = bitWidth(of: UInt64(rows.count - 1))
+            let counterBits = bitWidth(of: UInt64(highestCounter))
+            let wallBits = bitWidth(of: highestWall &- lowestWall)
+            let rankBits = bitWidth(of: UInt64(Swift.max(ranks.count - 1, 0)))
+            if positionBits + counterBits + wallBits + rankBits <= 64 {
+                var packed = [UInt64](repeating: 0, count: rows.count)
+                for position in rows.indices {
+                    let stamp = rows[position].entry.stamp
+                    packed[position] =
+                        UInt64(rows[position].rank) << UInt64(wallBits + counterBits + positionBits)
+                        | (stamp.wallMilliseconds - lowestWall) << UInt64(counterBits + positionBits)
+                        | UInt64(stamp.counter) << UInt64(positionBits) | UInt64(position)
+                }
+                radixSortPacked(&packed, bits: positionBits + counterBits + wallBits + rankBits)
+                let mask: UInt64 = (1 << UInt64(positionBits)) - 1
+                order = packed.map { Int(truncatingIfNeeded: $0 & mask) }
+                keys.withUnsafeBufferPointer { keyBytes in
+                    var start = 0
+                    while start < packed.count {
+                        var end = start + 1
+                        while end < packed.count && packed[end] >> UInt64(positionBits) == packed[start] >> UInt64(positionBits) {
+                            end += 1
+                        }
+                        if end - start > 1 {
+                            order[start..<end].sort { lhs, rhs in
+                                keyBytes[rows[lhs].keyStart..<rows[lhs].keyEnd].lexicographicallyPrecedes(
+                                    keyBytes[rows[rhs].keyStart..<rows[rhs].keyEnd])
+                            }
+                        }
+                        start = end
+                    }
+                }
             }
+        }
+        if order.isEmpty {
+            keys.withUnsafeBufferPointer { keyBytes in
+                rows.sort { lhs, rhs in
+                    if lhs.rank != rhs.rank { return lhs.rank < rhs.rank }
+                    let a = lhs.entry.stamp
+                    let b = rhs.entry.stamp
+                    if a.wallMilliseconds != b.wallMilliseconds { return a.wallMilliseconds < b.wallMilliseconds }
+                    if a.counter != b.counter { return a.counter < b.counter }
+                    return keyBytes[lhs.keyStart..<lhs.keyEnd].lexicographicallyPrecedes(keyBytes[rhs.keyStart..<rhs.keyEnd])
+                }
+            }
+            order = Array(rows.indices)
         }
         writer.writeVarint(UInt64(rows.count))
         var previous: (row: LWWMapSortRow<Key, Value>, stamp: HLCTimestamp)?
-        for row in rows {
+        for position in order {
+            let row = rows[position]
             let stamp = row.entry.stamp
             let value = row.entry.value
             let removed: UInt64 = value == nil ? 1 : 0
