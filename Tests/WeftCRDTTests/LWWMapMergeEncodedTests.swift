@@ -64,16 +64,23 @@ struct LWWMapMergeEncodedTests {
         var bytes = source.encoded()
         bytes[2] = 2  // two entries
         bytes += [1 << 3, 2, 0, 14]  // header: counter +1; shared 2 (length byte and "k"); suffix length 0; value 7
+        Self.expectRepeatedKeyRefused(bytes, by: map)
+    }
+
+    /// Both the decoder and `merge(encoded:)` into `map` refuse `bytes` for a key named twice,
+    /// and the failed merge leaves the map as it was.
+    static func expectRepeatedKeyRefused(_ bytes: [UInt8], by map: Map, sourceLocation: SourceLocation = #_sourceLocation) {
+        var map = map
         let before = map
         for attempt in 0..<2 {
             do {
                 if attempt == 0 { _ = try Map(encoded: bytes) } else { try map.merge(encoded: bytes) }
-                Issue.record("a repeated key was accepted")
+                Issue.record("a repeated key was accepted", sourceLocation: sourceLocation)
             } catch {
-                #expect(error.kind == "invariantViolation" && error.detail.contains("twice"))
+                #expect(error.kind == "invariantViolation" && error.detail.contains("twice"), sourceLocation: sourceLocation)
             }
         }
-        #expect(map == before)
+        #expect(map == before, sourceLocation: sourceLocation)
     }
 
     /// The filter `merge(encoded:)` checks repeated slots with: exact however its bits collide
@@ -111,16 +118,7 @@ struct LWWMapMergeEncodedTests {
         repeated.insert(contentsOf: count.bytes, at: 2)
         // header: counter +1; shared 7 (length byte and "k19999"); empty suffix; value 3
         repeated += [1 << 3, 7, 0, 6]
-        let before = map
-        for attempt in 0..<2 {
-            do {
-                if attempt == 0 { _ = try Map(encoded: repeated) } else { try map.merge(encoded: repeated) }
-                Issue.record("a repeated key was accepted")
-            } catch {
-                #expect(error.kind == "invariantViolation" && error.detail.contains("twice"))
-            }
-        }
-        #expect(map == before)
+        Self.expectRepeatedKeyRefused(repeated, by: map)
     }
 
     /// Large maps are ordered by a radix sort of packed stamps, ties (one stamp, several keys)
