@@ -60,6 +60,42 @@ public struct HTTPTransport: SyncTransport {
         self.init(baseURL: base, database: database, token: token)
     }
 
+    /// Sends `request` and reads the answer: the status, the clock headers, the error code and
+    /// the body.
+    private func send(_ request: HTTPClientRequest, _ operation: String, extraWait: Int64) async throws(SyncError)
+        -> (HTTPResponseStatus, UInt64?, UInt64?, String?, ByteBuffer)
+    {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let response = try await client.execute(request, timeout: timeout + .milliseconds(extraWait))
+                let body = try await response.body.collect(upTo: limits.maximumFrameBytes)
+                return (
+                    response.status, response.headers.first(name: "Weft-Server-Time").flatMap { UInt64($0) },
+                    response.headers.first(name: "Weft-Max-Clock-Skew").flatMap { UInt64($0) },
+                    response.headers.first(name: "Weft-Error"), body
+                )
+            } catch {
+                // Every request here is idempotent (a push twice is applied once), so a connection
+                // the other end closed under it is tried once more, on a fresh one.
+                if attempt == 1 && Self.closedUnderRequest(error) { continue }
+                throw SyncError(.unavailable, "\(operation) to \(baseURL): \(error)")
+            }
+        }
+    }
+
+    /// Whether `error` says the connection was closed or reset by the other end while a request
+    /// was on it: a pooled keep-alive connection the server (or a middlebox) had dropped, or a
+    /// server that restarted. A refused connection or a timeout is not: those wait for the sync
+    /// loop's backoff.
+    static func closedUnderRequest(_ error: any Error) -> Bool {
+        if let error = error as? HTTPClientError { return error == .remoteConnectionClosed }
+        if let error = error as? IOError { return error.errnoCode == ECONNRESET || error.errnoCode == EPIPE }
+        if let error = error as? ChannelError { return error == .eof || error == .outputClosed }
+        return false
+    }
+
     public func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse {
         try await exchange("hello", request, expecting: HelloResponse.self, extraWait: 0)
     }
@@ -84,21 +120,7 @@ public struct HTTPTransport: SyncTransport {
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.body = .bytes(ByteBuffer(bytes: WireMessage.encode(message)))
-        let status: HTTPResponseStatus
-        let body: ByteBuffer
-        let serverTime: UInt64?
-        let skewBound: UInt64?
-        let errorCode: String?
-        do {
-            let response = try await client.execute(request, timeout: timeout + .milliseconds(extraWait))
-            status = response.status
-            serverTime = response.headers.first(name: "Weft-Server-Time").flatMap { UInt64($0) }
-            skewBound = response.headers.first(name: "Weft-Max-Clock-Skew").flatMap { UInt64($0) }
-            errorCode = response.headers.first(name: "Weft-Error")
-            body = try await response.body.collect(upTo: limits.maximumFrameBytes)
-        } catch {
-            throw SyncError(.unavailable, "\(operation) to \(baseURL): \(error)")
-        }
+        let (status, serverTime, skewBound, errorCode, body) = try await send(request, operation, extraWait: extraWait)
         switch status.code {
         case 200:
             do {

@@ -50,18 +50,7 @@ extension Document: BinaryCodable {
                 for rank in order.keys.indices { encodeEntry(base + order.position(at: rank), to: &writer) }
                 return
             }
-            // Sorted through a scratch buffer of (dot, position) pairs on the stack. Every field
-            // has a dot, and no two fields share one.
-            withUnsafeTemporaryAllocation(of: (Dot, Int).self, capacity: entries.count) { order in
-                for position in entries.indices {
-                    let smallest = entries[position].value.smallestDot ?? Dot(replica: ReplicaID(high: 0, low: 0), counter: 0)
-                    order.initializeElement(at: position, to: (smallest, position))
-                }
-                var sorted = order
-                sorted.sort { $0.0 < $1.0 }
-                for (_, position) in sorted { encodeEntry(base + position, to: &writer) }
-                _ = sorted.deinitialize()
-            }
+            FieldOrder.byComparison(entries) { position in encodeEntry(base + position, to: &writer) }
         }
     }
 

@@ -49,17 +49,7 @@ enum FieldBlock {
                     write(base + order.position(at: rank), cursor: &cursor, writer: &writer)
                 }
             } else {
-                var order = [(Dot, Int)]()
-                order.reserveCapacity(entries.count)
-                for position in entries.indices {
-                    order.append(
-                        (
-                            entries[position].value.smallestDot
-                                ?? Dot(replica: ReplicaID(high: 0, low: 0), counter: 0), position
-                        ))
-                }
-                order.sort { $0.0 < $1.0 }
-                for (_, position) in order { write(base + position, cursor: &cursor, writer: &writer) }
+                FieldOrder.byComparison(entries) { position in write(base + position, cursor: &cursor, writer: &writer) }
             }
             cursor.flush(to: &writer)
         }

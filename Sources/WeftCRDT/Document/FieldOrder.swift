@@ -17,6 +17,23 @@ struct FieldOrder {
         Int(truncatingIfNeeded: keys[rank] & ((1 << positionBits) - 1))
     }
 
+    /// Calls `body` with the position of each entry in the order of their smallest dots, sorted
+    /// by comparison through a scratch buffer of (dot, position) pairs (on the stack when small).
+    /// Every field has a dot, and no two fields share one.
+    /// - Complexity: O(*n* log *n*).
+    static func byComparison(_ entries: UnsafeBufferPointer<FieldTable.Element>, _ body: (Int) -> Void) {
+        withUnsafeTemporaryAllocation(of: (Dot, Int).self, capacity: entries.count) { order in
+            for position in entries.indices {
+                let smallest = entries[position].value.smallestDot ?? Dot(replica: ReplicaID(high: 0, low: 0), counter: 0)
+                order.initializeElement(at: position, to: (smallest, position))
+            }
+            var sorted = order
+            sorted.sort { $0.0 < $1.0 }
+            for (_, position) in sorted { body(position) }
+            _ = sorted.deinitialize()
+        }
+    }
+
     /// Whether the entries already stand in the order of their smallest dots.
     /// - Complexity: O(*n*), stopping at the first pair out of order.
     static func isSorted(_ entries: UnsafeBufferPointer<FieldTable.Element>) -> Bool {
