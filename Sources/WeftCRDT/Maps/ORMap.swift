@@ -28,6 +28,12 @@ public struct ORMap<Key: Hashable & BinaryCodable & Sendable, Value: CRDT & Bina
         public var dot: Dot
         /// The value as of that update.
         public var value: Value
+
+        @usableFromInline
+        init(dot: Dot, value: Value) {
+            self.dot = dot
+            self.value = value
+        }
     }
 
     /// Live keys with their versions (sorted by dot, never empty).
@@ -39,6 +45,13 @@ public struct ORMap<Key: Hashable & BinaryCodable & Sendable, Value: CRDT & Bina
     public init() {
         entries = [:]
         context = CausalContext()
+    }
+
+    /// A map of these entries and context (the decoder's, which has checked them).
+    @usableFromInline
+    init(checkedEntries entries: [Key: [Version]], context: CausalContext) {
+        self.entries = entries
+        self.context = context
     }
 
     /// Reserves room for `count` keys (a hint: the state is unchanged).
@@ -185,6 +198,7 @@ extension ORMap: BinaryCodable {
 
     /// Layout: context; key count; then keys in the order of their first dot, each as
     /// key, version count, and `(dot, value)` pairs in dot order.
+    @inlinable
     public func encode(to writer: inout BinaryWriter) {
         context.encode(to: &writer)
         writer.writeVarint(UInt64(entries.count))
@@ -211,6 +225,7 @@ extension ORMap: BinaryCodable {
         }
     }
 
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CodecError) {
         let context = try CausalContext(from: &reader)
         let count = try reader.readCount(minimumElementSize: 3)
@@ -248,8 +263,6 @@ extension ORMap: BinaryCodable {
                 throw .invariantViolation(at: mapStart, "dot \(dots[index]) on two keys")
             }
         }
-        self.init()
-        self.entries = entries
-        self.context = context
+        self.init(checkedEntries: entries, context: context)
     }
 }
