@@ -104,23 +104,17 @@ struct FieldOrder {
         for (position, slot) in replicas.indices.sorted(by: { replicas[$0] < replicas[$1] }).enumerated() {
             rank[slot] = UInt64(position)
         }
-        let positionBits = UInt64(Self.bits(UInt64(entries.count - 1)))
-        let counterBits = UInt64(Self.bits(largestCounter))
-        let rankBits = UInt64(Self.bits(UInt64(replicas.count - 1)))
+        let positionBits = UInt64(bitWidth(of: UInt64(entries.count - 1)))
+        let counterBits = UInt64(bitWidth(of: largestCounter))
+        let rankBits = UInt64(bitWidth(of: UInt64(replicas.count - 1)))
         guard positionBits + counterBits + rankBits <= 64 else { return nil }
         var keys = [UInt64](repeating: 0, count: entries.count)
         for position in entries.indices {
             keys[position] =
                 rank[Int(slots[position])] << (counterBits + positionBits) | counters[position] << positionBits | UInt64(position)
         }
-        Self.radixSort(&keys, bits: Int(positionBits + counterBits + rankBits))
+        radixSortPacked(&keys, bits: Int(positionBits + counterBits + rankBits))
         self.keys = keys
         self.positionBits = positionBits
     }
-
-    /// The bits `value` needs (0 for 0).
-    static func bits(_ value: UInt64) -> Int { bitWidth(of: value) }
-
-    /// Sorts packed keys (``radixSortPacked(_:bits:)``).
-    static func radixSort(_ keys: inout [UInt64], bits: Int) { radixSortPacked(&keys, bits: bits) }
 }
