@@ -60,10 +60,9 @@ public struct HTTPTransport: SyncTransport {
         self.init(baseURL: base, database: database, token: token)
     }
 
-    /// Sends `request` and reads the answer: the status, the clock headers, the error code and
-    /// the body.
+    /// Sends `request` and reads the answer: the status, the headers and the body.
     private func send(_ request: HTTPClientRequest, _ operation: String, extraWait: Int64) async throws(SyncError)
-        -> (HTTPResponseStatus, UInt64?, UInt64?, String?, ByteBuffer)
+        -> (HTTPResponseStatus, HTTPHeaders, ByteBuffer)
     {
         var attempt = 0
         while true {
@@ -71,11 +70,7 @@ public struct HTTPTransport: SyncTransport {
             do {
                 let response = try await client.execute(request, timeout: timeout + .milliseconds(extraWait))
                 let body = try await response.body.collect(upTo: limits.maximumFrameBytes)
-                return (
-                    response.status, response.headers.first(name: "Weft-Server-Time").flatMap { UInt64($0) },
-                    response.headers.first(name: "Weft-Max-Clock-Skew").flatMap { UInt64($0) },
-                    response.headers.first(name: "Weft-Error"), body
-                )
+                return (response.status, response.headers, body)
             } catch {
                 // Every request here is idempotent (a push twice is applied once), so a connection
                 // the other end closed under it is tried once more, on a fresh one.
@@ -97,34 +92,58 @@ public struct HTTPTransport: SyncTransport {
     }
 
     public func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse {
-        try await exchange("hello", request, expecting: HelloResponse.self, extraWait: 0)
+        let (answer, headers) = try await exchange("hello", request, expecting: HelloResponse.self, extraWait: 0)
+        var response = answer
+        response.receipt = try Self.receipt(headers, "Weft-Receipt", "hello")
+        return response
     }
 
     public func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
         var headers = [(String, String)]()
         if request.expectedAppliedThrough > 0 { headers.append(("Weft-Expect-Applied-Through", "\(request.expectedAppliedThrough)")) }
         if let pulled = request.pulledThrough { headers.append(("Weft-Pulled-Through", "\(pulled)")) }
-        return try await exchange("push", request, expecting: PushResponse.self, extraWait: 0, headers: headers)
+        if let receipt = request.receipt, receipt != 0 { headers.append(("Weft-Receipt", "\(receipt)")) }
+        let (answer, answerHeaders) = try await exchange("push", request, expecting: PushResponse.self, extraWait: 0, headers: headers)
+        var response = answer
+        if let previous = try Self.receipt(answerHeaders, "Weft-Receipt-Previous", "push"),
+            let current = try Self.receipt(answerHeaders, "Weft-Receipt", "push")
+        {
+            response.receipt = PushReceipt(previous: previous, current: current)
+        }
+        return response
+    }
+
+    /// The receipt in header `name`, `nil` if the server sent none.
+    /// - Throws: ``Weft/SyncError/Kind/badResponse`` if it is not a decimal 64-bit number.
+    static func receipt(_ headers: HTTPHeaders, _ name: String, _ operation: String) throws(SyncError) -> UInt64? {
+        guard let text = headers.first(name: name) else { return nil }
+        guard let value = UInt64(text) else {
+            throw SyncError(.badResponse, "\(operation): the \(name) header is not a decimal number: \(text.prefix(40).debugDescription)")
+        }
+        return value
     }
 
     public func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse {
-        try await exchange("pull", request, expecting: PullResponse.self, extraWait: Int64(request.waitMilliseconds))
+        try await exchange("pull", request, expecting: PullResponse.self, extraWait: Int64(request.waitMilliseconds)).0
     }
 
     private func exchange<Request: BinaryCodable, Response: BinaryCodable>(
         _ operation: String, _ message: Request, expecting: Response.Type, extraWait: Int64, headers: [(String, String)] = []
-    ) async throws(SyncError) -> Response {
+    ) async throws(SyncError) -> (Response, HTTPHeaders) {
         var request = HTTPClientRequest(url: "\(baseURL)/v1/\(database)/\(operation)")
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/vnd.weft.v1")
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.body = .bytes(ByteBuffer(bytes: WireMessage.encode(message)))
-        let (status, serverTime, skewBound, errorCode, body) = try await send(request, operation, extraWait: extraWait)
+        let (status, answerHeaders, body) = try await send(request, operation, extraWait: extraWait)
+        let serverTime = answerHeaders.first(name: "Weft-Server-Time").flatMap { UInt64($0) }
+        let skewBound = answerHeaders.first(name: "Weft-Max-Clock-Skew").flatMap { UInt64($0) }
+        let errorCode = answerHeaders.first(name: "Weft-Error")
         switch status.code {
         case 200:
             do {
-                return try WireMessage.decode(Response.self, from: Array(buffer: body), limits: limits)
+                return (try WireMessage.decode(Response.self, from: Array(buffer: body), limits: limits), answerHeaders)
             } catch {
                 throw SyncError(.badResponse, "\(operation): \(error)")
             }

@@ -7,15 +7,16 @@ import PostgresNIO
 import Weft
 import WeftCRDT
 import WeftServer
+import WeftWire
 
 extension PostgresCentralStore {
     public func applyPush(
-        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?,
+        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?, receipt: UInt64,
         changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
-    ) async throws(WeftError) -> UInt64 {
+    ) async throws(WeftError) -> (mark: UInt64, receipt: PushReceipt) {
         guard changes.allSatisfy({ Int64(exactly: $0.sequence) != nil }) else {
             throw .invalidArgument("a sequence number is out of range")
         }
@@ -26,7 +27,7 @@ extension PostgresCentralStore {
                 let mark = try await withDeadline {
                     try await self.pushTransaction(
                         database: database, replica: replica, epoch: epoch, expectedMark: expectedMark, pulledThrough: pulledThrough,
-                        changes: changes, merge: merge)
+                        receipt: receipt, changes: changes, merge: merge)
                 }
                 // Number the new log rows now, unless a sequencer is already running: then it, or
                 // the next one (every pull runs one first if rows wait), numbers them. Pushes
@@ -46,15 +47,15 @@ extension PostgresCentralStore {
     /// Swift, then write the changed documents, the log rows, the conflicts (with `unnest`) and
     /// the high-water mark in one statement; `COMMIT`.
     func pushTransaction(
-        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?,
+        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?, receipt: UInt64,
         changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
-    ) async throws -> UInt64 {
+    ) async throws -> (mark: UInt64, receipt: PushReceipt) {
         let logger = logger
         let location = location
-        return try await client.withTransaction(logger: logger) { connection -> UInt64 in
+        return try await client.withTransaction(logger: logger) { connection -> (mark: UInt64, receipt: PushReceipt) in
             let replicaBytes = ByteBuffer(bytes: replica.bytes)
 
             // Serialize merges per document: a transaction-scoped advisory lock on each document
@@ -151,7 +152,14 @@ extension PostgresCentralStore {
             let records = written.map { key in ByteBuffer(bytes: encoded[key] ?? []) }
             let tombstones = written.map { key in current[key].map { $0.isDeleted && $0.body.count == 0 } ?? false }
             let columns = conflicts.map(\.policy.logColumns)
-            try await connection.query(
+            // The receipts are replaced under the high-water row's lock, which the upsert takes
+            // (so two servers applying the replica's pushes at once link them one after the
+            // other), as `PushReceipts.keep` says: a push that changes nothing keeps them, and
+            // the same push applied again keeps the one its first application replaced.
+            let moves = !written.isEmpty || newMark > max(mark, 0)
+            let given = Int64(bitPattern: receipt)
+            var kept: (current: UInt64, previous: UInt64) = (0, 0)
+            for try await value in try await connection.query(
                 """
                 WITH documents AS (
                     INSERT INTO weft_documents (tenant, collection, id, record, tombstone, born_after)
@@ -183,10 +191,19 @@ extension PostgresCentralStore {
                     ) WITH ORDINALITY AS t(c, i, p, v, l, r, w, n)
                     ORDER BY n
                 )
-                INSERT INTO weft_high_water (tenant, replica, applied_through) VALUES (\(database), \(replicaBytes), \(newMark))
-                ON CONFLICT (tenant, replica) DO UPDATE SET applied_through = GREATEST(weft_high_water.applied_through, EXCLUDED.applied_through)
-                """, logger: logger)
-            return UInt64(newMark)
+                INSERT INTO weft_high_water (tenant, replica, applied_through, receipt, previous_receipt)
+                VALUES (\(database), \(replicaBytes), \(newMark), CASE WHEN \(moves) THEN \(given) ELSE 0 END, 0)
+                ON CONFLICT (tenant, replica) DO UPDATE SET
+                    applied_through = GREATEST(weft_high_water.applied_through, EXCLUDED.applied_through),
+                    receipt = CASE WHEN \(moves) THEN EXCLUDED.receipt ELSE weft_high_water.receipt END,
+                    previous_receipt = CASE WHEN NOT \(moves) OR weft_high_water.receipt = EXCLUDED.receipt
+                        THEN weft_high_water.previous_receipt ELSE weft_high_water.receipt END
+                RETURNING receipt, previous_receipt
+                """, logger: logger
+            ).decode((Int64, Int64).self) {
+                kept = (UInt64(bitPattern: value.0), UInt64(bitPattern: value.1))
+            }
+            return (UInt64(newMark), PushReceipts.answer(kept: kept, receipt: receipt))
         }
     }
 }

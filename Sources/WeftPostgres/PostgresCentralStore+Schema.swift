@@ -163,6 +163,12 @@ extension PostgresCentralStore {
                 "ALTER TABLE weft_tenants ADD COLUMN collected_through BIGINT NOT NULL DEFAULT 0",
             ]
         ),
+        (
+            // Each replica's receipt and the one its last push replaced (CentralStore rule 6b).
+            // Constant defaults add the columns without rewriting the table.
+            "v8: push receipts",
+            ["ALTER TABLE weft_high_water ADD COLUMN receipt BIGINT NOT NULL DEFAULT 0, ADD COLUMN previous_receipt BIGINT NOT NULL DEFAULT 0"]
+        ),
     ]
 
     func migrate() async throws(WeftError) {

@@ -10,7 +10,7 @@ import WeftServer
 
 extension PostgresCentralStore {
     public func hello(database: String, replica: ReplicaID, confirmedEpoch: UInt64, epoch: UInt64, acknowledgedThrough: UInt64) async throws(WeftError)
-        -> (accepted: Bool, appliedThrough: UInt64)
+        -> (accepted: Bool, appliedThrough: UInt64, receipt: UInt64)
     {
         var attempt = 0
         while true {
@@ -28,22 +28,26 @@ extension PostgresCentralStore {
     /// The handshake's compare-and-set, under an advisory lock on the replica (so two copies of
     /// a file saying hello at once are answered one after the other).
     func helloTransaction(database: String, replica: ReplicaID, confirmedEpoch: UInt64, epoch: UInt64, acknowledgedThrough: UInt64) async throws
-        -> (accepted: Bool, appliedThrough: UInt64)
+        -> (accepted: Bool, appliedThrough: UInt64, receipt: UInt64)
     {
         let logger = logger
-        return try await client.withTransaction(logger: logger) { connection -> (accepted: Bool, appliedThrough: UInt64) in
+        return try await client.withTransaction(logger: logger) { connection -> (accepted: Bool, appliedThrough: UInt64, receipt: UInt64) in
             let replicaBytes = ByteBuffer(bytes: replica.bytes)
             let lockName = database + "\u{1F}" + replica.description
             var current: Int64?
             var mark: Int64 = 0
+            var receipt: Int64 = 0
             for try await row in try await connection.query(
                 """
                 SELECT (SELECT count(*) FROM (SELECT pg_advisory_xact_lock(hashtextextended(\(lockName), 5))) AS locked),
-                       (SELECT applied_through FROM weft_high_water WHERE tenant = \(database) AND replica = \(replicaBytes))
+                       (SELECT applied_through FROM weft_high_water WHERE tenant = \(database) AND replica = \(replicaBytes)),
+                       (SELECT receipt FROM weft_high_water WHERE tenant = \(database) AND replica = \(replicaBytes))
                 """, logger: logger
-            ).decode((Int64, Int64?).self) {
+            ).decode((Int64, Int64?, Int64?).self) {
                 mark = row.1 ?? 0
+                receipt = row.2 ?? 0
             }
+            let receiptValue = UInt64(bitPattern: receipt)
             // Read after the lock, so a hello that held it is seen.
             for try await value in try await connection.query(
                 "SELECT epoch FROM weft_sessions WHERE tenant = \(database) AND replica = \(replicaBytes)", logger: logger
@@ -66,18 +70,18 @@ extension PostgresCentralStore {
                     INSERT INTO weft_high_water (tenant, replica, applied_through) VALUES (\(database), \(replicaBytes), \(raised))
                     ON CONFLICT (tenant, replica) DO UPDATE SET applied_through = EXCLUDED.applied_through
                     """, logger: logger)
-                return (true, UInt64(max(mark, 0)))
+                return (true, UInt64(max(mark, 0)), receiptValue)
             }
             if let current, current != Int64(bitPattern: confirmedEpoch), current != Int64(bitPattern: epoch) {
-                return (false, UInt64(max(mark, 0)))
+                return (false, UInt64(max(mark, 0)), receiptValue)
             }
-            if UInt64(max(mark, 0)) > acknowledgedThrough { return (false, UInt64(max(mark, 0))) }
+            if UInt64(max(mark, 0)) > acknowledgedThrough { return (false, UInt64(max(mark, 0)), receiptValue) }
             try await connection.query(
                 """
                 INSERT INTO weft_sessions (tenant, replica, epoch) VALUES (\(database), \(replicaBytes), \(Int64(bitPattern: epoch)))
                 ON CONFLICT (tenant, replica) DO UPDATE SET epoch = EXCLUDED.epoch
                 """, logger: logger)
-            return (true, UInt64(max(mark, 0)))
+            return (true, UInt64(max(mark, 0)), receiptValue)
         }
     }
 

@@ -124,6 +124,16 @@ public struct LogDelta: Hashable, Sendable {
 ///    above it, 0 included), or if it forgot any and `pulledThrough` is `nil` (a client that does
 ///    not say). Read after the batch's stored records, so a tombstone forgotten while the
 ///    push ran is either merged into (it was read) or refuses the push (it was not).
+/// 6b. Each replica has a *receipt* in each database, 0 until its first push, and the receipt
+///    it replaced. A push that changes a stored record or raises the high-water mark replaces
+///    the receipt with the caller's `receipt` in the same atomic step (``PushReceipts/keep(stored:receipt:moves:)``).
+///    The push answers the link (replaced, new); a push that changes nothing leaves the
+///    receipts and answers (current, current), unless the current receipt is its own (the same
+///    push applied again after its answer was lost), which answers the link that push made
+///    (``PushReceipts/answer(kept:receipt:)``). A push that throws leaves them. ``hello(database:replica:confirmedEpoch:epoch:acknowledgedThrough:)``
+///    answers the current receipt and never changes it. Receipts are restored with the rest of
+///    a backup, which is what lets a replica notice that a push it was answered for is gone
+///    (``WeftWire/PushReceipt``).
 /// 7. ``knownReplicas(database:among:)`` answers which of the given replicas have spoken to the
 ///    database: said hello, or pushed (a high-water mark).
 /// 8. ``rememberPull(database:replica:after:afterTag:served:servedTag:pulledAt:)`` records, per replica, the
@@ -142,10 +152,10 @@ public struct LogDelta: Hashable, Sendable {
 ///    not. Losing the latest rows (a crash) may only make a cursor unknown, never a wrong one
 ///    known, so stores need not flush them before answering.
 public protocol CentralStore: TombstoneCollectingStore {
-    /// Opens a session for `replica`; answers whether it is accepted, and the replica's
-    /// high-water mark.
+    /// Opens a session for `replica`; answers whether it is accepted, the replica's high-water
+    /// mark, and its receipt (contract, rule 6b).
     func hello(database: String, replica: ReplicaID, confirmedEpoch: UInt64, epoch: UInt64, acknowledgedThrough: UInt64) async throws(WeftError)
-        -> (accepted: Bool, appliedThrough: UInt64)
+        -> (accepted: Bool, appliedThrough: UInt64, receipt: UInt64)
 
     /// The tag of the logged change at `sequence` in `database`, or `nil` if there is none.
     func tag(database: String, sequence: UInt64) async throws(WeftError) -> UInt64?
@@ -154,14 +164,16 @@ public protocol CentralStore: TombstoneCollectingStore {
     /// - Complexity: one query (in chunks for many replicas).
     func knownReplicas(database: String, among replicas: Set<ReplicaID>) async throws(WeftError) -> Set<ReplicaID>
 
-    /// Applies a pushed batch; returns the replica's high-water mark afterwards.
+    /// Applies a pushed batch and, if it changes anything, replaces the replica's receipt with
+    /// `receipt` (contract, rule 6b); returns the replica's high-water mark afterwards and the
+    /// push's link.
     func applyPush(
-        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?,
+        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?, receipt: UInt64,
         changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
-    ) async throws(WeftError) -> UInt64
+    ) async throws(WeftError) -> (mark: UInt64, receipt: PushReceipt)
 
     /// The logged changes after `after`.
     func changes(database: String, after: UInt64, limit: Int, maxBytes: Int) async throws(WeftError)
@@ -197,6 +209,21 @@ public protocol CentralStore: TombstoneCollectingStore {
 }
 
 extension CentralStore {
+    /// Applies a pushed batch with a new random receipt; returns the replica's high-water mark
+    /// afterwards.
+    public func applyPush(
+        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?,
+        changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
+        )
+    ) async throws(WeftError) -> UInt64 {
+        try await applyPush(
+            database: database, replica: replica, epoch: epoch, expectedMark: expectedMark, pulledThrough: pulledThrough,
+            receipt: PushReceipt.draw(), changes: changes, merge: merge
+        ).mark
+    }
+
     /// Applies a batch outside any session (epoch 0): what a replica that predates the
     /// handshake sends, accepted only while its identity has no session.
     public func applyPush(
@@ -229,6 +256,26 @@ extension CentralStore {
     ) async throws(WeftError) -> UInt64 {
         try await applyPush(
             database: database, replica: replica, epoch: epoch, expectedMark: expectedMark, pulledThrough: 0, changes: changes, merge: merge)
+    }
+}
+
+/// The receipts a store keeps per replica and answers (``CentralStore`` contract, rule 6b;
+/// ``WeftWire/PushReceipt``).
+public enum PushReceipts {
+    /// The receipts a store keeps after a push with `receipt`, from those it held: the push's
+    /// receipt and the one it replaced if the push `moves` them (changed a stored record or
+    /// raised the high-water mark), otherwise those it held. The same push applied again keeps
+    /// the receipt its first application replaced.
+    public static func keep(stored: (current: UInt64, previous: UInt64), receipt: UInt64, moves: Bool) -> (current: UInt64, previous: UInt64) {
+        guard moves else { return stored }
+        return (receipt, stored.current == receipt ? stored.previous : stored.current)
+    }
+
+    /// What a push with `receipt` answers when the store keeps `kept` after it: the link it made
+    /// (or made when first applied), or (current, current) for a push that changed nothing.
+    public static func answer(kept: (current: UInt64, previous: UInt64), receipt: UInt64) -> PushReceipt {
+        kept.current == receipt
+            ? PushReceipt(previous: kept.previous, current: kept.current) : PushReceipt(previous: kept.current, current: kept.current)
     }
 }
 

@@ -32,14 +32,21 @@ public struct InProcessTransport: SyncTransport {
 
     public func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse {
         let received = try roundTrip(request)
-        return try roundTrip(try await service.hello(database: database, received))
+        let answer = try await service.hello(database: database, received)
+        var returned = try roundTrip(answer)
+        returned.receipt = answer.receipt  // beside the body, as over HTTP
+        return returned
     }
 
     public func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
         var received = try roundTrip(request)
         received.expectedAppliedThrough = request.expectedAppliedThrough  // beside the body, as over HTTP
         received.pulledThrough = request.pulledThrough
-        return try roundTrip(try await service.push(database: database, received))
+        received.receipt = request.receipt
+        let answer = try await service.push(database: database, received)
+        var returned = try roundTrip(answer)
+        returned.receipt = answer.receipt
+        return returned
     }
 
     public func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse {

@@ -1,4 +1,5 @@
 import Weft
+import WeftWire
 import WeftCRDT
 
 /// A central store in memory, for tests and in-process use.
@@ -8,6 +9,8 @@ public actor MemoryCentralStore: CentralStore {
         var log: [LoggedChange] = []
         var highWater: [ReplicaID: UInt64] = [:]
         var sessions: [ReplicaID: UInt64] = [:]
+        /// Each replica's receipt and the one its last push replaced (contract, rule 6b); absent: 0.
+        var receipts: [ReplicaID: (current: UInt64, previous: UInt64)] = [:]
         var conflicts: [ConflictRecord] = []
         /// Each document's entry in ``log``, by sequence.
         var logged: [DocumentKey: UInt64] = [:]
@@ -42,21 +45,22 @@ public actor MemoryCentralStore: CentralStore {
     /// An empty store.
     public init() {}
 
-    public func hello(database: String, replica: ReplicaID, confirmedEpoch: UInt64, epoch: UInt64, acknowledgedThrough: UInt64) -> (accepted: Bool, appliedThrough: UInt64) {
+    public func hello(database: String, replica: ReplicaID, confirmedEpoch: UInt64, epoch: UInt64, acknowledgedThrough: UInt64) -> (accepted: Bool, appliedThrough: UInt64, receipt: UInt64) {
         var tenant = tenants[database] ?? Tenant()
         let mark = tenant.highWater[replica] ?? 0
+        let receipt = tenant.receipts[replica]?.current ?? 0
         if mark < acknowledgedThrough {
             // This store lost changes it had acknowledged (restored from a backup).
             tenant.sessions[replica] = epoch
             tenant.highWater[replica] = acknowledgedThrough
             tenants[database] = tenant
-            return (true, mark)
+            return (true, mark, receipt)
         }
-        if let current = tenant.sessions[replica], current != confirmedEpoch, current != epoch { return (false, mark) }
-        if mark > acknowledgedThrough { return (false, mark) }
+        if let current = tenant.sessions[replica], current != confirmedEpoch, current != epoch { return (false, mark, receipt) }
+        if mark > acknowledgedThrough { return (false, mark, receipt) }
         tenant.sessions[replica] = epoch
         tenants[database] = tenant
-        return (true, mark)
+        return (true, mark, receipt)
     }
 
     public func knownReplicas(database: String, among replicas: Set<ReplicaID>) -> Set<ReplicaID> {
@@ -65,12 +69,12 @@ public actor MemoryCentralStore: CentralStore {
     }
 
     public func applyPush(
-        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?,
+        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?, receipt: UInt64,
         changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
-    ) throws(WeftError) -> UInt64 {
+    ) throws(WeftError) -> (mark: UInt64, receipt: PushReceipt) {
         var tenant = tenants[database] ?? Tenant()
         guard tenant.sessions[replica] == (epoch == 0 ? nil : epoch) else {
             throw .forked("replica \(replica) pushed in session \(epoch), which is not its current one")
@@ -79,12 +83,14 @@ public actor MemoryCentralStore: CentralStore {
         let mark = tenant.highWater[replica] ?? 0
         guard mark >= expectedMark else { throw .forked(Self.lostChanges(replica, mark, expectedMark)) }
         try Self.refuseIfTooFarBehind(pulledThrough, collectedThrough: tenant.collectedThrough)
+        var moved = false
         for change in changes {
             let previous = tenant.documents[change.key]
             if previous == nil && tenant.collectedThrough > 0 { tenant.bornAfter[change.key] = tenant.collectedThrough }
             let result = try merge(previous, change.key, change.delta)
             if let conflict = result.conflict { tenant.conflicts.append(conflict) }
             guard result.record != tenant.documents[change.key] else { continue }
+            moved = true
             tenant.documents[change.key] = result.record
             // A large document's small change also keeps its delta over the previous version.
             let size = result.record.encoded().count
@@ -107,9 +113,11 @@ public actor MemoryCentralStore: CentralStore {
         }
         let newMark = max(mark, changes.map(\.sequence).max() ?? 0)
         tenant.highWater[replica] = newMark
+        let kept = PushReceipts.keep(stored: tenant.receipts[replica] ?? (0, 0), receipt: receipt, moves: moved || newMark > mark)
+        tenant.receipts[replica] = kept
         tenants[database] = tenant
         nextSequence = sequence
-        return newMark
+        return (newMark, PushReceipts.answer(kept: kept, receipt: receipt))
     }
 
     public func changes(database: String, after: UInt64, limit: Int, maxBytes: Int)

@@ -38,6 +38,14 @@ public enum StandaloneServer {
     /// The header a push carries ``WeftWire/PushRequest/pulledThrough`` in.
     public static let pulledHeaderName = "Weft-Pulled-Through"
     static let pulledHeader = HTTPFields.Element.Name(pulledHeaderName)!
+    /// The header a push carries ``WeftWire/PushRequest/receipt`` in, and that the answers to a
+    /// push and a hello carry the replica's current receipt in (``WeftWire/PushReceipt``).
+    public static let receiptHeaderName = "Weft-Receipt"
+    static let receiptHeader = HTTPFields.Element.Name(receiptHeaderName)!
+    /// The header the answer to a push carries the receipt it replaced in
+    /// (``WeftWire/PushReceipt/previous``).
+    public static let previousReceiptHeaderName = "Weft-Receipt-Previous"
+    static let previousReceiptHeader = HTTPFields.Element.Name(previousReceiptHeaderName)!
     /// The header of a 409 that is not about clocks: `forked` for a push whose session is not
     /// the replica's current one, or that expected more of the replica's changes than the
     /// server holds.
@@ -76,7 +84,9 @@ public enum StandaloneServer {
                 let answer = try await service.hello(database: database, hello)
                 metrics.count(.hellos)
                 if answer.status == .forked { metrics.count(.forked) }
-                return frame(answer)
+                var response = frame(answer)
+                if let receipt = answer.receipt { response.headers[receiptHeader] = "\(receipt)" }
+                return response
             } catch let error as SyncError {
                 if error.kind == .rejected { metrics.count(.rejected) }
                 throw HTTPError(error.kind == .rejected ? .badRequest : .serviceUnavailable, message: error.message)
@@ -100,6 +110,14 @@ public enum StandaloneServer {
                 }
                 push.pulledThrough = value
             }
+            if let receipt = request.headers[receiptHeader] {
+                guard let value = UInt64(receipt), value != 0 else {
+                    metrics.count(.rejected)
+                    throw HTTPError(
+                        .badRequest, message: "\(receiptHeaderName) must be a decimal number above 0, not \(receipt.prefix(40).debugDescription)")
+                }
+                push.receipt = value
+            }
             do {
                 let started = ContinuousClock.now
                 // A document over max_document_bytes is refused on its own, in the response.
@@ -108,7 +126,12 @@ public enum StandaloneServer {
                 metrics.record(metrics.pushDuration, since: started)
                 metrics.count(.pushes)
                 metrics.count(.changesPushed, by: push.changes.count)
-                return frame(response)
+                var answer = frame(response)
+                if let receipt = response.receipt {
+                    answer.headers[previousReceiptHeader] = "\(receipt.previous)"
+                    answer.headers[receiptHeader] = "\(receipt.current)"
+                }
+                return answer
             } catch let error as SyncError where error.kind == .clockSkew {
                 // The replica's clock runs too far ahead: 409, with the server's time so the
                 // replica can tell when its own clock is right again.

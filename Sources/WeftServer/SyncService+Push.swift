@@ -80,9 +80,10 @@ extension SyncService {
             others.remove(request.replica)
             others.subtract(request.formerIdentities)
             let known = others.isEmpty ? [] : try await store.knownReplicas(database: database, among: others)
-            let mark = try await store.applyPush(
+            let receipt = request.receipt.flatMap { $0 == 0 ? nil : $0 } ?? PushReceipt.draw()
+            let (mark, link) = try await store.applyPush(
                 database: database, replica: request.replica, epoch: request.epoch, expectedMark: request.expectedAppliedThrough,
-                pulledThrough: request.pulledThrough, changes: changes
+                pulledThrough: request.pulledThrough, receipt: receipt, changes: changes
             ) {
                 local, key, pushed throws(WeftError) in
                 var remote = pushed
@@ -111,7 +112,8 @@ extension SyncService {
                     metadata: ["database": "\(database)", "key": "\(key)", "replica": "\(request.replica)"])
             }
             wakeWaiters(database)
-            return PushResponse(appliedThrough: mark, rejected: rejections)
+            return PushResponse(
+                appliedThrough: mark, rejected: rejections, receipt: link)
         } catch {
             switch error.kind {
             case .invalidArgument: throw SyncError(.rejected, "store: \(error)")

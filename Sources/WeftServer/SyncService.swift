@@ -110,7 +110,7 @@ public actor SyncService {
     /// database's policies.
     public func hello(database: String, _ request: HelloRequest) async throws(SyncError) -> HelloResponse {
         try Self.checkRange(request.acknowledgedThrough, "acknowledgedThrough")
-        let outcome: (accepted: Bool, appliedThrough: UInt64)
+        let outcome: (accepted: Bool, appliedThrough: UInt64, receipt: UInt64)
         do {
             outcome = try await store.hello(
                 database: database, replica: request.replica, confirmedEpoch: request.confirmedEpoch, epoch: request.epoch,
@@ -127,7 +127,7 @@ public actor SyncService {
         return HelloResponse(
             status: outcome.accepted ? .accepted : .forked, appliedThrough: outcome.appliedThrough,
             defaultPolicy: declared.defaultPolicy, collections: declared.collections, acceptsDeltaPushes: request.offersDeltaPushes,
-            collectsTombstones: request.handlesCollection)
+            collectsTombstones: request.handlesCollection, receipt: outcome.receipt)
     }
 
     /// The largest sequence (and mark) a store can hold: both stores keep them as signed 64-bit

@@ -145,12 +145,19 @@ public struct HelloResponse: Hashable, Sendable, BinaryCodable {
     /// a hello that says it ``HelloRequest/handlesCollection``; a replica sends those flags only
     /// to a server that says so.
     public var collectsTombstones: Bool
+    /// The replica's current receipt on the server (``PushReceipt``), which the answers to its
+    /// next pushes continue; `nil` from a server that does not say.
+    ///
+    /// Not part of the binary body: over HTTP it travels in the `Weft-Receipt` header, so
+    /// clients that predate it ignore it.
+    public var receipt: UInt64?
 
     /// Creates an answer.
     public init(
         status: Status, appliedThrough: UInt64, defaultPolicy: WirePolicy, collections: [(name: String, policy: WirePolicy)],
-        acceptsDeltaPushes: Bool = false, collectsTombstones: Bool = false
+        acceptsDeltaPushes: Bool = false, collectsTombstones: Bool = false, receipt: UInt64? = nil
     ) {
+        self.receipt = receipt
         self.status = status
         self.appliedThrough = appliedThrough
         self.defaultPolicy = defaultPolicy
@@ -161,7 +168,7 @@ public struct HelloResponse: Hashable, Sendable, BinaryCodable {
 
     public static func == (lhs: HelloResponse, rhs: HelloResponse) -> Bool {
         lhs.acceptsDeltaPushes == rhs.acceptsDeltaPushes && lhs.collectsTombstones == rhs.collectsTombstones && lhs.status == rhs.status
-            && lhs.appliedThrough == rhs.appliedThrough
+            && lhs.appliedThrough == rhs.appliedThrough && lhs.receipt == rhs.receipt
             && lhs.defaultPolicy == rhs.defaultPolicy
             && lhs.collections.map(\.name) == rhs.collections.map(\.name) && lhs.collections.map(\.policy) == rhs.collections.map(\.policy)
     }
@@ -172,6 +179,7 @@ public struct HelloResponse: Hashable, Sendable, BinaryCodable {
         hasher.combine(defaultPolicy)
         hasher.combine(acceptsDeltaPushes)
         hasher.combine(collectsTombstones)
+        hasher.combine(receipt)
         for (name, policy) in collections {
             hasher.combine(name)
             hasher.combine(policy)

@@ -35,6 +35,13 @@ public struct PushRequest: Hashable, Sendable, BinaryCodable {
     /// Not part of the binary body: over HTTP it travels in the `Weft-Pulled-Through` header,
     /// so servers that predate it ignore it.
     public var pulledThrough: UInt64?
+    /// The receipt this push leaves on the server if it is applied (``PushReceipt``): drawn at
+    /// random by the replica for each request, never 0, and the same when a request is sent
+    /// again, so a push applied twice answers the same link; `nil` lets the server draw one.
+    ///
+    /// Not part of the binary body: over HTTP it travels in the `Weft-Receipt` header, so
+    /// servers that predate it ignore it.
+    public var receipt: UInt64?
 
     /// The most former identities a push carries.
     public static let maximumFormerIdentities = 64
@@ -91,6 +98,12 @@ public struct PushResponse: Hashable, Sendable, BinaryCodable {
     public var appliedThrough: UInt64
     /// Changes the server refuses for good, with the reason (for the dead-letter table).
     public var rejected: [Rejection]
+    /// The replica's receipt on the server before and after this push (``PushReceipt``);
+    /// `nil` from a server that does not say.
+    ///
+    /// Not part of the binary body: over HTTP it travels in the `Weft-Receipt-Previous` and
+    /// `Weft-Receipt` headers, so clients that predate it ignore it.
+    public var receipt: PushReceipt?
 
     /// A change refused for good.
     public struct Rejection: Hashable, Sendable {
@@ -107,9 +120,10 @@ public struct PushResponse: Hashable, Sendable, BinaryCodable {
     }
 
     /// Creates a response.
-    public init(appliedThrough: UInt64, rejected: [Rejection] = []) {
+    public init(appliedThrough: UInt64, rejected: [Rejection] = [], receipt: PushReceipt? = nil) {
         self.appliedThrough = appliedThrough
         self.rejected = rejected
+        self.receipt = receipt
     }
 
     /// Layout: applied-through, count, then `(sequence, reason)` pairs.
@@ -130,4 +144,35 @@ public struct PushResponse: Hashable, Sendable, BinaryCodable {
             rejected.append(Rejection(sequence: try reader.readVarint(), reason: try reader.readString()))
         }
     }
+}
+
+/// The link a push adds to the chain of a replica's pushes on the server.
+///
+/// The server keeps, per replica, a random 64-bit *receipt* that every applied push replaces
+/// with a new one, in the push's transaction; the push's answer names the receipt it replaced
+/// (``previous``) and the new one (``current``), and the hello answers the current one
+/// (``HelloResponse/receipt``). The answers of a session therefore link into one chain, in the
+/// order the server applied the pushes, whatever order they arrive in. A server restored from
+/// a backup goes back to an earlier receipt, so a push applied after the restore links to a
+/// receipt the chain already continued from (two answers over one predecessor), or to none of
+/// the session's: the replica then knows the server forgot pushes it had answered, and resyncs.
+///
+/// Law: in a history without restores, the answers of the pushes applied since a hello, put in
+/// order by linking `previous` to `current` from the hello's receipt, form one chain that uses
+/// every answer once.
+public struct PushReceipt: Hashable, Sendable {
+    /// The replica's receipt before the push.
+    public var previous: UInt64
+    /// The replica's receipt after it.
+    public var current: UInt64
+
+    /// Creates a receipt link.
+    public init(previous: UInt64, current: UInt64) {
+        self.previous = previous
+        self.current = current
+    }
+
+    /// A new random receipt: never 0, the receipt of a replica that never pushed (or last
+    /// pushed to a server that kept none).
+    public static func draw() -> UInt64 { UInt64.random(in: 1...UInt64.max) }
 }

@@ -3,6 +3,7 @@ import Testing
 import Weft
 import WeftCRDT
 import WeftServer
+import WeftWire
 import WeftPostgres
 
 enum CentralKind: String, CaseIterable, Sendable, CustomStringConvertible {
@@ -103,6 +104,66 @@ struct CentralStoreContractTests {
             #expect(try await reopened.record(database: "one", key: key("c", "x")) == merged)
             #expect(try await reopened.applyPush(
                 database: "one", replica: replicaA, changes: [change(1, "x", "a", 1, replica: replicaA, wall: 5, count: 1)], merge: Self.merge) == 1)
+        }
+    }
+
+    @Test("6b. receipts: a push that changes something replaces the replica's, answering the link", arguments: CentralKind.testable)
+    func receipts(_ kind: CentralKind) async throws {
+        let directory = TemporaryDirectory()
+        let store = try await kind.make(directory)
+        /// Pushes a change of document `d<id>` under `sequence`; answers the mark and the link.
+        func push(_ sequence: UInt64, receipt: UInt64, id: UInt64? = nil, value: Int64? = nil, epoch: UInt64 = 5) async throws
+            -> [UInt64]
+        {
+            let id = id ?? sequence
+            let answer = try await store.applyPush(
+                database: "db", replica: replicaA, epoch: epoch, expectedMark: 0, pulledThrough: 0, receipt: receipt,
+                changes: [change(sequence, "d\(id)", "v", value ?? Int64(id), replica: replicaA, wall: 10 + UInt64(value ?? 0), count: value.map { UInt64($0) } ?? id)],
+                merge: Self.merge)
+            return [answer.mark, answer.receipt.previous, answer.receipt.current]
+        }
+        func hello(_ acknowledged: UInt64) async throws -> UInt64 {
+            let answer = try await store.hello(database: "db", replica: replicaA, confirmedEpoch: 5, epoch: 5, acknowledgedThrough: acknowledged)
+            #expect(answer.accepted)
+            return answer.receipt
+        }
+        #expect(try await hello(0) == 0, "no push yet")
+        #expect(try await push(1, receipt: 11) == [1, 0, 11])
+        #expect(try await push(2, receipt: 22) == [2, 11, 22])
+        #expect(try await push(2, receipt: 22) == [2, 11, 22], "the same push again answers the same link")
+        #expect(try await push(2, receipt: 23) == [2, 22, 22], "a push that changes nothing: (current, current)")
+        #expect(try await push(1, receipt: 11) == [2, 22, 22], "an old push sent again late changes nothing")
+        #expect(try await push(2, receipt: 22) == [2, 11, 22])
+        #expect(try await hello(2) == 22, "the hello answers the current receipt and leaves it")
+        #expect(try await hello(2) == 22)
+        // Pushes that are not applied leave it: a merge that throws, a session that is not the
+        // replica's, a mark the store does not hold.
+        await #expect(throws: WeftError.self) {
+            try await store.applyPush(
+                database: "db", replica: self.replicaA, epoch: 5, expectedMark: 0, pulledThrough: 0, receipt: 33,
+                changes: [self.change(3, "z", "a", 3, replica: self.replicaA, wall: 12, count: 3)]
+            ) { _, _, _ throws(WeftError) in throw .invalidArgument("refused") }
+        }
+        await #expect(throws: WeftError.self) { try await push(3, receipt: 34, epoch: 6) }
+        await #expect(throws: WeftError.self) {
+            try await store.applyPush(
+                database: "db", replica: self.replicaA, epoch: 5, expectedMark: 99, pulledThrough: 0, receipt: 35, changes: [],
+                merge: Self.merge)
+        }
+        #expect(try await push(3, receipt: 44) == [3, 22, 44])
+        // A change at or below the mark that changes a record moves them (rule 1).
+        #expect(try await push(2, receipt: 55, id: 2, value: 9) == [3, 44, 55])
+        // Per database and per replica.
+        let other = try await store.hello(database: "other", replica: replicaA, confirmedEpoch: 0, epoch: 5, acknowledgedThrough: 0)
+        #expect(other.receipt == 0)
+        let stranger = try await store.hello(database: "db", replica: replicaB, confirmedEpoch: 0, epoch: 5, acknowledgedThrough: 0)
+        #expect(stranger.receipt == 0)
+        // A hello that finds acknowledged changes lost (rule 5) keeps the receipt.
+        let restored = try await store.hello(database: "db", replica: replicaA, confirmedEpoch: 5, epoch: 6, acknowledgedThrough: 9)
+        #expect(restored.accepted && restored.appliedThrough == 3 && restored.receipt == 55)
+        if kind == .sqlite {
+            let reopened = try SQLiteCentralStore(path: directory.path("central.sqlite"))
+            #expect(try await reopened.hello(database: "db", replica: replicaA, confirmedEpoch: 6, epoch: 6, acknowledgedThrough: 9).receipt == 55)
         }
     }
 

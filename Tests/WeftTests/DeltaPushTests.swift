@@ -158,7 +158,7 @@ struct DeltaPushTests {
         let reads = Mutex(0)
         init(_ base: any CentralStore) { self.base = base }
         func hello(database: String, replica: ReplicaID, confirmedEpoch: UInt64, epoch: UInt64, acknowledgedThrough: UInt64)
-            async throws(WeftError) -> (accepted: Bool, appliedThrough: UInt64)
+            async throws(WeftError) -> (accepted: Bool, appliedThrough: UInt64, receipt: UInt64)
         {
             try await base.hello(
                 database: database, replica: replica, confirmedEpoch: confirmedEpoch, epoch: epoch, acknowledgedThrough: acknowledgedThrough)
@@ -170,12 +170,12 @@ struct DeltaPushTests {
             try await base.knownReplicas(database: database, among: replicas)
         }
         func applyPush(
-            database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?,
+            database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?, receipt: UInt64,
             changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
             merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
                 record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
             )
-        ) async throws(WeftError) -> UInt64 {
+        ) async throws(WeftError) -> (mark: UInt64, receipt: PushReceipt) {
             if let run = hook.withLock({ hook in
                 defer { hook = nil }
                 return hook
@@ -183,8 +183,8 @@ struct DeltaPushTests {
                 await run()
             }
             return try await base.applyPush(
-                database: database, replica: replica, epoch: epoch, expectedMark: expectedMark, pulledThrough: pulledThrough, changes: changes,
-                merge: merge)
+                database: database, replica: replica, epoch: epoch, expectedMark: expectedMark, pulledThrough: pulledThrough, receipt: receipt,
+                changes: changes, merge: merge)
         }
         func changes(database: String, after: UInt64, limit: Int, maxBytes: Int) async throws(WeftError)
             -> (changes: [LoggedChange], hasMore: Bool)

@@ -234,7 +234,30 @@ struct HTTPSyncTests {
         }
         #expect(refusal?.kind == .forked, "\(String(describing: refusal))")
         viaTransport.expectedAppliedThrough = 3
-        #expect(try await transport.push(viaTransport).appliedThrough == 4)
+        viaTransport.receipt = 4_444
+        let linked = try await transport.push(viaTransport)
+        #expect(linked.appliedThrough == 4)
+        let firstLink = try #require(linked.receipt, "the answer carries the receipts")
+        #expect(firstLink.current == 4_444)
+        // The same request again answers the same link; the next names it as its predecessor.
+        #expect(try await transport.push(viaTransport).receipt == firstLink)
+        let unchanged = try #require(try await transport.push(PushRequest(replica: replica, changes: [change(2, "b")])).receipt)
+        #expect(unchanged == PushReceipt(previous: 4_444, current: 4_444), "a push that changes nothing leaves the receipts")
+        let fresh = PushRequest(replica: replica, changes: [change(5, "fresh")])
+        let drawn = try #require(try await transport.push(fresh).receipt, "the server draws a receipt when none is sent")
+        #expect(drawn.previous == 4_444 && drawn.current != 0 && drawn.current != 4_444)
+        // The hello answers the current receipt (it opens a session: epoch-0 pushes end here).
+        #expect(try await transport.hello(HelloRequest(replica: replica, confirmedEpoch: 0, epoch: 9, acknowledgedThrough: 5)).receipt == drawn.current)
+        // A receipt header that is not a number above 0: 400, and nothing applied or linked.
+        let receiptHeader = StandaloneServer.receiptHeaderName
+        let afterLinks = try await server.store.changes(database: "mydb", after: 0, limit: 100, maxBytes: 1 << 20).changes.count
+        let late = PushRequest(replica: replica, changes: [change(6, "later")])
+        for bad in ["x", "0", "-1", "\(UInt64.max)0"] {
+            let (status, body) = try await server.post("/v1/mydb/push", WireMessage.encode(late), headers: [(receiptHeader, bad)])
+            #expect(status == 400 && body.contains(receiptHeader), "\(bad): \(status) \(body)")
+        }
+        #expect(try await server.store.changes(database: "mydb", after: 0, limit: 100, maxBytes: 1 << 20).changes.count == afterLinks)
+        #expect(try await transport.hello(HelloRequest(replica: replica, confirmedEpoch: 9, epoch: 9, acknowledgedThrough: 5)).receipt == drawn.current)
         await server.stop()
     }
 

@@ -1,24 +1,25 @@
+import AsyncHTTPClient
 import Foundation
 import Testing
 import Weft
 import WeftCRDT
+import WeftHTTP
 import WeftServer
 import WeftWire
 
-/// The open gap found by the fault-injection suite (seeds 52575448418820631 and
-/// 13211683275838028055): the central store restored to a backup between two pushes on the wire
-/// at once. The first is applied, answered and lost; the second, applied after the restore,
-/// lifts the replica's mark above the first's sequences, so neither its answer nor a later hello
-/// shows the loss, and the first push's writes are gone from the server while the replica
-/// believes them acknowledged. Decisions.md ("Open: a restore between two pipelined pushes")
-/// has the receipt chain that would show it. This test plays the race deterministically and
-/// records the loss as a known issue, so it fails (and must be updated) once the gap is closed.
+/// The gap the fault-injection suite found (seeds 52575448418820631 and 13211683275838028055):
+/// the central store restored to a backup between two pushes on the wire at once. The first is
+/// applied, answered and lost; the second, applied after the restore, lifts the replica's mark
+/// above the first's sequences, so neither its answer nor a later hello shows the loss by the
+/// mark. The receipts the answers carry (`PushReceipt`) do: both answers name the same
+/// predecessor, the replica resyncs, and the resync pushes the lost write back. The race is
+/// played deterministically, in process and over HTTP with a real server on loopback.
 @Suite("A restore between two pipelined pushes")
 struct PipelinedRestoreTests {
     /// Applies the armed push, restores the store to a backup taken just before it, then lets
     /// the other push through.
     actor Restoring: SyncTransport {
-        let inner: InProcessTransport
+        let inner: any SyncTransport
         let store: MemoryCentralStore
         var pushes = 0
         var firstApplied = false
@@ -26,7 +27,7 @@ struct PipelinedRestoreTests {
         /// The queue sequence of the batch to apply (and lose) first; nil: pass everything through.
         var first: UInt64?
 
-        init(_ inner: InProcessTransport, _ store: MemoryCentralStore) {
+        init(_ inner: any SyncTransport, _ store: MemoryCentralStore) {
             self.inner = inner
             self.store = store
         }
@@ -81,10 +82,31 @@ struct PipelinedRestoreTests {
         }
     }
 
-    @Test func aPushLostBetweenTwoPipelinedPushesIsNotNoticedYet() async throws {
+    @Test func aPushLostBetweenTwoPipelinedPushesIsNoticedAndPushedAgain() async throws {
         let store = MemoryCentralStore()
         let service = SyncService(store: store)
-        let transport = Restoring(InProcessTransport(service: service, database: "db"), store)
+        try await playRace(store, Restoring(InProcessTransport(service: service, database: "db"), store), database: "db")
+    }
+
+    @Test func overHTTPTheReceiptsTravelInHeaders() async throws {
+        let store = MemoryCentralStore()
+        let server = try await RunningServer.start(store: store)
+        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
+        let transport = HTTPTransport(
+            baseURL: "http://127.0.0.1:\(server.port)", database: "mydb", token: RunningServer.writeToken, client: client)
+        let outcome: Result<Void, any Error>
+        do {
+            try await playRace(store, Restoring(transport, store), database: "mydb")
+            outcome = .success(())
+        } catch {
+            outcome = .failure(error)
+        }
+        try await client.shutdown()
+        await server.stop()
+        try outcome.get()
+    }
+
+    func playRace(_ store: MemoryCentralStore, _ transport: Restoring, database: String) async throws {
         let replica = try await Replica(storage: MemoryReplicaStorage())
         let engine = SyncEngine(replica: replica, transport: transport)
         await engine.setBatchLimits(entries: 1, bytes: 1 << 20)
@@ -100,16 +122,18 @@ struct PipelinedRestoreTests {
         await transport.arm(first: firstSequence)
         #expect(try await engine.pushAll() == 2)
         #expect(
-            await store.record(database: "db", key: key("items", "first")) == nil,
+            await store.record(database: database, key: key("items", "first")) == nil,
             "the restore lost the first push")
         #expect(try await replica.queuedChanges().isEmpty, "both pushes were acknowledged")
+        #expect(await engine.forgottenPushesNoticed == 1, "the two answers name the same predecessor")
+        #expect(try await replica.isResyncing())
 
         try await engine.syncOnce()
-        #expect(await store.record(database: "db", key: key("items", "second"))?.body.counter("n") == 7)
-        await withKnownIssue(
-            "a restore between two pipelined pushes is not detected: the first push's write stays lost"
-        ) {
-            #expect(await store.record(database: "db", key: key("items", "first"))?.body.counter("n") == 5)
-        }
+        #expect(await store.record(database: database, key: key("items", "second"))?.body.counter("n") == 7)
+        #expect(
+            await store.record(database: database, key: key("items", "first"))?.body.counter("n") == 5,
+            "the resync pushed the lost write back")
+        #expect(try await !replica.isResyncing())
+        #expect(await engine.forgottenPushesNoticed == 1, "no false alarm after")
     }
 }

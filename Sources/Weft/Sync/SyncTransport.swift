@@ -59,6 +59,16 @@ public struct SyncError: Error, Hashable, Sendable, CustomStringConvertible {
     public var isTransient: Bool { kind == .unavailable }
 
     public var description: String { "\(kind.rawValue): \(message)" }
+
+    /// Whether a push that failed with this error was certainly not applied: the server refused
+    /// it before applying anything. A push that failed otherwise (no answer, or one that could
+    /// not be read) may have been applied.
+    var leavesServerUnchanged: Bool {
+        switch kind {
+        case .unauthorized, .rejected, .clockSkew, .forked, .deltaBaseUnknown, .tooFarBehind, .resync: true
+        case .unavailable, .badResponse: false
+        }
+    }
 }
 
 /// How a replica talks to the central store: open a session, push a batch, pull a page after a

@@ -3,26 +3,30 @@ import GRDB
 import Weft
 import WeftCRDT
 import WeftSQLite
+import WeftWire
 
 // Applying pushes.
 extension SQLiteCentralStore {
     public func applyPush(
-        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?,
+        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?, receipt: UInt64,
         changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
-    ) async throws(WeftError) -> UInt64 {
+    ) async throws(WeftError) -> (mark: UInt64, receipt: PushReceipt) {
         do {
-            let (answer, superseded) = try writeBlocking { db -> (UInt64, UInt64) in
+            let (answer, superseded) = try writeBlocking { db -> ((mark: UInt64, receipt: PushReceipt), UInt64) in
                 let replicaBytes = Data(replica.bytes)
                 guard try Self.session(db, database, replicaBytes) == (epoch == 0 ? nil : epoch) else {
                     throw WeftError.forked("replica \(replica) pushed in session \(epoch), which is not its current one")
                 }
-                let mark = UInt64(
-                    try Int64.fetchOne(
-                        db, sql: "SELECT applied_through FROM high_water WHERE tenant = ? AND replica = ?",
-                        arguments: [database, replicaBytes]) ?? 0)
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT applied_through, receipt, previous_receipt FROM high_water WHERE tenant = ? AND replica = ?",
+                    arguments: [database, replicaBytes])
+                let mark = UInt64(row.map { $0[0] as Int64 } ?? 0)
+                let storedReceipts = (
+                    current: UInt64(bitPattern: row.map { $0[1] as Int64 } ?? 0), previous: UInt64(bitPattern: row.map { $0[2] as Int64 } ?? 0)
+                )
                 guard mark >= expectedMark else { throw WeftError.forked(Self.lostChanges(replica, mark, expectedMark)) }
                 // One writer at a time: nothing is forgotten while this transaction runs.
                 let collectedThrough = try Self.collectedThrough(db, database)
@@ -47,6 +51,7 @@ extension SQLiteCentralStore {
                 let logConflict = try db.cachedStatement(
                     sql: "INSERT INTO conflicts (tenant, collection, id, policy, resolver, local, remote, winner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
                 var newMark = mark
+                var moved = false
                 for change in changes {
                     newMark = max(newMark, change.sequence)
                     let key = change.key
@@ -68,6 +73,7 @@ extension SQLiteCentralStore {
                             ])
                     }
                     guard result.record != local else { continue }
+                    moved = true
                     let bytes = result.record.encoded()
                     try bytes.withUnsafeBytes { record in
                         try store.run { statement in
@@ -92,11 +98,15 @@ extension SQLiteCentralStore {
                         arguments: StatementArguments([database, key.collection.rawValue, key.id.rawValue, Int64(LoggedChange.newTag())] + deltaColumns))
                     if local != nil { superseded += 1 }
                 }
+                let kept = PushReceipts.keep(stored: storedReceipts, receipt: receipt, moves: moved || newMark > mark)
                 guard let markValue = Int64(exactly: newMark) else { throw WeftError.invalidArgument("sequence \(newMark) is out of range") }
                 try db.execute(
-                    sql: "INSERT OR REPLACE INTO high_water (tenant, replica, applied_through) VALUES (?, ?, ?)",
-                    arguments: [database, replicaBytes, markValue])
-                return (newMark, superseded)
+                    sql: """
+                        INSERT OR REPLACE INTO high_water (tenant, replica, applied_through, receipt, previous_receipt)
+                        VALUES (?, ?, ?, ?, ?)
+                        """,
+                    arguments: [database, replicaBytes, markValue, Int64(bitPattern: kept.current), Int64(bitPattern: kept.previous)])
+                return ((newMark, PushReceipts.answer(kept: kept, receipt: receipt)), superseded)
             }
             compacted.withLock { $0 += superseded }
             return answer

@@ -101,6 +101,15 @@ extension SQLiteCentralStore {
                     CREATE TABLE collected (tenant TEXT PRIMARY KEY, through INTEGER NOT NULL) WITHOUT ROWID;
                     """)
         }
+        migrator.registerMigration("v6: push receipts") { db in
+            // Each replica's receipt and the one its last push replaced (CentralStore rule 6b):
+            // 0 until its next push.
+            try db.execute(
+                sql: """
+                    ALTER TABLE high_water ADD COLUMN receipt INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE high_water ADD COLUMN previous_receipt INTEGER NOT NULL DEFAULT 0;
+                    """)
+        }
         return migrator
     }
 }

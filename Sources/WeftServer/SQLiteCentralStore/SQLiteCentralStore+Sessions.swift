@@ -13,15 +13,16 @@ extension SQLiteCentralStore {
     }
 
     public func hello(database: String, replica: ReplicaID, confirmedEpoch: UInt64, epoch: UInt64, acknowledgedThrough: UInt64) async throws(WeftError)
-        -> (accepted: Bool, appliedThrough: UInt64)
+        -> (accepted: Bool, appliedThrough: UInt64, receipt: UInt64)
     {
         do {
             return try writeBlocking { db in
                 let replicaBytes = Data(replica.bytes)
-                let mark = UInt64(
-                    try Int64.fetchOne(
-                        db, sql: "SELECT applied_through FROM high_water WHERE tenant = ? AND replica = ?",
-                        arguments: [database, replicaBytes]) ?? 0)
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT applied_through, receipt FROM high_water WHERE tenant = ? AND replica = ?",
+                    arguments: [database, replicaBytes])
+                let mark = UInt64(row.map { $0[0] as Int64 } ?? 0)
+                let receipt = UInt64(bitPattern: row.map { $0[1] as Int64 } ?? 0)
                 if mark < acknowledgedThrough {
                     // This store lost changes it had acknowledged (restored from a backup): the
                     // replica resyncs; an older copy of its file must still be told it forked.
@@ -32,18 +33,21 @@ extension SQLiteCentralStore {
                         sql: "INSERT OR REPLACE INTO sessions (tenant, replica, epoch) VALUES (?, ?, ?)",
                         arguments: [database, replicaBytes, Int64(bitPattern: epoch)])
                     try db.execute(
-                        sql: "INSERT OR REPLACE INTO high_water (tenant, replica, applied_through) VALUES (?, ?, ?)",
+                        sql: """
+                            INSERT INTO high_water (tenant, replica, applied_through) VALUES (?, ?, ?)
+                            ON CONFLICT (tenant, replica) DO UPDATE SET applied_through = excluded.applied_through
+                            """,
                         arguments: [database, replicaBytes, raised])
-                    return (true, mark)
+                    return (true, mark, receipt)
                 }
                 if let current = try Self.session(db, database, replicaBytes), current != confirmedEpoch, current != epoch {
-                    return (false, mark)
+                    return (false, mark, receipt)
                 }
-                if mark > acknowledgedThrough { return (false, mark) }
+                if mark > acknowledgedThrough { return (false, mark, receipt) }
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO sessions (tenant, replica, epoch) VALUES (?, ?, ?)",
                     arguments: [database, replicaBytes, Int64(bitPattern: epoch)])
-                return (true, mark)
+                return (true, mark, receipt)
             }
         } catch {
             throw SQLiteReplicaStorage.map(error, path: path)

@@ -193,13 +193,6 @@ final class FaultRun: @unchecked Sendable {
         let transport = ReplayingTransport(http, seed: seed &+ UInt64(index) &* 7_919 &+ UInt64(replicaRestarts) &* 104_729)
         let engine = SyncEngine(replica: replica, transport: transport)
         await engine.setBatchLimits(entries: 1 + roll(20), bytes: 1 << 20)
-        if restores == .store || restores == .both {
-            // A store restored between two pushes on the wire at once can lose an acknowledged
-            // push unseen: the open gap `PipelinedRestoreTests` tracks (Decisions: "Open: a
-            // restore between two pipelined pushes"). Runs that restore the store push one batch
-            // at a time, so they check everything else without failing on that gap now and then.
-            await engine.setPushesInFlight(1)
-        }
         return Node(replica: replica, engine: engine, transport: transport)
     }
 

@@ -83,9 +83,12 @@ extension SyncEngine {
         func settle(_ error: SyncError) async throws(SyncError) -> Never {
             // A cancelled replay (a write-through timeout) stops waiting for the server.
             if Task.isCancelled { for push in inFlight { push.answer.cancel() } }
-            for push in inFlight { _ = try? await push.answer.value }
+            await drain(inFlight.map(\.answer))
             inFlight.removeAll()
             try? await storage.releaseInFlight()
+            // The failed push may have been applied: check what is known, and forget the head.
+            receipts.forget()
+            try await checkReceipts()
             throw error
         }
 
@@ -132,6 +135,7 @@ extension SyncEngine {
                     // The server must still hold what it confirmed in this session.
                     request.expectedAppliedThrough = confirmedMark
                     request.pulledThrough = pulledThrough
+                    request.receipt = PushReceipt.draw()
                     if bandwidthLimit != nil {
                         let size = WireMessage.encode(request).count
                         await throttle(size)
@@ -143,7 +147,10 @@ extension SyncEngine {
                 }
                 exhausted = true
             }
-            guard !inFlight.isEmpty else { return confirmed }
+            guard !inFlight.isEmpty else {
+                try await checkReceipts()
+                return confirmed
+            }
             let push = inFlight.removeFirst()
             let response: PushResponse
             do {
@@ -156,7 +163,7 @@ extension SyncEngine {
             } catch let error as SyncError where error.kind == .rejected {
                 // Refused for good: find the entries the server refuses on their own and move
                 // them to the dead letters, so they never block the rest of the queue.
-                for other in inFlight { _ = try? await other.answer.value }
+                await drain(inFlight.map(\.answer))
                 inFlight.removeAll()
                 exhausted = false
                 try? await storage.releaseInFlight()
@@ -170,7 +177,7 @@ extension SyncEngine {
                 // change came in between). Nothing of the batch was applied: forget those bases,
                 // so the documents go whole, and send the batch again.
                 logger.info("the server no longer holds a pushed delta's base; pushing those documents whole", metadata: ["documents": "\(push.deltaKeys.count)"])
-                for other in inFlight { _ = try? await other.answer.value }
+                await drain(inFlight.map(\.answer))
                 inFlight.removeAll()
                 exhausted = false
                 try? await storage.releaseInFlight()
@@ -185,7 +192,7 @@ extension SyncEngine {
                 // The server refused our stamps as too far ahead. If the device's clock is right
                 // again, repair the refused writes' stamps and go on; otherwise stay refused.
                 if let serverTime = error.serverTimeMilliseconds, let bound = error.maximumClockSkewMilliseconds, !skewRepairTried {
-                    for other in inFlight { _ = try? await other.answer.value }
+                    await drain(inFlight.map(\.answer))
                     inFlight.removeAll()
                     exhausted = false
                     try? await storage.releaseInFlight()
@@ -217,6 +224,7 @@ extension SyncEngine {
                 }
                 deadLettered += 1
             }
+            if let receipt = response.receipt { receipts.add(receipt) }
             let last = push.sequences[push.sequences.count - 1]
             let through = min(response.appliedThrough, last)
             confirmedMark = max(confirmedMark, response.appliedThrough)
@@ -231,8 +239,9 @@ extension SyncEngine {
             advance(entries: push.sequences.filter { $0 <= through }.count, bytes: through == last ? push.bytes : 0)
             if through < last {
                 // The server confirmed less than was sent: send the rest again later.
-                for other in inFlight { _ = try? await other.answer.value }
+                await drain(inFlight.map(\.answer))
                 try? await storage.releaseInFlight()
+                try await checkReceipts()
                 return confirmed
             }
         }
@@ -263,8 +272,10 @@ extension SyncEngine {
             let response: PushResponse
             do {
                 request.expectedAppliedThrough = confirmedMark
+                request.receipt = PushReceipt.draw()
                 response = try await transport.push(request)
                 confirmedMark = max(confirmedMark, response.appliedThrough)
+                if let receipt = response.receipt { receipts.add(receipt) }
             } catch where error.kind == .rejected {
                 logger.warning(
                     "the server refused a change for good; it moves to the dead letters",
@@ -279,6 +290,10 @@ extension SyncEngine {
                 continue
             } catch {
                 try? await storage.releaseInFlight()
+                if !error.leavesServerUnchanged {
+                    receipts.forget()
+                    try await checkReceipts()
+                }
                 throw error
             }
             // The server applied it: a local failure here is not the server's refusal.
@@ -289,8 +304,36 @@ extension SyncEngine {
                 throw SyncError(.unavailable, "local storage: \(error)")
             }
             confirmed += response.appliedThrough >= entry.sequence ? 1 : 0
+            try await checkReceipts()
         }
         return confirmed
+    }
+
+    /// Awaits pushes still on the wire whose answers are no longer needed, keeping the links of
+    /// those the server applied; one that failed in a way that may have applied it makes the
+    /// chain forget its head.
+    func drain(_ answers: [Task<PushResponse, any Error>]) async {
+        for answer in answers {
+            do {
+                if let receipt = try await answer.value.receipt { receipts.add(receipt) }
+            } catch let error as SyncError where error.leavesServerUnchanged {
+                continue
+            } catch {
+                receipts.forget()
+            }
+        }
+    }
+
+    /// Checks the links of the pushes answered so far (``ReceiptChain``). If they show that
+    /// the server forgot a push it had answered (it was restored from a backup between two
+    /// pushes on the wire at once), the replica resyncs, which pushes back what the server
+    /// lacks; the round's pull does it.
+    func checkReceipts() async throws(SyncError) {
+        guard !receipts.check() else { return }
+        forgottenPushesNoticed += 1
+        logger.warning("the server forgot a push it had answered (restored from a backup?): resyncing")
+        let replica = replica
+        try await local { () async throws(WeftError) in try await replica.beginResync() }
     }
 
     /// Pulls one page (not while a resync is under way: the next `pullAll` finishes that);

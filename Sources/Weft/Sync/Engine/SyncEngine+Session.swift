@@ -47,6 +47,7 @@ extension SyncEngine {
                 serverTakesDeltaPushes = response.acceptsDeltaPushes
                 serverCollectsTombstones = response.collectsTombstones
                 confirmedMark = response.appliedThrough
+                receipts = ReceiptChain(head: response.receipt)
                 missingResolvers = policies.resolverNames.filter { replica.resolvers[$0] == nil }
                 sessionOpen = true
                 return

@@ -83,6 +83,12 @@ public actor SyncEngine {
     /// store restored during the session refuses the push instead of confirming later
     /// sequences over the ones it lost.
     var confirmedMark: UInt64 = 0
+    /// The links the session's pushes left on the server (``WeftWire/PushReceipt``), from the
+    /// receipt its hello answered: what shows a push the server answered and then forgot.
+    var receipts = ReceiptChain()
+    /// How many times the receipts showed that the server forgot pushes it had answered (each
+    /// time, the replica resynced).
+    public internal(set) var forgottenPushesNoticed = 0
 
     /// Whether siblings held since before their resolver was registered were looked for.
     var heldSiblingsChecked = false
