@@ -13,16 +13,23 @@ import WeftWire
 struct LargeDocumentPass {
     var fields: Int
     var editMilliseconds: Double
+    /// The first edit after the sync: for a document kept in parts, it also copies the record
+    /// into the image.
+    var firstEditMilliseconds: Double
+    var meanEditMilliseconds: Double
     var pushedBytes: Int
     var pulledBytes: Int
     var json: [String: Any] {
-        ["fields": fields, "local_edit_ms": rounded(editMilliseconds, 3), "pushed_bytes": pushedBytes, "pulled_bytes": pulledBytes]
+        [
+            "fields": fields, "local_edit_ms": rounded(editMilliseconds, 3), "first_edit_ms": rounded(firstEditMilliseconds, 3),
+            "mean_edit_ms": rounded(meanEditMilliseconds, 3), "pushed_bytes": pushedBytes, "pulled_bytes": pulledBytes,
+        ]
     }
 }
 
 /// A writer and a reader replica (SQLite files) on a Standalone server on loopback: the writer
 /// creates a document of `fields` fields, both sync; then the writer edits one field (timed,
-/// best of `repeats` edits), pushes, and the reader pulls, with every framed byte counted.
+/// best of `repeats` edits, with the first and the mean), pushes, and the reader pulls, with every framed byte counted.
 func runLargeDocument(fields: Int, repeats: Int) async throws -> LargeDocumentPass {
     let scratch = try Scratch()
     defer { scratch.remove() }
@@ -40,12 +47,12 @@ func runLargeDocument(fields: Int, repeats: Int) async throws -> LargeDocumentPa
     }
     _ = try await writerEngine.syncOnce()
     _ = try await readerEngine.syncOnce()
-    var best = Double.infinity
+    var times = [Double]()
     let clock = ContinuousClock()
     for round in 0..<repeats {
         let start = clock.now
         try await documents.update("big") { $0.set("field7", to: .string("edit \(round)")) }
-        best = min(best, seconds(clock.now - start) * 1000)
+        times.append(seconds(clock.now - start) * 1000)
     }
     writerWire.reset()
     readerWire.reset()
@@ -59,5 +66,6 @@ func runLargeDocument(fields: Int, repeats: Int) async throws -> LargeDocumentPa
     }
     await server.stop()
     return LargeDocumentPass(
-        fields: fields, editMilliseconds: best, pushedBytes: writerWire.pushed.withLock { $0 }, pulledBytes: readerWire.pulled.withLock { $0 })
+        fields: fields, editMilliseconds: times.min() ?? 0, firstEditMilliseconds: times.first ?? 0,
+        meanEditMilliseconds: times.reduce(0, +) / Double(max(1, times.count)), pushedBytes: writerWire.pushed.withLock { $0 }, pulledBytes: readerWire.pulled.withLock { $0 })
 }

@@ -204,12 +204,12 @@ do {
         for fields in [1_000, 100_000] {
             log("large document: \(fields) fields, one field edited")
             let pass = try await runLargeDocument(fields: fields, repeats: 5)
-            log("  edit \(rounded(pass.editMilliseconds, 3)) ms, pushed \(pass.pushedBytes) bytes, pulled \(pass.pulledBytes) bytes")
+            log("  edit \(rounded(pass.editMilliseconds, 3)) ms (first \(rounded(pass.firstEditMilliseconds, 3)), mean \(rounded(pass.meanEditMilliseconds, 3))), pushed \(pass.pushedBytes) bytes, pulled \(pass.pulledBytes) bytes")
             passes[fields] = pass
         }
         output["large_document"] = [
             "passes": [1_000, 100_000].compactMap { passes[$0]?.json },
-            "note": "SQLite replicas and store over HTTP on loopback; bytes are framed (zstd when smaller); edit = best of 5 local updates of one field",
+            "note": "SQLite replicas and store over HTTP on loopback; bytes are framed (zstd when smaller); edit = best of 5 local updates of one field (first and mean beside it)",
         ] as [String: Any]
         if let small = passes[1_000], let large = passes[100_000] {
             targets["large_document_pulled_bytes_one_field"] = target(Double(large.pulledBytes), "<=", 2_048, "bytes")

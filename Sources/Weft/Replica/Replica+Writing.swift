@@ -1,6 +1,6 @@
 import Logging
 import Synchronization
-import WeftCRDT
+@_spi(Editing) import WeftCRDT
 import WeftWire
 
 // Local writes: the commit, write-through undo, and the pure function that makes the records.
@@ -47,7 +47,7 @@ extension Replica {
     func commitReturningSequences(_ operations: [Operation]) async throws(WeftError)
         -> [(record: DocumentRecord, previous: DocumentRecord?, sequence: UInt64)]
     {
-        let committed = try await commitWrites(operations)
+        let committed = try await commitWrites(operations, keepingBefore: true)
         // The record before each write: the stored one for a key's first write in the batch,
         // the previous write's for the next ones.
         var previous = committed.before
@@ -67,8 +67,10 @@ extension Replica {
         var sequences: [UInt64] = []
     }
 
-    /// The commit itself; callers take from the result what they need.
-    func commitWrites(_ operations: [Operation]) async throws(WeftError) -> CommittedWrites {
+    /// The commit itself; callers take from the result what they need. The records before
+    /// the writes are kept only if asked for: without them the edits change the records they
+    /// read in place instead of copying them.
+    func commitWrites(_ operations: [Operation], keepingBefore: Bool = false) async throws(WeftError) -> CommittedWrites {
         guard !operations.isEmpty else { return CommittedWrites() }
         return try await exclusively { () async throws(WeftError) -> CommittedWrites in
             // Stamps come from the actor's clock now; the edits run inside the storage's
@@ -82,9 +84,10 @@ extension Replica {
             let sequences = try await storage.commitLocalWrites(
                 reading: operations.map(\.key), maxQueueBytes: configuration.maxQueueBytes
             ) { records throws(WeftError) in
+                let before = keepingBefore ? records : [:]
                 let computed = try Self.apply(
-                    operations, stamps: stamps, replicaID: replicaID, policies: policies, floors: floors, resolvers: resolvers, to: records)
-                box.set(CommittedWrites(writes: computed, before: records))
+                    operations, stamps: stamps, replicaID: replicaID, policies: policies, floors: floors, resolvers: resolvers, to: &records)
+                box.set(CommittedWrites(writes: computed, before: before))
                 return computed
             }
             var committed = box.get()
@@ -141,10 +144,14 @@ extension Replica {
         }
     }
 
+    /// The smallest document, in fields, whose writes carry a patch (``LocalWrite/patch``).
+    static let patchMinimumFields = 256
+
     /// The writes `operations` make on `records`: a pure function, run inside the transaction.
+    /// It takes the records it edits out of `records`.
     static func apply(
         _ operations: [Operation], stamps: [HLCTimestamp], replicaID: ReplicaID, policies: [ConflictPolicy] = [],
-        floors: [UInt64] = [], resolvers: ResolverRegistry = ResolverRegistry(), to records: [DocumentKey: DocumentRecord]
+        floors: [UInt64] = [], resolvers: ResolverRegistry = ResolverRegistry(), to records: inout [DocumentKey: DocumentRecord]
     ) throws(WeftError) -> [LocalWrite] {
         // A key's first write edits the stored record; a later write to the same key in this
         // commit edits the record the one before it left (kept in `latest` by key number).
@@ -162,12 +169,20 @@ extension Replica {
             let key = operation.key
             var current: DocumentRecord?
             if number == seen {
-                current = records[key]
+                // Taken out, so the edit below holds the record's only copy and changes it in
+                // place (the storage keeps none either).
+                current = records.removeValue(forKey: key)
                 seen += 1
             } else {
                 current = latest[number]
             }
+            // A write whose record is the stored one edited gets a patch over it, for a storage
+            // that keeps large documents as patches: not when siblings are resolved or a floor
+            // raised first (the edit then starts from another record), nor for a key written
+            // twice in the commit.
+            var patchable = !repeats && current.map { $0.body.count >= patchMinimumFields } ?? false
             if let held = current, held.holdsSiblings {
+                patchable = false
                 // A write on siblings resolves them first: with the collection's resolver when
                 // this replica has it, else by their join, which keeps every edit. The write's
                 // version then covers every sibling, and the server takes it as a fast-forward.
@@ -177,6 +192,7 @@ extension Replica {
             // replica that still holds a record this one forgot must take it as new.
             let floor = position < floors.count ? floors[position] : 0
             if floor > 0, var raised = current, raised.highestCounter(of: replicaID) < floor {
+                patchable = false
                 raised.reserveCounters(of: replicaID, through: floor)
                 current = raised
             }
@@ -196,9 +212,13 @@ extension Replica {
             case .mustNotExist where live: throw .documentExists(key)
             default: break
             }
+            if operation.deleting || !live { patchable = false }
             var editor: DocumentEditor
-            if let body = current?.body {
-                editor = DocumentEditor(document: body, stamp: stamp, rules: fieldRules)
+            if var held = current {
+                // The body moves into the editor; `current` keeps the deletion and the version.
+                let body = held.takeBody()
+                current = held
+                editor = DocumentEditor(document: body, stamp: stamp, rules: fieldRules, trackingEdits: patchable)
             } else {
                 // A new document: room for a typical record's fields, so the first writes do not
                 // grow the field table step by step.
@@ -223,11 +243,15 @@ extension Replica {
             // mutator's delta reproduces its result: a law the checkers test), so the record is
             // built from it directly rather than by joining a delta.
             let deletion = LWWRegister(operation.deleting, stamp: stamp)
-            let record = DocumentRecord(
-                body: editor.document, deletion: current.map { $0.deletion.merged(with: deletion) } ?? deletion,
-                version: version)
+            let merged = current.map { $0.deletion.merged(with: deletion) } ?? deletion
+            // The patch: the touched fields and the dots the edit saw (every change of the body
+            // goes through the editor, which notes each field before changing it).
+            let patch = editor.base.flatMap { base in
+                editor.document.delta(since: base, maximumDots: 4_096).map { DocumentRecord(body: $0, deletion: merged, version: version) }
+            }
+            let record = DocumentRecord(body: editor.document, deletion: merged, version: version)
             if repeats { latest[number] = record }
-            writes.append(LocalWrite(key: key, record: record))
+            writes.append(LocalWrite(key: key, record: record, patch: patch))
         }
         return writes
     }

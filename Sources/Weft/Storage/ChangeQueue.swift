@@ -102,11 +102,17 @@ public struct LocalWrite: Sendable {
     public let key: DocumentKey
     /// The document's record after the write.
     public let record: DocumentRecord
+    /// The write as a delta over the record the commit's transform was given for ``key`` (the
+    /// stored record): joining it into that record gives ``record``. `nil` when there is none.
+    /// A storage may keep it instead of the whole record (the SQLite storage does for large
+    /// documents), or ignore it.
+    public let patch: DocumentRecord?
 
     /// Creates a write.
-    public init(key: DocumentKey, record: DocumentRecord) {
+    public init(key: DocumentKey, record: DocumentRecord, patch: DocumentRecord? = nil) {
         self.key = key
         self.record = record
+        self.patch = patch
     }
 }
 
@@ -163,6 +169,9 @@ public struct AppliedRemoteChange: Hashable, Sendable {
 ///    it more than once in one commit and store only the last call's writes: the SQLite
 ///    storage first calls it as if no key were stored, when recent commits only created
 ///    documents, and calls it again with the stored records if that proves wrong.
+/// 6a. `transform` gets the records `inout` and may take them out of the dictionary (so that
+///    it holds the only copy and edits it in place); a write's ``LocalWrite/patch``, when there
+///    is one, is over the record it was given for its key.
 /// 8. Server bases. In the atomic step of point 5, each pulled change whose record encodes to
 ///    at least ``ServerBase/minimumRecordBytes`` becomes its document's *server base* (the
 ///    pulled record exactly, with its ``WeftCRDT/DocumentRecord/digest``), replacing the one
@@ -179,7 +188,7 @@ public protocol ReplicaStorage: DocumentStore, ChangeQueue, TombstoneCollecting 
     /// the replica's actor instead of hopping to the global executor and back.
     nonisolated(nonsending) func commitLocalWrites(
         reading keys: [DocumentKey], maxQueueBytes: Int,
-        _ transform: @Sendable ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
+        _ transform: @Sendable (inout [DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
     ) async throws(WeftError) -> [UInt64]
 
     /// Merges pulled changes into the local records with `merge`, logs the conflicts it reports,

@@ -118,11 +118,12 @@ public actor MemoryReplicaStorage: ReplicaStorage {
 
     public func commitLocalWrites(
         reading keys: [DocumentKey], maxQueueBytes: Int,
-        _ transform: @Sendable ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
+        _ transform: @Sendable (inout [DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
     ) throws(WeftError) -> [UInt64] {
         var current = [DocumentKey: DocumentRecord]()
         for key in keys { if let record = documents[key] { current[key] = record } }
-        let writes = try transform(current)
+        // Kept whole: the patches are for storages that store large documents in parts.
+        let writes = try transform(&current)
         // Apply to copies, then swap them in: a refused write leaves everything as it was.
         var queue = self.queue
         var latest = self.latest

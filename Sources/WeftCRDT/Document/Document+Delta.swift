@@ -16,30 +16,7 @@ extension Document {
     ///   dots one by one (a change that large travels better whole).
     /// - Complexity: O(*n*) in the entries of both documents.
     public func delta(since base: Document, maximumDots: Int = 4_096) -> Document? {
-        // A later version has seen everything the base has.
-        for entry in base.context.vector.entries where context.vector[entry.replica] < entry.counter {
-            let start = context.vector[entry.replica] + 1
-            guard entry.counter - start < UInt64(maximumDots) else { return nil }
-            for counter in start...entry.counter
-            where !context.contains(Dot(replica: entry.replica, counter: counter)) { return nil }
-        }
-        for dot in base.context.cloud where !context.contains(dot) { return nil }
-
-        var dots = Set<Dot>()
-        // The dots seen since the base.
-        for entry in context.vector.entries where base.context.vector[entry.replica] < entry.counter {
-            let start = base.context.vector[entry.replica] + 1
-            for counter in start...entry.counter {
-                let dot = Dot(replica: entry.replica, counter: counter)
-                guard !base.context.contains(dot) else { continue }
-                dots.insert(dot)
-                if dots.count > maximumDots { return nil }
-            }
-        }
-        for dot in context.cloud where !base.context.contains(dot) {
-            dots.insert(dot)
-            if dots.count > maximumDots { return nil }
-        }
+        guard var dots = dotsSeen(since: base.context, maximumDots: maximumDots) else { return nil }
         // The dots of the base's entries that this version no longer holds.
         for (key, old) in base.fields {
             guard let new = fields[key] else {
@@ -97,5 +74,108 @@ extension DocumentRecord {
             hash &*= 0x0000_0100_0000_01b3
         }
         return hash
+    }
+}
+
+/// A document as it was before an edit, kept field by field as the edit touches them: what
+/// ``Document/delta(since:maximumDots:)-(EditBase,_)`` needs to find the edit's delta without
+/// looking at the fields the edit left alone, or keeping a copy of the whole document.
+@_spi(Editing)
+public struct EditBase: Sendable {
+    /// The document's causal context before the edit.
+    let context: CausalContext
+    /// The store of each field the edit touched, as it was before (`.some(nil)`: absent).
+    var stores: [String: FieldStore?] = [:]
+
+    /// The base of an edit that starts from `document`.
+    public init(before document: Document) {
+        context = document.context
+    }
+
+    /// Records field `key` as `document` holds it now, the first time the edit touches it.
+    /// Call it before every change of a field: a field changed without it is missing from the
+    /// delta.
+    /// - Complexity: O(1) (a copy of the field's store shares its storage).
+    public mutating func noteTouch(of key: String, in document: Document) {
+        if stores[key] == nil { stores[key] = .some(document.fields[key]) }
+    }
+
+    /// How many fields the edit touched so far.
+    public var touchedCount: Int { stores.count }
+}
+
+extension Document {
+    /// The delta of this document over the one `base` was taken from, when this document is
+    /// that one edited only in the fields `base` noted (``EditBase/noteTouch(of:in:)``) and
+    /// with dots issued for the edits: the same delta as ``delta(since:maximumDots:)`` over the
+    /// whole earlier document, found by looking at the touched fields alone.
+    ///
+    /// Law: if every field the edit changed was noted before it changed, the earlier document
+    /// joined with the result is this document, and the result equals
+    /// ``delta(since:maximumDots:)``.
+    ///
+    /// - Returns: `nil` if this document has not seen every dot the earlier one had, or if the
+    ///   delta's context would list more than `maximumDots` dots.
+    /// - Complexity: O(*k* + *r* + *c*): the entries of the touched fields, the replicas in the
+    ///   contexts and the dots listed one by one in them.
+    @_spi(Editing)
+    public func delta(since base: EditBase, maximumDots: Int = 4_096) -> Document? {
+        guard var dots = dotsSeen(since: base.context, maximumDots: maximumDots) else { return nil }
+        var changed = FieldTable()
+        for (key, before) in base.stores {
+            let new = fields[key]
+            if let old = before {
+                if let new {
+                    if old == new { continue }
+                    var kept = Set<Dot>()
+                    new.forEachDot { kept.insert($0) }
+                    old.forEachDot { dot in if !kept.contains(dot) { dots.insert(dot) } }
+                } else {
+                    old.forEachDot { dots.insert($0) }
+                }
+                if dots.count > maximumDots { return nil }
+            }
+            if let new, let survivor = new.surviving(against: base.context) { changed[key] = survivor }
+        }
+        return Document(fields: changed, context: CausalContext(vector: VersionVector(), cloud: dots))
+    }
+
+    /// The dots this document has seen and `base` has not; `nil` if `base` has seen one this
+    /// document has not, or if there are more than `maximumDots`.
+    /// - Complexity: O(*r* + *c* + the dots returned).
+    func dotsSeen(since base: CausalContext, maximumDots: Int) -> Set<Dot>? {
+        for entry in base.vector.entries where context.vector[entry.replica] < entry.counter {
+            let start = context.vector[entry.replica] + 1
+            guard entry.counter - start < UInt64(maximumDots) else { return nil }
+            for counter in start...entry.counter
+            where !context.contains(Dot(replica: entry.replica, counter: counter)) { return nil }
+        }
+        for dot in base.cloud where !context.contains(dot) { return nil }
+        var dots = Set<Dot>()
+        for entry in context.vector.entries where base.vector[entry.replica] < entry.counter {
+            let start = base.vector[entry.replica] + 1
+            for counter in start...entry.counter {
+                let dot = Dot(replica: entry.replica, counter: counter)
+                guard !base.contains(dot) else { continue }
+                dots.insert(dot)
+                if dots.count > maximumDots { return nil }
+            }
+        }
+        for dot in context.cloud where !base.contains(dot) {
+            dots.insert(dot)
+            if dots.count > maximumDots { return nil }
+        }
+        return dots
+    }
+}
+
+extension DocumentRecord {
+    /// Takes the body out of the record, leaving an empty one: the body's storage then has one
+    /// owner less, so an edit of the body taken changes it in place rather than copying it.
+    @_spi(Editing)
+    public mutating func takeBody() -> Document {
+        var taken = Document()
+        swap(&taken, &body)
+        return taken
     }
 }

@@ -25,8 +25,8 @@ extension SQLiteReplicaStorage {
     /// sources (each read through its index, stopping at `limit`) merged.
     func queueEntries(_ db: Database, after: UInt64, limit: Int) throws -> [QueueEntry] {
         let bound = Int64(clamping: after)
-        let documents = try entries(RawStatement(db.cachedStatement(sql: Self.queuedDocumentsSQL), in: db), after: bound, limit: limit)
-        let superseded = try entries(RawStatement(db.cachedStatement(sql: Self.supersededSQL), in: db), after: bound, limit: limit)
+        let documents = try entries(db, RawStatement(db.cachedStatement(sql: Self.queuedDocumentsSQL), in: db), after: bound, limit: limit)
+        let superseded = try entries(db, RawStatement(db.cachedStatement(sql: Self.supersededSQL), in: db), after: bound, limit: limit)
         if superseded.isEmpty { return documents }
         var merged = [QueueEntry]()
         merged.reserveCapacity(min(limit, documents.count + superseded.count))
@@ -50,11 +50,12 @@ extension SQLiteReplicaStorage {
 
     /// The entries a queue query (`seq, collection, id, bytes, record` after `?1`, at most `?2`)
     /// returns; a value of the wrong type or out of range is ``Weft/WeftError/Kind/corrupt``.
-    func entries(_ statement: RawStatement, after bound: Int64, limit: Int) throws -> [QueueEntry] {
-        try statement.run { row in
+    func entries(_ db: Database, _ statement: RawStatement, after bound: Int64, limit: Int) throws -> [QueueEntry] {
+        // The rows first, then their records: a stub's parts are read with another statement.
+        let rows = try statement.run { row in
             try row.bind(bound)
             try row.bind(Int64(limit))
-            var entries = [QueueEntry]()
+            var entries = [(sequence: Int64, key: DocumentKey, bytes: Int64, stored: [UInt8])]()
             while try row.step() {
                 let sequence = try row.integer(0, "a queue sequence")
                 let key: DocumentKey
@@ -70,10 +71,14 @@ extension SQLiteReplicaStorage {
                 let bytes = try row.integer(3, "the byte count of queue entry \(sequence)")
                 guard sequence > 0 else { throw WeftError.corrupt("queue sequence \(sequence) of \(key) is not positive") }
                 guard bytes >= 0 else { throw WeftError.corrupt("the queue entry \(sequence) of \(key) counts \(bytes) bytes") }
-                let record = try decodeRecord(key, bytes: try row.blob(4, "the record of \(key)"), "\(key)")
-                entries.append(QueueEntry(sequence: UInt64(sequence), key: key, record: record, byteCount: Int(bytes)))
+                entries.append((sequence, key, bytes, try row.blob(4, "the record of \(key)")))
             }
             return entries
+        }
+        return try rows.map { row in
+            QueueEntry(
+                sequence: UInt64(row.sequence), key: row.key, record: try storedRecord(db, row.key, bytes: row.stored),
+                byteCount: Int(row.bytes))
         }
     }
 
@@ -179,12 +184,12 @@ extension SQLiteReplicaStorage {
                     throw WeftError.invalidArgument("no queue entry has sequence \(sequence)")
                 }
                 let bytes = try Self.column(found, "bytes", Int.self)
+                let key = try Self.key(found)
+                // The dead letter keeps the whole record: the document's parts go with its row.
+                let record = try storedEncoding(db, key, bytes: [UInt8](try Self.column(found, "record", Data.self)))
                 try db.execute(
                     sql: "INSERT INTO dead_letters (seq, collection, id, record, reason) VALUES (?, ?, ?, ?, ?)",
-                    arguments: [
-                        bound, try Self.column(found, "collection", String.self), try Self.column(found, "id", String.self),
-                        try Self.column(found, "record", Data.self), reason,
-                    ])
+                    arguments: [bound, key.collection.rawValue, key.id.rawValue, Data(record), reason])
                 counters.bytes = max(0, counters.bytes - bytes)
                 try Self.saveSequenceFloor(db, counters.next)
             }

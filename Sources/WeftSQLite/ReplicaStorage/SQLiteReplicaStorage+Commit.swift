@@ -11,7 +11,7 @@ extension SQLiteReplicaStorage {
 
     public nonisolated(nonsending) func commitLocalWrites(
         reading keys: [DocumentKey], maxQueueBytes: Int,
-        _ transform: @Sendable ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
+        _ transform: @Sendable (inout [DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
     ) async throws(WeftError) -> [UInt64] {
         do {
             // A blocking write: one short transaction, no extra hop to GRDB's queue and back.
@@ -169,11 +169,17 @@ extension SQLiteReplicaStorage {
         counters.lease = lease
     }
 
-    /// What a transaction knows of a document's row: whether it exists, and its newest queue entry.
+    /// What a transaction knows of a document's row: whether it exists, its newest queue entry,
+    /// and how its record is kept (the stub if in parts, else the record's size).
     struct QueueSlot {
         var exists: Bool
         var sequence: Int64?
         var bytes: Int
+        var stub: PartsStub? = nil
+        var recordBytes = 0
+        /// Whether the transform got the stored record (a patch is over it), and no write of
+        /// this commit replaced it yet.
+        var patchable = false
     }
 
     /// Runs `body` with the UTF-8 of `key`'s collection and id, for binding without a copy.
@@ -213,7 +219,7 @@ extension SQLiteReplicaStorage {
     /// reached the disk turns it back on.
     func commit(
         _ db: Database, _ counters: inout QueueCounters, _ keys: [DocumentKey], _ maxQueueBytes: Int,
-        guessNext: inout Bool?, _ transform: ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
+        guessNext: inout Bool?, _ transform: (inout [DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
     ) throws -> [UInt64] {
         let large = keys.count >= Self.speculationMinimumKeys
         if large, speculating.withLock({ $0 }) {
@@ -252,7 +258,7 @@ extension SQLiteReplicaStorage {
     /// The commit itself; `anyStored` tells whether reading found any of `keys` stored.
     func commit(
         _ db: Database, _ counters: inout QueueCounters, _ keys: [DocumentKey], _ maxQueueBytes: Int,
-        assumingNew: Bool, anyStored: inout Bool, _ transform: ([DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
+        assumingNew: Bool, anyStored: inout Bool, _ transform: (inout [DocumentKey: DocumentRecord]) throws(WeftError) -> [LocalWrite]
     ) throws -> [UInt64] {
         var current = [DocumentKey: DocumentRecord](minimumCapacity: keys.count)
         // Each distinct key's row, in order of first appearance (`KeyNumbering`: one hash lookup
@@ -265,18 +271,30 @@ extension SQLiteReplicaStorage {
         first.reserveCapacity(keys.count)
         let readRow = RawStatement(try db.cachedStatement(sql: Self.readRowSQL), in: db)
         func read(_ key: DocumentKey, decoding: Bool) throws -> QueueSlot {
-            try Self.withUTF8(key) { collection, id in try readRow.run { row in
-                try row.bind(borrowingText: collection)
-                try row.bind(borrowingText: id)
-                guard try row.step() else { return QueueSlot(exists: false, sequence: nil, bytes: 0) }
-                if decoding { current[key] = try self.decodeRecord(key, bytes: try row.blob(0, "the record of \(key)"), "\(key)") }
-                let sequence = row.isNull(1) ? nil : try row.integer(1, "the queue sequence of \(key)")
-                let bytes = try row.integer(2, "the queued bytes of \(key)")
-                if let sequence, sequence <= 0 || bytes < 0 {
-                    throw WeftError.corrupt("the queue entry \(sequence) of \(key) is invalid")
+            let (found, stored) = try Self.withUTF8(key) { collection, id in
+                try readRow.run { row -> (QueueSlot, [UInt8]) in
+                    try row.bind(borrowingText: collection)
+                    try row.bind(borrowingText: id)
+                    guard try row.step() else { return (QueueSlot(exists: false, sequence: nil, bytes: 0), []) }
+                    let stored = try row.blob(0, "the record of \(key)")
+                    let sequence = row.isNull(1) ? nil : try row.integer(1, "the queue sequence of \(key)")
+                    let bytes = try row.integer(2, "the queued bytes of \(key)")
+                    if let sequence, sequence <= 0 || bytes < 0 {
+                        throw WeftError.corrupt("the queue entry \(sequence) of \(key) is invalid")
+                    }
+                    return (QueueSlot(exists: true, sequence: sequence, bytes: Int(bytes)), stored)
                 }
-                return QueueSlot(exists: true, sequence: sequence, bytes: Int(bytes))
-            } }
+            }
+            guard found.exists else { return found }
+            var slot = found
+            slot.stub = try PartsStub(parsing: stored, "\(key)")
+            slot.recordBytes = stored.count
+            if decoding {
+                // Taken from the memo: the transform edits the only copy, in place.
+                current[key] = try self.storedRecord(db, key, bytes: stored, taking: true)
+                slot.patchable = true
+            }
+            return slot
         }
         for key in keys {
             let slot = numbering.number(of: key)
@@ -287,7 +305,7 @@ extension SQLiteReplicaStorage {
             }
             first.append(slot)
         }
-        let writes = try transform(current)
+        let writes = try transform(&current)
         guard !writes.isEmpty else {
             // Nothing written proves nothing about the keys assumed new: run again, reading them.
             if assumingNew { throw SpeculationMissed() }
@@ -317,11 +335,28 @@ extension SQLiteReplicaStorage {
                 if slot == slots.count { slots.append(try read(key, decoding: false)) }
             }
             let old = slots[slot]
-            BinaryFormat.encode(writes[index].record, into: &encoder)
-            let encoded = encoder.bytes
-            // The next write of a large document reads these bytes back: it need not decode them.
-            rememberEncoded(key, bytes: encoded, record: writes[index].record)
-            let size = QueueEntry.byteCount(key: key, recordBytes: encoded.count)
+            // A large document written with a patch over the stored record keeps the patch
+            // beside its image instead of the whole record (until the patches pass a quarter of
+            // the image: then it is written whole, which drops the parts).
+            var stub: PartsStub?
+            if old.patchable, !assumingNew, let patch = writes[index].patch,
+                old.stub != nil || old.recordBytes >= Self.partsMinimumBytes
+            {
+                stub = try appendPatch(db, key, BinaryFormat.encode(patch), over: old.stub, recordBytes: old.recordBytes)
+            }
+            let encoded: [UInt8]
+            let size: Int
+            if let stub {
+                encoded = stub.encoded
+                size = QueueEntry.byteCount(key: key, recordBytes: stub.storedBytes)
+                rememberEncoded(key, bytes: encoded, record: writes[index].record, storedBytes: stub.storedBytes)
+            } else {
+                BinaryFormat.encode(writes[index].record, into: &encoder)
+                encoded = encoder.bytes
+                // The next write of a large document reads these bytes back: it need not decode them.
+                rememberEncoded(key, bytes: encoded, record: writes[index].record)
+                size = QueueEntry.byteCount(key: key, recordBytes: encoded.count)
+            }
             let deleted = writes[index].record.isDeleted
             let sequence: Int64
             if let pending = old.sequence, pending > inFlight {
@@ -383,7 +418,7 @@ extension SQLiteReplicaStorage {
                 }
                 total += size
             }
-            slots[slot] = QueueSlot(exists: true, sequence: sequence, bytes: size)
+            slots[slot] = QueueSlot(exists: true, sequence: sequence, bytes: size, stub: stub, recordBytes: encoded.count)
             sequences.append(UInt64(sequence))
             if writes[index].record.lastStamp > newest { newest = writes[index].record.lastStamp }
         }

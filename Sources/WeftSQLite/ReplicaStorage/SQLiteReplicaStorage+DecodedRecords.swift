@@ -20,14 +20,17 @@ extension SQLiteReplicaStorage {
     /// the bytes; at most ``capacityBytes`` are held, the least recently used going first (two
     /// or three such documents).
     struct DecodedRecords: Sendable {
-        static let minimumBytes = 256 << 10
+        static let minimumBytes = 64 << 10
         static let costFactor = 10
         static let capacityBytes = 64 << 20
 
         struct Entry: Sendable {
+            /// The stored bytes: a whole record's encoding, or a stub (``PartsStub``).
             var bytes: [UInt8]
             var record: DocumentRecord
             var lastUse: UInt64
+            /// What the entry counts against ``capacityBytes``.
+            var cost: Int
         }
 
         var entries: [DocumentKey: Entry] = [:]
@@ -35,6 +38,18 @@ extension SQLiteReplicaStorage {
         var clock: UInt64 = 0
         /// How often a record was taken from the memo rather than decoded (for tests).
         var hits = 0
+
+        /// The record decoded from `bytes`, taken out of the memo, if it holds exactly those
+        /// bytes for `key`: the caller then holds its only copy, and edits it in place.
+        mutating func take(for key: DocumentKey, bytes: UnsafeRawBufferPointer) -> DocumentRecord? {
+            guard let entry = entries[key], entry.bytes.count == bytes.count,
+                entry.bytes.withUnsafeBytes({ held in held.elementsEqual(bytes) })
+            else { return nil }
+            entries.removeValue(forKey: key)
+            heldCost -= entry.cost
+            hits += 1
+            return entry.record
+        }
 
         /// The record decoded from `bytes`, if the memo holds exactly those bytes for `key`.
         mutating func record(for key: DocumentKey, bytes: UnsafeRawBufferPointer) -> DocumentRecord? {
@@ -48,19 +63,23 @@ extension SQLiteReplicaStorage {
             return entry.record
         }
 
-        /// Remembers that `bytes` decode to `record` (the caller decoded or encoded them).
-        mutating func remember(_ key: DocumentKey, bytes: [UInt8], record: DocumentRecord) {
-            let cost = bytes.count * Self.costFactor
-            guard bytes.count >= Self.minimumBytes, cost <= Self.capacityBytes else { return }
-            if let old = entries.removeValue(forKey: key) { heldCost -= old.bytes.count * Self.costFactor }
+        /// Remembers that `bytes` decode to `record` (the caller decoded or encoded them), or,
+        /// for a stub, that the parts it names join to `record`; `encodedBytes` is the size of
+        /// the record's encoding (or of its parts), which decides whether it is worth keeping
+        /// and what it costs.
+        mutating func remember(_ key: DocumentKey, bytes: [UInt8], record: DocumentRecord, cost encodedBytes: Int? = nil) {
+            let size = encodedBytes ?? bytes.count
+            let cost = size * Self.costFactor
+            guard size >= Self.minimumBytes, cost <= Self.capacityBytes else { return }
+            if let old = entries.removeValue(forKey: key) { heldCost -= old.cost }
             while heldCost + cost > Self.capacityBytes,
                 let oldest = entries.min(by: { $0.value.lastUse < $1.value.lastUse })
             {
-                heldCost -= oldest.value.bytes.count * Self.costFactor
+                heldCost -= oldest.value.cost
                 entries.removeValue(forKey: oldest.key)
             }
             clock += 1
-            entries[key] = Entry(bytes: bytes, record: record, lastUse: clock)
+            entries[key] = Entry(bytes: bytes, record: record, lastUse: clock, cost: cost)
             heldCost += cost
         }
     }
@@ -70,21 +89,29 @@ extension SQLiteReplicaStorage {
 
     /// The record stored as `bytes` for `key`: from the memo if it holds exactly these bytes,
     /// else decoded (and remembered, if large).
-    func decodeRecord(_ key: DocumentKey, bytes: [UInt8], _ what: @autoclosure () -> String) throws
+    /// Not for stubs: ``storedRecord(_:_:bytes:taking:)`` resolves those. `taking` removes the
+    /// record from the memo (and does not remember one decoded), so the caller holds its only
+    /// copy.
+    func decodeRecord(_ key: DocumentKey, bytes: [UInt8], taking: Bool = false, _ what: @autoclosure () -> String) throws
         -> DocumentRecord
     {
         guard bytes.count >= DecodedRecords.minimumBytes else { return try Self.decodeRecord(bytes, what()) }
-        let found = bytes.withUnsafeBytes { raw in decodedRecords.withLock { $0.record(for: key, bytes: raw) }
+        let found = bytes.withUnsafeBytes { raw in
+            decodedRecords.withLock { taking ? $0.take(for: key, bytes: raw) : $0.record(for: key, bytes: raw) }
         }
         if let found { return found }
         let record = try Self.decodeRecord(bytes, what())
-        decodedRecords.withLock { $0.remember(key, bytes: bytes, record: record) }
+        if !taking { decodedRecords.withLock { $0.remember(key, bytes: bytes, record: record) } }
         return record
     }
 
-    /// Remembers a large record this storage is writing as `bytes`.
-    func rememberEncoded(_ key: DocumentKey, bytes: [UInt8], record: DocumentRecord) {
-        guard bytes.count >= DecodedRecords.minimumBytes else { return }
-        decodedRecords.withLock { $0.remember(key, bytes: bytes, record: record) }
+    /// Remembers a large record this storage is writing as `bytes` (a whole encoding, or a stub
+    /// whose parts hold `storedBytes`).
+    func rememberEncoded(_ key: DocumentKey, bytes: [UInt8], record: DocumentRecord, storedBytes: Int? = nil) {
+        guard (storedBytes ?? bytes.count) >= DecodedRecords.minimumBytes else {
+            // A smaller record replaces nothing in the memo: an entry for the key holds other bytes.
+            return
+        }
+        decodedRecords.withLock { $0.remember(key, bytes: bytes, record: record, cost: storedBytes) }
     }
 }

@@ -108,7 +108,7 @@ extension SQLiteReplicaStorage {
                     db, sql: "SELECT record FROM documents WHERE collection = ? AND id = ?",
                     arguments: [key.collection.rawValue, key.id.rawValue])
             else { return nil }
-            return try self.decodeRecord(key, bytes: [UInt8](data), "\(key)")
+            return try self.storedRecord(db, key, bytes: [UInt8](data))
         }
     }
 
@@ -119,7 +119,7 @@ extension SQLiteReplicaStorage {
                 var result = [DocumentKey: DocumentRecord](minimumCapacity: keys.count)
                 for key in keys where result[key] == nil {
                     if let data = try Data.fetchOne(statement, arguments: [key.collection.rawValue, key.id.rawValue]) {
-                        result[key] = try self.decodeRecord(key, bytes: [UInt8](data), "\(key)")
+                        result[key] = try self.storedRecord(db, key, bytes: [UInt8](data))
                     }
                 }
                 return result
@@ -151,7 +151,8 @@ extension SQLiteReplicaStorage {
             while let row = try cursor.next() {
                 let rawID = try Self.column(row, "id", String.self)
                 guard let id = try? DocumentID(rawID) else { throw WeftError.corrupt("stored id \(rawID.debugDescription) is invalid") }
-                let record = try Self.decodeRecord(try Self.column(row, "record", Data.self), "\(collection)/\(rawID)")
+                let record = try self.storedRecord(
+                    db, DocumentKey(collection: collection, id: id), bytes: [UInt8](try Self.column(row, "record", Data.self)))
                 guard filter.matches(id, record) else { continue }
                 result.append((id, record))
                 if let limit, result.count >= limit { break }

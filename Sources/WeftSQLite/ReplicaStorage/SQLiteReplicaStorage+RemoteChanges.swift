@@ -43,8 +43,9 @@ extension SQLiteReplicaStorage {
                     let key = change.key
                     var local = known[key]
                     if local == nil, let row = try Row.fetchOne(readRecord, arguments: [key.collection.rawValue, key.id.rawValue]) {
-                        local = try self.decodeRecord(key, bytes: [UInt8](try Self.column(row, "record", Data.self)), "\(key)")
-                        localSizes[key] = try Self.column(row, "size", Int.self)
+                        let stored = [UInt8](try Self.column(row, "record", Data.self))
+                        local = try self.storedRecord(db, key, bytes: stored)
+                        localSizes[key] = try PartsStub(parsing: stored, "\(key)")?.storedBytes ?? Self.column(row, "size", Int.self)
                         if let digest = try Self.column(row, "base_digest", Int64?.self) { baseDigests[key] = digest }
                     }
                     let result = try merge(local, key, change.record)
@@ -62,6 +63,8 @@ extension SQLiteReplicaStorage {
                         let stored = takesPulled ? pulled : result.record.encoded()
                         try upsertDocument.execute(
                             arguments: [key.collection.rawValue, key.id.rawValue, Data(stored), result.record.isDeleted])
+                        // The next local edit of a large document reads these bytes back.
+                        rememberEncoded(key, bytes: stored, record: result.record)
                     }
                     if let base, let digest {
                         if baseDigests[key] != digest {
@@ -111,7 +114,7 @@ extension SQLiteReplicaStorage {
                 let read = try db.cachedStatement(sql: "SELECT record FROM documents WHERE collection = ? AND id = ?")
                 for key in keys {
                     guard let data = try Data.fetchOne(read, arguments: [key.collection.rawValue, key.id.rawValue]) else { continue }
-                    try self.enqueueResolution(db, key, try Self.decodeRecord(data, "\(key)"), &counters)
+                    try self.enqueueResolution(db, key, try self.storedRecord(db, key, bytes: [UInt8](data)), &counters)
                 }
                 try db.execute(sql: "DELETE FROM meta WHERE key IN ('resync_pending', 'resync_from')")
             }

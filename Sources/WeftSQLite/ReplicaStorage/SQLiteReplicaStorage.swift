@@ -198,6 +198,29 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                     ALTER TABLE documents ADD COLUMN unconfirmed INTEGER NOT NULL DEFAULT 0;
                     """)
         }
+        migrator.registerMigration("v8: large documents in parts") { db in
+            // A large document edited locally keeps its record as an image (part 0) and the
+            // patches of its writes since (parts 1, 2, …), and `documents.record` holds a stub
+            // (``PartsStub``). The triggers drop a document's parts when its row goes or its
+            // record is written whole, so every writer that does either (pulls, resyncs,
+            // tombstone collection) keeps the parts right without knowing them.
+            try db.execute(
+                sql: """
+                    CREATE TABLE document_parts (
+                        collection TEXT NOT NULL, id TEXT NOT NULL, part INTEGER NOT NULL, bytes BLOB NOT NULL,
+                        PRIMARY KEY (collection, id, part)
+                    );
+                    CREATE TRIGGER document_parts_gone AFTER DELETE ON documents
+                    BEGIN
+                        DELETE FROM document_parts WHERE collection = OLD.collection AND id = OLD.id;
+                    END;
+                    CREATE TRIGGER document_parts_replaced AFTER UPDATE OF record ON documents
+                    WHEN substr(NEW.record, 1, 4) IS NOT x'FF575001'
+                    BEGIN
+                        DELETE FROM document_parts WHERE collection = NEW.collection AND id = NEW.id;
+                    END;
+                    """)
+        }
         return migrator
     }
 
@@ -206,6 +229,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         "SELECT collection, id, record, deleted, queued_seq, queued_bytes, unconfirmed FROM documents LIMIT 0",
         "SELECT collection, id, digest, base FROM server_bases LIMIT 0",
         "SELECT collection, counter FROM counter_floors LIMIT 0",
+        "SELECT collection, id, part, bytes FROM document_parts LIMIT 0",
         "SELECT key, value FROM meta LIMIT 0",
         "SELECT seq, collection, id, bytes FROM superseded LIMIT 0",
         "SELECT number, collection, id, policy, resolver, local, remote, winner FROM conflicts LIMIT 0",
