@@ -53,6 +53,12 @@
 // WEFT_CRASH_DURABILITY (normal|full) sets the sync client's durability (default normal), and
 // WEFT_BOOT_ID the machine's boot the replica is opened under (default: the real one).
 //
+//     WeftCrashWriter large <db path> <fields>
+//
+// The crash test of large documents kept in parts (Tests/WeftTests/DocumentPartsTests.swift):
+// one document of <fields> fields, edited until killed; write i sets "f<i % fields>" to i and
+// adds 1 to counter "count". Output: `start <n>` (n writes already committed), `ack <i>`.
+//
 //     WeftCrashWriter fault <db path> <server base URL> <token> <database> <seed> <tag prefix>
 //
 // The fault-injection suite's replica in a child process, to be killed with SIGKILL: opens the
@@ -318,7 +324,43 @@ func faultLoop(path: String, baseURL: String, token: String, database: String, s
     }
 }
 
+/// The `large` mode: one document of `fields` register fields ("f0"…), kept in parts once it is
+/// edited; write `i` sets "f<i % fields>" to `i` and adds 1 to counter "count", so the counter
+/// is the number of writes committed. Prints `start <n>`, then `ack <i>` after each write.
+func largeLoop(path: String, fields: Int) async -> Never {
+    do {
+        var localOnly = ReplicaConfiguration()
+        localOnly.sessionIdentities = false
+        let replica = try await Replica(storage: try SQLiteReplicaStorage(path: path), configuration: localOnly)
+        let documents = try replica.collection("large")
+        var next = 0
+        if let document = try await documents.get("big") {
+            next = Int(document.counter("count") ?? 0)
+        } else {
+            try await documents.upsert("big") { editor in
+                for index in 0..<fields { editor.set("f\(index)", to: .int(-1)) }
+            }
+        }
+        emit("start \(next)")
+        while true {
+            let write = next
+            try await documents.update("big") { editor in
+                editor.set("f\(write % fields)", to: .int(Int64(write)))
+                editor.increment("count")
+            }
+            emit("ack \(write)")
+            next += 1
+        }
+    } catch {
+        fail("\(error)")
+    }
+}
+
 let arguments = CommandLine.arguments
+if arguments.count == 4, arguments[1] == "large" {
+    guard let fields = Int(arguments[3]) else { fail("usage: WeftCrashWriter large <db path> <fields>") }
+    await largeLoop(path: arguments[2], fields: fields)
+}
 if arguments.count == 8, arguments[1] == "fault" {
     guard let seed = UInt64(arguments[6]) else {
         fail("usage: WeftCrashWriter fault <db path> <server base URL> <token> <database> <seed> <tag prefix>")

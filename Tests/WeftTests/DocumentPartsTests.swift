@@ -1,5 +1,8 @@
 import Foundation
 import GRDB
+#if canImport(Glibc)
+    import Glibc
+#endif
 import Testing
 import WeftCRDT
 import WeftServer
@@ -26,11 +29,12 @@ import WeftSQLite
     }
 
     /// The row's form: whether `documents.record` is a stub, and how many parts are stored.
-    static func form(_ directory: TemporaryDirectory) throws -> (stub: Bool, parts: Int) {
+    static func form(_ directory: TemporaryDirectory, collection: String = "assets") throws -> (stub: Bool, parts: Int) {
         let queue = try DatabaseQueue(path: directory.path("replica.sqlite"))
         return try queue.read { db in
             let stub = try Bool.fetchOne(
-                db, sql: "SELECT substr(record, 1, 4) = x'FF575001' FROM documents WHERE collection = 'assets' AND id = 'big'") ?? false
+                db, sql: "SELECT substr(record, 1, 4) = x'FF575001' FROM documents WHERE collection = ? AND id = 'big'",
+                arguments: [collection]) ?? false
             let parts = try Int.fetchOne(db, sql: "SELECT count(*) FROM document_parts") ?? 0
             return (stub, parts)
         }
@@ -202,5 +206,70 @@ import WeftSQLite
         #expect(try await store.record(database: "db", key: Self.key()) == written)
         #expect(try await writer.queuedChanges().isEmpty)
         #expect(written.body.string("field2") == "edit 2")
+    }
+
+    /// A process writing a document kept in parts is killed with SIGKILL after a random number of
+    /// acknowledged writes, three times: after each kill the record resolves, holds every
+    /// acknowledged write (and at most the one in flight besides), and the queue stands for it.
+    /// The kills fall between patches, on folds back to a whole record and on new images.
+    @Test func aKilledWriterLosesNoPatch() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path("replica.sqlite")
+        let executable = try builtExecutable("WeftCrashWriter")
+        let fields = 4_000
+        var random = SeededRandom(seed: 0x5EED_0F_DA7A)
+        var expectedStart = 0
+        var sawParts = false
+        for round in 0..<3 {
+            let target = Int.random(in: 50...700, using: &random)
+            let process = Process()
+            process.executableURL = executable
+            process.arguments = ["large", path, "\(fields)"]
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = Pipe()
+            try process.run()
+            // Wait for `target` acknowledgements (events, not time), then kill.
+            let reader = output.fileHandleForReading
+            let lines = await Task.detached { () -> [String] in
+                var text = ""
+                var acks = 0
+                while acks < target {
+                    let chunk = reader.availableData
+                    if chunk.isEmpty { break }
+                    let piece = String(decoding: chunk, as: UTF8.self)
+                    text += piece
+                    acks += piece.split(separator: "\n").filter { $0.hasPrefix("ack ") }.count
+                }
+                return text.split(separator: "\n").map(String.init)
+            }.value
+            kill(process.processIdentifier, SIGKILL)
+            let rest = String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            let all = lines + rest.split(separator: "\n").map(String.init)
+            let start = try #require(all.first.flatMap { $0.hasPrefix("start ") ? Int($0.dropFirst(6)) : nil }, "round \(round): \(all.prefix(3))")
+            #expect(start == expectedStart, "round \(round): the writer resumes after the committed writes")
+            let acked = all.compactMap { $0.hasPrefix("ack ") ? Int($0.dropFirst(4)) : nil }
+            let lastAcked = acked.last ?? (start - 1)
+
+            let parts = try Self.form(directory, collection: "large").parts
+            sawParts = sawParts || parts > 0
+            let storage = try SQLiteReplicaStorage(path: path)
+            let key = DocumentKey(collection: try CollectionName("large"), id: try DocumentID("big"))
+            let record = try #require(try await storage.record(for: key))
+            let committed = Int(record.body.counter("count") ?? 0)
+            #expect(committed == lastAcked + 1 || committed == lastAcked + 2, "round \(round): \(committed) committed, \(lastAcked) acknowledged last")
+            var wrong = 0
+            for field in 0..<fields {
+                // The last write below `committed` to this field, or none.
+                let last = committed - 1 - ((committed - 1 - field) % fields + fields) % fields
+                let expected = last >= 0 && last % fields == field ? Int64(last) : -1
+                if record.body.scalar("f\(field)") != .int(expected) { wrong += 1 }
+            }
+            #expect(wrong == 0, "round \(round): \(wrong) fields differ from the writes committed")
+            #expect(try await storage.entries().last?.record == record, "the queue stands for the record")
+            expectedStart = committed
+        }
+        #expect(sawParts, "the kills fell on a document kept in parts")
     }
 }
