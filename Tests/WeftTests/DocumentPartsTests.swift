@@ -23,6 +23,13 @@ import WeftSQLite
         DocumentKey(collection: try CollectionName("assets"), id: try DocumentID("big"))
     }
 
+    /// Creates document "big" of ``fields`` string fields in `documents`.
+    static func createBig(_ documents: ReplicaCollection) async throws {
+        try await documents.upsert("big") { editor in
+            for index in 0..<Self.fields { editor.set("field\(index)", to: .string("reading \(index)")) }
+        }
+    }
+
     static func open(_ directory: TemporaryDirectory) async throws -> (Replica, SQLiteReplicaStorage) {
         let storage = try SQLiteReplicaStorage(path: directory.path("replica.sqlite"))
         return (try await Replica(storage: storage), storage)
@@ -56,9 +63,7 @@ import WeftSQLite
         var (replica, storage) = try await Self.open(directory)
         let documents = try replica.collection("assets")
         var model = [String: String]()
-        try await documents.upsert("big") { editor in
-            for index in 0..<Self.fields { editor.set("field\(index)", to: .string("reading \(index)")) }
-        }
+        try await Self.createBig(documents)
         for index in 0..<Self.fields { model["field\(index)"] = "reading \(index)" }
         #expect(try Self.form(directory) == (false, 0), "a document is created whole")
 
@@ -99,9 +104,7 @@ import WeftSQLite
         let directory = TemporaryDirectory()
         let (first, _) = try await Self.open(directory)
         let (second, _) = try await Self.open(directory)
-        try await first.collection("assets").upsert("big") { editor in
-            for index in 0..<Self.fields { editor.set("field\(index)", to: .string("reading \(index)")) }
-        }
+        try await Self.createBig(first.collection("assets"))
         // Each edits in turn, both in parts: each must build on the other's last patch.
         for round in 0..<4 {
             try await first.collection("assets").update("big") { $0.set("a\(round)", to: .string("first")) }
@@ -123,9 +126,7 @@ import WeftSQLite
         let directory = TemporaryDirectory()
         let (replica, _) = try await Self.open(directory)
         let documents = try replica.collection("assets")
-        try await documents.upsert("big") { editor in
-            for index in 0..<Self.fields { editor.set("field\(index)", to: .string("reading \(index)")) }
-        }
+        try await Self.createBig(documents)
         try await documents.update("big") { $0.set("field3", to: .string("patched")) }
         #expect(try Self.form(directory) == (true, 2))
 
@@ -171,9 +172,7 @@ import WeftSQLite
         let directory = TemporaryDirectory()
         let (replica, storage) = try await Self.open(directory)
         let documents = try replica.collection("assets")
-        try await documents.upsert("big") { editor in
-            for index in 0..<Self.fields { editor.set("field\(index)", to: .string("reading \(index)")) }
-        }
+        try await Self.createBig(documents)
         try await documents.update("big") { $0.set("field3", to: .string("patched")) }
         #expect(try Self.form(directory).stub)
         let entry = try #require(try await replica.queuedChanges().first)
@@ -191,9 +190,7 @@ import WeftSQLite
         let reader = try await Replica(storage: MemoryReplicaStorage())
         let writerEngine = SyncEngine(replica: writer, transport: InProcessTransport(service: service, database: "db"))
         let readerEngine = SyncEngine(replica: reader, transport: InProcessTransport(service: service, database: "db"))
-        try await writer.collection("assets").upsert("big") { editor in
-            for index in 0..<Self.fields { editor.set("field\(index)", to: .string("reading \(index)")) }
-        }
+        try await Self.createBig(writer.collection("assets"))
         _ = try await writerEngine.syncOnce()
         for round in 0..<3 {
             try await writer.collection("assets").update("big") { $0.set("field\(round)", to: .string("edit \(round)")) }
