@@ -147,7 +147,9 @@ public actor Replica {
     }
 
     /// The current record of `key`, tombstones included.
-    public func record(_ key: DocumentKey) async throws(WeftError) -> DocumentRecord? {
+    ///
+    /// It runs on the caller's executor, not the replica's: a read waits for no write.
+    public nonisolated(nonsending) func record(_ key: DocumentKey) async throws(WeftError) -> DocumentRecord? {
         try await storage.record(for: key)
     }
 

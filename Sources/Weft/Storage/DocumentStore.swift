@@ -113,7 +113,10 @@ public protocol DocumentStore: Sendable {
     /// Records the boot the file is opened under.
     func saveBootMarker(_ marker: String) async throws(WeftError)
     /// The stored record for `key`, tombstones included.
-    func record(for key: DocumentKey) async throws(WeftError) -> DocumentRecord?
+    ///
+    /// It runs on the caller's executor (`nonisolated(nonsending)`): a point read costs no hop
+    /// to another executor and back, which is most of what it would cost.
+    nonisolated(nonsending) func record(for key: DocumentKey) async throws(WeftError) -> DocumentRecord?
     /// The stored records for `keys` that exist, tombstones included, in one read.
     func records(for keys: [DocumentKey]) async throws(WeftError) -> [DocumentKey: DocumentRecord]
     /// Every document's key, tombstones included, in no particular order.

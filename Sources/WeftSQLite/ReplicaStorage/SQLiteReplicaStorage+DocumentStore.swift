@@ -101,14 +101,27 @@ extension SQLiteReplicaStorage {
         try await read { db in try Row.fetchAll(db, sql: "SELECT collection, id FROM documents").map { try Self.key($0) } }
     }
 
-    public func record(for key: DocumentKey) async throws(WeftError) -> DocumentRecord? {
-        try await read { db in
-            guard
-                let data = try Data.fetchOne(
-                    db, sql: "SELECT record FROM documents WHERE collection = ? AND id = ?",
-                    arguments: [key.collection.rawValue, key.id.rawValue])
-            else { return nil }
-            return try self.storedRecord(db, key, bytes: [UInt8](data))
+    /// A blocking read on a reader connection, on the caller's executor: GRDB's asynchronous
+    /// read hands the work to a queue of its own and back, about 150 µs of a point read's
+    /// 190 µs, for a read that takes a few microseconds.
+    public nonisolated(nonsending) func record(for key: DocumentKey) async throws(WeftError) -> DocumentRecord? {
+        do {
+            return try readBlocking { db in
+                let statement = RawStatement(
+                    try db.cachedStatement(sql: "SELECT record FROM documents WHERE collection = ? AND id = ?"), in: db)
+                let stored = try Self.withUTF8(key) { collection, id in
+                    try statement.run { row -> [UInt8]? in
+                        try row.bind(borrowingText: collection)
+                        try row.bind(borrowingText: id)
+                        guard try row.step() else { return nil }
+                        return try row.blob(0, "the record of \(key)")
+                    }
+                }
+                guard let stored else { return nil }
+                return try self.storedRecord(db, key, bytes: stored)
+            }
+        } catch {
+            throw Self.map(error, path: path)
         }
     }
 

@@ -254,6 +254,7 @@ do {
             "method": "one update of an existing document, and each storage call it makes timed alone (p50 / p90 in microseconds); raw rows: GRDB on the same database layout",
             "replica_upsert_whole": breakdown.replicaUpdate.microseconds,
             "storage_record_read": breakdown.recordRead.microseconds,
+            "replica_get": breakdown.pointRead.microseconds,
             "storage_commit_one_write": breakdown.commitOneWrite.microseconds,
             "storage_save_last_stamp": breakdown.saveLastStamp.microseconds,
             "raw_async_read": breakdown.rawAsyncRead.microseconds,
@@ -271,6 +272,9 @@ do {
         targets["single_write_p50_\(name)_create"] = target(
             latencyReplicaCreate.p50 / latencyRawInsert.p50, "<=", 1.5,
             "p50 of one replica upsert creating a document over p50 of one raw upsert in its own transaction")
+        targets["point_read_p50_\(name)"] = target(
+            breakdown.pointRead.p50 / breakdown.replicaUpdate.p50, "<=", 1.0,
+            "p50 of ReplicaCollection.get of an existing document over p50 of one replica upsert updating a document (issue #16: a point read below a write)")
         targets["single_write_p50_\(name)_update"] = target(
             latencyReplicaUpdate.p50 / latencyRawUpdate.p50, "<=", 1.5,
             "p50 of one replica upsert updating a document over p50 of one raw upsert replacing a row")

@@ -129,6 +129,8 @@ public enum ReplicaMeasurements {
         public let replicaUpdate: LatencySummary
         /// `SQLiteReplicaStorage.record(for:)`: the read before the edit.
         public let recordRead: LatencySummary
+        /// `ReplicaCollection.get` of an existing document: a point read as an app makes it.
+        public let pointRead: LatencySummary
         /// `SQLiteReplicaStorage.commitLocalWrites` of one write (record plus coalesced queue entry).
         public let commitOneWrite: LatencySummary
         /// `SQLiteReplicaStorage.saveLastStamp`: the clock's own transaction after the commit.
@@ -151,12 +153,18 @@ public enum ReplicaMeasurements {
         let collection = try CollectionName(BenchDocuments.collection)
         let keys = try (0..<documents).map { DocumentKey(collection: collection, id: try DocumentID(BenchDocuments.id($0))) }
 
-        var whole = [Double](), reads = [Double](), commits = [Double](), stamps = [Double]()
+        var whole = [Double](), reads = [Double](), commits = [Double](), stamps = [Double](), gets = [Double]()
         var rawReads = [Double](), rawAsync = [Double](), rawSync = [Double]()
         for index in 0..<documents {
             var before = clock.now
             try await store.upsert(index, round: 1)
             whole.append(nanoseconds(clock.now - before))
+
+            before = clock.now
+            guard try await store.documents.get(BenchDocuments.id(index)) != nil else {
+                throw BenchmarkFailure("\(keys[index]) does not read back")
+            }
+            gets.append(nanoseconds(clock.now - before))
 
             before = clock.now
             guard let record = try await store.storage.record(for: keys[index]) else {
@@ -188,7 +196,7 @@ public enum ReplicaMeasurements {
             rawSync.append(nanoseconds(clock.now - before))
         }
         return WriteBreakdown(
-            replicaUpdate: LatencySummary(whole), recordRead: LatencySummary(reads), commitOneWrite: LatencySummary(commits),
+            replicaUpdate: LatencySummary(whole), recordRead: LatencySummary(reads), pointRead: LatencySummary(gets), commitOneWrite: LatencySummary(commits),
             saveLastStamp: LatencySummary(stamps), rawAsyncRead: LatencySummary(rawReads),
             rawAsyncUpsert: LatencySummary(rawAsync), rawSyncUpsert: LatencySummary(rawSync))
     }
