@@ -247,7 +247,7 @@ extension Replica {
             // The patch: the touched fields and the dots the edit saw (every change of the body
             // goes through the editor, which notes each field before changing it).
             let patch = editor.base.flatMap { base in
-                editor.document.delta(since: base, maximumDots: 4_096).map { DocumentRecord(body: $0, deletion: merged, version: version) }
+                editor.document.delta(since: base).map { DocumentRecord(body: $0, deletion: merged, version: version) }
             }
             let record = DocumentRecord(body: editor.document, deletion: merged, version: version)
             if repeats { latest[number] = record }

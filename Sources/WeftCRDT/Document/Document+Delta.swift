@@ -19,15 +19,7 @@ extension Document {
         guard var dots = dotsSeen(since: base.context, maximumDots: maximumDots) else { return nil }
         // The dots of the base's entries that this version no longer holds.
         for (key, old) in base.fields {
-            guard let new = fields[key] else {
-                old.forEachDot { dots.insert($0) }
-                if dots.count > maximumDots { return nil }
-                continue
-            }
-            if old == new { continue }
-            var kept = Set<Dot>()
-            new.forEachDot { kept.insert($0) }
-            old.forEachDot { dot in if !kept.contains(dot) { dots.insert(dot) } }
+            FieldStore.noteDroppedDots(of: old, keptIn: fields[key], into: &dots)
             if dots.count > maximumDots { return nil }
         }
         // The entries the base has not seen.
@@ -78,7 +70,7 @@ extension DocumentRecord {
 }
 
 /// A document as it was before an edit, kept field by field as the edit touches them: what
-/// ``Document/delta(since:maximumDots:)-(EditBase,_)`` needs to find the edit's delta without
+/// `Document.delta(since:maximumDots:)` over an edit base needs to find the edit's delta without
 /// looking at the fields the edit left alone, or keeping a copy of the whole document.
 @_spi(Editing)
 public struct EditBase: Sendable {
@@ -99,9 +91,6 @@ public struct EditBase: Sendable {
     public mutating func noteTouch(of key: String, in document: Document) {
         if stores[key] == nil { stores[key] = .some(document.fields[key]) }
     }
-
-    /// How many fields the edit touched so far.
-    public var touchedCount: Int { stores.count }
 }
 
 extension Document {
@@ -125,14 +114,7 @@ extension Document {
         for (key, before) in base.stores {
             let new = fields[key]
             if let old = before {
-                if let new {
-                    if old == new { continue }
-                    var kept = Set<Dot>()
-                    new.forEachDot { kept.insert($0) }
-                    old.forEachDot { dot in if !kept.contains(dot) { dots.insert(dot) } }
-                } else {
-                    old.forEachDot { dots.insert($0) }
-                }
+                FieldStore.noteDroppedDots(of: old, keptIn: new, into: &dots)
                 if dots.count > maximumDots { return nil }
             }
             if let new, let survivor = new.surviving(against: base.context) { changed[key] = survivor }
@@ -177,5 +159,22 @@ extension DocumentRecord {
         var taken = Document()
         swap(&taken, &body)
         return taken
+    }
+}
+
+extension FieldStore {
+    /// Adds to `dots` the dots of `old` that `new` (the field's store in a later version, `nil`
+    /// if the field is gone) no longer holds: the removals and replacements a delta's context
+    /// must carry.
+    /// - Complexity: O(*k*) in the entries of both stores; O(1) if they are equal.
+    static func noteDroppedDots(of old: FieldStore, keptIn new: FieldStore?, into dots: inout Set<Dot>) {
+        guard let new else {
+            old.forEachDot { dots.insert($0) }
+            return
+        }
+        if old == new { return }
+        var kept = Set<Dot>()
+        new.forEachDot { kept.insert($0) }
+        old.forEachDot { dot in if !kept.contains(dot) { dots.insert(dot) } }
     }
 }

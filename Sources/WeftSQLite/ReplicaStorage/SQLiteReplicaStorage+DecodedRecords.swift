@@ -42,25 +42,28 @@ extension SQLiteReplicaStorage {
         /// The record decoded from `bytes`, taken out of the memo, if it holds exactly those
         /// bytes for `key`: the caller then holds its only copy, and edits it in place.
         mutating func take(for key: DocumentKey, bytes: UnsafeRawBufferPointer) -> DocumentRecord? {
-            guard let entry = entries[key], entry.bytes.count == bytes.count,
-                entry.bytes.withUnsafeBytes({ held in held.elementsEqual(bytes) })
-            else { return nil }
+            guard let entry = entry(for: key, bytes: bytes) else { return nil }
             entries.removeValue(forKey: key)
             heldCost -= entry.cost
-            hits += 1
             return entry.record
         }
 
         /// The record decoded from `bytes`, if the memo holds exactly those bytes for `key`.
         mutating func record(for key: DocumentKey, bytes: UnsafeRawBufferPointer) -> DocumentRecord? {
-            guard var entry = entries[key], entry.bytes.count == bytes.count else { return nil }
-            let same = entry.bytes.withUnsafeBytes { held in held.elementsEqual(bytes) }
-            guard same else { return nil }
+            guard var entry = entry(for: key, bytes: bytes) else { return nil }
             clock += 1
             entry.lastUse = clock
             entries[key] = entry
-            hits += 1
             return entry.record
+        }
+
+        /// The entry for `key` if it holds exactly `bytes`, counted as a hit.
+        private mutating func entry(for key: DocumentKey, bytes: UnsafeRawBufferPointer) -> Entry? {
+            guard let entry = entries[key], entry.bytes.count == bytes.count,
+                entry.bytes.withUnsafeBytes({ held in held.elementsEqual(bytes) })
+            else { return nil }
+            hits += 1
+            return entry
         }
 
         /// Remembers that `bytes` decode to `record` (the caller decoded or encoded them), or,
@@ -96,13 +99,18 @@ extension SQLiteReplicaStorage {
         -> DocumentRecord
     {
         guard bytes.count >= DecodedRecords.minimumBytes else { return try Self.decodeRecord(bytes, what()) }
-        let found = bytes.withUnsafeBytes { raw in
-            decodedRecords.withLock { taking ? $0.take(for: key, bytes: raw) : $0.record(for: key, bytes: raw) }
-        }
-        if let found { return found }
+        if let found = remembered(key, bytes: bytes, taking: taking) { return found }
         let record = try Self.decodeRecord(bytes, what())
         if !taking { decodedRecords.withLock { $0.remember(key, bytes: bytes, record: record) } }
         return record
+    }
+
+    /// The memo's record for exactly `bytes` (a whole record's or a stub's), taken out of it if
+    /// `taking`.
+    func remembered(_ key: DocumentKey, bytes: [UInt8], taking: Bool) -> DocumentRecord? {
+        bytes.withUnsafeBytes { raw in
+            decodedRecords.withLock { taking ? $0.take(for: key, bytes: raw) : $0.record(for: key, bytes: raw) }
+        }
     }
 
     /// Remembers a large record this storage is writing as `bytes` (a whole encoding, or a stub

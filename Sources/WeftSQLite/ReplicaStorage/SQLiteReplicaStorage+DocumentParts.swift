@@ -76,10 +76,7 @@ extension SQLiteReplicaStorage {
         guard let stub = try PartsStub(parsing: bytes, "\(key)") else {
             return try decodeRecord(key, bytes: bytes, taking: taking, "\(key)")
         }
-        let found = bytes.withUnsafeBytes { raw in
-            decodedRecords.withLock { taking ? $0.take(for: key, bytes: raw) : $0.record(for: key, bytes: raw) }
-        }
-        if let found { return found }
+        if let found = remembered(key, bytes: bytes, taking: taking) { return found }
         let statement = RawStatement(
             try db.cachedStatement(sql: "SELECT part, bytes FROM document_parts WHERE collection = ? AND id = ? ORDER BY part"), in: db)
         var record: DocumentRecord?

@@ -83,10 +83,10 @@ extension SQLiteReplicaStorage {
                 for key in Set(keys) {
                     let arguments: StatementArguments = [key.collection.rawValue, key.id.rawValue]
                     guard let row = try Row.fetchOne(readRow, arguments: arguments) else { continue }
-                    // The whole record (a stub's parts go with the row), for the dead letters.
-                    let encoding = try self.storedEncoding(db, key, bytes: [UInt8](try Self.column(row, "record", Data.self)))
-                    let data = Data(encoding)
-                    let record = try Self.decodeRecord(encoding, "\(key)")
+                    let stored = [UInt8](try Self.column(row, "record", Data.self))
+                    let record = try self.storedRecord(db, key, bytes: stored)
+                    // The dead letters keep the whole record: a stub's parts go with the row.
+                    let data = Data(try PartsStub(parsing: stored, "\(key)") == nil ? stored : record.encoded())
                     floors[key.collection] = max(
                         floors[key.collection] ?? 0, record.highestCounter(of: replica))
                     // Every entry of the document, waiting or in flight, is set aside with its record.
