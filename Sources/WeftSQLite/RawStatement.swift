@@ -84,6 +84,23 @@ package struct RawStatement {
             index += 1
         }
 
+        package mutating func bindNull() throws {
+            try check(sqlite3_bind_null(statement.handle, index))
+            index += 1
+        }
+
+        package mutating func bind(real value: Double) throws {
+            try check(sqlite3_bind_double(statement.handle, index, value))
+            index += 1
+        }
+
+        /// Binds a copy of `bytes` (SQLite copies them before this returns).
+        package mutating func bind(copying bytes: UnsafeRawBufferPointer) throws {
+            let base = bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)
+            try check(sqlite3_bind_blob(statement.handle, index, base, Int32(bytes.count), Self.transient))
+            index += 1
+        }
+
         private func check(_ code: Int32) throws {
             guard code == SQLITE_OK else { throw statement.error(code) }
         }

@@ -18,7 +18,10 @@ extension Replica {
     /// The server confirmed this session: it is recorded as the file's confirmed session, later
     /// edits are made as ``replicaID``, and the database's policies govern merges from now on.
     public func confirmSession(_ policies: ServerPolicies) async throws(WeftError) {
+        let before = try indexDeclarations()
         learnedPolicies.withLock { $0 = policies }
+        // Indexes hold what readers see: a field rule the server declares differently changes it.
+        if try indexDeclarations() != before { try await declareIndexes() }
         guard !isVerified else { return }
         try await exclusively { () async throws(WeftError) in
             try await storage.saveConfirmedEpoch(sessionEpoch)

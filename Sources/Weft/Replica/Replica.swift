@@ -109,6 +109,7 @@ public actor Replica {
         } else {
             clock = HybridLogicalClock(replica: writer, timeSource: timeSource, maximumForwardDrift: configuration.maximumClockDrift)
         }
+        try await declareIndexes()
     }
 
     /// The policies the server declared (``ServerPolicies``), once learned.

@@ -65,6 +65,12 @@ public struct ReplicaConfiguration: Hashable, Sendable {
     /// A replica that never syncs may turn it off: its identities never meet anyone else's, and
     /// each session would otherwise add one to the version vectors of what it writes.
     public var sessionIdentities = true
+    /// Per-collection indexes (`[persistence.collections.NAME] indexes` and `set_indexes`):
+    /// the fields queries on the collection find without reading every document
+    /// (``ReplicaCollection/query(_:orderBy:limit:after:)``). A storage that keeps indexes
+    /// (SQLite) builds them when the replica opens, again whenever the list changes, and keeps
+    /// them in every write's transaction; others answer every query by reading documents.
+    public var collectionIndexes: [String: [IndexedField]] = [:]
     /// How long a deleted document's tombstone is kept once nothing of it waits to be pushed
     /// (`tombstone_retention_ms`, by default 30 days); then the replica may forget it
     /// (``Replica/collectTombstones(retention:)``). A server restored from a backup taken before
@@ -105,6 +111,10 @@ public struct ReplicaConfiguration: Hashable, Sendable {
         }
         guard writeThroughTimeoutMilliseconds > 0 else {
             throw .invalidArgument("write_through_timeout_ms must be positive, got \(writeThroughTimeoutMilliseconds)")
+        }
+        for (name, fields) in collectionIndexes {
+            _ = try CollectionName(name)
+            for field in fields { try field.path.validate() }
         }
     }
 }

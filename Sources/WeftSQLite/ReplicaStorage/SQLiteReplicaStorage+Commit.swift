@@ -33,6 +33,9 @@ extension SQLiteReplicaStorage {
     /// GRDB's synchronous write (an async context would pick the async overload).
     func writeBlocking<T>(_ body: (Database) throws -> T) throws -> T { try pool.write(body) }
 
+    /// GRDB's synchronous write outside a transaction (the body opens its own).
+    func writeOutsideTransaction<T>(_ body: (Database) throws -> T) throws -> T { try pool.writeWithoutTransaction(body) }
+
     // MARK: Queue counters
 
     /// The queue's total bytes, the next sequence number and the clock lease, kept in memory
@@ -418,6 +421,7 @@ extension SQLiteReplicaStorage {
                 }
                 total += size
             }
+            try updateIndexes(db, key, writes[index].record)
             slots[slot] = QueueSlot(exists: true, sequence: sequence, bytes: size, stub: stub, recordBytes: encoded.count)
             sequences.append(UInt64(sequence))
             if writes[index].record.lastStamp > newest { newest = writes[index].record.lastStamp }

@@ -65,6 +65,7 @@ extension SQLiteReplicaStorage {
                             arguments: [key.collection.rawValue, key.id.rawValue, Data(stored), result.record.isDeleted])
                         // The next local edit of a large document reads these bytes back.
                         rememberEncoded(key, bytes: stored, record: result.record)
+                        try self.updateIndexes(db, key, result.record)
                     }
                     if let base, let digest {
                         if baseDigests[key] != digest {

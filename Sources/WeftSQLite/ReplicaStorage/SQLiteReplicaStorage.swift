@@ -14,7 +14,7 @@ import WeftCRDT
 /// fails with ``Weft/WeftError/Kind/schemaTooNew`` rather than guess at its format; a file that
 /// is not a SQLite database, or whose stored bytes do not decode, fails with
 /// ``Weft/WeftError/Kind/corrupt``.
-public final class SQLiteReplicaStorage: ReplicaStorage {
+public final class SQLiteReplicaStorage: ReplicaStorage, IndexedStorage {
     let pool: DatabasePool
     /// The highest sequence handed out in a batch since open (0: nothing in flight). Changed only
     /// inside write transactions, which GRDB serialises, so reads there see a stable value. It is
@@ -28,6 +28,9 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
     let assumptionCounts = Mutex(AssumptionCounts())
     /// Large records decoded once (``DecodedRecords``).
     let decodedRecords = Mutex(DecodedRecords())
+    /// The indexed collections (``IndexedStorage``): loaded from the registry on open, replaced
+    /// by ``declareIndexes(_:presenter:)``.
+    let indexState = Mutex(IndexState())
 
     /// How often commits assumed their keys were not stored (``attempts``), and how often one
     /// was after all and the commit ran again reading them (``misses``).
@@ -61,7 +64,11 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
             try Self.refuseNewerSchema(path: path, migrator: migrator)
             pool = try DatabasePool(path: path, configuration: configuration)
             try migrator.migrate(pool)
-            try pool.read { db in try Self.verifySchema(db, path: path) }
+            let indexes = try pool.read { db in
+                try Self.verifySchema(db, path: path)
+                return try Self.loadIndexes(db)
+            }
+            indexState.withLock { $0.collections = indexes }
             // GRDB sets synchronous = NORMAL when it switches the writer to WAL, so set the level
             // afterwards, on the one writer connection (the setting is per connection).
             let synchronous = durability == .full ? "FULL" : "NORMAL"
@@ -221,6 +228,16 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
                     END;
                     """)
         }
+        migrator.registerMigration("v9: declared indexes") { db in
+            // The registry of indexed collections: each has tables `query_N` (and
+            // `query_N_members`) made when a replica declares it (`SQLiteReplicaStorage+Indexes`).
+            try db.execute(
+                sql: """
+                    CREATE TABLE query_indexes (
+                        collection TEXT PRIMARY KEY NOT NULL, number INTEGER NOT NULL UNIQUE, fields TEXT NOT NULL
+                    ) WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 
@@ -231,6 +248,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage {
         "SELECT collection, counter FROM counter_floors LIMIT 0",
         "SELECT collection, id, part, bytes FROM document_parts LIMIT 0",
         "SELECT key, value FROM meta LIMIT 0",
+        "SELECT collection, number, fields FROM query_indexes LIMIT 0",
         "SELECT seq, collection, id, bytes FROM superseded LIMIT 0",
         "SELECT number, collection, id, policy, resolver, local, remote, winner FROM conflicts LIMIT 0",
         "SELECT number, seq, collection, id, record, reason FROM dead_letters LIMIT 0",

@@ -1,0 +1,151 @@
+import Foundation
+import Testing
+import Weft
+import WeftCRDT
+import WeftSQLite
+
+/// Queries on a collection: the SQLite indexes, the scans of documents and a model (every live
+/// document checked and sorted one by one) give the same pages, for random predicates and orders
+/// over random histories of writes.
+@Suite("Queries")
+struct QueryTests {
+    static let indexes: [IndexedField] = [
+        .value("status"), .value("priority"), .value("name"), .value("address.city"), .value("visits"), .members("tags"),
+    ]
+
+    static func configuration(_ indexes: [IndexedField] = QueryTests.indexes) -> ReplicaConfiguration {
+        var configuration = ReplicaConfiguration()
+        configuration.collectionIndexes = ["orders": indexes]
+        return configuration
+    }
+
+    static let names: [Scalar] = ["", "a", "ab", "abc", "abd", "b", "Z", "é", "e\u{301}", "日本", "a\u{10FFFF}", "ab\u{10FFFF}x", .bytes([0x61]), .int(5)]
+    static let statuses: [Scalar] = ["open", "closed", "pending", .null, .int(1), .bool(true), .double(1.0)]
+    static let priorities: [Scalar] = [.int(-3), .int(0), .int(1), .int(3), .double(-2.5), .double(0.5), .double(1.0), .bool(false), .double(-0.0), .int(Int64.max), .double(9.3e18)]
+    static let tags: [Scalar] = ["x", "y", "z", .int(1), .null]
+    static let cities: [Scalar] = ["Lyon", "Oslo", "Lima", .null]
+
+    /// One random edit of a document.
+    static func edit(_ editor: inout DocumentEditor, _ random: inout SeededRandom) {
+        switch Int.random(in: 0..<9, using: &random) {
+        case 0: editor.set("status", to: statuses.randomElement(using: &random) ?? .null)
+        case 1: editor.set("priority", to: priorities.randomElement(using: &random) ?? .null)
+        case 2: editor.set("name", to: names.randomElement(using: &random) ?? .null)
+        case 3:
+            let city = cities.randomElement(using: &random) ?? .null
+            editor.updateMap("address") { document, stamp in _ = document.set("city", to: city, at: stamp) }
+        case 4: editor.increment("visits", by: Int64.random(in: -2...3, using: &random))
+        case 5: editor.insert(tags.randomElement(using: &random) ?? "x", intoSet: "tags")
+        case 6: editor.remove(tags.randomElement(using: &random) ?? "x", fromSet: "tags")
+        case 7: editor.set("created", to: .int(Int64.random(in: -5...5, using: &random)))
+        default: editor.removeField(["status", "priority", "name", "address", "created"].randomElement(using: &random) ?? "status")
+        }
+    }
+
+    static let paths: [FieldPath] = ["status", "priority", "name", "address.city", "visits", "created", "missing.path"]
+
+    static func predicate(_ random: inout SeededRandom, depth: Int = 0) -> DocumentPredicate {
+        let path = paths.randomElement(using: &random) ?? "status"
+        let values = statuses + priorities + names + cities
+        let value = values.randomElement(using: &random) ?? .null
+        switch Int.random(in: 0..<(depth < 2 ? 11 : 7), using: &random) {
+        case 0: return .compare(path, DocumentPredicate.Comparison.allCases.randomElement(using: &random) ?? .equal, value)
+        case 1: return .oneOf(path, (0..<Int.random(in: 0...3, using: &random)).map { _ in values.randomElement(using: &random) ?? .null })
+        case 2: return .contains("tags", tags.randomElement(using: &random) ?? "x")
+        case 3:
+            let prefixes = ["", "a", "ab", "a\u{10FFFF}", "é", "日", "e"]
+            return .hasPrefix(path, prefixes.randomElement(using: &random) ?? "a")
+        case 4: return .exists(path)
+        case 5: return .idPrefix(["d1", "d", "é", ""].randomElement(using: &random) ?? "d")
+        case 6: return .compare(path, .equal, value)
+        case 7: return .and((0..<Int.random(in: 0...3, using: &random)).map { _ in predicate(&random, depth: depth + 1) })
+        case 8: return .or((0..<Int.random(in: 0...3, using: &random)).map { _ in predicate(&random, depth: depth + 1) })
+        default: return .not(predicate(&random, depth: depth + 1))
+        }
+    }
+
+    static func order(_ random: inout SeededRandom) -> [SortKey] {
+        let keys: [FieldPath] = ["priority", "name", "status", "visits", "address.city", "created"]
+        return (0..<Int.random(in: 0...2, using: &random)).map { _ in
+            SortKey(keys.randomElement(using: &random) ?? "name", descending: Bool.random(using: &random))
+        }
+    }
+
+    /// What `query` must return: every live document checked and sorted one by one.
+    static func model(_ documents: [(id: DocumentID, document: Document)], _ query: DocumentQuery) -> [DocumentID] {
+        let sorted = documents.filter { query.predicate.matches($0.id, $0.document) }.sorted { a, b in
+            Self.before(query, a, b)
+        }
+        return Array(sorted.prefix(query.limit ?? Int.max).map(\.id))
+    }
+
+    static func before(_ query: DocumentQuery, _ a: (id: DocumentID, document: Document), _ b: (id: DocumentID, document: Document)) -> Bool {
+        for key in query.order {
+            let order = key.path.value(in: a.document).compare(key.path.value(in: b.document))
+            if order != 0 { return key.descending ? order > 0 : order < 0 }
+        }
+        return a.id < b.id
+    }
+
+    @Test(arguments: [UInt64(1), 2, 3])
+    func indexesScansAndTheModelAgree(seed: UInt64) async throws {
+        let directory = TemporaryDirectory()
+        var random = SeededRandom(seed: seed &* 0x9E37_79B9)
+        let storage = try SQLiteReplicaStorage(path: directory.path("replica.sqlite"))
+        let indexed = try await Replica(storage: storage, configuration: Self.configuration())
+        let scanned = try await Replica(storage: MemoryReplicaStorage(), configuration: Self.configuration())
+        let ids = (0..<30).map { "d\($0)" } + ["é", "e\u{301}", "日", "Z", "a"]
+        var queries = 0
+        var answeredByIndexes = 0
+        for round in 0..<8 {
+            for _ in 0..<40 {
+                let id = ids.randomElement(using: &random) ?? "a"
+                let edits = (0..<Int.random(in: 1...3, using: &random)).map { _ in random.next() }
+                let deleting = Int.random(in: 0..<10, using: &random) == 0
+                for replica in [indexed, scanned] {
+                    let orders = try replica.collection("orders")
+                    if deleting {
+                        if try await orders.get(id) != nil { try await orders.delete(id) }
+                        continue
+                    }
+                    try await orders.upsert(id) { editor in
+                        for seed in edits {
+                            var local = SeededRandom(seed: seed)
+                            Self.edit(&editor, &local)
+                        }
+                    }
+                }
+            }
+            #expect(try storage.indexDiscrepancies() == [], "round \(round)")
+            let documents = try await scanned.collection("orders").list()
+            for _ in 0..<40 {
+                let limit: Int? = Bool.random(using: &random) ? Int.random(in: 0...6, using: &random) : nil
+                let query = DocumentQuery(Self.predicate(&random), orderBy: Self.order(&random), limit: limit)
+                let expected = Self.model(documents, query)
+                let fromIndex = try await indexed.collection("orders").query(query)
+                let explained = try indexed.collection("orders").explain(query)
+                if explained.usesOnlyIndexes { answeredByIndexes += 1 }
+                let fromScan = try await scanned.collection("orders").query(query)
+                #expect(fromIndex.documents.map(\.id) == expected, "\(query) \(explained)")
+                #expect(fromScan.documents.map(\.id) == expected, "\(query)")
+                #expect(try await indexed.collection("orders").count(query.predicate) == Self.model(documents, DocumentQuery(query.predicate)).count)
+                // The pages of three, each after the previous one's cursor, are the whole result.
+                var pages = [DocumentID]()
+                var cursor: QueryCursor?
+                var paging = query
+                paging.limit = 3
+                repeat {
+                    paging.after = cursor
+                    let page = try await indexed.collection("orders").query(paging)
+                    pages += page.documents.map(\.id)
+                    cursor = page.next
+                } while cursor != nil && pages.count < 100
+                #expect(pages == Self.model(documents, DocumentQuery(query.predicate, orderBy: query.order)), "paging \(query)")
+                queries += 1
+            }
+        }
+        #expect(queries == 320)
+        // Most queries are answered by the indexes alone; the rest read documents.
+        #expect(answeredByIndexes > 100, "\(answeredByIndexes) of \(queries) answered by indexes alone")
+    }
+}
