@@ -142,6 +142,28 @@ struct TOMLReader {
         return value
     }
 
+    /// An array of field paths (`"status"`, `"address.city"`), or none.
+    func paths(_ table: TOMLTable, _ key: String, at path: String) throws(ConfigurationError) -> [FieldPath] {
+        guard let value = table[key] else { return [] }
+        guard let array = value.array else {
+            throw error("\(path).\(key)", expected: "an array of field paths", found: describe(value))
+        }
+        var result = [FieldPath]()
+        for element in array {
+            guard let text = element.string else {
+                throw error("\(path).\(key)", expected: "an array of field paths", found: "an element that is \(describe(element))")
+            }
+            let field = FieldPath(text)
+            do {
+                try field.validate()
+            } catch {
+                throw self.error("\(path).\(key)", expected: "field paths like \"status\" or \"address.city\"", found: text.debugDescription)
+            }
+            result.append(field)
+        }
+        return result
+    }
+
     func policy(_ table: TOMLTable, at path: String) throws(ConfigurationError) -> ConflictPolicy? {
         let resolver = try string(table, "resolver", at: path)
         guard let name = try string(table, "conflict_resolution", at: path) else {
@@ -263,10 +285,15 @@ struct TOMLReader {
                     throw error(collectionPath, expected: "a collection name of A–Z, a–z, 0–9, '_', '-' or '.'", found: name.debugDescription)
                 }
                 guard let entry = try self.table(collections, name, at: "\(path).collections") else { continue }
-                try checkKeys(entry, at: collectionPath, allowed: ["conflict_resolution", "resolver", "fields", "mode"])
+                try checkKeys(
+                    entry, at: collectionPath, allowed: ["conflict_resolution", "resolver", "fields", "mode", "indexes", "set_indexes"])
                 if let mode = try choice(entry, "mode", at: collectionPath, SyncMode.self) { result.collectionModes[name] = mode }
+                let indexes =
+                    try paths(entry, "indexes", at: collectionPath).map(IndexedField.value)
+                    + paths(entry, "set_indexes", at: collectionPath).map(IndexedField.members)
+                if !indexes.isEmpty { result.collectionIndexes[name] = indexes }
                 let declaresPolicy = try string(entry, "conflict_resolution", at: collectionPath) != nil || entry.contains(key: "fields")
-                if !declaresPolicy && result.collectionModes[name] != nil { continue }
+                if !declaresPolicy && (result.collectionModes[name] != nil || !indexes.isEmpty) { continue }
                 if let fields = try self.table(entry, "fields", at: collectionPath) {
                     result.collections[name] = try fieldRules(entry, fields, at: collectionPath)
                     continue

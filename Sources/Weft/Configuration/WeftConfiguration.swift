@@ -165,6 +165,9 @@ public struct PersistenceConfiguration: Hashable, Sendable {
     public var collections: [String: ConflictPolicy] = [:]
     /// `[persistence.collections.NAME] mode`: per-collection sync modes.
     public var collectionModes: [String: SyncMode] = [:]
+    /// `[persistence.collections.NAME] indexes` (value fields) and `set_indexes` (set
+    /// members): the fields queries on the collection find through an index.
+    public var collectionIndexes: [String: [IndexedField]] = [:]
     /// `write_through_timeout_ms`.
     public var writeThroughTimeoutMilliseconds: Int = 5_000
     /// `write_through_fallback`: "queue" or "rollback".
@@ -183,6 +186,7 @@ public struct PersistenceConfiguration: Hashable, Sendable {
         configuration.collectionPolicies = collections
         configuration.syncMode = mode
         configuration.collectionModes = collectionModes
+        configuration.collectionIndexes = collectionIndexes
         configuration.writeThroughTimeoutMilliseconds = writeThroughTimeoutMilliseconds
         configuration.writeThroughFallback = writeThroughFallback
         configuration.tombstoneRetentionMilliseconds = tombstoneRetentionMilliseconds

@@ -129,8 +129,11 @@ public actor Replica {
     /// A stream of every change from now on: local writes and, once sync runs, remote changes.
     ///
     /// Each call returns a new stream; the stream ends when the task iterating it is cancelled.
-    public func changes() -> AsyncStream<ReplicaChange> {
-        let (stream, continuation) = AsyncStream<ReplicaChange>.makeStream(bufferingPolicy: .bufferingNewest(4096))
+    public func changes() -> AsyncStream<ReplicaChange> { changes(bufferingPolicy: .bufferingNewest(4096)) }
+
+    /// ``changes()`` with its buffering policy (live queries keep every change).
+    func changes(bufferingPolicy: AsyncStream<ReplicaChange>.Continuation.BufferingPolicy) -> AsyncStream<ReplicaChange> {
+        let (stream, continuation) = AsyncStream<ReplicaChange>.makeStream(bufferingPolicy: bufferingPolicy)
         let id = nextObserver
         nextObserver += 1
         observers[id] = continuation
@@ -142,6 +145,9 @@ public actor Replica {
     }
 
     func removeObserver(_ id: Int) { observers[id] = nil }
+
+    /// How many change streams are open (for tests: a cancelled live query holds none).
+    package var observerCount: Int { observers.count }
 
     func publish(_ change: ReplicaChange) {
         for continuation in observers.values { continuation.yield(change) }
