@@ -115,3 +115,22 @@ package.targets.append(
         path: "Sources/WeftSyncBench"
     )
 )
+
+// weft-query-bench: queries, indexed writes and live queries against raw SQLite (issue #16).
+//
+//     swift run -c release weft-query-bench [--quick]
+package.products.append(.executable(name: "weft-query-bench", targets: ["WeftQueryBench"]))
+package.targets.append(
+    .executableTarget(
+        name: "WeftQueryBench",
+        dependencies: [
+            "WeftReplicaBench",
+            .product(name: "Weft", package: "Weft"),
+            .product(name: "WeftSQLite", package: "Weft"),
+            .product(name: "WeftServer", package: "Weft"),
+            .product(name: "WeftCRDT", package: "Weft"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ],
+        path: "Sources/WeftQueryBench"
+    )
+)

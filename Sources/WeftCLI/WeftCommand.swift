@@ -12,7 +12,16 @@ struct WeftCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weft",
         abstract: "Weft: local-first replicas of CRDT documents, synced with a central server.",
-        subcommands: [Serve.self, Demo.self, SyncReplica.self, Status.self, Conflicts.self])
+        subcommands: [Serve.self, Demo.self, SyncReplica.self, Status.self, Conflicts.self, Query.self])
+}
+
+extension AsyncParsableCommand {
+    /// The configuration of a command that looks into an app's file: it keeps the file's indexes.
+    static var lookingIn: ReplicaConfiguration {
+        var configuration = ReplicaConfiguration()
+        configuration.declaresIndexes = false
+        return configuration
+    }
 }
 
 /// Prints to standard error and exits with a failure status.
@@ -67,7 +76,7 @@ struct Status: AsyncParsableCommand {
     func run() async throws {
         guard FileManager.default.fileExists(atPath: path) else { throw fail("\(path) does not exist") }
         do {
-            let replica = try await Replica.open(path: path)
+            let replica = try await Replica.open(path: path, configuration: Self.lookingIn)
             let entries = try await replica.queuedChanges()
             print("replica      \(replica.replicaID)")
             print("queue        \(entries.count) entries, \(try await replica.queuedBytes()) bytes")
@@ -144,7 +153,7 @@ struct Conflicts: AsyncParsableCommand {
     func run() async throws {
         guard FileManager.default.fileExists(atPath: path) else { throw fail("\(path) does not exist") }
         do {
-            let replica = try await Replica.open(path: path)
+            let replica = try await Replica.open(path: path, configuration: Self.lookingIn)
             let conflicts = try await replica.conflicts(limit: limit)
             if conflicts.isEmpty { print("no conflicts") }
             for conflict in conflicts {

@@ -59,6 +59,14 @@
 // one document of <fields> fields, edited until killed; write i sets "f<i % fields>" to i and
 // adds 1 to counter "count". Output: `start <n>` (n writes already committed), `ack <i>`.
 //
+//     WeftCrashWriter indexed <db path> <seed> <round>
+//
+// The crash test of declared indexes (Tests/WeftTests/QueryTests.swift): prints `opening`, opens
+// the replica with indexes on collection "idx" that differ by the parity of <round> (so every
+// restart rebuilds them, and a kill may fall inside the rebuild), prints `start`, then writes
+// until killed: batches of 1–20 upserts and deletes of documents "d<k>" (k < 400) setting
+// "status", "rank" and set "tags" from SplitMix64(<seed>, <round>), printing `ack <n>` after each.
+//
 //     WeftCrashWriter fault <db path> <server base URL> <token> <database> <seed> <tag prefix>
 //
 // The fault-injection suite's replica in a child process, to be killed with SIGKILL: opens the
@@ -356,7 +364,58 @@ func largeLoop(path: String, fields: Int) async -> Never {
     }
 }
 
+/// The `indexed` mode (see the header).
+func indexedLoop(path: String, seed: UInt64, round: Int) async -> Never {
+    do {
+        emit("opening")
+        var configuration = ReplicaConfiguration()
+        configuration.sessionIdentities = false
+        configuration.collectionIndexes = [
+            "idx": round % 2 == 0
+                ? [.value("status"), .value("rank"), .members("tags")] : [.value("rank"), .value("status"), .value("missing")]
+        ]
+        let replica = try await Replica(storage: try SQLiteReplicaStorage(path: path), configuration: configuration)
+        emit("start")
+        var state = seed &+ UInt64(round) &* 0x9E37_79B9_7F4A_7C15
+        func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        var written = 0
+        while true {
+            let count = Int(next() % 20) + 1
+            let draws = (0..<count).map { _ in (next(), next(), next()) }
+            let live = try await replica.collection("idx").list().map(\.id.rawValue)
+            try await replica.batch { batch in
+                for (which, value, kind) in draws {
+                    let id = "d\(which % 400)"
+                    if kind % 9 == 0, live.contains(id) {
+                        try batch.delete("idx", id)
+                        continue
+                    }
+                    try batch.upsert("idx", id) { editor in
+                        editor.set("status", to: .string(["open", "closed", "pending"][Int(value % 3)]))
+                        editor.set("rank", to: .int(Int64(value % 1_000)))
+                        if kind % 2 == 0 { editor.insert(.string("t\(value % 5)"), intoSet: "tags") } else { editor.remove(.string("t\(value % 5)"), fromSet: "tags") }
+                    }
+                }
+            }
+            emit("ack \(written)")
+            written += 1
+        }
+    } catch {
+        fail("\(error)")
+    }
+}
+
 let arguments = CommandLine.arguments
+if arguments.count == 5, arguments[1] == "indexed" {
+    guard let seed = UInt64(arguments[3]), let round = Int(arguments[4]) else { fail("usage: WeftCrashWriter indexed <db path> <seed> <round>") }
+    await indexedLoop(path: arguments[2], seed: seed, round: round)
+}
 if arguments.count == 4, arguments[1] == "large" {
     guard let fields = Int(arguments[3]) else { fail("usage: WeftCrashWriter large <db path> <fields>") }
     await largeLoop(path: arguments[2], fields: fields)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Weft
+import WeftCRDT
 import WeftServer
 import WeftSQLite
 
@@ -34,6 +35,49 @@ struct CLITests {
         #expect(conflicts.status == 0 && conflicts.output.contains("no conflicts"))
         let missing = try runProcess(weft, ["status", directory.path("nope.sqlite")])
         #expect(missing.status != 0 && missing.error.contains("does not exist"))
+    }
+
+    @Test func queryPrintsMatchingDocumentsAsJSON() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path("app.sqlite")
+        do {
+            var configuration = ReplicaConfiguration()
+            configuration.collectionIndexes = ["orders": [.value("status"), .value("rank"), .members("tags")]]
+            let replica = try await Replica.open(path: path, configuration: configuration)
+            for index in 0..<6 {
+                try await replica.collection("orders").create("o\(index)") { editor in
+                    editor.set("status", to: index % 2 == 0 ? "open" : "closed")
+                    editor.set("rank", to: .int(Int64(index)))
+                    editor.updateMap("site") { site, stamp in _ = site.set("city", to: "Lyon", at: stamp) }
+                    if index == 4 { editor.insert("urgent", intoSet: "tags") }
+                }
+            }
+        }
+        let weft = try builtExecutable("weft")
+        let open = try runProcess(weft, ["query", path, "orders", "--where", "status = \"open\"", "--order-by", "rank:desc", "--limit", "2"])
+        #expect(open.status == 0, "\(open.error)")
+        let documents = try #require(try JSONSerialization.jsonObject(with: Data(open.output.utf8)) as? [[String: Any]])
+        #expect(documents.map { $0["_id"] as? String } == ["o4", "o2"])
+        #expect((documents.first?["site"] as? [String: Any])?["city"] as? String == "Lyon")
+        #expect(documents.first?["tags"] as? [String] == ["urgent"])
+        #expect(documents.first?["rank"] as? Int == 4)
+
+        let count = try runProcess(weft, ["query", path, "orders", "--where", "rank >= 2", "--where", "status in [open, closed]", "--count"])
+        #expect(count.status == 0 && count.output.trimmingCharacters(in: .whitespacesAndNewlines) == "4", "\(count.output) \(count.error)")
+        let explain = try runProcess(weft, ["query", path, "orders", "--where", "tags contains urgent", "--explain"])
+        #expect(explain.output.contains("index lookup for tags contains \"urgent\""), "\(explain.output)")
+        let scan = try runProcess(weft, ["query", path, "orders", "--where", "site.city startswith Ly", "--count"])
+        #expect(scan.output.trimmingCharacters(in: .whitespacesAndNewlines) == "6", "\(scan.output) \(scan.error)")
+        // The command kept the app's indexes.
+        let again = try runProcess(weft, ["query", path, "orders", "--where", "status = open", "--explain"])
+        #expect(again.output.contains("index lookup"), "\(again.output)")
+
+        let bad = try runProcess(weft, ["query", path, "orders", "--where", "status ~ open"])
+        #expect(bad.status != 0 && bad.error.contains("is not a condition"), "\(bad.error)")
+        let badOrder = try runProcess(weft, ["query", path, "orders", "--order-by", "rank:sideways"])
+        #expect(badOrder.status != 0 && badOrder.error.contains("asc or desc"), "\(badOrder.error)")
+        let badCollection = try runProcess(weft, ["query", path, "no such"])
+        #expect(badCollection.status != 0 && badCollection.error.contains("collection name"), "\(badCollection.error)")
     }
 
     @Test func serveRefusesABadConfigurationWithTheKeyAndLine() throws {

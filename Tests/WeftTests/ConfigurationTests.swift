@@ -72,6 +72,9 @@ struct ConfigurationTests {
         ("[[server.tokens]]\ntoken = \"0123456789abcdefgh\"\ndatabases = [\"bad name\"]\n", "server.tokens[0].databases", "database names", 3),
         ("[persistance]\nmode = \"write_behind\"\n", "persistance", "one of the keys", 1),
         ("[persistence\nmode = 1\n", "", "valid TOML", 1),
+        ("[persistence.collections.orders]\nindexes = \"status\"\n", "persistence.collections.orders.indexes", "an array of field paths", 2),
+        ("[persistence.collections.orders]\nindexes = [1]\n", "persistence.collections.orders.indexes", "an array of field paths", 2),
+        ("[persistence.collections.orders]\nset_indexes = [\"a..b\"]\n", "persistence.collections.orders.set_indexes", "field paths", 2),
     ])
     func badConfigurationsAreExplained(_ text: String, _ key: String, _ expected: String, _ line: Int) {
         do {

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 import Weft
 import WeftCRDT
@@ -147,5 +148,156 @@ struct QueryTests {
         #expect(queries == 320)
         // Most queries are answered by the indexes alone; the rest read documents.
         #expect(answeredByIndexes > 100, "\(answeredByIndexes) of \(queries) answered by indexes alone")
+    }
+
+    /// A writer with indexes is killed with SIGKILL eight times, after a random number of lines
+    /// (the first is printed before the replica opens, so some kills fall while the indexes are
+    /// rebuilt for a changed declaration): each time, the file's indexes agree exactly with its
+    /// documents, and the file is sound.
+    @Test func indexesStayExactWhenTheWriterIsKilled() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path("indexed.sqlite")
+        let executable = try builtExecutable("WeftCrashWriter")
+        var random = SeededRandom(seed: 0x1DE5_C4A5)
+        var checkedAfterWrites = 0
+        for round in 0..<8 {
+            let target = round == 0 ? 60 : Int.random(in: 1...40, using: &random)
+            let process = Process()
+            process.executableURL = executable
+            process.arguments = ["indexed", path, "\(0xC0FFEE)", "\(round)"]
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = Pipe()
+            try process.run()
+            let reader = output.fileHandleForReading
+            let lines = await Task.detached { () -> Int in
+                var seen = 0
+                while seen < target {
+                    let chunk = reader.availableData
+                    if chunk.isEmpty { break }
+                    seen += String(decoding: chunk, as: UTF8.self).split(separator: "\n").count
+                }
+                return seen
+            }.value
+            kill(process.processIdentifier, SIGKILL)
+            _ = reader.readDataToEndOfFile()
+            process.waitUntilExit()
+            if lines > 2 { checkedAfterWrites += 1 }
+            let storage = try SQLiteReplicaStorage(path: path)
+            #expect(try storage.indexDiscrepancies() == [], "round \(round), killed after \(lines) lines")
+            #expect(try await storage.integrityCheck() == ["ok"])
+            let fields = storage.indexedFields(of: try CollectionName("idx"))
+            #expect(fields.isEmpty || fields.count == 3, "round \(round): the declaration is one or the other, whole")
+        }
+        #expect(checkedAfterWrites > 0)
+    }
+
+    @Test func theConfigurationDeclaresIndexes() throws {
+        let parsed = try WeftConfiguration.parse(
+            """
+            [persistence]
+            [persistence.collections.workOrders]
+            indexes = ["status", "site.city"]
+            set_indexes = ["tags"]
+            [persistence.collections.notes]
+            conflict_resolution = "crdt"
+            indexes = ["title"]
+            """, file: "test.toml")
+        let configuration = parsed.persistence.replicaConfiguration
+        #expect(configuration.collectionIndexes["workOrders"] == [.value("status"), .value("site.city"), .members("tags")])
+        #expect(configuration.collectionIndexes["notes"] == [.value("title")])
+        #expect(configuration.policy(for: try CollectionName("notes")) == .crdt)
+        #expect(configuration.collectionPolicies["workOrders"] == nil)
+    }
+
+    @Test func badQueriesAreRefusedWithTypedErrors() async throws {
+        let directory = TemporaryDirectory()
+        let replica = try await Replica(
+            storage: try SQLiteReplicaStorage(path: directory.path("replica.sqlite")), configuration: Self.configuration())
+        let orders = try replica.collection("orders")
+        try await orders.create("a") { $0.set("status", to: "open") }
+        for query in [
+            DocumentQuery(.compare(FieldPath("a..b"), .equal, 1)),
+            DocumentQuery(orderBy: [SortKey(FieldPath(components: []))]),
+            DocumentQuery(limit: -1),
+            DocumentQuery(orderBy: [Field("status").ascending], after: QueryCursor(values: [], id: try DocumentID("a"))),
+        ] {
+            await #expect(throws: WeftError.self) { try await orders.query(query) }
+            do {
+                _ = try await orders.query(query)
+            } catch {
+                #expect(error.kind == .invalidArgument, "\(query): \(error)")
+            }
+        }
+        // A document that does not decode as the type asked for is a mapping error.
+        struct Numbered: Decodable { var status: Int }
+        do {
+            _ = try await orders.query(as: Numbered.self)
+            Issue.record("decoded a text status as a number")
+        } catch {
+            #expect(error.kind == .mapping)
+        }
+        #expect(try await orders.count() == 1)
+    }
+
+    @Test func changingTheDeclarationRebuildsOrDropsTheIndexes() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path("replica.sqlite")
+        func open(_ indexes: [IndexedField]?, declaring: Bool = true) async throws -> (Replica, SQLiteReplicaStorage) {
+            let storage = try SQLiteReplicaStorage(path: path)
+            var configuration = ReplicaConfiguration()
+            configuration.sessionIdentities = false
+            configuration.declaresIndexes = declaring
+            if let indexes { configuration.collectionIndexes = ["orders": indexes] }
+            return (try await Replica(storage: storage, configuration: configuration), storage)
+        }
+        func tables(_ storage: SQLiteReplicaStorage) async throws -> [String] {
+            try await DatabaseQueue(path: path).read { db in
+                try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE name LIKE 'query_%' AND type = 'table' ORDER BY name")
+            }
+        }
+        // Documents written before any index: the declaration indexes them (the file was at v8's
+        // tables, and the registry is empty).
+        do {
+            let (replica, _) = try await open(nil)
+            for index in 0..<50 {
+                try await replica.collection("orders").create("o\(index)") { editor in
+                    editor.set("status", to: index % 2 == 0 ? "open" : "closed")
+                    editor.set("rank", to: .int(Int64(index)))
+                }
+            }
+        }
+        let byStatus = DocumentQuery(Field("status") == "open", orderBy: [Field("rank").descending], limit: 3)
+        do {
+            let (replica, storage) = try await open([.value("status"), .value("rank")])
+            #expect(try replica.collection("orders").explain(byStatus).usesOnlyIndexes)
+            #expect(try await replica.collection("orders").query(byStatus).documents.map(\.id.rawValue) == ["o48", "o46", "o44"])
+            #expect(try storage.indexDiscrepancies() == [])
+            let names = try await tables(storage)
+            #expect(names == ["query_1", "query_indexes"], "\(names)")
+        }
+        // A tool that does not declare keeps them; another declaration rebuilds them.
+        do {
+            let (replica, storage) = try await open(nil, declaring: false)
+            #expect(try replica.collection("orders").explain(byStatus).usesOnlyIndexes)
+            let names = try await tables(storage)
+            #expect(names == ["query_1", "query_indexes"], "\(names)")
+        }
+        do {
+            let (replica, storage) = try await open([.value("rank"), .members("tags")])
+            #expect(try !replica.collection("orders").explain(byStatus).usesOnlyIndexes)
+            #expect(try await replica.collection("orders").query(byStatus).documents.map(\.id.rawValue) == ["o48", "o46", "o44"])
+            #expect(try storage.indexDiscrepancies() == [])
+            let names = try await tables(storage)
+            #expect(names == ["query_1", "query_1_members", "query_indexes"], "\(names)")
+        }
+        // No declaration: the tables go.
+        do {
+            let (replica, storage) = try await open(nil)
+            #expect(try !replica.collection("orders").explain(byStatus).collectionIndexed)
+            let names = try await tables(storage)
+            #expect(names == ["query_indexes"], "\(names)")
+            #expect(try await replica.collection("orders").count(Field("status") == "open") == 25)
+        }
     }
 }

@@ -18,7 +18,7 @@ extension Replica {
     /// Declares the indexes to the storage, if it keeps indexes: a collection whose declaration
     /// changed is indexed again (``IndexedStorage``, point 1).
     func declareIndexes() async throws(WeftError) {
-        guard let indexed = storage as? any IndexedStorage else { return }
+        guard configuration.declaresIndexes, let indexed = storage as? any IndexedStorage else { return }
         let declarations = try indexDeclarations()
         try await indexed.declareIndexes(declarations) { [weak self] collection, stored in
             guard let self else { return stored.body }

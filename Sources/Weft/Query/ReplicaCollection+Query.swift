@@ -73,7 +73,7 @@ extension ReplicaCollection {
     ///
     /// ```swift
     /// let plan = try replica.collection("workOrders").explain(DocumentQuery(Field("status") == "open"))
-    /// print(plan)  // "index lookup for status = open; order from the index"
+    /// print(plan)  // index lookup for status = "open"; order from the index
     /// ```
     public func explain(_ query: DocumentQuery) -> QueryPlan { runner.explain(query) }
 

@@ -71,6 +71,11 @@ public struct ReplicaConfiguration: Hashable, Sendable {
     /// (SQLite) builds them when the replica opens, again whenever the list changes, and keeps
     /// them in every write's transaction; others answer every query by reading documents.
     public var collectionIndexes: [String: [IndexedField]] = [:]
+    /// Whether opening the replica declares ``collectionIndexes`` to the storage, which then
+    /// builds, rebuilds and drops indexes to match (the default). A tool that opens an app's
+    /// file to look into it (`weft status`, `weft query`) sets it to `false`: the file keeps the
+    /// app's indexes, and queries use them.
+    public var declaresIndexes = true
     /// How long a deleted document's tombstone is kept once nothing of it waits to be pushed
     /// (`tombstone_retention_ms`, by default 30 days); then the replica may forget it
     /// (``Replica/collectTombstones(retention:)``). A server restored from a backup taken before

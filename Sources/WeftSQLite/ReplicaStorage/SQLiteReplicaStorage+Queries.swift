@@ -139,8 +139,10 @@ extension SQLiteReplicaStorage {
             var sql = "SELECT q.id, d.record"
             for key in order { sql += ", " + (try condition.column(key.path)) }
             sql += " FROM \(index.table) q CROSS JOIN documents d ON d.collection = ? AND d.id = q.id WHERE "
+            // The cursor's bound first: of two lower bounds on one column SQLite starts the
+            // index range at the first, and a deep page would otherwise scan from the start.
+            if let after { sql += (try condition.after(after, order)) + " AND " }
             sql += try condition.sql(predicate)
-            if let after { sql += " AND " + (try condition.after(after, order)) }
             sql += " ORDER BY "
             for key in order { sql += (try condition.column(key.path)) + (key.descending ? " DESC, " : ", ") }
             sql += "q.id LIMIT ?"
