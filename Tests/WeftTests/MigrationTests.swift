@@ -88,6 +88,28 @@ struct MigrationTests {
     }
 }
 
+extension MigrationTests {
+    /// A v2 file (no index registry) opened with declared indexes runs every migration since
+    /// and indexes the documents it already held.
+    @Test func anOldFileGetsItsDeclaredIndexes() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path("old.sqlite")
+        let records = [
+            "a": sampleRecord("n", 1, wall: 1), "b": sampleRecord("n", 2, wall: 2), "c": sampleRecord("n", 3, wall: 3),
+        ]
+        try Self.makeVersion2Database(path, records: records)
+        let storage = try SQLiteReplicaStorage(path: path)
+        var configuration = ReplicaConfiguration()
+        configuration.collectionIndexes = ["c": [.value("n")]]
+        let replica = try await Replica(storage: storage, configuration: configuration)
+        let query = DocumentQuery(Field("n") >= 2, orderBy: [Field("n").descending])
+        #expect(try replica.collection("c").explain(query).usesOnlyIndexes)
+        #expect(try await replica.collection("c").query(query).documents.map(\.id.rawValue) == ["c", "b"])
+        #expect(try storage.indexDiscrepancies() == [])
+        #expect(try await storage.integrityCheck() == ["ok"])
+    }
+}
+
 @Suite("Identifiers and reserved names")
 struct IdentifierTests {
     @Test(arguments: StorageKind.allCases)

@@ -3,7 +3,9 @@ import GRDB
 import Testing
 import Weft
 import WeftCRDT
+import WeftServer
 import WeftSQLite
+import WeftTesting
 
 /// Queries on a collection: the SQLite indexes, the scans of documents and a model (every live
 /// document checked and sorted one by one) give the same pages, for random predicates and orders
@@ -299,5 +301,35 @@ struct QueryTests {
             #expect(names == ["query_indexes"], "\(names)")
             #expect(try await replica.collection("orders").count(Field("status") == "open") == 25)
         }
+    }
+
+    /// A field rule decides what readers see of concurrent writes (`max` here, where last-writer
+    /// wins would show the other value): the index holds what readers see, once the replica
+    /// learns the rule from the server.
+    @Test func indexesHoldWhatTheFieldRulesShow() async throws {
+        let directory = TemporaryDirectory()
+        let service = SyncService(store: MemoryCentralStore(), policies: ServerPolicies(defaultPolicy: .crdt, collections: ["readings": .fields(["peak": .max])]))
+        var configuration = ReplicaConfiguration()
+        configuration.collectionIndexes = ["readings": [.value("peak")]]
+        let time = ManualTimeSource()
+        let early = try await Replica(storage: MemoryReplicaStorage(), configuration: configuration, timeSource: time)
+        let storage = try SQLiteReplicaStorage(path: directory.path("late.sqlite"))
+        let late = try await Replica(storage: storage, configuration: configuration, timeSource: time)
+        let earlyEngine = SyncEngine(replica: early, transport: InProcessTransport(service: service, database: "db"))
+        let lateEngine = SyncEngine(replica: late, transport: InProcessTransport(service: service, database: "db"))
+        _ = try await earlyEngine.syncOnce()
+        _ = try await lateEngine.syncOnce()
+        // Concurrent writes: 5 first, then -3 (the later stamp, which last-writer-wins would show).
+        try await early.collection("readings").upsert("r1") { $0.set("peak", to: 5) }
+        time.advance(by: 10)
+        try await late.collection("readings").upsert("r1") { $0.set("peak", to: -3) }
+        _ = try await earlyEngine.syncOnce()
+        _ = try await lateEngine.syncOnce()
+        let readings = try late.collection("readings")
+        #expect(try await readings.get("r1")?.int("peak") == 5)
+        #expect(try readings.explain(DocumentQuery(Field("peak") == 5)).usesOnlyIndexes)
+        #expect(try await readings.query(Field("peak") == 5).documents.map(\.id.rawValue) == ["r1"])
+        #expect(try await readings.query(Field("peak") == -3).documents.isEmpty)
+        #expect(try storage.indexDiscrepancies() == [])
     }
 }

@@ -96,6 +96,12 @@ struct RandomizedSyncTests {
         // Tombstones are forgotten along the way (a replica's time moves 1 ms a step): the
         // model of what must survive holds all the same.
         configuration.tombstoneRetentionMilliseconds = 3
+        // Indexes on every kind of field, kept through pulls, conflicts, rollbacks, resolutions,
+        // forgotten tombstones and the server's field rule on `peak` (checked at the end).
+        configuration.collectionIndexes = [
+            "items": [.value("n"), .value("s"), .value("tags"), .members("tags"), .members("m.t")],
+            "readings": [.value("peak"), .members("tags")], "status": [.value("state")], "stock": [.value("qty"), .members("bins")],
+        ]
         let time = ManualTimeSource(milliseconds: SystemTimeSource().currentMilliseconds())
         var collected = 0
         var replicas = [Replica]()
@@ -299,6 +305,21 @@ struct RandomizedSyncTests {
         }
         for (index, replica) in replicas.enumerated() {
             #expect(try await replica.queuedChanges().isEmpty, "r\(index) still has queued changes (seed \(seed))")
+        }
+        // The indexes agree with the documents as readers see them, and answer as a scan does.
+        for (index, replica) in replicas.enumerated() {
+            let storage = try #require(replica.storageForTests as? SQLiteReplicaStorage)
+            #expect(try storage.indexDiscrepancies() == [], "r\(index) (seed \(seed))")
+            for (collection, predicate) in [
+                ("readings", Field("peak") >= 0), ("items", Field("n") > 0 || Field("tags").contains("x")),
+                ("stock", !(Field("qty") == 3)), ("status", Field("state").exists),
+            ] as [(String, DocumentPredicate)] {
+                let documents = try replica.collection(collection)
+                let answered = try await documents.query(predicate).documents.map(\.id)
+                let scanned = try await documents.list().filter { predicate.matches($0.id, $0.document) }.map(\.id)
+                #expect(answered == scanned, "r\(index) \(collection) \(predicate) (seed \(seed))")
+                #expect(try documents.explain(DocumentQuery(predicate)).usesOnlyIndexes)
+            }
         }
         // Honest replicas never claim writes the server has not seen.
         #expect(await service.limitedClaims == 0, "the server limited an honest replica's claims (seed \(seed))")

@@ -146,6 +146,9 @@ public actor Replica {
 
     func removeObserver(_ id: Int) { observers[id] = nil }
 
+    /// The storage (for tests that look at what it keeps).
+    package nonisolated var storageForTests: any ReplicaStorage { storage }
+
     /// How many change streams are open (for tests: a cancelled live query holds none).
     package var observerCount: Int { observers.count }
 
