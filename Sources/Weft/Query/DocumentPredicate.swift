@@ -121,7 +121,8 @@ public indirect enum DocumentPredicate: Sendable, Hashable {
         }
     }
 
-    /// Throws ``WeftError/Kind/invalidArgument`` for an invalid path or NaN operand.
+    /// Throws ``WeftError/Kind/invalidArgument`` for an invalid path (a NaN operand is null:
+    /// it matches nothing).
     public func validate() throws(WeftError) {
         for path in paths { try path.validate() }
     }

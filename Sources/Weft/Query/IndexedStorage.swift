@@ -52,10 +52,14 @@ public protocol IndexedStorage: DocumentStore {
 /// A document an index lookup found: its id, its record, and its values for the lookup's sort
 /// keys as the index holds them.
 public struct IndexedRow: Sendable {
+    /// The document's id.
     public var id: DocumentID
+    /// Its stored record.
     public var record: DocumentRecord
+    /// Its values for the lookup's sort keys, in order.
     public var values: [QueryValue]
 
+    /// Creates a row.
     public init(id: DocumentID, record: DocumentRecord, values: [QueryValue]) {
         self.id = id
         self.record = record

@@ -19,10 +19,15 @@ import Darwin
 /// alike (`1 == 1.0`); text compares by its UTF-8 bytes; blobs by their bytes. This is
 /// SQLite's order for values without a declared type, which the indexes hold.
 public enum QueryValue: Sendable, CustomStringConvertible {
+    /// No value: an absent field, an explicit null, a set or a nested document.
     case null
+    /// An integer (or a Boolean, as 0 or 1).
     case integer(Int64)
+    /// A double other than NaN.
     case real(Double)
+    /// Text, compared by its UTF-8 bytes.
     case text(String)
+    /// Bytes, compared as they are.
     case blob([UInt8])
 
     /// The value a scalar compares as.

@@ -82,6 +82,9 @@ extension ReplicaCollection {
     ///
     /// Each page is a consistent read; a document written between pages is seen as it is when
     /// its page is read. `query`'s limit caps the whole sequence.
+    /// - Complexity: each page costs a ``query(_:)`` with the page's limit: O(log *n* + page)
+    ///   when the indexes give the order, O(*n*) when the matches are sorted in memory (then
+    ///   prefer one ``query(_:)`` without a limit, or declare the sort key).
     public func results(of query: DocumentQuery, pageSize: Int = 500) -> QueryResults {
         QueryResults(runner: runner, query: query, pageSize: max(1, pageSize))
     }

@@ -149,9 +149,15 @@ extension SQLiteReplicaStorage {
             var sql = "SELECT id, record, deleted FROM documents WHERE collection = ?"
             var arguments: StatementArguments = [collection.rawValue]
             if !filter.includeDeleted { sql += " AND deleted = 0" }
-            if let prefix = filter.idPrefix {
-                sql += " AND substr(id, 1, ?) = ?"
-                arguments += [prefix.unicodeScalars.count, prefix]
+            if let prefix = filter.idPrefix, !prefix.isEmpty {
+                // A range of the primary key, not a scan: the ids starting with the prefix are
+                // those from it up to its successor (UTF-8 keeps the order of code points).
+                sql += " AND id >= ?"
+                arguments += [prefix]
+                if let upper = IndexCondition.successor(of: prefix) {
+                    sql += " AND id < ?"
+                    arguments += [upper]
+                }
             }
             if let after = filter.after {
                 // Text compares by its bytes (BINARY): the UTF-8 order of DocumentID.
