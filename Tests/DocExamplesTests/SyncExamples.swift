@@ -32,6 +32,21 @@ struct SyncExamples {
         try await replica.collection("c").create("d") { $0.set("v", to: 1) }
         try await engine.syncOnce()  // push everything, pull everything
         let loop = Task { await engine.runWriteBehind(everyMilliseconds: 5_000) }  // write-behind
+
+        // Rule 1b.
+        let orders = try replica.collection("orders")
+        try await orders.create("wo-1") { $0.set("status", to: "open") }
+        try await orders.update("wo-1") { $0.set("status", to: "done") }
+        engine.requestSync()  // push now instead of at the next interval
+        await engine.setLivePulls(true, wait: .seconds(25))
+        // The request is honoured by a round: wait for the server to hold the write.
+        let key = DocumentKey(collection: try CollectionName("orders"), id: try DocumentID("wo-1"))
+        var checks = 0
+        while try await server.service.store.record(database: "mydb", key: key)?.body.string("status") != "done", checks < 12_000 {
+            try await Task.sleep(for: .milliseconds(5))
+            checks += 1
+        }
+        #expect(try await server.service.store.record(database: "mydb", key: key)?.body.string("status") == "done")
         loop.cancel()
         await loop.value
         #expect(try await replica.queuedChanges().isEmpty)

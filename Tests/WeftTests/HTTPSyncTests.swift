@@ -22,11 +22,11 @@ struct RunningServer {
     static let writeToken = "write-token-0123456789"
     static let readToken = "read-token-0123456789ab"
 
-    static func start(store: any CentralStore, limits: ServerLimits = ServerLimits(), policy: ConflictPolicy = .crdt) async throws
-        -> RunningServer
-    {
+    static func start(
+        store: any CentralStore, limits: ServerLimits = ServerLimits(), policy: ConflictPolicy = .crdt, port: Int = 0
+    ) async throws -> RunningServer {
         var configuration = ServerConfiguration()
-        configuration.port = 0
+        configuration.port = port
         configuration.limits = limits
         configuration.tokens = [
             ServerToken(token: writeToken, databases: ["mydb"], access: .readWrite),

@@ -15,7 +15,7 @@
 //                          twice: push and pull (syncOnce), then push only (pushAll)
 //   --load-repeats N       passes of each load test, fresh databases each (default 3)
 //   --skip PHASES          comma-separated phases to skip: postgres, scaleout, throttle, replay,
-//                          wire, memory, load, bootstrap, large, tombstones
+//                          wire, memory, load, bootstrap, large, tombstones, live
 //   --bootstrap-documents N documents on the server in the bootstrap phase (default 10000)
 //   --only PHASES          run only these phases
 //   --pg-replicas N        replicas pushing at once in the PostgreSQL phases (default 20)
@@ -129,7 +129,7 @@ while let argument = arguments.popFirst() {
 
 if let only {
     skipped.formUnion(
-        Set(["postgres", "scaleout", "throttle", "replay", "wire", "memory", "load", "bootstrap", "large", "tombstones"]).subtracting(only))
+        Set(["postgres", "scaleout", "throttle", "replay", "wire", "memory", "load", "bootstrap", "large", "tombstones", "live"]).subtracting(only))
 }
 
 // MARK: - Run
@@ -196,6 +196,20 @@ do {
             "note": "SQLite central stores over HTTP on loopback; bootstrap = a new SQLite replica's first pullAll, median of 5 alternating runs, "
                 + "then one more counting framed page bytes",
         ] as [String: Any]
+    }
+
+    // L. Live sync: a pushed change on another replica, with live pulls and with the interval alone.
+    if !skipped.contains("live") {
+        log("live sync: 30 changes to a reader on write-behind every 5 s with live pulls, 10 to one every 1 s without")
+        let live = try await runLiveSync(samples: 30, intervalMilliseconds: 5_000, live: true)
+        let intervalOnly = try await runLiveSync(samples: 10, intervalMilliseconds: 1_000, live: false)
+        output["live_sync"] = [
+            "live": live.json, "interval_only": intervalOnly.json,
+            "note": "from just before the writer's syncOnce to the reader's publication of the pulled change; HTTP on loopback, SQLite central store",
+        ] as [String: Any]
+        if let p50 = live.json["p50_ms"] as? Double {
+            targets["live_sync_p50_ms"] = target(p50, "<=", 100, "ms")
+        }
     }
 
     // D. One field of a large document: wire bytes of the push and the pull, and the local edit.

@@ -30,24 +30,32 @@ extension SyncEngine {
     }
 
     /// Write-behind: syncs now and then every `interval` (`sync_interval_ms`) until the task is
-    /// cancelled.
+    /// cancelled, keeping a pull waiting on the server in between (live sync, ``livePulls``).
+    ///
+    /// Between two rounds, one pull at a time waits on the server (the long-poll) and the
+    /// changes it brings are applied at once: a change another replica pushes arrives within
+    /// milliseconds, not at the next round. Local writes are pushed at the rounds, or at once
+    /// after ``requestSync()``. The interval is measured on `clock`; live pulls wait on the
+    /// server in real time.
     ///
     /// The connection state goes ``ConnectionState/syncing`` during a round,
-    /// ``ConnectionState/online`` after one that succeeded, and ``ConnectionState/offline``
-    /// after one that failed. After a failure the next round comes after `backoff`'s delay
-    /// (exponential, jittered, capped) instead of the interval; the first success resets it and
-    /// replays the queue in sequence order. Nothing queued is lost on a failed round.
+    /// ``ConnectionState/online`` after one that succeeded (and while live pulls succeed), and
+    /// ``ConnectionState/offline`` after a failure of either. After a failure the next round
+    /// comes after `backoff`'s delay (exponential, jittered, capped), with no live pull until a
+    /// round succeeds again; the first success resets it and replays the queue in sequence
+    /// order. Nothing queued is lost on a failed round.
     ///
     /// - Parameters:
     ///   - clock: the clock that paces the rounds; inject a test clock to drive it.
-    ///   - onRound: called after each round with its report, or the error that ended it.
+    ///   - onRound: called after each round with its report, or the error that ended it (or
+    ///     ended a live pull).
     public func runWriteBehind<C: Clock>(
         every interval: Duration, backoff: Backoff = Backoff(), clock: C,
         onRound: @Sendable (Result<SyncReport, SyncError>) async -> Void = { _ in }
     ) async where C.Duration == Duration {
         var failures = 0
         while !Task.isCancelled {
-            let pause: Duration
+            var pause: Duration
             do {
                 let report = try await syncOnce()
                 failures = 0
@@ -60,11 +68,42 @@ extension SyncEngine {
                     "sync round failed; retrying", metadata: ["error": "\(error)", "failures": "\(failures)", "retry_in": "\(pause)"])
                 await onRound(.failure(error))
             }
-            do {
-                try await clock.sleep(for: pause)
-            } catch {
-                return  // cancelled
+            let deadline = clock.now.advanced(by: pause)
+            if failures == 0 && livePulls {
+                do {
+                    try await pullLive(until: deadline, clock: clock)
+                } catch {
+                    // The live pull failed (a dropped connection, a server gone): offline, and
+                    // the next round comes after the backoff.
+                    failures += 1
+                    enter(.offline)
+                    logger.info("live pull failed; retrying", metadata: ["error": "\(error)"])
+                    await onRound(.failure(error))
+                    let retry = clock.now.advanced(by: backoff.delay(afterFailures: failures, random: Double.random(in: 0..<1)))
+                    guard await wait(until: retry, clock: clock) else { return }
+                    continue
+                }
             }
+            guard await wait(until: deadline, clock: clock) else { return }
+        }
+    }
+
+    /// Sleeps on `clock` until `deadline`, or until ``requestSync()``; false if cancelled.
+    func wait<C: Clock>(until deadline: C.Instant, clock: C) async -> Bool where C.Duration == Duration {
+        guard clock.now < deadline else { return !Task.isCancelled }
+        return await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                do {
+                    try await clock.sleep(until: deadline, tolerance: nil)
+                    return true
+                } catch {
+                    return false
+                }
+            }
+            group.addTask { [wake] in await wake.wait() }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first && !Task.isCancelled
         }
     }
 

@@ -12,13 +12,19 @@ extension SyncEngine {
     /// the server was restored from a backup), or a resync is already under way, the engine
     /// resyncs first (``resync()``).
     public func pullAll() async throws(SyncError) -> (changes: Int, conflicts: Int, cursor: UInt64) {
+        try await pullAll(waitingMilliseconds: 0)
+    }
+
+    /// ``pullAll()`` whose first request may wait on the server up to `wait` milliseconds for a
+    /// change (the long-poll): a live pull.
+    func pullAll(waitingMilliseconds wait: UInt32) async throws(SyncError) -> (changes: Int, conflicts: Int, cursor: UInt64) {
         try await openSession()
         let replica = replica
         if try await local({ () async throws(WeftError) in try await replica.isResyncing() }) {
             return try await resync()
         }
         do {
-            return try await pullPages { _, _ in }
+            return try await pullPages(firstWait: wait) { _, _ in }
         } catch where error.kind == .resync {
             logger.warning("the server's history does not hold this replica's cursor (restored from a backup?): resyncing")
             return try await resync()
@@ -37,7 +43,7 @@ extension SyncEngine {
     /// forgot, and joining it into the new one would bring the deleted content back (unless
     /// this replica created it and the server never confirmed it: then it is no such copy).
     func pullPages(
-        maximumPages: Int = .max, resyncingFrom: UInt64? = nil,
+        maximumPages: Int = .max, resyncingFrom: UInt64? = nil, firstWait: UInt32 = 0,
         observe: ([(key: DocumentKey, record: DocumentRecord)], PullResponse.ResyncAnswer?) -> Void
     ) async throws(SyncError)
         -> (changes: Int, conflicts: Int, cursor: UInt64)
@@ -50,10 +56,14 @@ extension SyncEngine {
         // A replica that starts from 0 (a first sync, a resync) holds no base of any delta: it
         // takes whole records. Nor does a resync take deltas.
         let takesDeltas = cursor > 0 && resyncingFrom == nil
+        // Only the first request waits: once a change came, the pages after it are asked at once.
+        var wait = firstWait
         while true {
             var request = PullRequest(
-                after: cursor, afterTag: tag, maximumChanges: maximumPageChanges, replica: replica.replicaID, acceptsDeltas: takesDeltas,
-                handlesCollection: serverCollectsTombstones, resyncingFrom: serverCollectsTombstones ? resyncingFrom : nil)
+                after: cursor, afterTag: tag, maximumChanges: maximumPageChanges, waitMilliseconds: wait, replica: replica.replicaID,
+                acceptsDeltas: takesDeltas, handlesCollection: serverCollectsTombstones,
+                resyncingFrom: serverCollectsTombstones ? resyncingFrom : nil)
+            wait = 0
             if let limit = bandwidthLimit { request.maximumBytes = UInt32(clamping: min(Int(request.maximumBytes), limit.burstBytes)) }
             var page = try await transport.pull(request)
             if bandwidthLimit != nil { await throttle(WireMessage.encode(page).count) }
@@ -63,6 +73,7 @@ extension SyncEngine {
                 page = rebuilt
             } else {
                 request.acceptsDeltas = false
+                request.waitMilliseconds = 0
                 page = try await transport.pull(request)
                 if bandwidthLimit != nil { await throttle(WireMessage.encode(page).count) }
                 guard !page.changes.contains(where: { $0.deltaBase != nil }) else {

@@ -106,6 +106,18 @@ public actor SyncEngine {
     var pushing = false
     var pushWaiters: [CheckedContinuation<Void, Never>] = []
 
+    /// Whether write-behind keeps a pull waiting on the server between rounds (live sync, the
+    /// default): a change another replica pushes is applied here as soon as the server has it,
+    /// instead of at the next round. Pushes still go at the rounds (or at ``requestSync()``).
+    public internal(set) var livePulls = true
+    /// The longest one live pull waits on the server before it asks again (the server may cut
+    /// it shorter: `max_long_poll_ms`).
+    public internal(set) var livePullWait: Duration = .seconds(25)
+    /// Live changes applied since the engine started (pulled between rounds).
+    public internal(set) var livePulled = 0
+    /// Wakes write-behind for a round now (``requestSync()``).
+    nonisolated let wake = WakeSignal()
+
     /// How many entries were moved to the dead letters since the engine started.
     public internal(set) var deadLettered = 0
 
