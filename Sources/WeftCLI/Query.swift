@@ -51,10 +51,7 @@ struct Query: AsyncParsableCommand {
         }
         do {
             // The file keeps the app's indexes: this command declares none of its own.
-            var configuration = ReplicaConfiguration()
-            configuration.declaresIndexes = false
-            configuration.sessionIdentities = false
-            let replica = try await Replica.open(path: path, configuration: configuration)
+            let replica = try await Replica.open(path: path, configuration: Self.lookingIn)
             let documents = try replica.collection(collection)
             if explain {
                 print(documents.explain(query))

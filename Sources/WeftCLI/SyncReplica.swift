@@ -2,15 +2,19 @@ import ArgumentParser
 import Foundation
 import Weft
 import WeftHTTP
+import WeftPostgres
 import WeftSQLite
 
 struct SyncReplica: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sync",
-        abstract: "Sync the replica a configuration names with its remote_endpoint once, with a progress bar.")
+        abstract: "Sync the replica a configuration names with its remote_endpoint once, with a progress bar, or keep it live.")
 
     @Option(name: .long, help: "A TOML file with a [persistence] section (database_path, remote_endpoint, auth_token).")
     var config: String
+
+    @Flag(help: "Keep syncing in the foreground: write-behind every sync_interval_ms, changes from others as they come.")
+    var follow = false
 
     func run() async throws {
         let persistence: PersistenceConfiguration
@@ -20,19 +24,43 @@ struct SyncReplica: AsyncParsableCommand {
             throw fail("\(error)")
         }
         guard let endpoint = persistence.remoteEndpoint else { throw fail("\(config) sets no persistence.remote_endpoint") }
-        guard let transport = HTTPTransport(endpoint: endpoint, token: persistence.authToken) else {
-            throw fail("weft sync speaks HTTP; \(endpoint) is not an http(s) endpoint")
-        }
         let replica: Replica
+        let transport: any SyncTransport
         do {
             // Custom resolvers are Swift code this command does not link, so a configuration
             // naming one is refused here (ResolverRegistry's check): sync it from the app.
             replica = try await Replica.open(path: persistence.databasePath, configuration: persistence.replicaConfiguration)
+            switch endpoint {
+            case .http:
+                guard let http = HTTPTransport(endpoint: endpoint, token: persistence.authToken) else {
+                    throw WeftError.invalidArgument("\(endpoint) is not a usable http(s) endpoint")
+                }
+                transport = http
+            case .postgres(let url):
+                // As written: straight into PostgreSQL, with the replica's own policies.
+                transport = try await PostgresEndpoint.connect(url, configuration: persistence.replicaConfiguration).transport
+            }
         } catch {
             throw fail("\(error)")
         }
         let engine = SyncEngine(replica: replica, transport: transport)
         await engine.setBandwidthLimit(persistence.bandwidth)
+        if follow {
+            Self.say("following \(endpoint) every \(persistence.syncIntervalMilliseconds) ms (Ctrl-C stops; nothing queued is lost)")
+            await engine.runWriteBehind(
+                every: .milliseconds(persistence.syncIntervalMilliseconds), clock: ContinuousClock()
+            ) { result in
+                switch result {
+                case .success(let report):
+                    if report.pushed > 0 || report.pulled > 0 {
+                        Self.say("pushed \(report.pushed), pulled \(report.pulled), conflicts \(report.conflicts), cursor \(report.cursor)")
+                    }
+                case .failure(let error):
+                    Self.say("sync failed (\(error.kind.rawValue)): \(error.message); retrying, the queue is kept")
+                }
+            }
+            return
+        }
         let events = await engine.progress()
         let drawing = Task {
             var bar = ProgressBar()
@@ -51,5 +79,10 @@ struct SyncReplica: AsyncParsableCommand {
             drawing.cancel()
             throw fail("sync failed (\(error.kind.rawValue)): \(error.message); the queue is kept")
         }
+    }
+
+    /// Prints a line at once (standard output to a pipe is buffered until exit otherwise).
+    static func say(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
 }

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Weft
 import WeftCRDT
 import WeftWire
@@ -75,9 +76,35 @@ public struct HTTPTransport: SyncTransport {
                 // Every request here is idempotent (a push twice is applied once), so a connection
                 // the other end closed under it is tried once more, on a fresh one.
                 if attempt == 1 && Self.closedUnderRequest(error) { continue }
-                throw SyncError(.unavailable, "\(operation) to \(baseURL): \(error)")
+                throw SyncError(.unavailable, "\(operation) to \(baseURL) failed: \(Self.describe(error))")
             }
         }
+    }
+
+    /// What went wrong, in words: NIO's descriptions of a refused connection read
+    /// `connection reset (error set): Connection refused) (errno: 111)`.
+    static func describe(_ error: any Error) -> String {
+        var code: Int32?
+        if let error = error as? IOError { code = error.errnoCode }
+        if let error = error as? NIOConnectionError {
+            code = error.connectionErrors.lazy.compactMap { ($0.error as? IOError)?.errnoCode }.first
+            if code == nil && (error.dnsAError != nil || error.dnsAAAAError != nil) { return "the host name did not resolve" }
+        }
+        switch code {
+        case ECONNREFUSED?: return "nothing accepted the connection (is the server running?)"
+        case ETIMEDOUT?: return "the connection timed out"
+        case ECONNRESET?, EPIPE?: return "the connection was reset"
+        case EHOSTUNREACH?, ENETUNREACH?: return "the network cannot reach the server"
+        default: break
+        }
+        if let error = error as? HTTPClientError {
+            if error == .connectTimeout { return "the connection timed out" }
+            if error == .deadlineExceeded || error == .readTimeout { return "the server did not answer in time" }
+            if error == .remoteConnectionClosed { return "the server closed the connection" }
+            if error == .cancelled { return "the request was cancelled" }
+        }
+        if error is CancellationError { return "the request was cancelled" }
+        return "\(error)"
     }
 
     /// Whether `error` says the connection was closed or reset by the other end while a request

@@ -39,10 +39,10 @@ struct SyncExamples {
         try await orders.update("wo-1") { $0.set("status", to: "done") }
         engine.requestSync()  // push now instead of at the next interval
         await engine.setLivePulls(true, wait: .seconds(25))
-        // The request is honoured by a round: wait for the server to hold the write.
+        // The request is honoured by a round: wait for the server to acknowledge the write.
         let key = DocumentKey(collection: try CollectionName("orders"), id: try DocumentID("wo-1"))
         var checks = 0
-        while try await server.service.store.record(database: "mydb", key: key)?.body.string("status") != "done", checks < 12_000 {
+        while try await !replica.queuedChanges().isEmpty, checks < 12_000 {
             try await Task.sleep(for: .milliseconds(5))
             checks += 1
         }

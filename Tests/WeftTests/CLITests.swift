@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import Weft
+import WeftPostgres
+import WeftHTTP
 import WeftCRDT
 import WeftServer
 import WeftSQLite
@@ -72,6 +74,17 @@ struct CLITests {
         let again = try runProcess(weft, ["query", path, "orders", "--where", "status = open", "--explain"])
         #expect(again.output.contains("index lookup"), "\(again.output)")
 
+        // get and list print the same JSON.
+        let one = try runProcess(weft, ["get", path, "orders", "o4"])
+        #expect(one.status == 0, "\(one.error)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(one.output.utf8)) as? [String: Any])
+        #expect(object["_id"] as? String == "o4" && object["status"] as? String == "open" && object["tags"] as? [String] == ["urgent"])
+        let missing = try runProcess(weft, ["get", path, "orders", "nope"])
+        #expect(missing.status != 0 && missing.error.contains("does not exist"), "\(missing.error)")
+        let listed = try runProcess(weft, ["list", path, "orders", "--limit", "3"])
+        let page = try #require(try JSONSerialization.jsonObject(with: Data(listed.output.utf8)) as? [[String: Any]])
+        #expect(page.map { $0["_id"] as? String } == ["o0", "o1", "o2"])
+
         let bad = try runProcess(weft, ["query", path, "orders", "--where", "status ~ open"])
         #expect(bad.status != 0 && bad.error.contains("is not a condition"), "\(bad.error)")
         let badOrder = try runProcess(weft, ["query", path, "orders", "--order-by", "rank:sideways"])
@@ -125,5 +138,86 @@ struct CLISyncTests {
         let offline = try runProcess(weft, ["sync", "--config", config])
         #expect(offline.status != 0 && offline.error.contains("unavailable") && offline.error.contains("the queue is kept"))
         #expect(try await replica.queuedChanges().count == 1)
+    }
+
+    /// `remote_endpoint = "postgres://…"` works as written: the command syncs straight into
+    /// PostgreSQL.
+    @Test(.enabled(if: !TestPostgres.skipped)) func syncWritesStraightIntoPostgreSQL() async throws {
+        let directory = TemporaryDirectory()
+        let url = try await TestPostgres.freshDatabase()
+        let path = directory.path("direct.sqlite")
+        do {
+            let replica = try await Replica.open(path: path)
+            try await replica.collection("readings").create("r1") { $0.set("v", to: 7) }
+        }
+        let config = directory.path("postgres.toml")
+        try """
+            [persistence]
+            remote_endpoint = "\(url.absoluteString)?tenant=cli"
+            database_path = "\(path)"
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let result = try runProcess(try builtExecutable("weft"), ["sync", "--config", config])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output.contains("pushed 1"), "\(result.output)")
+        let direct = try await PostgresEndpoint.connect(try #require(URL(string: url.absoluteString + "?tenant=cli")))
+        let key = DocumentKey(collection: try CollectionName("readings"), id: try DocumentID("r1"))
+        #expect(try await direct.store.record(database: "cli", key: key)?.body.int("v") == 7)
+    }
+
+    /// `weft sync --follow` keeps the replica live: it pushes what the file holds, and changes
+    /// another replica pushes arrive in the file while it runs.
+    @Test func followKeepsTheReplicaLive() async throws {
+        let directory = TemporaryDirectory()
+        let server = try await RunningServer.start(store: MemoryCentralStore())
+        let path = directory.path("followed.sqlite")
+        do {
+            let replica = try await Replica.open(path: path)
+            try await replica.collection("readings").create("mine") { $0.set("v", to: 1) }
+        }
+        let config = directory.path("follow.toml")
+        try """
+            [persistence]
+            remote_endpoint = "\(server.baseURL)/mydb"
+            auth_token = "\(RunningServer.writeToken)"
+            database_path = "\(path)"
+            sync_interval_ms = 3600000
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = try builtExecutable("weft")
+        process.arguments = ["sync", "--config", config, "--follow"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = Pipe()
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        // The first round pushes the file's write (read from the command's output: an event).
+        let reader = output.fileHandleForReading
+        let pushed = await Task.detached { () -> Bool in
+            var text = ""
+            while !text.contains("pushed 1") {
+                let chunk = reader.availableData
+                if chunk.isEmpty { return false }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            return true
+        }.value
+        #expect(pushed)
+        // Another replica's change arrives in the followed file long before the hour's round.
+        let other = SyncEngine(
+            replica: try await Replica(storage: MemoryReplicaStorage()),
+            transport: HTTPTransport(baseURL: server.baseURL, database: "mydb", token: RunningServer.writeToken))
+        try await other.replica.collection("readings").create("theirs") { $0.set("v", to: 2) }
+        _ = try await other.syncOnce()
+        let storage = try SQLiteReplicaStorage(path: path)
+        let key = DocumentKey(collection: try CollectionName("readings"), id: try DocumentID("theirs"))
+        var checks = 0
+        while try await storage.record(for: key) == nil, checks < 12_000 {
+            try await Task.sleep(for: .milliseconds(5))
+            checks += 1
+        }
+        #expect(try await storage.record(for: key)?.body.int("v") == 2)
+        process.terminate()
+        process.waitUntilExit()
+        await server.stop()
     }
 }
