@@ -27,6 +27,25 @@ struct ConfigurationTests {
         #expect(persistence.replicaConfiguration.tombstoneRetentionMilliseconds == TombstoneRetention.defaultMilliseconds)
     }
 
+    /// The example configurations work together: every replica config that names a Standalone
+    /// server names a database the server config grants to its token, for reading and writing.
+    @Test func theExampleConfigurationsWorkTogether() throws {
+        let server = try #require(try WeftConfiguration.load(path: Self.fixtures.appendingPathComponent("server.toml").path).server)
+        var checked = 0
+        for name in try FileManager.default.contentsOfDirectory(atPath: Self.fixtures.path).sorted() where name.hasSuffix(".toml") {
+            let configuration = try WeftConfiguration.load(path: Self.fixtures.appendingPathComponent(name).path)
+            guard case .http(let url, let database)? = configuration.persistence.remoteEndpoint else { continue }
+            #expect(url.port == server.port, "\(name) names port \(url.port ?? 0), the server listens on \(server.port)")
+            let token = configuration.persistence.authToken
+            let grant = server.tokens.first { $0.token == token }
+            #expect(grant != nil, "\(name)'s auth_token is not one the server knows")
+            #expect(grant?.databases.contains(database) == true, "\(name) syncs \(database), which its token does not cover")
+            #expect(grant?.access == .readWrite, "\(name)'s token cannot write")
+            checked += 1
+        }
+        #expect(checked == 3)
+    }
+
     @Test func theTombstoneRetentionIsRead() throws {
         let configuration = try WeftConfiguration.parse("[persistence]\ntombstone_retention_ms = 86400000\n", file: "test.toml")
         #expect(configuration.persistence.replicaConfiguration.tombstoneRetentionMilliseconds == 86_400_000)
