@@ -12,6 +12,7 @@ build: deps
 	$(SWIFT) build
 
 test: deps
+	@bash scripts/ensure-system-packages.sh --with-postgres
 	$(SWIFT) build --build-tests
 	bash scripts/with-postgres.sh $(SWIFT) test --skip-build
 

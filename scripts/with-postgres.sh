@@ -11,7 +11,7 @@ for candidate in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
   if [ -x "$candidate/initdb" ]; then bin="$candidate"; break; fi
 done
 if [ -z "$bin" ]; then
-  echo "with-postgres: no PostgreSQL server binaries (Debian package postgresql); run: make deps" >&2
+  echo "with-postgres: no PostgreSQL server binaries (Debian package postgresql); run: bash scripts/ensure-system-packages.sh --with-postgres (make test does)" >&2
   exit 1
 fi
 
