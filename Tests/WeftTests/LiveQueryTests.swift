@@ -81,7 +81,11 @@ struct LiveQueryTests {
         let count = try await task.value
         #expect(count == 1)
         // The subscription goes once the cancelled iteration is released (an event, not a time).
-        while await replica.observerCount != 0 { await Task.yield() }
+        var checks = 0
+        while await replica.observerCount != 0, checks < 60_000 {
+            try await Task.sleep(for: .milliseconds(1))
+            checks += 1
+        }
         #expect(await replica.observerCount == 0)
     }
 

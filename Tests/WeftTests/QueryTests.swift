@@ -332,4 +332,21 @@ struct QueryTests {
         #expect(try await readings.query(Field("peak") == -3).documents.isEmpty)
         #expect(try storage.indexDiscrepancies() == [])
     }
+
+    /// A second storage on the file, opened before the first declared its indexes, keeps them
+    /// in its writes: it reads the registry again once another connection has committed.
+    @Test func anotherStorageOnTheFileKeepsIndexesDeclaredSinceItOpened() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path("replica.sqlite")
+        let late = try SQLiteReplicaStorage(path: path)
+        let lateReplica = try await Replica(storage: late)
+        try await lateReplica.collection("orders").create("before") { $0.set("status", to: "open") }
+        let declaring = try await Replica(storage: try SQLiteReplicaStorage(path: path), configuration: Self.configuration())
+        #expect(try declaring.collection("orders").explain(DocumentQuery(Field("status") == "open")).usesOnlyIndexes)
+        try await lateReplica.collection("orders").create("after") { $0.set("status", to: "open") }
+        try await lateReplica.collection("orders").update("before") { $0.set("status", to: "closed") }
+        let found = try await declaring.collection("orders").query(Field("status") == "open").documents.map(\.id.rawValue)
+        #expect(found == ["after"])
+        #expect(try late.indexDiscrepancies() == [])
+    }
 }

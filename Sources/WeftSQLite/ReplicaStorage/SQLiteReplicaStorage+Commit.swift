@@ -74,6 +74,12 @@ extension SQLiteReplicaStorage {
             try Self.inImmediateTransaction(db) { () throws -> (T, WriterState) in
                 let version = try Self.dataVersion(db)
                 let known = writerState.withLock { state in state.flatMap { $0.dataVersion == version ? $0.counters : nil } }
+                if known == nil {
+                    // Another connection committed (or this is the first write): it may have
+                    // declared other indexes, which this write must keep too.
+                    let indexes = try Self.loadIndexes(db)
+                    indexState.withLock { $0.collections = indexes }
+                }
                 var counters = try known ?? Self.loadCounters(db)
                 let result = try body(db, &counters)
                 return (result, WriterState(counters: counters, dataVersion: version))

@@ -96,6 +96,13 @@ extension SQLiteReplicaStorage {
         _ declarations: [CollectionName: IndexDeclaration], presenter: @escaping DocumentPresenter
     ) async throws(WeftError) {
         for declaration in declarations.values { for field in declaration.fields { try field.path.validate() } }
+        // Declared as the file holds them (the usual open): nothing to write.
+        let unchanged = indexState.withLock { state in
+            guard state.collections.mapValues(\.declaration) == declarations else { return false }
+            state.presenter = presenter
+            return true
+        }
+        if unchanged { return }
         do {
             try writeOutsideTransaction { db in
                 try db.inTransaction(.immediate) {
