@@ -53,4 +53,20 @@ struct ModellingDataExamples {
         other.merge(try Document(encoded: delta.encoded()))  // join: order and duplicates don't matter
         #expect(other == doc)
     }
+
+    // Rule 4's list as nested documents keyed by id.
+    struct Part: Codable {
+        var name: String
+        @Counter var count: Int64
+    }
+    struct Order: Codable {
+        var title: String
+        var parts: [String: Part]  // keyed by the part's id
+    }
+
+    @Test func listsAsDictionariesKeyedById() throws {
+        var clock = HybridLogicalClock(replica: .random())
+        let document = try Document(encoding: Order(title: "Pump", parts: ["p1": Part(name: "valve", count: 2)]), at: clock.now())
+        #expect(try document.decode(Order.self).parts["p1"]?.count == 2)
+    }
 }

@@ -56,6 +56,10 @@ struct NodeEncoder: Encoder {
             box.node = .scalar(.bytes(bytes))
         } else if let scalar = value as? Scalar {
             box.node = .scalar(scalar)
+        } else if value is any StringKeyedDictionary {
+            // A dictionary keyed by strings is a nested document, one field per key: entries
+            // merge key by key (different keys written concurrently both stay).
+            try value.encode(to: NodeEncoder(box: box, codingPath: path))
         } else if value is any Collection, !(value is String) {
             throw DocumentCodingError.unsupportedType(
                 path: pathString, "\(type(of: value)) has no CRDT mapping: use a Set, or a nested struct")
@@ -64,6 +68,10 @@ struct NodeEncoder: Encoder {
         }
     }
 }
+
+/// A dictionary keyed by strings: the bridge maps it to a nested document.
+protocol StringKeyedDictionary {}
+extension Dictionary: StringKeyedDictionary where Key == String {}
 
 struct UnsupportedUnkeyedContainer: UnkeyedEncodingContainer {
     var codingPath: [any CodingKey]
