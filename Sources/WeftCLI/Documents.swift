@@ -23,9 +23,7 @@ struct Get: AsyncParsableCommand {
             guard let document = try await replica.collection(collection).get(id) else {
                 throw fail("\(collection)/\(id) does not exist (or is deleted)")
             }
-            var object = JSONRender.object(document)
-            object["_id"] = id
-            print(JSONRender.text(object))
+            print(JSONRender.line(id, document))
         } catch let error as WeftError {
             throw fail(error.message)
         }
@@ -52,13 +50,7 @@ struct List: AsyncParsableCommand {
         guard FileManager.default.fileExists(atPath: path) else { throw fail("\(path) does not exist") }
         do {
             let replica = try await Replica.open(path: path, configuration: Self.lookingIn)
-            var lines = [String]()
-            for try await (id, document) in try replica.collection(collection).results(of: DocumentQuery(limit: limit)) {
-                var object = JSONRender.object(document)
-                object["_id"] = id.rawValue
-                lines.append(JSONRender.text(object))
-            }
-            print("[" + lines.joined(separator: ",\n ") + "]")
+            try await JSONRender.printArray(try replica.collection(collection).results(of: DocumentQuery(limit: limit)))
         } catch let error as WeftError {
             throw fail(error.message)
         }

@@ -61,13 +61,7 @@ struct Query: AsyncParsableCommand {
                 print(try await documents.count(query.predicate))
                 return
             }
-            var lines = [String]()
-            for try await (id, document) in documents.results(of: query) {
-                var object = JSONRender.object(document)
-                object["_id"] = id.rawValue
-                lines.append(JSONRender.text(object))
-            }
-            print("[" + lines.joined(separator: ",\n ") + "]")
+            try await JSONRender.printArray(documents.results(of: query))
         } catch let error as WeftError {
             throw fail(error.message)
         }
@@ -214,6 +208,24 @@ enum JSONRender {
         case .string(let value): return value
         case .bytes(let value): return Data(value).base64EncodedString()
         }
+    }
+
+    /// Document `id` as one line of JSON, its id under `_id`.
+    static func line(_ id: String, _ document: Document) -> String {
+        var object = object(document)
+        object["_id"] = id
+        return text(object)
+    }
+
+    /// Prints `results` as a JSON array, one document a line, as they are read (memory follows
+    /// the page, not the collection).
+    static func printArray(_ results: QueryResults) async throws(WeftError) {
+        var separator = "["
+        for try await (id, document) in results {
+            print(separator + line(id.rawValue, document))
+            separator = ","
+        }
+        print(separator == "[" ? "[]" : "]")
     }
 
     static func text(_ object: [String: Any]) -> String {
