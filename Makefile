@@ -14,6 +14,7 @@ build: deps
 test: deps
 	@bash scripts/ensure-system-packages.sh --with-postgres
 	$(SWIFT) build --build-tests
+	python3 scripts/client-dependencies.py
 	bash scripts/with-postgres.sh $(SWIFT) test --skip-build
 
 demo: deps

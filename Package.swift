@@ -12,6 +12,8 @@ let package = Package(
         .library(name: "WeftSQLite", targets: ["WeftSQLite"]),
         .library(name: "WeftServer", targets: ["WeftServer"]),
         .library(name: "WeftHTTP", targets: ["WeftHTTP"]),
+        // The client transport for apps: URLSession, no SwiftNIO (see the README's module graph).
+        .library(name: "WeftURLSession", targets: ["WeftURLSession"]),
         .library(name: "WeftPostgres", targets: ["WeftPostgres"]),
         .executable(name: "weft", targets: ["WeftCLI"]),
         .executable(name: "weft-example-merge", targets: ["WeftExampleMerge"]),
@@ -86,11 +88,20 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The sync protocol over HTTP apart from any HTTP client: requests, status codes, headers.
+        .target(
+            name: "WeftHTTPCore",
+            dependencies: ["Weft", "WeftWire"]
+        ),
         .target(
             name: "WeftHTTP",
             dependencies: [
-                "Weft", "WeftWire", "WeftCRDT", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "Weft", "WeftWire", "WeftCRDT", "WeftHTTPCore", .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
+        ),
+        .target(
+            name: "WeftURLSession",
+            dependencies: ["Weft", "WeftWire", "WeftHTTPCore"]
         ),
         // The `weft` command. Its module is WeftCLI: a target named `weft` would clash with `Weft`
         // on case-insensitive file systems.
@@ -137,6 +148,7 @@ let package = Package(
             name: "WeftTests",
             dependencies: [
                 "Weft", "WeftSQLite", "WeftCRDT", "WeftTesting", "WeftServer", "WeftWire", "WeftHTTP", "WeftPostgres",
+                "WeftURLSession", "WeftHTTPCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -149,7 +161,7 @@ let package = Package(
         .testTarget(
             name: "DocExamplesTests",
             dependencies: [
-                "WeftCRDT", "WeftTesting", "Weft", "WeftSQLite", "WeftServer", "WeftHTTP", "WeftPostgres",
+                "WeftCRDT", "WeftTesting", "Weft", "WeftSQLite", "WeftServer", "WeftHTTP", "WeftPostgres", "WeftURLSession",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

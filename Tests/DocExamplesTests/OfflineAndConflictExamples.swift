@@ -4,7 +4,7 @@ import Foundation
 import Testing
 import Weft
 import WeftCRDT
-import WeftHTTP
+import WeftURLSession
 import WeftServer
 import WeftSQLite
 import WeftTesting
@@ -33,14 +33,14 @@ struct OfflineAndConflictExamples {
         serverConfiguration.tokens = [ServerToken(token: token, databases: ["fieldapp"], access: .readWrite)]
         let server = try await RunningStandalone.start(
             service: SyncService(store: MemoryCentralStore()), configuration: serverConfiguration)
-        let base = "http://127.0.0.1:\(server.port)"
+        let serverURL = try #require(URL(string: "http://127.0.0.1:\(server.port)"))
 
         // The article's configuration, with the database in the temporary folder.
         var persistence = try WeftConfiguration.load(path: Self.fixtures.appendingPathComponent("offline.toml").path).persistence
         persistence.databasePath = directory.appendingPathComponent("field-tablet.sqlite").path
 
         let replica = try await Replica.open(path: persistence.databasePath, configuration: persistence.replicaConfiguration)
-        let engine = SyncEngine(replica: replica, transport: HTTPTransport(baseURL: base, database: "fieldapp", token: token))
+        let engine = SyncEngine(replica: replica, transport: URLSessionTransport(baseURL: serverURL, database: "fieldapp", token: token))
         await engine.setBandwidthLimit(persistence.bandwidth)
         let states = await engine.connectionStates()
         let loop = Task { await engine.runWriteBehind(everyMilliseconds: persistence.syncIntervalMilliseconds) }

@@ -3,9 +3,9 @@
 import Foundation
 import Testing
 import Weft
-import WeftHTTP
 import WeftServer
 import WeftSQLite
+import WeftURLSession
 
 @Suite("Doc examples: sync and server")
 struct SyncExamples {
@@ -26,8 +26,9 @@ struct SyncExamples {
         let port = server.port
 
         // The article's example, with the port the server got.
+        let serverURL = try #require(URL(string: "http://127.0.0.1:\(port)"))
         let replica = try await Replica.open(path: databasePath)
-        let transport = HTTPTransport(baseURL: "http://127.0.0.1:\(port)", database: "mydb", token: token)
+        let transport = URLSessionTransport(baseURL: serverURL, database: "mydb", token: token)
         let engine = SyncEngine(replica: replica, transport: transport)
         try await replica.collection("c").create("d") { $0.set("v", to: 1) }
         try await engine.syncOnce()  // push everything, pull everything

@@ -30,30 +30,7 @@ struct ConnectionResetTests {
         #expect(!HTTPTransport.closedUnderRequest(HTTPClientError.deadlineExceeded))
         #expect(!HTTPTransport.closedUnderRequest(SyncError(.unavailable, "down")))
     }
-
-    /// A proxy in front of a real server resets the first connection as soon as a request
-    /// arrives on it, and relays every later one: the hello succeeds, on the second connection.
-    @Test func aResetConnectionIsTriedOnceMore() async throws {
-        let server = try await RunningServer.start(store: MemoryCentralStore())
-        let proxy = try ResettingProxy(target: server.port)
-        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
-        let transport = HTTPTransport(
-            baseURL: "http://127.0.0.1:\(proxy.port)", database: "mydb", token: RunningServer.writeToken,
-            client: client)
-        // The client must be shut down whatever happens (AsyncHTTPClient traps otherwise).
-        let outcome: Result<HelloResponse, SyncError>
-        do {
-            outcome = .success(
-                try await transport.hello(HelloRequest(replica: .random(), confirmedEpoch: 0, epoch: 1)))
-        } catch {
-            outcome = .failure(error)
-        }
-        try await client.shutdown()
-        proxy.stop()
-        await server.stop()
-        #expect(try outcome.get().status == .accepted)
-        #expect(proxy.connections == 2, "the reset connection, then the one the retry opened")
-    }
+    // The retry itself, on both transports: TransportContractTests.aResetConnectionIsTriedOnceMore.
 }
 
 /// A TCP proxy on loopback, on plain sockets and a thread of its own: the first connection is

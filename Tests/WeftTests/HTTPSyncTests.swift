@@ -80,8 +80,9 @@ struct HTTPSyncTests {
         var engines = [SyncEngine]()
         for index in 0..<3 {
             let replica = try await Replica.open(path: directory.path("r\(index).sqlite"), configuration: configuration)
-            let transport = HTTPTransport(baseURL: server.baseURL, database: "mydb", token: RunningServer.writeToken)
-            engines.append(SyncEngine(replica: replica, transport: transport))
+            // Apps and servers side by side: one replica syncs over URLSession.
+            let kind: TransportKind = index == 1 ? .urlSession : .asyncHTTPClient
+            engines.append(SyncEngine(replica: replica, transport: kind.make(server.baseURL)))
         }
         for (index, engine) in engines.enumerated() {
             for step in 0..<10 {

@@ -39,15 +39,16 @@ struct LiveSyncTests {
         return false
     }
 
-    static func engine(_ server: RunningServer, _ path: String) async throws -> SyncEngine {
+    static func engine(_ server: RunningServer, _ path: String, _ kind: TransportKind = .asyncHTTPClient) async throws -> SyncEngine {
         let replica = try await Replica.open(path: path)
-        return SyncEngine(replica: replica, transport: HTTPTransport(baseURL: server.baseURL, database: "mydb", token: RunningServer.writeToken))
+        return SyncEngine(replica: replica, transport: kind.make(server.baseURL))
     }
 
-    @Test func aPushedChangeArrivesWithoutWaitingForTheInterval() async throws {
+    @Test(arguments: TransportKind.allCases)
+    func aPushedChangeArrivesWithoutWaitingForTheInterval(_ kind: TransportKind) async throws {
         let directory = TemporaryDirectory()
         let server = try await RunningServer.start(store: MemoryCentralStore())
-        let reader = try await Self.engine(server, directory.path("reader.sqlite"))
+        let reader = try await Self.engine(server, directory.path("reader.sqlite"), kind)
         let writer = try await Self.engine(server, directory.path("writer.sqlite"))
         let changes = await reader.replica.changes()
         let loop = Task { await reader.runWriteBehind(every: .seconds(3_600), clock: ContinuousClock()) }
@@ -70,10 +71,11 @@ struct LiveSyncTests {
         await server.stop()
     }
 
-    @Test func requestSyncPushesAtOnce() async throws {
+    @Test(arguments: TransportKind.allCases)
+    func requestSyncPushesAtOnce(_ kind: TransportKind) async throws {
         let directory = TemporaryDirectory()
         let server = try await RunningServer.start(store: MemoryCentralStore())
-        let engine = try await Self.engine(server, directory.path("replica.sqlite"))
+        let engine = try await Self.engine(server, directory.path("replica.sqlite"), kind)
         let (rounds, roundDone) = AsyncStream<Result<SyncReport, SyncError>>.makeStream()
         let loop = Task { await engine.runWriteBehind(every: .seconds(3_600), clock: ContinuousClock()) { roundDone.yield($0) } }
         var iterator = rounds.makeAsyncIterator()
@@ -91,12 +93,13 @@ struct LiveSyncTests {
 
     /// The server goes away under a waiting live pull and comes back on the same port: the
     /// engine goes offline, retries with its backoff, and pulls live again.
-    @Test func theLivePullComesBackAfterTheServerReturns() async throws {
+    @Test(arguments: TransportKind.allCases)
+    func theLivePullComesBackAfterTheServerReturns(_ kind: TransportKind) async throws {
         let directory = TemporaryDirectory()
         let store = try SQLiteCentralStore(path: directory.path("central.sqlite"))
         var server = try await RunningServer.start(store: store)
         let port = server.port
-        let reader = try await Self.engine(server, directory.path("reader.sqlite"))
+        let reader = try await Self.engine(server, directory.path("reader.sqlite"), kind)
         let states = await reader.connectionStates()
         let changes = await reader.replica.changes()
         let loop = Task {

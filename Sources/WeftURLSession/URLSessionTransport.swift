@@ -1,0 +1,116 @@
+import Foundation
+import Weft
+import WeftHTTPCore
+import WeftWire
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// A ``Weft/SyncTransport`` to a Standalone server over HTTP on `URLSession`
+/// (FoundationNetworking on Linux): the client transport for apps, without SwiftNIO.
+///
+/// It speaks the protocol of `Docs/Protocol.md` exactly as `HTTPTransport` (WeftHTTP) does, and
+/// maps failures the same way: connection failures, timeouts and 5xx answers are
+/// ``Weft/SyncError/Kind/unavailable`` (retry later); 401 and 403 are
+/// ``Weft/SyncError/Kind/unauthorized``; other 4xx answers are ``Weft/SyncError/Kind/rejected``;
+/// an answer that cannot be read, or is larger than ``limits``, is
+/// ``Weft/SyncError/Kind/badResponse``.
+///
+/// ```swift
+/// let replica = try await Replica.open(path: "app.sqlite")
+/// let transport = URLSessionTransport(
+///     baseURL: URL(string: "https://sync.example.com")!, database: "fieldapp", token: token)
+/// let engine = SyncEngine(replica: replica, transport: transport)
+/// ```
+///
+/// Each request has a deadline: ``timeout``, plus the wait a pull asks the server for. A
+/// request whose task is cancelled ends at once (the engine cancels a waiting live pull when
+/// ``Weft/SyncEngine/requestSync()`` is called). A connection reset under a request is tried
+/// once more on a fresh one: every request of the protocol is idempotent.
+public struct URLSessionTransport: SyncTransport {
+    /// The server's base URL, such as `https://sync.example.com` (a path in it is dropped).
+    public let baseURL: URL
+    /// The database (tenant).
+    public let database: String
+    /// The bearer token, if any.
+    public let token: String?
+    /// How long one request may take, beyond the wait a pull asks for.
+    public let timeout: Duration
+    /// Limits applied to the server's answers.
+    public let limits: WireLimits
+    private let connection: URLSessionConnection
+    private let origin: String
+
+    /// Creates a transport.
+    ///
+    /// - Parameters:
+    ///   - configuration: the session's configuration; `nil` shares one ephemeral session
+    ///     (no cookies, no cache) among all transports of the process. A transport given a
+    ///     configuration has its own session, closed when the last copy of the transport goes.
+    public init(
+        baseURL: URL, database: String, token: String?, timeout: Duration = .seconds(60), limits: WireLimits = .default,
+        configuration: URLSessionConfiguration? = nil
+    ) {
+        var components = URLComponents(url: baseURL, resolvingAgainstBaseURL: false) ?? URLComponents()
+        components.path = ""
+        components.query = nil
+        components.fragment = nil
+        self.baseURL = components.url ?? baseURL
+        self.origin = components.string ?? baseURL.absoluteString
+        self.database = database
+        self.token = token
+        self.timeout = timeout
+        self.limits = limits
+        self.connection = configuration.map(URLSessionConnection.init) ?? .shared
+    }
+
+    /// A transport for a configuration's `http(s)://host:port/database` endpoint; `nil` for
+    /// other endpoints.
+    public init?(endpoint: RemoteEndpoint, token: String?, configuration: URLSessionConfiguration? = nil) {
+        guard case .http(let url, let database) = endpoint else { return nil }
+        self.init(baseURL: url, database: database, token: token, configuration: configuration)
+    }
+
+    private var exchanges: SyncHTTPProtocol { SyncHTTPProtocol(database: database, token: token, limits: limits) }
+
+    public func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse {
+        try await exchanges.hello(request, send: send)
+    }
+
+    public func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
+        try await exchanges.push(request, send: send)
+    }
+
+    public func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse {
+        try await exchanges.pull(request, send: send)
+    }
+
+    /// Exchanges one request for its answer, trying once more if the connection was reset
+    /// under it.
+    private func send(_ request: SyncHTTPRequest) async throws(SyncError) -> SyncHTTPAnswer {
+        guard let url = URL(string: origin + request.path) else {
+            throw SyncError(.rejected, "\(request.operation): \(origin + request.path) is not a valid URL")
+        }
+        var outgoing = URLRequest(url: url)
+        outgoing.httpMethod = "POST"
+        for (name, value) in request.headers { outgoing.setValue(value, forHTTPHeaderField: name) }
+        outgoing.httpBody = Data(request.body)
+        let deadline = timeout + .milliseconds(request.extraWaitMilliseconds)
+        outgoing.timeoutInterval = Self.seconds(deadline)
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await connection.exchange(outgoing, deadline: deadline, limit: limits.maximumFrameBytes)
+            } catch {
+                if attempt == 1, case .reset = error { continue }
+                throw error.error(request.operation, origin)
+            }
+        }
+    }
+
+    static func seconds(_ duration: Duration) -> TimeInterval {
+        TimeInterval(duration.components.seconds) + TimeInterval(duration.components.attoseconds) / 1e18
+    }
+}
