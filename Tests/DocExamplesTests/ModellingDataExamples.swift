@@ -54,7 +54,7 @@ struct ModellingDataExamples {
         #expect(other == doc)
     }
 
-    // Rule 4's list as nested documents keyed by id.
+    // Rule 4's items as nested documents keyed by id, and steps as an array.
     struct Part: Codable {
         var name: String
         @Counter var count: Int64
@@ -62,11 +62,26 @@ struct ModellingDataExamples {
     struct Order: Codable {
         var title: String
         var parts: [String: Part]  // keyed by the part's id
+        var steps: [String]  // in order
     }
 
-    @Test func listsAsDictionariesKeyedById() throws {
-        var clock = HybridLogicalClock(replica: .random())
-        let document = try Document(encoding: Order(title: "Pump", parts: ["p1": Part(name: "valve", count: 2)]), at: clock.now())
-        #expect(try document.decode(Order.self).parts["p1"]?.count == 2)
+    @Test func itemsKeyedByIdAndStepsInOrder() throws {
+        var phoneClock = HybridLogicalClock(replica: .random())
+        var tabletClock = HybridLogicalClock(replica: .random())
+        let order = Order(title: "Pump", parts: ["p1": Part(name: "valve", count: 2)], steps: ["drain", "replace"])
+        var phone = try Document(encoding: order, at: phoneClock.now())
+        var tablet = phone
+        // Each device edits its copy with its own identity.
+        var edited = try phone.decode(Order.self)
+        edited.steps.insert("isolate", at: 0)
+        _ = try phone.update(from: edited, at: phoneClock.now())
+        edited = try tablet.decode(Order.self)
+        edited.steps.append("test")
+        edited.parts["p1"]?.count += 1
+        _ = try tablet.update(from: edited, at: tabletClock.now())
+        phone.merge(tablet)
+        let merged = try phone.decode(Order.self)
+        #expect(merged.steps == ["isolate", "drain", "replace", "test"])
+        #expect(merged.parts["p1"]?.count == 3)
     }
 }

@@ -83,13 +83,13 @@ struct DocumentTests {
     @Test func anUnmappableFieldGivesAClearErrorAndChangesNothing() throws {
         struct WithArray: Codable {
             var title: String
-            var steps: [String]
+            var steps: [Int: String]  // a dictionary not keyed by strings
         }
         var clock = HybridLogicalClock(replica: r1, timeSource: time)
         var doc = try Document(encoding: order(), at: clock.now())
         let before = doc
         do {
-            try doc.update(from: WithArray(title: "x", steps: ["a"]), at: clock.now())
+            try doc.update(from: WithArray(title: "x", steps: [1: "a"]), at: clock.now())
             Issue.record("expected an error")
         } catch let error as DocumentCodingError {
             #expect(error.isUnsupportedType && error.path == "steps")

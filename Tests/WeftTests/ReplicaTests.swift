@@ -93,13 +93,13 @@ struct ReplicaTests {
     @Test func anUnmappableFieldTypeIsAClearErrorAndWritesNothing() async throws {
         struct Route: Codable, Sendable {
             var name: String
-            var stops: [String]
+            var stops: [Int: String]  // a dictionary not keyed by strings
         }
         let replica = try await Replica(storage: MemoryReplicaStorage())
         let routes = try replica.collection("routes")
         do {
-            try await routes.put("r1", Route(name: "north", stops: ["a", "b"]))
-            Issue.record("an array field must be refused")
+            try await routes.put("r1", Route(name: "north", stops: [1: "a", 2: "b"]))
+            Issue.record("a dictionary keyed by integers must be refused")
         } catch {
             #expect(error.kind == .mapping && error.message.contains("stops"))
         }

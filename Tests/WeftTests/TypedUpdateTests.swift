@@ -3,6 +3,7 @@ import Testing
 import Weft
 import WeftCRDT
 import WeftSQLite
+import WeftServer
 
 /// Issue #13, point 7: a typed write never deletes fields its type does not know.
 @Suite("Typed updates keep unknown fields")
@@ -52,5 +53,37 @@ struct TypedUpdateTests {
         try await orders.put("o1", Heading(title: "Pump", note: nil))
         let stored = try #require(try await orders.get("o1", as: WorkOrder.self))
         #expect(stored.title == "Pump" && stored.note == nil && stored.priority == 2 && stored.site == Self.order.site)
+    }
+
+    /// Issue #17: arrays through replicas and a server. Two replicas insert steps into the same
+    /// work order while apart, and one removes a step: after both sync, both insertions are
+    /// there, the removed step is not, and the replicas agree on the order.
+    @Test func arraysMergeThroughAServer() async throws {
+        struct Procedure: Codable, Equatable, Sendable {
+            var title: String
+            var steps: [String]
+        }
+        let directory = TemporaryDirectory()
+        let service = SyncService(store: try SQLiteCentralStore(path: directory.path("central.sqlite")))
+        var engines = [SyncEngine]()
+        for name in ["phone", "tablet"] {
+            let replica = try await Replica.open(path: directory.path("\(name).sqlite"))
+            engines.append(SyncEngine(replica: replica, transport: InProcessTransport(service: service, database: "db")))
+        }
+        let phone = try engines[0].replica.collection("procedures")
+        let tablet = try engines[1].replica.collection("procedures")
+        try await phone.put("p1", Procedure(title: "Pump", steps: ["isolate", "drain", "replace", "test"]))
+        _ = try await engines[0].syncOnce()
+        _ = try await engines[1].syncOnce()
+        try await phone.update("p1", as: Procedure.self) { $0.steps.insert("lock out", at: 1) }
+        try await tablet.update("p1", as: Procedure.self) {
+            $0.steps.append("sign off")
+            $0.steps.removeAll { $0 == "drain" }
+        }
+        for _ in 0..<2 { for engine in engines { _ = try await engine.syncOnce() } }
+        let onPhone = try #require(try await phone.get("p1", as: Procedure.self))
+        let onTablet = try #require(try await tablet.get("p1", as: Procedure.self))
+        #expect(onPhone == onTablet)
+        #expect(onPhone.steps == ["isolate", "lock out", "replace", "test", "sign off"], "\(onPhone.steps)")
     }
 }

@@ -6,7 +6,10 @@
 //   Set<T> where T is String, an integer type or Bool -> add-wins OR-set
 //   a nested struct (keyed container)                 -> nested Document
 //   nil / a missing optional                          -> the field is absent
-//   arrays and other unkeyed containers               -> DocumentCodingError.unsupportedType
+//   [String: V]                                       -> nested Document, one field per key
+//   arrays and other unkeyed containers               -> nested Document keyed by positions
+//                                                        (Document+CodableLists)
+//   dictionaries keyed by anything but String         -> DocumentCodingError.unsupportedType
 
 /// Marks an `Int64` property of a `Codable` struct as a counter: stored as a ``PNCounter``, so
 /// concurrent increments on different replicas add up instead of overwriting each other.
@@ -98,7 +101,7 @@ public struct DocumentCodingError: Error, Hashable, Sendable, CustomStringConver
     /// What went wrong.
     public let detail: String
 
-    /// A value has no CRDT mapping (an array, say).
+    /// A value has no CRDT mapping (a dictionary keyed by integers, say).
     public static func unsupportedType(path: String, _ detail: String) -> DocumentCodingError {
         DocumentCodingError(code: .unsupportedType, path: path, detail: detail)
     }

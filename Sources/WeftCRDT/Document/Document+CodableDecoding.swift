@@ -33,8 +33,11 @@ struct DocumentDecoder: Decoder {
     }
 
     func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
-        throw DecodingError.typeMismatch(
-            [Any].self, .init(codingPath: codingPath, debugDescription: "documents hold no arrays"))
+        guard case .map(let document)? = value else {
+            throw DecodingError.typeMismatch(
+                [Any].self, .init(codingPath: codingPath, debugDescription: "expected a list (a nested document of positions)"))
+        }
+        return ListDocumentContainer(document: document, codingPath: codingPath, recorder: recorder)
     }
 
     func singleValueContainer() throws -> any SingleValueDecodingContainer {
@@ -111,7 +114,7 @@ struct KeyedDocumentContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
     func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
         note(key)
-        return try DocumentDecoder(value: nil, codingPath: codingPath + [key]).unkeyedContainer()
+        return try DocumentDecoder(value: document[key.stringValue], codingPath: codingPath + [key], recorder: recorder).unkeyedContainer()
     }
 
     func superDecoder() throws -> any Decoder { DocumentDecoder(value: .map(document), codingPath: codingPath, recorder: recorder) }

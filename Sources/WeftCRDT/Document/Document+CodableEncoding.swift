@@ -8,14 +8,21 @@ indirect enum FieldNode: Equatable {
     case counter(Int64)
     case set(Set<Scalar>)
     case map([String: FieldNode])
+    /// An array: a nested document whose keys are positions (`Document+CodableLists`).
+    case list([FieldNode])
 }
 
 final class NodeBox {
     var node: FieldNode?
     var children: [String: NodeBox]?
+    var elements: [NodeBox]?
     init() {}
 
     func resolved() -> FieldNode? {
+        if let elements {
+            // An element that encoded nothing is refused as it is encoded (ListNodeContainer).
+            return .list(elements.compactMap { $0.resolved() })
+        }
         if let children {
             var map = [String: FieldNode]()
             for (key, child) in children { if let node = child.resolved() { map[key] = node } }
@@ -38,7 +45,8 @@ struct NodeEncoder: Encoder {
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
-        UnsupportedUnkeyedContainer(codingPath: codingPath)
+        if box.elements == nil { box.elements = [] }
+        return ListNodeContainer(box: box, codingPath: codingPath)
     }
 
     func singleValueContainer() -> any SingleValueEncodingContainer {
@@ -52,7 +60,8 @@ struct NodeEncoder: Encoder {
             box.node = .counter(counter.wrappedValue)
         } else if let set = value as? any ScalarSetRepresentable {
             box.node = .set(set.scalarElements)
-        } else if let bytes = value as? [UInt8] {
+        } else if type(of: value) == [UInt8].self, let bytes = value as? [UInt8] {
+            // Compared by type: `as? [UInt8]` also succeeds for an empty array of anything.
             box.node = .scalar(.bytes(bytes))
         } else if let scalar = value as? Scalar {
             box.node = .scalar(scalar)
@@ -60,9 +69,9 @@ struct NodeEncoder: Encoder {
             // A dictionary keyed by strings is a nested document, one field per key: entries
             // merge key by key (different keys written concurrently both stay).
             try value.encode(to: NodeEncoder(box: box, codingPath: path))
-        } else if value is any Collection, !(value is String) {
+        } else if value is any AnyDictionary {
             throw DocumentCodingError.unsupportedType(
-                path: pathString, "\(type(of: value)) has no CRDT mapping: use a Set, or a nested struct")
+                path: pathString, "\(type(of: value)) has no CRDT mapping: key dictionaries by String")
         } else {
             try value.encode(to: NodeEncoder(box: box, codingPath: path))
         }
@@ -72,12 +81,16 @@ struct NodeEncoder: Encoder {
 /// A dictionary keyed by strings: the bridge maps it to a nested document.
 protocol StringKeyedDictionary {}
 extension Dictionary: StringKeyedDictionary where Key == String {}
+/// Any dictionary: those not keyed by strings are refused (Codable would make them arrays of
+/// keys and values).
+protocol AnyDictionary {}
+extension Dictionary: AnyDictionary {}
 
 struct UnsupportedUnkeyedContainer: UnkeyedEncodingContainer {
     var codingPath: [any CodingKey]
     var count: Int { 0 }
     private func fail() -> DocumentCodingError {
-        .unsupportedType(path: codingPath.map(\.stringValue).joined(separator: "."), "arrays have no CRDT mapping")
+        .unsupportedType(path: codingPath.map(\.stringValue).joined(separator: "."), "this value has no CRDT mapping")
     }
     mutating func encodeNil() throws { throw fail() }
     mutating func encode<T: Encodable>(_ value: T) throws { throw fail() }
@@ -125,7 +138,11 @@ struct KeyedNodeContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     }
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
-        UnsupportedUnkeyedContainer(codingPath: codingPath + [key])
+        guard failure == nil else { return UnsupportedUnkeyedContainer(codingPath: codingPath + [key]) }
+        let child = NodeBox()
+        child.elements = []
+        box.children?[key.stringValue] = child
+        return ListNodeContainer(box: child, codingPath: codingPath + [key])
     }
 
     mutating func superEncoder() -> any Encoder { NodeEncoder(box: NodeBox(), codingPath: codingPath) }
@@ -279,40 +296,9 @@ extension Document {
         _ node: [String: FieldNode], at stamp: HLCTimestamp, path: [String], removal: FieldRemoval, view: Document? = nil
     ) throws -> Set<String> {
         var changed = Set<String>()
-        let replica = stamp.replica
         for key in node.keys.sorted() {
             guard let field = node[key] else { continue }
-            let fieldPath = path + [key]
-            switch field {
-            case .scalar(let scalar):
-                if case .register(let register)? = (view ?? self)[key], register.value == scalar { continue }
-                assign(key, to: scalar, at: stamp)
-                changed.insert(key)
-            case .counter(let target):
-                let current = counter(key)
-                if current == target { continue }
-                let (difference, overflow) = target.subtractingReportingOverflow(current ?? 0)
-                guard !overflow else {
-                    throw DocumentCodingError.valueOutOfRange(path: fieldPath.joined(separator: "."), "counter change overflows Int64")
-                }
-                add(difference, toCounter: key, at: stamp)
-                changed.insert(key)
-            case .set(let target):
-                if makeSet(key, hold: target, replica: replica) { changed.insert(key) }
-            case .map(let nestedNode):
-                let before = fields[key]
-                let contextBefore = context
-                var failure: (any Error)?
-                editMap(key, stamp: stamp) { nested in
-                    do {
-                        _ = try nested.apply(nestedNode, at: stamp, path: fieldPath, removal: removal)
-                    } catch {
-                        failure = error
-                    }
-                }
-                if let failure { throw failure }
-                if fields[key] != before || context != contextBefore { changed.insert(key) }
-            }
+            if try applyField(key, field, at: stamp, path: path + [key], removal: removal, view: view) { changed.insert(key) }
         }
         let absent = fields.keys.filter { node[$0] == nil && removal.removes(path + [$0]) }
         for key in absent {
@@ -320,6 +306,54 @@ extension Document {
             changed.insert(key)
         }
         return changed
+    }
+
+    /// Makes field `key` show `field`; returns whether it changed. `fieldPath` is its path from
+    /// the top of the value.
+    mutating func applyField(
+        _ key: String, _ field: FieldNode, at stamp: HLCTimestamp, path fieldPath: [String], removal: FieldRemoval, view: Document? = nil
+    ) throws -> Bool {
+        switch field {
+        case .scalar(let scalar):
+            if case .register(let register)? = (view ?? self)[key], register.value == scalar { return false }
+            assign(key, to: scalar, at: stamp)
+            return true
+        case .counter(let target):
+            let current = counter(key)
+            if current == target { return false }
+            let (difference, overflow) = target.subtractingReportingOverflow(current ?? 0)
+            guard !overflow else {
+                throw DocumentCodingError.valueOutOfRange(path: fieldPath.joined(separator: "."), "counter change overflows Int64")
+            }
+            add(difference, toCounter: key, at: stamp)
+            return true
+        case .set(let target):
+            return makeSet(key, hold: target, replica: stamp.replica)
+        case .map(let nestedNode):
+            return try editNested(key, at: stamp) { nested throws in
+                _ = try nested.apply(nestedNode, at: stamp, path: fieldPath, removal: removal)
+            }
+        case .list(let elements):
+            return try editNested(key, at: stamp) { nested throws in
+                _ = try nested.applyList(elements, at: stamp, path: fieldPath, removal: removal)
+            }
+        }
+    }
+
+    /// Edits nested document `key` with `body`; returns whether the field or the context changed.
+    private mutating func editNested(_ key: String, at stamp: HLCTimestamp, _ body: (inout Document) throws -> Void) throws -> Bool {
+        let before = fields[key]
+        let contextBefore = context
+        var failure: (any Error)?
+        editMap(key, stamp: stamp) { nested in
+            do {
+                try body(&nested)
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
+        return fields[key] != before || context != contextBefore
     }
 
     /// Makes field `key` a set (empty if it was not one), with a mark so it stays present.
