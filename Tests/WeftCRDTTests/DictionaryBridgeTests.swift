@@ -63,4 +63,37 @@ struct DictionaryBridgeTests {
             #expect(result.notes.isEmpty, "the removal of an entry both others had seen stays")
         }
     }
+
+    /// An entry removed on one replica while another edits a field inside it: the removal wins,
+    /// and the document still decodes (without the rule, the entry would come back holding only
+    /// the edited field). Adding the key again afterwards brings the entry back, whole.
+    @Test func aRemovalWinsOverAConcurrentEditInsideTheEntry() throws {
+        let a = ReplicaID(high: 1, low: 1)
+        let b = ReplicaID(high: 2, low: 2)
+        let base = try Document(
+            encoding: Order(title: "Pump", parts: ["p1": Part(name: "valve", count: 1), "p2": Part(name: "seal", count: 1)], notes: [:]),
+            at: Self.stamp(1, a))
+        var fromA = base
+        var order = try fromA.decode(Order.self)
+        order.parts["p1"] = nil
+        _ = try fromA.update(from: order, at: Self.stamp(2, a))
+        var fromB = base
+        order = try fromB.decode(Order.self)
+        order.parts["p1"]?.name = "ball valve"
+        order.parts["p2"]?.count += 1
+        _ = try fromB.update(from: order, at: Self.stamp(3, b))
+        for merged in [fromA.merged(with: fromB), fromB.merged(with: fromA)] {
+            let result = try merged.decode(Order.self)
+            #expect(Set(result.parts.keys) == ["p2"] && result.parts["p2"]?.count == 2, "\(result.parts)")
+        }
+        // Added again: whole, with the new values.
+        var merged = fromA.merged(with: fromB)
+        order = try merged.decode(Order.self)
+        order.parts["p1"] = Part(name: "new valve", count: 7)
+        _ = try merged.update(from: order, at: Self.stamp(4, a))
+        #expect(try merged.decode(Order.self).parts["p1"] == Part(name: "new valve", count: 7))
+        // The reserved key is refused as a dictionary key.
+        order.notes["~removed"] = "x"
+        #expect(throws: DocumentCodingError.self) { try merged.update(from: order, at: Self.stamp(5, a)) }
+    }
 }

@@ -80,25 +80,39 @@ struct KeyedDocumentContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     let document: Document
     var codingPath: [any CodingKey]
     var recorder: KeyRecorder?
-    var allKeys: [Key] { document.keys.compactMap { Key(stringValue: $0) } }
+    /// The keys of a dictionary's removed entries, and its `~removed` set: not shown.
+    let hidden: Set<String>
+    var allKeys: [Key] { document.keys.filter { !hidden.contains($0) }.compactMap { Key(stringValue: $0) } }
+
+    init(document: Document, codingPath: [any CodingKey], recorder: KeyRecorder?) {
+        self.document = document
+        self.codingPath = codingPath
+        self.recorder = recorder
+        self.hidden = RemovedKeys.hidden(in: document)
+    }
 
     private func note(_ key: Key) { recorder?.record(codingPath + [key]) }
 
+    /// The value of `key`, `nil` if absent or hidden.
+    private func value(_ key: Key) -> DocumentValue? {
+        hidden.contains(key.stringValue) ? nil : document[key.stringValue]
+    }
+
     func contains(_ key: Key) -> Bool {
         note(key)
-        return document[key.stringValue] != nil
+        return value(key) != nil
     }
 
     func decodeNil(forKey key: Key) throws -> Bool {
         note(key)
-        guard let value = document[key.stringValue] else { return true }
+        guard let value = value(key) else { return true }
         if case .register(let register) = value, register.value == .null { return true }
         return false
     }
 
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
         note(key)
-        guard let value = document[key.stringValue] else {
+        guard let value = value(key) else {
             throw DecodingError.keyNotFound(key, .init(codingPath: codingPath, debugDescription: "field is absent"))
         }
         return try DocumentDecoder.decode(T.self, from: value, path: codingPath + [key], recorder: recorder)
@@ -108,19 +122,19 @@ struct KeyedDocumentContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
         keyedBy type: NestedKey.Type, forKey key: Key
     ) throws -> KeyedDecodingContainer<NestedKey> {
         note(key)
-        return try DocumentDecoder(value: document[key.stringValue], codingPath: codingPath + [key], recorder: recorder)
+        return try DocumentDecoder(value: value(key), codingPath: codingPath + [key], recorder: recorder)
             .container(keyedBy: type)
     }
 
     func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
         note(key)
-        return try DocumentDecoder(value: document[key.stringValue], codingPath: codingPath + [key], recorder: recorder).unkeyedContainer()
+        return try DocumentDecoder(value: value(key), codingPath: codingPath + [key], recorder: recorder).unkeyedContainer()
     }
 
     func superDecoder() throws -> any Decoder { DocumentDecoder(value: .map(document), codingPath: codingPath, recorder: recorder) }
     func superDecoder(forKey key: Key) throws -> any Decoder {
         note(key)
-        return DocumentDecoder(value: document[key.stringValue], codingPath: codingPath + [key], recorder: recorder)
+        return DocumentDecoder(value: value(key), codingPath: codingPath + [key], recorder: recorder)
     }
 }
 

@@ -10,12 +10,16 @@ indirect enum FieldNode: Equatable {
     case map([String: FieldNode])
     /// An array: a nested document whose keys are positions (`Document+CodableLists`).
     case list([FieldNode])
+    /// A dictionary keyed by strings: a nested document, one field per key, whose removed keys
+    /// are recorded (`Document+CodableLists`).
+    case dictionary([String: FieldNode])
 }
 
 final class NodeBox {
     var node: FieldNode?
     var children: [String: NodeBox]?
     var elements: [NodeBox]?
+    var isDictionary = false
     init() {}
 
     func resolved() -> FieldNode? {
@@ -26,7 +30,7 @@ final class NodeBox {
         if let children {
             var map = [String: FieldNode]()
             for (key, child) in children { if let node = child.resolved() { map[key] = node } }
-            return .map(map)
+            return isDictionary ? .dictionary(map) : .map(map)
         }
         return node
     }
@@ -68,6 +72,7 @@ struct NodeEncoder: Encoder {
         } else if value is any StringKeyedDictionary {
             // A dictionary keyed by strings is a nested document, one field per key: entries
             // merge key by key (different keys written concurrently both stay).
+            box.isDictionary = true
             try value.encode(to: NodeEncoder(box: box, codingPath: path))
         } else if value is any AnyDictionary {
             throw DocumentCodingError.unsupportedType(
@@ -336,6 +341,10 @@ extension Document {
         case .list(let elements):
             return try editNested(key, at: stamp) { nested throws in
                 _ = try nested.applyList(elements, at: stamp, path: fieldPath, removal: removal)
+            }
+        case .dictionary(let entries):
+            return try editNested(key, at: stamp) { nested throws in
+                _ = try nested.applyDictionary(entries, at: stamp, path: fieldPath, removal: removal)
             }
         }
     }

@@ -1,5 +1,8 @@
-// The Codable bridge, arrays: an array is a nested document whose keys are positions, so its
-// elements are ordered by key and merge as the fields they are.
+// The Codable bridge, arrays and dictionaries: an array is a nested document whose keys are
+// positions, so its elements are ordered by key and merge as the fields they are; a dictionary
+// keyed by strings is a nested document with one field per key. Both record the keys they
+// removed in a set under `~removed`, which hides what a concurrent edit left of a removed element
+// or entry.
 //
 // A position key is a string over the alphabet `-0-9A-Za-z` (in ASCII order; `-` is the lowest
 // digit), never ending in `-`, followed by `-` and an 8-character tag drawn at random from
@@ -321,6 +324,14 @@ extension Document {
                 guard let stored = document[key], Self.value(stored, matches: field) else { return false }
             }
             return true
+        case (.map(let document), .dictionary(let entries)):
+            let hidden = RemovedKeys.hidden(in: document)
+            let keys = document.keys.filter { !hidden.contains($0) }
+            guard Set(keys) == Set(entries.keys) else { return false }
+            for (key, entry) in entries {
+                guard let stored = document[key], Self.value(stored, matches: entry) else { return false }
+            }
+            return true
         case (.map(let document), .list(let elements)):
             let keys = ListPosition.orderedKeys(document)
             guard keys.count == elements.count else { return false }
@@ -331,6 +342,59 @@ extension Document {
         default:
             return false
         }
+    }
+}
+
+// MARK: - Dictionaries
+
+/// The `~removed` set of a list or dictionary: keys removed there, hidden whatever a concurrent
+/// edit left of them.
+enum RemovedKeys {
+    /// The keys a decoder does not show in `document`: the removed keys and the set itself
+    /// (empty for a document that has no such set, such as a struct's).
+    static func hidden(in document: Document) -> Set<String> {
+        guard case .set(let keys)? = document[ListPosition.removedKey] else { return [] }
+        var hidden: Set<String> = [ListPosition.removedKey]
+        for case .string(let key) in keys { hidden.insert(key) }
+        return hidden
+    }
+}
+
+extension Document {
+    /// Makes this document (a dictionary's nested document) hold `entries`: each entry is
+    /// applied as a field; a key the value lacks (and `removal` allows) is removed and recorded
+    /// in `~removed`; a removed key written again leaves the set, its leftovers removed first.
+    mutating func applyDictionary(
+        _ entries: [String: FieldNode], at stamp: HLCTimestamp, path: [String], removal: FieldRemoval
+    ) throws -> Bool {
+        guard entries[ListPosition.removedKey] == nil else {
+            throw DocumentCodingError.unsupportedType(
+                path: (path + [ListPosition.removedKey]).joined(separator: "."), "the key \(ListPosition.removedKey) is reserved")
+        }
+        var removed = ListPosition.removed(self)
+        let removedBefore = removed
+        var changed = false
+        // Leftovers of removed entries: removed here (a key written again starts afresh).
+        for key in Array(keys) where removed.contains(.string(key)) {
+            removeField(key)
+            changed = true
+        }
+        for key in entries.keys.sorted() {
+            guard let entry = entries[key] else { continue }
+            if removed.remove(.string(key)) != nil { changed = true }
+            if try applyField(key, entry, at: stamp, path: path + [key], removal: removal) { changed = true }
+        }
+        for key in Array(keys) where key != ListPosition.removedKey && entries[key] == nil && !removed.contains(.string(key)) {
+            guard removal.removes(path + [key]) else { continue }
+            removeField(key)
+            removed.insert(.string(key))
+            changed = true
+        }
+        if removed != removedBefore {
+            _ = makeSet(ListPosition.removedKey, hold: removed, replica: stamp.replica)
+            changed = true
+        }
+        return changed
     }
 }
 
