@@ -1,6 +1,9 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+/// Where WeftWire compresses frames with the system libzstd.
+let zstdPlatforms: [Platform] = [.linux, .android, .windows, .openbsd]
+
 let package = Package(
     name: "Weft",
     platforms: [.macOS(.v15), .iOS(.v18), .tvOS(.v18), .watchOS(.v11), .visionOS(.v2)],
@@ -49,9 +52,11 @@ let package = Package(
             pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]
         ),
+        // zstd where a system libzstd is at hand; Apple platforms have none, and their builds
+        // send and ask for raw frames (`Weft-Accept-Codec: none`).
         .target(
             name: "WeftWire",
-            dependencies: ["WeftCRDT", "CZstd"]
+            dependencies: ["WeftCRDT", .target(name: "CZstd", condition: .when(platforms: zstdPlatforms))]
         ),
         .target(
             name: "Weft",
@@ -156,7 +161,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WeftWireTests",
-            dependencies: ["WeftWire", "WeftCRDT", "WeftTesting", "CZstd"]
+            dependencies: ["WeftWire", "WeftCRDT", "WeftTesting", .target(name: "CZstd", condition: .when(platforms: zstdPlatforms))]
         ),
         .testTarget(
             name: "DocExamplesTests",

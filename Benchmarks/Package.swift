@@ -104,6 +104,7 @@ package.targets.append(
             .product(name: "WeftSQLite", package: "Weft"),
             .product(name: "WeftServer", package: "Weft"),
             .product(name: "WeftHTTP", package: "Weft"),
+            .product(name: "WeftURLSession", package: "Weft"),
             .product(name: "WeftWire", package: "Weft"),
             .product(name: "WeftCRDT", package: "Weft"),
             .product(name: "WeftPostgres", package: "Weft"),

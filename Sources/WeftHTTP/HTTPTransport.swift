@@ -25,6 +25,9 @@ public struct HTTPTransport: SyncTransport {
     public let timeout: TimeAmount
     /// Limits applied to the server's answers.
     public let limits: WireLimits
+    /// Whether requests go raw and ask for raw answers: by default, when this build has no zstd
+    /// (Apple platforms). Settable in tests.
+    package var rawFrames = !WireFrame.hasZstd
     private let client: HTTPClient
 
     /// The client transports use unless given one: AsyncHTTPClient with its default event loops,
@@ -63,7 +66,7 @@ public struct HTTPTransport: SyncTransport {
     }
 
     /// The protocol apart from the HTTP client: requests, status codes and headers.
-    private var exchanges: SyncHTTPProtocol { SyncHTTPProtocol(database: database, token: token, limits: limits) }
+    private var exchanges: SyncHTTPProtocol { SyncHTTPProtocol(database: database, token: token, limits: limits, rawFrames: rawFrames) }
 
     /// Exchanges one request for its answer, trying once more if the connection was closed
     /// under it.

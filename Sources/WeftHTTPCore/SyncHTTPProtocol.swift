@@ -104,12 +104,17 @@ package struct SyncHTTPProtocol: Sendable {
     package let token: String?
     /// Limits applied to the server's answers.
     package let limits: WireLimits
+    /// Whether requests go raw and ask for raw answers (`Weft-Accept-Codec: none`): a build
+    /// without zstd cannot read a compressed frame.
+    package let rawFrames: Bool
 
-    /// Creates the protocol for one database.
-    package init(database: String, token: String?, limits: WireLimits) {
+    /// Creates the protocol for one database; `rawFrames` defaults to whether this build lacks
+    /// zstd.
+    package init(database: String, token: String?, limits: WireLimits, rawFrames: Bool = !WireFrame.hasZstd) {
         self.database = database
         self.token = token
         self.limits = limits
+        self.rawFrames = rawFrames
     }
 
     /// The media type of every body.
@@ -159,10 +164,11 @@ package struct SyncHTTPProtocol: Sendable {
     ) -> SyncHTTPRequest {
         var all: [(name: String, value: String)] = [("Content-Type", Self.contentType)]
         if let token { all.append(("Authorization", "Bearer \(token)")) }
+        if rawFrames { all.append(("Weft-Accept-Codec", "none")) }
         all.append(contentsOf: headers)
         return SyncHTTPRequest(
-            operation: operation, path: "/v1/\(database)/\(operation)", headers: all, body: WireMessage.encode(message),
-            extraWaitMilliseconds: extraWait)
+            operation: operation, path: "/v1/\(database)/\(operation)", headers: all,
+            body: WireMessage.encode(message, compressing: !rawFrames), extraWaitMilliseconds: extraWait)
     }
 
     /// The response in a 200 answer, or the error its status and `Weft-Error` header mean.

@@ -84,7 +84,7 @@ public enum StandaloneServer {
                 let answer = try await service.hello(database: database, hello)
                 metrics.count(.hellos)
                 if answer.status == .forked { metrics.count(.forked) }
-                var response = frame(answer)
+                var response = frame(answer, for: request)
                 if let receipt = answer.receipt { response.headers[receiptHeader] = "\(receipt)" }
                 return response
             } catch let error as SyncError {
@@ -126,7 +126,7 @@ public enum StandaloneServer {
                 metrics.record(metrics.pushDuration, since: started)
                 metrics.count(.pushes)
                 metrics.count(.changesPushed, by: push.changes.count)
-                var answer = frame(response)
+                var answer = frame(response, for: request)
                 if let receipt = response.receipt {
                     answer.headers[previousReceiptHeader] = "\(receipt.previous)"
                     answer.headers[receiptHeader] = "\(receipt.current)"
@@ -185,7 +185,7 @@ public enum StandaloneServer {
                 if pull.waitMilliseconds == 0 { metrics.record(metrics.pullDuration, since: started) }
                 metrics.count(.pulls)
                 metrics.count(.changesPulled, by: page.changes.count)
-                var response = frame(page)
+                var response = frame(page, for: request)
                 if pull.waitMilliseconds > 0 { response.headers[.connection] = "close" }
                 return response
             } catch let error as SyncError where error.kind == .resync {
@@ -217,10 +217,17 @@ public enum StandaloneServer {
         return application
     }
 
-    static func frame<M: BinaryCodable>(_ message: M) -> Response {
-        Response(
+    /// The header by which a client without zstd asks for raw frames (`none`).
+    public static let acceptCodecHeaderName = "Weft-Accept-Codec"
+    static let acceptCodecHeader = HTTPFields.Element.Name(acceptCodecHeaderName)!
+
+    /// The answer carrying `message`: compressed when that helps, unless `request` asked for raw
+    /// frames (`Weft-Accept-Codec: none`: a client built without zstd).
+    static func frame<M: BinaryCodable>(_ message: M, for request: Request) -> Response {
+        let raw = request.headers[acceptCodecHeader]?.lowercased() == "none"
+        return Response(
             status: .ok, headers: [.contentType: contentType],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: WireMessage.encode(message))))
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: WireMessage.encode(message, compressing: !raw))))
     }
 
     /// Decodes the body of `request` as `M`, collecting it into `request` (so that a route may

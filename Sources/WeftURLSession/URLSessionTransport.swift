@@ -39,6 +39,9 @@ public struct URLSessionTransport: SyncTransport {
     public let timeout: Duration
     /// Limits applied to the server's answers.
     public let limits: WireLimits
+    /// Whether requests go raw and ask for raw answers: by default, when this build has no zstd
+    /// (Apple platforms). Settable in tests.
+    package var rawFrames = !WireFrame.hasZstd
     private let connection: URLSessionConnection
     private let origin: String
 
@@ -72,7 +75,7 @@ public struct URLSessionTransport: SyncTransport {
         self.init(baseURL: url, database: database, token: token, configuration: configuration)
     }
 
-    private var exchanges: SyncHTTPProtocol { SyncHTTPProtocol(database: database, token: token, limits: limits) }
+    private var exchanges: SyncHTTPProtocol { SyncHTTPProtocol(database: database, token: token, limits: limits, rawFrames: rawFrames) }
 
     public func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse {
         try await exchanges.hello(request, send: send)

@@ -1,4 +1,6 @@
-import CZstd
+#if canImport(CZstd)
+    import CZstd
+#endif
 import WeftCRDT
 
 /// Bounds applied to every frame and message received.
@@ -44,11 +46,23 @@ public enum WireFrame {
     /// Payloads smaller than this are sent raw: compressing them gains nothing.
     public static let compressionThreshold = 256
 
-    /// Frames `payload`, compressing it with zstd (level `level`) when that makes it smaller.
-    public static func encode(_ payload: [UInt8], compressionLevel level: Int32 = 3) -> [UInt8] {
+    /// Whether this build has zstd (the system libzstd, on Linux and other non-Apple platforms).
+    /// Without it, frames are written raw, a zstd frame cannot be read, and clients ask servers
+    /// for raw answers (the `Weft-Accept-Codec: none` header, `Docs/Protocol.md`).
+    public static var hasZstd: Bool {
+        #if canImport(CZstd)
+            true
+        #else
+            false
+        #endif
+    }
+
+    /// Frames `payload`, compressing it with zstd (level `level`) when that makes it smaller and
+    /// `compressing` allows (it cannot without zstd).
+    public static func encode(_ payload: [UInt8], compressionLevel level: Int32 = 3, compressing: Bool = true) -> [UInt8] {
         var header = BinaryWriter(reservingCapacity: 16)
         header.writeRaw(magic)
-        if payload.count >= compressionThreshold, let compressed = compress(payload, level: level),
+        if compressing, payload.count >= compressionThreshold, let compressed = compress(payload, level: level),
             compressed.count < payload.count
         {
             header.writeByte(1)
@@ -97,6 +111,23 @@ public enum WireFrame {
     }
 
     static func compress(_ input: [UInt8], level: Int32) -> [UInt8]? {
+        #if canImport(CZstd)
+            return compressWithZstd(input, level: level)
+        #else
+            return nil
+        #endif
+    }
+
+    static func decompress(_ input: [UInt8], expected: Int) throws(WireError) -> [UInt8] {
+        #if canImport(CZstd)
+            return try decompressWithZstd(input, expected: expected)
+        #else
+            throw .malformed("a zstd frame, and this build has no zstd (ask for raw frames with Weft-Accept-Codec: none)")
+        #endif
+    }
+
+    #if canImport(CZstd)
+    static func compressWithZstd(_ input: [UInt8], level: Int32) -> [UInt8]? {
         let bound = ZSTD_compressBound(input.count)
         var output = [UInt8](repeating: 0, count: bound)
         let written = input.withUnsafeBytes { source in
@@ -109,7 +140,7 @@ public enum WireFrame {
         return output
     }
 
-    static func decompress(_ input: [UInt8], expected: Int) throws(WireError) -> [UInt8] {
+    static func decompressWithZstd(_ input: [UInt8], expected: Int) throws(WireError) -> [UInt8] {
         let (contentSize, frameSize) = input.withUnsafeBytes { source in
             (ZSTD_getFrameContentSize(source.baseAddress, input.count), ZSTD_findFrameCompressedSize(source.baseAddress, input.count))
         }
@@ -132,6 +163,7 @@ public enum WireFrame {
         }
         return output
     }
+    #endif
 }
 
 /// An error decoding a frame or message from the wire.

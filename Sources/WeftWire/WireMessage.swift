@@ -4,9 +4,10 @@ import WeftCRDT
 
 /// Encoding and decoding of whole messages: envelope, frame and limits.
 public enum WireMessage {
-    /// The framed bytes of `message`.
-    public static func encode<M: BinaryCodable>(_ message: M) -> [UInt8] {
-        WireFrame.encode(BinaryFormat.encode(message))
+    /// The framed bytes of `message`, compressed when that helps unless `compressing` is false
+    /// (for a peer without zstd).
+    public static func encode<M: BinaryCodable>(_ message: M, compressing: Bool = true) -> [UInt8] {
+        WireFrame.encode(BinaryFormat.encode(message), compressing: compressing)
     }
 
     /// Decodes a framed message, enforcing `limits` on the frame, the decompressed payload, the

@@ -26,16 +26,20 @@ enum TransportKind: String, CaseIterable, Sendable, CustomTestStringConvertible 
 
     func make(
         _ baseURL: String, database: String = "mydb", token: String? = RunningServer.writeToken, timeout: Duration = .seconds(60),
-        limits: WireLimits = .default
+        limits: WireLimits = .default, rawFrames: Bool = false
     ) -> any SyncTransport {
         switch self {
         case .asyncHTTPClient:
             let amount = TimeAmount.nanoseconds(timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
-            return HTTPTransport(baseURL: baseURL, database: database, token: token, timeout: amount, limits: limits)
+            var transport = HTTPTransport(baseURL: baseURL, database: database, token: token, timeout: amount, limits: limits)
+            transport.rawFrames = rawFrames
+            return transport
         case .urlSession:
             // Test URLs are literals of this file.
             guard let url = URL(string: baseURL) else { preconditionFailure("bad test URL \(baseURL)") }
-            return URLSessionTransport(baseURL: url, database: database, token: token, timeout: timeout, limits: limits)
+            var transport = URLSessionTransport(baseURL: url, database: database, token: token, timeout: timeout, limits: limits)
+            transport.rawFrames = rawFrames
+            return transport
         }
     }
 }
@@ -211,7 +215,7 @@ struct TransportContractTests {
         let server = try await ScriptedServer.start { operation in
             if operation == "pull" { return ScriptedServer.Answer(status: 200, delay: .seconds(2), body: []) }
             return ScriptedServer.Answer(status: 200, body: WireMessage.encode(PushResponse(appliedThrough: 1)))
-        } observe: { headers in
+        } observe: { headers, _ in
             if headers.contains(where: { $0.0.lowercased() == "expect" && !$0.1.isEmpty }) { sawExpect.withLock { $0 = true } }
         }
         let transport = kind.make(server.baseURL, timeout: .milliseconds(300))
@@ -222,6 +226,40 @@ struct TransportContractTests {
         let patient = kind.make(server.baseURL, timeout: .seconds(60))
         #expect(try await patient.push(big).appliedThrough == 1)
         #expect(!sawExpect.withLock { $0 })
+        await server.stop()
+    }
+
+    /// A build without zstd (Apple platforms) sends raw frames and asks for raw answers, and the
+    /// server answers so: the whole exchange works with no compressed byte either way.
+    @Test(arguments: TransportKind.allCases)
+    func aClientWithoutZstdExchangesRawFrames(_ kind: TransportKind) async throws {
+        let seen = Mutex<[(headers: [(String, String)], body: [UInt8])]>([])
+        let scripted = try await ScriptedServer.start { _ in
+            ScriptedServer.Answer(status: 200, body: WireMessage.encode(PushResponse(appliedThrough: 40)))
+        } observe: { headers, body in
+            seen.withLock { $0.append((headers, body)) }
+        }
+        let batch = PushRequest(replica: Self.replica, changes: (1...40).map { Self.change(UInt64($0), "same-prefix-\($0)") })
+        _ = try await kind.make(scripted.baseURL, rawFrames: true).push(batch)
+        _ = try await kind.make(scripted.baseURL).push(batch)
+        await scripted.stop()
+        let requests = seen.withLock { $0 }
+        #expect(requests.count == 2)
+        if requests.count == 2 {
+            #expect(requests[0].headers.contains { $0.0.lowercased() == "weft-accept-codec" && $0.1 == "none" })
+            #expect(requests[0].body[4] == 0, "the raw client's push is not compressed")
+            #expect(!requests[1].headers.contains { $0.0.lowercased() == "weft-accept-codec" })
+            #expect(requests[1].body[4] == 1, "a client with zstd compresses a large push")
+        }
+        // A real server answers raw frames to such a client.
+        let server = try await RunningServer.start(store: MemoryCentralStore())
+        _ = try await kind.make(server.baseURL, rawFrames: true).push(batch)
+        let page = try await kind.make(server.baseURL, rawFrames: true).pull(PullRequest(after: 0))
+        #expect(page.changes.count == 40)
+        let request = WireMessage.encode(PullRequest(after: 0), compressing: false)
+        let (_, raw) = try await server.postFrame("/v1/mydb/pull", request, headers: [("Weft-Accept-Codec", "none")])
+        let (_, compressed) = try await server.postFrame("/v1/mydb/pull", request)
+        #expect(raw[4] == 0 && compressed[4] == 1, "the answer is raw only when asked")
         await server.stop()
     }
 
@@ -260,12 +298,12 @@ struct ScriptedServer {
     /// Starts the server: `answer` gets the path's last part (`hello`, `push`, `pull`; another
     /// for any other path), `observe` every request's headers.
     static func start(
-        _ answer: @escaping @Sendable (String) -> Answer, observe: @escaping @Sendable ([(String, String)]) -> Void = { _ in }
+        _ answer: @escaping @Sendable (String) -> Answer, observe: @escaping @Sendable ([(String, String)], [UInt8]) -> Void = { _, _ in }
     ) async throws -> ScriptedServer {
         let router = Router()
         router.post("/v1/:database/:operation") { request, context -> Response in
-            observe(request.headers.map { ($0.name.rawName, $0.value) })
-            _ = try await request.body.collect(upTo: 16 << 20)
+            let body = try await request.body.collect(upTo: 16 << 20)
+            observe(request.headers.map { ($0.name.rawName, $0.value) }, Array(buffer: body))
             let database = context.parameters.get("database") ?? ""
             let operation = database == "mydb" ? context.parameters.get("operation") ?? "" : "other"
             let scripted = answer(operation)
