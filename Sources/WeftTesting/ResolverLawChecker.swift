@@ -143,7 +143,7 @@ public struct RecordShape: Sendable {
 }
 
 extension ResolverLawChecker {
-    /// Checks that `resolver` obeys the laws of ``WeftCRDT/ConflictResolver`` on the records
+    /// Checks that `resolver` obeys the laws of WeftCRDT's `ConflictResolver` on the records
     /// `records` draws (three or more concurrent versions of one document, shaped like yours:
     /// see ``RecordShape/concurrentRecords(_:count:)``): commutative, idempotent (on the records
     /// and on their resolutions), and the same result for every grouping and order of three.

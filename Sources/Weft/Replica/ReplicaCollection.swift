@@ -2,7 +2,7 @@ import WeftCRDT
 
 /// A collection of documents in a ``Replica``: create, update, delete, get and list.
 ///
-/// Documents are dynamic ``Document``s, or your `Codable` types through the mapping described
+/// Documents are dynamic `Document`s (WeftCRDT), or your `Codable` types through the mapping described
 /// in the "Modelling data as CRDT documents" article of WeftCRDT.
 public struct ReplicaCollection: Sendable {
     /// The replica.
