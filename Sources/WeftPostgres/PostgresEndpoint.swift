@@ -5,7 +5,8 @@ import WeftServer
 
 /// `remote_endpoint = "postgres://user:password@host:port/database"`, as written: the replica
 /// syncs straight into PostgreSQL, with the same central store and the same merge as a
-/// Standalone server, and no server in between.
+/// Standalone server, and no server in between. Given a `replica`, the `configuration` and
+/// `resolvers` it was opened with, and the database's `url`:
 ///
 /// ```swift
 /// let direct = try await PostgresEndpoint.connect(url, configuration: configuration, resolvers: resolvers)

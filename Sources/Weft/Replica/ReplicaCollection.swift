@@ -95,8 +95,10 @@ public struct ReplicaCollection: Sendable {
     /// its page is read (a document created behind the pages' position is not seen, one
     /// deleted ahead of it is not either).
     ///
+    /// Given a ``Replica`` `replica`:
+    ///
     /// ```swift
-    /// for try await (id, document) in replica.collection("orders").documents() {
+    /// for try await (id, document) in try replica.collection("orders").documents() {
     ///     print(id, document.scalar("status") ?? .null)
     /// }
     /// ```
