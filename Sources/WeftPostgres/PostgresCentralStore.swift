@@ -33,7 +33,7 @@ import WeftServer
 ///   queue on the lock, and a busy sequencer or a crash in between only delays numbering.
 ///
 /// The schema is versioned in `weft_migrations` and migrated at start-up under an advisory lock.
-/// A database migrated by a newer Weft is refused with ``Weft/WeftError/Kind/schemaTooNew``.
+/// A database migrated by a newer Weft is refused with `WeftError.Kind.schemaTooNew`.
 public final class PostgresCentralStore: CentralStore {
     let client: PostgresClient
     let runner: Task<Void, Never>
@@ -42,7 +42,7 @@ public final class PostgresCentralStore: CentralStore {
     public let location: String
     /// How long one operation (a push, a page, a read) may take, waiting for a connection
     /// included. A server that is down makes operations fail after this long, as
-    /// ``Weft/WeftError/Kind/storage`` (which sync reports as unavailable), instead of waiting
+    /// `WeftError.Kind.storage` (which sync reports as unavailable), instead of waiting
     /// forever for the pool to reconnect.
     public let operationTimeout: Duration
 
@@ -63,9 +63,9 @@ public final class PostgresCentralStore: CentralStore {
     /// `url` is `postgres://user:password@host:port/database`, with an optional `sslmode` of
     /// `disable` (the default), `prefer` or `require`; `sslrootcert=PATH` adds a CA file to
     /// trust. TLS settings pass through to postgres-nio.
-    /// - Throws: ``Weft/WeftError/Kind/invalidArgument`` for a malformed URL,
-    ///   ``Weft/WeftError/Kind/storage`` if the server cannot be reached or refuses the login,
-    ///   ``Weft/WeftError/Kind/schemaTooNew`` for a schema from a newer Weft.
+    /// - Throws: `WeftError.Kind.invalidArgument` for a malformed URL,
+    ///   `WeftError.Kind.storage` if the server cannot be reached or refuses the login,
+    ///   `WeftError.Kind.schemaTooNew` for a schema from a newer Weft.
     public init(
         url: URL, operationTimeout: Duration = .seconds(10), logger: Logger = PostgresCentralStore.defaultLogger
     ) async throws(WeftError) {

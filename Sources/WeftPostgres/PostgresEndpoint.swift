@@ -5,7 +5,8 @@ import WeftServer
 
 /// `remote_endpoint = "postgres://user:password@host:port/database"`, as written: the replica
 /// syncs straight into PostgreSQL, with the same central store and the same merge as a
-/// Standalone server, and no server in between.
+/// Standalone server, and no server in between. Given a `replica`, the `configuration` and
+/// `resolvers` it was opened with, and the database's `url`:
 ///
 /// ```swift
 /// let direct = try await PostgresEndpoint.connect(url, configuration: configuration, resolvers: resolvers)
@@ -22,7 +23,7 @@ public struct PostgresEndpoint: Sendable {
     public let store: PostgresCentralStore
     /// The service in front of it, in this process.
     public let service: SyncService
-    /// The transport to give a ``Weft/SyncEngine``.
+    /// The transport to give a `SyncEngine`.
     public let transport: InProcessTransport
     /// The tenant synced.
     public let tenant: String
@@ -41,7 +42,7 @@ public struct PostgresEndpoint: Sendable {
     }
 
     /// The tenant a URL names: its `tenant` query parameter, or else the database's name.
-    /// - Throws: ``Weft/WeftError/Kind/invalidArgument`` if that is not a valid Weft database name.
+    /// - Throws: `WeftError.Kind.invalidArgument` if that is not a valid Weft database name.
     public static func tenantName(_ url: URL) throws(WeftError) -> String {
         let components = URLComponents(url: url, resolvingAgainstBaseURL: false)
         let name = components?.queryItems?.first { $0.name == "tenant" }?.value

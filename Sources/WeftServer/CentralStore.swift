@@ -17,7 +17,7 @@ public struct LoggedChange: Hashable, Sendable {
     /// backup and continued) give different changes the same sequence, never the same tag.
     public let tag: UInt64
     /// For a large document whose change was small: the record as a delta over the document's
-    /// previous version (``WeftCRDT/DocumentRecord/delta(since:maximumDots:)``), that
+    /// previous version (`DocumentRecord.delta(since:maximumDots:)`), that
     /// version's digest, and the sequence its entry had; `nil` otherwise.
     public let delta: LogDelta?
     /// How far the database had forgotten tombstones (``TombstoneCollectingStore/collectedThrough(database:)``)
@@ -47,7 +47,7 @@ public struct LoggedChange: Hashable, Sendable {
 public struct LogDelta: Hashable, Sendable {
     /// The change's record as a delta over the previous version.
     public let record: DocumentRecord
-    /// The previous version's ``WeftCRDT/DocumentRecord/digest``: a reader whose record is
+    /// The previous version's `DocumentRecord.digest`: a reader whose record is
     /// exactly that version can join the delta.
     public let baseDigest: UInt64
     /// The sequence the previous version's entry had: a reader past it has probably seen it.
@@ -112,13 +112,13 @@ public struct LogDelta: Hashable, Sendable {
 ///    returns.
 /// 6. ``applyPush(database:replica:epoch:expectedMark:changes:merge:)`` applies a batch only if `epoch` is
 ///    the replica's session, or `epoch` is 0 and the replica has none; otherwise it throws
-///    ``Weft/WeftError/Kind/forked`` and changes nothing. The check and the push are atomic
-///    with respect to `hello` for that replica. It also throws ``Weft/WeftError/Kind/forked``,
+///    `WeftError.Kind.forked` and changes nothing. The check and the push are atomic
+///    with respect to `hello` for that replica. It also throws `WeftError.Kind.forked`,
 ///    changing nothing, if the replica's high-water mark is below `expectedMark`: the replica
 ///    was told the store holds its changes that far, so the store lost some (it was restored
 ///    from a backup taken during the session), and the replica must say hello again, which
 ///    tells it to resync.
-/// 6a. In the same atomic step, it throws ``Weft/WeftError/Kind/tooFarBehind``, changing
+/// 6a. In the same atomic step, it throws `WeftError.Kind.tooFarBehind`, changing
 ///    nothing, if the database forgot a tombstone logged after `pulledThrough` (the cursor the
 ///    pushed records were read at: ``TombstoneCollectingStore/collectedThrough(database:)`` is
 ///    above it, 0 included), or if it forgot any and `pulledThrough` is `nil` (a client that does
@@ -133,7 +133,7 @@ public struct LogDelta: Hashable, Sendable {
 ///    (``PushReceipts/answer(kept:receipt:)``). A push that throws leaves them. ``hello(database:replica:confirmedEpoch:epoch:acknowledgedThrough:)``
 ///    answers the current receipt and never changes it. Receipts are restored with the rest of
 ///    a backup, which is what lets a replica notice that a push it was answered for is gone
-///    (``WeftWire/PushReceipt``).
+///    (`PushReceipt`).
 /// 7. ``knownReplicas(database:among:)`` answers which of the given replicas have spoken to the
 ///    database: said hello, or pushed (a high-water mark).
 /// 8. ``rememberPull(database:replica:after:afterTag:served:servedTag:pulledAt:)`` records, per replica, the
@@ -260,7 +260,7 @@ extension CentralStore {
 }
 
 /// The receipts a store keeps per replica and answers (``CentralStore`` contract, rule 6b;
-/// ``WeftWire/PushReceipt``).
+/// `PushReceipt`).
 public enum PushReceipts {
     /// The receipts a store keeps after a push with `receipt`, from those it held: the push's
     /// receipt and the one it replaced if the push `moves` them (changed a stored record or

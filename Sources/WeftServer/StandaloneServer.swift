@@ -11,12 +11,12 @@ import WeftWire
 /// The Standalone server's HTTP face: bearer-token auth, request limits, push and pull over the
 /// Weft wire format, health and Prometheus metrics. See `Docs/Protocol.md`.
 ///
-/// Routes:
-/// - `POST /v1/{database}/hello` — body: a framed ``HelloRequest``; answer: a framed
-///   ``HelloResponse`` (the session, and the database's policies).
-/// - `POST /v1/{database}/push` — body: a framed ``PushRequest``; answer: a framed ``PushResponse``,
+/// Routes (the request and answer types are WeftWire's):
+/// - `POST /v1/{database}/hello` — body: a framed `HelloRequest`; answer: a framed
+///   `HelloResponse` (the session, and the database's policies).
+/// - `POST /v1/{database}/push` — body: a framed `PushRequest`; answer: a framed `PushResponse`,
 ///   sent after the batch is durable.
-/// - `POST /v1/{database}/pull` — body: a framed ``PullRequest``; answer: a framed ``PullResponse``.
+/// - `POST /v1/{database}/pull` — body: a framed `PullRequest`; answer: a framed `PullResponse`.
 /// - `GET /health` — `ok`.
 /// - `GET /metrics` — counters in the Prometheus text format.
 ///
@@ -32,18 +32,18 @@ public enum StandaloneServer {
     /// The header of a 409 (clock skew) answer that carries the server's bound, in milliseconds.
     public static let clockSkewHeaderName = "Weft-Max-Clock-Skew"
     static let clockSkewHeader = HTTPFields.Element.Name(clockSkewHeaderName)!
-    /// The header a push carries ``WeftWire/PushRequest/expectedAppliedThrough`` in.
+    /// The header a push carries `PushRequest.expectedAppliedThrough` in.
     public static let expectHeaderName = "Weft-Expect-Applied-Through"
     static let expectHeader = HTTPFields.Element.Name(expectHeaderName)!
-    /// The header a push carries ``WeftWire/PushRequest/pulledThrough`` in.
+    /// The header a push carries `PushRequest.pulledThrough` in.
     public static let pulledHeaderName = "Weft-Pulled-Through"
     static let pulledHeader = HTTPFields.Element.Name(pulledHeaderName)!
-    /// The header a push carries ``WeftWire/PushRequest/receipt`` in, and that the answers to a
-    /// push and a hello carry the replica's current receipt in (``WeftWire/PushReceipt``).
+    /// The header a push carries `PushRequest.receipt` in, and that the answers to a
+    /// push and a hello carry the replica's current receipt in (`PushReceipt`).
     public static let receiptHeaderName = "Weft-Receipt"
     static let receiptHeader = HTTPFields.Element.Name(receiptHeaderName)!
     /// The header the answer to a push carries the receipt it replaced in
-    /// (``WeftWire/PushReceipt/previous``).
+    /// (`PushReceipt.previous`).
     public static let previousReceiptHeaderName = "Weft-Receipt-Previous"
     static let previousReceiptHeader = HTTPFields.Element.Name(previousReceiptHeaderName)!
     /// The header of a 409 that is not about clocks: `forked` for a push whose session is not

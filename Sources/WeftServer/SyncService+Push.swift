@@ -10,13 +10,13 @@ extension SyncService {
     ///
     /// A change whose record encodes to more than `maximumDocumentBytes` (by default the
     /// service's ``maximumDocumentBytes``) is refused on its own: it is listed in
-    /// ``WeftWire/PushResponse/rejected`` and the others are applied.
+    /// `PushResponse.rejected` and the others are applied.
     ///
-    /// A change that is a delta (``WeftWire/WireChange/deltaBase``) is first rebuilt into the
+    /// A change that is a delta (`WireChange.deltaBase`) is first rebuilt into the
     /// replica's whole record by joining it into the stored record, which must have exactly the
     /// digest it names; then everything below treats it as the whole record. If any delta's
     /// base is not the stored record (another change came in between), the push fails with
-    /// ``Weft/SyncError/Kind/deltaBaseUnknown`` before anything is applied.
+    /// `SyncError.Kind.deltaBaseUnknown` before anything is applied.
     public func push(database: String, _ request: PushRequest, maximumDocumentBytes: Int? = nil) async throws(SyncError) -> PushResponse {
         guard request.changes.count <= limits.maximumChanges else {
             throw SyncError(.rejected, "\(request.changes.count) changes in one push, over the limit of \(limits.maximumChanges)")

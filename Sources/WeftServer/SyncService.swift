@@ -13,7 +13,8 @@ public actor SyncService {
     let resolvers: ResolverRegistry
     /// The server's clock, for the clock-skew guard.
     let timeSource: any PhysicalTimeSource
-    /// How far ahead of ``timeSource`` a pushed write's stamp may be, in milliseconds.
+    /// How far ahead of the server's clock (the `timeSource` the service was created with) a
+    /// pushed write's stamp may be, in milliseconds.
     public nonisolated let maximumClockSkew: UInt64
     let limits: WireLimits
     /// Pulls waiting for a change, by database: a push wakes them at once.
@@ -24,20 +25,20 @@ public actor SyncService {
     public let storePollInterval: Duration
     let logger: Logger
     /// How many pushed versions had the server's version vector but other contents
-    /// (``MergeKind/repaired``): the server kept its own.
+    /// (`MergeKind.repaired`): the server kept its own.
     public internal(set) var repairedVersions = 0
     /// How many pushed records claimed to have seen writes of other replicas that the server
     /// has not seen (a buggy or forged record): the claims were limited to what the server
-    /// holds (``WeftCRDT/DocumentRecord/limitingClaims(about:to:includingContext:)``) before merging.
+    /// holds (`DocumentRecord.limitingClaims(about:to:includingContext:)`) before merging.
     public internal(set) var limitedClaims = 0
     /// How many pulls named a cursor this server's history does not hold (answered "resync").
     public internal(set) var resyncsRequested = 0
     /// The largest encoded record a push may carry (`max_document_bytes`); a larger one is
-    /// refused on its own, in ``WeftWire/PushResponse/rejected``, and the rest of the push is
+    /// refused on its own, in `PushResponse.rejected`, and the rest of the push is
     /// applied.
     public nonisolated let maximumDocumentBytes: Int
     /// The longest a pull waits for a change (`max_long_poll_ms`); a longer
-    /// ``WeftWire/PullRequest/waitMilliseconds`` is cut to it.
+    /// `PullRequest.waitMilliseconds` is cut to it.
     public nonisolated let maximumLongPoll: Duration
     /// Set by ``beginShutdown()``: waiting pulls are answered at once, and new ones do not wait.
     var closing = false
@@ -106,7 +107,7 @@ public actor SyncService {
             logger: logger)
     }
 
-    /// Opens a session for a replica (see ``WeftWire/HelloRequest``) and declares the
+    /// Opens a session for a replica (see `HelloRequest`) and declares the
     /// database's policies.
     public func hello(database: String, _ request: HelloRequest) async throws(SyncError) -> HelloResponse {
         try Self.checkRange(request.acknowledgedThrough, "acknowledgedThrough")

@@ -2,7 +2,7 @@ import PropertyBased
 import Testing
 import WeftCRDT
 
-/// Property-based checks of the CRDT laws stated on ``CRDT``, for any conforming type.
+/// Property-based checks of the CRDT laws stated on WeftCRDT's `CRDT`, for any conforming type.
 ///
 /// Each check draws `count` random operation histories from a ``CRDTModel``, replays them
 /// and records a Swift Testing issue for every violation, naming the law, the states and the

@@ -143,10 +143,12 @@ public struct RecordShape: Sendable {
 }
 
 extension ResolverLawChecker {
-    /// Checks that `resolver` obeys the laws of ``WeftCRDT/ConflictResolver`` on the records
+    /// Checks that `resolver` obeys the laws of WeftCRDT's `ConflictResolver` on the records
     /// `records` draws (three or more concurrent versions of one document, shaped like yours:
     /// see ``RecordShape/concurrentRecords(_:count:)``): commutative, idempotent (on the records
     /// and on their resolutions), and the same result for every grouping and order of three.
+    /// For an app's resolver `InventoryLevels`, on documents with a `stock` register and a set
+    /// of `bins`:
     ///
     /// ```swift
     /// let shape = RecordShape([.register("stock", values: { .int(Int64.random(in: 0...3, using: &$0)) }), .set("bins", values: CRDTModels.scalar)])

@@ -49,15 +49,15 @@ public struct WireChange: Hashable, Sendable {
     public var key: WireKey
     /// The record or record delta.
     public var record: DocumentRecord
-    /// The ``WeftCRDT/DocumentRecord/digest`` of the record ``record`` is a delta over
-    /// (``WeftCRDT/DocumentRecord/delta(since:maximumDots:)``), or `nil` for a whole record.
+    /// The `DocumentRecord.digest` of the record ``record`` is a delta over
+    /// (`DocumentRecord.delta(since:maximumDots:)`), or `nil` for a whole record.
     ///
     /// In a page for a client that accepts deltas, a client that holds a record with exactly
     /// this digest (its own record, or the server base it kept) rebuilds the server's record by
     /// joining the delta into it; any other must ask again without deltas. In a push to a
     /// server that accepts deltas (``HelloResponse/acceptsDeltaPushes``), the server rebuilds
     /// the replica's record by joining the delta into its own record if that has exactly this
-    /// digest, and refuses the push otherwise (``WeftServer`` answers 409, `Weft-Error:
+    /// digest, and refuses the push otherwise (`WeftServer` answers 409, `Weft-Error:
     /// delta-base`), applying nothing.
     public var deltaBase: UInt64?
 

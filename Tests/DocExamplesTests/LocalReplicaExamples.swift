@@ -1,4 +1,5 @@
-// The examples of the "The local replica" article (Weft), compiled and run.
+// The examples of the "The local replica" article (Weft), compiled and run; the batch is also
+// the example of `Replica.batch(_:)`'s doc comment, and the last test that of `Replica`'s.
 import Foundation
 import Testing
 import Weft
@@ -12,7 +13,7 @@ struct LocalReplicaExamples {
         var celsius: Double
     }
 
-    @Test func overviewRule1AndRule4() async throws {
+    @Test func overviewRule1AndRule6() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("weft-doc-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -43,10 +44,17 @@ struct LocalReplicaExamples {
         let firstPage = try await orders.list(limit: 1)
         let secondPage = try await orders.list(where: DocumentFilter(after: firstPage.last?.id), limit: 1)
         #expect(firstPage.map(\.id.rawValue) == ["wo-1"] && secondPage.map(\.id.rawValue) == ["wo-2"])
+    }
 
-        let durable = try await Replica.open(
-            path: databasePath + "-full", configuration: ReplicaConfiguration(durability: .full))
-        #expect(durable.configuration.durability == .full)
+    @Test func rule4() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("weft-doc-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let databasePath = directory.appendingPathComponent("app.sqlite").path
+
+        let replica = try await Replica.open(
+            path: databasePath, configuration: ReplicaConfiguration(durability: .full))
+        #expect(replica.configuration.durability == .full)
     }
 
     @Test func replicaDocComment() async throws {

@@ -1,11 +1,20 @@
 // The examples of "Syncing with a server" (Weft) and "Running the Standalone server" (WeftServer),
-// compiled; the parts that start network services run against a real server on loopback.
+// compiled and run against a real server on loopback.
 import Foundation
 import Testing
 import Weft
 import WeftServer
 import WeftSQLite
 import WeftURLSession
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 @Suite("Doc examples: sync and server")
 struct SyncExamples {
@@ -30,13 +39,12 @@ struct SyncExamples {
         let replica = try await Replica.open(path: databasePath)
         let transport = URLSessionTransport(baseURL: serverURL, database: "mydb", token: token)
         let engine = SyncEngine(replica: replica, transport: transport)
-        try await replica.collection("c").create("d") { $0.set("v", to: 1) }
         try await engine.syncOnce()  // push everything, pull everything
         let loop = Task { await engine.runWriteBehind(everyMilliseconds: 5_000) }  // write-behind
 
-        // Rule 1b.
+        // Rule 1b, on a document written before.
+        try await replica.collection("orders").create("wo-1") { $0.set("status", to: "open") }
         let orders = try replica.collection("orders")
-        try await orders.create("wo-1") { $0.set("status", to: "open") }
         try await orders.update("wo-1") { $0.set("status", to: "done") }
         engine.requestSync()  // push now instead of at the next interval
         await engine.setLivePulls(true, wait: .seconds(25))
@@ -52,5 +60,59 @@ struct SyncExamples {
         await loop.value
         #expect(try await replica.queuedChanges().isEmpty)
         await server.stop()
+    }
+
+    /// "Running the Standalone server", Rule 7: the server embedded in a program.
+    static func embedded(_ serverConfiguration: ServerConfiguration) async throws {
+        let store = try SQLiteCentralStore(path: serverConfiguration.storePath)
+        let service = SyncService(store: store, configuration: serverConfiguration)
+        let app = StandaloneServer.application(service: service, configuration: serverConfiguration)
+        try await app.runService()
+    }
+
+    @Test func runningTheStandaloneServerInCode() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("weft-doc-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var serverConfiguration = try #require(
+            try WeftConfiguration.parse("[server]\nlisten = \"127.0.0.1:20000\"\nstore_path = \"standalone.sqlite\"\n").server)
+        serverConfiguration.port = try Self.freeLoopbackPort()
+        serverConfiguration.storePath = directory.appendingPathComponent("standalone.sqlite").path
+
+        let running = Task { [serverConfiguration] in try await Self.embedded(serverConfiguration) }
+        let health = try #require(URL(string: "http://127.0.0.1:\(serverConfiguration.port)/health"))
+        var answer: String?
+        for _ in 0..<400 {
+            if let (body, _) = try? await URLSession.shared.data(from: health) {
+                answer = String(decoding: body, as: UTF8.self)
+                break
+            }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        #expect(answer == "ok")
+        running.cancel()
+        _ = await running.result
+        #expect(FileManager.default.fileExists(atPath: serverConfiguration.storePath))
+    }
+
+    /// A loopback port nothing listens on now.
+    static func freeLoopbackPort() throws -> Int {
+        #if canImport(Glibc)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        let fd = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        try #require(bound)
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

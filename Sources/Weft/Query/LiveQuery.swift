@@ -8,7 +8,8 @@ extension ReplicaCollection {
     /// The first element is the current page; each later one follows a change to a document of
     /// the collection that changed the page. Changes that arrive while a page is being worked
     /// out are taken together (a burst of writes gives one page, not one per write). The
-    /// sequence ends when the task iterating it is cancelled, and then holds nothing.
+    /// sequence ends when the task iterating it is cancelled, and then holds nothing. Given a
+    /// ``Replica`` `replica`:
     ///
     /// ```swift
     /// let orders = try replica.collection("workOrders")

@@ -11,7 +11,7 @@ import Darwin
 /// A value as queries compare and sort it: the storage classes of SQLite, so that a query
 /// answered by an index and one answered by reading every document agree exactly.
 ///
-/// A ``Scalar`` maps to it as follows: `null` to ``null``; a Boolean to the integer 0 or 1;
+/// A `Scalar` (WeftCRDT) maps to it as follows: `null` to ``null``; a Boolean to the integer 0 or 1;
 /// an integer to ``integer(_:)``; a double to ``real(_:)`` (NaN to ``null``); a string to
 /// ``text(_:)``; bytes to ``blob(_:)``.
 ///

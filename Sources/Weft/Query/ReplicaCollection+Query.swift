@@ -14,7 +14,7 @@ extension ReplicaCollection {
     }
 
     /// The live documents matching `predicate`, as readers see them, in `order` (then by id),
-    /// at most `limit` of them, after `cursor`.
+    /// at most `limit` of them, after `cursor`. Given a ``Replica`` `replica`:
     ///
     /// ```swift
     /// let orders = try replica.collection("workOrders")
@@ -46,10 +46,14 @@ extension ReplicaCollection {
     /// The page `query` asks for (see ``query(_:orderBy:limit:after:)``).
     public func query(_ query: DocumentQuery) async throws(WeftError) -> QueryPage { try await runner.page(query) }
 
-    /// The matching documents decoded as `T` (through the `Codable` bridge).
+    /// The matching documents decoded as `T` (through the `Codable` bridge). Given a ``Replica``
+    /// `replica`:
     ///
     /// ```swift
-    /// struct WorkOrder: Codable, Sendable { var title: String; var status: String }
+    /// struct WorkOrder: Codable, Sendable {
+    ///     var title: String
+    ///     var status: String
+    /// }
     /// let open = try await replica.collection("workOrders")
     ///     .query(Field("status") == "open", as: WorkOrder.self)
     /// print(open.map(\.value.title))
@@ -69,7 +73,8 @@ extension ReplicaCollection {
     }
 
     /// How `query` would be answered: which conditions the indexes answer, which are checked
-    /// on each document, and whether the order comes from an index.
+    /// on each document, and whether the order comes from an index. Given a ``Replica``
+    /// `replica`:
     ///
     /// ```swift
     /// let plan = try replica.collection("workOrders").explain(DocumentQuery(Field("status") == "open"))

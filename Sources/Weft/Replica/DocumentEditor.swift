@@ -65,7 +65,7 @@ public struct DocumentEditor {
     }
     /// Makes the document hold `value` (a `Codable` struct), writing only the fields that
     /// differ from what readers see. Fields the value does not encode are kept unless its type
-    /// knows them (see ``WeftCRDT/UnknownFieldPolicy``), or `unknownFields` is `.remove`.
+    /// knows them (see `UnknownFieldPolicy` in WeftCRDT), or `unknownFields` is `.remove`.
     public mutating func replace(with value: some Encodable, unknownFields: UnknownFieldPolicy = .keep) throws(WeftError) {
         base = nil
         do {

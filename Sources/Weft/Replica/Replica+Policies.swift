@@ -13,7 +13,7 @@ extension Replica {
 
 
     /// `body` as readers of `collection` see it: under field rules, each ruled register shows
-    /// the write its rule chooses (``FieldRulesResolver/presenting(_:)``).
+    /// the write its rule chooses (`FieldRulesResolver`'s `presenting(_:)`).
     public nonisolated func presenting(_ body: Document, in collection: CollectionName) -> Document {
         guard case .fields(let rules) = policy(for: collection) else { return body }
         return FieldRulesResolver(rules: rules).presenting(body)

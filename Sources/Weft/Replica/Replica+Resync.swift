@@ -12,7 +12,7 @@ extension Replica {
     public func isResyncing() async throws(WeftError) -> Bool { try await storage.metadata().resyncPending }
 
     /// Starts a resync: the pull cursor goes back to the start of the server's log, and the
-    /// resync is recorded until ``endResync(serverVersions:)``.
+    /// resync is recorded until ``endResync(serverVersions:tooFarBehind:)``.
     public func beginResync() async throws(WeftError) {
         try await exclusively { () async throws(WeftError) in try await storage.beginResync() }
     }
@@ -25,7 +25,7 @@ extension Replica {
     /// later), so a document the server holds as it is here costs nothing.
     ///
     /// If the server forgot deletions logged after the cursor the resync began from
-    /// (`tooFarBehind`, ``WeftWire/PullResponse/ResyncAnswer/tooFarBehind``), a document it
+    /// (`tooFarBehind`, `PullResponse.ResyncAnswer.tooFarBehind` in WeftWire), a document it
     /// lacks was deleted there meanwhile, unless this replica created it and the server never
     /// confirmed it: those are pushed as usual, and the others are forgotten, their unpushed
     /// writes set aside in the dead letters (pushed back, they would bring the deleted document

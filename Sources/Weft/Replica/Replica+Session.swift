@@ -7,7 +7,7 @@ import WeftWire
 extension Replica {
     // MARK: Sessions and identity
 
-    /// The handshake that opens this session with a server (``WeftWire/HelloRequest``).
+    /// The handshake that opens this session with a server (`HelloRequest`, in WeftWire).
     public func helloRequest() async throws(WeftError) -> HelloRequest {
         let metadata = try await storage.metadata()
         return HelloRequest(

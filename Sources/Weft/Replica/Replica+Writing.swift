@@ -265,12 +265,13 @@ extension Replica {
         return record
     }
 
-    /// Commits several writes, to any collections, in one transaction: all or none.
+    /// Commits several writes, to any collections, in one transaction: all or none. Given
+    /// `readings`, the app's sensor readings, each with an `id` and a `celsius` value:
     ///
     /// ```swift
     /// try await replica.batch { batch in
     ///     for reading in readings {
-    ///         try batch.upsert("readings", reading.id) { $0.set("celsius", to: .double(reading.value)) }
+    ///         try batch.upsert("readings", reading.id) { $0.set("celsius", to: .double(reading.celsius)) }
     ///     }
     /// }
     /// ```

@@ -51,6 +51,9 @@ public actor Replica {
     /// Opens a replica on `storage`.
     ///
     /// - Parameters:
+    ///   - storage: where the documents and the queue live: ``MemoryReplicaStorage``, or
+    ///     `SQLiteReplicaStorage` from WeftSQLite (`Replica.open(path:)` opens one on a file).
+    ///   - configuration: the replica's settings (durability, queue cap, policies, indexes).
     ///   - resolvers: the resolvers `custom` policies name; opening fails if one is missing.
     ///   - timeSource: physical time for the hybrid logical clock; inject one in tests.
     ///   - boot: the machine's current boot (``BootIdentifier/current()``); inject one in tests.

@@ -2,7 +2,7 @@ import WeftCRDT
 
 /// A collection of documents in a ``Replica``: create, update, delete, get and list.
 ///
-/// Documents are dynamic ``Document``s, or your `Codable` types through the mapping described
+/// Documents are dynamic `Document`s (WeftCRDT), or your `Codable` types through the mapping described
 /// in the "Modelling data as CRDT documents" article of WeftCRDT.
 public struct ReplicaCollection: Sendable {
     /// The replica.
@@ -95,8 +95,10 @@ public struct ReplicaCollection: Sendable {
     /// its page is read (a document created behind the pages' position is not seen, one
     /// deleted ahead of it is not either).
     ///
+    /// Given a ``Replica`` `replica`:
+    ///
     /// ```swift
-    /// for try await (id, document) in replica.collection("orders").documents() {
+    /// for try await (id, document) in try replica.collection("orders").documents() {
     ///     print(id, document.scalar("status") ?? .null)
     /// }
     /// ```

@@ -78,7 +78,7 @@ public struct ReplicaConfiguration: Hashable, Sendable {
     public var declaresIndexes = true
     /// How long a deleted document's tombstone is kept once nothing of it waits to be pushed
     /// (`tombstone_retention_ms`, by default 30 days); then the replica may forget it
-    /// (``Replica/collectTombstones(retention:)``). A server restored from a backup taken before
+    /// (``Replica/collectTombstones(retention:step:)``). A server restored from a backup taken before
     /// a deletion gets the deletion back from replicas that still hold its tombstone, so the
     /// retention should outlast the oldest backup a server may be restored from.
     public var tombstoneRetentionMilliseconds: UInt64 = TombstoneRetention.defaultMilliseconds

@@ -95,7 +95,7 @@ public protocol ChangeQueue: Sendable {
 
 /// One local write, as committed: the document and its new record.
 ///
-/// The write's stamp is the record's ``WeftCRDT/DocumentRecord/lastStamp``: every local write,
+/// The write's stamp is the record's `lastStamp`: every local write,
 /// delete or not, stamps the record's deletion flag with the clock's newest stamp.
 public struct LocalWrite: Sendable {
     /// The document written.
@@ -174,7 +174,7 @@ public struct AppliedRemoteChange: Hashable, Sendable {
 ///    is one, is over the record it was given for its key.
 /// 8. Server bases. In the atomic step of point 5, each pulled change whose record encodes to
 ///    at least ``ServerBase/minimumRecordBytes`` becomes its document's *server base* (the
-///    pulled record exactly, with its ``WeftCRDT/DocumentRecord/digest``), replacing the one
+///    pulled record exactly, with its `digest`), replacing the one
 ///    before; a smaller pulled record removes the document's base. Nothing else sets a base;
 ///    ``forgetServerBases(_:)`` removes some. A base is a record the server held exactly, so a
 ///    push can send the document as a delta over it, and a pull can take a delta over it. A

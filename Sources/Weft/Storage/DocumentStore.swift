@@ -22,9 +22,9 @@ public struct ReplicaMetadata: Hashable, Sendable {
     public var resyncPending = false
     /// While a resync is under way, the pull cursor the replica had when it began (0 if none):
     /// its records hold every change pulled up to it, and pulls of the resync name it
-    /// (``WeftWire/PullRequest/resyncingFrom``) so the server can tell what it forgot since.
+    /// (`resyncingFrom` in WeftWire's `PullRequest`) so the server can tell what it forgot since.
     public var resyncFrom: UInt64 = 0
-    /// The identities this file had before ``replaceIdentity(with:)`` gave it new ones, oldest
+    /// The identities this file had before ``DocumentStore/replaceIdentity(with:)`` gave it new ones, oldest
     /// first (at most 64 kept). Its records may hold writes made under them.
     public var formerIdentities: [ReplicaID] = []
 

@@ -7,7 +7,7 @@ import WeftCRDT
 /// pushed, the replica may forget it: the server holds the deletion (it acknowledged the push
 /// that carried it, or sent it in a pull), and every record the server sends later descends from
 /// it, or is the document created anew once the server forgot it too. What the replica must not forget is how far it had counted in that document: see
-/// ``WeftCRDT/DocumentRecord/reserveCounters(of:through:)``. So collecting a tombstone raises
+/// `DocumentRecord`'s `reserveCounters(of:through:)` in WeftCRDT. So collecting a tombstone raises
 /// the collection's *counter floor* to the replica's highest counter in it, and every write the
 /// replica makes in that collection first raises the record it writes to the floor.
 ///
@@ -18,9 +18,9 @@ import WeftCRDT
 ///    that is deleted, holds no field (an edit concurrent with the deletion that lost to it on
 ///    the flag stays in the body, hidden; forgetting it would let this replica's next write of
 ///    the document bring it back instead of replacing it), whose
-///    ``WeftCRDT/DocumentRecord/lastStamp`` is before `cutoff` (wall milliseconds), and that has
+///    `lastStamp` is before `cutoff` (wall milliseconds), and that has
 ///    no queue entry (none waiting, none in flight), with its server base. In the same atomic step it raises the floor of each such record's collection to at
-///    least the record's ``WeftCRDT/DocumentRecord/highestCounter(of:)`` for `replica`. It
+///    least the record's `highestCounter(of:)` for `replica`. It
 ///    answers the keys removed and the last key looked at (`nil` when none remained: the pass is
 ///    over). While a resync is under way (``ReplicaMetadata/resyncPending``) it removes nothing
 ///    and answers `nil`: a resync pushes back what the server lacks, tombstones included.

@@ -1,7 +1,7 @@
 import WeftCRDT
 
 /// The one merge: every place that combines two versions of a document (a replica applying a
-/// pulled change, the server applying a push, the PostgreSQL path) calls ``merge(local:remote:key:policy:)``.
+/// pulled change, the server applying a push, the PostgreSQL path) calls ``merge(local:remote:key:policy:resolvers:equalVersions:remoteClaimsLimited:joiningWhenDominated:)``.
 ///
 /// Version vectors decide whether there is a conflict at all:
 ///
@@ -13,7 +13,7 @@ import WeftCRDT
 ///    version may be the result of a resolution that dropped a loser's fields on purpose.
 ///
 ///    A pushed record whose claims the server had to limit (`remoteClaimsLimited`, see
-///    ``WeftCRDT/DocumentRecord/limitingClaims(about:to:includingContext:)``)
+///    `DocumentRecord`'s `limitingClaims(about:to:includingContext:)` in WeftCRDT)
 ///    is not trusted to be dominated: unless it still dominates, the policy resolves it as
 ///    concurrent, so a write relayed after the server lost it (a restore) is not dropped. The
 ///    server's vector then counts fewer writes than its body holds, so the server

@@ -1,7 +1,8 @@
 import WeftCRDT
 
 /// Custom conflict resolvers by name: the names `conflict_resolution = "custom"` and
-/// `resolver = "…"` select in the configuration.
+/// `resolver = "…"` select in the configuration. Given a ``ReplicaConfiguration``
+/// `configuration` whose policies name `inventoryLevels`:
 ///
 /// ```swift
 /// var resolvers = ResolverRegistry()

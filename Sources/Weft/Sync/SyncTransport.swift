@@ -76,7 +76,7 @@ public struct SyncError: Error, Hashable, Sendable, CustomStringConvertible {
 ///
 /// ## Contract
 ///
-/// 0. ``hello(_:)`` opens a session (see ``HelloRequest``): the answer says whether the file is
+/// 0. ``hello(_:)`` opens a session (see `HelloRequest` in WeftWire): the answer says whether the file is
 ///    the latest continuation of the replica's history, and declares the database's conflict
 ///    policies. Saying hello again with the same session is harmless.
 /// 1. ``push(_:)`` returns only after the server has durably applied the batch. Pushing a batch

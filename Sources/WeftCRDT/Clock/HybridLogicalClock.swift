@@ -73,7 +73,7 @@ public struct HybridLogicalClock: Sendable {
 
     /// Observes a stamp received from another replica and issues a local stamp above it.
     ///
-    /// - Throws: ``ClockError/stampTooFarAhead`` when `remote` is more than
+    /// - Throws: ``ClockError/stampTooFarAhead(remote:localMilliseconds:bound:)`` when `remote` is more than
     ///   ``maximumForwardDrift`` ahead of local physical time. The clock is unchanged then.
     /// - Complexity: O(1).
     @discardableResult

@@ -18,13 +18,13 @@ public protocol BinaryCodable {
     /// Writes the value's body (without the envelope).
     func encode(to writer: inout BinaryWriter)
 
-    /// Reads a body written by ``encode(to:)``.
+    /// Reads a body written by ``BinaryCodable/encode(to:)``.
     init(from reader: inout BinaryReader) throws(CodecError)
 
     /// Decodes a body written on its own by a fresh ``BinaryWriter``, consuming all of `bytes`.
     ///
     /// Maps use this for keys, which they encode separately to front-code them. The default
-    /// runs ``init(from:)`` on a new reader; types with a cheaper path (`String`) override it.
+    /// runs ``BinaryCodable/init(from:)`` on a new reader; types with a cheaper path (`String`) override it.
     static func decodeStandalone(_ bytes: [UInt8], limits: DecodingLimits) throws(CodecError) -> Self
 }
 

@@ -115,7 +115,7 @@ public struct BinaryReader: Sendable {
     }
 
     /// Reads an element count and checks that `count * minimumElementSize` bytes remain: a count
-    /// the rest of the input cannot hold is ``CodecError/Code/truncated`` (the input announces
+    /// the rest of the input cannot hold is ``CodecError/truncated(at:_:)`` (the input announces
     /// more than it has), checked before anything is allocated.
     @inlinable
     public mutating func readCount(minimumElementSize: Int = 1) throws(CodecError) -> Int {

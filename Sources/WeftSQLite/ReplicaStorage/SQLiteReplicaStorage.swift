@@ -8,12 +8,12 @@ import WeftCRDT
 /// queue, with every local write and its queue entry in one transaction.
 ///
 /// The database runs in WAL mode; its schema is created and upgraded by a `DatabaseMigrator`.
-/// Durability follows ``Weft/Durability``: `synchronous = NORMAL` or `FULL`.
+/// Durability follows `Durability`: `synchronous = NORMAL` or `FULL`.
 ///
 /// Opening a database written by a newer Weft (one with migrations this build does not know)
-/// fails with ``Weft/WeftError/Kind/schemaTooNew`` rather than guess at its format; a file that
+/// fails with `WeftError.Kind.schemaTooNew` rather than guess at its format; a file that
 /// is not a SQLite database, or whose stored bytes do not decode, fails with
-/// ``Weft/WeftError/Kind/corrupt``.
+/// `WeftError.Kind.corrupt`.
 public final class SQLiteReplicaStorage: ReplicaStorage, IndexedStorage {
     let pool: DatabasePool
     /// The highest sequence handed out in a batch since open (0: nothing in flight). Changed only
@@ -180,7 +180,7 @@ public final class SQLiteReplicaStorage: ReplicaStorage, IndexedStorage {
 extension Replica {
     /// Opens the replica stored at `path`, creating the database on first use.
     ///
-    /// The ``ReplicaID`` is created once, with the database, and kept in it. Every custom policy
+    /// The `ReplicaID` is created once, with the database, and kept in it. Every custom policy
     /// of `configuration` must name a resolver in `resolvers`.
     public static func open(
         path: String,

@@ -46,6 +46,8 @@ extension SyncEngine {
     /// order. Nothing queued is lost on a failed round.
     ///
     /// - Parameters:
+    ///   - interval: the time between two rounds, measured on `clock`.
+    ///   - backoff: the delays between rounds after failures.
     ///   - clock: the clock that paces the rounds; inject a test clock to drive it.
     ///   - onRound: called after each round with its report, or the error that ended it (or
     ///     ended a live pull).

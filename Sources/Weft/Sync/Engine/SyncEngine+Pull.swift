@@ -10,7 +10,8 @@ extension SyncEngine {
     ///
     /// If the server's history no longer holds the change the cursor names (``SyncError/Kind/resync``:
     /// the server was restored from a backup), or a resync is already under way, the engine
-    /// resyncs first (``resync()``).
+    /// resyncs first: it pulls the server's whole log again from the start, then queues and
+    /// pushes every local document the server lacks or holds at an older version.
     public func pullAll() async throws(SyncError) -> (changes: Int, conflicts: Int, cursor: UInt64) {
         try await pullAll(waitingMilliseconds: 0)
     }

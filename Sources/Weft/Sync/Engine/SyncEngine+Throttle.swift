@@ -6,6 +6,8 @@ import WeftWire
 
 // Bandwidth limits and progress events.
 extension SyncEngine {
+    /// Limits the bytes sent and received (framed, as on the wire) with a token bucket; `nil` or a
+    /// rate of 0 removes the limit. Under a limit, push batches and pull pages shrink to fit the
     /// burst.
     public func setBandwidthLimit(_ limit: BandwidthLimit?) {
         guard let limit, !limit.isUnlimited else {

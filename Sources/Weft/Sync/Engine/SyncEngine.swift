@@ -31,7 +31,7 @@ public struct SyncReport: Hashable, Sendable {
 ///    failure the batch goes back to pending and is sent again next round: the server skips what
 ///    it already applied, so nothing is lost and nothing doubles.
 /// 2. **Pull**: ask for the changes after the pull cursor, page by page, and apply each page with
-///    its cursor in one transaction (``Replica/applyRemote(_:through:)``).
+///    its cursor in one transaction (``Replica/applyRemote(_:through:tag:)``).
 ///
 /// A crash anywhere resumes from the last confirmed position: unconfirmed entries are still
 /// queued, and the pull cursor never passes a change that was not applied.
@@ -69,9 +69,9 @@ public actor SyncEngine {
     /// (``WeftWire/HelloResponse/acceptsDeltaPushes``).
     var serverTakesDeltaPushes = false
     /// Whether the server forgets tombstones and reads the pull's collection flags
-    /// (``WeftWire/HelloResponse/collectsTombstones``).
+    /// (`collectsTombstones` in WeftWire's `HelloResponse`).
     var serverCollectsTombstones = false
-    /// Pushed deltas (``WeftWire/WireChange/deltaBase``) since the engine started, and pushes
+    /// Pushed deltas (`deltaBase` in WeftWire's `WireChange`) since the engine started, and pushes
     /// the server refused for a delta's base and that went again whole.
     public internal(set) var deltaPushes = (sent: 0, refused: 0)
     /// Large documents pushed since the last complete pull: their server bases are older than
