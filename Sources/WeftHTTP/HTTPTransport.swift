@@ -8,12 +8,12 @@ import WeftCRDT
 import WeftHTTPCore
 import WeftWire
 
-/// A ``Weft/SyncTransport`` to a Standalone server over HTTP (AsyncHTTPClient), with the Weft
+/// A `SyncTransport` to a Standalone server over HTTP (AsyncHTTPClient), with the Weft
 /// wire format in the bodies. See `Docs/Protocol.md`.
 ///
-/// Connection failures, timeouts and 5xx answers are ``Weft/SyncError/Kind/unavailable``
-/// (retry later); 401 and 403 are ``Weft/SyncError/Kind/unauthorized``; other 4xx answers are
-/// ``Weft/SyncError/Kind/rejected``.
+/// Connection failures, timeouts and 5xx answers are `SyncError.Kind.unavailable`
+/// (retry later); 401 and 403 are `SyncError.Kind.unauthorized`; other 4xx answers are
+/// `SyncError.Kind.rejected`.
 public struct HTTPTransport: SyncTransport {
     /// The server's base URL, such as `http://127.0.0.1:20000`.
     public let baseURL: String
@@ -33,7 +33,7 @@ public struct HTTPTransport: SyncTransport {
     /// The client transports use unless given one: AsyncHTTPClient with its default event loops,
     /// a 10-second connect timeout, and no retrying of a refused connection within a request. A
     /// server that is down then fails a request at once as
-    /// ``Weft/SyncError/Kind/unavailable``, and the sync loop's backoff decides when to try
+    /// `SyncError.Kind.unavailable`, and the sync loop's backoff decides when to try
     /// again (the shared client would keep reconnecting until the request's deadline). It lives
     /// for the whole process, like `HTTPClient.shared`.
     public static let defaultClient: HTTPClient = {

@@ -7,15 +7,17 @@ import WeftWire
     import FoundationNetworking
 #endif
 
-/// A ``Weft/SyncTransport`` to a Standalone server over HTTP on `URLSession`
+/// A `SyncTransport` to a Standalone server over HTTP on `URLSession`
 /// (FoundationNetworking on Linux): the client transport for apps, without SwiftNIO.
 ///
 /// It speaks the protocol of `Docs/Protocol.md` exactly as `HTTPTransport` (WeftHTTP) does, and
 /// maps failures the same way: connection failures, timeouts and 5xx answers are
-/// ``Weft/SyncError/Kind/unavailable`` (retry later); 401 and 403 are
-/// ``Weft/SyncError/Kind/unauthorized``; other 4xx answers are ``Weft/SyncError/Kind/rejected``;
+/// `SyncError.Kind.unavailable` (retry later); 401 and 403 are
+/// `SyncError.Kind.unauthorized`; other 4xx answers are `SyncError.Kind.rejected`;
 /// an answer that cannot be read, or is larger than ``limits``, is
-/// ``Weft/SyncError/Kind/badResponse``.
+/// `SyncError.Kind.badResponse`.
+///
+/// Given a bearer `token`:
 ///
 /// ```swift
 /// let replica = try await Replica.open(path: "app.sqlite")
@@ -26,7 +28,7 @@ import WeftWire
 ///
 /// Each request has a deadline: ``timeout``, plus the wait a pull asks the server for. A
 /// request whose task is cancelled ends at once (the engine cancels a waiting live pull when
-/// ``Weft/SyncEngine/requestSync()`` is called). A connection reset under a request is tried
+/// `requestSync()` is called). A connection reset under a request is tried
 /// once more on a fresh one: every request of the protocol is idempotent.
 public struct URLSessionTransport: SyncTransport {
     /// The server's base URL, such as `https://sync.example.com` (a path in it is dropped).
@@ -48,6 +50,11 @@ public struct URLSessionTransport: SyncTransport {
     /// Creates a transport.
     ///
     /// - Parameters:
+    ///   - baseURL: the server's URL, such as `https://sync.example.com` (a path is dropped).
+    ///   - database: the database (tenant) to sync.
+    ///   - token: the bearer token, `nil` for none.
+    ///   - timeout: how long one request may take, beyond the wait a pull asks for.
+    ///   - limits: limits applied to the server's answers.
     ///   - configuration: the session's configuration; `nil` shares one ephemeral session
     ///     (no cookies, no cache) among all transports of the process. A transport given a
     ///     configuration has its own session, closed when the last copy of the transport goes.

@@ -30,14 +30,13 @@ struct ModellingDataExamples {
         #expect(phone == laptop)
     }
 
-    struct WorkOrder: Codable {
-        var title: String
-        @Counter var visits: Int64
-        var tags: Set<String>
-    }
-
     @Test func rule4Codable() throws {
         var clock = HybridLogicalClock(replica: replicaID)
+        struct WorkOrder: Codable {
+            var title: String
+            @Counter var visits: Int64
+            var tags: Set<String>
+        }
         var doc = try Document(encoding: WorkOrder(title: "Valve", visits: 0, tags: []), at: clock.now())
         let delta = try doc.update(from: WorkOrder(title: "Valve", visits: 1, tags: ["urgent"]), at: clock.now())
         let order = try doc.decode(WorkOrder.self)

@@ -12,7 +12,7 @@ struct BenchServer {
     static let database = "bench"
 
     let port: Int
-    let task: Task<Void, any Error>
+    let running: RunningStandalone
     let store: any CentralStore
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
@@ -38,22 +38,14 @@ struct BenchServer {
             policies: ServerPolicies(defaultPolicy: policy))
         var logger = Logger(label: "weft.bench.server")
         logger.logLevel = .critical
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let app = StandaloneServer.application(service: service, configuration: configuration, logger: logger) { port in
-            continuation.yield(port)
-        }
-        let task = Task { try await app.runService(gracefulShutdownSignals: []) }
-        var port = 0
-        for await bound in ports {
-            port = bound
-            break
-        }
-        guard port > 0 else { throw BenchFailure("the server did not report a port") }
-        return BenchServer(port: port, task: task, store: store)
+        // Started and stopped as `weft serve` is: stopping cancels nothing, it shuts down
+        // gracefully (cancelling the serving task can trap in NIO when a connection was accepted
+        // but not yet served: apple/swift-nio#3481).
+        let running = try await RunningStandalone.start(service: service, configuration: configuration, logger: logger)
+        return BenchServer(port: running.port, running: running, store: store)
     }
 
     func stop() async {
-        task.cancel()
-        _ = await task.result
+        await running.stop()
     }
 }
