@@ -41,7 +41,8 @@ def main():
             for name in os.listdir(checkouts):
                 if name.lower() == identity:
                     packages[identity] = describe(os.path.join(checkouts, name))
-        return packages[identity]
+        # None for a package not checked out (a dependency's own test or plugin dependency).
+        return packages.get(identity)
 
     def dependencies_of(description):
         return [d["identity"].lower() for d in description.get("dependencies", [])]
@@ -71,7 +72,8 @@ def main():
                     pending.extend((candidate, t) for t in product["targets"])
                     break
             else:
-                sys.exit(f"{identity}/{name}: product {product_name} not found among {dependencies_of(description)}")
+                sys.exit(f"{identity}/{name}: product {product_name} not found among the checked-out "
+                         f"dependencies {dependencies_of(description)}: resolve the packages first (swift build)")
 
     external = sorted(reached - {"weft"})
     if "--markdown" in sys.argv:

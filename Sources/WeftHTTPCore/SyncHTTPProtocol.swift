@@ -121,10 +121,21 @@ package struct SyncHTTPProtocol: Sendable {
     package static let contentType = "application/vnd.weft.v1"
 
     /// Opens a session; the answer carries the server's current receipt.
+    /// Sends `message`, and sends it again raw if the server cannot read compressed frames (415
+    /// with `Weft-Accept-Codec: none`: a server built without zstd).
+    package func exchange<Message: BinaryCodable>(
+        _ operation: String, _ message: Message, headers: [(name: String, value: String)] = [], extraWait: Int64 = 0,
+        send: (SyncHTTPRequest) async throws(SyncError) -> SyncHTTPAnswer
+    ) async throws(SyncError) -> SyncHTTPAnswer {
+        let answer = try await send(request(operation, message, headers: headers, extraWait: extraWait, raw: rawFrames))
+        guard !rawFrames, answer.status == 415, answer.header("Weft-Accept-Codec")?.lowercased() == "none" else { return answer }
+        return try await send(request(operation, message, headers: headers, extraWait: extraWait, raw: true))
+    }
+
     package func hello(
         _ request: HelloRequest, send: (SyncHTTPRequest) async throws(SyncError) -> SyncHTTPAnswer
     ) async throws(SyncError) -> HelloResponse {
-        let answer = try await send(self.request("hello", request))
+        let answer = try await exchange("hello", request, send: send)
         var response = try decode("hello", answer, as: HelloResponse.self)
         response.receipt = try Self.receipt(answer, "Weft-Receipt", "hello")
         return response
@@ -139,7 +150,7 @@ package struct SyncHTTPProtocol: Sendable {
         if request.expectedAppliedThrough > 0 { headers.append(("Weft-Expect-Applied-Through", "\(request.expectedAppliedThrough)")) }
         if let pulled = request.pulledThrough { headers.append(("Weft-Pulled-Through", "\(pulled)")) }
         if let receipt = request.receipt, receipt != 0 { headers.append(("Weft-Receipt", "\(receipt)")) }
-        let answer = try await send(self.request("push", request, headers: headers))
+        let answer = try await exchange("push", request, headers: headers, send: send)
         var response = try decode("push", answer, as: PushResponse.self)
         if let previous = try Self.receipt(answer, "Weft-Receipt-Previous", "push"),
             let current = try Self.receipt(answer, "Weft-Receipt", "push")
@@ -154,21 +165,21 @@ package struct SyncHTTPProtocol: Sendable {
     package func pull(
         _ request: PullRequest, send: (SyncHTTPRequest) async throws(SyncError) -> SyncHTTPAnswer
     ) async throws(SyncError) -> PullResponse {
-        let answer = try await send(self.request("pull", request, extraWait: Int64(request.waitMilliseconds)))
+        let answer = try await exchange("pull", request, extraWait: Int64(request.waitMilliseconds), send: send)
         return try decode("pull", answer, as: PullResponse.self)
     }
 
     /// The request for `operation` carrying `message`.
     package func request<Message: BinaryCodable>(
-        _ operation: String, _ message: Message, headers: [(name: String, value: String)] = [], extraWait: Int64 = 0
+        _ operation: String, _ message: Message, headers: [(name: String, value: String)] = [], extraWait: Int64 = 0, raw: Bool
     ) -> SyncHTTPRequest {
         var all: [(name: String, value: String)] = [("Content-Type", Self.contentType)]
         if let token { all.append(("Authorization", "Bearer \(token)")) }
-        if rawFrames { all.append(("Weft-Accept-Codec", "none")) }
+        if raw { all.append(("Weft-Accept-Codec", "none")) }
         all.append(contentsOf: headers)
         return SyncHTTPRequest(
             operation: operation, path: "/v1/\(database)/\(operation)", headers: all,
-            body: WireMessage.encode(message, compressing: !rawFrames), extraWaitMilliseconds: extraWait)
+            body: WireMessage.encode(message, compressing: !raw), extraWaitMilliseconds: extraWait)
     }
 
     /// The response in a 200 answer, or the error its status and `Weft-Error` header mean.

@@ -249,6 +249,9 @@ public enum StandaloneServer {
         }
         do {
             return try WireMessage.decode(M.self, from: Array(buffer: body), limits: limits)
+        } catch where error.isUnsupportedCodec {
+            // A compressed frame this build cannot read: the client sends it again raw.
+            throw HTTPError(.unsupportedMediaType, headers: [acceptCodecHeader: "none"], message: error.description)
         } catch {
             metrics.count(.rejected)
             throw HTTPError(error.isTooLarge ? .contentTooLarge : .badRequest, message: error.description)

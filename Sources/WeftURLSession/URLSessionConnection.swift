@@ -10,9 +10,6 @@ import WeftHTTPCore
 /// here, the delegate appends the body as it arrives (cancelling the task past the limit) and
 /// completes the exchange when the task ends.
 final class URLSessionConnection: Sendable {
-    /// The session every transport without a configuration of its own shares.
-    static let shared = URLSessionConnection(configuration: URLSessionConnection.defaultConfiguration)
-
     /// Ephemeral: no cookies, no cache, no credentials kept.
     static var defaultConfiguration: URLSessionConfiguration {
         let configuration = URLSessionConfiguration.ephemeral
@@ -94,10 +91,12 @@ final class AnswerCollector: NSObject, URLSessionDataDelegate, Sendable {
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
         let over = pending.withLock { pending -> Int? in
-            guard var entry = pending[dataTask.taskIdentifier] else { return nil }
-            guard entry.body.count + data.count <= entry.limit else { return entry.limit }
-            entry.body.append(data)
-            pending[dataTask.taskIdentifier] = entry
+            // Sizes only, then the append in place: a copy of the entry held here would make the
+            // append copy the body received so far.
+            guard let received = pending[dataTask.taskIdentifier]?.body.count, let limit = pending[dataTask.taskIdentifier]?.limit
+            else { return nil }
+            guard received + data.count <= limit else { return limit }
+            pending[dataTask.taskIdentifier]?.body.append(data)
             return nil
         }
         if let over, fail(dataTask.taskIdentifier, .tooLarge(limit: over)) { dataTask.cancel() }

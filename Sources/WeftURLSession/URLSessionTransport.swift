@@ -55,9 +55,10 @@ public struct URLSessionTransport: SyncTransport {
     ///   - token: the bearer token, `nil` for none.
     ///   - timeout: how long one request may take, beyond the wait a pull asks for.
     ///   - limits: limits applied to the server's answers.
-    ///   - configuration: the session's configuration; `nil` shares one ephemeral session
-    ///     (no cookies, no cache) among all transports of the process. A transport given a
-    ///     configuration has its own session, closed when the last copy of the transport goes.
+    ///   - configuration: the session's configuration; `nil` for an ephemeral one (no cookies,
+    ///     no cache). Each transport has its own session (copies of it share it), closed when
+    ///     the last copy goes: FoundationNetworking on Linux is known to stall transfers when
+    ///     one session carries many concurrent requests.
     public init(
         baseURL: URL, database: String, token: String?, timeout: Duration = .seconds(60), limits: WireLimits = .default,
         configuration: URLSessionConfiguration? = nil
@@ -72,7 +73,7 @@ public struct URLSessionTransport: SyncTransport {
         self.token = token
         self.timeout = timeout
         self.limits = limits
-        self.connection = configuration.map(URLSessionConnection.init) ?? .shared
+        self.connection = URLSessionConnection(configuration: configuration ?? URLSessionConnection.defaultConfiguration)
     }
 
     /// A transport for a configuration's `http(s)://host:port/database` endpoint; `nil` for
@@ -100,7 +101,8 @@ public struct URLSessionTransport: SyncTransport {
     /// under it.
     private func send(_ request: SyncHTTPRequest) async throws(SyncError) -> SyncHTTPAnswer {
         guard let url = URL(string: origin + request.path) else {
-            throw SyncError(.rejected, "\(request.operation): \(origin + request.path) is not a valid URL")
+            // A configuration problem, not the request's: keep the queue (nothing is set aside).
+            throw SyncError(.unavailable, "\(request.operation): \(origin + request.path) is not a valid URL")
         }
         var outgoing = URLRequest(url: url)
         outgoing.httpMethod = "POST"

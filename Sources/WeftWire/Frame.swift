@@ -7,6 +7,9 @@ import WeftCRDT
 public struct WireLimits: Hashable, Sendable {
     /// The largest frame accepted, compressed, in bytes.
     public var maximumFrameBytes: Int
+    /// Whether zstd frames are read: whether this build has zstd (settable, to test a receiver
+    /// without it). Without, a zstd frame is ``WireError/unsupportedCodec(_:)``.
+    package var decompresses = WireFrame.hasZstd
     /// The largest payload a frame may decompress to, in bytes: the cap that defuses
     /// decompression bombs.
     public var maximumDecompressedBytes: Int
@@ -104,6 +107,7 @@ public enum WireFrame {
             }
             return body
         case 1:
+            guard limits.decompresses else { throw .unsupportedCodec("a zstd frame, and this receiver has no zstd: send it raw") }
             return try decompress(body, expected: Int(declared))
         default:
             throw .malformed("unknown codec \(codec)")
@@ -122,7 +126,7 @@ public enum WireFrame {
         #if canImport(CZstd)
             return try decompressWithZstd(input, expected: expected)
         #else
-            throw .malformed("a zstd frame, and this build has no zstd (ask for raw frames with Weft-Accept-Codec: none)")
+            throw .unsupportedCodec("a zstd frame, and this build has no zstd (ask for raw frames with Weft-Accept-Codec: none)")
         #endif
     }
 
@@ -168,7 +172,7 @@ public enum WireFrame {
 
 /// An error decoding a frame or message from the wire.
 public struct WireError: Error, Hashable, Sendable, CustomStringConvertible {
-    private enum Code: String, Hashable, Sendable { case malformed, tooLarge }
+    private enum Code: String, Hashable, Sendable { case malformed, tooLarge, unsupportedCodec }
     private let code: Code
     /// What was wrong.
     public let message: String
@@ -178,8 +182,14 @@ public struct WireError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The frame, its payload or a count in it exceeds a ``WireLimits`` bound.
     public static func tooLarge(_ message: String) -> WireError { WireError(code: .tooLarge, message: message) }
 
+    /// The frame is compressed with a codec this receiver cannot read (zstd, in a build without
+    /// it): HTTP 415, and the sender should send it raw.
+    public static func unsupportedCodec(_ message: String) -> WireError { WireError(code: .unsupportedCodec, message: message) }
+
     /// Whether the input exceeded a limit (HTTP 413) rather than being malformed (HTTP 400).
     public var isTooLarge: Bool { code == .tooLarge }
+    /// Whether the frame's codec is one this receiver cannot read (HTTP 415).
+    public var isUnsupportedCodec: Bool { code == .unsupportedCodec }
 
     public var description: String { "\(code.rawValue): \(message)" }
 }

@@ -82,7 +82,8 @@ struct SyncExamples {
         let running = Task { [serverConfiguration] in try await Self.embedded(serverConfiguration) }
         let health = try #require(URL(string: "http://127.0.0.1:\(serverConfiguration.port)/health"))
         var answer: String?
-        for _ in 0..<400 {
+        // Up to a minute for the server to listen (a guard against a hang on a busy machine).
+        for _ in 0..<2_400 {
             if let (body, _) = try? await URLSession.shared.data(from: health) {
                 answer = String(decoding: body, as: UTF8.self)
                 break
@@ -90,6 +91,8 @@ struct SyncExamples {
             try await Task.sleep(for: .milliseconds(25))
         }
         #expect(answer == "ok")
+        // Cancelled after the last request was answered, so no accepted connection waits to be
+        // served (cancelling then can trap in NIO: apple/swift-nio#3481).
         running.cancel()
         _ = await running.result
         #expect(FileManager.default.fileExists(atPath: serverConfiguration.storePath))

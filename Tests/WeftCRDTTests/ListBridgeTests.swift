@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import WeftCRDT
@@ -68,9 +69,12 @@ struct ListBridgeTests {
         #expect(copy == document)
         // Writing the same array again changes nothing.
         #expect(try document.update(from: Steps(steps: ["a", "b", "x", "c"]), at: Self.stamp(3, replica)) == Document())
-        // An element changed in place keeps its key.
+        // A scalar replaced by another is a new element, between the same neighbours.
         _ = try document.update(from: Steps(steps: ["a", "B", "x", "c"]), at: Self.stamp(4, replica))
-        #expect(Self.keys(document) == after)
+        let replaced = Self.keys(document)
+        #expect(replaced[0] == after[0] && Array(replaced[2...]) == Array(after[2...]))
+        #expect(replaced[1] != after[1] && replaced[1] > after[0] && replaced[1] < after[2])
+        #expect(try document.decode(Steps.self).steps == ["a", "B", "x", "c"])
     }
 
     /// Two replicas insert runs at the same place at once: both runs stay, each in one piece, in
@@ -172,6 +176,25 @@ struct ListBridgeTests {
         }
     }
 
+    /// A scalar element replaced by another is a removal and an insertion, not a change in
+    /// place: a concurrent removal of the old element does not take the new one with it, and
+    /// two replicas replacing one element concurrently both keep theirs.
+    @Test func aReplacedScalarIsANewElement() throws {
+        let a = ReplicaID(high: 1, low: 1)
+        let b = ReplicaID(high: 2, low: 2)
+        let base = try Document(encoding: Steps(steps: ["a", "b", "c"]), at: Self.stamp(1, a))
+        var fromA = base
+        _ = try fromA.update(from: Steps(steps: ["a", "d", "c"]), at: Self.stamp(2, a))
+        var fromB = base
+        _ = try fromB.update(from: Steps(steps: ["a", "c"]), at: Self.stamp(3, b))
+        #expect(try fromA.merged(with: fromB).decode(Steps.self).steps == ["a", "d", "c"])
+        var alsoB = base
+        _ = try alsoB.update(from: Steps(steps: ["a", "e", "c"]), at: Self.stamp(3, b))
+        let both = try fromA.merged(with: alsoB).decode(Steps.self).steps
+        #expect(both == (try alsoB.merged(with: fromA).decode(Steps.self).steps))
+        #expect(Set(both) == ["a", "d", "e", "c"] && both.first == "a" && both.last == "c", "\(both)")
+    }
+
     /// Appending or prepending one element at a time keeps keys short.
     @Test func keysStayShort() throws {
         let replica = ReplicaID(high: 1, low: 1)
@@ -196,11 +219,16 @@ struct ListBridgeTests {
     @Test func whatIsRefused() throws {
         struct ByNumber: Codable { var byNumber: [Int: String] }
         struct Optionals: Codable { var steps: [String?] }
+        struct Decimals: Codable { var values: Set<Double> }
+        struct Blob: Codable { var data: Data }
         let stamp = Self.stamp(1, ReplicaID(high: 1, low: 1))
         var document = try Document(encoding: Steps(steps: ["a"]), at: stamp)
         let before = document
         #expect(throws: DocumentCodingError.self) { try document.update(from: ByNumber(byNumber: [1: "x"]), at: stamp) }
         #expect(throws: DocumentCodingError.self) { try document.update(from: Optionals(steps: ["a", nil]), at: stamp) }
+        // Sets no scalar holds, and bytes other than [UInt8], are not lists.
+        #expect(throws: DocumentCodingError.self) { try document.update(from: Decimals(values: [1.5, 2.5]), at: stamp) }
+        #expect(throws: DocumentCodingError.self) { try document.update(from: Blob(data: Data([1, 2, 3])), at: stamp) }
         #expect(document == before)
         var foreign = Document()
         foreign.updateMap("steps", at: stamp) { $0.set("not a position!", to: "x", at: stamp) }

@@ -1,4 +1,5 @@
 import Foundation
+import WeftWire
 import WeftCRDT
 
 /// How local writes reach the server.
@@ -229,6 +230,9 @@ public struct ServerToken: Hashable, Sendable {
 public struct ServerLimits: Hashable, Sendable {
     /// `max_request_bytes`: the largest request body, compressed.
     public var maxRequestBytes: Int = 16 << 20
+    /// Whether zstd-compressed requests are read: whether this build has zstd (settable, to test
+    /// a server without it, which answers such a request 415).
+    package var readsCompressedFrames = WireFrame.hasZstd
     /// `max_decompressed_bytes`: the largest body once decompressed.
     public var maxDecompressedBytes: Int = 64 << 20
     /// `max_changes_per_batch`.

@@ -74,6 +74,15 @@ struct NodeEncoder: Encoder {
             // merge key by key (different keys written concurrently both stay).
             box.isDictionary = true
             try value.encode(to: NodeEncoder(box: box, codingPath: path))
+        } else if value is any SetAlgebra {
+            // A set of elements no scalar holds: as a list its order would change from launch to
+            // launch (hash seeds), and every write would move elements.
+            throw DocumentCodingError.unsupportedType(
+                path: pathString, "\(type(of: value)) has no CRDT mapping: use a Set of String, Int, Int64 or Bool")
+        } else if value is any Collection<UInt8> {
+            // Bytes other than [UInt8] (Foundation's Data, a slice) would become a list of
+            // numbers, one field each.
+            throw DocumentCodingError.unsupportedType(path: pathString, "\(type(of: value)) has no CRDT mapping: store bytes as [UInt8]")
         } else if value is any AnyDictionary {
             throw DocumentCodingError.unsupportedType(
                 path: pathString, "\(type(of: value)) has no CRDT mapping: key dictionaries by String")

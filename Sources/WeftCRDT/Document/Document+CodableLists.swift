@@ -211,9 +211,10 @@ extension Document {
     /// of elements that stay; returns whether anything changed.
     mutating func applyList(_ elements: [FieldNode], at stamp: HLCTimestamp, path: [String], removal: FieldRemoval) throws -> Bool {
         let keys = ListPosition.orderedKeys(self)
-        let snapshot = self
+        // Each stored element read once: the comparison below may run up to 2²⁰ times.
+        let values = keys.map { self[$0] }
         let same = { (old: Int, new: Int) -> Bool in
-            guard let value = snapshot[keys[old]] else { return false }
+            guard let value = values[old] else { return false }
             return Self.value(value, matches: elements[new])
         }
         // Elements equal in both lists, as pairs of indices: the common ends, and a longest
@@ -239,12 +240,38 @@ extension Document {
             changed = true
         }
         // Walk the gaps between kept elements: pair old and new elements one to one (changed in
-        // place), remove the old ones left over, insert the new ones left over.
+        // place), remove the old ones left over, insert the new ones left over. Only nested
+        // documents (structs, dictionaries, lists) are changed in place, and only when the whole
+        // gap pairs up so: a scalar that differs is another element, removed and inserted, so a
+        // concurrent removal of the old one does not take the new one with it.
         var previousOld = -1
         var previousNew = -1
         for (old, new) in pairs + [(keys.count, elements.count)] {
-            let oldGap = Array((previousOld + 1)..<old)
-            let newGap = Array((previousNew + 1)..<new)
+            var oldGap = Array((previousOld + 1)..<old)
+            var newGap = Array((previousNew + 1)..<new)
+            let inPlace = zip(oldGap, newGap).allSatisfy { oldIndex, newIndex in
+                guard case .map? = values[oldIndex] else { return false }
+                switch elements[newIndex] {
+                case .map, .dictionary, .list: return true
+                case .scalar, .counter, .set: return false
+                }
+            }
+            if !inPlace {
+                // Remove the whole gap, insert the whole gap.
+                for oldIndex in oldGap {
+                    removeField(keys[oldIndex])
+                    removed.insert(.string(keys[oldIndex]))
+                    changed = true
+                }
+                if !newGap.isEmpty {
+                    let low = previousOld >= 0 ? keys[previousOld] : nil
+                    let high = old < keys.count ? keys[old] : nil
+                    try insert(newGap.map { elements[$0] }, after: low, before: high, at: stamp, path: path)
+                    changed = true
+                }
+                oldGap = []
+                newGap = []
+            }
             for (oldIndex, newIndex) in zip(oldGap, newGap) {
                 if try applyField(keys[oldIndex], elements[newIndex], at: stamp, path: path + [keys[oldIndex]], removal: removal) {
                     changed = true
@@ -261,14 +288,8 @@ extension Document {
                 // Between the last element kept or changed in place, and the next one kept.
                 let low = oldGap.isEmpty ? (previousOld >= 0 ? keys[previousOld] : nil) : keys[oldGap[oldGap.count - 1]]
                 let high = old < keys.count ? keys[old] : nil
-                guard let newKeys = ListPosition.keys(inserted.count, after: low, before: high) else {
-                    throw DocumentCodingError.unsupportedType(
-                        path: path.joined(separator: "."), "the list holds keys its encoding did not make: it cannot place new elements")
-                }
-                for (key, index) in zip(newKeys, inserted) {
-                    _ = try applyField(key, elements[index], at: stamp, path: path + [key], removal: .all)
-                    changed = true
-                }
+                try insert(inserted.map { elements[$0] }, after: low, before: high, at: stamp, path: path)
+                changed = true
             }
             previousOld = old
             previousNew = new
@@ -278,6 +299,20 @@ extension Document {
             changed = true
         }
         return changed
+    }
+
+    /// Inserts `elements`, in order, between the elements with keys `low` and `high` (`nil`: the
+    /// list's ends).
+    private mutating func insert(
+        _ elements: [FieldNode], after low: String?, before high: String?, at stamp: HLCTimestamp, path: [String]
+    ) throws {
+        guard let newKeys = ListPosition.keys(elements.count, after: low, before: high) else {
+            throw DocumentCodingError.unsupportedType(
+                path: path.joined(separator: "."), "the list holds keys its encoding did not make: it cannot place new elements")
+        }
+        for (key, element) in zip(newKeys, elements) {
+            _ = try applyField(key, element, at: stamp, path: path + [key], removal: .all)
+        }
     }
 
     /// A longest common subsequence of two ranges, as pairs of indices in order; none when the
