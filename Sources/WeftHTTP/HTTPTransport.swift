@@ -91,11 +91,8 @@ public struct HTTPTransport: SyncTransport {
         }
     }
 
-    /// What went wrong, in words: NIO's descriptions of a refused connection read
-    /// `connection reset (error set): Connection refused) (errno: 111)`.
-    static func describe(_ error: any Error) -> String { failure(error, limit: WireLimits.default.maximumFrameBytes).sentence }
-
-    /// The failure `error` stands for.
+    /// The failure `error` stands for, to be said in one sentence: NIO's own description of a
+    /// refused connection reads `connection reset (error set): Connection refused) (errno: 111)`.
     static func failure(_ error: any Error, limit: Int) -> ExchangeFailure {
         var code: Int32?
         if let error = error as? IOError { code = error.errnoCode }
