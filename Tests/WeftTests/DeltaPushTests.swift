@@ -12,7 +12,7 @@ import WeftWire
 /// (the replica's server base), against real SQLite replicas and every central store: small on
 /// the wire, the server ends with exactly the replica's record, and whole records whenever the
 /// server no longer holds the base, after lost answers and restarts, and with older peers.
-@Suite("Delta pushes")
+@Suite("Delta pushes", .serialized)
 struct DeltaPushTests {
     typealias Setup = DeltaSyncTests.Setup
 

@@ -12,7 +12,7 @@ import WeftWire
 /// replica's later writes; stale and honestly relayed records work as before.
 ///
 /// Real SQLite replicas and a SQLite server; the forged record goes through the wire format.
-@Suite("Pushed claims about other replicas")
+@Suite("Pushed claims about other replicas", .serialized)
 struct ForgedClaimTests {
     struct Setup {
         let directory = TemporaryDirectory()

@@ -10,7 +10,7 @@ import WeftWire
 /// second device, commits lost to a power cut) never reuses a dot or a sequence number, and the
 /// server never acknowledges a change it did not apply. And point 4: the server is the
 /// authority on policies.
-@Suite("Replica identity and the server's policies")
+@Suite("Replica identity and the server's policies", .serialized)
 struct IdentityTests {
     static let files = ["", "-wal", "-shm"]
 

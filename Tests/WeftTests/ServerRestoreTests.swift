@@ -14,7 +14,7 @@ import WeftWire
 /// back what the server lacks; nothing acknowledged is lost, nothing is applied twice.
 ///
 /// Real SQLite replica files and a real SQLite server file, copied as an operator's backup is.
-@Suite("A server restored from a backup")
+@Suite("A server restored from a backup", .serialized)
 struct ServerRestoreTests {
     /// A transport whose server can be swapped, for a replica whose session stays open while
     /// the operator restores the store.
