@@ -133,7 +133,7 @@ struct ListBridgeTests {
     /// replicas agree once they have merged everything, and no two elements ever change order.
     @Test(arguments: [1, 2, 3, 4, 5, 6])
     func randomHistoriesKeepEveryInsertion(_ seed: UInt64) throws {
-        var random = SplitMix(seed: seed)
+        var random = SplitMix64(seed: seed)
         let replicas = (0..<3).map { ReplicaID(high: UInt64($0 + 1), low: seed) }
         var documents = Array(repeating: try Document(encoding: Steps(steps: ["s0", "s1"]), at: Self.stamp(1, replicas[0])), count: 3)
         var inserted: Set<String> = ["s0", "s1"]
@@ -234,18 +234,5 @@ struct ListBridgeTests {
         foreign.updateMap("steps", at: stamp) { $0.set("not a position!", to: "x", at: stamp) }
         #expect(try foreign.decode(Steps.self).steps == ["x"], "any keys read back in order")
         #expect(throws: DocumentCodingError.self) { try foreign.update(from: Steps(steps: ["x", "y"]), at: stamp) }
-    }
-}
-
-/// A small deterministic generator for the histories.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
