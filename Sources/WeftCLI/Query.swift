@@ -181,40 +181,13 @@ struct Query: AsyncParsableCommand {
     }
 }
 
-/// Documents as JSON: registers as their values, counters as numbers, sets as arrays (in the
-/// order queries sort), nested documents as objects, bytes as base64 text.
+/// Documents as JSON lines: the one projection (`Document.jsonValue`), with the id under `_id`.
 enum JSONRender {
-    static func object(_ document: Document) -> [String: Any] {
-        var result = [String: Any]()
-        for key in document.keys {
-            switch document[key] {
-            case .register(let register)?: result[key] = value(register.value)
-            case .counter(let value)?: result[key] = value
-            case .set(let set)?:
-                result[key] = set.map(QueryValue.init).sorted { $0.compare($1) < 0 }.map { value($0.scalar) }
-            case .map(let nested)?: result[key] = object(nested)
-            case nil: break
-            }
-        }
-        return result
-    }
-
-    static func value(_ scalar: Scalar) -> Any {
-        switch scalar {
-        case .null: return NSNull()
-        case .bool(let value): return value
-        case .int(let value): return value
-        case .double(let value): return value.isFinite ? value : "\(value)"
-        case .string(let value): return value
-        case .bytes(let value): return Data(value).base64EncodedString()
-        }
-    }
-
     /// Document `id` as one line of JSON, its id under `_id`.
     static func line(_ id: String, _ document: Document) -> String {
-        var object = object(document)
-        object["_id"] = id
-        return text(object)
+        guard case .object(var members) = document.jsonValue else { return "{}" }
+        members["_id"] = .string(id)
+        return JSONValue.object(members).text
     }
 
     /// Prints `results` as a JSON array, one document a line, as they are read (memory follows
@@ -226,12 +199,5 @@ enum JSONRender {
             separator = ","
         }
         print(separator == "[" ? "[]" : "]")
-    }
-
-    static func text(_ object: [String: Any]) -> String {
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else {
-            return "{}"
-        }
-        return String(decoding: data, as: UTF8.self)
     }
 }

@@ -26,6 +26,8 @@ struct Serve: AsyncParsableCommand {
             } else {
                 store = try SQLiteCentralStore(path: server.storePath)
             }
+            // The typed views the file declares, made (or dropped) as it says.
+            try await store.declareViews(server.views)
         } catch {
             throw fail("\(error)")
         }

@@ -6,13 +6,13 @@ import NIOSSL
 import PostgresNIO
 import Weft
 import WeftCRDT
-import WeftServer
+@_spi(Measuring) import WeftServer
 import WeftWire
 
 extension PostgresCentralStore {
     public func applyPush(
         database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?, receipt: UInt64,
-        changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)], projector: DocumentProjector,
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
@@ -27,7 +27,7 @@ extension PostgresCentralStore {
                 let mark = try await withDeadline {
                     try await self.pushTransaction(
                         database: database, replica: replica, epoch: epoch, expectedMark: expectedMark, pulledThrough: pulledThrough,
-                        receipt: receipt, changes: changes, merge: merge)
+                        receipt: receipt, changes: changes, projector: projector, merge: merge)
                 }
                 // Number the new log rows now, unless a sequencer is already running: then it, or
                 // the next one (every pull runs one first if rows wait), numbers them. Pushes
@@ -48,7 +48,7 @@ extension PostgresCentralStore {
     /// the high-water mark in one statement; `COMMIT`.
     func pushTransaction(
         database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?, receipt: UInt64,
-        changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)], projector: DocumentProjector,
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
@@ -151,6 +151,9 @@ extension PostgresCentralStore {
             let written = keys.filter { changed.contains($0) }
             let records = written.map { key in ByteBuffer(bytes: encoded[key] ?? []) }
             let tombstones = written.map { key in current[key].map { $0.isDeleted && $0.body.count == 0 } ?? false }
+            // Each document's projection (CentralStore rule 10): '' stands for NULL (a deleted
+            // document), which no projection's text is.
+            let projections = written.map { key in current[key].flatMap { projector.projection(database: database, key: key, record: $0) } ?? "" }
             let columns = conflicts.map(\.policy.logColumns)
             // The receipts are replaced under the high-water row's lock, which the upsert takes
             // (so two servers applying the replica's pushes at once link them one after the
@@ -162,12 +165,13 @@ extension PostgresCentralStore {
             for try await value in try await connection.query(
                 """
                 WITH documents AS (
-                    INSERT INTO weft_documents (tenant, collection, id, record, tombstone, born_after)
-                    SELECT \(database), c, i, r, z, \(collectedThrough)
+                    INSERT INTO weft_documents (tenant, collection, id, record, tombstone, born_after, doc, deleted)
+                    SELECT \(database), c, i, r, z, \(collectedThrough), NULLIF(j, '')::jsonb, CASE WHEN \(projector.keepsProjection) THEN j = '' END
                     FROM unnest(
                         \(written.map(\.collection.rawValue))::text[], \(written.map(\.id.rawValue))::text[], \(records)::bytea[],
-                        \(tombstones)::bool[]) AS t(c, i, r, z)
-                    ON CONFLICT (tenant, collection, id) DO UPDATE SET record = EXCLUDED.record, tombstone = EXCLUDED.tombstone
+                        \(tombstones)::bool[], \(projections)::text[]) AS t(c, i, r, z, j)
+                    ON CONFLICT (tenant, collection, id) DO UPDATE SET
+                        record = EXCLUDED.record, tombstone = EXCLUDED.tombstone, doc = EXCLUDED.doc, deleted = EXCLUDED.deleted
                 ), log AS (
                     INSERT INTO weft_pending (tenant, collection, doc_id, bytes, tag, delta, base_digest)
                     SELECT \(database), c, i, b, g, NULLIF(d, ''::bytea), CASE WHEN d = ''::bytea THEN NULL ELSE v END

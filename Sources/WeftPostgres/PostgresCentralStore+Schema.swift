@@ -169,6 +169,19 @@ extension PostgresCentralStore {
             "v8: push receipts",
             ["ALTER TABLE weft_high_water ADD COLUMN receipt BIGINT NOT NULL DEFAULT 0, ADD COLUMN previous_receipt BIGINT NOT NULL DEFAULT 0"]
         ),
+        (
+            // Each document's JSON projection (CentralStore rule 10), for SQL: `doc` (NULL when
+            // deleted) and `deleted`, NULL for rows written before, which `projectDocuments`
+            // fills in steps through the partial index. Columns without a default are added
+            // without rewriting the table; the index is built while the migration holds the
+            // table (one pass over it). Servers of an older build would store records without
+            // their projection: upgrade every server of a database together.
+            "v9: the JSON projection",
+            [
+                "ALTER TABLE weft_documents ADD COLUMN doc JSONB, ADD COLUMN deleted BOOLEAN",
+                "CREATE INDEX weft_documents_unprojected ON weft_documents (tenant) WHERE deleted IS NULL",
+            ]
+        ),
     ]
 
     func migrate() async throws(WeftError) {

@@ -151,6 +151,12 @@ public struct LogDelta: Hashable, Sendable {
 ///    remembered is restored with the log: a cursor served from a history the store lost is
 ///    not. Losing the latest rows (a crash) may only make a cursor unknown, never a wrong one
 ///    known, so stores need not flush them before answering.
+/// 10. A store that keeps the JSON projection (the SQLite and PostgreSQL stores: columns `doc`
+///    and `deleted` beside each record) writes, in the transaction that stores a record, the
+///    record's projection by the push's `projector` (``DocumentProjector``): `deleted` true
+///    and `doc` NULL for a deleted record, `deleted` false and the projection's text otherwise.
+///    Rows an older build wrote have `deleted` NULL until ``projectDocuments(limit:projector:)``
+///    fills them, in bounded steps; a record written meanwhile gets its projection with it.
 public protocol CentralStore: TombstoneCollectingStore {
     /// Opens a session for `replica`; answers whether it is accepted, the replica's high-water
     /// mark, and its receipt (contract, rule 6b).
@@ -169,7 +175,7 @@ public protocol CentralStore: TombstoneCollectingStore {
     /// push's link.
     func applyPush(
         database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?, receipt: UInt64,
-        changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)], projector: DocumentProjector,
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
@@ -206,6 +212,74 @@ public protocol CentralStore: TombstoneCollectingStore {
     /// How many log entries this store object removed because a newer entry of the same
     /// document superseded them, as it logged or in ``compactLog(limit:)``.
     var compactedEntries: UInt64 { get async }
+
+    /// One bounded step of filling in the projection of rows written before the store kept it
+    /// (contract, rule 10): projects at most `limit` such rows and answers how many, and whether
+    /// none is left. Stores that keep no projection answer `(0, true)`.
+    /// - Complexity: O(`limit`) records decoded and projected.
+    func projectDocuments(limit: Int, projector: DocumentProjector) async throws(WeftError) -> (projected: Int, passFinished: Bool)
+
+    /// Makes the store hold exactly `views` among its typed views of collections' projections
+    /// (`weft_view_NAME`, ``Weft/CollectionView``): creates or replaces each, and drops views of
+    /// that name pattern it no longer declares. Stores without SQL have none to make.
+    func declareViews(_ views: [CollectionView]) async throws(WeftError)
+
+    /// The live documents of `collection` in `database` whose projection matches every one of
+    /// `filters`, in ascending order of their ids (by bytes) after `after`, at most `limit`.
+    /// Stores that keep the projection find them with it: rows not projected yet (rule 10) are
+    /// not found until they are.
+    /// - Complexity: one query, reading the collection's rows after `after` (an index on the
+    ///   projection's fields, which an operator may add, narrows it).
+    func documents(
+        database: String, collection: CollectionName, after: DocumentID?, limit: Int, filters: [ProjectionFilter], projector: DocumentProjector
+    ) async throws(WeftError) -> [(id: DocumentID, record: DocumentRecord)]
+}
+
+/// One condition on a document's projection: the value at `path` equals `value` (as JSON:
+/// `1` and `1.0` are equal, `"1"` is not).
+public struct ProjectionFilter: Hashable, Sendable {
+    /// The field names from the top of the document down.
+    public let path: [String]
+    /// The value.
+    public let value: JSONValue
+
+    /// A condition; `path` must have at least one component, none empty or holding `"`.
+    public init(path: [String], value: JSONValue) throws(WeftError) {
+        guard !path.isEmpty, path.allSatisfy({ !$0.isEmpty && !$0.contains("\"") && $0.utf8.count <= 256 }), path.count <= 16 else {
+            throw .invalidArgument("a filter's field path needs 1 to 16 names, none empty, holding '\"' or over 256 bytes")
+        }
+        self.path = path
+        self.value = value
+    }
+
+    /// Whether `projection` matches.
+    public func matches(_ projection: JSONValue) -> Bool {
+        var current = projection
+        for name in path {
+            guard case .object(let members) = current, let next = members[name] else { return false }
+            current = next
+        }
+        return Self.equal(current, value)
+    }
+
+    static func equal(_ a: JSONValue, _ b: JSONValue) -> Bool {
+        switch (a, b) {
+        case (.int(let x), .double(let y)), (.double(let y), .int(let x)): return Double(x) == y
+        case (.array(let x), .array(let y)): return x.count == y.count && zip(x, y).allSatisfy { equal($0, $1) }
+        case (.object(let x), .object(let y)): return x.count == y.count && x.allSatisfy { key, value in y[key].map { equal(value, $0) } ?? false }
+        default: return a == b
+        }
+    }
+}
+
+extension CentralStore {
+    /// A store that keeps no projection has none to fill in.
+    public func projectDocuments(limit: Int, projector: DocumentProjector) async throws(WeftError) -> (projected: Int, passFinished: Bool) {
+        (0, true)
+    }
+
+    /// A store without SQL has no views to make.
+    public func declareViews(_ views: [CollectionView]) async throws(WeftError) {}
 }
 
 extension CentralStore {
@@ -220,7 +294,7 @@ extension CentralStore {
     ) async throws(WeftError) -> UInt64 {
         try await applyPush(
             database: database, replica: replica, epoch: epoch, expectedMark: expectedMark, pulledThrough: pulledThrough,
-            receipt: PushReceipt.draw(), changes: changes, merge: merge
+            receipt: PushReceipt.draw(), changes: changes, projector: .plain, merge: merge
         ).mark
     }
 

@@ -4,6 +4,8 @@ import Weft
 
 /// The server's background compaction: a pass over the central store's log when the server
 /// starts, then one every ``interval``, each in bounded steps (``SyncService/compactLog(step:)``).
+/// Each pass first fills in the projection of documents stored before the store kept it
+/// (``SyncService/projectDocuments(step:)``): after the migration, once.
 ///
 /// Entries this build logs are compacted as they are logged; a pass removes what an older build
 /// or a server of an older version left, so once every server runs this build, a pass finds
@@ -20,6 +22,10 @@ struct LogCompaction: Service {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
+                    let projected = try await service.projectDocuments()
+                    if projected > 0 {
+                        logger.info("filled in the JSON projection of documents stored before it", metadata: ["documents": "\(projected)"])
+                    }
                     let removed = try await service.compactLog()
                     if removed > 0 {
                         logger.info("compacted the change log", metadata: ["removed": "\(removed)"])

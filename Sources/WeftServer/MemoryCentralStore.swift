@@ -70,7 +70,7 @@ public actor MemoryCentralStore: CentralStore {
 
     public func applyPush(
         database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?, receipt: UInt64,
-        changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)], projector: DocumentProjector,
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
@@ -230,6 +230,27 @@ public actor MemoryCentralStore: CentralStore {
     }
 
     public func record(database: String, key: DocumentKey) -> DocumentRecord? { tenants[database]?.documents[key] }
+
+    /// Reads every document of the collection: O(*n*) in the database's documents per page.
+    public func documents(
+        database: String, collection: CollectionName, after: DocumentID?, limit: Int, filters: [ProjectionFilter], projector: DocumentProjector
+    ) -> [(id: DocumentID, record: DocumentRecord)] {
+        let precedes = { (a: DocumentID, b: DocumentID) in a.rawValue.utf8.lexicographicallyPrecedes(b.rawValue.utf8) }
+        let candidates = (tenants[database]?.documents ?? [:]).filter { key, record in
+            key.collection == collection && !record.isDeleted && after.map { precedes($0, key.id) } ?? true
+        }
+        var result = [(id: DocumentID, record: DocumentRecord)]()
+        for (key, record) in candidates.sorted(by: { precedes($0.key.id, $1.key.id) }) {
+            guard result.count < limit else { break }
+            if !filters.isEmpty {
+                guard let projection = projector.value(database: database, key: key, record: record),
+                    filters.allSatisfy({ $0.matches(projection) })
+                else { continue }
+            }
+            result.append((key.id, record))
+        }
+        return result
+    }
 
     public func conflicts(database: String, limit: Int) -> [ConflictRecord] {
         Array((tenants[database]?.conflicts ?? []).reversed().prefix(max(0, limit)))

@@ -6,7 +6,7 @@ extension StandaloneServer {
     /// The database the request names, if its bearer token covers it with the access needed.
     static func authorize(
         _ request: Request, _ context: some RequestContext, tokens: [ServerToken], needs: ServerToken.Access,
-        metrics: ServerMetrics
+        scope: ServerToken.Scope = .sync, metrics: ServerMetrics
     ) throws -> String {
         guard let database = context.parameters.get("database"), DatabaseName.isValid(database) else {
             metrics.count(.rejected)
@@ -28,6 +28,10 @@ extension StandaloneServer {
         guard token.databases.contains(database), allowed else {
             metrics.count(.forbidden)
             throw HTTPError(.forbidden, message: "the token does not grant \(needs.rawValue) access to \(database)")
+        }
+        guard token.scopes.contains(scope) else {
+            metrics.count(.forbidden)
+            throw HTTPError(.forbidden, message: "the token's scopes do not include \(scope.rawValue)")
         }
         return database
     }

@@ -1,6 +1,6 @@
 import Weft
 
-// The background passes: log compaction and tombstone collection.
+// The background passes: filling in projections, log compaction and tombstone collection.
 extension SyncService {
     /// Runs one pass of background compaction over the store's log, in steps of at most `step`
     /// entries (each a short transaction of its own, so pushes and pulls go on between them),
@@ -42,5 +42,24 @@ extension SyncService {
             if result.passFinished { break }
         }
         return removed
+    }
+
+    /// Fills in the JSON projection of every row written before the store kept it (the
+    /// migration to the projection, ``CentralStore/projectDocuments(limit:projector:)``), in
+    /// steps of at most `step` rows, each a short transaction of its own. Answers how many rows
+    /// it projected.
+    public func projectDocuments(step: Int = 500) async throws(SyncError) -> Int {
+        var projected = 0
+        while !Task.isCancelled {
+            let result: (projected: Int, passFinished: Bool)
+            do {
+                result = try await store.projectDocuments(limit: step, projector: projector)
+            } catch {
+                throw SyncError(.unavailable, "store: \(error)")
+            }
+            projected += result.projected
+            if result.passFinished { break }
+        }
+        return projected
     }
 }

@@ -21,6 +21,7 @@ extension SyncService {
         guard request.changes.count <= limits.maximumChanges else {
             throw SyncError(.rejected, "\(request.changes.count) changes in one push, over the limit of \(limits.maximumChanges)")
         }
+        try Self.refuseServerWriter(request.replica)
         for (index, change) in request.changes.enumerated() { try Self.checkRange(change.sequence, "changes[\(index)].sequence") }
         try Self.checkRange(request.expectedAppliedThrough, "expectedAppliedThrough")
         var request = request
@@ -83,7 +84,7 @@ extension SyncService {
             let receipt = request.receipt.flatMap { $0 == 0 ? nil : $0 } ?? PushReceipt.draw()
             let (mark, link) = try await store.applyPush(
                 database: database, replica: request.replica, epoch: request.epoch, expectedMark: request.expectedAppliedThrough,
-                pulledThrough: request.pulledThrough, receipt: receipt, changes: changes
+                pulledThrough: request.pulledThrough, receipt: receipt, changes: changes, projector: projector
             ) {
                 local, key, pushed throws(WeftError) in
                 var remote = pushed

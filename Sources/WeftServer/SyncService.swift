@@ -11,6 +11,8 @@ public actor SyncService {
     public nonisolated let store: any CentralStore
     let policies: @Sendable (String) -> ServerPolicies
     let resolvers: ResolverRegistry
+    /// Each document's JSON projection, under the policies and resolvers the service merges with.
+    public nonisolated let projector: DocumentProjector
     /// The server's clock, for the clock-skew guard.
     let timeSource: any PhysicalTimeSource
     /// How far ahead of the server's clock (the `timeSource` the service was created with) a
@@ -79,6 +81,19 @@ public actor SyncService {
         maximumLongPoll: Duration = .seconds(30),
         logger: Logger = Logger(label: "weft.sync-service")
     ) {
+        self.init(
+            store: store, limits: limits, policiesByDatabase: policiesByDatabase, resolvers: resolvers, storePollInterval: storePollInterval,
+            maximumClockSkew: maximumClockSkew, timeSource: timeSource, maximumDocumentBytes: maximumDocumentBytes,
+            maximumLongPoll: maximumLongPoll, logger: logger, keepsProjection: true)
+    }
+
+    /// The designated initializer; `keepsProjection: false` has the store keep no projection
+    /// (to measure what keeping it costs).
+    @_spi(Measuring) public init(
+        store: any CentralStore, limits: WireLimits, policiesByDatabase: @escaping @Sendable (String) -> ServerPolicies,
+        resolvers: ResolverRegistry, storePollInterval: Duration, maximumClockSkew: UInt64, timeSource: any PhysicalTimeSource,
+        maximumDocumentBytes: Int, maximumLongPoll: Duration, logger: Logger, keepsProjection: Bool
+    ) {
         self.maximumDocumentBytes = maximumDocumentBytes
         self.maximumLongPoll = maximumLongPoll
         self.logger = logger
@@ -89,6 +104,9 @@ public actor SyncService {
         self.store = store
         self.limits = limits
         self.policies = policiesByDatabase
+        var projector = DocumentProjector(policies: policiesByDatabase, resolvers: resolvers)
+        projector.keepsProjection = keepsProjection
+        self.projector = projector
     }
 
     /// Creates a service over `store` with every setting of a `[server]` section that concerns
@@ -111,6 +129,7 @@ public actor SyncService {
     /// database's policies.
     public func hello(database: String, _ request: HelloRequest) async throws(SyncError) -> HelloResponse {
         try Self.checkRange(request.acknowledgedThrough, "acknowledgedThrough")
+        try Self.refuseServerWriter(request.replica)
         let outcome: (accepted: Bool, appliedThrough: UInt64, receipt: UInt64)
         do {
             outcome = try await store.hello(
@@ -134,6 +153,14 @@ public actor SyncService {
     /// The largest sequence (and mark) a store can hold: both stores keep them as signed 64-bit
     /// integers.
     public static let maximumSequence = UInt64(Int64.max)
+
+    /// Refuses a replica that names itself as the server's writer (``serverWriter``): its dots
+    /// would collide with the server's own writes.
+    static func refuseServerWriter(_ replica: ReplicaID) throws(SyncError) {
+        guard replica != serverWriter else {
+            throw SyncError(.rejected, "the replica identity \(replica) is the server's own writer: no replica may use it")
+        }
+    }
 
     /// Refuses a client-supplied sequence the stores cannot represent, naming the field.
     static func checkRange(_ value: UInt64, _ field: String) throws(SyncError) {

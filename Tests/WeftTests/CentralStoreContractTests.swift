@@ -119,7 +119,7 @@ struct CentralStoreContractTests {
             let answer = try await store.applyPush(
                 database: "db", replica: replicaA, epoch: epoch, expectedMark: 0, pulledThrough: 0, receipt: receipt,
                 changes: [change(sequence, "d\(id)", "v", value ?? Int64(id), replica: replicaA, wall: 10 + UInt64(value ?? 0), count: value.map { UInt64($0) } ?? id)],
-                merge: Self.merge)
+                projector: .plain, merge: Self.merge)
             return [answer.mark, answer.receipt.previous, answer.receipt.current]
         }
         func hello(_ acknowledged: UInt64) async throws -> UInt64 {
@@ -141,14 +141,14 @@ struct CentralStoreContractTests {
         await #expect(throws: WeftError.self) {
             try await store.applyPush(
                 database: "db", replica: self.replicaA, epoch: 5, expectedMark: 0, pulledThrough: 0, receipt: 33,
-                changes: [self.change(3, "z", "a", 3, replica: self.replicaA, wall: 12, count: 3)]
+                changes: [self.change(3, "z", "a", 3, replica: self.replicaA, wall: 12, count: 3)], projector: .plain
             ) { _, _, _ throws(WeftError) in throw .invalidArgument("refused") }
         }
         await #expect(throws: WeftError.self) { try await push(3, receipt: 34, epoch: 6) }
         await #expect(throws: WeftError.self) {
             try await store.applyPush(
                 database: "db", replica: self.replicaA, epoch: 5, expectedMark: 99, pulledThrough: 0, receipt: 35, changes: [],
-                merge: Self.merge)
+                projector: .plain, merge: Self.merge)
         }
         #expect(try await push(3, receipt: 44) == [3, 22, 44])
         // A change at or below the mark that changes a record moves them (rule 1).

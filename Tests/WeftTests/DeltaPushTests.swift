@@ -171,7 +171,7 @@ struct DeltaPushTests {
         }
         func applyPush(
             database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?, receipt: UInt64,
-            changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+            changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)], projector: DocumentProjector,
             merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
                 record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
             )
@@ -184,7 +184,12 @@ struct DeltaPushTests {
             }
             return try await base.applyPush(
                 database: database, replica: replica, epoch: epoch, expectedMark: expectedMark, pulledThrough: pulledThrough, receipt: receipt,
-                changes: changes, merge: merge)
+                changes: changes, projector: projector, merge: merge)
+        }
+        func documents(
+            database: String, collection: CollectionName, after: DocumentID?, limit: Int, filters: [ProjectionFilter], projector: DocumentProjector
+        ) async throws(WeftError) -> [(id: DocumentID, record: DocumentRecord)] {
+            try await base.documents(database: database, collection: collection, after: after, limit: limit, filters: filters, projector: projector)
         }
         func changes(database: String, after: UInt64, limit: Int, maxBytes: Int) async throws(WeftError)
             -> (changes: [LoggedChange], hasMore: Bool)

@@ -4,7 +4,7 @@ import Hummingbird
 import Logging
 import Weft
 import WeftCRDT
-import WeftServer
+@_spi(Measuring) import WeftServer
 import WeftWire
 
 struct BenchServer {
@@ -22,7 +22,7 @@ struct BenchServer {
 
     static func start(
         store: any CentralStore, storePath: String = "", policy: ConflictPolicy, databases: [String] = [BenchServer.database],
-        maxDocumentBytes: Int? = nil
+        maxDocumentBytes: Int? = nil, keepsProjection: Bool = true
     ) async throws -> BenchServer {
         var configuration = ServerConfiguration()
         if let maxDocumentBytes { configuration.limits.maxDocumentBytes = maxDocumentBytes }
@@ -30,14 +30,17 @@ struct BenchServer {
         configuration.storePath = storePath
         configuration.tokens = [ServerToken(token: token, databases: databases, access: .readWrite)]
         let limits = configuration.limits
+        var logger = Logger(label: "weft.bench.server")
+        logger.logLevel = .critical
+        let policies = ServerPolicies(defaultPolicy: policy)
         let service = SyncService(
             store: store,
             limits: WireLimits(
                 maximumFrameBytes: limits.maxRequestBytes, maximumDecompressedBytes: limits.maxDecompressedBytes,
                 maximumChanges: limits.maxChangesPerBatch),
-            policies: ServerPolicies(defaultPolicy: policy))
-        var logger = Logger(label: "weft.bench.server")
-        logger.logLevel = .critical
+            policiesByDatabase: { _ in policies }, resolvers: ResolverRegistry(), storePollInterval: .milliseconds(250),
+            maximumClockSkew: 60_000, timeSource: SystemTimeSource(), maximumDocumentBytes: .max, maximumLongPoll: .seconds(30),
+            logger: logger, keepsProjection: keepsProjection)
         // Started and stopped as `weft serve` is: stopping cancels nothing, it shuts down
         // gracefully (cancelling the serving task can trap in NIO when a connection was accepted
         // but not yet served: apple/swift-nio#3481).

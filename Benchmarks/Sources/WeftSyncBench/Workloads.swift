@@ -409,10 +409,12 @@ func pushAllAtOnce(_ engines: [SyncEngine], expected: Int) async throws -> (seco
 /// documents of its own at once. Returns changes per second over the wall time of all pushes,
 /// and the share of the machine's CPU that was busy meanwhile (every process, PostgreSQL's too).
 func runStorePush(
-    stores: [any CentralStore], tenant: String, replicas: Int, changes: Int, batchEntries: Int = 100
+    stores: [any CentralStore], tenant: String, replicas: Int, changes: Int, batchEntries: Int = 100, keepsProjection: Bool = true
 ) async throws -> (changesPerSecond: Int, seconds: Double, cpuBusy: Double?) {
     var servers = [BenchServer]()
-    for store in stores { servers.append(try await BenchServer.start(store: store, policy: .lastWriterWins, databases: [tenant])) }
+    for store in stores {
+        servers.append(try await BenchServer.start(store: store, policy: .lastWriterWins, databases: [tenant], keepsProjection: keepsProjection))
+    }
     do {
         let engines = try await queuedReplicas(
             replicas: replicas, changes: changes, baseURLs: servers.map(\.baseURL), tenant: tenant, batchEntries: batchEntries)

@@ -15,7 +15,7 @@
 //                          twice: push and pull (syncOnce), then push only (pushAll)
 //   --load-repeats N       passes of each load test, fresh databases each (default 3)
 //   --skip PHASES          comma-separated phases to skip: postgres, scaleout, throttle, replay,
-//                          wire, memory, load, bootstrap, large, tombstones, live
+//                          wire, memory, load, bootstrap, large, tombstones, live, projection
 //   --bootstrap-documents N documents on the server in the bootstrap phase (default 10000)
 //   --only PHASES          run only these phases
 //   --pg-replicas N        replicas pushing at once in the PostgreSQL phases (default 20)
@@ -120,7 +120,7 @@ while let argument = arguments.popFirst() {
         print(
             "usage: weft-sync-bench [--changes N] [--batch-sizes A,B,..] [--repeats N] [--memory-changes N] "
                 + "[--write-chunk N] [--replicas N] [--rounds N] [--round-changes N] [--load-repeats N] "
-                + "[--skip|--only postgres,scaleout,throttle,replay,wire,memory,load,bootstrap] [--bootstrap-documents N] [--throttle-changes N] [--throttle-rate BYTES] "
+                + "[--skip|--only postgres,scaleout,throttle,replay,wire,memory,load,bootstrap,large,tombstones,live,projection] [--bootstrap-documents N] [--throttle-changes N] [--throttle-rate BYTES] "
                 + "[--pg-replicas N] [--pg-changes N] [--pg-repeats N] [--scale-changes N] [--server-cpus 0,0.5] [--weft PATH] [--quick]")
         exit(0)
     default: fail("unknown argument \(argument)")
@@ -129,7 +129,8 @@ while let argument = arguments.popFirst() {
 
 if let only {
     skipped.formUnion(
-        Set(["postgres", "scaleout", "throttle", "replay", "wire", "memory", "load", "bootstrap", "large", "tombstones", "live"]).subtracting(only))
+        Set(["postgres", "scaleout", "throttle", "replay", "wire", "memory", "load", "bootstrap", "large", "tombstones", "live", "projection"])
+            .subtracting(only))
 }
 
 // MARK: - Run
@@ -284,6 +285,48 @@ do {
         } else {
             log("postgres: skipped, WEFT_POSTGRES_URL is not set (run under scripts/with-postgres.sh)")
         }
+    }
+
+    // J. The JSON projection's cost: push throughput of each store with the projection kept and
+    // without it (the store then writes rows as an older build did), in alternating order.
+    if !skipped.contains("projection") {
+        let postgresURL = ProcessInfo.processInfo.environment["WEFT_POSTGRES_URL"].flatMap(URL.init(string:))
+        if postgresURL == nil { log("projection: PostgreSQL left out, WEFT_POSTGRES_URL is not set (run under scripts/with-postgres.sh)") }
+        var figures = [String: Any]()
+        for kind in ["sqlite", "postgres"] where kind == "sqlite" || postgresURL != nil {
+            var ratios = [Double]()
+            var runs = [[String: Any]]()
+            for pass in 1...pgRepeats {
+                var rates = [Bool: Int]()
+                for keeps in pass % 2 == 1 ? [true, false] : [false, true] {
+                    let scratch = try Scratch()
+                    let store: any CentralStore
+                    if kind == "sqlite" {
+                        store = try SQLiteCentralStore(path: scratch.file("central.sqlite"))
+                    } else {
+                        store = try await PostgresCentralStore(url: postgresURL!)
+                    }
+                    let tenant = "projection\(UInt32.random(in: 0...UInt32.max))"
+                    let result = try await runStorePush(
+                        stores: [store], tenant: tenant, replicas: pgReplicas, changes: pgChanges, keepsProjection: keeps)
+                    if let postgres = store as? PostgresCentralStore { await postgres.shutdown() }
+                    scratch.remove()
+                    rates[keeps] = result.changesPerSecond
+                }
+                let with = rates[true] ?? 0
+                let without = rates[false] ?? 1
+                log("projection: \(kind) pass \(pass)/\(pgRepeats): \(with)/s with the projection, \(without)/s without")
+                ratios.append(Double(with) / Double(max(1, without)))
+                runs.append(["with_projection_changes_per_second": with, "without_projection_changes_per_second": without])
+            }
+            let ratio = median(ratios)
+            figures[kind] = ["passes": runs, "with_over_without_median": rounded(ratio, 3)] as [String: Any]
+            targets["projection_push_throughput_\(kind)"] = target(ratio, ">=", 0.8, "(ratio)")
+        }
+        output["projection"] = figures.merging([
+            "replicas": pgReplicas, "changes_per_replica": pgChanges,
+            "note": "push throughput of work orders (5 scalar fields) over HTTP on loopback, LWW, one server; with the doc/deleted columns written in the push's transaction vs without",
+        ]) { a, _ in a }
     }
 
     // S. Scale-out: 1 and 2 `weft serve` processes on one PostgreSQL, each optionally held to a

@@ -309,7 +309,7 @@ struct TOMLReader {
 
     func server(_ table: TOMLTable) throws(ConfigurationError) -> ServerConfiguration {
         let path = "server"
-        try checkKeys(table, at: path, allowed: ["listen", "store_path", "store_url", "tokens", "limits", "tombstone_retention_ms"])
+        try checkKeys(table, at: path, allowed: ["listen", "store_path", "store_url", "tokens", "limits", "tombstone_retention_ms", "views"])
         var result = ServerConfiguration()
         if let retention = try integer(table, "tombstone_retention_ms", at: path, range: 1...315_360_000_000, unit: " of milliseconds") {
             result.tombstoneRetentionMilliseconds = UInt64(retention)
@@ -358,6 +358,22 @@ struct TOMLReader {
                 result.limits.idleTimeoutMilliseconds = value
             }
         }
+        if let views = try self.table(table, "views", at: path) {
+            for name in views.keys.sorted() {
+                let viewPath = "\(path).views.\(name)"
+                guard let entry = try self.table(views, name, at: "\(path).views") else { continue }
+                var columns = [CollectionView.Column]()
+                for field in entry.keys.sorted() {
+                    guard let type = try choice(entry, field, at: viewPath, CollectionView.ColumnType.self) else { continue }
+                    columns.append(CollectionView.Column(path: FieldPath(field), type: type))
+                }
+                do {
+                    result.views.append(try CollectionView(collection: try CollectionName(name), columns: columns))
+                } catch {
+                    throw self.error(viewPath, expected: "a view of a collection's fields", found: error.message)
+                }
+            }
+        }
         if let tokens = table["tokens"] {
             guard let array = tokens.array else {
                 throw error("\(path).tokens", expected: "an array of tables ([[server.tokens]])", found: describe(tokens))
@@ -365,7 +381,7 @@ struct TOMLReader {
             for (index, element) in array.enumerated() {
                 let tokenPath = "\(path).tokens[\(index)]"
                 guard let entry = element.table else { throw error(tokenPath, expected: "a table", found: describe(element)) }
-                try checkKeys(entry, at: tokenPath, allowed: ["token", "databases", "access"])
+                try checkKeys(entry, at: tokenPath, allowed: ["token", "databases", "access", "scopes"])
                 guard let secret = try string(entry, "token", at: tokenPath), secret.utf8.count >= 16 else {
                     throw error("\(tokenPath).token", expected: "a token of at least 16 characters", found: "none or a shorter one")
                 }
@@ -380,7 +396,19 @@ struct TOMLReader {
                     names.append(name)
                 }
                 let access = try choice(entry, "access", at: tokenPath, ServerToken.Access.self) ?? .readWrite
-                result.tokens.append(ServerToken(token: secret, databases: names, access: access))
+                var scopes: Set<ServerToken.Scope> = [.sync]
+                if let listed = entry["scopes"] {
+                    let expected = "an array of \(ServerToken.Scope.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))"
+                    guard let array = listed.array, !array.isEmpty else { throw error("\(tokenPath).scopes", expected: expected, found: describe(listed)) }
+                    scopes = []
+                    for element in array {
+                        guard let name = element.string, let scope = ServerToken.Scope(rawValue: name) else {
+                            throw error("\(tokenPath).scopes", expected: expected, found: describe(element))
+                        }
+                        scopes.insert(scope)
+                    }
+                }
+                result.tokens.append(ServerToken(token: secret, databases: names, access: access, scopes: scopes))
             }
         }
         return result

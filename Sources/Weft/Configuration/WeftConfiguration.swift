@@ -211,18 +211,29 @@ public struct ServerToken: Hashable, Sendable {
         case readWrite = "read_write"
     }
 
+    /// Which routes a token opens.
+    public enum Scope: String, Hashable, Sendable, CaseIterable {
+        /// Replication: hello, push and pull.
+        case sync
+        /// The document API for backends: read, list, write, the change feed.
+        case documents
+    }
+
     /// The secret.
     public var token: String
     /// The databases it covers.
     public var databases: [String]
     /// What it may do there.
     public var access: Access
+    /// The routes it opens (`scopes`; by default replication only).
+    public var scopes: Set<Scope>
 
     /// Creates a token.
-    public init(token: String, databases: [String], access: Access) {
+    public init(token: String, databases: [String], access: Access, scopes: Set<Scope> = [.sync]) {
         self.token = token
         self.databases = databases
         self.access = access
+        self.scopes = scopes
     }
 }
 
@@ -284,6 +295,8 @@ public struct ServerConfiguration: Hashable, Sendable {
     /// replicas keep theirs); a replica that has not pulled for longer resyncs when it
     /// returns.
     public var tombstoneRetentionMilliseconds: UInt64 = TombstoneRetention.defaultMilliseconds
+    /// `[server.views.NAME]`: typed SQL views over collections' projections, by collection.
+    public var views: [CollectionView] = []
 
     /// The defaults: `127.0.0.1:20000`, `weft-server.sqlite`, no tokens.
     public init() {}

@@ -77,3 +77,16 @@ public struct DocumentEditor {
         }
     }
 }
+
+extension DocumentEditor {
+    /// Makes the document show the JSON object `object`, or applies it as a merge patch
+    /// (`Document.write(json:at:mode:)` in WeftCRDT): the server's document API.
+    package mutating func write(json object: [String: JSONValue], mode: Document.JSONWriteMode) throws(WeftError) {
+        base = nil
+        do {
+            try document.write(json: object, at: stamp, mode: mode)
+        } catch {
+            throw .mapping(error.description)
+        }
+    }
+}

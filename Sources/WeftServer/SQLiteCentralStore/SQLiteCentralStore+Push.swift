@@ -9,7 +9,7 @@ import WeftWire
 extension SQLiteCentralStore {
     public func applyPush(
         database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?, receipt: UInt64,
-        changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)],
+        changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)], projector: DocumentProjector,
         merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
             record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
         )
@@ -38,8 +38,10 @@ extension SQLiteCentralStore {
                 let store = RawStatement(
                     try db.cachedStatement(
                         sql: """
-                            INSERT INTO documents (tenant, collection, id, record, tombstone, born_after) VALUES (?, ?, ?, ?, ?, ?)
-                            ON CONFLICT (tenant, collection, id) DO UPDATE SET record = excluded.record, tombstone = excluded.tombstone
+                            INSERT INTO documents (tenant, collection, id, record, tombstone, born_after, doc, deleted)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                            ON CONFLICT (tenant, collection, id) DO UPDATE SET
+                                record = excluded.record, tombstone = excluded.tombstone, doc = excluded.doc, deleted = excluded.deleted
                             """),
                     in: db)
                 // Logging a change replaces the document's entry (the unique key): the log is
@@ -75,6 +77,7 @@ extension SQLiteCentralStore {
                     guard result.record != local else { continue }
                     moved = true
                     let bytes = result.record.encoded()
+                    let projection = projector.projection(database: database, key: key, record: result.record)
                     try bytes.withUnsafeBytes { record in
                         try store.run { statement in
                             try statement.bind(database)
@@ -83,6 +86,8 @@ extension SQLiteCentralStore {
                             try statement.bind(borrowing: record)
                             try statement.bind(result.record.isDeleted && result.record.body.count == 0)
                             try statement.bind(bornAfter)
+                            if let projection { try statement.bind(projection) } else { try statement.bindNull() }
+                            if projector.keepsProjection { try statement.bind(projection == nil) } else { try statement.bindNull() }
                             try statement.execute()
                         }
                     }

@@ -110,6 +110,17 @@ extension SQLiteCentralStore {
                     ALTER TABLE high_water ADD COLUMN previous_receipt INTEGER NOT NULL DEFAULT 0;
                     """)
         }
+        migrator.registerMigration("v7: the JSON projection") { db in
+            // Each document's JSON projection (CentralStore rule 10), for SQL with SQLite's JSON
+            // functions: `doc` is the projection's text (NULL when deleted), `deleted` 1 or 0,
+            // and NULL for rows written before, which `projectDocuments` fills in steps.
+            try db.execute(
+                sql: """
+                    ALTER TABLE documents ADD COLUMN doc TEXT;
+                    ALTER TABLE documents ADD COLUMN deleted INTEGER;
+                    CREATE INDEX documents_unprojected ON documents (tenant) WHERE deleted IS NULL;
+                    """)
+        }
         return migrator
     }
 }
