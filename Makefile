@@ -1,7 +1,7 @@
 # Weft: `make test` installs what it needs and runs the whole suite; `make demo` runs the main job.
 SWIFT ?= swift
 
-.PHONY: all deps build test docs demo example bench format
+.PHONY: all deps build test docs api-check demo example bench format
 
 all: build
 
@@ -16,6 +16,11 @@ test: deps
 	$(SWIFT) build --build-tests
 	python3 scripts/client-dependencies.py
 	bash scripts/with-postgres.sh $(SWIFT) test --skip-build
+
+# The document API against its OpenAPI document (Docs/openapi.json): `weft serve` on a
+# throwaway store, fuzzed by schemathesis (from PyPI). CI runs it after `make test`.
+api-check: deps
+	SWIFT=$(SWIFT) bash scripts/check-openapi.sh
 
 # The DocC documentation of every library target; fails on any DocC warning (a broken symbol
 # link, say) but those listed in scripts/docs-known-warnings.txt. CI runs it after `make test`.

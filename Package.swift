@@ -117,6 +117,7 @@ let package = Package(
             dependencies: [
                 "Weft", "WeftCRDT", "WeftSQLite", "WeftServer", "WeftHTTP", "WeftPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -7,7 +7,7 @@ struct WeftCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weft",
         abstract: "Weft: local-first replicas of CRDT documents, synced with a central server.",
-        subcommands: [Serve.self, Demo.self, SyncReplica.self, Status.self, Conflicts.self, Get.self, List.self, Query.self])
+        subcommands: [Serve.self, Demo.self, SyncReplica.self, Status.self, Conflicts.self, Get.self, List.self, Query.self, Remote.self])
 }
 
 extension AsyncParsableCommand {

@@ -84,7 +84,8 @@ extension StandaloneServer {
                 switch String(name).removingPercentEncoding ?? String(name) {
                 case "after": cursor = try feedCursor(String(value))
                 case "limit": limit = try number(String(value), "limit", in: 1...maximumPageSize)
-                case "wait": wait = try number(String(value), "wait", in: 0...max(0, limits.maxLongPollMilliseconds))
+                // Cut to max_long_poll_ms by the pull, as a replica's wait is.
+                case "wait": wait = try number(String(value), "wait", in: 0...3_600_000)
                 default: throw APIFailure.badRequest("unknown query parameter \(name.prefix(80).debugDescription)")
                 }
             }

@@ -70,6 +70,10 @@ public enum StandaloneServer {
         let tokens = configuration.tokens
         let router = Router()
         router.get("health") { _, _ in "ok" }
+        router.get("openapi.json") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: openAPIDocument)))
+        }
         router.get("metrics") { _, _ in
             metrics.compactedEntries.record(Double(await service.store.compactedEntries))
             metrics.collectedTombstones.record(Double(await service.store.collectedTombstones))

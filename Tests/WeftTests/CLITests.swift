@@ -220,4 +220,43 @@ struct CLISyncTests {
         process.waitUntilExit()
         await server.stop()
     }
+
+    @Test("weft remote get, put, list, delete and changes use a running server's document API")
+    func remoteCommandsUseTheDocumentAPI() async throws {
+        let directory = TemporaryDirectory()
+        let server = try await APIServer.start(.sqlite, directory)
+        setenv("WEFT_TEST_REMOTE_TOKEN", APIServer.backendToken, 1)
+        let weft = try builtExecutable("weft")
+        let common = ["--server", "http://127.0.0.1:\(server.running.port)", "--database", "db", "--token-variable", "WEFT_TEST_REMOTE_TOKEN"]
+        func remote(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+            try runProcess(weft, ["remote", arguments[0]] + common + Array(arguments.dropFirst()))
+        }
+        let put = try remote(["put", "orders", "wo 1", #"{"status":"open","tags":["a"]}"#, "--create"])
+        #expect(put.status == 0, "\(put.error)")
+        let created = try JSONDecoder().decode(JSONValue.self, from: Data(put.output.utf8))
+        guard case .object(let fields) = created, case .string(let version)? = fields["_version"] else {
+            Issue.record("\(put.output)")
+            return
+        }
+        #expect(fields["_id"] == .string("wo 1") && fields["status"] == .string("open"))
+        #expect(try remote(["put", "orders", "wo 1", "{}", "--create"]).status != 0)
+        let patched = try remote(["put", "orders", "wo 1", #"{"status":"closed"}"#, "--patch", "--if-version", version])
+        #expect(patched.status == 0 && patched.output.contains(#""status":"closed""#), "\(patched.error)")
+        let stale = try remote(["put", "orders", "wo 1", #"{"status":"open"}"#, "--patch", "--if-version", version])
+        #expect(stale.status != 0 && stale.error.contains("412"), "\(stale.error)")
+        #expect(try remote(["put", "orders", "wo-2", #"{"status":"open"}"#]).status == 0)
+        let get = try remote(["get", "orders", "wo 1"])
+        #expect(get.status == 0 && get.output.contains(#""status":"closed""#))
+        let list = try remote(["list", "orders", "--where", "status=open"])
+        #expect(list.status == 0, "\(list.error)")
+        let listed = try JSONDecoder().decode([JSONValue].self, from: Data(list.output.utf8))
+        #expect(listed.count == 1 && list.output.contains(#""_id":"wo-2""#))
+        #expect(try remote(["delete", "orders", "wo-2"]).status == 0)
+        #expect(try remote(["get", "orders", "wo-2"]).error.contains("404"))
+        let changes = try remote(["changes"])
+        #expect(changes.status == 0 && changes.output.split(separator: "\n").count == 2 && changes.error.contains("cursor "))
+        let unauthorized = try runProcess(weft, ["remote", "get"] + common.dropLast(2) + ["--token-variable", "WEFT_TEST_NO_SUCH_TOKEN", "orders", "x"])
+        #expect(unauthorized.status != 0 && unauthorized.error.contains("WEFT_TEST_NO_SUCH_TOKEN"))
+        await server.stop()
+    }
 }
