@@ -220,7 +220,7 @@ public protocol CentralStore: TombstoneCollectingStore {
     func projectDocuments(limit: Int, projector: DocumentProjector) async throws(WeftError) -> (projected: Int, passFinished: Bool)
 
     /// Makes the store hold exactly `views` among its typed views of collections' projections
-    /// (`weft_view_NAME`, ``Weft/CollectionView``): creates or replaces each, and drops views of
+    /// (`weft_view_NAME`, `CollectionView` in Weft): creates or replaces each, and drops views of
     /// that name pattern it no longer declares. Stores without SQL have none to make.
     func declareViews(_ views: [CollectionView]) async throws(WeftError)
 

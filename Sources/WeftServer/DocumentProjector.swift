@@ -2,7 +2,7 @@ import Weft
 import WeftCRDT
 
 /// What a central store needs to keep each document's JSON projection
-/// (``Weft/DocumentProjection``): each database's policies and the server's resolvers, the same
+/// (`DocumentProjection` in Weft): each database's policies and the server's resolvers, the same
 /// the one merge uses, so the projection shows what replicas of the collection show.
 ///
 /// Stores that keep the projection beside the record (the SQLite and PostgreSQL stores: the
@@ -32,7 +32,7 @@ public struct DocumentProjector: Sendable {
 
     /// The projection of `record`, stored as document `key` of `database`: its JSON text, or `nil`
     /// if the record is deleted.
-    /// - Complexity: ``Weft/DocumentProjection/text(of:policy:resolvers:)``.
+    /// - Complexity: that of `DocumentProjection.text(of:policy:resolvers:)` in Weft.
     public func projection(database: String, key: DocumentKey, record: DocumentRecord) -> String? {
         guard keepsProjection else { return nil }
         return DocumentProjection.text(of: record, policy: policy(database: database, collection: key.collection), resolvers: resolvers)

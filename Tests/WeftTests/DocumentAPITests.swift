@@ -95,7 +95,7 @@ struct APIServer {
     }
 }
 
-@Suite("Document API for backends")
+@Suite("Document API for backends", .serialized)
 struct DocumentAPITests {
     static func object(_ text: String) throws -> JSONValue { try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) }
 

@@ -194,7 +194,7 @@ struct ProjectingStore: Sendable {
     }
 }
 
-@Suite("JSON projection in the central stores")
+@Suite("JSON projection in the central stores", .serialized)
 struct StoredProjectionTests {
     final class Finished: Sendable { let count = Mutex(0) }
 

@@ -4,7 +4,7 @@ import WeftCRDT
 /// (`doc`), what the server's document API answers and what the CLI prints.
 ///
 /// The projection is the document as readers of its collection see it
-/// (``Document/jsonValue``), after the collection's policy has had its say: siblings are
+/// (`Document.jsonValue` in WeftCRDT), after the collection's policy has had its say: siblings are
 /// resolved by the policy's resolver where the caller has it, or joined; field rules choose
 /// what a ruled register shows (``ConflictPolicy/fields(_:)``). A deleted document has no
 /// projection.
@@ -22,7 +22,7 @@ public enum DocumentProjection {
         return body(of: record, policy: policy, resolvers: resolvers).jsonValue
     }
 
-    /// ``value(of:policy:resolvers:)`` as JSON text (``JSONValue/text``), or `nil` if the record
+    /// ``value(of:policy:resolvers:)`` as JSON text (`JSONValue.text` in WeftCRDT), or `nil` if the record
     /// is deleted.
     public static func text(of record: DocumentRecord, policy: ConflictPolicy, resolvers: ResolverRegistry = ResolverRegistry()) -> String? {
         value(of: record, policy: policy, resolvers: resolvers)?.text
