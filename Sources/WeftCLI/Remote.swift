@@ -29,8 +29,8 @@ struct RemoteOptions: ParsableArguments {
         guard DatabaseName.isValid(database) else { throw fail("\(database.debugDescription) is not a database name") }
         let trimmed = server.hasSuffix("/") ? String(server.dropLast()) : server
         guard trimmed.hasPrefix("http://") || trimmed.hasPrefix("https://") else { throw fail("--server must be an http:// or https:// URL") }
-        var unreserved = CharacterSet.alphanumerics
-        unreserved.insert(charactersIn: "-._~")
+        // RFC 3986's unreserved characters, ASCII only: everything else is percent-encoded.
+        let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
         let encode = { (text: String) in text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? text }
         var url = trimmed + "/v1/" + database + "/" + path.map(encode).joined(separator: "/")
         if !query.isEmpty { url += "?" + query.map { encode($0.0) + "=" + encode($0.1) }.joined(separator: "&") }

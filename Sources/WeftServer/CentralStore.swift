@@ -243,10 +243,12 @@ public struct ProjectionFilter: Hashable, Sendable {
     /// The value.
     public let value: JSONValue
 
-    /// A condition; `path` must have at least one component, none empty or holding `"`.
+    /// A condition; `path` must have 1 to 16 components, none empty, over 256 bytes, or holding
+    /// `"` or a control character.
     public init(path: [String], value: JSONValue) throws(WeftError) {
-        guard !path.isEmpty, path.allSatisfy({ !$0.isEmpty && !$0.contains("\"") && $0.utf8.count <= 256 }), path.count <= 16 else {
-            throw .invalidArgument("a filter's field path needs 1 to 16 names, none empty, holding '\"' or over 256 bytes")
+        let plain = { (name: String) in !name.isEmpty && name.utf8.count <= 256 && !name.utf8.contains { $0 < 0x20 || $0 == 0x7F || $0 == 0x22 } }
+        guard !path.isEmpty, path.count <= 16, path.allSatisfy(plain) else {
+            throw .invalidArgument("a filter's field path needs 1 to 16 names, none empty, over 256 bytes, or holding '\"' or a control character")
         }
         self.path = path
         self.value = value

@@ -21,11 +21,17 @@ struct LogCompaction: Service {
     func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
+                // Each pass on its own: a record that does not decode stops the projection's pass
+                // (logged at each try), not compaction or collection.
                 do {
                     let projected = try await service.projectDocuments()
                     if projected > 0 {
                         logger.info("filled in the JSON projection of documents stored before it", metadata: ["documents": "\(projected)"])
                     }
+                } catch {
+                    logger.error("filling in the JSON projection failed; it tries again later", metadata: ["error": "\(error)"])
+                }
+                do {
                     let removed = try await service.compactLog()
                     if removed > 0 {
                         logger.info("compacted the change log", metadata: ["removed": "\(removed)"])

@@ -65,6 +65,14 @@ extension SyncService {
     /// (hellos and pushes that name it are refused).
     public static let serverWriter = ReplicaID(high: 0x5745_4654_5345_5256, low: 0x4150_4900_0000_0001)
 
+    /// The first counter of the server's writer in a record that holds none of its counters:
+    /// the clock's milliseconds times 1,024. Every earlier life of the document began with a
+    /// lower floor and, unless the server wrote more than 1,024 of its dots per millisecond of
+    /// it, ended below this one, so no dot of the writer is issued twice.
+    static func writerFloor(now: UInt64) -> UInt64 {
+        now.multipliedReportingOverflow(by: 1_024).overflow ? UInt64(Int64.max) : now * 1_024
+    }
+
     /// A document's version as the API shows it (the `ETag`): the digest of its record, 16
     /// hexadecimal digits. Any change of the record changes it.
     public static func version(of record: DocumentRecord) -> String {
@@ -150,21 +158,36 @@ extension SyncService {
                                 "\(key) is at version \(local.flatMap { $0.isDeleted ? nil : Self.version(of: $0) } ?? "none"), not \(expected) (If-Match): read it again"))
                     }
                 }
-                let record: DocumentRecord
-                do {
-                    record = try Replica.write(
-                        local, key: key, expectation: expectation, deleting: mode == nil, stamp: stamp, writer: Self.serverWriter, policy: policy,
-                        resolvers: resolvers
-                    ) { editor throws(WeftError) in
-                        if let mode { try editor.write(json: fields, mode: mode) }
+                func edit(floor: UInt64) throws(WeftError) -> DocumentRecord {
+                    do {
+                        return try Replica.write(
+                            local, key: key, expectation: expectation, deleting: mode == nil, stamp: stamp, writer: Self.serverWriter,
+                            policy: policy, resolvers: resolvers, floor: floor
+                        ) { editor throws(WeftError) in
+                            if let mode { try editor.write(json: fields, mode: mode) }
+                        }
+                    } catch {
+                        let failure = (error as? WeftError) ?? .invalidArgument("\(error)")
+                        switch failure.kind {
+                        case .documentNotFound: throw refuse(DocumentAPIError(.notFound, "\(key) does not exist"))
+                        case .documentExists: throw refuse(DocumentAPIError(.preconditionFailed, "\(key) exists"))
+                        default: throw refuse(DocumentAPIError(.badRequest, failure.message))
+                        }
                     }
-                } catch {
-                    let failure = (error as? WeftError) ?? .invalidArgument("\(error)")
-                    switch failure.kind {
-                    case .documentNotFound: throw refuse(DocumentAPIError(.notFound, "\(key) does not exist"))
-                    case .documentExists: throw refuse(DocumentAPIError(.preconditionFailed, "\(key) exists"))
-                    default: throw refuse(DocumentAPIError(.badRequest, failure.message))
-                    }
+                }
+                var record = try edit(floor: 0)
+                // A write that changes nothing (the same fields again) stores nothing: the
+                // version, the log and the replicas stay as they are.
+                if let local, live, mode != nil, record.body == local.body {
+                    outcome.withLock { $0 = (local, false, nil) }
+                    return (local, .unchanged, nil)
+                }
+                // The server's writer counts on from a floor drawn from its clock whenever the
+                // record holds none of its counters: the document may be one the server deleted
+                // and forgot, whose tombstone replicas still hold with the writer's earlier dots
+                // in it. (A record that holds them holds its latest.)
+                if (local?.highestCounter(of: Self.serverWriter) ?? 0) == 0 {
+                    record = try edit(floor: Self.writerFloor(now: stamp.wallMilliseconds))
                 }
                 let size = record.encoded().count
                 if size > limit {
@@ -191,9 +214,10 @@ extension SyncService {
     public func feed(database: String, after: UInt64, tag: UInt64, limit: Int, wait: UInt32) async throws(DocumentAPIError) -> PullResponse {
         do {
             let collected = try await store.collectedThrough(database: database)
-            if after < collected {
+            if after > 0, after < collected {
                 throw DocumentAPIError(
-                    .gone, "the cursor \(after) is behind deletions this server forgot (through \(collected)): read the collections again")
+                    .gone,
+                    "the cursor \(after) is behind deletions this server forgot (through \(collected)): read the feed again from 0, which gives every live document once")
             }
         } catch let error as DocumentAPIError {
             throw error
@@ -203,7 +227,8 @@ extension SyncService {
         do {
             return try await pull(
                 database: database,
-                PullRequest(after: after, afterTag: tag, maximumChanges: UInt32(clamping: limit), maximumBytes: 4 << 20, waitMilliseconds: wait))
+                PullRequest(after: after, afterTag: tag, maximumChanges: UInt32(clamping: limit), maximumBytes: 4 << 20, waitMilliseconds: wait),
+                readerStartsAfresh: true)
         } catch {
             switch error.kind {
             case .resync, .tooFarBehind: throw DocumentAPIError(.gone, error.message)

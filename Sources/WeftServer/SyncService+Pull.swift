@@ -11,6 +11,13 @@ extension SyncService {
     /// page when its task is cancelled (its client went away) or the service shuts down
     /// (``beginShutdown()``).
     public func pull(database: String, _ request: PullRequest) async throws(SyncError) -> PullResponse {
+        try await pull(database: database, request, readerStartsAfresh: false)
+    }
+
+    /// ``pull(database:_:)``; with `readerStartsAfresh`, a pull from 0 is served even when the
+    /// database forgot tombstones: the reader (the document API's change feed) holds nothing yet,
+    /// so the log from 0, which is the snapshot of every live document, is all it needs.
+    func pull(database: String, _ request: PullRequest, readerStartsAfresh: Bool) async throws(SyncError) -> PullResponse {
         try Self.checkRange(request.after, "after")
         // A cursor behind the tombstones this database forgot: the replica may hold documents
         // deleted since, and must resync (a pull that is part of a resync is let through).
@@ -22,7 +29,7 @@ extension SyncService {
         }
         // A pull from 0 too: the replica may hold documents of its own the server deleted and
         // forgot (a file that lost its later commits looks new); its resync tells them apart.
-        if request.resyncingFrom == nil, request.after < collectedThrough {
+        if request.resyncingFrom == nil, request.after < collectedThrough, !(readerStartsAfresh && request.after == 0) {
             guard request.handlesCollection else {
                 throw SyncError(
                     .unavailable,

@@ -187,6 +187,18 @@ struct DocumentAPITests {
         guard case .array(let later)? = next.object["changes"], case .object(let change)? = later.first else { Issue.record("\(next)"); return }
         #expect(later.count == 1 && change["id"] == .string("wo-3"))
         #expect(try await server.call(.GET, "/changes?after=999999.5").status == 410)
+        // The stores' doc column after server-side writes: the projection of the stored record.
+        if let projecting = server.projecting {
+            let rows = try projecting.rows("db")
+            #expect(rows.count == 4)
+            for id in ["wo-1", "wo-2", "wo-3", "wo 4/é"] {
+                let key = DocumentKey(collection: try CollectionName("orders"), id: try DocumentID(id))
+                let record = try #require(try await server.store.record(database: "db", key: key))
+                let expected = server.service.projector.value(database: "db", key: key, record: record)
+                #expect(rows["orders/\(id)"]?.deleted == record.isDeleted)
+                #expect(rows["orders/\(id)"]?.doc.map { ProjectionTests.sameJSON($0, expected ?? .null) } ?? (expected == nil), "\(id)")
+            }
+        }
         await server.stop()
     }
 
@@ -251,6 +263,8 @@ struct DocumentAPITests {
             (.PUT, "/documents/tags/t", "{not json", [], 400),
             (.PUT, "/documents/tags/t", "[1,2]", [], 400),
             (.PUT, "/documents/tags/t", #"{"a":\#(deep)}"#, [], 400),
+            (.PUT, "/documents/tags/t", #"{"a":\#(String(repeating: "[", count: 20_000) + String(repeating: "]", count: 20_000))}"#, [], 400),
+            (.PUT, "/documents/tags/t", #"{"a":\#(String(repeating: "{\"b\":", count: 5_000))1\#(String(repeating: "}", count: 5_000))}"#, [], 400),
             (.PATCH, "/documents/tags/t", #"{"labels":[{"x":1}]}"#, [], 400),
             (.PATCH, "/documents/tags/t", #"{"list":[1,null]}"#, [], 400),
             (.PATCH, "/documents/tags/t", #"{"map":{"~removed":1}}"#, [], 400),
@@ -303,6 +317,106 @@ struct DocumentAPITests {
         await #expect(throws: SyncError.self) {
             _ = try await server.service.hello(database: "db", HelloRequest(replica: SyncService.serverWriter, confirmedEpoch: 0, epoch: 1))
         }
+        await server.stop()
+    }
+
+    struct Job: Codable, Equatable {
+        var status: String
+        var notes: [String: String]
+    }
+
+    @Test("A patch into a dictionary records removals and brings removed keys back; an array replaces an object; a stale DELETE and a no-op write change nothing", arguments: CentralKind.testable)
+    func patchesFollowTheShapeOfWhatIsStored(kind: CentralKind) async throws {
+        let directory = TemporaryDirectory()
+        let server = try await APIServer.start(kind, directory)
+        let engine = try await server.replica()
+        let jobs = try engine.replica.collection("jobs")
+        try await jobs.put("j", Job(status: "open", notes: ["a": "first", "b": "second"]))
+        try await jobs.update("j", as: Job.self) { $0.notes["a"] = nil }
+        _ = try await engine.syncOnce()
+        #expect(try await server.call(.GET, "/documents/jobs/j").doc == (try Self.object(#"{"status":"open","notes":{"b":"second"}}"#)))
+
+        // A removed key written again shows, to the API and to the app's type.
+        let again = try await server.call(.PATCH, "/documents/jobs/j", body: #"{"notes":{"a":"again"}}"#)
+        #expect(again.doc == (try Self.object(#"{"status":"open","notes":{"a":"again","b":"second"}}"#)), "\(again.message)")
+        _ = try await engine.syncOnce()
+        #expect(try await jobs.get("j", as: Job.self)?.notes == ["a": "again", "b": "second"])
+        // A removal by patch wins over a concurrent edit of the entry, as a typed removal does.
+        try await jobs.update("j", as: Job.self) { $0.notes["b"] = "edited offline" }
+        #expect(try await server.call(.PATCH, "/documents/jobs/j", body: #"{"notes":{"b":null}}"#).status == 200)
+        _ = try await engine.syncOnce()
+        _ = try await engine.syncOnce()
+        #expect(try await jobs.get("j", as: Job.self)?.notes == ["a": "again"])
+        #expect(try await server.call(.GET, "/documents/jobs/j").doc == (try Self.object(#"{"status":"open","notes":{"a":"again"}}"#)))
+        #expect(try await server.call(.PATCH, "/documents/jobs/j", body: #"{"notes":{"~removed":null}}"#).status == 400)
+
+        // An array written over an object becomes the array.
+        #expect(try await server.call(.PUT, "/documents/crews/c", body: #"{"crew":{"lead":{"n":0}}}"#).status == 201)
+        let replaced = try await server.call(.PUT, "/documents/crews/c", body: #"{"crew":[{"n":1}]}"#)
+        #expect(replaced.doc == (try Self.object(#"{"crew":[{"n":1}]}"#)), "\(replaced.message)")
+
+        // A stale DELETE deletes nothing; writing what is there already writes nothing.
+        let current = try await server.call(.GET, "/documents/crews/c")
+        let stale = try await server.call(.PUT, "/documents/crews/c", body: #"{"crew":[{"n":2}]}"#)
+        #expect(try await server.call(.DELETE, "/documents/crews/c", headers: [("If-Match", try #require(current.etag))]).status == 412)
+        let log = try await server.store.changes(database: "db", after: 0, limit: 100, maxBytes: 1 << 20).changes.map(\.sequence)
+        let same = try await server.call(.PUT, "/documents/crews/c", body: #"{"crew":[{"n":2}]}"#)
+        #expect(same.status == 200 && same.etag == stale.etag)
+        #expect(try await server.store.changes(database: "db", after: 0, limit: 100, maxBytes: 1 << 20).changes.map(\.sequence) == log)
+        await server.stop()
+    }
+
+    @Test("Under field rules, a backend write of the value a rule hides is written, and then shows")
+    func aWriteUnderFieldRulesComparesWithWhatShows() async throws {
+        let directory = TemporaryDirectory()
+        let server = try await APIServer.start(.sqlite, directory)
+        let first = try await server.replica()
+        let second = try await server.replica()
+        try await first.replica.collection("readings").create("r") { $0.set("max_temp", to: .int(1)) }
+        _ = try await first.syncOnce()
+        _ = try await second.syncOnce()
+        // Concurrent writes: 5, then 3 with the later stamp. The rule `max` shows 5.
+        try await first.replica.collection("readings").update("r") { $0.set("max_temp", to: .int(5)) }
+        try await Task.sleep(for: .milliseconds(5))
+        try await second.replica.collection("readings").update("r") { $0.set("max_temp", to: .int(3)) }
+        _ = try await first.syncOnce()
+        _ = try await second.syncOnce()
+        #expect(try await server.call(.GET, "/documents/readings/r").doc == (try Self.object(#"{"max_temp":5}"#)))
+        // The backend sets 3, having seen both: its write replaces them, and 3 shows.
+        let written = try await server.call(.PATCH, "/documents/readings/r", body: #"{"max_temp":3}"#)
+        #expect(written.doc == (try Self.object(#"{"max_temp":3}"#)), "\(written.message)")
+        await server.stop()
+    }
+
+    @Test("After the server forgets deletions: the feed starts from 0, an old cursor is 410, and a document re-created by a backend reaches a replica that still holds its tombstone", arguments: CentralKind.testable)
+    func theFeedAndWritesAfterTombstonesAreForgotten(kind: CentralKind) async throws {
+        let directory = TemporaryDirectory()
+        let server = try await APIServer.start(kind, directory)
+        let engine = try await server.replica()
+        #expect(try await server.call(.PUT, "/documents/orders/gone", body: #"{"status":"open","n":1}"#).status == 201)
+        #expect(try await server.call(.PATCH, "/documents/orders/gone", body: #"{"n":2}"#).status == 200)
+        #expect(try await server.call(.PUT, "/documents/orders/kept", body: #"{"status":"open"}"#).status == 201)
+        _ = try await engine.syncOnce()
+        let early = try await server.call(.GET, "/changes?after=0&limit=1")
+        guard case .string(let earlyCursor)? = early.object["cursor"] else { Issue.record("\(early)"); return }
+        #expect(try await server.call(.DELETE, "/documents/orders/gone").status == 200)
+        _ = try await engine.syncOnce()
+        // A later change, so the replica's latest pull starts past the tombstone.
+        #expect(try await server.call(.PUT, "/documents/orders/later", body: #"{"status":"open"}"#).status == 201)
+        _ = try await engine.syncOnce()
+        #expect(try await engine.replica.collection("orders").tombstones().map(\.id.rawValue) == ["gone"])
+        #expect(try await server.service.collectTombstones(retention: 0) == 1)
+
+        let fresh = try await server.call(.GET, "/changes?after=0")
+        #expect(fresh.status == 200, "\(fresh.message)")
+        if case .array(let changes)? = fresh.object["changes"] { #expect(changes.count == 2) } else { Issue.record("\(fresh)") }
+        #expect(try await server.call(.GET, "/changes?after=\(earlyCursor)").status == 410)
+
+        // Re-created by the backend: the replica, which still holds the tombstone, takes it.
+        let recreated = try await server.call(.PUT, "/documents/orders/gone", body: #"{"status":"back"}"#)
+        #expect(recreated.status == 201, "\(recreated.message)")
+        _ = try await engine.syncOnce()
+        #expect(try await engine.replica.collection("orders").get("gone")?.string("status") == "back")
         await server.stop()
     }
 }

@@ -277,6 +277,10 @@ struct PostgresSchemaTests {
         let record = try #require(try await store.record(database: "t", key: key))
         #expect(record == old)
         #expect(record.body.scalar("n") == .int(41))
+        // Its projection is filled in by the background pass (schema v9).
+        #expect(try TestPostgres.query(url, "SELECT coalesce(deleted::text, 'unprojected') FROM weft_documents WHERE id = 'old'") == "unprojected")
+        #expect(try await SyncService(store: store).projectDocuments() == 1)
+        #expect(try TestPostgres.query(url, "SELECT doc->>'n' || ' ' || deleted::text FROM weft_documents WHERE id = 'old'") == "41 false")
         let replica = ReplicaID(high: 9, low: 9)
         try await Self.push(store, 0..<3, replica: replica)
         let log = try await store.changes(database: "t", after: 0, limit: 100, maxBytes: 1 << 20).changes

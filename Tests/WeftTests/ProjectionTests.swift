@@ -399,6 +399,37 @@ struct StoredProjectionTests {
         for store in stores { await store.shutdown() }
     }
 
+    @Test("A SQLite store from before the projection (schema v6) upgrades in place: the columns are added, the rows projected by the pass")
+    func aVersionSixSQLiteStoreUpgrades() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path("central.sqlite")
+        do {
+            let store = try SQLiteCentralStore(path: path)
+            let service = SyncService(store: store, policies: Self.policies)
+            let replica = try await Replica(storage: MemoryReplicaStorage(), configuration: ReplicaConfiguration())
+            try await replica.collection("readings").create("r1") { $0.set("max_temp", to: .int(7)) }
+            try await replica.collection("readings").create("r2") { $0.set("max_temp", to: .int(8)) }
+            _ = try await SyncEngine(replica: replica, transport: InProcessTransport(service: service, database: "db")).syncOnce()
+        }
+        // Back to what schema v6 left: no projection columns, no v7 in the migrations table.
+        try await DatabaseQueue(path: path).write { db in
+            try db.execute(
+                sql: """
+                    DROP INDEX documents_unprojected;
+                    ALTER TABLE documents DROP COLUMN doc;
+                    ALTER TABLE documents DROP COLUMN deleted;
+                    DELETE FROM grdb_migrations WHERE identifier LIKE 'v7:%';
+                    """)
+        }
+        let store = try SQLiteCentralStore(path: path)
+        let projecting = ProjectingStore(store: store, path: path, url: nil)
+        #expect(try projecting.rows("db").values.allSatisfy { $0.deleted == nil && $0.doc == nil })
+        let service = SyncService(store: store, policies: Self.policies)
+        #expect(try await service.projectDocuments() == 2)
+        #expect(try projecting.rows("db")["readings/r2"]?.doc == .object(["max_temp": .int(8)]))
+        #expect(try projecting.rows("db").values.allSatisfy { $0.deleted == false })
+    }
+
     @Test("A typed view shows each declared field in its column where the value has the column's type, NULL otherwise", arguments: ProjectingKind.testable)
     func typedViews(kind: ProjectingKind) async throws {
         let configuration = try WeftConfiguration.parse(

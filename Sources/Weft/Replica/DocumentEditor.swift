@@ -84,7 +84,7 @@ extension DocumentEditor {
     package mutating func write(json object: [String: JSONValue], mode: Document.JSONWriteMode) throws(WeftError) {
         base = nil
         do {
-            try document.write(json: object, at: stamp, mode: mode)
+            try document.write(json: object, at: stamp, mode: mode, view: rules.isEmpty ? nil : presented)
         } catch {
             throw .mapping(error.description)
         }

@@ -210,6 +210,17 @@ extension Document {
     /// Makes this document (a list's nested document) hold `elements` in order, keeping the keys
     /// of elements that stay; returns whether anything changed.
     mutating func applyList(_ elements: [FieldNode], at stamp: HLCTimestamp, path: [String], removal: FieldRemoval) throws -> Bool {
+        var removed = ListPosition.removed(self)
+        let removedBefore = removed
+        var changed = false
+        // Fields that are no element's (the field held a struct or dictionary before): removed,
+        // and recorded as removed so that what a concurrent edit leaves of them stays hidden;
+        // the list is made from its own elements only.
+        for key in Array(self.keys) where key != ListPosition.removedKey && !ListPosition.isPositionKey(key) {
+            removeField(key)
+            removed.insert(.string(key))
+            changed = true
+        }
         let keys = ListPosition.orderedKeys(self)
         // Each stored element read once: the comparison below may run up to 2²⁰ times.
         let values = keys.map { self[$0] }
@@ -231,9 +242,6 @@ extension Document {
         pairs += Self.commonSubsequence(oldRange: start..<oldEnd, newRange: start..<newEnd, same: same)
         pairs += zip(oldEnd..<keys.count, newEnd..<elements.count).map { ($0, $1) }
 
-        var removed = ListPosition.removed(self)
-        let removedBefore = removed
-        var changed = false
         // What a concurrent edit left of elements removed elsewhere: hidden already, removed here.
         for key in Array(self.keys) where removed.contains(.string(key)) {
             removeField(key)

@@ -15,7 +15,8 @@ extension Document {
 
     /// Makes the document show `object` (``JSONWriteMode/replace``) or applies it as a merge
     /// patch, every change stamped `stamp`; fields whose value is already shown are not written
-    /// again. Each member becomes:
+    /// again (top-level registers compared with `view`, the document as readers see it under
+    /// field rules, when given). Each member becomes:
     ///
     /// - a string, Boolean or `null` (outside a patch): a register;
     /// - a number: the counter's new value (written as the difference, so concurrent increments
@@ -23,20 +24,22 @@ extension Document {
     /// - an array: the set's elements if the field is a set (they must be scalars), otherwise a
     ///   list (`Docs/Encoding.md` 5.8), diffed against the list the field holds;
     /// - an object: a nested document, edited field by field (a dictionary's removed keys are
-    ///   recorded if the field is one).
+    ///   recorded if the field is one, in a patch too).
     ///
     /// - Throws: ``DocumentCodingError`` for a `null` list element, a set element that is not a
     ///   scalar, or a key the encoding reserves; the document is then unchanged.
-    package mutating func write(json object: [String: JSONValue], at stamp: HLCTimestamp, mode: JSONWriteMode) throws(DocumentCodingError) {
+    package mutating func write(
+        json object: [String: JSONValue], at stamp: HLCTimestamp, mode: JSONWriteMode, view: Document? = nil
+    ) throws(DocumentCodingError) {
         var copy = self
         do {
             switch mode {
             case .replace:
                 var nodes = [String: FieldNode]()
                 for (key, value) in object { nodes[key] = try copy.node(for: value, existing: copy[key], path: [key]) }
-                _ = try copy.applyObject(nodes, at: stamp)
+                _ = try copy.applyObject(nodes, at: stamp, view: view)
             case .mergePatch:
-                try copy.patch(object, at: stamp, path: [])
+                try copy.patch(object, at: stamp, path: [], view: view)
             }
         } catch let error as DocumentCodingError {
             throw error
@@ -47,11 +50,11 @@ extension Document {
     }
 
     /// Applies `nodes` as the whole of this document's fields.
-    private mutating func applyObject(_ nodes: [String: FieldNode], at stamp: HLCTimestamp) throws -> Bool {
+    private mutating func applyObject(_ nodes: [String: FieldNode], at stamp: HLCTimestamp, view: Document?) throws -> Bool {
         var changed = false
         for key in nodes.keys.sorted() {
             guard let node = nodes[key] else { continue }
-            if try applyField(key, node, at: stamp, path: [key], removal: .all) { changed = true }
+            if try applyField(key, node, at: stamp, path: [key], removal: .all, view: view) { changed = true }
         }
         for key in keys where nodes[key] == nil {
             _ = removeField(key)
@@ -60,13 +63,29 @@ extension Document {
         return changed
     }
 
-    private mutating func patch(_ object: [String: JSONValue], at stamp: HLCTimestamp, path: [String]) throws {
+    /// Applies a merge patch to this document; `dictionary`: it is a dictionary's nested
+    /// document, whose removed keys are recorded in its `~removed` set.
+    private mutating func patch(_ object: [String: JSONValue], at stamp: HLCTimestamp, path: [String], view: Document? = nil) throws {
+        let dictionary = !path.isEmpty && !RemovedKeys.hidden(in: self).isEmpty
+        var removed = dictionary ? ListPosition.removed(self) : []
+        let removedBefore = removed
         for key in object.keys.sorted() {
             guard let value = object[key] else { continue }
             let fieldPath = path + [key]
+            if !path.isEmpty && key == ListPosition.removedKey {
+                throw DocumentCodingError.unsupportedType(path: fieldPath.joined(separator: "."), "the key \(key) is reserved")
+            }
+            if dictionary, removed.contains(.string(key)) {
+                // A removed key written again starts afresh: what a concurrent edit left of it goes.
+                if case .null = value { continue }
+                removed.remove(.string(key))
+                if fields[key] != nil { _ = removeField(key) }
+            }
             switch value {
             case .null:
-                if fields[key] != nil { _ = removeField(key) }
+                guard fields[key] != nil else { continue }
+                _ = removeField(key)
+                if dictionary { removed.insert(.string(key)) }
             case .object(let members):
                 if case .map(let nested)? = self[key], Self.json(nested, nested: true).isObject {
                     var failure: (any Error)?
@@ -78,9 +97,11 @@ extension Document {
                     _ = try applyField(key, try node(for: value, existing: self[key], path: fieldPath), at: stamp, path: fieldPath, removal: .all)
                 }
             default:
-                _ = try applyField(key, try node(for: value, existing: self[key], path: fieldPath), at: stamp, path: fieldPath, removal: .all)
+                _ = try applyField(
+                    key, try node(for: value, existing: self[key], path: fieldPath), at: stamp, path: fieldPath, removal: .all, view: view)
             }
         }
+        if removed != removedBefore { _ = makeSet(ListPosition.removedKey, hold: removed, replica: stamp.replica) }
     }
 
     /// The node that writes `value` over `existing`.
