@@ -419,4 +419,48 @@ struct DocumentAPITests {
         #expect(try await engine.replica.collection("orders").get("gone")?.string("status") == "back")
         await server.stop()
     }
+
+    @Test(
+        "Two servers on one PostgreSQL database write one document through the API at once: every write is kept, on the server and on a replica",
+        .enabled(if: !TestPostgres.skipped, "WEFT_SKIP_POSTGRES=1 leaves PostgreSQL out"))
+    func twoServersWriteOneDocumentAtOnce() async throws {
+        let directory = TemporaryDirectory()
+        let first = try await APIServer.start(.postgres, directory)
+        guard let url = first.projecting?.url else { Issue.record("no PostgreSQL"); return }
+        // A second server on the same database.
+        let store = try await PostgresCentralStore(url: url)
+        let second = SyncService(store: store, policies: StoredProjectionTests.policies)
+        #expect(try await first.call(.PUT, "/documents/notes/shared", body: #"{"start":true}"#).status == 201)
+        let key = DocumentKey(collection: try CollectionName("notes"), id: try DocumentID("shared"))
+        let perServer = 15
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for index in 0..<perServer {
+                    let answer = try await first.call(.PATCH, "/documents/notes/shared", body: #"{"a\#(index)":\#(index)}"#)
+                    #expect(answer.status == 200, "\(answer.message)")
+                }
+            }
+            group.addTask {
+                for index in 0..<perServer {
+                    _ = try await second.write(database: "db", key: key, .mergePatch(["b\(index)": .int(Int64(index))]), condition: .none)
+                }
+            }
+            try await group.waitForAll()
+        }
+        var expected: [String: JSONValue] = ["start": .bool(true)]
+        for index in 0..<perServer {
+            expected["a\(index)"] = .int(Int64(index))
+            expected["b\(index)"] = .int(Int64(index))
+        }
+        #expect(try await first.call(.GET, "/documents/notes/shared").doc == .object(expected))
+        // A replica pulling from either server takes every write (no dot was issued twice).
+        let engine = SyncEngine(
+            replica: try await Replica(storage: MemoryReplicaStorage(), configuration: ReplicaConfiguration()),
+            transport: InProcessTransport(service: second, database: "db"))
+        _ = try await engine.syncOnce()
+        #expect(try await engine.replica.collection("notes").get("shared")?.jsonValue == .object(expected))
+        #expect(try first.projecting?.rows("db")["notes/shared"]?.doc == .object(expected))
+        await store.shutdown()
+        await first.stop()
+    }
 }
