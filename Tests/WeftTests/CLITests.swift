@@ -9,9 +9,9 @@ import WeftSQLite
 
 @Suite("The weft command", .serialized)
 struct CLITests {
-    @Test func theDemoConvergesAndExitsZero() throws {
+    @Test func theDemoConvergesAndExitsZero() async throws {
         let weft = try builtExecutable("weft")
-        let result = try runProcess(weft, ["demo"])
+        let result = try await runProcessDetached(weft, ["demo"])
         #expect(result.status == 0, "\(result.error)")
         #expect(result.output.contains("identical on every replica: yes"))
         #expect(result.output.contains("Conflicts resolved by the server:"))
@@ -30,12 +30,12 @@ struct CLITests {
             try await replica.collection("c").create("d") { $0.set("v", to: 1) }
         }
         let weft = try builtExecutable("weft")
-        let status = try runProcess(weft, ["status", path])
+        let status = try await runProcessDetached(weft, ["status", path])
         #expect(status.status == 0, "\(status.error)")
         #expect(status.output.contains("queue        1 entries"))
-        let conflicts = try runProcess(weft, ["conflicts", path])
+        let conflicts = try await runProcessDetached(weft, ["conflicts", path])
         #expect(conflicts.status == 0 && conflicts.output.contains("no conflicts"))
-        let missing = try runProcess(weft, ["status", directory.path("nope.sqlite")])
+        let missing = try await runProcessDetached(weft, ["status", directory.path("nope.sqlite")])
         #expect(missing.status != 0 && missing.error.contains("does not exist"))
     }
 
@@ -56,7 +56,7 @@ struct CLITests {
             }
         }
         let weft = try builtExecutable("weft")
-        let open = try runProcess(weft, ["query", path, "orders", "--where", "status = \"open\"", "--order-by", "rank:desc", "--limit", "2"])
+        let open = try await runProcessDetached(weft, ["query", path, "orders", "--where", "status = \"open\"", "--order-by", "rank:desc", "--limit", "2"])
         #expect(open.status == 0, "\(open.error)")
         let documents = try #require(try JSONSerialization.jsonObject(with: Data(open.output.utf8)) as? [[String: Any]])
         #expect(documents.map { $0["_id"] as? String } == ["o4", "o2"])
@@ -64,40 +64,40 @@ struct CLITests {
         #expect(documents.first?["tags"] as? [String] == ["urgent"])
         #expect(documents.first?["rank"] as? Int == 4)
 
-        let count = try runProcess(weft, ["query", path, "orders", "--where", "rank >= 2", "--where", "status in [open, closed]", "--count"])
+        let count = try await runProcessDetached(weft, ["query", path, "orders", "--where", "rank >= 2", "--where", "status in [open, closed]", "--count"])
         #expect(count.status == 0 && count.output.trimmingCharacters(in: .whitespacesAndNewlines) == "4", "\(count.output) \(count.error)")
-        let explain = try runProcess(weft, ["query", path, "orders", "--where", "tags contains urgent", "--explain"])
+        let explain = try await runProcessDetached(weft, ["query", path, "orders", "--where", "tags contains urgent", "--explain"])
         #expect(explain.output.contains("index lookup for tags contains \"urgent\""), "\(explain.output)")
-        let scan = try runProcess(weft, ["query", path, "orders", "--where", "site.city startswith Ly", "--count"])
+        let scan = try await runProcessDetached(weft, ["query", path, "orders", "--where", "site.city startswith Ly", "--count"])
         #expect(scan.output.trimmingCharacters(in: .whitespacesAndNewlines) == "6", "\(scan.output) \(scan.error)")
         // The command kept the app's indexes.
-        let again = try runProcess(weft, ["query", path, "orders", "--where", "status = open", "--explain"])
+        let again = try await runProcessDetached(weft, ["query", path, "orders", "--where", "status = open", "--explain"])
         #expect(again.output.contains("index lookup"), "\(again.output)")
 
         // get and list print the same JSON.
-        let one = try runProcess(weft, ["get", path, "orders", "o4"])
+        let one = try await runProcessDetached(weft, ["get", path, "orders", "o4"])
         #expect(one.status == 0, "\(one.error)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(one.output.utf8)) as? [String: Any])
         #expect(object["_id"] as? String == "o4" && object["status"] as? String == "open" && object["tags"] as? [String] == ["urgent"])
-        let missing = try runProcess(weft, ["get", path, "orders", "nope"])
+        let missing = try await runProcessDetached(weft, ["get", path, "orders", "nope"])
         #expect(missing.status != 0 && missing.error.contains("does not exist"), "\(missing.error)")
-        let listed = try runProcess(weft, ["list", path, "orders", "--limit", "3"])
+        let listed = try await runProcessDetached(weft, ["list", path, "orders", "--limit", "3"])
         let page = try #require(try JSONSerialization.jsonObject(with: Data(listed.output.utf8)) as? [[String: Any]])
         #expect(page.map { $0["_id"] as? String } == ["o0", "o1", "o2"])
 
-        let bad = try runProcess(weft, ["query", path, "orders", "--where", "status ~ open"])
+        let bad = try await runProcessDetached(weft, ["query", path, "orders", "--where", "status ~ open"])
         #expect(bad.status != 0 && bad.error.contains("is not a condition"), "\(bad.error)")
-        let badOrder = try runProcess(weft, ["query", path, "orders", "--order-by", "rank:sideways"])
+        let badOrder = try await runProcessDetached(weft, ["query", path, "orders", "--order-by", "rank:sideways"])
         #expect(badOrder.status != 0 && badOrder.error.contains("asc or desc"), "\(badOrder.error)")
-        let badCollection = try runProcess(weft, ["query", path, "no such"])
+        let badCollection = try await runProcessDetached(weft, ["query", path, "no such"])
         #expect(badCollection.status != 0 && badCollection.error.contains("collection name"), "\(badCollection.error)")
     }
 
-    @Test func serveRefusesABadConfigurationWithTheKeyAndLine() throws {
+    @Test func serveRefusesABadConfigurationWithTheKeyAndLine() async throws {
         let directory = TemporaryDirectory()
         let path = directory.path("bad.toml")
         try "[server]\nlisten = \"nowhere\"\n".write(toFile: path, atomically: true, encoding: .utf8)
-        let result = try runProcess(try builtExecutable("weft"), ["serve", "--config", path])
+        let result = try await runProcessDetached(try builtExecutable("weft"), ["serve", "--config", path])
         #expect(result.status != 0)
         #expect(result.error.contains("line 2") && result.error.contains("server.listen"), "\(result.error)")
     }
@@ -125,7 +125,7 @@ struct CLISyncTests {
             bandwidth_burst_bytes = 2000
             """.write(toFile: config, atomically: true, encoding: .utf8)
         let weft = try builtExecutable("weft")
-        let result = try runProcess(weft, ["sync", "--config", config])
+        let result = try await runProcessDetached(weft, ["sync", "--config", config])
         #expect(result.status == 0, "\(result.error)")
         #expect(result.output.contains("[############################] 100% 300/300 entries"), "\(result.output)")
         #expect(result.output.contains("on the wire"))
@@ -135,7 +135,7 @@ struct CLISyncTests {
         await server.stop()
         let replica = try await Replica.open(path: path)
         try await replica.collection("readings").update("r1") { $0.set("v", to: 100) }
-        let offline = try runProcess(weft, ["sync", "--config", config])
+        let offline = try await runProcessDetached(weft, ["sync", "--config", config])
         #expect(offline.status != 0 && offline.error.contains("unavailable") && offline.error.contains("the queue is kept"))
         #expect(try await replica.queuedChanges().count == 1)
     }
@@ -156,7 +156,7 @@ struct CLISyncTests {
             remote_endpoint = "\(url.absoluteString)?tenant=cli"
             database_path = "\(path)"
             """.write(toFile: config, atomically: true, encoding: .utf8)
-        let result = try runProcess(try builtExecutable("weft"), ["sync", "--config", config])
+        let result = try await runProcessDetached(try builtExecutable("weft"), ["sync", "--config", config])
         #expect(result.status == 0, "\(result.error)")
         #expect(result.output.contains("pushed 1"), "\(result.output)")
         let direct = try await PostgresEndpoint.connect(try #require(URL(string: url.absoluteString + "?tenant=cli")))
@@ -228,10 +228,10 @@ struct CLISyncTests {
         setenv("WEFT_TEST_REMOTE_TOKEN", APIServer.backendToken, 1)
         let weft = try builtExecutable("weft")
         let common = ["--server", "http://127.0.0.1:\(server.running.port)", "--database", "db", "--token-variable", "WEFT_TEST_REMOTE_TOKEN"]
-        func remote(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-            try runProcess(weft, ["remote", arguments[0]] + common + Array(arguments.dropFirst()))
+        func remote(_ arguments: [String]) async throws -> (status: Int32, output: String, error: String) {
+            try await runProcessDetached(weft, ["remote", arguments[0]] + common + Array(arguments.dropFirst()))
         }
-        let put = try remote(["put", "orders", "wo 1", #"{"status":"open","tags":["a"]}"#, "--create"])
+        let put = try await remote(["put", "orders", "wo 1", #"{"status":"open","tags":["a"]}"#, "--create"])
         #expect(put.status == 0, "\(put.error)")
         let created = try JSONDecoder().decode(JSONValue.self, from: Data(put.output.utf8))
         guard case .object(let fields) = created, case .string(let version)? = fields["_version"] else {
@@ -239,23 +239,23 @@ struct CLISyncTests {
             return
         }
         #expect(fields["_id"] == .string("wo 1") && fields["status"] == .string("open"))
-        #expect(try remote(["put", "orders", "wo 1", "{}", "--create"]).status != 0)
-        let patched = try remote(["put", "orders", "wo 1", #"{"status":"closed"}"#, "--patch", "--if-version", version])
+        #expect(try await remote(["put", "orders", "wo 1", "{}", "--create"]).status != 0)
+        let patched = try await remote(["put", "orders", "wo 1", #"{"status":"closed"}"#, "--patch", "--if-version", version])
         #expect(patched.status == 0 && patched.output.contains(#""status":"closed""#), "\(patched.error)")
-        let stale = try remote(["put", "orders", "wo 1", #"{"status":"open"}"#, "--patch", "--if-version", version])
+        let stale = try await remote(["put", "orders", "wo 1", #"{"status":"open"}"#, "--patch", "--if-version", version])
         #expect(stale.status != 0 && stale.error.contains("412"), "\(stale.error)")
-        #expect(try remote(["put", "orders", "wo-2", #"{"status":"open"}"#]).status == 0)
-        let get = try remote(["get", "orders", "wo 1"])
+        #expect(try await remote(["put", "orders", "wo-2", #"{"status":"open"}"#]).status == 0)
+        let get = try await remote(["get", "orders", "wo 1"])
         #expect(get.status == 0 && get.output.contains(#""status":"closed""#))
-        let list = try remote(["list", "orders", "--where", "status=open"])
+        let list = try await remote(["list", "orders", "--where", "status=open"])
         #expect(list.status == 0, "\(list.error)")
         let listed = try JSONDecoder().decode([JSONValue].self, from: Data(list.output.utf8))
         #expect(listed.count == 1 && list.output.contains(#""_id":"wo-2""#))
-        #expect(try remote(["delete", "orders", "wo-2"]).status == 0)
-        #expect(try remote(["get", "orders", "wo-2"]).error.contains("404"))
-        let changes = try remote(["changes"])
+        #expect(try await remote(["delete", "orders", "wo-2"]).status == 0)
+        #expect(try await remote(["get", "orders", "wo-2"]).error.contains("404"))
+        let changes = try await remote(["changes"])
         #expect(changes.status == 0 && changes.output.split(separator: "\n").count == 2 && changes.error.contains("cursor "))
-        let unauthorized = try runProcess(weft, ["remote", "get"] + common.dropLast(2) + ["--token-variable", "WEFT_TEST_NO_SUCH_TOKEN", "orders", "x"])
+        let unauthorized = try await runProcessDetached(weft, ["remote", "get"] + common.dropLast(2) + ["--token-variable", "WEFT_TEST_NO_SUCH_TOKEN", "orders", "x"])
         #expect(unauthorized.status != 0 && unauthorized.error.contains("WEFT_TEST_NO_SUCH_TOKEN"))
         await server.stop()
     }

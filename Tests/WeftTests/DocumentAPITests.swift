@@ -189,7 +189,7 @@ struct DocumentAPITests {
         #expect(try await server.call(.GET, "/changes?after=999999.5").status == 410)
         // The stores' doc column after server-side writes: the projection of the stored record.
         if let projecting = server.projecting {
-            let rows = try projecting.rows("db")
+            let rows = try await projecting.rows("db")
             #expect(rows.count == 4)
             for id in ["wo-1", "wo-2", "wo-3", "wo 4/é"] {
                 let key = DocumentKey(collection: try CollectionName("orders"), id: try DocumentID(id))
@@ -459,7 +459,7 @@ struct DocumentAPITests {
             transport: InProcessTransport(service: second, database: "db"))
         _ = try await engine.syncOnce()
         #expect(try await engine.replica.collection("notes").get("shared")?.jsonValue == .object(expected))
-        #expect(try first.projecting?.rows("db")["notes/shared"]?.doc == .object(expected))
+        #expect(try await first.projecting?.rows("db")["notes/shared"]?.doc == .object(expected))
         await store.shutdown()
         await first.stop()
     }

@@ -134,20 +134,21 @@ struct ProjectingStore: Sendable {
     func close() async { if let postgres = store as? PostgresCentralStore { await postgres.shutdown() } }
 
     /// Every row of `database`: collection/id → (the projection parsed, `deleted`).
-    func rows(_ database: String) throws -> [String: (doc: JSONValue?, deleted: Bool?)] {
+    func rows(_ database: String) async throws -> [String: (doc: JSONValue?, deleted: Bool?)] {
         var result = [String: (doc: JSONValue?, deleted: Bool?)]()
         let parse = { (text: String?) throws -> JSONValue? in
             try text.map { try JSONDecoder().decode(JSONValue.self, from: Data($0.utf8)) }
         }
         if let path {
             let queue = try DatabaseQueue(path: path)
-            try queue.read { db in
-                for row in try Row.fetchAll(db, sql: "SELECT collection, id, doc, deleted FROM documents WHERE tenant = ?", arguments: [database]) {
-                    result["\(row[0] as String)/\(row[1] as String)"] = (try parse(row[2]), (row[3] as Int64?).map { $0 != 0 })
+            let fetched = try await queue.read { db in
+                try Row.fetchAll(db, sql: "SELECT collection, id, doc, deleted FROM documents WHERE tenant = ?", arguments: [database]).map {
+                    row -> (String, String?, Int64?) in ("\(row[0] as String)/\(row[1] as String)", row[2], row[3])
                 }
             }
+            for (name, doc, deleted) in fetched { result[name] = (try parse(doc), deleted.map { $0 != 0 }) }
         } else if let url {
-            let lines = try TestPostgres.query(
+            let lines = try await TestPostgres.query(
                 url, "SELECT json_build_array(collection, id, doc, deleted) FROM weft_documents WHERE tenant = '\(database)'")
             for line in lines.split(separator: "\n") {
                 guard case .array(let columns) = try JSONDecoder().decode(JSONValue.self, from: Data(line.utf8)), columns.count == 4,
@@ -162,23 +163,22 @@ struct ProjectingStore: Sendable {
     }
 
     /// The analyst's query: how many live documents of `collection` have each `status`.
-    func statusCounts(_ database: String, _ collection: String) throws -> [String: Int] {
+    func statusCounts(_ database: String, _ collection: String) async throws -> [String: Int] {
         var counts = [String: Int]()
         if let path {
             let queue = try DatabaseQueue(path: path)
-            try queue.read { db in
-                for row in try Row.fetchAll(
+            let fetched = try await queue.read { db in
+                try Row.fetchAll(
                     db,
                     sql: """
                         SELECT json_extract(doc, '$.status'), count(*) FROM documents
                         WHERE tenant = ? AND collection = ? AND NOT deleted GROUP BY 1
-                        """, arguments: [database, collection])
-                {
-                    counts[row[0] as String? ?? "null"] = row[1] as Int
-                }
+                        """, arguments: [database, collection]
+                ).map { row -> (String, Int) in (row[0] as String? ?? "null", row[1] as Int) }
             }
+            for (status, count) in fetched { counts[status] = count }
         } else if let url {
-            let text = try TestPostgres.query(
+            let text = try await TestPostgres.query(
                 url,
                 """
                 SELECT coalesce(status, 'null') || '=' || n FROM (
@@ -216,7 +216,7 @@ struct StoredProjectionTests {
     /// Checks every stored row against the model: the projection of the record the store holds,
     /// and what a replica that has synced everything shows its readers.
     static func check(_ projecting: ProjectingStore, _ service: SyncService, _ reader: Replica, _ keys: [DocumentKey]) async throws {
-        let rows = try projecting.rows("db")
+        let rows = try await projecting.rows("db")
         #expect(rows.count == keys.count)
         for key in keys {
             let record = try #require(try await projecting.store.record(database: "db", key: key))
@@ -278,7 +278,7 @@ struct StoredProjectionTests {
         try await syncAll()
         try await Self.check(projecting, service, engines[2].replica, keys)
         // The rules show: the greatest temperature, the most stock, every view counted.
-        let rows = try projecting.rows("db")
+        let rows = try await projecting.rows("db")
         #expect(rows["readings/x"]?.doc == .object(["max_temp": .int(31)]))
         #expect(rows["inventory/x"]?.doc == .object(["stock": .int(12)]))
         #expect(rows["notes/x"]?.doc == .object(["views": .int(4), "tags": .array([.string("t0"), .string("t1"), .string("t2")])]))
@@ -287,25 +287,25 @@ struct StoredProjectionTests {
         try await engines[1].replica.collection("notes").delete("x")
         try await syncAll()
         try await Self.check(projecting, service, engines[2].replica, keys)
-        #expect(try projecting.rows("db")["notes/x"]?.deleted == true)
-        #expect(try projecting.rows("db")["notes/x"]?.doc == nil)
+        #expect(try await projecting.rows("db")["notes/x"]?.deleted == true)
+        #expect(try await projecting.rows("db")["notes/x"]?.doc == nil)
 
         // The analyst's query.
         try await first.collection("orders").put(
             "y", ProjectionTests.Order(status: "open", lines: [], notes: [:], photo: [], tags: []))
         try await syncAll()
-        let status = try #require(try projecting.rows("db")["orders/x"]?.doc.flatMap { value -> String? in
+        let status = try #require(try await projecting.rows("db")["orders/x"]?.doc.flatMap { value -> String? in
             if case .object(let members) = value, case .string(let status)? = members["status"] { return status }
             return nil
         })
         var expected = ["open": 1]
         expected[status, default: 0] += 1
-        #expect(try projecting.statusCounts("db", "orders") == expected)
+        #expect(try await projecting.statusCounts("db", "orders") == expected)
 
         // Compaction and tombstone collection leave the projection of what stays.
         _ = try await service.compactLog()
         _ = try await service.collectTombstones(retention: 0)
-        let left = try projecting.rows("db")
+        let left = try await projecting.rows("db")
         #expect(left.count >= keys.count)
         for (name, row) in left where row.deleted == nil { Issue.record("\(name) is left without a projection") }
         await projecting.close()
@@ -326,19 +326,19 @@ struct StoredProjectionTests {
         if let path = projecting.path {
             try await DatabaseQueue(path: path).write { db in try db.execute(sql: "UPDATE documents SET doc = NULL, deleted = NULL") }
         } else if let url = projecting.url {
-            _ = try TestPostgres.query(url, "UPDATE weft_documents SET doc = NULL, deleted = NULL")
+            _ = try await TestPostgres.query(url, "UPDATE weft_documents SET doc = NULL, deleted = NULL")
         }
         // A push meanwhile projects what it writes.
         try await replica.collection("readings").update("r3") { $0.set("max_temp", to: .int(300)) }
         _ = try await engine.syncOnce()
-        #expect(try projecting.rows("db").values.filter { $0.deleted == nil }.count == 24)
+        #expect(try await projecting.rows("db").values.filter { $0.deleted == nil }.count == 24)
         let step = try await projecting.store.projectDocuments(limit: 10, projector: service.projector)
         #expect(step.projected == 10 && !step.passFinished)
-        #expect(try projecting.rows("db").values.filter { $0.deleted == nil }.count == 14)
+        #expect(try await projecting.rows("db").values.filter { $0.deleted == nil }.count == 14)
         #expect(try await service.projectDocuments(step: 10) == 14)
         let keys = try (0..<25).map { DocumentKey(collection: try CollectionName("readings"), id: try DocumentID("r\($0)")) }
         try await StoredProjectionTests.check(projecting, service, replica, keys)
-        #expect(try projecting.rows("db")["readings/r3"]?.doc == .object(["max_temp": .int(300)]))
+        #expect(try await projecting.rows("db")["readings/r3"]?.doc == .object(["max_temp": .int(300)]))
         await projecting.close()
     }
 
@@ -376,7 +376,7 @@ struct StoredProjectionTests {
             group.addTask {
                 var made = 0
                 while written.count.withLock({ $0 }) < writers {
-                    let counts = try projecting.statusCounts("db", "orders")
+                    let counts = try await projecting.statusCounts("db", "orders")
                     #expect(counts.keys.allSatisfy { ["open", "closed"].contains($0) }, "\(counts)")
                     #expect(counts.values.reduce(0, +) <= writers * perReplica)
                     made += 1
@@ -390,7 +390,7 @@ struct StoredProjectionTests {
         }
         #expect(queries > 0)
         let half = engines.count * perReplica / 2
-        #expect(try projecting.statusCounts("db", "orders") == ["open": half, "closed": half])
+        #expect(try await projecting.statusCounts("db", "orders") == ["open": half, "closed": half])
         let keys = try (0..<engines.count).flatMap { index in
             try (0..<perReplica).map { DocumentKey(collection: try CollectionName("orders"), id: try DocumentID("r\(index)-\($0)")) }
         }
@@ -423,11 +423,11 @@ struct StoredProjectionTests {
         }
         let store = try SQLiteCentralStore(path: path)
         let projecting = ProjectingStore(store: store, path: path, url: nil)
-        #expect(try projecting.rows("db").values.allSatisfy { $0.deleted == nil && $0.doc == nil })
+        #expect(try await projecting.rows("db").values.allSatisfy { $0.deleted == nil && $0.doc == nil })
         let service = SyncService(store: store, policies: Self.policies)
         #expect(try await service.projectDocuments() == 2)
-        #expect(try projecting.rows("db")["readings/r2"]?.doc == .object(["max_temp": .int(8)]))
-        #expect(try projecting.rows("db").values.allSatisfy { $0.deleted == false })
+        #expect(try await projecting.rows("db")["readings/r2"]?.doc == .object(["max_temp": .int(8)]))
+        #expect(try await projecting.rows("db").values.allSatisfy { $0.deleted == false })
     }
 
     @Test("A typed view shows each declared field in its column where the value has the column's type, NULL otherwise", arguments: ProjectingKind.testable)
@@ -472,7 +472,7 @@ struct StoredProjectionTests {
         try await orders.create("c") { $0.set("status", to: .string("deleted soon")) }
         _ = try await engine.syncOnce()
         // The view is of `orders`; these were written to `notes`: none shows.
-        #expect(try Self.viewRows(projecting).isEmpty)
+        #expect(try await Self.viewRows(projecting).isEmpty)
         let real = try replica.collection("orders")
         for id in ["a", "b", "c"] {
             let document = try #require(try await orders.get(id))
@@ -491,21 +491,21 @@ struct StoredProjectionTests {
         try await real.delete("c")
         _ = try await engine.syncOnce()
         #expect(
-            try Self.viewRows(projecting) == [
+            try await Self.viewRows(projecting) == [
                 #"["db","a","open",12,3,false,"Lyon"]"#,
                 #"["db","b","7",null,null,null,null]"#,
             ])
         // Declared again without `gone`: that view goes.
         try await projecting.store.declareViews(views.filter { $0.collection.rawValue == "orders" })
-        #expect(try Self.views(projecting) == ["weft_view_orders"])
+        #expect(try await Self.views(projecting) == ["weft_view_orders"])
         await projecting.close()
     }
 
     /// The rows of `weft_view_orders` as JSON arrays (database, id, status, total, count, done,
     /// address_city), by id; numbers written without a fraction where they are integral.
-    static func viewRows(_ projecting: ProjectingStore) throws -> [String] {
+    static func viewRows(_ projecting: ProjectingStore) async throws -> [String] {
         if let path = projecting.path {
-            return try DatabaseQueue(path: path).read { db in
+            return try await DatabaseQueue(path: path).read { db in
                 try String.fetchAll(
                     db,
                     sql: """
@@ -516,7 +516,7 @@ struct StoredProjectionTests {
             }
         }
         guard let url = projecting.url else { return [] }
-        let text = try TestPostgres.query(
+        let text = try await TestPostgres.query(
             url,
             """
             SELECT json_build_array(database, id, status, CASE WHEN total = trunc(total) THEN trunc(total)::bigint::text::jsonb ELSE to_jsonb(total) END,
@@ -525,14 +525,14 @@ struct StoredProjectionTests {
         return text.split(separator: "\n").map { $0.replacingOccurrences(of: ", ", with: ",") }
     }
 
-    static func views(_ projecting: ProjectingStore) throws -> [String] {
+    static func views(_ projecting: ProjectingStore) async throws -> [String] {
         if let path = projecting.path {
-            return try DatabaseQueue(path: path).read { db in
+            return try await DatabaseQueue(path: path).read { db in
                 try String.fetchAll(db, sql: "SELECT name FROM sqlite_schema WHERE type = 'view' ORDER BY 1")
             }
         }
         guard let url = projecting.url else { return [] }
-        return try TestPostgres.query(url, "SELECT viewname FROM pg_views WHERE schemaname = current_schema() ORDER BY 1")
+        return try await TestPostgres.query(url, "SELECT viewname FROM pg_views WHERE schemaname = current_schema() ORDER BY 1")
             .split(separator: "\n").map(String.init)
     }
 }

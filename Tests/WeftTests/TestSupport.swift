@@ -74,6 +74,15 @@ struct ExecutableNotFound: Error, CustomStringConvertible {
     }
 }
 
+/// ``runProcess(_:_:)`` on a thread of its own: waiting for the child holds no thread of the
+/// cooperative pool, which servers running in the test process need to answer it (on 2 cores the
+/// pool has 2 threads, and two tests waiting for children at once would starve every server).
+func runProcessDetached(_ executable: URL, _ arguments: [String]) async throws -> (status: Int32, output: String, error: String) {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try runProcess(executable, arguments) }) }
+    }
+}
+
 /// Runs an executable to completion and returns its status, standard output and standard error.
 func runProcess(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
     let process = Process()
@@ -131,6 +140,13 @@ enum TestPostgres {
     }
 
     static let psql = URL(fileURLWithPath: (ProcessInfo.processInfo.environment["WEFT_POSTGRES_BIN"] ?? "/usr/bin") + "/psql")
+
+    /// ``query(_:_:)`` without holding a thread of the cooperative pool while `psql` runs.
+    static func query(_ url: URL, _ sql: String) async throws -> String {
+        let result = try await runProcessDetached(psql, [url.absoluteString, "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+        guard result.status == 0 else { throw TestFailure("psql: \(result.error)") }
+        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
 
     /// Runs `sql` with `psql` on the database at `url`; its output, trimmed.
     static func query(_ url: URL, _ sql: String) throws -> String {
@@ -208,7 +224,7 @@ final class SequencerLockHolder {
 
     /// Ends the session, and so lets go of the lock.
     func release() async throws {
-        _ = try TestPostgres.query(url, "SELECT pg_terminate_backend(pid) FROM (\(Self.holders)) AS h")
+        _ = try await TestPostgres.query(url, "SELECT pg_terminate_backend(pid) FROM (\(Self.holders)) AS h")
         try await TestPostgres.exit(of: process)
     }
 
