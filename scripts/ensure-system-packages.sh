@@ -3,9 +3,10 @@
 # With root (or sudo) it runs apt-get; without, it prints the exact command and fails.
 set -euo pipefail
 # postgresql: the server binaries for the throwaway PostgreSQL the tests start (scripts/with-postgres.sh),
-# installed only with --with-postgres (`make test`); building and `make demo` need only the libraries.
+# installed only with --with-postgres (`make test`), with openssl, which the JWT tests use to make an
+# RSA key; building and `make demo` need only the libraries.
 packages=(libsqlite3-dev libzstd-dev)
-if [ "${1:-}" = "--with-postgres" ]; then packages+=(postgresql); fi
+if [ "${1:-}" = "--with-postgres" ]; then packages+=(postgresql openssl); fi
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -20,6 +20,7 @@ struct Serve: AsyncParsableCommand {
         }
         guard let server = file.server else { throw fail("\(config) has no [server] section") }
         let store: any CentralStore
+        var authenticator: JWTAuthenticator?
         do {
             if let url = server.storeURL {
                 store = try await PostgresCentralStore(url: url)
@@ -28,6 +29,7 @@ struct Serve: AsyncParsableCommand {
             }
             // The typed views the file declares, made (or dropped) as it says.
             try await store.declareViews(server.views)
+            if let jwt = server.jwt { authenticator = try await JWTAuthenticator.make(jwt) }
         } catch {
             throw fail("\(error)")
         }
@@ -36,7 +38,7 @@ struct Serve: AsyncParsableCommand {
         // resolvers are Swift code the command does not link: their conflicts become siblings.
         let persistence = file.persistence
         let service = SyncService(store: store, configuration: server, policies: persistence.declaredPolicies)
-        let app = StandaloneServer.application(service: service, configuration: server) { port in
+        let app = StandaloneServer.application(service: service, configuration: server, authenticator: authenticator) { port in
             print("weft: serving on \(server.host):\(port), store \(server.storeURL.map { "PostgreSQL \($0.host ?? "")\($0.path)" } ?? server.storePath)")
         }
         // SIGINT and SIGTERM shut the server down gracefully (swift-service-lifecycle).

@@ -20,7 +20,9 @@ public struct RunningStandalone: Sendable {
         service: SyncService, configuration: ServerConfiguration, logger: Logger = Logger(label: "weft.server")
     ) async throws -> RunningStandalone {
         let (ports, ready) = AsyncStream<Int>.makeStream()
-        let app = StandaloneServer.application(service: service, configuration: configuration, logger: logger) { port in
+        var authenticator: JWTAuthenticator?
+        if let jwt = configuration.jwt { authenticator = try await JWTAuthenticator.make(jwt) }
+        let app = StandaloneServer.application(service: service, configuration: configuration, authenticator: authenticator, logger: logger) { port in
             ready.yield(port)
             ready.finish()
         }

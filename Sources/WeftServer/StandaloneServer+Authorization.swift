@@ -1,13 +1,33 @@
 import Hummingbird
 import Weft
 
+/// The bearer tokens a server accepts: the static tokens of `[[server.tokens]]`, and JSON Web
+/// Tokens when `[server.jwt]` is configured.
+struct Credentials: Sendable {
+    let tokens: [ServerToken]
+    /// The JWT authenticator, loaded once (its keys are read when the server is built).
+    let jwt: Task<JWTAuthenticator, any Error>?
+
+    init(tokens: [ServerToken], jwt: JWTConfiguration?, authenticator: JWTAuthenticator?) {
+        self.tokens = tokens
+        if let authenticator {
+            self.jwt = Task { authenticator }
+        } else if let jwt {
+            self.jwt = Task { try await JWTAuthenticator.make(jwt) }
+        } else {
+            self.jwt = nil
+        }
+    }
+}
+
 // Bearer tokens: which database a request names, and whether its token covers it.
 extension StandaloneServer {
-    /// The database the request names, if its bearer token covers it with the access needed.
+    /// The database the request names, if its bearer token (a static token or a JWT) covers it
+    /// with the access and scope needed.
     static func authorize(
-        _ request: Request, _ context: some RequestContext, tokens: [ServerToken], needs: ServerToken.Access,
+        _ request: Request, _ context: some RequestContext, credentials: Credentials, needs: ServerToken.Access,
         scope: ServerToken.Scope = .sync, metrics: ServerMetrics
-    ) throws -> String {
+    ) async throws -> String {
         guard let database = context.parameters.get("database"), DatabaseName.isValid(database) else {
             metrics.count(.rejected)
             throw HTTPError(.badRequest, message: "invalid database name")
@@ -17,23 +37,44 @@ extension StandaloneServer {
             metrics.count(.unauthorized)
             throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "a bearer token is required")
         }
-        // Compare against every token, in time that does not depend on where they differ.
-        var match: ServerToken?
-        for token in tokens where constantTimeEqual(Array(token.token.utf8), presented) { match = token }
-        guard let token = match else {
-            metrics.count(.unauthorized)
-            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "the token is not valid")
-        }
-        let allowed = token.access == .readWrite || token.access == needs
-        guard token.databases.contains(database), allowed else {
+        let principal = try await self.principal(presented, credentials: credentials, metrics: metrics)
+        let allowed = principal.access == .readWrite || principal.access == needs
+        guard principal.databases.contains(database), allowed else {
             metrics.count(.forbidden)
             throw HTTPError(.forbidden, message: "the token does not grant \(needs.rawValue) access to \(database)")
         }
-        guard token.scopes.contains(scope) else {
+        guard principal.scopes.contains(scope) else {
             metrics.count(.forbidden)
             throw HTTPError(.forbidden, message: "the token's scopes do not include \(scope.rawValue)")
         }
         return database
+    }
+
+    /// Who `presented` speaks for: a static token (compared with every one, in time that does
+    /// not depend on where they differ), else a JSON Web Token.
+    static func principal(_ presented: [UInt8], credentials: Credentials, metrics: ServerMetrics) async throws -> Principal {
+        var match: ServerToken?
+        for token in credentials.tokens where constantTimeEqual(Array(token.token.utf8), presented) { match = token }
+        if let token = match {
+            return Principal(user: nil, databases: Set(token.databases), access: token.access, scopes: token.scopes)
+        }
+        if let jwt = credentials.jwt, JWTAuthenticator.looksLikeJWT(presented) {
+            let authenticator: JWTAuthenticator
+            do {
+                authenticator = try await jwt.value
+            } catch {
+                metrics.count(.unauthorized)
+                throw HTTPError(.serviceUnavailable, message: "the server's JWT keys could not be loaded: \(error)")
+            }
+            do {
+                return try await authenticator.principal(String(decoding: presented, as: UTF8.self))
+            } catch {
+                metrics.count(.unauthorized)
+                throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: #"Bearer error="invalid_token""#], message: error.reason)
+            }
+        }
+        metrics.count(.unauthorized)
+        throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "the token is not valid")
     }
 
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {

@@ -15,11 +15,11 @@ extension StandaloneServer {
     public static let maximumJSONDepth = 64
 
     static func addDocumentRoutes(
-        to router: Router<BasicRequestContext>, service: SyncService, tokens: [ServerToken], limits: ServerLimits, metrics: ServerMetrics
+        to router: Router<BasicRequestContext>, service: SyncService, credentials: Credentials, limits: ServerLimits, metrics: ServerMetrics
     ) {
         let documents = "v1/:database/documents/:collection"
         router.get(RouterPath(documents)) { request, context -> Response in
-            let database = try authorize(request, context, tokens: tokens, needs: .read, scope: .documents, metrics: metrics)
+            let database = try await authorize(request, context, credentials: credentials, needs: .read, scope: .documents, metrics: metrics)
             let collection = try collectionName(context)
             var after: DocumentID?
             var limit = 100
@@ -54,20 +54,20 @@ extension StandaloneServer {
         }
         let document = documents + "/:id"
         router.get(RouterPath(document)) { request, context -> Response in
-            let database = try authorize(request, context, tokens: tokens, needs: .read, scope: .documents, metrics: metrics)
+            let database = try await authorize(request, context, credentials: credentials, needs: .read, scope: .documents, metrics: metrics)
             let key = try documentKey(context)
             let record = try await answer { () async throws(DocumentAPIError) in try await service.storedRecord(database: database, key: key) }
             guard let record, !record.isDeleted else { throw APIFailure(.notFound, "\(key) does not exist") }
             return documentResponse(service, database, key, record, status: .ok)
         }
         router.put(RouterPath(document)) { request, context -> Response in
-            try await write(request, context, service: service, tokens: tokens, limits: limits, metrics: metrics, patch: false)
+            try await write(request, context, service: service, credentials: credentials, limits: limits, metrics: metrics, patch: false)
         }
         router.patch(RouterPath(document)) { request, context -> Response in
-            try await write(request, context, service: service, tokens: tokens, limits: limits, metrics: metrics, patch: true)
+            try await write(request, context, service: service, credentials: credentials, limits: limits, metrics: metrics, patch: true)
         }
         router.delete(RouterPath(document)) { request, context -> Response in
-            let database = try authorize(request, context, tokens: tokens, needs: .write, scope: .documents, metrics: metrics)
+            let database = try await authorize(request, context, credentials: credentials, needs: .write, scope: .documents, metrics: metrics)
             let key = try documentKey(context)
             let condition = try writeCondition(request)
             let written = try await answer { () async throws(DocumentAPIError) in
@@ -76,7 +76,7 @@ extension StandaloneServer {
             return documentResponse(service, database, key, written.record, status: .ok)
         }
         router.get("v1/:database/changes") { request, context -> Response in
-            let database = try authorize(request, context, tokens: tokens, needs: .read, scope: .documents, metrics: metrics)
+            let database = try await authorize(request, context, credentials: credentials, needs: .read, scope: .documents, metrics: metrics)
             var cursor = (sequence: UInt64(0), tag: UInt64(0))
             var limit = 100
             var wait = 0
@@ -130,10 +130,10 @@ extension StandaloneServer {
 
     /// A `PUT` (replace or create) or `PATCH` (merge patch) of one document.
     static func write(
-        _ request: Request, _ context: BasicRequestContext, service: SyncService, tokens: [ServerToken], limits: ServerLimits,
+        _ request: Request, _ context: BasicRequestContext, service: SyncService, credentials: Credentials, limits: ServerLimits,
         metrics: ServerMetrics, patch: Bool
     ) async throws -> Response {
-        let database = try authorize(request, context, tokens: tokens, needs: .write, scope: .documents, metrics: metrics)
+        let database = try await authorize(request, context, credentials: credentials, needs: .write, scope: .documents, metrics: metrics)
         let key = try documentKey(context)
         let condition = try writeCondition(request)
         let object = try await jsonObject(request, limit: limits.maxRequestBytes, metrics: metrics)

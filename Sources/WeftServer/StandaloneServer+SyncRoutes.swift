@@ -7,11 +7,11 @@ import WeftWire
 // The replication routes: hello, push and pull over the Weft wire format (`Docs/Protocol.md`).
 extension StandaloneServer {
     static func addSyncRoutes(
-        to router: Router<BasicRequestContext>, service: SyncService, tokens: [ServerToken], limits: ServerLimits, metrics: ServerMetrics
+        to router: Router<BasicRequestContext>, service: SyncService, credentials: Credentials, limits: ServerLimits, metrics: ServerMetrics
     ) {
         let wireLimits = limits.wireLimits
         router.post("v1/:database/hello") { request, context -> Response in
-            let database = try authorize(request, context, tokens: tokens, needs: .read, metrics: metrics)
+            let database = try await authorize(request, context, credentials: credentials, needs: .read, metrics: metrics)
             var request = request
             let hello: HelloRequest = try await decode(&request, limits: wireLimits, metrics: metrics)
             do {
@@ -27,7 +27,7 @@ extension StandaloneServer {
             }
         }
         router.post("v1/:database/push") { request, context -> Response in
-            let database = try authorize(request, context, tokens: tokens, needs: .write, metrics: metrics)
+            let database = try await authorize(request, context, credentials: credentials, needs: .write, metrics: metrics)
             var request = request
             var push: PushRequest = try await decode(&request, limits: wireLimits, metrics: metrics)
             if let expected = request.headers[expectHeader] {
@@ -93,7 +93,7 @@ extension StandaloneServer {
             }
         }
         router.post("v1/:database/pull") { request, context -> Response in
-            let database = try authorize(request, context, tokens: tokens, needs: .read, metrics: metrics)
+            let database = try await authorize(request, context, credentials: credentials, needs: .read, metrics: metrics)
             var request = request
             let pull: PullRequest = try await decode(&request, limits: wireLimits, metrics: metrics)
             do {

@@ -60,14 +60,17 @@ public enum StandaloneServer {
         return HTTPError(.gone, headers: headers, message: error.message)
     }
 
-    /// Builds the application for `service` with the server section of a configuration.
+    /// Builds the application for `service` with the server section of a configuration. With
+    /// `[server.jwt]`, pass the `authenticator` built from it (``JWTAuthenticator/make(_:environment:timeSource:)``),
+    /// which fails on keys it cannot load; without one, the keys are loaded at the first request
+    /// that needs them, and such a request is answered 503 if they cannot be.
     public static func application(
-        service: SyncService, configuration: ServerConfiguration, logger: Logger = Logger(label: "weft.server"),
-        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+        service: SyncService, configuration: ServerConfiguration, authenticator: JWTAuthenticator? = nil,
+        logger: Logger = Logger(label: "weft.server"), onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let metrics = ServerMetrics()
         let limits = configuration.limits
-        let tokens = configuration.tokens
+        let credentials = Credentials(tokens: configuration.tokens, jwt: configuration.jwt, authenticator: authenticator)
         let router = Router()
         router.get("health") { _, _ in "ok" }
         router.get("openapi.json") { _, _ in
@@ -79,8 +82,8 @@ public enum StandaloneServer {
             metrics.collectedTombstones.record(Double(await service.store.collectedTombstones))
             return metrics.render()
         }
-        addSyncRoutes(to: router, service: service, tokens: tokens, limits: limits, metrics: metrics)
-        addDocumentRoutes(to: router, service: service, tokens: tokens, limits: limits, metrics: metrics)
+        addSyncRoutes(to: router, service: service, credentials: credentials, limits: limits, metrics: metrics)
+        addDocumentRoutes(to: router, service: service, credentials: credentials, limits: limits, metrics: metrics)
         // Connections: a head must arrive within header_timeout_ms, a silent connection closes
         // after idle_timeout_ms, and a response saying `Connection: close` closes it.
         let headerTimeout = TimeAmount.milliseconds(Int64(limits.headerTimeoutMilliseconds))

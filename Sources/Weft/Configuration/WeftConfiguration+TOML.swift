@@ -309,7 +309,7 @@ struct TOMLReader {
 
     func server(_ table: TOMLTable) throws(ConfigurationError) -> ServerConfiguration {
         let path = "server"
-        try checkKeys(table, at: path, allowed: ["listen", "store_path", "store_url", "tokens", "limits", "tombstone_retention_ms", "views"])
+        try checkKeys(table, at: path, allowed: ["listen", "store_path", "store_url", "tokens", "limits", "tombstone_retention_ms", "views", "jwt"])
         var result = ServerConfiguration()
         if let retention = try integer(table, "tombstone_retention_ms", at: path, range: 1...315_360_000_000, unit: " of milliseconds") {
             result.tombstoneRetentionMilliseconds = UInt64(retention)
@@ -374,6 +374,7 @@ struct TOMLReader {
                 }
             }
         }
+        if let jwt = try self.table(table, "jwt", at: path) { result.jwt = try self.jwt(jwt, at: "\(path).jwt") }
         if let tokens = table["tokens"] {
             guard let array = tokens.array else {
                 throw error("\(path).tokens", expected: "an array of tables ([[server.tokens]])", found: describe(tokens))
@@ -413,4 +414,74 @@ struct TOMLReader {
         }
         return result
     }
+
+    func jwt(_ table: TOMLTable, at path: String) throws(ConfigurationError) -> JWTConfiguration {
+        try checkKeys(
+            table, at: path,
+            allowed: ["keys", "jwks_file", "issuer", "audience", "databases", "databases_claim", "access", "scopes", "leeway_ms"])
+        var result = JWTConfiguration()
+        result.issuer = try string(table, "issuer", at: path)
+        if let audience = table["audience"] {
+            if let one = audience.string {
+                result.audiences = [one]
+            } else if let many = audience.array, !many.isEmpty, many.allSatisfy({ $0.string != nil }) {
+                result.audiences = many.compactMap(\.string)
+            } else {
+                throw error("\(path).audience", expected: "a string or an array of strings", found: describe(audience))
+            }
+        }
+        if let databases = table["databases"] {
+            guard let array = databases.array else { throw error("\(path).databases", expected: "an array of database names", found: describe(databases)) }
+            for database in array {
+                guard let name = database.string, DatabaseName.isValid(name) else {
+                    throw error("\(path).databases", expected: "database names of A–Z, a–z, 0–9, '_' or '-'", found: describe(database))
+                }
+                result.databases.append(name)
+            }
+        }
+        result.databasesClaim = try string(table, "databases_claim", at: path)
+        guard !result.databases.isEmpty || result.databasesClaim != nil else {
+            throw error("\(path).databases", expected: "the databases tokens open, or a databases_claim naming them", found: "neither")
+        }
+        result.access = try choice(table, "access", at: path, ServerToken.Access.self) ?? .readWrite
+        if let scopes = table["scopes"] {
+            let expected = "an array of \(ServerToken.Scope.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))"
+            guard let array = scopes.array, !array.isEmpty else { throw error("\(path).scopes", expected: expected, found: describe(scopes)) }
+            result.scopes = []
+            for element in array {
+                guard let name = element.string, let scope = ServerToken.Scope(rawValue: name) else {
+                    throw error("\(path).scopes", expected: expected, found: describe(element))
+                }
+                result.scopes.insert(scope)
+            }
+        }
+        if let leeway = try integer(table, "leeway_ms", at: path, range: 0...3_600_000, unit: " of milliseconds") { result.leewayMilliseconds = leeway }
+        result.jwksFile = try string(table, "jwks_file", at: path)
+        if let keys = table["keys"] {
+            guard let array = keys.array else { throw error("\(path).keys", expected: "an array of tables ([[server.jwt.keys]])", found: describe(keys)) }
+            for (index, element) in array.enumerated() {
+                let keyPath = "\(path).keys[\(index)]"
+                guard let entry = element.table else { throw error(keyPath, expected: "a table", found: describe(element)) }
+                try checkKeys(entry, at: keyPath, allowed: ["kid", "algorithm", "secret_env", "public_key_file"])
+                guard let algorithm = try choice(entry, "algorithm", at: keyPath, JWTConfiguration.Key.Algorithm.self) else {
+                    throw error("\(keyPath).algorithm", expected: "an algorithm", found: "none")
+                }
+                let key = JWTConfiguration.Key(
+                    kid: try string(entry, "kid", at: keyPath), algorithm: algorithm, secretVariable: try string(entry, "secret_env", at: keyPath),
+                    publicKeyFile: try string(entry, "public_key_file", at: keyPath))
+                let hmac = algorithm.rawValue.hasPrefix("HS")
+                guard hmac ? key.secretVariable != nil && key.publicKeyFile == nil : key.publicKeyFile != nil && key.secretVariable == nil else {
+                    throw error(
+                        keyPath, expected: hmac ? "secret_env (the variable holding the secret), for an HMAC key" : "public_key_file, for an RSA or ECDSA key",
+                        found: "another combination")
+                }
+                result.keys.append(key)
+            }
+        }
+        guard !result.keys.isEmpty || result.jwksFile != nil else {
+            throw error("\(path).keys", expected: "at least one key, or a jwks_file", found: "none")
+        }
+        return result
+    }
 }
+

@@ -297,6 +297,8 @@ public struct ServerConfiguration: Hashable, Sendable {
     public var tombstoneRetentionMilliseconds: UInt64 = TombstoneRetention.defaultMilliseconds
     /// `[server.views.NAME]`: typed SQL views over collections' projections, by collection.
     public var views: [CollectionView] = []
+    /// `[server.jwt]`: JSON Web Tokens the server accepts besides ``tokens``, if any.
+    public var jwt: JWTConfiguration?
 
     /// The defaults: `127.0.0.1:20000`, `weft-server.sqlite`, no tokens.
     public init() {}
