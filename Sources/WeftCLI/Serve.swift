@@ -38,10 +38,15 @@ struct Serve: AsyncParsableCommand {
         // resolvers are Swift code the command does not link: their conflicts become siblings.
         let persistence = file.persistence
         let service = SyncService(store: store, configuration: server, policies: persistence.declaredPolicies)
-        let app = StandaloneServer.application(service: service, configuration: server, authenticator: authenticator) { port in
-            print("weft: serving on \(server.host):\(port), store \(server.storeURL.map { "PostgreSQL \($0.host ?? "")\($0.path)" } ?? server.storePath)")
+        do {
+            let app = try StandaloneServer.application(service: service, configuration: server, authenticator: authenticator) { port in
+                let scheme = server.tlsCertificateFile == nil ? "http" : "https"
+                print("weft: serving \(scheme) on \(server.host):\(port), store \(server.storeURL.map { "PostgreSQL \($0.host ?? "")\($0.path)" } ?? server.storePath)")
+            }
+            // SIGINT and SIGTERM shut the server down gracefully (swift-service-lifecycle).
+            try await app.runService()
+        } catch let error as ConfigurationError {
+            throw fail("\(error)")
         }
-        // SIGINT and SIGTERM shut the server down gracefully (swift-service-lifecycle).
-        try await app.runService()
     }
 }

@@ -32,7 +32,8 @@ struct SyncReplica: AsyncParsableCommand {
             replica = try await Replica.open(path: persistence.databasePath, configuration: persistence.replicaConfiguration)
             switch endpoint {
             case .http:
-                guard let http = HTTPTransport(endpoint: endpoint, token: persistence.authToken) else {
+                let client = try persistence.tlsCAFile.map { caFile throws(ConfigurationError) in try HTTPTransport.client(trustingAuthoritiesIn: caFile) }
+                guard let http = HTTPTransport(endpoint: endpoint, token: persistence.authToken, client: client ?? HTTPTransport.defaultClient) else {
                     throw WeftError.invalidArgument("\(endpoint) is not a usable http(s) endpoint")
                 }
                 transport = http

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import NIOSSL
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -56,13 +57,37 @@ public struct HTTPTransport: SyncTransport {
         self.client = client
     }
 
-    /// A transport for a configuration's `http(s)://host:port/database` endpoint.
-    public init?(endpoint: RemoteEndpoint, token: String?) {
+    /// A transport for a configuration's `http(s)://host:port/database` endpoint, through
+    /// `client`.
+    public init?(endpoint: RemoteEndpoint, token: String?, client: HTTPClient = HTTPTransport.defaultClient) {
         guard case .http(let url, let database) = endpoint else { return nil }
         var components = URLComponents(url: url, resolvingAgainstBaseURL: false)
         components?.path = ""
         guard let base = components?.string else { return nil }
-        self.init(baseURL: base, database: database, token: token)
+        self.init(baseURL: base, database: database, token: token, client: client)
+    }
+
+    /// A client like ``defaultClient`` that also trusts the certificate authorities of the PEM
+    /// file `caFile` (`tls_ca_file`: a self-hosted server's own authority), as well as the
+    /// system's. Certificates and host names are verified as always. Shut it down when done
+    /// (`shutdown()`).
+    /// - Throws: `ConfigurationError` when the file holds no PEM certificate.
+    public static func client(trustingAuthoritiesIn caFile: String) throws(ConfigurationError) -> HTTPClient {
+        let certificates: [NIOSSLCertificate]
+        do {
+            certificates = try NIOSSLCertificate.fromPEMFile(caFile)
+        } catch {
+            throw ConfigurationError(key: "persistence.tls_ca_file", expected: "a PEM file of certificate authorities", found: "\(caFile): \(error)")
+        }
+        guard !certificates.isEmpty else {
+            throw ConfigurationError(key: "persistence.tls_ca_file", expected: "a PEM file of certificate authorities", found: "\(caFile): none")
+        }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.additionalTrustRoots = [.certificates(certificates)]
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(10)
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }
 
     /// The protocol apart from the HTTP client: requests, status codes and headers.

@@ -44,7 +44,7 @@ public struct JWTAuthenticator: Sendable {
     let timeSource: any PhysicalTimeSource
 
     /// Loads the keys `configuration` names: secrets from the environment, PEM and JWKS files.
-    /// - Throws: ``Weft/ConfigurationError`` naming the key that cannot be loaded.
+    /// - Throws: `ConfigurationError` naming the key that cannot be loaded.
     public static func make(
         _ configuration: JWTConfiguration, environment: [String: String] = ProcessInfo.processInfo.environment,
         timeSource: any PhysicalTimeSource = SystemTimeSource()

@@ -22,7 +22,8 @@ public struct RunningStandalone: Sendable {
         let (ports, ready) = AsyncStream<Int>.makeStream()
         var authenticator: JWTAuthenticator?
         if let jwt = configuration.jwt { authenticator = try await JWTAuthenticator.make(jwt) }
-        let app = StandaloneServer.application(service: service, configuration: configuration, authenticator: authenticator, logger: logger) { port in
+        let app = try StandaloneServer.application(service: service, configuration: configuration, authenticator: authenticator, logger: logger) {
+            port in
             ready.yield(port)
             ready.finish()
         }

@@ -1,5 +1,7 @@
 import Hummingbird
+import HummingbirdTLS
 import struct HummingbirdCore.HTTP1Channel
+import struct HummingbirdCore.HTTPServerBuilder
 import NIOCore
 import ServiceLifecycle
 import Logging
@@ -60,14 +62,16 @@ public enum StandaloneServer {
         return HTTPError(.gone, headers: headers, message: error.message)
     }
 
-    /// Builds the application for `service` with the server section of a configuration. With
+    /// Builds the application for `service` with the server section of a configuration: HTTPS
+    /// when it names a certificate and key (``tlsConfiguration(_:)``), else HTTP. With
     /// `[server.jwt]`, pass the `authenticator` built from it (``JWTAuthenticator/make(_:environment:timeSource:)``),
     /// which fails on keys it cannot load; without one, the keys are loaded at the first request
     /// that needs them, and such a request is answered 503 if they cannot be.
     public static func application(
         service: SyncService, configuration: ServerConfiguration, authenticator: JWTAuthenticator? = nil,
         logger: Logger = Logger(label: "weft.server"), onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
-    ) -> some ApplicationProtocol {
+    ) throws(ConfigurationError) -> some ApplicationProtocol {
+        let tls = try tlsConfiguration(configuration)
         let metrics = ServerMetrics()
         let limits = configuration.limits
         let credentials = Credentials(tokens: configuration.tokens, jwt: configuration.jwt, authenticator: authenticator)
@@ -90,9 +94,20 @@ public enum StandaloneServer {
         let http = HTTP1Channel.Configuration(
             additionalChannelHandlers: [RequestHeadTimeoutHandler(timeout: headerTimeout), CloseAfterConnectionCloseHandler()],
             idleTimeout: .milliseconds(Int64(limits.idleTimeoutMilliseconds)))
+        // With a certificate, HTTPS only: no plain port is opened.
+        let server: HTTPServerBuilder
+        if let tls {
+            do {
+                server = try .tls(.http1(configuration: http), tlsConfiguration: tls)
+            } catch {
+                throw ConfigurationError(key: "server.tls_certificate", expected: "a certificate and key TLS can use", found: "\(error)")
+            }
+        } else {
+            server = .http1(configuration: http)
+        }
         var application = Application(
             router: router,
-            server: .http1(configuration: http),
+            server: server,
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "weft"),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger)

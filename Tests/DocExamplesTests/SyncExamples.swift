@@ -66,7 +66,7 @@ struct SyncExamples {
     static func embedded(_ serverConfiguration: ServerConfiguration) async throws {
         let store = try SQLiteCentralStore(path: serverConfiguration.storePath)
         let service = SyncService(store: store, configuration: serverConfiguration)
-        let app = StandaloneServer.application(service: service, configuration: serverConfiguration)
+        let app = try StandaloneServer.application(service: service, configuration: serverConfiguration)
         try await app.runService()
     }
 

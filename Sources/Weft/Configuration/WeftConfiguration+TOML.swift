@@ -240,6 +240,7 @@ struct TOMLReader {
                 "remote_endpoint", "mode", "sync_interval_ms", "conflict_resolution", "resolver", "max_queue_bytes",
                 "auth_token", "database_path", "durability", "collections", "bandwidth_bytes_per_second",
                 "bandwidth_burst_bytes", "write_through_timeout_ms", "write_through_fallback", "tombstone_retention_ms",
+                "tls_ca_file", "allow_insecure_http",
             ])
         var result = PersistenceConfiguration()
         if let endpoint = try string(table, "remote_endpoint", at: path) {
@@ -248,6 +249,17 @@ struct TOMLReader {
             } catch {
                 throw self.error("\(path).remote_endpoint", expected: error.expected, found: error.found)
             }
+        }
+        result.tlsCAFile = try string(table, "tls_ca_file", at: path)
+        if let allow = table["allow_insecure_http"] {
+            guard let flag = allow.bool else { throw error("\(path).allow_insecure_http", expected: "true or false", found: describe(allow)) }
+            result.allowInsecureHTTP = flag
+        }
+        if let endpoint = result.remoteEndpoint, endpoint.isPlainHTTPToAnotherHost, !result.allowInsecureHTTP {
+            throw error(
+                "\(path).remote_endpoint",
+                expected: "https:// for a server on another machine (the token would cross the network in clear), or allow_insecure_http = true",
+                found: "plain http://")
         }
         if let mode = try choice(table, "mode", at: path, SyncMode.self) { result.mode = mode }
         if let interval = try integer(table, "sync_interval_ms", at: path, range: 1...86_400_000, unit: " of milliseconds") {
@@ -309,7 +321,9 @@ struct TOMLReader {
 
     func server(_ table: TOMLTable) throws(ConfigurationError) -> ServerConfiguration {
         let path = "server"
-        try checkKeys(table, at: path, allowed: ["listen", "store_path", "store_url", "tokens", "limits", "tombstone_retention_ms", "views", "jwt"])
+        try checkKeys(table, at: path, allowed: [
+                "listen", "store_path", "store_url", "tokens", "limits", "tombstone_retention_ms", "views", "jwt", "tls_certificate", "tls_key",
+            ])
         var result = ServerConfiguration()
         if let retention = try integer(table, "tombstone_retention_ms", at: path, range: 1...315_360_000_000, unit: " of milliseconds") {
             result.tombstoneRetentionMilliseconds = UInt64(retention)
@@ -375,6 +389,11 @@ struct TOMLReader {
             }
         }
         if let jwt = try self.table(table, "jwt", at: path) { result.jwt = try self.jwt(jwt, at: "\(path).jwt") }
+        result.tlsCertificateFile = try string(table, "tls_certificate", at: path)
+        result.tlsKeyFile = try string(table, "tls_key", at: path)
+        guard (result.tlsCertificateFile == nil) == (result.tlsKeyFile == nil) else {
+            throw error("\(path).tls_key", expected: "tls_certificate and tls_key together", found: "only one of them")
+        }
         if let tokens = table["tokens"] {
             guard let array = tokens.array else {
                 throw error("\(path).tokens", expected: "an array of tables ([[server.tokens]])", found: describe(tokens))

@@ -83,6 +83,14 @@ extension ConflictPolicy {
 public enum RemoteEndpoint: Hashable, Sendable, CustomStringConvertible {
     /// A Standalone server: `http(s)://host:port/database`.
     case http(url: URL, database: String)
+
+    /// Whether the endpoint is plain `http://` to a host other than this machine (loopback
+    /// addresses and `localhost` are this machine).
+    public var isPlainHTTPToAnotherHost: Bool {
+        guard case .http(let url, _) = self, url.scheme?.lowercased() == "http" else { return false }
+        let host = (url.host ?? "").lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return !(host == "localhost" || host.hasSuffix(".localhost") || host == "::1" || host.hasPrefix("127."))
+    }
     /// A PostgreSQL central store: `postgres://user:pass@host:port/db`, used as written.
     case postgres(url: URL)
 
@@ -155,6 +163,12 @@ public struct PersistenceConfiguration: Hashable, Sendable {
     public var maxQueueBytes: Int = ReplicaConfiguration.defaultMaxQueueBytes
     /// `auth_token`: the bearer token for the server.
     public var authToken: String?
+    /// `tls_ca_file`: a PEM file of the certificate authorities that a self-hosted server's
+    /// certificate chains to, trusted besides the system's.
+    public var tlsCAFile: String?
+    /// `allow_insecure_http`: whether `remote_endpoint` may be plain `http://` to a host other
+    /// than this machine (the token would cross the network in clear). Loopback needs no leave.
+    public var allowInsecureHTTP = false
     /// `database_path`: the local SQLite file.
     public var databasePath: String = "weft.sqlite"
     /// `durability`.
@@ -299,6 +313,11 @@ public struct ServerConfiguration: Hashable, Sendable {
     public var views: [CollectionView] = []
     /// `[server.jwt]`: JSON Web Tokens the server accepts besides ``tokens``, if any.
     public var jwt: JWTConfiguration?
+    /// `tls_certificate`: a PEM file of the server's certificate chain; with ``tlsKeyFile``, the
+    /// server speaks HTTPS only.
+    public var tlsCertificateFile: String?
+    /// `tls_key`: the PEM file of the certificate's private key.
+    public var tlsKeyFile: String?
 
     /// The defaults: `127.0.0.1:20000`, `weft-server.sqlite`, no tokens.
     public init() {}
