@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import Weft
 import WeftHTTP
@@ -26,14 +27,17 @@ struct SyncReplica: AsyncParsableCommand {
         guard let endpoint = persistence.remoteEndpoint else { throw fail("\(config) sets no persistence.remote_endpoint") }
         let replica: Replica
         let transport: any SyncTransport
+        // A client of its own when the configuration names an authority; shut down before the
+        // command returns.
+        var ownClient: HTTPClient?
         do {
             // Custom resolvers are Swift code this command does not link, so a configuration
             // naming one is refused here (ResolverRegistry's check): sync it from the app.
             replica = try await Replica.open(path: persistence.databasePath, configuration: persistence.replicaConfiguration)
             switch endpoint {
             case .http:
-                let client = try persistence.tlsCAFile.map { caFile throws(ConfigurationError) in try HTTPTransport.client(trustingAuthoritiesIn: caFile) }
-                guard let http = HTTPTransport(endpoint: endpoint, token: persistence.authToken, client: client ?? HTTPTransport.defaultClient) else {
+                ownClient = try persistence.tlsCAFile.map { caFile throws(ConfigurationError) in try HTTPTransport.client(trustingAuthoritiesIn: caFile) }
+                guard let http = HTTPTransport(endpoint: endpoint, token: persistence.authToken, client: ownClient ?? HTTPTransport.defaultClient) else {
                     throw WeftError.invalidArgument("\(endpoint) is not a usable http(s) endpoint")
                 }
                 transport = http
@@ -42,6 +46,7 @@ struct SyncReplica: AsyncParsableCommand {
                 transport = try await PostgresEndpoint.connect(url, configuration: persistence.replicaConfiguration).transport
             }
         } catch {
+            try? await ownClient?.shutdown()
             throw fail("\(error)")
         }
         let engine = SyncEngine(replica: replica, transport: transport)
@@ -60,6 +65,7 @@ struct SyncReplica: AsyncParsableCommand {
                     Self.say("sync failed (\(error.kind.rawValue)): \(error.message); retrying, the queue is kept")
                 }
             }
+            try? await ownClient?.shutdown()
             return
         }
         let events = await engine.progress()
@@ -73,11 +79,13 @@ struct SyncReplica: AsyncParsableCommand {
         do {
             let report = try await engine.syncOnce()
             drawing.cancel()
+            try? await ownClient?.shutdown()
             print("pushed \(report.pushed), pulled \(report.pulled), conflicts \(report.conflicts), cursor \(report.cursor)")
             let letters = await engine.deadLettered
             if letters > 0 { print("\(letters) changes refused by the server were set aside (weft status shows them)") }
         } catch {
             drawing.cancel()
+            try? await ownClient?.shutdown()
             throw fail("sync failed (\(error.kind.rawValue)): \(error.message); the queue is kept")
         }
     }

@@ -38,6 +38,40 @@ struct TLSTests {
 
         let endpoint = try RemoteEndpoint.parse("https://127.0.0.1:\(server.port)/db")
         let client = try HTTPTransport.client(trustingAuthoritiesIn: files.certificate)
+        do {
+            try await Self.exchanges(endpoint, client, store, server, files)
+        } catch {
+            try await client.shutdown()
+            await server.stop()
+            throw error
+        }
+        try await client.shutdown()
+
+        // `weft sync` with the authority in its configuration.
+        let path = directory.path("field.sqlite")
+        do {
+            let replica = try await Replica.open(path: path)
+            try await replica.collection("orders").create("o2") { $0.set("status", to: .string("from the CLI")) }
+        }
+        let config = directory.path("replica.toml")
+        try """
+            [persistence]
+            remote_endpoint = "https://127.0.0.1:\(server.port)/db"
+            auth_token = "tls-replica-token-0123456789"
+            database_path = "\(path)"
+            tls_ca_file = "\(files.certificate)"
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let sync = try await runProcessDetached(try builtExecutable("weft"), ["sync", "--config", config])
+        #expect(sync.status == 0, "\(sync.error)")
+        let key = DocumentKey(collection: try CollectionName("orders"), id: try DocumentID("o2"))
+        #expect(try await store.record(database: "db", key: key)?.body.string("status") == "from the CLI")
+        await server.stop()
+    }
+
+    static func exchanges(
+        _ endpoint: RemoteEndpoint, _ client: HTTPClient, _ store: SQLiteCentralStore, _ server: RunningStandalone,
+        _ files: (certificate: String, key: String)
+    ) async throws {
         let replica = try await Replica(storage: MemoryReplicaStorage(), configuration: ReplicaConfiguration())
         try await replica.collection("orders").create("o1") { $0.set("status", to: .string("open")) }
         let trusted = try #require(HTTPTransport(endpoint: endpoint, token: "tls-replica-token-0123456789", client: client))
@@ -51,8 +85,6 @@ struct TLSTests {
         // Plain HTTP to the TLS port is not served.
         let plain = HTTPTransport(baseURL: "http://127.0.0.1:\(server.port)", database: "db", token: "tls-replica-token-0123456789")
         await #expect(throws: SyncError.self) { _ = try await plain.pull(PullRequest(after: 0)) }
-        try await client.shutdown()
-        await server.stop()
     }
 
     @Test("Plain http:// to another machine is refused unless allow_insecure_http says so; certificates and keys are checked as the server starts")

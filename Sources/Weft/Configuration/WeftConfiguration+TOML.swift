@@ -416,18 +416,7 @@ struct TOMLReader {
                     names.append(name)
                 }
                 let access = try choice(entry, "access", at: tokenPath, ServerToken.Access.self) ?? .readWrite
-                var scopes: Set<ServerToken.Scope> = [.sync]
-                if let listed = entry["scopes"] {
-                    let expected = "an array of \(ServerToken.Scope.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))"
-                    guard let array = listed.array, !array.isEmpty else { throw error("\(tokenPath).scopes", expected: expected, found: describe(listed)) }
-                    scopes = []
-                    for element in array {
-                        guard let name = element.string, let scope = ServerToken.Scope(rawValue: name) else {
-                            throw error("\(tokenPath).scopes", expected: expected, found: describe(element))
-                        }
-                        scopes.insert(scope)
-                    }
-                }
+                let scopes = try self.scopes(entry, at: tokenPath) ?? [.sync]
                 result.tokens.append(ServerToken(token: secret, databases: names, access: access, scopes: scopes))
             }
         }
@@ -463,17 +452,7 @@ struct TOMLReader {
             throw error("\(path).databases", expected: "the databases tokens open, or a databases_claim naming them", found: "neither")
         }
         result.access = try choice(table, "access", at: path, ServerToken.Access.self) ?? .readWrite
-        if let scopes = table["scopes"] {
-            let expected = "an array of \(ServerToken.Scope.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))"
-            guard let array = scopes.array, !array.isEmpty else { throw error("\(path).scopes", expected: expected, found: describe(scopes)) }
-            result.scopes = []
-            for element in array {
-                guard let name = element.string, let scope = ServerToken.Scope(rawValue: name) else {
-                    throw error("\(path).scopes", expected: expected, found: describe(element))
-                }
-                result.scopes.insert(scope)
-            }
-        }
+        if let scopes = try self.scopes(table, at: path) { result.scopes = scopes }
         if let leeway = try integer(table, "leeway_ms", at: path, range: 0...3_600_000, unit: " of milliseconds") { result.leewayMilliseconds = leeway }
         result.jwksFile = try string(table, "jwks_file", at: path)
         if let keys = table["keys"] {
@@ -501,6 +480,22 @@ struct TOMLReader {
             throw error("\(path).keys", expected: "at least one key, or a jwks_file", found: "none")
         }
         return result
+    }
+
+    /// The `scopes` of a token or of `[server.jwt]`: a non-empty array of scope names, or `nil`
+    /// when absent.
+    func scopes(_ table: TOMLTable, at path: String) throws(ConfigurationError) -> Set<ServerToken.Scope>? {
+        guard let listed = table["scopes"] else { return nil }
+        let expected = "an array of \(ServerToken.Scope.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))"
+        guard let array = listed.array, !array.isEmpty else { throw error("\(path).scopes", expected: expected, found: describe(listed)) }
+        var scopes = Set<ServerToken.Scope>()
+        for element in array {
+            guard let name = element.string, let scope = ServerToken.Scope(rawValue: name) else {
+                throw error("\(path).scopes", expected: expected, found: describe(element))
+            }
+            scopes.insert(scope)
+        }
+        return scopes
     }
 }
 
