@@ -63,8 +63,9 @@ extension StandaloneServer {
             do {
                 authenticator = try await jwt.value
             } catch {
+                // What failed names the server's files: it stays out of the answer.
                 metrics.count(.unauthorized)
-                throw HTTPError(.serviceUnavailable, message: "the server's JWT keys could not be loaded: \(error)")
+                throw HTTPError(.serviceUnavailable, message: "the server could not load its JWT keys; its operator must fix [server.jwt]")
             }
             do {
                 return try await authenticator.principal(String(decoding: presented, as: UTF8.self))
