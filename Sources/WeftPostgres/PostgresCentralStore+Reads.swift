@@ -1,9 +1,9 @@
 import Foundation
 import Logging
-import Synchronization
 import NIOCore
 import NIOSSL
 import PostgresNIO
+import Synchronization
 import Weft
 import WeftCRDT
 import WeftServer
@@ -12,9 +12,13 @@ extension PostgresCentralStore {
     public func changes(database: String, after: UInt64, limit: Int, maxBytes: Int) async throws(WeftError)
         -> (changes: [LoggedChange], hasMore: Bool)
     {
-        guard let cursor = Int64(exactly: after) else { throw .invalidArgument("cursor \(after) is out of range") }
+        guard let cursor = Int64(exactly: after) else {
+            throw .invalidArgument("cursor \(after) is out of range")
+        }
         do {
-            let page = try await withDeadline { try await self.page(database: database, after: cursor, limit: limit, maxBytes: maxBytes) }
+            let page = try await withDeadline {
+                try await self.page(database: database, after: cursor, limit: limit, maxBytes: maxBytes)
+            }
             return (page.changes, page.hasMore)
         } catch {
             throw map(error)
@@ -30,16 +34,7 @@ extension PostgresCentralStore {
         let logger = logger
         let location = location
         do {
-            var waiting = false
-            for try await exists in try await client.query(
-                """
-                SELECT EXISTS (SELECT 1 FROM weft_pending WHERE tenant = \(database))
-                    OR EXISTS (SELECT 1 FROM weft_change_log WHERE tenant = \(database) AND sequence IS NULL)
-                """, logger: logger
-            ).decode(Bool.self) {
-                waiting = exists
-            }
-            if waiting { try await sequence(database) }
+            try await sequenceIfWaiting(database)
             // Each entry's record is its document's (the entry is the document's latest), read by
             // primary key for each entry of the page.
             let rows = try await client.query(
@@ -55,44 +50,16 @@ extension PostgresCentralStore {
             var page = [LoggedChange]()
             var bytes = 0
             var more = false
-            for try await (sequence, collection, id, tag, stored, deltaBytes, baseBytes, baseSequence, bornAfter) in rows.decode(
+            for try await row in rows.decode(
                 (Int64, String, String, Int64, ByteBuffer?, ByteBuffer?, Int64?, Int64?, Int64?).self)
             {
-                guard let record = stored else {
-                    throw WeftError.corrupt("the log of \(database) at \(location) names \(collection)/\(id), which has no record")
-                }
-                let size = Int32(clamping: record.readableBytes)
-                if page.count >= max(1, limit) || (!page.isEmpty && bytes + Int(size) > maxBytes) {
+                let change = try loggedChange(database: database, row)
+                if page.count >= max(1, limit) || (!page.isEmpty && bytes + change.byteCount > maxBytes) {
                     more = true
                     break
                 }
-                let key: DocumentKey
-                do {
-                    key = DocumentKey(collection: try CollectionName(collection), id: try DocumentID(id))
-                } catch {
-                    throw WeftError.corrupt("a stored key at \(location) is invalid: \(error)")
-                }
-                let decoded: DocumentRecord
-                do {
-                    decoded = try DocumentRecord(encoded: Array(buffer: record))
-                } catch {
-                    throw WeftError.corrupt("a logged record of \(database)/\(key) at \(location) does not decode: \(error)")
-                }
-                var delta: LogDelta?
-                if let deltaBytes, let baseBytes, let baseSequence {
-                    do {
-                        delta = LogDelta(
-                            record: try DocumentRecord(encoded: Array(buffer: deltaBytes)),
-                            baseDigest: UInt64(bitPattern: baseBytes), baseSequence: UInt64(max(0, baseSequence)))
-                    } catch {
-                        throw WeftError.corrupt("the logged delta of \(database)/\(key) at \(location) does not decode: \(error)")
-                    }
-                }
-                page.append(
-                    LoggedChange(
-                        sequence: UInt64(sequence), key: key, record: decoded, byteCount: Int(size), tag: UInt64(bitPattern: tag), delta: delta,
-                        bornAfter: UInt64(max(0, bornAfter ?? 0))))
-                bytes += Int(size)
+                page.append(change)
+                bytes += change.byteCount
             }
             return Page(changes: page, hasMore: more)
         }
@@ -105,7 +72,8 @@ extension PostgresCentralStore {
             return try await withDeadline {
                 var found: UInt64?
                 for try await tag in try await self.client.query(
-                    "SELECT tag FROM weft_change_log WHERE tenant = \(database) AND sequence = \(position)", logger: logger
+                    "SELECT tag FROM weft_change_log WHERE tenant = \(database) AND sequence = \(position)",
+                    logger: logger
                 ).decode(Int64.self) {
                     found = UInt64(bitPattern: tag)
                 }
@@ -139,7 +107,8 @@ extension PostgresCentralStore {
                 do {
                     return try DocumentRecord(encoded: Array(buffer: buffer))
                 } catch {
-                    throw WeftError.corrupt("the record of \(database)/\(key) at \(location) does not decode: \(error)")
+                    throw WeftError.corrupt(
+                        "the record of \(database)/\(key) at \(location) does not decode: \(error)")
                 }
             }
         } catch {
@@ -181,7 +150,8 @@ extension PostgresCentralStore {
                 }
                 result.append(
                     ConflictRecord(
-                        key: key, local: try record(local), remote: try record(remote), winner: try record(winner),
+                        key: key, local: try record(local), remote: try record(remote),
+                        winner: try record(winner),
                         policy: try ConflictPolicy(logColumns: policy, argument: resolver)))
             }
             return result

@@ -1,9 +1,9 @@
 import Foundation
 import Logging
-import Synchronization
 import NIOCore
 import NIOSSL
 import PostgresNIO
+import Synchronization
 import Weft
 import WeftCRDT
 import WeftServer
@@ -83,7 +83,7 @@ extension PostgresCentralStore {
                 CREATE TABLE weft_sessions (
                     tenant TEXT COLLATE "C" NOT NULL, replica BYTEA NOT NULL, epoch BIGINT NOT NULL,
                     PRIMARY KEY (tenant, replica))
-                """,
+                """
             ]
         ),
         (
@@ -167,7 +167,9 @@ extension PostgresCentralStore {
             // Each replica's receipt and the one its last push replaced (CentralStore rule 6b).
             // Constant defaults add the columns without rewriting the table.
             "v8: push receipts",
-            ["ALTER TABLE weft_high_water ADD COLUMN receipt BIGINT NOT NULL DEFAULT 0, ADD COLUMN previous_receipt BIGINT NOT NULL DEFAULT 0"]
+            [
+                "ALTER TABLE weft_high_water ADD COLUMN receipt BIGINT NOT NULL DEFAULT 0, ADD COLUMN previous_receipt BIGINT NOT NULL DEFAULT 0"
+            ]
         ),
         (
             // Each document's JSON projection (CentralStore rule 10), for SQL: `doc` (NULL when
@@ -182,6 +184,25 @@ extension PostgresCentralStore {
                 "CREATE INDEX weft_documents_unprojected ON weft_documents (tenant) WHERE deleted IS NULL",
             ]
         ),
+        (
+            // Channels (ChannelIndexedStore rule 1): each document's channels (NULL where none
+            // were assigned), carried by its staged log rows to the sequencer, which writes the
+            // index a channel reader pages through: per channel and document, the sequence of
+            // the change that put the document there (present) or moved it out (departed).
+            "v10: channels",
+            [
+                "ALTER TABLE weft_documents ADD COLUMN channels TEXT[]",
+                "ALTER TABLE weft_pending ADD COLUMN channels TEXT[]",
+                """
+                CREATE TABLE weft_channel_entries (
+                    tenant TEXT COLLATE "C" NOT NULL, channel TEXT COLLATE "C" NOT NULL, collection TEXT COLLATE "C" NOT NULL,
+                    doc_id TEXT COLLATE "C" NOT NULL, sequence BIGINT NOT NULL, tag BIGINT NOT NULL, present BOOLEAN NOT NULL,
+                    PRIMARY KEY (tenant, channel, collection, doc_id))
+                """,
+                "CREATE INDEX weft_channel_entries_by_sequence ON weft_channel_entries (tenant, channel, sequence)",
+                "CREATE INDEX weft_channel_entries_by_document ON weft_channel_entries (tenant, collection, doc_id)",
+            ]
+        ),
     ]
 
     func migrate() async throws(WeftError) {
@@ -190,7 +211,9 @@ extension PostgresCentralStore {
             // fails the start-up soon. Migrating then gets an hour: a migration that rebuilds
             // indexes takes about a second per million rows.
             let logger = logger
-            _ = try await withDeadline(max(operationTimeout, .seconds(60))) { try await self.client.query("SELECT 1", logger: logger) }
+            _ = try await withDeadline(max(operationTimeout, .seconds(60))) {
+                try await self.client.query("SELECT 1", logger: logger)
+            }
             try await withDeadline(.seconds(3_600)) { try await self.migrateNow() }
         } catch {
             throw map(error)
@@ -209,14 +232,16 @@ extension PostgresCentralStore {
                             version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
                         """, logger: logger)
                     var applied = 0
-                    for try await version in try await connection.query("SELECT max(version) FROM weft_migrations", logger: logger)
-                        .decode(Int?.self)
-                    {
+                    for try await version in try await connection.query(
+                        "SELECT max(version) FROM weft_migrations", logger: logger
+                    )
+                    .decode(Int?.self) {
                         applied = version ?? 0
                     }
                     guard applied <= Self.migrations.count else {
                         throw WeftError.schemaTooNew(
-                            "the PostgreSQL schema is at version \(applied); this build of Weft knows \(Self.migrations.count)")
+                            "the PostgreSQL schema is at version \(applied); this build of Weft knows \(Self.migrations.count)"
+                        )
                     }
                     for (index, migration) in Self.migrations.enumerated() where index + 1 > applied {
                         let logger = logger
@@ -229,22 +254,28 @@ extension PostgresCentralStore {
                             attempt += 1
                             do {
                                 try await connection.withTransaction(logger: logger) { connection in
-                                    try await connection.query("SET LOCAL lock_timeout = '2s'", logger: logger)
+                                    try await connection.query(
+                                        "SET LOCAL lock_timeout = '2s'", logger: logger)
                                     for statement in migration.sql {
-                                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                                        try await connection.query(
+                                            PostgresQuery(unsafeSQL: statement), logger: logger)
                                     }
                                     try await connection.query(
-                                        "INSERT INTO weft_migrations (version, name) VALUES (\(index + 1), \(migration.name))", logger: logger)
+                                        "INSERT INTO weft_migrations (version, name) VALUES (\(index + 1), \(migration.name))",
+                                        logger: logger)
                                 }
                                 break
                             } catch {
-                                guard attempt < 120, Self.isRetryable(error) || Self.sqlState(error) == "55P03" else { throw error }
+                                guard attempt < 120,
+                                    Self.isRetryable(error) || Self.sqlState(error) == "55P03"
+                                else { throw error }
                                 try await Task.sleep(for: .milliseconds(100 * min(attempt, 5)))
                             }
                         }
                     }
                 } catch {
-                    _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger)
+                    _ = try? await connection.query(
+                        "SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger)
                     throw error
                 }
                 try await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger)

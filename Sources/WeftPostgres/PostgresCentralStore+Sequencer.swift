@@ -1,9 +1,9 @@
 import Foundation
 import Logging
-import Synchronization
 import NIOCore
 import NIOSSL
 import PostgresNIO
+import Synchronization
 import Weft
 import WeftCRDT
 import WeftServer
@@ -46,7 +46,8 @@ extension PostgresCentralStore {
                 }
                 guard acquired else { return 0 }
             } else {
-                try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(database), 7))", logger: logger)
+                try await connection.query(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(\(database), 7))", logger: logger)
             }
             // The rows waiting for a number, with the tenant's counter (read after the lock was
             // taken, so current): the pushes' rows staged in `weft_pending`, and rows an older
@@ -102,9 +103,9 @@ extension PostgresCentralStore {
                     WHERE c.id = v.id AND c.id = ANY(\(legacy)::int8[])
                 ), moved AS (
                     DELETE FROM weft_pending p WHERE p.id = ANY(\(staged)::int8[])
-                    RETURNING p.id, p.tenant, p.collection, p.doc_id, p.bytes, p.tag, p.delta, p.base_digest
+                    RETURNING p.id, p.tenant, p.collection, p.doc_id, p.bytes, p.tag, p.delta, p.base_digest, p.channels
                 ), ranked AS (
-                    SELECT m.tenant, v.sequence, m.collection, m.doc_id, m.bytes, m.tag, m.delta, m.base_digest,
+                    SELECT m.tenant, v.sequence, m.collection, m.doc_id, m.bytes, m.tag, m.delta, m.base_digest, m.channels,
                         count(*) OVER (PARTITION BY m.collection, m.doc_id) AS staged
                     FROM moved m JOIN unnest(\(staged)::int8[], \(stagedNumbers)::int8[]) AS v(id, sequence) ON v.id = m.id
                 ), latest AS (
@@ -133,6 +134,21 @@ extension PostgresCentralStore {
                         SELECT collection, doc_id, max(sequence) AS base FROM superseded GROUP BY collection, doc_id
                     ) AS b ON b.collection = k.collection AND b.doc_id = k.doc_id
                     ORDER BY k.sequence
+                ), present AS (
+                    -- The channel index (ChannelIndexedStore rule 1): the document's channels
+                    -- get its entry at the new sequence; channels it was in and is not now get
+                    -- theirs moved there, departed. The two touch different rows.
+                    INSERT INTO weft_channel_entries (tenant, channel, collection, doc_id, sequence, tag, present)
+                    SELECT k.tenant, c.channel, k.collection, k.doc_id, k.sequence, k.tag, true
+                    FROM latest k CROSS JOIN LATERAL unnest(k.channels) AS c(channel)
+                    WHERE k.channels IS NOT NULL
+                    ON CONFLICT (tenant, channel, collection, doc_id) DO UPDATE SET
+                        sequence = EXCLUDED.sequence, tag = EXCLUDED.tag, present = true
+                ), departed AS (
+                    UPDATE weft_channel_entries e SET sequence = k.sequence, tag = k.tag, present = false
+                    FROM latest k
+                    WHERE k.channels IS NOT NULL AND e.tenant = k.tenant AND e.collection = k.collection AND e.doc_id = k.doc_id
+                        AND e.present AND NOT (e.channel = ANY(k.channels))
                 ), counter AS (
                     INSERT INTO weft_tenants (tenant, next_sequence) VALUES (\(database), \(first + Int64(count)))
                     ON CONFLICT (tenant) DO UPDATE SET next_sequence = EXCLUDED.next_sequence

@@ -172,6 +172,9 @@ extension PostgresCentralStore {
                     DELETE FROM weft_change_log l USING gone g
                     WHERE l.tenant = \(tenant) AND l.collection = g.collection AND l.doc_id = g.id
                     RETURNING l.sequence
+                ), channels AS (
+                    DELETE FROM weft_channel_entries e USING gone g
+                    WHERE e.tenant = \(tenant) AND e.collection = g.collection AND e.doc_id = g.id
                 ), raised AS (
                     UPDATE weft_tenants SET collected_through = GREATEST(collected_through, (SELECT coalesce(max(sequence), 0) FROM entries))
                     WHERE tenant = \(tenant)

@@ -14,12 +14,21 @@ public struct InProcessTransport: SyncTransport {
     public let database: String
     /// Limits applied to every message, as a server would.
     public let limits: WireLimits
+    /// The channels the replica may read, as its token's grant would say.
+    public var readable: ChannelGrant
+    /// The channels the replica may write.
+    public var writable: ChannelGrant
 
     /// Creates a transport.
-    public init(service: SyncService, database: String, limits: WireLimits = .default) {
+    public init(
+        service: SyncService, database: String, limits: WireLimits = .default, readable: ChannelGrant = .all,
+        writable: ChannelGrant = .all
+    ) {
         self.service = service
         self.database = database
         self.limits = limits
+        self.readable = readable
+        self.writable = writable
     }
 
     private func roundTrip<M: BinaryCodable>(_ message: M) throws(SyncError) -> M {
@@ -43,7 +52,7 @@ public struct InProcessTransport: SyncTransport {
         received.expectedAppliedThrough = request.expectedAppliedThrough  // beside the body, as over HTTP
         received.pulledThrough = request.pulledThrough
         received.receipt = request.receipt
-        let answer = try await service.push(database: database, received)
+        let answer = try await service.push(database: database, received, writable: writable)
         var returned = try roundTrip(answer)
         returned.receipt = answer.receipt
         return returned
@@ -51,6 +60,6 @@ public struct InProcessTransport: SyncTransport {
 
     public func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse {
         let received = try roundTrip(request)
-        return try roundTrip(try await service.pull(database: database, received))
+        return try roundTrip(try await service.pull(database: database, received, readable: readable))
     }
 }

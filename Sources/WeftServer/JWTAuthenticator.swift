@@ -14,12 +14,22 @@ public struct Principal: Hashable, Sendable {
     public let access: ServerToken.Access
     /// The routes it opens.
     public let scopes: Set<ServerToken.Scope>
+    /// The channels it may read: a replica pulls only documents in them.
+    public let readChannels: ChannelGrant
+    /// The channels it may write: a pushed change of a document outside them is refused.
+    public let writeChannels: ChannelGrant
 
-    public init(user: String?, databases: Set<String>, access: ServerToken.Access, scopes: Set<ServerToken.Scope>) {
+    public init(
+        user: String?, databases: Set<String>, access: ServerToken.Access, scopes: Set<ServerToken.Scope>,
+        readChannels: ChannelGrant = .all,
+        writeChannels: ChannelGrant = .all
+    ) {
         self.user = user
         self.databases = databases
         self.access = access
         self.scopes = scopes
+        self.readChannels = readChannels
+        self.writeChannels = writeChannels
     }
 }
 
@@ -46,7 +56,8 @@ public struct JWTAuthenticator: Sendable {
     /// Loads the keys `configuration` names: secrets from the environment, PEM and JWKS files.
     /// - Throws: `ConfigurationError` naming the key that cannot be loaded.
     public static func make(
-        _ configuration: JWTConfiguration, environment: [String: String] = ProcessInfo.processInfo.environment,
+        _ configuration: JWTConfiguration,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
         timeSource: any PhysicalTimeSource = SystemTimeSource()
     ) async throws(ConfigurationError) -> JWTAuthenticator {
         let keys = JWTKeyCollection()
@@ -56,26 +67,40 @@ public struct JWTAuthenticator: Sendable {
             do {
                 switch key.algorithm {
                 case .hs256, .hs384, .hs512:
-                    guard let variable = key.secretVariable, let secret = environment[variable], secret.utf8.count >= 32 else {
+                    guard let variable = key.secretVariable, let secret = environment[variable],
+                        secret.utf8.count >= 32
+                    else {
                         throw ConfigurationError(
-                            key: "\(path).secret_env", expected: "an environment variable holding a secret of at least 32 bytes",
+                            key: "\(path).secret_env",
+                            expected: "an environment variable holding a secret of at least 32 bytes",
                             found: key.secretVariable.map { "\($0), unset or shorter" } ?? "none")
                     }
-                    await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: digest(key.algorithm), kid: kid)
+                    await keys.add(
+                        hmac: HMACKey(from: secret), digestAlgorithm: digest(key.algorithm), kid: kid)
                 case .rs256, .rs384, .rs512:
                     let pem = try read(key.publicKeyFile, "\(path).public_key_file")
-                    await keys.add(rsa: try Insecure.RSA.PublicKey(pem: pem), digestAlgorithm: digest(key.algorithm), kid: kid)
+                    await keys.add(
+                        rsa: try Insecure.RSA.PublicKey(pem: pem), digestAlgorithm: digest(key.algorithm),
+                        kid: kid)
                 case .es256:
-                    await keys.add(ecdsa: try ES256PublicKey(pem: try read(key.publicKeyFile, "\(path).public_key_file")), kid: kid)
+                    await keys.add(
+                        ecdsa: try ES256PublicKey(
+                            pem: try read(key.publicKeyFile, "\(path).public_key_file")), kid: kid)
                 case .es384:
-                    await keys.add(ecdsa: try ES384PublicKey(pem: try read(key.publicKeyFile, "\(path).public_key_file")), kid: kid)
+                    await keys.add(
+                        ecdsa: try ES384PublicKey(
+                            pem: try read(key.publicKeyFile, "\(path).public_key_file")), kid: kid)
                 case .es512:
-                    await keys.add(ecdsa: try ES512PublicKey(pem: try read(key.publicKeyFile, "\(path).public_key_file")), kid: kid)
+                    await keys.add(
+                        ecdsa: try ES512PublicKey(
+                            pem: try read(key.publicKeyFile, "\(path).public_key_file")), kid: kid)
                 }
             } catch let error as ConfigurationError {
                 throw error
             } catch {
-                throw ConfigurationError(key: "\(path).public_key_file", expected: "a PEM public key for \(key.algorithm.rawValue)", found: "\(error)")
+                throw ConfigurationError(
+                    key: "\(path).public_key_file",
+                    expected: "a PEM public key for \(key.algorithm.rawValue)", found: "\(error)")
             }
         }
         if let file = configuration.jwksFile {
@@ -84,7 +109,8 @@ public struct JWTAuthenticator: Sendable {
             } catch let error as ConfigurationError {
                 throw error
             } catch {
-                throw ConfigurationError(key: "server.jwt.jwks_file", expected: "a JSON Web Key Set", found: "\(error)")
+                throw ConfigurationError(
+                    key: "server.jwt.jwks_file", expected: "a JSON Web Key Set", found: "\(error)")
             }
         }
         return JWTAuthenticator(keys: keys, configuration: configuration, timeSource: timeSource)
@@ -99,7 +125,9 @@ public struct JWTAuthenticator: Sendable {
     }
 
     static func read(_ file: String?, _ key: String) throws(ConfigurationError) -> String {
-        guard let file, let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
+        guard let file, let data = FileManager.default.contents(atPath: file),
+            let text = String(data: data, encoding: .utf8)
+        else {
             throw ConfigurationError(key: key, expected: "a readable file", found: file ?? "none")
         }
         return text
@@ -110,7 +138,8 @@ public struct JWTAuthenticator: Sendable {
     static func looksLikeJWT(_ token: [UInt8]) -> Bool {
         token.count <= 16_384 && token.filter { $0 == UInt8(ascii: ".") }.count == 2
             && token.allSatisfy { byte in
-                byte == UInt8(ascii: ".") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || (0x30...0x39).contains(byte)
+                byte == UInt8(ascii: ".") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+                    || (0x30...0x39).contains(byte)
                     || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
             }
     }
@@ -122,15 +151,24 @@ public struct JWTAuthenticator: Sendable {
         do {
             claims = try await keys.verify(token, as: Claims.self).claims
         } catch {
-            throw JWTRefusal(reason: "the token's signature does not verify with a key this server accepts, or the token is malformed")
+            throw JWTRefusal(
+                reason:
+                    "the token's signature does not verify with a key this server accepts, or the token is malformed"
+            )
         }
         let now = Double(timeSource.currentMilliseconds())
         let leeway = Double(configuration.leewayMilliseconds)
-        guard let expiry = Self.seconds(claims["exp"]) else { throw JWTRefusal(reason: "the token has no expiry (exp)") }
+        guard let expiry = Self.seconds(claims["exp"]) else {
+            throw JWTRefusal(reason: "the token has no expiry (exp)")
+        }
         guard expiry * 1_000 + leeway >= now else { throw JWTRefusal(reason: "the token has expired") }
         if let start = claims["nbf"] {
-            guard let notBefore = Self.seconds(start) else { throw JWTRefusal(reason: "the token's nbf is not a number") }
-            guard notBefore * 1_000 - leeway <= now else { throw JWTRefusal(reason: "the token is not valid yet (nbf)") }
+            guard let notBefore = Self.seconds(start) else {
+                throw JWTRefusal(reason: "the token's nbf is not a number")
+            }
+            guard notBefore * 1_000 - leeway <= now else {
+                throw JWTRefusal(reason: "the token is not valid yet (nbf)")
+            }
         }
         if let issuer = configuration.issuer, claims["iss"] != .string(issuer) {
             throw JWTRefusal(reason: "the token's issuer (iss) is not the one this server accepts")
@@ -139,14 +177,17 @@ public struct JWTAuthenticator: Sendable {
             let audiences: [String]
             switch claims["aud"] {
             case .string(let one)?: audiences = [one]
-            case .array(let many)?: audiences = many.compactMap { if case .string(let name) = $0 { name } else { nil } }
+            case .array(let many)?:
+                audiences = many.compactMap { if case .string(let name) = $0 { name } else { nil } }
             default: audiences = []
             }
             guard audiences.contains(where: configuration.audiences.contains) else {
                 throw JWTRefusal(reason: "the token's audience (aud) is not this server's")
             }
         }
-        guard case .string(let user)? = claims["sub"], !user.isEmpty else { throw JWTRefusal(reason: "the token has no subject (sub)") }
+        guard case .string(let user)? = claims["sub"], !user.isEmpty else {
+            throw JWTRefusal(reason: "the token has no subject (sub)")
+        }
         var databases = Set(configuration.databases)
         if let name = configuration.databasesClaim {
             var named = Set<String>()
@@ -157,7 +198,11 @@ public struct JWTAuthenticator: Sendable {
             }
             databases = configuration.databases.isEmpty ? named : databases.intersection(named)
         }
-        return Principal(user: user, databases: databases, access: configuration.access, scopes: configuration.scopes)
+        let grants = configuration.channels.grants(claims: claims)
+        return Principal(
+            user: user, databases: databases, access: configuration.access, scopes: configuration.scopes,
+            readChannels: grants.read,
+            writeChannels: grants.write)
     }
 
     /// A NumericDate (seconds since 1970, possibly fractional).
@@ -172,7 +217,9 @@ public struct JWTAuthenticator: Sendable {
     /// Every claim of a token, checked by ``principal(_:)`` rather than by the payload type.
     struct Claims: JWTPayload {
         let claims: [String: JSONValue]
-        init(from decoder: any Decoder) throws { claims = try decoder.singleValueContainer().decode([String: JSONValue].self) }
+        init(from decoder: any Decoder) throws {
+            claims = try decoder.singleValueContainer().decode([String: JSONValue].self)
+        }
         func encode(to encoder: any Encoder) throws {
             var container = encoder.singleValueContainer()
             try container.encode(claims)

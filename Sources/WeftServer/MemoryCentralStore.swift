@@ -1,6 +1,6 @@
 import Weft
-import WeftWire
 import WeftCRDT
+import WeftWire
 
 /// A central store in memory, for tests and in-process use.
 public actor MemoryCentralStore: CentralStore {
@@ -22,6 +22,11 @@ public actor MemoryCentralStore: CentralStore {
         var collectedThrough: UInt64 = 0
         /// ``collectedThrough`` when each document's record was created, if above 0.
         var bornAfter: [DocumentKey: UInt64] = [:]
+        /// Each document's channels (ChannelIndexedStore rule 1), where assigned.
+        var channels: [DocumentKey: [String]] = [:]
+        /// The channel index: per channel and document, the entry's sequence, tag and whether
+        /// it is present (else departed).
+        var channelEntries: [String: [DocumentKey: (sequence: UInt64, tag: UInt64, present: Bool)]] = [:]
 
         /// The index of the first entry of `log` at or after `sequence`.
         func position(of sequence: UInt64) -> Int {
@@ -45,7 +50,10 @@ public actor MemoryCentralStore: CentralStore {
     /// An empty store.
     public init() {}
 
-    public func hello(database: String, replica: ReplicaID, confirmedEpoch: UInt64, epoch: UInt64, acknowledgedThrough: UInt64) -> (accepted: Bool, appliedThrough: UInt64, receipt: UInt64) {
+    public func hello(
+        database: String, replica: ReplicaID, confirmedEpoch: UInt64, epoch: UInt64,
+        acknowledgedThrough: UInt64
+    ) -> (accepted: Bool, appliedThrough: UInt64, receipt: UInt64) {
         var tenant = tenants[database] ?? Tenant()
         let mark = tenant.highWater[replica] ?? 0
         let receipt = tenant.receipts[replica]?.current ?? 0
@@ -56,7 +64,9 @@ public actor MemoryCentralStore: CentralStore {
             tenants[database] = tenant
             return (true, mark, receipt)
         }
-        if let current = tenant.sessions[replica], current != confirmedEpoch, current != epoch { return (false, mark, receipt) }
+        if let current = tenant.sessions[replica], current != confirmedEpoch, current != epoch {
+            return (false, mark, receipt)
+        }
         if mark > acknowledgedThrough { return (false, mark, receipt) }
         tenant.sessions[replica] = epoch
         tenants[database] = tenant
@@ -69,11 +79,13 @@ public actor MemoryCentralStore: CentralStore {
     }
 
     public func applyPush(
-        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?, receipt: UInt64,
+        database: String, replica: ReplicaID, epoch: UInt64, expectedMark: UInt64, pulledThrough: UInt64?,
+        receipt: UInt64,
         changes: [(sequence: UInt64, key: DocumentKey, delta: DocumentRecord)], projector: DocumentProjector,
-        merge: @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
-            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
-        )
+        merge:
+            @escaping @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+                record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
+            )
     ) throws(WeftError) -> (mark: UInt64, receipt: PushReceipt) {
         var tenant = tenants[database] ?? Tenant()
         guard tenant.sessions[replica] == (epoch == 0 ? nil : epoch) else {
@@ -86,8 +98,31 @@ public actor MemoryCentralStore: CentralStore {
         var moved = false
         for change in changes {
             let previous = tenant.documents[change.key]
-            if previous == nil && tenant.collectedThrough > 0 { tenant.bornAfter[change.key] = tenant.collectedThrough }
             let result = try merge(previous, change.key, change.delta)
+            if result.kind == .refused {
+                // Logged again as it is, so the pusher, which drops its copy, pulls it back.
+                if let previous, !previous.isDeleted, let earlier = tenant.logged[change.key] {
+                    let index = tenant.position(of: earlier)
+                    if index < tenant.log.count, tenant.log[index].sequence == earlier {
+                        tenant.log.remove(at: index)
+                    }
+                    let tag = LoggedChange.newTag()
+                    tenant.logged[change.key] = sequence
+                    tenant.log.append(
+                        LoggedChange(
+                            sequence: sequence, key: change.key, record: previous,
+                            byteCount: previous.encoded().count, tag: tag))
+                    for channel in tenant.channels[change.key] ?? [] {
+                        tenant.channelEntries[channel, default: [:]][change.key] = (sequence, tag, true)
+                    }
+                    sequence += 1
+                    moved = true
+                }
+                continue
+            }
+            if previous == nil && tenant.collectedThrough > 0 {
+                tenant.bornAfter[change.key] = tenant.collectedThrough
+            }
             if let conflict = result.conflict { tenant.conflicts.append(conflict) }
             guard result.record != tenant.documents[change.key] else { continue }
             moved = true
@@ -102,18 +137,35 @@ public actor MemoryCentralStore: CentralStore {
             // Compaction: the document's earlier entry goes.
             if let earlier = tenant.logged[change.key] {
                 let index = tenant.position(of: earlier)
-                if index < tenant.log.count, tenant.log[index].sequence == earlier { tenant.log.remove(at: index) }
+                if index < tenant.log.count, tenant.log[index].sequence == earlier {
+                    tenant.log.remove(at: index)
+                }
                 compactedEntries += 1
             }
             tenant.logged[change.key] = sequence
+            let tag = LoggedChange.newTag()
             tenant.log.append(
                 LoggedChange(
-                    sequence: sequence, key: change.key, record: result.record, byteCount: size, tag: LoggedChange.newTag(), delta: delta))
+                    sequence: sequence, key: change.key, record: result.record, byteCount: size, tag: tag,
+                    delta: delta))
+            if projector.tracksChannels {
+                let before = tenant.channels[change.key] ?? []
+                let now =
+                    projector.channels(database: database, key: change.key, record: result.record) ?? before
+                tenant.channels[change.key] = now
+                for channel in now {
+                    tenant.channelEntries[channel, default: [:]][change.key] = (sequence, tag, true)
+                }
+                for channel in Set(before).subtracting(now) {
+                    tenant.channelEntries[channel]?[change.key] = (sequence, tag, false)
+                }
+            }
             sequence += 1
         }
         let newMark = max(mark, changes.map(\.sequence).max() ?? 0)
         tenant.highWater[replica] = newMark
-        let kept = PushReceipts.keep(stored: tenant.receipts[replica] ?? (0, 0), receipt: receipt, moves: moved || newMark > mark)
+        let kept = PushReceipts.keep(
+            stored: tenant.receipts[replica] ?? (0, 0), receipt: receipt, moves: moved || newMark > mark)
         tenant.receipts[replica] = kept
         tenants[database] = tenant
         nextSequence = sequence
@@ -135,7 +187,8 @@ public actor MemoryCentralStore: CentralStore {
             if !page.isEmpty && bytes + change.byteCount > maxBytes { break }
             if let born = tenant.bornAfter[change.key] {
                 change = LoggedChange(
-                    sequence: change.sequence, key: change.key, record: change.record, byteCount: change.byteCount, tag: change.tag,
+                    sequence: change.sequence, key: change.key, record: change.record,
+                    byteCount: change.byteCount, tag: change.tag,
                     delta: change.delta, bornAfter: born)
             }
             page.append(change)
@@ -148,11 +201,13 @@ public actor MemoryCentralStore: CentralStore {
     public func tag(database: String, sequence: UInt64) -> UInt64? {
         guard let tenant = tenants[database] else { return nil }
         let index = tenant.position(of: sequence)
-        return index < tenant.log.count && tenant.log[index].sequence == sequence ? tenant.log[index].tag : nil
+        return index < tenant.log.count && tenant.log[index].sequence == sequence
+            ? tenant.log[index].tag : nil
     }
 
     public func rememberPull(
-        database: String, replica: ReplicaID, after: UInt64, afterTag: UInt64, served: UInt64, servedTag: UInt64, pulledAt: UInt64
+        database: String, replica: ReplicaID, after: UInt64, afterTag: UInt64, served: UInt64,
+        servedTag: UInt64, pulledAt: UInt64
     ) {
         var tenant = tenants[database] ?? Tenant()
         var cursors = tenant.pullCursors[replica] ?? [:]
@@ -179,10 +234,13 @@ public actor MemoryCentralStore: CentralStore {
     /// This store compacts as it logs; a pass only trims the cursors kept for unnamed clients.
     public func compactLog(limit: Int) -> (removed: Int, passFinished: Bool) {
         for name in tenants.keys {
-            guard let unnamed = tenants[name]?.pullCursors[RememberedCursors.unnamedReader], unnamed.count > RememberedCursors.unnamedKept
+            guard let unnamed = tenants[name]?.pullCursors[RememberedCursors.unnamedReader],
+                unnamed.count > RememberedCursors.unnamedKept
             else { continue }
             let kept = unnamed.keys.sorted().suffix(RememberedCursors.unnamedKept)
-            tenants[name]?.pullCursors[RememberedCursors.unnamedReader] = unnamed.filter { kept.contains($0.key) }
+            tenants[name]?.pullCursors[RememberedCursors.unnamedReader] = unnamed.filter {
+                kept.contains($0.key)
+            }
         }
         return (0, true)
     }
@@ -191,14 +249,19 @@ public actor MemoryCentralStore: CentralStore {
         var removed = 0
         for name in tenants.keys.sorted() {
             guard var tenant = tenants[name] else { continue }
-            let stable = tenant.pullPositions.values.filter { $0.at >= pulledSince }.map(\.after).min() ?? .max
+            let stable =
+                tenant.pullPositions.values.filter { $0.at >= pulledSince }.map(\.after).min() ?? .max
             var forgotten = Set<UInt64>()
             for entry in tenant.log {
                 guard entry.sequence <= stable, removed < limit else { break }
-                guard let record = tenant.documents[entry.key], record.isDeleted, record.body.count == 0 else { continue }
+                guard let record = tenant.documents[entry.key], record.isDeleted, record.body.count == 0
+                else { continue }
                 tenant.documents[entry.key] = nil
                 tenant.logged[entry.key] = nil
                 tenant.bornAfter[entry.key] = nil
+                for channel in tenant.channels.removeValue(forKey: entry.key) ?? [] {
+                    tenant.channelEntries[channel]?[entry.key] = nil
+                }
                 tenant.collectedThrough = max(tenant.collectedThrough, entry.sequence)
                 forgotten.insert(entry.sequence)
                 removed += 1
@@ -229,13 +292,18 @@ public actor MemoryCentralStore: CentralStore {
         fileprivate let nextSequence: UInt64
     }
 
-    public func record(database: String, key: DocumentKey) -> DocumentRecord? { tenants[database]?.documents[key] }
+    public func record(database: String, key: DocumentKey) -> DocumentRecord? {
+        tenants[database]?.documents[key]
+    }
 
     /// Reads every document of the collection: O(*n*) in the database's documents per page.
     public func documents(
-        database: String, collection: CollectionName, after: DocumentID?, limit: Int, filters: [ProjectionFilter], projector: DocumentProjector
+        database: String, collection: CollectionName, after: DocumentID?, limit: Int,
+        filters: [ProjectionFilter], projector: DocumentProjector
     ) -> [(id: DocumentID, record: DocumentRecord)] {
-        let precedes = { (a: DocumentID, b: DocumentID) in a.rawValue.utf8.lexicographicallyPrecedes(b.rawValue.utf8) }
+        let precedes = { (a: DocumentID, b: DocumentID) in
+            a.rawValue.utf8.lexicographicallyPrecedes(b.rawValue.utf8)
+        }
         let candidates = (tenants[database]?.documents ?? [:]).filter { key, record in
             key.collection == collection && !record.isDeleted && after.map { precedes($0, key.id) } ?? true
         }
@@ -254,5 +322,89 @@ public actor MemoryCentralStore: CentralStore {
 
     public func conflicts(database: String, limit: Int) -> [ConflictRecord] {
         Array((tenants[database]?.conflicts ?? []).reversed().prefix(max(0, limit)))
+    }
+}
+
+// The channel index, read by scanning the reader's channels: O(entries) per page.
+extension MemoryCentralStore: ChannelIndexedStore {
+    public func channelChanges(
+        database: String, channels: Set<String>, after: UInt64, limit: Int, maxBytes: Int
+    ) -> ChannelPage {
+        guard let tenant = tenants[database] else {
+            return ChannelPage(entries: [], hasMore: false, head: (0, 0))
+        }
+        let head = tenant.log.last.map { ($0.sequence, $0.tag) } ?? (0, 0)
+        // Each document's latest entry among the reader's channels (present first at a tie).
+        var latest = [DocumentKey: (sequence: UInt64, tag: UInt64, present: Bool)]()
+        for channel in channels {
+            for (key, entry) in tenant.channelEntries[channel] ?? [:] where entry.sequence > after {
+                if let seen = latest[key],
+                    (seen.sequence, seen.present ? 1 : 0) >= (entry.sequence, entry.present ? 1 : 0)
+                {
+                    continue
+                }
+                latest[key] = entry
+            }
+        }
+        var entries = [ChannelPage.Entry]()
+        var bytes = 0
+        var more = false
+        for (key, entry) in latest.sorted(by: { $0.value.sequence < $1.value.sequence }) {
+            if entries.count >= max(1, limit) {
+                more = true
+                break
+            }
+            if entry.present {
+                let index = tenant.position(of: entry.sequence)
+                guard index < tenant.log.count, tenant.log[index].sequence == entry.sequence else { continue }
+                var change = tenant.log[index]
+                if !entries.isEmpty && bytes + change.byteCount > maxBytes {
+                    more = true
+                    break
+                }
+                if let born = tenant.bornAfter[key] {
+                    change = LoggedChange(
+                        sequence: change.sequence, key: key, record: change.record,
+                        byteCount: change.byteCount, tag: change.tag,
+                        delta: change.delta, bornAfter: born)
+                }
+                entries.append(.change(change))
+                bytes += change.byteCount
+            } else if !(tenant.channels[key] ?? []).contains(where: channels.contains) {
+                entries.append(.left(key: key, sequence: entry.sequence, tag: entry.tag))
+            }
+        }
+        return ChannelPage(entries: entries, hasMore: more, head: head)
+    }
+
+    public func channelScan(database: String, channels: Set<String>?, after: UInt64, limit: Int) -> (
+        entries: [ChannelScanEntry], hasMore: Bool
+    ) {
+        guard let tenant = tenants[database] else { return ([], false) }
+        var positions = [DocumentKey: UInt64]()
+        if let channels {
+            for channel in channels {
+                for (key, entry) in tenant.channelEntries[channel] ?? [:] where entry.sequence > after {
+                    positions[key] = max(positions[key] ?? 0, entry.sequence)
+                }
+            }
+        } else {
+            for change in tenant.log where change.sequence > after { positions[change.key] = change.sequence }
+        }
+        let ordered = positions.sorted { $0.value < $1.value }
+        let entries = ordered.prefix(max(1, limit)).compactMap { key, position -> ChannelScanEntry? in
+            guard let record = tenant.documents[key] else { return nil }
+            return ChannelScanEntry(
+                key: key, position: position, sequence: tenant.logged[key] ?? 0,
+                channels: Set(tenant.channels[key] ?? []),
+                deleted: record.isDeleted)
+        }
+        return (entries, ordered.count > max(1, limit))
+    }
+
+    public func records(database: String, keys: [DocumentKey]) -> [DocumentKey: DocumentRecord] {
+        var found = [DocumentKey: DocumentRecord]()
+        for key in keys { if let record = tenants[database]?.documents[key] { found[key] = record } }
+        return found
     }
 }

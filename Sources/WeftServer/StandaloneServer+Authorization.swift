@@ -25,9 +25,21 @@ extension StandaloneServer {
     /// The database the request names, if its bearer token (a static token or a JWT) covers it
     /// with the access and scope needed.
     static func authorize(
-        _ request: Request, _ context: some RequestContext, credentials: Credentials, needs: ServerToken.Access,
+        _ request: Request, _ context: some RequestContext, credentials: Credentials,
+        needs: ServerToken.Access,
         scope: ServerToken.Scope = .sync, metrics: ServerMetrics
     ) async throws -> String {
+        try await authorizePrincipal(
+            request, context, credentials: credentials, needs: needs, scope: scope, metrics: metrics
+        ).database
+    }
+
+    /// ``authorize(_:_:credentials:needs:scope:metrics:)``, answering the principal too.
+    static func authorizePrincipal(
+        _ request: Request, _ context: some RequestContext, credentials: Credentials,
+        needs: ServerToken.Access,
+        scope: ServerToken.Scope = .sync, metrics: ServerMetrics
+    ) async throws -> (database: String, principal: Principal) {
         guard let database = context.parameters.get("database"), DatabaseName.isValid(database) else {
             metrics.count(.rejected)
             throw HTTPError(.badRequest, message: "invalid database name")
@@ -35,28 +47,47 @@ extension StandaloneServer {
         // The scheme is case-insensitive (RFC 9110 §11.1): `Bearer`, `bearer`, `BEARER`.
         guard let header = request.headers[.authorization], let presented = bearerToken(header) else {
             metrics.count(.unauthorized)
-            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "a bearer token is required")
+            throw HTTPError(
+                .unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "a bearer token is required")
         }
         let principal = try await self.principal(presented, credentials: credentials, metrics: metrics)
         let allowed = principal.access == .readWrite || principal.access == needs
         guard principal.databases.contains(database), allowed else {
             metrics.count(.forbidden)
-            throw HTTPError(.forbidden, message: "the token does not grant \(needs.rawValue) access to \(database)")
+            throw HTTPError(
+                .forbidden, message: "the token does not grant \(needs.rawValue) access to \(database)")
         }
         guard principal.scopes.contains(scope) else {
             metrics.count(.forbidden)
             throw HTTPError(.forbidden, message: "the token's scopes do not include \(scope.rawValue)")
         }
-        return database
+        // The document API reads and writes any document: it is for backends, whose tokens may
+        // read and write every channel.
+        guard scope != .documents || (principal.readChannels == .all && principal.writeChannels == .all)
+        else {
+            metrics.count(.forbidden)
+            throw HTTPError(
+                .forbidden,
+                message: "the document API needs a token that may read and write every channel (*)")
+        }
+        return (database, principal)
     }
 
     /// Who `presented` speaks for: a static token (compared with every one, in time that does
     /// not depend on where they differ), else a JSON Web Token.
-    static func principal(_ presented: [UInt8], credentials: Credentials, metrics: ServerMetrics) async throws -> Principal {
+    static func principal(_ presented: [UInt8], credentials: Credentials, metrics: ServerMetrics) async throws
+        -> Principal
+    {
         var match: ServerToken?
-        for token in credentials.tokens where constantTimeEqual(Array(token.token.utf8), presented) { match = token }
+        for token in credentials.tokens where constantTimeEqual(Array(token.token.utf8), presented) {
+            match = token
+        }
         if let token = match {
-            return Principal(user: nil, databases: Set(token.databases), access: token.access, scopes: token.scopes)
+            let grants = token.channels.grants(claims: [:])
+            return Principal(
+                user: nil, databases: Set(token.databases), access: token.access, scopes: token.scopes,
+                readChannels: grants.read,
+                writeChannels: grants.write)
         }
         if let jwt = credentials.jwt, JWTAuthenticator.looksLikeJWT(presented) {
             let authenticator: JWTAuthenticator
@@ -65,17 +96,22 @@ extension StandaloneServer {
             } catch {
                 // What failed names the server's files: it stays out of the answer.
                 metrics.count(.unauthorized)
-                throw HTTPError(.serviceUnavailable, message: "the server could not load its JWT keys; its operator must fix [server.jwt]")
+                throw HTTPError(
+                    .serviceUnavailable,
+                    message: "the server could not load its JWT keys; its operator must fix [server.jwt]")
             }
             do {
                 return try await authenticator.principal(String(decoding: presented, as: UTF8.self))
             } catch {
                 metrics.count(.unauthorized)
-                throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: #"Bearer error="invalid_token""#], message: error.reason)
+                throw HTTPError(
+                    .unauthorized, headers: [.wwwAuthenticate: #"Bearer error="invalid_token""#],
+                    message: error.reason)
             }
         }
         metrics.count(.unauthorized)
-        throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "the token is not valid")
+        throw HTTPError(
+            .unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "the token is not valid")
     }
 
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {

@@ -7,11 +7,13 @@ import WeftWire
 // The replication routes: hello, push and pull over the Weft wire format (`Docs/Protocol.md`).
 extension StandaloneServer {
     static func addSyncRoutes(
-        to router: Router<BasicRequestContext>, service: SyncService, credentials: Credentials, limits: ServerLimits, metrics: ServerMetrics
+        to router: Router<BasicRequestContext>, service: SyncService, credentials: Credentials,
+        limits: ServerLimits, metrics: ServerMetrics
     ) {
         let wireLimits = limits.wireLimits
         router.post("v1/:database/hello") { request, context -> Response in
-            let database = try await authorize(request, context, credentials: credentials, needs: .read, metrics: metrics)
+            let database = try await authorize(
+                request, context, credentials: credentials, needs: .read, metrics: metrics)
             var request = request
             let hello: HelloRequest = try await decode(&request, limits: wireLimits, metrics: metrics)
             do {
@@ -23,24 +25,34 @@ extension StandaloneServer {
                 return response
             } catch let error as SyncError {
                 if error.kind == .rejected { metrics.count(.rejected) }
-                throw HTTPError(error.kind == .rejected ? .badRequest : .serviceUnavailable, message: error.message)
+                throw HTTPError(
+                    error.kind == .rejected ? .badRequest : .serviceUnavailable, message: error.message)
             }
         }
         router.post("v1/:database/push") { request, context -> Response in
-            let database = try await authorize(request, context, credentials: credentials, needs: .write, metrics: metrics)
+            let (database, principal) = try await authorizePrincipal(
+                request, context, credentials: credentials, needs: .write, metrics: metrics)
             var request = request
             var push: PushRequest = try await decode(&request, limits: wireLimits, metrics: metrics)
             if let expected = request.headers[expectHeader] {
                 guard let value = UInt64(expected) else {
                     metrics.count(.rejected)
-                    throw HTTPError(.badRequest, message: "\(expectHeaderName) must be a decimal number, not \(expected.prefix(40).debugDescription)")
+                    throw HTTPError(
+                        .badRequest,
+                        message:
+                            "\(expectHeaderName) must be a decimal number, not \(expected.prefix(40).debugDescription)"
+                    )
                 }
                 push.expectedAppliedThrough = value
             }
             if let pulled = request.headers[pulledHeader] {
                 guard let value = UInt64(pulled) else {
                     metrics.count(.rejected)
-                    throw HTTPError(.badRequest, message: "\(pulledHeaderName) must be a decimal number, not \(pulled.prefix(40).debugDescription)")
+                    throw HTTPError(
+                        .badRequest,
+                        message:
+                            "\(pulledHeaderName) must be a decimal number, not \(pulled.prefix(40).debugDescription)"
+                    )
                 }
                 push.pulledThrough = value
             }
@@ -48,14 +60,19 @@ extension StandaloneServer {
                 guard let value = UInt64(receipt), value != 0 else {
                     metrics.count(.rejected)
                     throw HTTPError(
-                        .badRequest, message: "\(receiptHeaderName) must be a decimal number above 0, not \(receipt.prefix(40).debugDescription)")
+                        .badRequest,
+                        message:
+                            "\(receiptHeaderName) must be a decimal number above 0, not \(receipt.prefix(40).debugDescription)"
+                    )
                 }
                 push.receipt = value
             }
             do {
                 let started = ContinuousClock.now
                 // A document over max_document_bytes is refused on its own, in the response.
-                let response = try await service.push(database: database, push, maximumDocumentBytes: limits.maxDocumentBytes)
+                let response = try await service.push(
+                    database: database, push, maximumDocumentBytes: limits.maxDocumentBytes,
+                    writable: principal.writeChannels)
                 if !response.rejected.isEmpty { metrics.count(.rejected, by: response.rejected.count) }
                 metrics.record(metrics.pushDuration, since: started)
                 metrics.count(.pushes)
@@ -89,11 +106,13 @@ extension StandaloneServer {
                 throw tooFarBehind(error)
             } catch let error as SyncError {
                 metrics.count(.rejected)
-                throw HTTPError(error.kind == .rejected ? .badRequest : .serviceUnavailable, message: error.description)
+                throw HTTPError(
+                    error.kind == .rejected ? .badRequest : .serviceUnavailable, message: error.description)
             }
         }
         router.post("v1/:database/pull") { request, context -> Response in
-            let database = try await authorize(request, context, credentials: credentials, needs: .read, metrics: metrics)
+            let (database, principal) = try await authorizePrincipal(
+                request, context, credentials: credentials, needs: .read, metrics: metrics)
             var request = request
             let pull: PullRequest = try await decode(&request, limits: wireLimits, metrics: metrics)
             do {
@@ -108,13 +127,13 @@ extension StandaloneServer {
                     defer { metrics.longPolls.decrement() }
                     page = try await request.body.consumeWithCancellationOnInboundClose { _ in
                         try await withGracefulShutdownHandler {
-                            try await service.pull(database: database, pull)
+                            try await service.pull(database: database, pull, readable: principal.readChannels)
                         } onGracefulShutdown: {
                             Task { await service.beginShutdown() }
                         }
                     }
                 } else {
-                    page = try await service.pull(database: database, pull)
+                    page = try await service.pull(database: database, pull, readable: principal.readChannels)
                 }
                 if pull.waitMilliseconds == 0 { metrics.record(metrics.pullDuration, since: started) }
                 metrics.count(.pulls)
@@ -131,7 +150,8 @@ extension StandaloneServer {
                 throw tooFarBehind(error)
             } catch let error as SyncError {
                 if error.kind == .rejected { metrics.count(.rejected) }
-                throw HTTPError(error.kind == .rejected ? .badRequest : .serviceUnavailable, message: error.message)
+                throw HTTPError(
+                    error.kind == .rejected ? .badRequest : .serviceUnavailable, message: error.message)
             }
         }
     }

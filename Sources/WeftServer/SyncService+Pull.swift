@@ -11,14 +11,35 @@ extension SyncService {
     /// page when its task is cancelled (its client went away) or the service shuts down
     /// (``beginShutdown()``).
     public func pull(database: String, _ request: PullRequest) async throws(SyncError) -> PullResponse {
-        try await pull(database: database, request, readerStartsAfresh: false)
+        try await pull(database: database, request, readerStartsAfresh: false, readable: .all)
+    }
+
+    /// ``pull(database:_:)`` for a reader that may read only `readable`: its pages hold the
+    /// documents in those channels (within its subscription), documents that left them, and
+    /// the pages of a view change when what it may read or subscribes to changed. A client that
+    /// does not handle channels (``WeftWire/PullRequest/handlesChannels``) is refused unless
+    /// it may read every channel.
+    public func pull(database: String, _ request: PullRequest, readable: ChannelGrant) async throws(SyncError)
+        -> PullResponse
+    {
+        try await pull(database: database, request, readerStartsAfresh: false, readable: readable)
     }
 
     /// ``pull(database:_:)``; with `readerStartsAfresh`, a pull from 0 is served even when the
     /// database forgot tombstones: the reader (the document API's change feed) holds nothing yet,
     /// so the log from 0, which is the snapshot of every live document, is all it needs.
-    func pull(database: String, _ request: PullRequest, readerStartsAfresh: Bool) async throws(SyncError) -> PullResponse {
+    func pull(
+        database: String, _ request: PullRequest, readerStartsAfresh: Bool, readable: ChannelGrant = .all
+    ) async throws(SyncError)
+        -> PullResponse
+    {
         try Self.checkRange(request.after, "after")
+        guard request.handlesChannels || readable == .all else {
+            throw SyncError(
+                .rejected,
+                "this token may read only some channels, and this client cannot take pages filtered by channel: upgrade Weft"
+            )
+        }
         // A cursor behind the tombstones this database forgot: the replica may hold documents
         // deleted since, and must resync (a pull that is part of a resync is let through).
         let collectedThrough: UInt64
@@ -29,15 +50,19 @@ extension SyncService {
         }
         // A pull from 0 too: the replica may hold documents of its own the server deleted and
         // forgot (a file that lost its later commits looks new); its resync tells them apart.
-        if request.resyncingFrom == nil, request.after < collectedThrough, !(readerStartsAfresh && request.after == 0) {
+        if request.resyncingFrom == nil, request.after < collectedThrough,
+            !(readerStartsAfresh && request.after == 0)
+        {
             guard request.handlesCollection else {
                 throw SyncError(
                     .unavailable,
-                    "this server forgot deleted documents after \(request.after) (tombstone_retention_ms); this client cannot resync for it: upgrade Weft")
+                    "this server forgot deleted documents after \(request.after) (tombstone_retention_ms); this client cannot resync for it: upgrade Weft"
+                )
             }
             throw SyncError(
                 .tooFarBehind,
-                "this replica's cursor \(request.after) is behind the deletions the server forgot (through \(collectedThrough), tombstone_retention_ms): resync")
+                "this replica's cursor \(request.after) is behind the deletions the server forgot (through \(collectedThrough), tombstone_retention_ms): resync"
+            )
         }
         // The cursor must name a change of this history: after a restore from a backup, the
         // same sequence may name another change, or none yet.
@@ -51,7 +76,8 @@ extension SyncService {
                 // or to any other (a replica that took a new identity), or one from before the
                 // store remembered cursors.
                 if tag == nil {
-                    served = try await store.servedCursor(database: database, sequence: request.after, tag: request.afterTag)
+                    served = try await store.servedCursor(
+                        database: database, sequence: request.after, tag: request.afterTag)
                 }
             } catch {
                 throw SyncError(.unavailable, "store: \(error)")
@@ -67,26 +93,70 @@ extension SyncService {
                     metadata: ["database": "\(database)", "after": "\(request.after)"])
                 throw SyncError(
                     .resync,
-                    "the cursor \(request.after) names a change this server's history does not have (it was restored from a backup, or that part of its log is gone): pull everything again and push back what the server lacks")
+                    "the cursor \(request.after) names a change this server's history does not have (it was restored from a backup, or that part of its log is gone): pull everything again and push back what the server lacks"
+                )
+            }
+        }
+        // A reader limited to some channels: a view change first, if what it may see changed.
+        var target = ChannelGrant.all
+        var indexed: (any ChannelIndexedStore)?
+        if request.handlesChannels {
+            let (wanted, view) = try Self.channelTarget(request, readable: readable)
+            target = wanted
+            if target != .all { indexed = try channelStore() }
+            if view != .settled(target) {
+                return try await viewChangePage(
+                    database: database, request, target: target, view: view, store: try channelStore())
             }
         }
         let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: min(.milliseconds(Int64(request.waitMilliseconds)), maximumLongPoll))
+        let deadline = clock.now.advanced(
+            by: min(.milliseconds(Int64(request.waitMilliseconds)), maximumLongPoll))
+        let limit = Int(min(request.maximumChanges, UInt32(limits.maximumChanges)))
         while true {
-            let page: (changes: [LoggedChange], hasMore: Bool)
+            var page: (changes: [LoggedChange], hasMore: Bool)
+            // The documents that left the reader's channels, by their place in the page, and
+            // where a channel page with nothing more ends: the log's head, which it has seen.
+            var left = [Int: ChannelPage.Entry]()
+            var head: (sequence: UInt64, tag: UInt64)?
             do {
-                page = try await store.changes(
-                    database: database, after: request.after, limit: Int(min(request.maximumChanges, UInt32(limits.maximumChanges))),
-                    maxBytes: Int(request.maximumBytes))
+                if let indexed, case .only(let channels) = target {
+                    let read = try await indexed.channelChanges(
+                        database: database, channels: channels, after: request.after, limit: limit,
+                        maxBytes: Int(request.maximumBytes))
+                    page = ([], read.hasMore)
+                    for entry in read.entries {
+                        switch entry {
+                        case .change(let change): page.changes.append(change)
+                        case .left(let key, let sequence, let tag):
+                            left[page.changes.count] = entry
+                            page.changes.append(
+                                LoggedChange(
+                                    sequence: sequence, key: key, record: Self.leftRecord, byteCount: 0,
+                                    tag: tag))
+                        }
+                    }
+                    if !read.hasMore, read.head.sequence > request.after { head = read.head }
+                } else {
+                    page = try await store.changes(
+                        database: database, after: request.after, limit: limit,
+                        maxBytes: Int(request.maximumBytes))
+                }
             } catch {
                 throw SyncError(.unavailable, "store: \(error)")
             }
             if !page.changes.isEmpty || clock.now >= deadline || closing || Task.isCancelled {
-                if let last = page.changes.last {
+                // A channel page ends at the log's head when nothing more follows: every change
+                // up to it the reader may see is in the page.
+                let served =
+                    head.map { ($0.sequence, $0.tag) } ?? page.changes.last.map { ($0.sequence, $0.tag) }
+                if let served, served.0 > request.after {
                     do {
                         try await store.rememberPull(
-                            database: database, replica: request.replica ?? RememberedCursors.unnamedReader, after: request.after,
-                            afterTag: request.afterTag, served: last.sequence, servedTag: last.tag, pulledAt: timeSource.currentMilliseconds())
+                            database: database, replica: request.replica ?? RememberedCursors.unnamedReader,
+                            after: request.after,
+                            afterTag: request.afterTag, served: served.0, servedTag: served.1,
+                            pulledAt: timeSource.currentMilliseconds())
                     } catch {
                         throw SyncError(.unavailable, "store: \(error)")
                     }
@@ -101,30 +171,46 @@ extension SyncService {
                 // database forgot: every sequence up to it that the page does not hold was one,
                 // and a replica caught up must not look behind them (its next pull would be
                 // answered "too far behind" for ever). No change has that sequence: no tag.
-                var end = (cursor: page.changes.last?.sequence ?? request.after, tag: page.changes.last?.tag ?? request.afterTag)
+                var end = (
+                    cursor: page.changes.last?.sequence ?? request.after,
+                    tag: page.changes.last?.tag ?? request.afterTag
+                )
+                if let head, head.sequence > end.cursor { end = (head.sequence, head.tag) }
                 if !page.hasMore && end.cursor < collectedThrough { end = (collectedThrough, 0) }
                 // A resync's page says what the replica needs to know of forgotten tombstones.
                 var resync: PullResponse.ResyncAnswer?
                 if let from = request.resyncingFrom {
                     resync = PullResponse.ResyncAnswer(
-                        tooFarBehind: from < collectedThrough, createdAgain: page.changes.indices.filter { page.changes[$0].bornAfter > from })
+                        tooFarBehind: from < collectedThrough,
+                        createdAgain: page.changes.indices.filter { page.changes[$0].bornAfter > from })
                 }
                 return PullResponse(
-                    changes: page.changes.map { change in
-                        let key = WireKey(collection: change.key.collection.rawValue, id: change.key.id.rawValue)
-                        if request.acceptsDeltas, request.resyncingFrom == nil, request.replica != nil, let delta = change.delta,
+                    changes: page.changes.enumerated().map { index, change in
+                        let key = WireKey(
+                            collection: change.key.collection.rawValue, id: change.key.id.rawValue)
+                        if left[index] == nil, request.acceptsDeltas, request.resyncingFrom == nil,
+                            request.replica != nil, let delta = change.delta,
                             delta.baseSequence <= request.after,
                             declared.policy(for: change.key.collection).joinsBodies
                         {
-                            return WireChange(sequence: change.sequence, key: key, record: delta.record, deltaBase: delta.baseDigest)
+                            return WireChange(
+                                sequence: change.sequence, key: key, record: delta.record,
+                                deltaBase: delta.baseDigest)
                         }
                         return WireChange(sequence: change.sequence, key: key, record: change.record)
                     },
-                    cursor: end.cursor, cursorTag: end.tag, hasMore: page.hasMore, resync: resync)
+                    cursor: end.cursor, cursorTag: end.tag, hasMore: page.hasMore, resync: resync,
+                    channels: request.handlesChannels
+                        ? .init(view: ChannelView.settled(target).encoded, left: left.keys.sorted()) : nil)
             }
             // Long-poll: wait for a push to this database (or the store poll, or the deadline).
             await waitForPush(database, upTo: min(deadline - clock.now, storePollInterval))
-            if Task.isCancelled { return PullResponse(changes: [], cursor: request.after, cursorTag: request.afterTag, hasMore: false) }
+            if Task.isCancelled {
+                return PullResponse(
+                    changes: [], cursor: request.after, cursorTag: request.afterTag, hasMore: false,
+                    channels: request.handlesChannels ? .init(view: ChannelView.settled(target).encoded) : nil
+                )
+            }
         }
     }
 

@@ -17,12 +17,24 @@ extension SyncService {
     /// digest it names; then everything below treats it as the whole record. If any delta's
     /// base is not the stored record (another change came in between), the push fails with
     /// `SyncError.Kind.deltaBaseUnknown` before anything is applied.
-    public func push(database: String, _ request: PushRequest, maximumDocumentBytes: Int? = nil) async throws(SyncError) -> PushResponse {
+    ///
+    /// A pusher limited to `writable` channels may change only documents in a channel it may
+    /// write, before and after the change (a deletion needs the first only): any other change
+    /// is refused on its own, listed in `PushResponse.rejected` with the reason, and stores
+    /// nothing.
+    public func push(
+        database: String, _ request: PushRequest, maximumDocumentBytes: Int? = nil,
+        writable: ChannelGrant = .all
+    ) async throws(SyncError) -> PushResponse {
         guard request.changes.count <= limits.maximumChanges else {
-            throw SyncError(.rejected, "\(request.changes.count) changes in one push, over the limit of \(limits.maximumChanges)")
+            throw SyncError(
+                .rejected,
+                "\(request.changes.count) changes in one push, over the limit of \(limits.maximumChanges)")
         }
         try Self.refuseServerWriter(request.replica)
-        for (index, change) in request.changes.enumerated() { try Self.checkRange(change.sequence, "changes[\(index)].sequence") }
+        for (index, change) in request.changes.enumerated() {
+            try Self.checkRange(change.sequence, "changes[\(index)].sequence")
+        }
         try Self.checkRange(request.expectedAppliedThrough, "expectedAppliedThrough")
         var request = request
         try await rebuildDeltas(database: database, &request)
@@ -33,7 +45,9 @@ extension SyncService {
         // Every stamp counts, nested registers included: a record's last stamp alone could hide
         // a far-future write inside it.
         let (bound, overflow) = now.addingReportingOverflow(maximumClockSkew)
-        if let ahead = request.changes.map({ $0.record.greatestStamp.wallMilliseconds }).max(), !overflow, ahead > bound {
+        if let ahead = request.changes.map({ $0.record.greatestStamp.wallMilliseconds }).max(), !overflow,
+            ahead > bound
+        {
             throw SyncError(
                 .clockSkew,
                 "replica \(request.replica) writes \(ahead - now) ms ahead of the server's clock (the bound is \(maximumClockSkew) ms); fix the device's clock",
@@ -42,7 +56,9 @@ extension SyncService {
         // Siblings are made only by servers; a pushed record that holds the reserved field is
         // refused for good (the replica sets it aside) rather than stored.
         if let bad = request.changes.first(where: { $0.record.holdsSiblings }) {
-            throw SyncError(.rejected, "\(bad.key) uses the reserved field \(DocumentRecord.siblingsField.debugDescription)")
+            throw SyncError(
+                .rejected,
+                "\(bad.key) uses the reserved field \(DocumentRecord.siblingsField.debugDescription)")
         }
         let documentLimit = min(maximumDocumentBytes ?? self.maximumDocumentBytes, self.maximumDocumentBytes)
         var rejections = [PushResponse.Rejection]()
@@ -55,12 +71,15 @@ extension SyncService {
                     rejections.append(
                         .init(
                             sequence: change.sequence,
-                            reason: "document \(change.key.collection)/\(change.key.id) is \(size) bytes, over max_document_bytes = \(documentLimit)"))
+                            reason:
+                                "document \(change.key.collection)/\(change.key.id) is \(size) bytes, over max_document_bytes = \(documentLimit)"
+                        ))
                     continue
                 }
             }
             do {
-                let key = DocumentKey(collection: try CollectionName(change.key.collection), id: try DocumentID(change.key.id))
+                let key = DocumentKey(
+                    collection: try CollectionName(change.key.collection), id: try DocumentID(change.key.id))
                 changes.append((change.sequence, key, change.record))
             } catch {
                 throw SyncError(.rejected, "invalid key \(change.key): \(error)")
@@ -69,6 +88,7 @@ extension SyncService {
         let declared = policies(database)
         let resolvers = resolvers
         let repaired = Mutex<[DocumentKey]>([])
+        let refused = Mutex<Set<DocumentKey>>([])
         let limited = Mutex<[DocumentKey]>([])
         do {
             // What a record claims about other replicas that have spoken to this database is
@@ -83,20 +103,28 @@ extension SyncService {
             let known = others.isEmpty ? [] : try await store.knownReplicas(database: database, among: others)
             let receipt = request.receipt.flatMap { $0 == 0 ? nil : $0 } ?? PushReceipt.draw()
             let (mark, link) = try await store.applyPush(
-                database: database, replica: request.replica, epoch: request.epoch, expectedMark: request.expectedAppliedThrough,
+                database: database, replica: request.replica, epoch: request.epoch,
+                expectedMark: request.expectedAppliedThrough,
                 pulledThrough: request.pulledThrough, receipt: receipt, changes: changes, projector: projector
             ) {
                 local, key, pushed throws(WeftError) in
                 var remote = pushed
                 let policy = declared.policy(for: key.collection)
-                let narrowed = pushed.limitingClaims(about: known, to: local, includingContext: policy.joinsBodies)
+                let narrowed = pushed.limitingClaims(
+                    about: known, to: local, includingContext: policy.joinsBodies)
                 if let narrowed {
                     remote = narrowed
                     limited.withLock { $0.append(key) }
                 }
                 let result = try DocumentMerge.merge(
-                    local: local, remote: remote, key: key, policy: policy, resolvers: resolvers, equalVersions: .keepLocal,
+                    local: local, remote: remote, key: key, policy: policy, resolvers: resolvers,
+                    equalVersions: .keepLocal,
                     remoteClaimsLimited: narrowed != nil, joiningWhenDominated: true)
+                if !self.mayWrite(writable, database: database, key: key, local: local, merged: result.record)
+                {
+                    refused.withLock { _ = $0.insert(key) }
+                    return (local ?? result.record, .refused, nil)
+                }
                 if result.kind == .repaired { repaired.withLock { $0.append(key) } }
                 return result
             }
@@ -112,6 +140,22 @@ extension SyncService {
                     "a pushed version claimed writes of other replicas this server has not seen; the claims were limited to what it holds",
                     metadata: ["database": "\(database)", "key": "\(key)", "replica": "\(request.replica)"])
             }
+            let outside = refused.withLock { $0 }
+            if !outside.isEmpty {
+                for change in changes where outside.contains(change.key) {
+                    rejections.append(
+                        .init(
+                            sequence: change.sequence, reason: Self.outsideChannels(change.key),
+                            withdrawn: true))
+                }
+                rejections.sort { $0.sequence < $1.sequence }
+                logger.notice(
+                    "a push changed documents outside the channels its token may write; those changes were refused",
+                    metadata: [
+                        "database": "\(database)", "replica": "\(request.replica)",
+                        "refused": "\(outside.count)",
+                    ])
+            }
             wakeWaiters(database)
             return PushResponse(
                 appliedThrough: mark, rejected: rejections, receipt: link)
@@ -121,7 +165,8 @@ extension SyncService {
             case .forked: throw SyncError(.forked, "\(error.message): say hello again")
             // A client that does not say what it pulled cannot resync for it: it is asked to
             // upgrade, and keeps its queue (a transient refusal).
-            case .tooFarBehind: throw SyncError(request.pulledThrough == nil ? .unavailable : .tooFarBehind, error.message)
+            case .tooFarBehind:
+                throw SyncError(request.pulledThrough == nil ? .unavailable : .tooFarBehind, error.message)
             default: throw SyncError(.unavailable, "store: \(error)")
             }
         }
@@ -147,7 +192,8 @@ extension SyncService {
         for index in request.changes.indices where request.changes[index].deltaBase != nil {
             let wire = request.changes[index].key
             do {
-                keys[index] = DocumentKey(collection: try CollectionName(wire.collection), id: try DocumentID(wire.id))
+                keys[index] = DocumentKey(
+                    collection: try CollectionName(wire.collection), id: try DocumentID(wire.id))
             } catch {
                 throw SyncError(.rejected, "invalid key \(wire): \(error)")
             }
@@ -165,11 +211,14 @@ extension SyncService {
             budget -= bytes.count
             guard budget >= 0 else {
                 throw SyncError(
-                    .rejected, "the records the push's deltas rebuild pass \(limits.maximumDecompressedBytes) bytes: push fewer at a time")
+                    .rejected,
+                    "the records the push's deltas rebuild pass \(limits.maximumDecompressedBytes) bytes: push fewer at a time"
+                )
             }
             guard var rebuilt = stored, DocumentRecord.digest(ofEncoding: bytes) == base else {
                 throw SyncError(
-                    .deltaBaseUnknown, "this server no longer holds the version the delta of \(key) is over: push it whole")
+                    .deltaBaseUnknown,
+                    "this server no longer holds the version the delta of \(key) is over: push it whole")
             }
             rebuilt.merge(request.changes[index].record)
             request.changes[index].record = rebuilt

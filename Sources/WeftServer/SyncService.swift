@@ -64,8 +64,10 @@ public actor SyncService {
         logger: Logger = Logger(label: "weft.sync-service")
     ) {
         self.init(
-            store: store, limits: limits, policiesByDatabase: { _ in policies }, resolvers: resolvers, storePollInterval: storePollInterval,
-            maximumClockSkew: maximumClockSkew, timeSource: timeSource, maximumDocumentBytes: maximumDocumentBytes,
+            store: store, limits: limits, policiesByDatabase: { _ in policies }, resolvers: resolvers,
+            storePollInterval: storePollInterval,
+            maximumClockSkew: maximumClockSkew, timeSource: timeSource,
+            maximumDocumentBytes: maximumDocumentBytes,
             maximumLongPoll: maximumLongPoll, logger: logger)
     }
 
@@ -79,20 +81,26 @@ public actor SyncService {
         timeSource: any PhysicalTimeSource = SystemTimeSource(),
         maximumDocumentBytes: Int = .max,
         maximumLongPoll: Duration = .seconds(30),
-        logger: Logger = Logger(label: "weft.sync-service")
+        logger: Logger = Logger(label: "weft.sync-service"),
+        channels: ServerChannels = ServerChannels()
     ) {
         self.init(
-            store: store, limits: limits, policiesByDatabase: policiesByDatabase, resolvers: resolvers, storePollInterval: storePollInterval,
-            maximumClockSkew: maximumClockSkew, timeSource: timeSource, maximumDocumentBytes: maximumDocumentBytes,
-            maximumLongPoll: maximumLongPoll, logger: logger, keepsProjection: true)
+            store: store, limits: limits, policiesByDatabase: policiesByDatabase, resolvers: resolvers,
+            storePollInterval: storePollInterval,
+            maximumClockSkew: maximumClockSkew, timeSource: timeSource,
+            maximumDocumentBytes: maximumDocumentBytes,
+            maximumLongPoll: maximumLongPoll, logger: logger, keepsProjection: true, channels: channels)
     }
 
     /// The designated initializer; `keepsProjection: false` has the store keep no projection
     /// (to measure what keeping it costs).
     @_spi(Measuring) public init(
-        store: any CentralStore, limits: WireLimits, policiesByDatabase: @escaping @Sendable (String) -> ServerPolicies,
-        resolvers: ResolverRegistry, storePollInterval: Duration, maximumClockSkew: UInt64, timeSource: any PhysicalTimeSource,
-        maximumDocumentBytes: Int, maximumLongPoll: Duration, logger: Logger, keepsProjection: Bool
+        store: any CentralStore, limits: WireLimits,
+        policiesByDatabase: @escaping @Sendable (String) -> ServerPolicies,
+        resolvers: ResolverRegistry, storePollInterval: Duration, maximumClockSkew: UInt64,
+        timeSource: any PhysicalTimeSource,
+        maximumDocumentBytes: Int, maximumLongPoll: Duration, logger: Logger, keepsProjection: Bool,
+        channels: ServerChannels = ServerChannels()
     ) {
         self.maximumDocumentBytes = maximumDocumentBytes
         self.maximumLongPoll = maximumLongPoll
@@ -104,7 +112,8 @@ public actor SyncService {
         self.store = store
         self.limits = limits
         self.policies = policiesByDatabase
-        var projector = DocumentProjector(policies: policiesByDatabase, resolvers: resolvers)
+        var projector = DocumentProjector(
+            policies: policiesByDatabase, resolvers: resolvers, channels: channels)
         projector.keepsProjection = keepsProjection
         self.projector = projector
     }
@@ -113,16 +122,19 @@ public actor SyncService {
     /// it (the limits, `max_clock_skew_ms`), and `policies`. `weft serve` uses it, so every
     /// documented server key takes effect.
     public init(
-        store: any CentralStore, configuration: ServerConfiguration, policies: ServerPolicies = ServerPolicies(defaultPolicy: .crdt),
+        store: any CentralStore, configuration: ServerConfiguration,
+        policies: ServerPolicies = ServerPolicies(defaultPolicy: .crdt),
         resolvers: ResolverRegistry = ResolverRegistry(), logger: Logger = Logger(label: "weft.sync-service")
     ) {
         let limits = configuration.limits
         self.init(
             store: store,
             limits: limits.wireLimits,
-            policies: policies, resolvers: resolvers, maximumClockSkew: UInt64(max(0, limits.maxClockSkewMilliseconds)),
-            maximumDocumentBytes: limits.maxDocumentBytes, maximumLongPoll: .milliseconds(max(0, limits.maxLongPollMilliseconds)),
-            logger: logger)
+            policiesByDatabase: { _ in policies }, resolvers: resolvers,
+            maximumClockSkew: UInt64(max(0, limits.maxClockSkewMilliseconds)),
+            maximumDocumentBytes: limits.maxDocumentBytes,
+            maximumLongPoll: .milliseconds(max(0, limits.maxLongPollMilliseconds)),
+            logger: logger, channels: configuration.channels)
     }
 
     /// Opens a session for a replica (see `HelloRequest`) and declares the
@@ -133,7 +145,8 @@ public actor SyncService {
         let outcome: (accepted: Bool, appliedThrough: UInt64, receipt: UInt64)
         do {
             outcome = try await store.hello(
-                database: database, replica: request.replica, confirmedEpoch: request.confirmedEpoch, epoch: request.epoch,
+                database: database, replica: request.replica, confirmedEpoch: request.confirmedEpoch,
+                epoch: request.epoch,
                 acknowledgedThrough: request.acknowledgedThrough)
         } catch {
             throw SyncError(.unavailable, "store: \(error)")
@@ -146,8 +159,10 @@ public actor SyncService {
         let declared = policies(database).wire
         return HelloResponse(
             status: outcome.accepted ? .accepted : .forked, appliedThrough: outcome.appliedThrough,
-            defaultPolicy: declared.defaultPolicy, collections: declared.collections, acceptsDeltaPushes: request.offersDeltaPushes,
-            collectsTombstones: request.handlesCollection, receipt: outcome.receipt)
+            defaultPolicy: declared.defaultPolicy, collections: declared.collections,
+            acceptsDeltaPushes: request.offersDeltaPushes,
+            collectsTombstones: request.handlesCollection, receipt: outcome.receipt,
+            filtersChannels: request.handlesChannels)
     }
 
     /// The largest sequence (and mark) a store can hold: both stores keep them as signed 64-bit
@@ -158,7 +173,9 @@ public actor SyncService {
     /// would collide with the server's own writes.
     static func refuseServerWriter(_ replica: ReplicaID) throws(SyncError) {
         guard replica != serverWriter else {
-            throw SyncError(.rejected, "the replica identity \(replica) is the server's own writer: no replica may use it")
+            throw SyncError(
+                .rejected, "the replica identity \(replica) is the server's own writer: no replica may use it"
+            )
         }
     }
 

@@ -39,15 +39,21 @@ public struct HelloRequest: Hashable, Sendable, BinaryCodable {
     /// and reads the answer's ``HelloResponse/collectsTombstones`` flag. Answered, as the delta
     /// flag, only to a hello that offers it.
     public var handlesCollection = false
+    /// Whether the replica takes channel-filtered pages (``PullRequest/handlesChannels``) and
+    /// reads the answer's ``HelloResponse/filtersChannels`` flag. Answered only to a hello that
+    /// offers it.
+    public var handlesChannels = false
 
     /// Layout: replica, confirmed epoch, epoch, acknowledged-through; then, only if the replica
-    /// offers something, a flags byte: `01` delta pushes, `02` handles collection.
+    /// offers something, a flags byte: `01` delta pushes, `02` handles collection, `04` handles
+    /// channels.
     public func encode(to writer: inout BinaryWriter) {
         writer.writeReplica(replica)
         writer.writeVarint(confirmedEpoch)
         writer.writeVarint(epoch)
         writer.writeVarint(acknowledgedThrough)
-        let flags: UInt8 = (offersDeltaPushes ? 1 : 0) | (handlesCollection ? 2 : 0)
+        let flags: UInt8 =
+            (offersDeltaPushes ? 1 : 0) | (handlesCollection ? 2 : 0) | (handlesChannels ? 4 : 0)
         if flags != 0 { writer.writeByte(flags) }
     }
 
@@ -58,9 +64,10 @@ public struct HelloRequest: Hashable, Sendable, BinaryCodable {
         epoch = try reader.readVarint()
         guard epoch != 0 else { throw .invariantViolation(at: start, "a session epoch of 0") }
         acknowledgedThrough = try reader.readVarint()
-        let flags = try reader.readTrailingFlags("hello", allowed: 3)
+        let flags = try reader.readTrailingFlags("hello", allowed: 7)
         offersDeltaPushes = flags & 1 != 0
         handlesCollection = flags & 2 != 0
+        handlesChannels = flags & 4 != 0
     }
 }
 
@@ -82,7 +89,8 @@ public struct WirePolicy: Hashable, Sendable {
     }
 
     public static func == (lhs: WirePolicy, rhs: WirePolicy) -> Bool {
-        lhs.name == rhs.name && lhs.resolver == rhs.resolver && lhs.rules.map(\.field) == rhs.rules.map(\.field)
+        lhs.name == rhs.name && lhs.resolver == rhs.resolver
+            && lhs.rules.map(\.field) == rhs.rules.map(\.field)
             && lhs.rules.map(\.rule) == rhs.rules.map(\.rule)
     }
 
@@ -145,6 +153,11 @@ public struct HelloResponse: Hashable, Sendable, BinaryCodable {
     /// a hello that says it ``HelloRequest/handlesCollection``; a replica sends those flags only
     /// to a server that says so.
     public var collectsTombstones: Bool
+    /// Whether the server filters pages by channels and understands the pull's channel fields
+    /// (``PullRequest/handlesChannels``). Sent only in answer to a hello that says it
+    /// ``HelloRequest/handlesChannels``; a replica sends those fields only to a server that
+    /// says so.
+    public var filtersChannels = false
     /// The replica's current receipt on the server (``PushReceipt``), which the answers to its
     /// next pushes continue; `nil` from a server that does not say.
     ///
@@ -154,9 +167,12 @@ public struct HelloResponse: Hashable, Sendable, BinaryCodable {
 
     /// Creates an answer.
     public init(
-        status: Status, appliedThrough: UInt64, defaultPolicy: WirePolicy, collections: [(name: String, policy: WirePolicy)],
-        acceptsDeltaPushes: Bool = false, collectsTombstones: Bool = false, receipt: UInt64? = nil
+        status: Status, appliedThrough: UInt64, defaultPolicy: WirePolicy,
+        collections: [(name: String, policy: WirePolicy)],
+        acceptsDeltaPushes: Bool = false, collectsTombstones: Bool = false, receipt: UInt64? = nil,
+        filtersChannels: Bool = false
     ) {
+        self.filtersChannels = filtersChannels
         self.receipt = receipt
         self.status = status
         self.appliedThrough = appliedThrough
@@ -167,10 +183,13 @@ public struct HelloResponse: Hashable, Sendable, BinaryCodable {
     }
 
     public static func == (lhs: HelloResponse, rhs: HelloResponse) -> Bool {
-        lhs.acceptsDeltaPushes == rhs.acceptsDeltaPushes && lhs.collectsTombstones == rhs.collectsTombstones && lhs.status == rhs.status
+        lhs.acceptsDeltaPushes == rhs.acceptsDeltaPushes && lhs.collectsTombstones == rhs.collectsTombstones
+            && lhs.status == rhs.status
+            && lhs.filtersChannels == rhs.filtersChannels
             && lhs.appliedThrough == rhs.appliedThrough && lhs.receipt == rhs.receipt
             && lhs.defaultPolicy == rhs.defaultPolicy
-            && lhs.collections.map(\.name) == rhs.collections.map(\.name) && lhs.collections.map(\.policy) == rhs.collections.map(\.policy)
+            && lhs.collections.map(\.name) == rhs.collections.map(\.name)
+            && lhs.collections.map(\.policy) == rhs.collections.map(\.policy)
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -179,6 +198,7 @@ public struct HelloResponse: Hashable, Sendable, BinaryCodable {
         hasher.combine(defaultPolicy)
         hasher.combine(acceptsDeltaPushes)
         hasher.combine(collectsTombstones)
+        hasher.combine(filtersChannels)
         hasher.combine(receipt)
         for (name, policy) in collections {
             hasher.combine(name)
@@ -187,7 +207,8 @@ public struct HelloResponse: Hashable, Sendable, BinaryCodable {
     }
 
     /// Layout: status byte, applied-through, default policy, count, then `(name, policy)` pairs;
-    /// then, only if one is set, a flags byte: `01` accepts delta pushes, `02` collects tombstones.
+    /// then, only if one is set, a flags byte: `01` accepts delta pushes, `02` collects tombstones,
+    /// `04` filters channels.
     public func encode(to writer: inout BinaryWriter) {
         writer.writeByte(status.rawValue)
         writer.writeVarint(appliedThrough)
@@ -197,21 +218,25 @@ public struct HelloResponse: Hashable, Sendable, BinaryCodable {
             writer.writeString(name)
             policy.encode(to: &writer)
         }
-        let flags: UInt8 = (acceptsDeltaPushes ? 1 : 0) | (collectsTombstones ? 2 : 0)
+        let flags: UInt8 =
+            (acceptsDeltaPushes ? 1 : 0) | (collectsTombstones ? 2 : 0) | (filtersChannels ? 4 : 0)
         if flags != 0 { writer.writeByte(flags) }
     }
 
     public init(from reader: inout BinaryReader) throws(CodecError) {
         let start = reader.offset
-        guard let status = Status(rawValue: try reader.readByte()) else { throw .invalidTag(0, at: start, "HelloResponse status") }
+        guard let status = Status(rawValue: try reader.readByte()) else {
+            throw .invalidTag(0, at: start, "HelloResponse status")
+        }
         self.status = status
         appliedThrough = try reader.readVarint()
         defaultPolicy = try WirePolicy(from: &reader)
         let count = try reader.readCount(minimumElementSize: 5)
         collections = []
         for _ in 0..<count { collections.append((try reader.readString(), try WirePolicy(from: &reader))) }
-        let flags = try reader.readTrailingFlags("hello", allowed: 3)
+        let flags = try reader.readTrailingFlags("hello", allowed: 7)
         acceptsDeltaPushes = flags & 1 != 0
         collectsTombstones = flags & 2 != 0
+        filtersChannels = flags & 4 != 0
     }
 }

@@ -47,7 +47,9 @@ public struct PushRequest: Hashable, Sendable, BinaryCodable {
     public static let maximumFormerIdentities = 64
 
     /// Creates a push.
-    public init(replica: ReplicaID, epoch: UInt64 = 0, formerIdentities: [ReplicaID] = [], changes: [WireChange]) {
+    public init(
+        replica: ReplicaID, epoch: UInt64 = 0, formerIdentities: [ReplicaID] = [], changes: [WireChange]
+    ) {
         self.replica = replica
         self.epoch = epoch
         self.formerIdentities = formerIdentities
@@ -75,7 +77,9 @@ public struct PushRequest: Hashable, Sendable, BinaryCodable {
             let start = reader.offset
             let count = try reader.readCount(minimumElementSize: 1)
             guard count <= Self.maximumFormerIdentities else {
-                throw .tooLarge(at: start, "\(count) former identities, over the limit of \(Self.maximumFormerIdentities)")
+                throw .tooLarge(
+                    at: start, "\(count) former identities, over the limit of \(Self.maximumFormerIdentities)"
+                )
             }
             formerIdentities = []
             formerIdentities.reserveCapacity(count)
@@ -85,7 +89,9 @@ public struct PushRequest: Hashable, Sendable, BinaryCodable {
             formerIdentities = []
         }
         changes = try WireChange.decodeList(from: &reader)
-        if reader.formatVersion >= 2 && !reader.isAtEnd { try WireChange.decodeDeltaSection(into: &changes, from: &reader) }
+        if reader.formatVersion >= 2 && !reader.isAtEnd {
+            try WireChange.decodeDeltaSection(into: &changes, from: &reader)
+        }
     }
 }
 
@@ -111,11 +117,17 @@ public struct PushResponse: Hashable, Sendable, BinaryCodable {
         public var sequence: UInt64
         /// Why it was refused.
         public var reason: String
+        /// Whether the replica must also drop its copy of the document: the change was refused
+        /// because of who may write the document (its channels), so the copy holds a write the
+        /// server will never take. The server logs its own version again, which the replica's
+        /// next pull brings if it may read it.
+        public var withdrawn: Bool
 
         /// Creates a rejection.
-        public init(sequence: UInt64, reason: String) {
+        public init(sequence: UInt64, reason: String, withdrawn: Bool = false) {
             self.sequence = sequence
             self.reason = reason
+            self.withdrawn = withdrawn
         }
     }
 
@@ -126,7 +138,8 @@ public struct PushResponse: Hashable, Sendable, BinaryCodable {
         self.receipt = receipt
     }
 
-    /// Layout: applied-through, count, then `(sequence, reason)` pairs.
+    /// Layout: applied-through, count, then `(sequence, reason)` pairs; then, only if some
+    /// rejection is withdrawn, their count and their indices in the list, increasing.
     public func encode(to writer: inout BinaryWriter) {
         writer.writeVarint(appliedThrough)
         writer.writeVarint(UInt64(rejected.count))
@@ -134,6 +147,10 @@ public struct PushResponse: Hashable, Sendable, BinaryCodable {
             writer.writeVarint(rejection.sequence)
             writer.writeString(rejection.reason)
         }
+        let withdrawn = rejected.indices.filter { rejected[$0].withdrawn }
+        guard !withdrawn.isEmpty else { return }
+        writer.writeVarint(UInt64(withdrawn.count))
+        for index in withdrawn { writer.writeVarint(UInt64(index)) }
     }
 
     public init(from reader: inout BinaryReader) throws(CodecError) {
@@ -142,6 +159,23 @@ public struct PushResponse: Hashable, Sendable, BinaryCodable {
         rejected = []
         for _ in 0..<count {
             rejected.append(Rejection(sequence: try reader.readVarint(), reason: try reader.readString()))
+        }
+        guard !reader.isAtEnd else { return }
+        let start = reader.offset
+        let withdrawn = try reader.readCount(minimumElementSize: 1)
+        guard withdrawn > 0, withdrawn <= rejected.count else {
+            throw .invariantViolation(at: start, "\(withdrawn) withdrawn of \(rejected.count) rejections")
+        }
+        var previous = -1
+        for _ in 0..<withdrawn {
+            let at = reader.offset
+            let index = try reader.readVarint()
+            guard index < UInt64(rejected.count), Int(index) > previous else {
+                throw .invariantViolation(
+                    at: at, "the indices of withdrawn rejections must increase and name a rejection")
+            }
+            previous = Int(index)
+            rejected[previous].withdrawn = true
         }
     }
 }

@@ -11,7 +11,7 @@ import WeftServer
 import WeftWire
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// JSON Web Tokens from the app's own auth provider, signed in the test with keys generated in
@@ -22,7 +22,9 @@ struct JWTTests {
     struct Claims: JWTPayload {
         var claims: [String: JSONValue]
         init(_ claims: [String: JSONValue]) { self.claims = claims }
-        init(from decoder: any Decoder) throws { claims = try decoder.singleValueContainer().decode([String: JSONValue].self) }
+        init(from decoder: any Decoder) throws {
+            claims = try decoder.singleValueContainer().decode([String: JSONValue].self)
+        }
         func encode(to encoder: any Encoder) throws {
             var container = encoder.singleValueContainer()
             try container.encode(claims)
@@ -55,15 +57,25 @@ struct JWTTests {
             let rsaFile = directory.path("r1.pem")
             let rsaPublicFile = directory.path("r1.pub.pem")
             let openssl = URL(fileURLWithPath: "/usr/bin/openssl")
-            #expect(try await runProcessDetached(openssl, ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", rsaFile]).status == 0)
-            #expect(try await runProcessDetached(openssl, ["pkey", "-in", rsaFile, "-pubout", "-out", rsaPublicFile]).status == 0)
-            await signers.add(rsa: try Insecure.RSA.PrivateKey(pem: try String(contentsOfFile: rsaFile, encoding: .utf8)), digestAlgorithm: .sha256, kid: "r1")
+            #expect(
+                try await runProcessDetached(
+                    openssl,
+                    ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", rsaFile]
+                ).status == 0)
+            #expect(
+                try await runProcessDetached(
+                    openssl, ["pkey", "-in", rsaFile, "-pubout", "-out", rsaPublicFile]
+                ).status == 0)
+            await signers.add(
+                rsa: try Insecure.RSA.PrivateKey(pem: try String(contentsOfFile: rsaFile, encoding: .utf8)),
+                digestAlgorithm: .sha256, kid: "r1")
             // A key published in a JWKS file.
             let published = ES256PrivateKey()
             await signers.add(ecdsa: published, kid: "k1")
             let parameters = try #require(published.publicKey.parameters)
             let jwksFile = directory.path("jwks.json")
-            try #"{"keys":[{"kty":"EC","crv":"P-256","alg":"ES256","use":"sig","kid":"k1","x":"\#(parameters.x)","y":"\#(parameters.y)"}]}"#
+            try
+                #"{"keys":[{"kty":"EC","crv":"P-256","alg":"ES256","use":"sig","kid":"k1","x":"\#(parameters.x)","y":"\#(parameters.y)"}]}"#
                 .write(toFile: jwksFile, atomically: true, encoding: .utf8)
 
             var configuration = JWTConfiguration()
@@ -83,36 +95,51 @@ struct JWTTests {
         }
 
         /// A token signed with key `kid`, its claims those of a valid token changed by `change`.
-        func token(_ kid: String, _ change: (inout [String: JSONValue]) -> Void = { _ in }) async throws -> String {
+        func token(_ kid: String, _ change: (inout [String: JSONValue]) -> Void = { _ in }) async throws
+            -> String
+        {
             let now = Date().timeIntervalSince1970
             var claims: [String: JSONValue] = [
-                "sub": .string("technician-7"), "iss": .string("https://auth.example.test/"), "aud": .string("weft"),
-                "exp": .int(Int64(now) + 600), "iat": .int(Int64(now)), "weft_databases": .array([.string("db")]),
+                "sub": .string("technician-7"), "iss": .string("https://auth.example.test/"),
+                "aud": .string("weft"),
+                "exp": .int(Int64(now) + 600), "iat": .int(Int64(now)),
+                "weft_databases": .array([.string("db")]),
             ]
             change(&claims)
             return try await signers.sign(Claims(claims), kid: JWKIdentifier(string: kid))
         }
     }
 
-    static func server(_ provider: Provider, _ directory: TemporaryDirectory) async throws -> RunningStandalone {
+    static func server(_ provider: Provider, _ directory: TemporaryDirectory) async throws
+        -> RunningStandalone
+    {
         var configuration = ServerConfiguration()
         configuration.port = 0
         configuration.jwt = provider.configuration
-        configuration.tokens = [ServerToken(token: "static-service-token-0123456789", databases: ["db"], access: .readWrite, scopes: [.documents])]
+        configuration.tokens = [
+            ServerToken(
+                token: "static-service-token-0123456789", databases: ["db"], access: .readWrite,
+                scopes: [.documents])
+        ]
         let service = SyncService(store: try SQLiteCentralStore(path: directory.path("central.sqlite")))
         return try await RunningStandalone.start(service: service, configuration: configuration)
     }
 
     /// The status of `GET /v1/{database}/documents/orders/x` with `token`, and the error's sentence.
-    static func status(_ server: RunningStandalone, _ token: String, database: String = "db") async throws -> (Int, String) {
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(server.port)/v1/\(database)/documents/orders/x")
+    static func status(_ server: RunningStandalone, _ token: String, database: String = "db") async throws
+        -> (Int, String)
+    {
+        var request = HTTPClientRequest(
+            url: "http://127.0.0.1:\(server.port)/v1/\(database)/documents/orders/x")
         request.headers.add(name: "Authorization", value: "Bearer \(token)")
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
         let body = String(buffer: try await response.body.collect(upTo: 1 << 16))
         return (Int(response.status.code), body)
     }
 
-    @Test("Tokens signed with each kind of key are accepted: HMAC (two, for rotation), ECDSA and RSA PEM files, a JWKS file; static tokens too")
+    @Test(
+        "Tokens signed with each kind of key are accepted: HMAC (two, for rotation), ECDSA and RSA PEM files, a JWKS file; static tokens too"
+    )
     func everyKeyIsAccepted() async throws {
         let directory = TemporaryDirectory()
         let provider = try await Provider.make(directory)
@@ -123,15 +150,19 @@ struct JWTTests {
         }
         #expect(try await Self.status(server, "static-service-token-0123456789").0 == 404)
         // Replication with a JWT: hello, push and pull.
-        let replica = try await Replica(storage: MemoryReplicaStorage(), configuration: ReplicaConfiguration())
+        let replica = try await Replica(
+            storage: MemoryReplicaStorage(), configuration: ReplicaConfiguration())
         try await replica.collection("orders").create("x") { $0.set("status", to: .string("open")) }
-        let transport = HTTPTransport(baseURL: "http://127.0.0.1:\(server.port)", database: "db", token: try await provider.token("e1"))
+        let transport = HTTPTransport(
+            baseURL: "http://127.0.0.1:\(server.port)", database: "db", token: try await provider.token("e1"))
         _ = try await SyncEngine(replica: replica, transport: transport).syncOnce()
         #expect(try await Self.status(server, try await provider.token("r1")).0 == 200)
         await server.stop()
     }
 
-    @Test("Expired, not yet valid, wrong audience or issuer, unsigned, tampered or unknown-key tokens are 401 with a reason that names no key")
+    @Test(
+        "Expired, not yet valid, wrong audience or issuer, unsigned, tampered or unknown-key tokens are 401 with a reason that names no key"
+    )
     func badTokensAreRefused() async throws {
         let directory = TemporaryDirectory()
         let provider = try await Provider.make(directory)
@@ -140,9 +171,18 @@ struct JWTTests {
         let cases: [(String, String, String)] = [
             ("expired", try await provider.token("h2") { $0["exp"] = .int(now - 3_600) }, "expired"),
             ("no expiry", try await provider.token("h2") { $0["exp"] = nil }, "expiry"),
-            ("not yet valid", try await provider.token("e1") { $0["nbf"] = .int(now + 3_600) }, "not valid yet"),
-            ("wrong audience", try await provider.token("r1") { $0["aud"] = .array([.string("billing")]) }, "audience"),
-            ("wrong issuer", try await provider.token("k1") { $0["iss"] = .string("https://evil.example/") }, "issuer"),
+            (
+                "not yet valid", try await provider.token("e1") { $0["nbf"] = .int(now + 3_600) },
+                "not valid yet"
+            ),
+            (
+                "wrong audience", try await provider.token("r1") { $0["aud"] = .array([.string("billing")]) },
+                "audience"
+            ),
+            (
+                "wrong issuer",
+                try await provider.token("k1") { $0["iss"] = .string("https://evil.example/") }, "issuer"
+            ),
             ("no subject", try await provider.token("h2") { $0["sub"] = nil }, "subject"),
         ]
         for (name, token, reason) in cases {
@@ -150,38 +190,61 @@ struct JWTTests {
             #expect(status == 401 && body.contains(reason), "\(name): \(status) \(body)")
         }
         // Within the leeway (60 s), an expiry just past is accepted.
-        #expect(try await Self.status(server, try await provider.token("h2") { $0["exp"] = .int(now - 20) }).0 == 404)
+        #expect(
+            try await Self.status(server, try await provider.token("h2") { $0["exp"] = .int(now - 20) }).0
+                == 404)
 
         // Signatures: another secret under a known kid, a changed payload, an unknown kid, no signature.
         let stranger = JWTKeyCollection()
-        await stranger.add(hmac: HMACKey(from: "not-the-secret-of-this-server-0123456789"), digestAlgorithm: .sha256, kid: "h2")
-        let forged = try await stranger.sign(Claims(["sub": .string("x"), "exp": .int(now + 600), "aud": .string("weft")]), kid: "h2")
-        await stranger.add(hmac: HMACKey(from: "not-the-secret-of-this-server-0123456789"), digestAlgorithm: .sha256, kid: "nobody")
-        let unknownKid = try await stranger.sign(Claims(["sub": .string("x"), "exp": .int(now + 600)]), kid: "nobody")
+        await stranger.add(
+            hmac: HMACKey(from: "not-the-secret-of-this-server-0123456789"), digestAlgorithm: .sha256,
+            kid: "h2")
+        let forged = try await stranger.sign(
+            Claims(["sub": .string("x"), "exp": .int(now + 600), "aud": .string("weft")]), kid: "h2")
+        await stranger.add(
+            hmac: HMACKey(from: "not-the-secret-of-this-server-0123456789"), digestAlgorithm: .sha256,
+            kid: "nobody")
+        let unknownKid = try await stranger.sign(
+            Claims(["sub": .string("x"), "exp": .int(now + 600)]), kid: "nobody")
         let valid = try await provider.token("e1")
         let parts = valid.split(separator: ".").map(String.init)
-        let otherPayload = try await provider.token("e1") { $0["weft_databases"] = .array([.string("db"), .string("other")]) }
-        let tampered = [parts[0], otherPayload.split(separator: ".").map(String.init)[1], parts[2]].joined(separator: ".")
+        let otherPayload = try await provider.token("e1") {
+            $0["weft_databases"] = .array([.string("db"), .string("other")])
+        }
+        let tampered = [parts[0], otherPayload.split(separator: ".").map(String.init)[1], parts[2]].joined(
+            separator: ".")
         // An ECDSA token relabelled as the HMAC key's: the HMAC key does not verify it.
         let header = Data(#"{"alg":"HS256","kid":"h2","typ":"JWT"}"#.utf8).base64EncodedString()
-            .replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
         let relabelled = [header, parts[1], parts[2]].joined(separator: ".")
-        let none = Data(#"{"alg":"none","typ":"JWT"}"#.utf8).base64EncodedString().replacingOccurrences(of: "=", with: "") + "." + parts[1] + "."
-        for (name, token) in [("forged", forged), ("unknown kid", unknownKid), ("tampered", tampered), ("relabelled", relabelled), ("unsigned", none)] {
+        let none =
+            Data(#"{"alg":"none","typ":"JWT"}"#.utf8).base64EncodedString().replacingOccurrences(
+                of: "=", with: "") + "." + parts[1] + "."
+        for (name, token) in [
+            ("forged", forged), ("unknown kid", unknownKid), ("tampered", tampered),
+            ("relabelled", relabelled), ("unsigned", none),
+        ] {
             let (status, body) = try await Self.status(server, token)
             #expect(status == 401 && body.contains("signature"), "\(name): \(status) \(body)")
-            #expect(!body.contains("h2") && !body.contains("e1") && !body.contains(Self.secret), "\(name): the reason names no key")
+            #expect(
+                !body.contains("h2") && !body.contains("e1") && !body.contains(Self.secret),
+                "\(name): the reason names no key")
         }
         await server.stop()
     }
 
-    @Test("A token opens the databases its claim lists among those configured, with the configured access and scopes")
+    @Test(
+        "A token opens the databases its claim lists among those configured, with the configured access and scopes"
+    )
     func claimsMapToDatabases() async throws {
         let directory = TemporaryDirectory()
         let provider = try await Provider.make(directory)
         let server = try await Self.server(provider, directory)
         #expect(try await Self.status(server, try await provider.token("h2"), database: "other").0 == 403)
-        let both = try await provider.token("h2") { $0["weft_databases"] = .array([.string("db"), .string("other"), .string("secret")]) }
+        let both = try await provider.token("h2") {
+            $0["weft_databases"] = .array([.string("db"), .string("other"), .string("secret")])
+        }
         #expect(try await Self.status(server, both, database: "other").0 == 404)
         #expect(try await Self.status(server, both, database: "secret").0 == 403)
         let one = try await provider.token("h2") { $0["weft_databases"] = .string("other") }
@@ -192,7 +255,8 @@ struct JWTTests {
         await server.stop()
     }
 
-    @Test("[server.jwt] parses, and a configuration whose keys cannot be loaded is refused with the key named")
+    @Test(
+        "[server.jwt] parses, and a configuration whose keys cannot be loaded is refused with the key named")
     func configuration() async throws {
         let parsed = try WeftConfiguration.parse(
             """
@@ -212,7 +276,9 @@ struct JWTTests {
             public_key_file = "/etc/weft/es256.pem"
             """)
         let jwt = try #require(parsed.server?.jwt)
-        #expect(jwt.audiences == ["weft", "weft-staging"] && jwt.databasesClaim == "weft_databases" && jwt.leewayMilliseconds == 5_000)
+        #expect(
+            jwt.audiences == ["weft", "weft-staging"] && jwt.databasesClaim == "weft_databases"
+                && jwt.leewayMilliseconds == 5_000)
         #expect(jwt.keys.map(\.algorithm) == [.hs256, .es256] && jwt.keys.first?.kid == "2026-12")
         for bad in [
             "[server.jwt]\ndatabases = [\"db\"]",
@@ -225,8 +291,100 @@ struct JWTTests {
         var missing = JWTConfiguration()
         missing.databases = ["db"]
         missing.keys = [.init(kid: "h", algorithm: .hs256, secretVariable: "WEFT_TEST_NO_SUCH_VARIABLE")]
-        await #expect(throws: ConfigurationError.self) { _ = try await JWTAuthenticator.make(missing, environment: [:]) }
+        await #expect(throws: ConfigurationError.self) {
+            _ = try await JWTAuthenticator.make(missing, environment: [:])
+        }
         missing.keys = [.init(kid: "e", algorithm: .es256, publicKeyFile: "/nonexistent/key.pem")]
         await #expect(throws: ConfigurationError.self) { _ = try await JWTAuthenticator.make(missing) }
+    }
+
+    @Test(
+        "A technician's JWT claims give its channels: it pulls its own and its sites' orders over HTTP, writes only its own; an older client is refused; a new token without a site takes that site's orders away"
+    )
+    func claimsGiveChannels() async throws {
+        let directory = TemporaryDirectory()
+        var provider = try await Provider.make(directory)
+        var jwt = provider.configuration
+        jwt.channels = ChannelGrantTemplates(
+            read: [ChannelTemplate("user:{sub}"), ChannelTemplate("site:{sites}")].compactMap { $0 },
+            write: [ChannelTemplate("user:{sub}")].compactMap { $0 })
+        provider = Provider(signers: provider.signers, configuration: jwt)
+        var configuration = ServerConfiguration()
+        configuration.port = 0
+        configuration.jwt = jwt
+        let dispatchToken = "static-dispatch-token-0123456789"
+        configuration.tokens = [
+            ServerToken(
+                token: dispatchToken, databases: ["db"], access: .readWrite, scopes: [.sync, .documents])
+        ]
+        configuration.channels = ServerChannels([
+            try CollectionName("orders"): [
+                ChannelTemplate("user:{assignee}"), ChannelTemplate("site:{site}"),
+            ].compactMap { $0 }
+        ])
+        let service = SyncService(
+            store: try SQLiteCentralStore(path: directory.path("central.sqlite")),
+            configuration: configuration)
+        let server = try await RunningStandalone.start(service: service, configuration: configuration)
+        let base = "http://127.0.0.1:\(server.port)"
+
+        let dispatch = try await Replica(storage: MemoryReplicaStorage())
+        let orders = try dispatch.collection("orders")
+        for (id, assignee, site) in [
+            ("a", "technician-7", "south"), ("b", "technician-8", "north"), ("c", "technician-8", "south"),
+        ] {
+            try await orders.create(id) { editor in
+                editor.set("assignee", to: .string(assignee))
+                editor.set("site", to: .string(site))
+            }
+        }
+        _ = try await SyncEngine(
+            replica: dispatch, transport: HTTPTransport(baseURL: base, database: "db", token: dispatchToken)
+        ).syncOnce()
+
+        let technician = try await Replica(storage: MemoryReplicaStorage())
+        let withNorth = try await provider.token("e1") { $0["sites"] = .array([.string("north")]) }
+        let engine = SyncEngine(
+            replica: technician, transport: HTTPTransport(baseURL: base, database: "db", token: withNorth))
+        _ = try await engine.syncOnce()
+        var held = Set<String>()
+        for try await document in try technician.collection("orders").documents() {
+            held.insert(document.id.rawValue)
+        }
+        #expect(held == ["a", "b"])
+        // Writing its own order is taken; one of another technician's is refused and set aside.
+        try await technician.collection("orders").update("a") { $0.set("status", to: .string("done")) }
+        try await technician.collection("orders").update("b") { $0.set("status", to: .string("done")) }
+        _ = try await engine.syncOnce()
+        #expect(
+            try await service.store.record(database: "db", key: key("orders", "a"))?.body.scalar("status")
+                == .string("done"))
+        #expect(
+            try await service.store.record(database: "db", key: key("orders", "b"))?.body.scalar("status")
+                == nil)
+        #expect(try await technician.deadLetters().map(\.key.id.rawValue) == ["b"])
+        #expect(
+            try await technician.collection("orders").get("b")?.scalar("status") == nil,
+            "the copy gave way to the server's")
+
+        // A client that cannot take channel pages is refused; the document API is for backends.
+        let older = HTTPTransport(baseURL: base, database: "db", token: withNorth)
+        await #expect(throws: SyncError.self) {
+            _ = try await older.pull(PullRequest(after: 0, replica: ReplicaID(high: 9, low: 9)))
+        }
+        #expect(try await Self.status(server, withNorth).0 == 403)
+
+        // The auth provider's next token no longer lists the north site.
+        let withoutNorth = try await provider.token("e1")
+        _ = try await SyncEngine(
+            replica: technician, transport: HTTPTransport(baseURL: base, database: "db", token: withoutNorth)
+        ).syncOnce()
+        held = []
+        for try await document in try technician.collection("orders").documents() {
+            held.insert(document.id.rawValue)
+        }
+        #expect(held == ["a"])
+        #expect(try await service.store.record(database: "db", key: key("orders", "b"))?.isDeleted == false)
+        await server.stop()
     }
 }

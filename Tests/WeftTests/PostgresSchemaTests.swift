@@ -8,10 +8,14 @@ import WeftServer
 /// The PostgreSQL store's schema and sequencer against a real server: the sequencer's cost
 /// follows the rows it numbers, not the log's size, and a database from the first schema
 /// version upgrades in place.
-@Suite("PostgreSQL schema and sequencer", .enabled(if: !TestPostgres.skipped, "WEFT_SKIP_POSTGRES=1 leaves PostgreSQL out"))
+@Suite(
+    "PostgreSQL schema and sequencer",
+    .enabled(if: !TestPostgres.skipped, "WEFT_SKIP_POSTGRES=1 leaves PostgreSQL out"))
 struct PostgresSchemaTests {
     static func push(_ store: PostgresCentralStore, _ range: Range<Int>, replica: ReplicaID) async throws {
-        _ = try await store.applyPush(database: "t", replica: replica, changes: try TestPostgres.newDocuments(range, replica: replica)) {
+        _ = try await store.applyPush(
+            database: "t", replica: replica, changes: try TestPostgres.newDocuments(range, replica: replica)
+        ) {
             local, key, remote throws(WeftError) in
             try DocumentMerge.merge(local: local, remote: remote, key: key, policy: .crdt)
         }
@@ -21,7 +25,10 @@ struct PostgresSchemaTests {
     static func closeAndFlush(_ store: PostgresCentralStore, _ url: URL) async throws {
         await store.shutdown()
         for _ in 0..<2_400 {
-            let others = try await TestPostgres.query(url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+            let others = try await TestPostgres.query(
+                url,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            )
             if others == "0" { return }
             try await Task.sleep(for: .milliseconds(25))
         }
@@ -56,7 +63,8 @@ struct PostgresSchemaTests {
         // A pull numbers all of them, more than one run's worth, in order and without a gap.
         var pulled = [LoggedChange]()
         while true {
-            let page = try await store.changes(database: "t", after: pulled.last?.sequence ?? 0, limit: 5_000, maxBytes: 1 << 26)
+            let page = try await store.changes(
+                database: "t", after: pulled.last?.sequence ?? 0, limit: 5_000, maxBytes: 1 << 26)
             pulled += page.changes
             if !page.hasMore { break }
         }
@@ -71,7 +79,9 @@ struct PostgresSchemaTests {
         try await Self.push(store, 12_000..<12_100, replica: replica)
         try await Self.closeAndFlush(store, url)
         let read = try await Self.logRowsRead(url) - before
-        #expect(try await TestPostgres.query(url, "SELECT count(*) FROM weft_pending") == "0", "the push's sequencer numbered its rows")
+        #expect(
+            try await TestPostgres.query(url, "SELECT count(*) FROM weft_pending") == "0",
+            "the push's sequencer numbered its rows")
         #expect(try await TestPostgres.query(url, "SELECT max(sequence) FROM weft_change_log") == "12100")
         #expect(read < 1_000, "numbering 100 rows read \(read) rows of a 12,100-row log")
     }
@@ -85,12 +95,16 @@ struct PostgresSchemaTests {
         let url = try await TestPostgres.freshDatabase()
         let replica = ReplicaID(high: 6, low: 6)
         let store = try await PostgresCentralStore(url: url)
-        for batch in 0..<20 { try await Self.push(store, (batch * 100)..<(batch * 100 + 100), replica: replica) }
+        for batch in 0..<20 {
+            try await Self.push(store, (batch * 100)..<(batch * 100 + 100), replica: replica)
+        }
         let log = try await store.changes(database: "t", after: 0, limit: 5_000, maxBytes: 1 << 26).changes
         #expect(log.map(\.sequence) == Array(1...2_000))
         try await Self.closeAndFlush(store, url)
         let figures = try await TestPostgres.query(
-            url, "SELECT n_tup_ins, n_tup_upd, n_tup_del, n_dead_tup FROM pg_stat_user_tables WHERE relname = 'weft_change_log'")
+            url,
+            "SELECT n_tup_ins, n_tup_upd, n_tup_del, n_dead_tup FROM pg_stat_user_tables WHERE relname = 'weft_change_log'"
+        )
         #expect(figures == "2000|0|0|0", "inserted|updated|deleted|dead: \(figures)")
         #expect(try await TestPostgres.query(url, "SELECT count(*) FROM weft_pending") == "0")
     }
@@ -98,7 +112,8 @@ struct PostgresSchemaTests {
     /// A rolling upgrade: a server of the previous build still inserts unnumbered rows into the
     /// log itself; the new sequencer numbers those in place, before the staged ones, without a
     /// gap.
-    @Test("Rows an older server leaves unnumbered in the log are numbered with the staged ones, without a gap")
+    @Test(
+        "Rows an older server leaves unnumbered in the log are numbered with the staged ones, without a gap")
     func rowsOfAnOlderServerAreNumberedToo() async throws {
         let url = try await TestPostgres.freshDatabase()
         let replica = ReplicaID(high: 8, low: 1)
@@ -111,15 +126,20 @@ struct PostgresSchemaTests {
             return "('t', 'c', '\(change.key.id.rawValue)', '\\x\(hex)'::bytea, \(hex.count / 2), 7)"
         }
         _ = try await TestPostgres.query(
-            url, "INSERT INTO weft_change_log (tenant, collection, doc_id, record, bytes, tag) VALUES \(values.joined(separator: ", "))")
+            url,
+            "INSERT INTO weft_change_log (tenant, collection, doc_id, record, bytes, tag) VALUES \(values.joined(separator: ", "))"
+        )
         _ = try await TestPostgres.query(
             url,
-            "INSERT INTO weft_documents (tenant, collection, id, record) SELECT tenant, collection, doc_id, record FROM weft_change_log WHERE sequence IS NULL")
+            "INSERT INTO weft_documents (tenant, collection, id, record) SELECT tenant, collection, doc_id, record FROM weft_change_log WHERE sequence IS NULL"
+        )
         try await Self.push(store, 6..<9, replica: replica)
         let log = try await store.changes(database: "t", after: 0, limit: 100, maxBytes: 1 << 20).changes
         #expect(log.map(\.sequence) == Array(1...9))
         #expect(log.map(\.key.id.rawValue) == (0..<9).map { "d\($0)" })
-        #expect(try await TestPostgres.query(url, "SELECT count(*) FROM weft_change_log WHERE sequence IS NULL") == "0")
+        #expect(
+            try await TestPostgres.query(url, "SELECT count(*) FROM weft_change_log WHERE sequence IS NULL")
+                == "0")
         await store.shutdown()
     }
 
@@ -159,10 +179,15 @@ struct PostgresSchemaTests {
         let counted = store.compactedEntries - before
         #expect(removed == 80 && counted == 80)
         #expect(try await TestPostgres.query(url, "SELECT count(*) FROM weft_change_log") == "80")
-        #expect(try await TestPostgres.query(url, "SELECT count(*) FROM weft_change_log WHERE record IS NOT NULL") == "0")
+        #expect(
+            try await TestPostgres.query(url, "SELECT count(*) FROM weft_change_log WHERE record IS NOT NULL")
+                == "0")
         for tenant in ["t", "u"] {
-            let log = try await store.changes(database: tenant, after: 0, limit: 1_000, maxBytes: 1 << 30).changes
-            #expect(log.map(\.sequence) == Array(101...140) && log.map(\.key.id.rawValue) == (0..<40).map { "d\($0)" })
+            let log = try await store.changes(database: tenant, after: 0, limit: 1_000, maxBytes: 1 << 30)
+                .changes
+            #expect(
+                log.map(\.sequence) == Array(101...140)
+                    && log.map(\.key.id.rawValue) == (0..<40).map { "d\($0)" })
         }
         // A second pass finds nothing.
         #expect(try await service.compactLog(step: 7) == 0)
@@ -175,17 +200,22 @@ struct PostgresSchemaTests {
         let store = try await PostgresCentralStore(url: url)
         let replica = ReplicaID(high: 4, low: 4)
         try await Self.push(store, 0..<10, replica: replica)
-        #expect(try await TestPostgres.query(url, "SELECT next_sequence FROM weft_tenants WHERE tenant = 't'") == "11")
+        #expect(
+            try await TestPostgres.query(url, "SELECT next_sequence FROM weft_tenants WHERE tenant = 't'")
+                == "11")
         _ = try await TestPostgres.query(url, "DELETE FROM weft_tenants")
         try await Self.push(store, 10..<15, replica: replica)
         let log = try await store.changes(database: "t", after: 0, limit: 100, maxBytes: 1 << 20).changes
         #expect(log.map(\.sequence) == Array(1...15))
         #expect(log.map(\.key.id.rawValue) == (0..<15).map { "d\($0)" })
-        #expect(try await TestPostgres.query(url, "SELECT next_sequence FROM weft_tenants WHERE tenant = 't'") == "16")
+        #expect(
+            try await TestPostgres.query(url, "SELECT next_sequence FROM weft_tenants WHERE tenant = 't'")
+                == "16")
         await store.shutdown()
     }
 
-    @Test("Upgrading a version-1 database while an old server's sequencer holds its tables: neither deadlocks")
+    @Test(
+        "Upgrading a version-1 database while an old server's sequencer holds its tables: neither deadlocks")
     func theUpgradeWaitsForOldServersInTheirLockOrder() async throws {
         let url = try await TestPostgres.versionOneDatabase()
         _ = try await TestPostgres.query(
@@ -215,7 +245,9 @@ struct PostgresSchemaTests {
         defer { if old.isRunning { old.terminate() } }
         for _ in 0..<250 {
             let active = try await TestPostgres.query(
-                url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep(3)%' AND pid <> pg_backend_pid()")
+                url,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep(3)%' AND pid <> pg_backend_pid()"
+            )
             if active != "0" { break }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -224,24 +256,38 @@ struct PostgresSchemaTests {
         try await TestPostgres.exit(of: old)
         let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(old.terminationStatus == 0, "the old server's sequencer failed: \(message)")
-        #expect(try await TestPostgres.query(url, "SELECT max(version) FROM weft_migrations") == "\(PostgresCentralStore.migrations.count)")
+        #expect(
+            try await TestPostgres.query(url, "SELECT max(version) FROM weft_migrations")
+                == "\(PostgresCentralStore.migrations.count)")
         // Analysed at the end: statistics for the key columns, none for the sequence.
-        #expect(try await TestPostgres.query(url, "SELECT count(*) FROM pg_stats WHERE tablename = 'weft_change_log' AND attname = 'tenant'") == "1")
-        #expect(try await TestPostgres.query(url, "SELECT count(*) FROM pg_stats WHERE tablename = 'weft_change_log' AND attname = 'sequence'") == "0")
+        #expect(
+            try await TestPostgres.query(
+                url,
+                "SELECT count(*) FROM pg_stats WHERE tablename = 'weft_change_log' AND attname = 'tenant'")
+                == "1")
+        #expect(
+            try await TestPostgres.query(
+                url,
+                "SELECT count(*) FROM pg_stats WHERE tablename = 'weft_change_log' AND attname = 'sequence'")
+                == "0")
         await store.shutdown()
     }
 
-    @Test("A database of schema version 1 upgrades in place, two servers at once: byte-order keys, data kept, pushes and pulls go on")
+    @Test(
+        "A database of schema version 1 upgrades in place, two servers at once: byte-order keys, data kept, pushes and pulls go on"
+    )
     func aVersionOneDatabaseUpgrades() async throws {
         // A locale whose collation is not byte order, as production databases often have.
-        let url = try await TestPostgres.versionOneDatabase(options: "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'")
+        let url = try await TestPostgres.versionOneDatabase(
+            options: "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'")
         let keyColumns = """
             SELECT count(*) FROM information_schema.columns
             WHERE table_name LIKE 'weft_%' AND column_name IN ('tenant', 'collection', 'id', 'doc_id') AND collation_name = 'C'
             """
         #expect(try await TestPostgres.query(url, keyColumns) == "0")
         // Version 1's rows: one document, logged as sequence 1, and the tenant's counter.
-        let old = try #require(try TestPostgres.newDocuments(41..<42, replica: ReplicaID(high: 8, low: 8)).first?.delta)
+        let old = try #require(
+            try TestPostgres.newDocuments(41..<42, replica: ReplicaID(high: 8, low: 8)).first?.delta)
         let hex = "\\x" + old.encoded().map { String(format: "%02x", $0) }.joined()
         _ = try await TestPostgres.query(
             url,
@@ -257,20 +303,25 @@ struct PostgresSchemaTests {
         let (store, other) = try await (first, second)
         await other.shutdown()
         #expect(
-            try await TestPostgres.query(url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM weft_migrations")
+            try await TestPostgres.query(
+                url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM weft_migrations")
                 == (1...PostgresCentralStore.migrations.count).map(String.init).joined(separator: ","))
         #expect(
             try await TestPostgres.query(
-                url, "SELECT attstattarget FROM pg_attribute WHERE attrelid = 'weft_change_log'::regclass AND attname = 'sequence'") == "0")
+                url,
+                "SELECT attstattarget FROM pg_attribute WHERE attrelid = 'weft_change_log'::regclass AND attname = 'sequence'"
+            ) == "0")
         // Cursors served before the compacted log (up to sequence 1) are taken without a
         // remembered entry; later ones are not.
-        #expect(try await TestPostgres.query(url, "SELECT remembered_from FROM weft_tenants WHERE tenant = 't'") == "1")
+        #expect(
+            try await TestPostgres.query(url, "SELECT remembered_from FROM weft_tenants WHERE tenant = 't'")
+                == "1")
         #expect(try await store.servedCursor(database: "t", sequence: 1, tag: 99))
         #expect(try await !store.servedCursor(database: "t", sequence: 2, tag: 99))
         // Every key column of every table: documents (3), tenants (1), change log (3), high-water
         // marks (1), conflicts (3), sessions (1), staged changes (3), remembered cursors (1),
-        // pull positions (1).
-        #expect(try await TestPostgres.query(url, keyColumns) == "17")
+        // pull positions (1), channel entries (3).
+        #expect(try await TestPostgres.query(url, keyColumns) == "20")
 
         // What version 1 held is still there: the document, and the log from sequence 1 on.
         let key = DocumentKey(collection: try CollectionName("c"), id: try DocumentID("old"))
@@ -278,9 +329,15 @@ struct PostgresSchemaTests {
         #expect(record == old)
         #expect(record.body.scalar("n") == .int(41))
         // Its projection is filled in by the background pass (schema v9).
-        #expect(try await TestPostgres.query(url, "SELECT coalesce(deleted::text, 'unprojected') FROM weft_documents WHERE id = 'old'") == "unprojected")
+        #expect(
+            try await TestPostgres.query(
+                url, "SELECT coalesce(deleted::text, 'unprojected') FROM weft_documents WHERE id = 'old'")
+                == "unprojected")
         #expect(try await SyncService(store: store).projectDocuments() == 1)
-        #expect(try await TestPostgres.query(url, "SELECT doc->>'n' || ' ' || deleted::text FROM weft_documents WHERE id = 'old'") == "41 false")
+        #expect(
+            try await TestPostgres.query(
+                url, "SELECT doc->>'n' || ' ' || deleted::text FROM weft_documents WHERE id = 'old'")
+                == "41 false")
         let replica = ReplicaID(high: 9, low: 9)
         try await Self.push(store, 0..<3, replica: replica)
         let log = try await store.changes(database: "t", after: 0, limit: 100, maxBytes: 1 << 20).changes

@@ -12,9 +12,15 @@ public struct JWTConfiguration: Hashable, Sendable {
     public struct Key: Hashable, Sendable {
         /// The signing algorithm.
         public enum Algorithm: String, Hashable, Sendable, CaseIterable {
-            case hs256 = "HS256", hs384 = "HS384", hs512 = "HS512"
-            case rs256 = "RS256", rs384 = "RS384", rs512 = "RS512"
-            case es256 = "ES256", es384 = "ES384", es512 = "ES512"
+            case hs256 = "HS256"
+            case hs384 = "HS384"
+            case hs512 = "HS512"
+            case rs256 = "RS256"
+            case rs384 = "RS384"
+            case rs512 = "RS512"
+            case es256 = "ES256"
+            case es384 = "ES384"
+            case es512 = "ES512"
         }
         /// The key's id (`kid`), which tokens name in their header; `nil`: the key tried for
         /// tokens that name none.
@@ -27,7 +33,9 @@ public struct JWTConfiguration: Hashable, Sendable {
         public var publicKeyFile: String?
 
         /// Creates a key description.
-        public init(kid: String?, algorithm: Algorithm, secretVariable: String? = nil, publicKeyFile: String? = nil) {
+        public init(
+            kid: String?, algorithm: Algorithm, secretVariable: String? = nil, publicKeyFile: String? = nil
+        ) {
             self.kid = kid
             self.algorithm = algorithm
             self.secretVariable = secretVariable
@@ -52,6 +60,9 @@ public struct JWTConfiguration: Hashable, Sendable {
     public var access: ServerToken.Access = .readWrite
     /// `scopes`: the routes tokens open.
     public var scopes: Set<ServerToken.Scope> = [.sync]
+    /// `read_channels` and `write_channels`: templates over a token's claims giving the channels
+    /// it may read and write (by default every channel).
+    public var channels: ChannelGrantTemplates = .everything
     /// `leeway_ms`: how far `exp` and `nbf` may be off the server's clock.
     public var leewayMilliseconds: Int = 60_000
 

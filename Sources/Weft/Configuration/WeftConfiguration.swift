@@ -1,6 +1,6 @@
 import Foundation
-import WeftWire
 import WeftCRDT
+import WeftWire
 
 /// How local writes reach the server.
 public enum SyncMode: String, Hashable, Sendable, CaseIterable {
@@ -65,12 +65,16 @@ extension ConflictPolicy {
             guard let argument else { throw .corrupt("a custom policy in a conflict log names no resolver") }
             self = .custom(resolver: argument)
         case "fields":
-            guard let argument, let names = try? JSONDecoder().decode([String: String].self, from: Data(argument.utf8)) else {
+            guard let argument,
+                let names = try? JSONDecoder().decode([String: String].self, from: Data(argument.utf8))
+            else {
                 throw .corrupt("the field rules of a conflict log do not decode")
             }
             var rules = [String: FieldRule]()
             for (field, name) in names {
-                guard let rule = FieldRule(rawValue: name) else { throw .corrupt("unknown field rule \(name.debugDescription) in a conflict log") }
+                guard let rule = FieldRule(rawValue: name) else {
+                    throw .corrupt("unknown field rule \(name.debugDescription) in a conflict log")
+                }
                 rules[field] = rule
             }
             self = .fields(rules)
@@ -89,7 +93,8 @@ public enum RemoteEndpoint: Hashable, Sendable, CustomStringConvertible {
     public var isPlainHTTPToAnotherHost: Bool {
         guard case .http(let url, _) = self, url.scheme?.lowercased() == "http" else { return false }
         let host = (url.host ?? "").lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        return !(host == "localhost" || host.hasSuffix(".localhost") || host == "::1" || host.hasPrefix("127."))
+        return
+            !(host == "localhost" || host.hasSuffix(".localhost") || host == "::1" || host.hasPrefix("127."))
     }
     /// A PostgreSQL central store: `postgres://user:pass@host:port/db`, used as written.
     case postgres(url: URL)
@@ -111,16 +116,20 @@ public enum RemoteEndpoint: Hashable, Sendable, CustomStringConvertible {
         switch scheme {
         case "http", "https":
             let path = components.path.split(separator: "/")
-            guard path.count == 1, let database = path.first.map(String.init), DatabaseName.isValid(database) else {
+            guard path.count == 1, let database = path.first.map(String.init), DatabaseName.isValid(database)
+            else {
                 throw ConfigurationError(
-                    key: "", expected: "http(s)://host:port/<database>, the database 1–64 characters of A–Z, a–z, 0–9, '_' or '-'",
+                    key: "",
+                    expected:
+                        "http(s)://host:port/<database>, the database 1–64 characters of A–Z, a–z, 0–9, '_' or '-'",
                     found: text.debugDescription)
             }
             return .http(url: url, database: database)
         case "postgres", "postgresql":
             return .postgres(url: url)
         default:
-            throw ConfigurationError(key: "", expected: "an http, https or postgres URL", found: text.debugDescription)
+            throw ConfigurationError(
+                key: "", expected: "an http, https or postgres URL", found: text.debugDescription)
         }
     }
 
@@ -143,7 +152,8 @@ public enum DatabaseName {
     public static func isValid(_ name: String) -> Bool {
         (1...64).contains(name.utf8.count)
             && name.utf8.allSatisfy { byte in
-                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a)
+                    || (byte >= 0x61 && byte <= 0x7a)
                     || byte == 0x5f || byte == 0x2d
             }
     }
@@ -166,6 +176,9 @@ public struct PersistenceConfiguration: Hashable, Sendable {
     /// `tls_ca_file`: a PEM file of the certificate authorities that a self-hosted server's
     /// certificate chains to, trusted besides the system's.
     public var tlsCAFile: String?
+    /// `channels`: the channels this replica subscribes to, among those its token may read
+    /// (`nil`: all of them). ``SyncEngine/subscribe(to:)`` changes it at run time.
+    public var channels: [String]?
     /// `allow_insecure_http`: whether `remote_endpoint` may be plain `http://` to a host other
     /// than this machine (the token would cross the network in clear). Loopback needs no leave.
     public var allowInsecureHTTP = false
@@ -211,10 +224,14 @@ public struct PersistenceConfiguration: Hashable, Sendable {
     }
 
     /// The policy for `collection`.
-    public func policy(for collection: String) -> ConflictPolicy { collections[collection] ?? conflictResolution }
+    public func policy(for collection: String) -> ConflictPolicy {
+        collections[collection] ?? conflictResolution
+    }
 
     /// The policies as a server declares them (`conflict_resolution` and the collections').
-    public var declaredPolicies: ServerPolicies { ServerPolicies(defaultPolicy: conflictResolution, collections: collections) }
+    public var declaredPolicies: ServerPolicies {
+        ServerPolicies(defaultPolicy: conflictResolution, collections: collections)
+    }
 }
 
 /// One bearer token the server accepts.
@@ -241,13 +258,20 @@ public struct ServerToken: Hashable, Sendable {
     public var access: Access
     /// The routes it opens (`scopes`; by default replication only).
     public var scopes: Set<Scope>
+    /// The channels it may read and write (`read_channels`, `write_channels`; by default every
+    /// channel).
+    public var channels: ChannelGrantTemplates
 
     /// Creates a token.
-    public init(token: String, databases: [String], access: Access, scopes: Set<Scope> = [.sync]) {
+    public init(
+        token: String, databases: [String], access: Access, scopes: Set<Scope> = [.sync],
+        channels: ChannelGrantTemplates = .everything
+    ) {
         self.token = token
         self.databases = databases
         self.access = access
         self.scopes = scopes
+        self.channels = channels
     }
 }
 
@@ -279,7 +303,8 @@ public struct ServerLimits: Hashable, Sendable {
     /// Creates limits; the defaults are 16 MiB requests, 64 MiB decompressed, 10,000 changes a
     /// batch and 1 MiB documents.
     public init(
-        maxRequestBytes: Int = 16 << 20, maxDecompressedBytes: Int = 64 << 20, maxChangesPerBatch: Int = 10_000,
+        maxRequestBytes: Int = 16 << 20, maxDecompressedBytes: Int = 64 << 20,
+        maxChangesPerBatch: Int = 10_000,
         maxDocumentBytes: Int = 1 << 20
     ) {
         self.maxRequestBytes = maxRequestBytes
@@ -318,6 +343,8 @@ public struct ServerConfiguration: Hashable, Sendable {
     public var tlsCertificateFile: String?
     /// `tls_key`: the PEM file of the certificate's private key.
     public var tlsKeyFile: String?
+    /// `[server.channels]`: the channels each collection's documents are in.
+    public var channels = ServerChannels()
 
     /// The defaults: `127.0.0.1:20000`, `weft-server.sqlite`, no tokens.
     public init() {}

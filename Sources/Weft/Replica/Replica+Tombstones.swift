@@ -62,6 +62,16 @@ extension Replica {
         }
     }
 
+    /// The reason the dead letters of unpushed writes to a document that left this replica's
+    /// view (its token's channels, or its subscription) give.
+    public static let leftView =
+        "the document left the channels this replica may read or subscribes to, and this replica removed its copy: the write was not pushed"
+
+    /// The reason the dead letters of unpushed writes to a document give when the server refused
+    /// an earlier write to it because of who may write it (its channels).
+    public static let refusedForChannels =
+        "the server refused a write to this document because this replica may not write its channels; the document was reset to the server's version and this write was not pushed"
+
     /// The reason a resync gives the dead letters of writes to documents the server deleted and
     /// forgot while this replica was too far behind.
     public static let forgottenWhileAway =

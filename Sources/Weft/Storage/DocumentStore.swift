@@ -27,9 +27,15 @@ public struct ReplicaMetadata: Hashable, Sendable {
     /// The identities this file had before ``DocumentStore/replaceIdentity(with:)`` gave it new ones, oldest
     /// first (at most 64 kept). Its records may hold writes made under them.
     public var formerIdentities: [ReplicaID] = []
+    /// The channel view the server last gave this replica (`PullResponse.ChannelAnswer.view` in
+    /// WeftWire; empty before the first): what its documents reflect, sent back with each pull.
+    public var channelView: [UInt8] = []
 
     /// Creates metadata.
-    public init(replicaID: ReplicaID, lastStamp: HLCTimestamp? = nil, pullCursor: UInt64 = 0, confirmedEpoch: UInt64 = 0) {
+    public init(
+        replicaID: ReplicaID, lastStamp: HLCTimestamp? = nil, pullCursor: UInt64 = 0,
+        confirmedEpoch: UInt64 = 0
+    ) {
         self.replicaID = replicaID
         self.lastStamp = lastStamp
         self.pullCursor = pullCursor
@@ -51,7 +57,8 @@ public struct DocumentFilter: Sendable {
 
     /// Creates a filter; the default matches every live document.
     public init(
-        includeDeleted: Bool = false, fieldEquals: (field: String, value: Scalar)? = nil, idPrefix: String? = nil, after: DocumentID? = nil
+        includeDeleted: Bool = false, fieldEquals: (field: String, value: Scalar)? = nil,
+        idPrefix: String? = nil, after: DocumentID? = nil
     ) {
         self.includeDeleted = includeDeleted
         self.fieldEquals = fieldEquals
@@ -99,6 +106,8 @@ public protocol DocumentStore: Sendable {
     func metadata() async throws(WeftError) -> ReplicaMetadata
     /// Persists the last stamp issued or observed.
     func saveLastStamp(_ stamp: HLCTimestamp) async throws(WeftError)
+    /// Keeps the channel view the server gave (``ReplicaMetadata/channelView``).
+    func saveChannelView(_ view: [UInt8]) async throws(WeftError)
     /// Moves the pull cursor forward (never back).
     func setPullCursor(_ cursor: UInt64) async throws(WeftError)
     /// Records the session the server confirmed for this file.
@@ -122,7 +131,8 @@ public protocol DocumentStore: Sendable {
     /// Every document's key, tombstones included, in no particular order.
     func documentKeys() async throws(WeftError) -> [DocumentKey]
     /// The records of `collection` that pass `filter`, ordered by id.
-    func records(in collection: CollectionName, where filter: DocumentFilter, limit: Int?) async throws(WeftError)
+    func records(in collection: CollectionName, where filter: DocumentFilter, limit: Int?)
+        async throws(WeftError)
         -> [(id: DocumentID, record: DocumentRecord)]
 }
 

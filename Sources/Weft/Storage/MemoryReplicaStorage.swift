@@ -36,6 +36,8 @@ public actor MemoryReplicaStorage: ReplicaStorage {
 
     public func setPullCursor(_ cursor: UInt64) { meta.pullCursor = max(meta.pullCursor, cursor) }
 
+    public func saveChannelView(_ view: [UInt8]) { meta.channelView = view }
+
     public func saveConfirmedEpoch(_ epoch: UInt64) { meta.confirmedEpoch = epoch }
 
     public func bootMarker() -> String? { boot }
@@ -60,9 +62,11 @@ public actor MemoryReplicaStorage: ReplicaStorage {
     public func records(in collection: CollectionName, where filter: DocumentFilter, limit: Int?)
         -> [(id: DocumentID, record: DocumentRecord)]
     {
-        let matching = documents.filter { $0.key.collection == collection && filter.matches($0.key.id, $0.value) }
-            .sorted { $0.key.id < $1.key.id }
-            .map { (id: $0.key.id, record: $0.value) }
+        let matching = documents.filter {
+            $0.key.collection == collection && filter.matches($0.key.id, $0.value)
+        }
+        .sorted { $0.key.id < $1.key.id }
+        .map { (id: $0.key.id, record: $0.value) }
         return limit.map { Array(matching.prefix(max(0, $0))) } ?? matching
     }
 
@@ -84,7 +88,9 @@ public actor MemoryReplicaStorage: ReplicaStorage {
         var batch = [QueueEntry]()
         var size = 0
         for entry in pending(after: inFlightThrough) {
-            if batch.count >= max(1, maxEntries) || (!batch.isEmpty && size + entry.byteCount > maxBytes) { break }
+            if batch.count >= max(1, maxEntries) || (!batch.isEmpty && size + entry.byteCount > maxBytes) {
+                break
+            }
             batch.append(entry)
             size += entry.byteCount
         }
@@ -114,7 +120,9 @@ public actor MemoryReplicaStorage: ReplicaStorage {
         deadLetterLog.append(DeadLetter(sequence: sequence, key: entry.key, record: record, reason: reason))
     }
 
-    public func deadLetters(limit: Int) -> [DeadLetter] { Array(deadLetterLog.reversed().prefix(max(0, limit))) }
+    public func deadLetters(limit: Int) -> [DeadLetter] {
+        Array(deadLetterLog.reversed().prefix(max(0, limit)))
+    }
 
     public func commitLocalWrites(
         reading keys: [DocumentKey], maxQueueBytes: Int,
@@ -140,14 +148,16 @@ public actor MemoryReplicaStorage: ReplicaStorage {
                 // Coalesce: the pending entry now stands for the new record.
                 let growth = size - old.bytes
                 guard bytes + growth <= maxQueueBytes else {
-                    throw .queueFull(current: self.bytes, needed: bytes + growth - self.bytes, limit: maxQueueBytes)
+                    throw .queueFull(
+                        current: self.bytes, needed: bytes + growth - self.bytes, limit: maxQueueBytes)
                 }
                 queue[seq] = (key, size)
                 bytes += growth
                 sequences.append(seq)
             } else {
                 guard bytes + size <= maxQueueBytes else {
-                    throw .queueFull(current: self.bytes, needed: bytes + size - self.bytes, limit: maxQueueBytes)
+                    throw .queueFull(
+                        current: self.bytes, needed: bytes + size - self.bytes, limit: maxQueueBytes)
                 }
                 queue[nextSequence] = (key, size)
                 latest[key] = nextSequence
@@ -163,15 +173,18 @@ public actor MemoryReplicaStorage: ReplicaStorage {
         self.bytes = bytes
         self.nextSequence = nextSequence
         unconfirmed.formUnion(created)
-        if let stamp = writes.map(\.record.lastStamp).max() { meta.lastStamp = max(meta.lastStamp ?? stamp, stamp) }
+        if let stamp = writes.map(\.record.lastStamp).max() {
+            meta.lastStamp = max(meta.lastStamp ?? stamp, stamp)
+        }
         return sequences
     }
 
     public func applyRemoteChanges(
         _ changes: [(key: DocumentKey, record: DocumentRecord)], through cursor: UInt64, tag: UInt64,
-        _ merge: @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
-            record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
-        )
+        _ merge:
+            @Sendable (DocumentRecord?, DocumentKey, DocumentRecord) throws(WeftError) -> (
+                record: DocumentRecord, kind: MergeKind, conflict: ConflictRecord?
+            )
     ) throws(WeftError) -> [AppliedRemoteChange] {
         var documents = self.documents
         var log = [ConflictRecord]()
@@ -184,7 +197,8 @@ public actor MemoryReplicaStorage: ReplicaStorage {
             applied.append(AppliedRemoteChange(key: change.key, record: result.record, kind: result.kind))
             let encoded = change.record.encoded()
             bases[change.key] =
-                encoded.count >= ServerBase.minimumRecordBytes ? (DocumentRecord.digest(ofEncoding: encoded), change.record) : nil
+                encoded.count >= ServerBase.minimumRecordBytes
+                ? (DocumentRecord.digest(ofEncoding: encoded), change.record) : nil
         }
         self.documents = documents
         self.bases = bases
@@ -226,11 +240,14 @@ public actor MemoryReplicaStorage: ReplicaStorage {
         meta.resyncFrom = 0
     }
 
-    public func forgetDocuments(_ keys: [DocumentKey], deadLetterReason reason: String, countingFor replica: ReplicaID) {
+    public func forgetDocuments(
+        _ keys: [DocumentKey], deadLetterReason reason: String, countingFor replica: ReplicaID
+    ) {
         let forgotten = Set(keys)
         for (sequence, entry) in queue.sorted(by: { $0.key < $1.key }) where forgotten.contains(entry.key) {
             if let record = documents[entry.key] {
-                deadLetterLog.append(DeadLetter(sequence: sequence, key: entry.key, record: record, reason: reason))
+                deadLetterLog.append(
+                    DeadLetter(sequence: sequence, key: entry.key, record: record, reason: reason))
             }
             queue[sequence] = nil
             bytes -= entry.bytes
@@ -246,7 +263,9 @@ public actor MemoryReplicaStorage: ReplicaStorage {
         }
     }
 
-    public func unconfirmedDocuments(among keys: [DocumentKey]) -> Set<DocumentKey> { unconfirmed.intersection(keys) }
+    public func unconfirmedDocuments(among keys: [DocumentKey]) -> Set<DocumentKey> {
+        unconfirmed.intersection(keys)
+    }
 
     public func documentKeys() -> [DocumentKey] { Array(documents.keys) }
 
@@ -256,7 +275,9 @@ public actor MemoryReplicaStorage: ReplicaStorage {
         return result
     }
 
-    public func serverBases(for keys: [DocumentKey]) -> [DocumentKey: (digest: UInt64, record: DocumentRecord)] {
+    public func serverBases(for keys: [DocumentKey]) -> [DocumentKey: (
+        digest: UInt64, record: DocumentRecord
+    )] {
         var result = [DocumentKey: (digest: UInt64, record: DocumentRecord)]()
         for key in keys { if let base = bases[key] { result[key] = base } }
         return result
@@ -264,7 +285,9 @@ public actor MemoryReplicaStorage: ReplicaStorage {
 
     public func forgetServerBases(_ keys: [DocumentKey]) { for key in keys { bases[key] = nil } }
 
-    public func collectTombstones(deletedBefore cutoff: UInt64, countingFor replica: ReplicaID, after: DocumentKey?, limit: Int)
+    public func collectTombstones(
+        deletedBefore cutoff: UInt64, countingFor replica: ReplicaID, after: DocumentKey?, limit: Int
+    )
         -> (collected: [DocumentKey], lastLooked: DocumentKey?)
     {
         guard !meta.resyncPending, limit > 0 else { return ([], nil) }
@@ -273,7 +296,8 @@ public actor MemoryReplicaStorage: ReplicaStorage {
         let queued = Set(queue.values.map(\.key))
         var collected = [DocumentKey]()
         for key in keys {
-            guard let record = documents[key], record.isDeleted, record.body.count == 0, record.lastStamp.wallMilliseconds < cutoff,
+            guard let record = documents[key], record.isDeleted, record.body.count == 0,
+                record.lastStamp.wallMilliseconds < cutoff,
                 !queued.contains(key)
             else { continue }
             floors[key.collection] = max(floors[key.collection] ?? 0, record.highestCounter(of: replica))
@@ -286,5 +310,7 @@ public actor MemoryReplicaStorage: ReplicaStorage {
 
     public func counterFloors() -> [CollectionName: UInt64] { floors }
 
-    public func conflicts(limit: Int) -> [ConflictRecord] { Array(conflictLog.reversed().prefix(max(0, limit))) }
+    public func conflicts(limit: Int) -> [ConflictRecord] {
+        Array(conflictLog.reversed().prefix(max(0, limit)))
+    }
 }

@@ -21,6 +21,10 @@ public enum MergeKind: String, Hashable, Sendable {
     /// `remoteClaimsLimited`). Under a policy that joins bodies the two were joined, so no write
     /// is dropped on a vector's word.
     case joined
+    /// The server refused the change (the pusher may not write the document's channels): the
+    /// stored record stays as it was, and the push answers the change as rejected. Only a
+    /// server's merge closure gives it; stores store nothing for it.
+    case refused
 }
 
 /// Which version wins when both have the same version vector but different contents (see

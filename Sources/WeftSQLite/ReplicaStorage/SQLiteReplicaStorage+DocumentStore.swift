@@ -24,26 +24,52 @@ extension SQLiteReplicaStorage {
             metadata.pullCursor = UInt64(try Self.metaInteger(db, "pull_cursor"))
             if try Int64.fetchOne(db, sql: "SELECT count(*) FROM meta WHERE key = 'confirmed_epoch'") == 1 {
                 // Stored as the epoch's 64 bits, which SQLite reads as a signed integer.
-                let raw = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'confirmed_epoch' AND typeof(value) = 'integer'")
-                guard let raw else { throw WeftError.corrupt("the meta value confirmed_epoch is not an integer") }
+                let raw = try Int64.fetchOne(
+                    db,
+                    sql: "SELECT value FROM meta WHERE key = 'confirmed_epoch' AND typeof(value) = 'integer'")
+                guard let raw else {
+                    throw WeftError.corrupt("the meta value confirmed_epoch is not an integer")
+                }
                 metadata.confirmedEpoch = UInt64(bitPattern: raw)
             }
-            if try Int64.fetchOne(db, sql: "SELECT count(*) FROM meta WHERE key = 'acknowledged_through'") == 1 {
+            if try Int64.fetchOne(db, sql: "SELECT count(*) FROM meta WHERE key = 'acknowledged_through'")
+                == 1
+            {
                 metadata.acknowledgedThrough = UInt64(try Self.metaInteger(db, "acknowledged_through"))
             }
             if try Int64.fetchOne(db, sql: "SELECT count(*) FROM meta WHERE key = 'pull_cursor_tag'") == 1 {
                 metadata.pullCursorTag = UInt64(try Self.metaInteger(db, "pull_cursor_tag"))
             }
-            metadata.resyncPending = try Int64.fetchOne(db, sql: "SELECT count(*) FROM meta WHERE key = 'resync_pending'") == 1
+            metadata.resyncPending =
+                try Int64.fetchOne(db, sql: "SELECT count(*) FROM meta WHERE key = 'resync_pending'") == 1
             if try Int64.fetchOne(db, sql: "SELECT count(*) FROM meta WHERE key = 'resync_from'") == 1 {
                 metadata.resyncFrom = UInt64(try Self.metaInteger(db, "resync_from"))
             }
-            if let former = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'former_identities'") {
-                guard former.count % 16 == 0 else { throw WeftError.corrupt("the former identities are not 16 bytes each") }
+            if let former = try Data.fetchOne(
+                db, sql: "SELECT value FROM meta WHERE key = 'former_identities'")
+            {
+                guard former.count % 16 == 0 else {
+                    throw WeftError.corrupt("the former identities are not 16 bytes each")
+                }
                 let bytes = [UInt8](former)
-                metadata.formerIdentities = stride(from: 0, to: bytes.count, by: 16).compactMap { ReplicaID(bytes: bytes[$0..<$0 + 16]) }
+                metadata.formerIdentities = stride(from: 0, to: bytes.count, by: 16).compactMap {
+                    ReplicaID(bytes: bytes[$0..<$0 + 16])
+                }
+            }
+            if let view = try Data.fetchOne(
+                db, sql: "SELECT value FROM meta WHERE key = 'channel_view' AND typeof(value) = 'blob'")
+            {
+                metadata.channelView = [UInt8](view)
             }
             return metadata
+        }
+    }
+
+    public func saveChannelView(_ view: [UInt8]) async throws(WeftError) {
+        try await write { db in
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('channel_view', ?)",
+                arguments: [Data(view)])
         }
     }
 
@@ -51,7 +77,9 @@ extension SQLiteReplicaStorage {
         let bytes = Data(stamp.encoded())
         do {
             try transaction { db, counters in
-                try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_stamp', ?)", arguments: [bytes])
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_stamp', ?)",
+                    arguments: [bytes])
                 counters.lease = stamp
             }
         } catch {
@@ -60,7 +88,9 @@ extension SQLiteReplicaStorage {
     }
 
     public func setPullCursor(_ cursor: UInt64) async throws(WeftError) {
-        guard let value = Int64(exactly: cursor) else { throw .invalidArgument("pull cursor \(cursor) is out of range") }
+        guard let value = Int64(exactly: cursor) else {
+            throw .invalidArgument("pull cursor \(cursor) is out of range")
+        }
         try await write { db in
             try db.execute(
                 sql: "UPDATE meta SET value = max(value, ?) WHERE key = 'pull_cursor'", arguments: [value])
@@ -70,45 +100,58 @@ extension SQLiteReplicaStorage {
     public func saveConfirmedEpoch(_ epoch: UInt64) async throws(WeftError) {
         try await write { db in
             try db.execute(
-                sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('confirmed_epoch', ?)", arguments: [Int64(bitPattern: epoch)])
+                sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('confirmed_epoch', ?)",
+                arguments: [Int64(bitPattern: epoch)])
         }
     }
 
     public func replaceIdentity(with replica: ReplicaID) async throws(WeftError) {
         try await write { db in
             // The old identity joins the former ones (16 bytes each, oldest first, 64 at most).
-            let former = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'former_identities'") ?? Data()
-            let current = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'replica_id'") ?? Data()
+            let former =
+                try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'former_identities'") ?? Data()
+            let current =
+                try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'replica_id'") ?? Data()
             try db.execute(
                 sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('former_identities', ?)",
                 arguments: [Data((former + current).suffix(64 * 16))])
-            try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'replica_id'", arguments: [Data(replica.bytes)])
+            try db.execute(
+                sql: "UPDATE meta SET value = ? WHERE key = 'replica_id'", arguments: [Data(replica.bytes)])
             try db.execute(sql: "DELETE FROM meta WHERE key IN ('confirmed_epoch', 'acknowledged_through')")
         }
     }
 
     public func bootMarker() async throws(WeftError) -> String? {
-        try await read { db in try String.fetchOne(db, sql: "SELECT CAST(value AS TEXT) FROM meta WHERE key = 'boot_marker'") }
+        try await read { db in
+            try String.fetchOne(db, sql: "SELECT CAST(value AS TEXT) FROM meta WHERE key = 'boot_marker'")
+        }
     }
 
     public func saveBootMarker(_ marker: String) async throws(WeftError) {
         try await write { db in
-            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('boot_marker', ?)", arguments: [marker])
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('boot_marker', ?)", arguments: [marker]
+            )
         }
     }
 
     public func documentKeys() async throws(WeftError) -> [DocumentKey] {
-        try await read { db in try Row.fetchAll(db, sql: "SELECT collection, id FROM documents").map { try Self.key($0) } }
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT collection, id FROM documents").map { try Self.key($0) }
+        }
     }
 
     /// A blocking read on a reader connection, on the caller's executor: GRDB's asynchronous
     /// read hands the work to a queue of its own and back, about 150 µs of a point read's
     /// 190 µs, for a read that takes a few microseconds.
-    public nonisolated(nonsending) func record(for key: DocumentKey) async throws(WeftError) -> DocumentRecord? {
+    public nonisolated(nonsending) func record(for key: DocumentKey) async throws(WeftError)
+        -> DocumentRecord?
+    {
         do {
             return try readBlocking { db in
                 let statement = RawStatement(
-                    try db.cachedStatement(sql: "SELECT record FROM documents WHERE collection = ? AND id = ?"), in: db)
+                    try db.cachedStatement(
+                        sql: "SELECT record FROM documents WHERE collection = ? AND id = ?"), in: db)
                 let stored = try Self.withUTF8(key) { collection, id in
                     try statement.run { row -> [UInt8]? in
                         try row.bind(borrowingText: collection)
@@ -128,10 +171,13 @@ extension SQLiteReplicaStorage {
     public func records(for keys: [DocumentKey]) async throws(WeftError) -> [DocumentKey: DocumentRecord] {
         do {
             return try readBlocking { db in
-                let statement = try db.cachedStatement(sql: "SELECT record FROM documents WHERE collection = ? AND id = ?")
+                let statement = try db.cachedStatement(
+                    sql: "SELECT record FROM documents WHERE collection = ? AND id = ?")
                 var result = [DocumentKey: DocumentRecord](minimumCapacity: keys.count)
                 for key in keys where result[key] == nil {
-                    if let data = try Data.fetchOne(statement, arguments: [key.collection.rawValue, key.id.rawValue]) {
+                    if let data = try Data.fetchOne(
+                        statement, arguments: [key.collection.rawValue, key.id.rawValue])
+                    {
                         result[key] = try self.storedRecord(db, key, bytes: [UInt8](data))
                     }
                 }
@@ -142,7 +188,8 @@ extension SQLiteReplicaStorage {
         }
     }
 
-    public func records(in collection: CollectionName, where filter: DocumentFilter, limit: Int?) async throws(WeftError)
+    public func records(in collection: CollectionName, where filter: DocumentFilter, limit: Int?)
+        async throws(WeftError)
         -> [(id: DocumentID, record: DocumentRecord)]
     {
         let rows = try await read { db in
@@ -169,9 +216,12 @@ extension SQLiteReplicaStorage {
             let cursor = try Row.fetchCursor(db, sql: sql, arguments: arguments)
             while let row = try cursor.next() {
                 let rawID = try Self.column(row, "id", String.self)
-                guard let id = try? DocumentID(rawID) else { throw WeftError.corrupt("stored id \(rawID.debugDescription) is invalid") }
+                guard let id = try? DocumentID(rawID) else {
+                    throw WeftError.corrupt("stored id \(rawID.debugDescription) is invalid")
+                }
                 let record = try self.storedRecord(
-                    db, DocumentKey(collection: collection, id: id), bytes: [UInt8](try Self.column(row, "record", Data.self)))
+                    db, DocumentKey(collection: collection, id: id),
+                    bytes: [UInt8](try Self.column(row, "record", Data.self)))
                 guard filter.matches(id, record) else { continue }
                 result.append((id, record))
                 if let limit, result.count >= limit { break }

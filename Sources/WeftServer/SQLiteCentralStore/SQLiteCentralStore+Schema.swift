@@ -121,6 +121,23 @@ extension SQLiteCentralStore {
                     CREATE INDEX documents_unprojected ON documents (tenant) WHERE deleted IS NULL;
                     """)
         }
+        migrator.registerMigration("v8: channels") { db in
+            // Each document's channels (ChannelIndexedStore rule 1) as a JSON array, NULL where
+            // none were assigned; and the index a channel reader pages through: per channel and
+            // document, the sequence of the change that put the document there (present) or
+            // moved it out (departed).
+            try db.execute(
+                sql: """
+                    ALTER TABLE documents ADD COLUMN channels TEXT;
+                    CREATE TABLE channel_entries (
+                        tenant TEXT NOT NULL, channel TEXT NOT NULL, collection TEXT NOT NULL, id TEXT NOT NULL,
+                        sequence INTEGER NOT NULL, tag INTEGER NOT NULL, present INTEGER NOT NULL,
+                        PRIMARY KEY (tenant, channel, collection, id)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX channel_entries_by_sequence ON channel_entries (tenant, channel, sequence);
+                    CREATE INDEX channel_entries_by_document ON channel_entries (tenant, collection, id);
+                    """)
+        }
         return migrator
     }
 }

@@ -87,6 +87,9 @@ extension SQLiteCentralStore {
                         try db.execute(
                             sql: "DELETE FROM log WHERE tenant = ? AND collection = ? AND id = ?",
                             arguments: arguments)
+                        try db.execute(
+                            sql: "DELETE FROM channel_entries WHERE tenant = ? AND collection = ? AND id = ?",
+                            arguments: arguments)
                         highest = max(highest, try SQLiteReplicaStorage.column(row, "sequence", Int64.self))
                     }
                     try db.execute(

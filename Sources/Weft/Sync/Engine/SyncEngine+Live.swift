@@ -10,6 +10,15 @@ extension SyncEngine {
     /// once.
     public nonisolated func requestSync() { wake.signal() }
 
+    /// Subscribes to `channels` among those the token may read (`nil`: all of them). The next
+    /// pull changes the replica's view: documents of channels it no longer subscribes to are
+    /// removed here (which is not a deletion), and those of newly subscribed channels arrive,
+    /// without what it holds already. A live sync is woken to do it at once.
+    public func subscribe(to channels: [String]?) {
+        subscription = channels.map { Array(Set($0)).sorted() }
+        requestSync()
+    }
+
     /// Turns live pulls between write-behind rounds on or off (``livePulls``), and sets how long
     /// one may wait on the server.
     public func setLivePulls(_ enabled: Bool, wait: Duration = .seconds(25)) {
@@ -20,12 +29,15 @@ extension SyncEngine {
     /// Pulls with the long-poll until `deadline` on `clock`, applying each change as it comes:
     /// one request at a time. Ends early, without error, when ``requestSync()`` is called or
     /// the task is cancelled.
-    func pullLive<C: Clock>(until deadline: C.Instant, clock: C) async throws(SyncError) where C.Duration == Duration {
+    func pullLive<C: Clock>(until deadline: C.Instant, clock: C) async throws(SyncError)
+    where C.Duration == Duration {
         while !Task.isCancelled, !wake.isPending {
             let remaining = clock.now.duration(to: deadline)
             guard remaining >= .milliseconds(1) else { return }
             let wait = min(remaining, livePullWait)
-            let milliseconds = UInt32(clamping: wait.components.seconds * 1_000 + wait.components.attoseconds / 1_000_000_000_000_000)
+            let milliseconds = UInt32(
+                clamping: wait.components.seconds * 1_000 + wait.components.attoseconds
+                    / 1_000_000_000_000_000)
             let pulled: Int
             do {
                 pulled = try await livePull(milliseconds)

@@ -18,7 +18,9 @@ extension SyncEngine {
 
     /// ``pullAll()`` whose first request may wait on the server up to `wait` milliseconds for a
     /// change (the long-poll): a live pull.
-    func pullAll(waitingMilliseconds wait: UInt32) async throws(SyncError) -> (changes: Int, conflicts: Int, cursor: UInt64) {
+    func pullAll(waitingMilliseconds wait: UInt32) async throws(SyncError) -> (
+        changes: Int, conflicts: Int, cursor: UInt64
+    ) {
         try await openSession()
         let replica = replica
         if try await local({ () async throws(WeftError) in try await replica.isResyncing() }) {
@@ -26,11 +28,15 @@ extension SyncEngine {
         }
         do {
             return try await pullPages(firstWait: wait) { _, _ in }
-        } catch where error.kind == .resync {
-            logger.warning("the server's history does not hold this replica's cursor (restored from a backup?): resyncing")
+        } catch  where error.kind == .resync {
+            logger.warning(
+                "the server's history does not hold this replica's cursor (restored from a backup?): resyncing"
+            )
             return try await resync()
-        } catch where error.kind == .tooFarBehind {
-            logger.warning("the server forgot deletions this replica has not pulled (it was away longer than tombstone_retention_ms): resyncing")
+        } catch  where error.kind == .tooFarBehind {
+            logger.warning(
+                "the server forgot deletions this replica has not pulled (it was away longer than tombstone_retention_ms): resyncing"
+            )
             return try await resync()
         }
     }
@@ -52,6 +58,10 @@ extension SyncEngine {
         var pages = 0
         let replica = replica
         var (cursor, tag) = try await local { () async throws(WeftError) in try await replica.pullPosition() }
+        var view =
+            serverFiltersChannels
+            ? try await local { () async throws(WeftError) in try await replica.storage.metadata().channelView
+            } : []
         var changes = 0
         var conflicts = 0
         // A replica that starts from 0 (a first sync, a resync) holds no base of any delta: it
@@ -61,11 +71,16 @@ extension SyncEngine {
         var wait = firstWait
         while true {
             var request = PullRequest(
-                after: cursor, afterTag: tag, maximumChanges: maximumPageChanges, waitMilliseconds: wait, replica: replica.replicaID,
+                after: cursor, afterTag: tag, maximumChanges: maximumPageChanges, waitMilliseconds: wait,
+                replica: replica.replicaID,
                 acceptsDeltas: takesDeltas, handlesCollection: serverCollectsTombstones,
-                resyncingFrom: serverCollectsTombstones ? resyncingFrom : nil)
+                resyncingFrom: serverCollectsTombstones ? resyncingFrom : nil,
+                handlesChannels: serverFiltersChannels, view: view,
+                subscription: subscription)
             wait = 0
-            if let limit = bandwidthLimit { request.maximumBytes = UInt32(clamping: min(Int(request.maximumBytes), limit.burstBytes)) }
+            if let limit = bandwidthLimit {
+                request.maximumBytes = UInt32(clamping: min(Int(request.maximumBytes), limit.burstBytes))
+            }
             var page = try await transport.pull(request)
             if bandwidthLimit != nil { await throttle(WireMessage.encode(page).count) }
             // A delta joins only into exactly the record it is over; if we hold none, the page
@@ -81,43 +96,73 @@ extension SyncEngine {
                     throw SyncError(.badResponse, "the server sent deltas to a pull that takes none")
                 }
             }
-            if page.changes.isEmpty && page.cursor <= cursor {
+            let viewChange = page.channels?.isViewChange == true
+            if page.changes.isEmpty && page.cursor <= cursor && !viewChange
+                && page.channels.map({ $0.view == view }) ?? true
+            {
                 pushedSincePull.removeAll()
                 return (changes, conflicts, cursor)
             }
-            guard page.cursor >= cursor else {
-                throw SyncError(.badResponse, "the server's cursor \(page.cursor) is behind ours (\(cursor))")
+            guard page.cursor >= cursor, !viewChange || page.cursor == cursor else {
+                throw SyncError(
+                    .badResponse,
+                    "the server's cursor \(page.cursor) is not where a page may leave ours (\(cursor))")
             }
-            var keyed = [(key: DocumentKey, record: DocumentRecord)]()
+            var keys = [DocumentKey]()
             for change in page.changes {
                 do {
-                    let key = DocumentKey(collection: try CollectionName(change.key.collection), id: try DocumentID(change.key.id))
-                    keyed.append((key, change.record))
+                    keys.append(
+                        DocumentKey(
+                            collection: try CollectionName(change.key.collection),
+                            id: try DocumentID(change.key.id)))
                 } catch {
                     throw SyncError(.badResponse, "the server sent an invalid key \(change.key): \(error)")
                 }
             }
+            // Documents that left what this replica may see go first, before the page's cursor
+            // is kept (a crash in between has the server send them again).
+            let leaving = Set(page.channels?.left ?? [])
+            if !leaving.isEmpty {
+                let gone = leaving.sorted().map { keys[$0] }
+                try await local { () async throws(WeftError) in
+                    try await replica.forgetDocuments(gone, reason: Replica.leftView)
+                }
+                leftView += gone.count
+            }
+            let keyed = page.changes.indices.filter { !leaving.contains($0) }.map {
+                (key: keys[$0], record: page.changes[$0].record)
+            }
             observe(keyed, page.resync)
             if let answer = page.resync, !answer.createdAgain.isEmpty {
-                let again = answer.createdAgain.compactMap { $0 < keyed.count ? keyed[$0].key : nil }
+                let again = answer.createdAgain.filter { !leaving.contains($0) }.map { keys[$0] }
                 try await local { () async throws(WeftError) in
                     // A document this replica created and the server never confirmed is no copy
                     // of the forgotten one: it merges with the new one as any concurrent creation.
                     let held = Array(try await replica.storage.records(for: again).keys)
                     let own = try await replica.storage.unconfirmedDocuments(among: held)
-                    try await replica.forgetDocuments(held.filter { !own.contains($0) }, reason: Replica.createdAgainWhileAway)
+                    try await replica.forgetDocuments(
+                        held.filter { !own.contains($0) }, reason: Replica.createdAgainWhileAway)
                 }
             }
             let pageTag = page.cursorTag
             let applied = try await local { () async throws(WeftError) in
                 try await replica.applyRemote(keyed, through: page.cursor, tag: pageTag)
             }
+            // The view is kept after the page's documents: a crash in between has the server
+            // send them again.
+            if let answer = page.channels, answer.view != view {
+                let next = answer.view
+                try await local { () async throws(WeftError) in
+                    try await replica.storage.saveChannelView(next)
+                }
+                view = next
+            }
             changes += applied.count
             conflicts += applied.filter { $0.kind == .conflict || $0.kind == .resolved }.count
             if applied.contains(where: { $0.kind == .resolved }) { resolvedSiblings = true }
             if page.cursor > cursor { tag = page.cursorTag }
             cursor = page.cursor
-            if !page.hasMore {
+            if !page.hasMore && !viewChange {
                 // Every change committed before this pull began has now been applied, the
                 // replica's own pushes included: the bases are the server's records again.
                 pushedSincePull.removeAll()
@@ -136,7 +181,10 @@ extension SyncEngine {
         var wanted = [(index: Int, key: DocumentKey, digest: UInt64)]()
         for (index, change) in page.changes.enumerated() {
             guard let digest = change.deltaBase else { continue }
-            guard let key = try? DocumentKey(collection: CollectionName(change.key.collection), id: DocumentID(change.key.id)) else {
+            guard
+                let key = try? DocumentKey(
+                    collection: CollectionName(change.key.collection), id: DocumentID(change.key.id))
+            else {
                 throw SyncError(.badResponse, "the server sent an invalid key \(change.key)")
             }
             wanted.append((index, key, digest))
@@ -155,7 +203,9 @@ extension SyncEngine {
             // A base counts only with the digest read with it (a pull may have replaced it
             // since the digests were looked up); the replica's own record, only by its digest.
             let base = bases[key].flatMap { $0.digest == digest ? $0.record : nil }
-            guard var record = base ?? records[key], base != nil || record.digest == digest else { return nil }
+            guard var record = base ?? records[key], base != nil || record.digest == digest else {
+                return nil
+            }
             record.merge(page.changes[index].record)
             rebuilt.changes[index].record = record
             rebuilt.changes[index].deltaBase = nil

@@ -27,15 +27,16 @@ extension SyncEngine {
         }
         do {
             return try await replay()
-        } catch where error.kind == .tooFarBehind {
+        } catch  where error.kind == .tooFarBehind {
             // The server forgot deletions this replica has not pulled: its records may hold
             // documents deleted since. Nothing was applied; resync (the round's pull does), and
             // push what remains queued after it.
-            logger.warning("the server forgot deletions this replica has not pulled: resyncing before pushing")
+            logger.warning(
+                "the server forgot deletions this replica has not pulled: resyncing before pushing")
             let replica = replica
             try await local { () async throws(WeftError) in try await replica.beginResync() }
             return 0
-        } catch where error.kind == .forked {
+        } catch  where error.kind == .forked {
             // The server does not hold this session any more: another copy of this file spoke
             // to it since (then the hello gives the replica a new identity), or the server was
             // restored from a backup older than the session. Say hello again and push once more.
@@ -50,21 +51,24 @@ extension SyncEngine {
         }
     }
 
-
-
     func replay() async throws(SyncError) -> Int {
         let storage = replica.storage
         let transport = transport
         let replicaID = replica.replicaID
         let epoch = replica.sessionEpoch
         var confirmed = 0
-        var inFlight: [(sequences: [UInt64], bytes: Int, deltaKeys: [DocumentKey], answer: Task<PushResponse, any Error>)] = []
+        var inFlight:
+            [(
+                sequences: [UInt64], keys: [UInt64: DocumentKey], bytes: Int, deltaKeys: [DocumentKey],
+                answer: Task<PushResponse, any Error>
+            )] = []
         var exhausted = false
         var skewRepairTried = false
         let batchBytes = bandwidthLimit.map { min(maximumBatchBytes, $0.burstBytes) } ?? maximumBatchBytes
         // Progress: the queue as it stands now is the replay's total.
         let started = ContinuousClock.now
-        var progress = SyncProgress(entriesDone: 0, entriesTotal: 0, bytesDone: 0, bytesTotal: 0, elapsed: .zero)
+        var progress = SyncProgress(
+            entriesDone: 0, entriesTotal: 0, bytesDone: 0, bytesTotal: 0, elapsed: .zero)
         if !progressObservers.isEmpty {
             progress.entriesTotal = (try? await storage.count()) ?? 0
             progress.bytesTotal = (try? await storage.totalBytes()) ?? 0
@@ -112,7 +116,9 @@ extension SyncEngine {
                     // pull one page first, which usually brings that change back and refreshes
                     // the base, rather than send a delta the server would refuse. A failed or
                     // partial pull only means the document may go whole.
-                    if serverTakesDeltaPushes && inFlight.isEmpty && batch.contains(where: { pushedSincePull.contains($0.key) }) {
+                    if serverTakesDeltaPushes && inFlight.isEmpty
+                        && batch.contains(where: { pushedSincePull.contains($0.key) })
+                    {
                         await pullOnePageBeforePushing()
                     }
                     // Each change stands for the document's whole current record (the queue entry
@@ -128,10 +134,13 @@ extension SyncEngine {
                     let deltaKeys = zip(batch, changes).filter { $0.1.deltaBase != nil }.map(\.0.key)
                     deltaPushes.sent += deltaKeys.count
                     if serverTakesDeltaPushes {
-                        for entry in batch where entry.byteCount >= ServerBase.minimumRecordBytes { pushedSincePull.insert(entry.key) }
+                        for entry in batch where entry.byteCount >= ServerBase.minimumRecordBytes {
+                            pushedSincePull.insert(entry.key)
+                        }
                     }
                     var request = PushRequest(
-                        replica: replicaID, epoch: epoch, formerIdentities: replica.formerIdentities, changes: changes)
+                        replica: replicaID, epoch: epoch, formerIdentities: replica.formerIdentities,
+                        changes: changes)
                     // The server must still hold what it confirmed in this session.
                     request.expectedAppliedThrough = confirmedMark
                     request.pulledThrough = pulledThrough
@@ -142,7 +151,12 @@ extension SyncEngine {
                         progress.wireBytesSent += size
                     }
                     inFlight.append(
-                        (batch.map(\.sequence), batch.reduce(0) { $0 + $1.byteCount }, deltaKeys, Task { try await transport.push(request) }))
+                        (
+                            batch.map(\.sequence),
+                            Dictionary(batch.map { ($0.sequence, $0.key) }, uniquingKeysWith: { a, _ in a }),
+                            batch.reduce(0) { $0 + $1.byteCount }, deltaKeys,
+                            Task { try await transport.push(request) }
+                        ))
                     continue
                 }
                 exhausted = true
@@ -169,14 +183,18 @@ extension SyncEngine {
                 try? await storage.releaseInFlight()
                 let isolated = try await isolateRejected(entries: push.sequences.count, reason: error)
                 confirmed += isolated
-                if let mark = try? await replica.acknowledgedThrough() { progress.acknowledgedThrough = max(progress.acknowledgedThrough, mark) }
+                if let mark = try? await replica.acknowledgedThrough() {
+                    progress.acknowledgedThrough = max(progress.acknowledgedThrough, mark)
+                }
                 advance(entries: push.sequences.count, bytes: push.bytes)
                 continue
             } catch let error as SyncError where error.kind == .deltaBaseUnknown && !push.deltaKeys.isEmpty {
                 // The server no longer holds the version a delta is over (another replica's
                 // change came in between). Nothing of the batch was applied: forget those bases,
                 // so the documents go whole, and send the batch again.
-                logger.info("the server no longer holds a pushed delta's base; pushing those documents whole", metadata: ["documents": "\(push.deltaKeys.count)"])
+                logger.info(
+                    "the server no longer holds a pushed delta's base; pushing those documents whole",
+                    metadata: ["documents": "\(push.deltaKeys.count)"])
                 await drain(inFlight.map(\.answer))
                 inFlight.removeAll()
                 exhausted = false
@@ -191,19 +209,26 @@ extension SyncEngine {
             } catch let error as SyncError where error.kind == .clockSkew {
                 // The server refused our stamps as too far ahead. If the device's clock is right
                 // again, repair the refused writes' stamps and go on; otherwise stay refused.
-                if let serverTime = error.serverTimeMilliseconds, let bound = error.maximumClockSkewMilliseconds, !skewRepairTried {
+                if let serverTime = error.serverTimeMilliseconds,
+                    let bound = error.maximumClockSkewMilliseconds, !skewRepairTried
+                {
                     await drain(inFlight.map(\.answer))
                     inFlight.removeAll()
                     exhausted = false
                     try? await storage.releaseInFlight()
                     skewRepairTried = true
-                    let repaired = (try? await replica.repairClockSkew(serverTimeMilliseconds: serverTime, bound: bound)) ?? false
+                    let repaired =
+                        (try? await replica.repairClockSkew(serverTimeMilliseconds: serverTime, bound: bound))
+                        ?? false
                     if repaired {
-                        logger.notice("the clock is right again; writes stamped ahead were repaired", metadata: ["server_time": "\(serverTime)"])
+                        logger.notice(
+                            "the clock is right again; writes stamped ahead were repaired",
+                            metadata: ["server_time": "\(serverTime)"])
                         continue
                     }
                 }
-                logger.error("the server refuses this replica's clock", metadata: ["error": "\(error.message)"])
+                logger.error(
+                    "the server refuses this replica's clock", metadata: ["error": "\(error.message)"])
                 try await settle(error)
             } catch let error as SyncError {
                 try await settle(error)
@@ -224,6 +249,22 @@ extension SyncEngine {
                 }
                 deadLettered += 1
             }
+            // A change refused because of who may write its document: the copy here holds a
+            // write the server will never take, so it goes (its other unpushed writes to the
+            // dead letters too); the server's version comes with the next pull if this replica
+            // may read it.
+            let withdrawn = Set(
+                response.rejected.filter { $0.withdrawn && refused.contains($0.sequence) }.compactMap {
+                    rejection in
+                    push.keys[rejection.sequence]
+                })
+            if !withdrawn.isEmpty {
+                do {
+                    try await replica.forgetDocuments(Array(withdrawn), reason: Replica.refusedForChannels)
+                } catch {
+                    try await settle(SyncError(.rejected, "local storage: \(error)"))
+                }
+            }
             if let receipt = response.receipt { receipts.add(receipt) }
             let last = push.sequences[push.sequences.count - 1]
             let through = min(response.appliedThrough, last)
@@ -236,7 +277,9 @@ extension SyncEngine {
             // Refused changes are not counted as pushed (they went to the dead letters).
             confirmed += push.sequences.filter { $0 <= through && !refused.contains($0) }.count
             progress.acknowledgedThrough = max(progress.acknowledgedThrough, through)
-            advance(entries: push.sequences.filter { $0 <= through }.count, bytes: through == last ? push.bytes : 0)
+            advance(
+                entries: push.sequences.filter { $0 <= through }.count,
+                bytes: through == last ? push.bytes : 0)
             if through < last {
                 // The server confirmed less than was sent: send the rest again later.
                 await drain(inFlight.map(\.answer))
@@ -246,7 +289,6 @@ extension SyncEngine {
             }
         }
     }
-
 
     /// Pushes the oldest `entries` entries one at a time after a batch was refused: each one the
     /// server refuses alone goes to the dead letters with the server's reason; the others are
@@ -263,10 +305,12 @@ extension SyncEngine {
             }
             guard let entry = next.first else { break }
             var request = PushRequest(
-                replica: replica.replicaID, epoch: replica.sessionEpoch, formerIdentities: replica.formerIdentities,
+                replica: replica.replicaID, epoch: replica.sessionEpoch,
+                formerIdentities: replica.formerIdentities,
                 changes: [
                     WireChange(
-                        sequence: entry.sequence, key: WireKey(collection: entry.key.collection.rawValue, id: entry.key.id.rawValue),
+                        sequence: entry.sequence,
+                        key: WireKey(collection: entry.key.collection.rawValue, id: entry.key.id.rawValue),
                         record: Self.pushable(entry.record))
                 ])
             let response: PushResponse
@@ -276,7 +320,7 @@ extension SyncEngine {
                 response = try await transport.push(request)
                 confirmedMark = max(confirmedMark, response.appliedThrough)
                 if let receipt = response.receipt { receipts.add(receipt) }
-            } catch where error.kind == .rejected {
+            } catch  where error.kind == .rejected {
                 logger.warning(
                     "the server refused a change for good; it moves to the dead letters",
                     metadata: ["document": "\(entry.key)", "reason": "\(error.message)"])
@@ -345,7 +389,8 @@ extension SyncEngine {
                 _ = try await pullPages(maximumPages: 1) { _, _ in }
             }
         } catch {
-            logger.debug("a pull before pushing failed; large documents may go whole", metadata: ["error": "\(error)"])
+            logger.debug(
+                "a pull before pushing failed; large documents may go whole", metadata: ["error": "\(error)"])
         }
     }
 
@@ -355,7 +400,8 @@ extension SyncEngine {
     func pushedChanges(_ batch: [QueueEntry]) async throws(WeftError) -> [WireChange] {
         var changes = batch.map { entry in
             WireChange(
-                sequence: entry.sequence, key: WireKey(collection: entry.key.collection.rawValue, id: entry.key.id.rawValue),
+                sequence: entry.sequence,
+                key: WireKey(collection: entry.key.collection.rawValue, id: entry.key.id.rawValue),
                 record: Self.pushable(entry.record))
         }
         guard serverTakesDeltaPushes else { return changes }
@@ -381,7 +427,9 @@ extension SyncEngine {
     /// so the entry goes out as the siblings' join, as a write on siblings would: its version
     /// covers every sibling, and the server takes it as a fast-forward.
     static func pushable(_ record: DocumentRecord) -> DocumentRecord {
-        guard record.holdsSiblings, let joined = try? record.resolvingSiblings(with: nil) else { return record }
+        guard record.holdsSiblings, let joined = try? record.resolvingSiblings(with: nil) else {
+            return record
+        }
         return joined
     }
 }

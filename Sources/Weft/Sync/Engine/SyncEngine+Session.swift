@@ -15,17 +15,26 @@ extension SyncEngine {
             var request = try await local { () async throws(WeftError) in try await replica.helloRequest() }
             request.offersDeltaPushes = true
             request.handlesCollection = true
-            let response: HelloResponse
-            do {
-                response = try await transport.hello(request)
-            } catch where error.kind == .rejected {
-                // A server older than delta pushes refuses the offer's byte as malformed: say
-                // hello as an older replica would, and push whole records.
-                logger.info("the server refused a hello that offers delta pushes; saying hello without", metadata: ["error": "\(error.message)"])
-                request.offersDeltaPushes = false
-                request.handlesCollection = false
-                response = try await transport.hello(request)
+            request.handlesChannels = true
+            var response: HelloResponse?
+            // A server older than one of the offers refuses the flags byte as malformed: say hello
+            // as an older replica would (without channels, then without anything).
+            for attempt in 0..<3 {
+                do {
+                    response = try await transport.hello(request)
+                    break
+                } catch  where error.kind == .rejected && attempt < 2 {
+                    logger.info(
+                        "the server refused a hello with the offers this replica makes; saying hello with fewer",
+                        metadata: ["error": "\(error.message)"])
+                    request.handlesChannels = false
+                    if attempt == 1 {
+                        request.offersDeltaPushes = false
+                        request.handlesCollection = false
+                    }
+                }
             }
+            guard let response else { throw SyncError(.badResponse, "hello: no answer") }
             switch response.status {
             case .accepted:
                 let policies: ServerPolicies
@@ -40,12 +49,16 @@ extension SyncEngine {
                     // lost part of its history (restored from a backup). Resync on the next pull.
                     logger.warning(
                         "the server lost changes it had acknowledged (restored from a backup?): resyncing",
-                        metadata: ["acknowledged": "\(request.acknowledgedThrough)", "server": "\(response.appliedThrough)"])
+                        metadata: [
+                            "acknowledged": "\(request.acknowledgedThrough)",
+                            "server": "\(response.appliedThrough)",
+                        ])
                     try await local { () async throws(WeftError) in try await replica.beginResync() }
                 }
                 declaredPolicies = policies
                 serverTakesDeltaPushes = response.acceptsDeltaPushes
                 serverCollectsTombstones = response.collectsTombstones
+                serverFiltersChannels = response.filtersChannels
                 confirmedMark = response.appliedThrough
                 receipts = ReceiptChain(head: response.receipt)
                 missingResolvers = policies.resolverNames.filter { replica.resolvers[$0] == nil }

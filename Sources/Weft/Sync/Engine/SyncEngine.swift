@@ -71,6 +71,15 @@ public actor SyncEngine {
     /// Whether the server forgets tombstones and reads the pull's collection flags
     /// (`collectsTombstones` in WeftWire's `HelloResponse`).
     var serverCollectsTombstones = false
+    /// Whether the server filters pages by channels and reads the pull's channel fields
+    /// (`filtersChannels` in WeftWire's `HelloResponse`).
+    var serverFiltersChannels = false
+    /// The channels this replica subscribes to, among those its token may read (`nil`: all of
+    /// them). ``subscribe(to:)`` changes it.
+    public internal(set) var subscription: [String]?
+    /// Documents this replica removed because they left what it may see (its channels, or its
+    /// subscription), since the engine started.
+    public internal(set) var leftView = 0
     /// Pushed deltas (`deltaBase` in WeftWire's `WireChange`) since the engine started, and pushes
     /// the server refused for a delta's base and that went again whole.
     public internal(set) var deltaPushes = (sent: 0, refused: 0)
@@ -142,7 +151,6 @@ public actor SyncEngine {
     /// Limits the bytes sent and received (framed, as on the wire) with a token bucket; `nil` or a
     /// rate of 0 removes the limit. Under a limit, push batches and pull pages shrink to fit the
 
-
     /// Sets how many changes one pull page asks for.
     public func setPageSize(_ changes: UInt32) { maximumPageChanges = max(1, changes) }
 
@@ -160,7 +168,6 @@ public actor SyncEngine {
             throw error
         }
     }
-
 
     func syncRound() async throws(SyncError) -> SyncReport {
         var report = SyncReport()
@@ -188,7 +195,9 @@ public actor SyncEngine {
         }
         report.deadLettered = deadLettered - deadLetteredBefore
         let replica = replica
-        report.acknowledgedThrough = try await local { () async throws(WeftError) in try await replica.acknowledgedThrough() }
+        report.acknowledgedThrough = try await local { () async throws(WeftError) in
+            try await replica.acknowledgedThrough()
+        }
         return report
     }
 
@@ -199,7 +208,6 @@ public actor SyncEngine {
             throw SyncError(.rejected, "local storage: \(error)")
         }
     }
-
 
     /// Sets how many pushes may be on the wire at once (1 sends one batch at a time).
     public func setPushesInFlight(_ count: Int) { maximumPushesInFlight = max(1, count) }

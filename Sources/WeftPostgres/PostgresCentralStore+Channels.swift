@@ -1,0 +1,304 @@
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+import Weft
+import WeftCRDT
+import WeftServer
+
+// The channel index (ChannelIndexedStore): written by the sequencer with each numbered change,
+// read by channel readers.
+extension PostgresCentralStore: ChannelIndexedStore {
+    /// `channels` as a PostgreSQL array literal (`{"a","b"}`), to cast from text.
+    static func channelArray(_ channels: [String]) -> String {
+        "{"
+            + channels.map {
+                "\""
+                    + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(
+                        of: "\"", with: "\\\"") + "\""
+            }
+            .joined(separator: ",") + "}"
+    }
+
+    /// The key of a stored row, or a corruption error.
+    func storedKey(_ collection: String, _ id: String) throws -> DocumentKey {
+        do {
+            return DocumentKey(collection: try CollectionName(collection), id: try DocumentID(id))
+        } catch {
+            throw WeftError.corrupt("a stored key at \(location) is invalid: \(error)")
+        }
+    }
+
+    /// Numbers the tenant's waiting log rows first, if any wait, so a reader sees every
+    /// committed change.
+    func sequenceIfWaiting(_ database: String) async throws {
+        var waiting = false
+        for try await exists in try await client.query(
+            """
+            SELECT EXISTS (SELECT 1 FROM weft_pending WHERE tenant = \(database))
+                OR EXISTS (SELECT 1 FROM weft_change_log WHERE tenant = \(database) AND sequence IS NULL)
+            """, logger: logger
+        ).decode(Bool.self) {
+            waiting = exists
+        }
+        if waiting { try await sequence(database) }
+    }
+
+    public func channelChanges(
+        database: String, channels: Set<String>, after: UInt64, limit: Int, maxBytes: Int
+    ) async throws(WeftError)
+        -> ChannelPage
+    {
+        guard let cursor = Int64(exactly: after) else {
+            throw .invalidArgument("cursor \(after) is out of range")
+        }
+        do {
+            return try await withDeadline {
+                try await self.channelPage(
+                    database: database, channels: channels.sorted(), after: cursor, limit: max(1, limit),
+                    maxBytes: maxBytes)
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    func channelPage(database: String, channels: [String], after cursor: Int64, limit: Int, maxBytes: Int)
+        async throws -> ChannelPage
+    {
+        let logger = logger
+        try await sequenceIfWaiting(database)
+        // The head first: every change up to it is committed and numbered, so the entries read
+        // next hold all of those the reader may see.
+        var head: (sequence: UInt64, tag: UInt64) = (0, 0)
+        for try await (sequence, tag) in try await client.query(
+            """
+            SELECT sequence, tag FROM weft_change_log WHERE tenant = \(database) AND sequence IS NOT NULL ORDER BY sequence DESC LIMIT 1
+            """, logger: logger
+        ).decode((Int64, Int64).self) {
+            head = (UInt64(max(0, sequence)), UInt64(bitPattern: tag))
+        }
+        guard !channels.isEmpty, head.sequence > UInt64(max(0, cursor)) else {
+            return ChannelPage(entries: [], hasMore: false, head: head)
+        }
+        // One row per document: its latest entry among the reader's channels, present before
+        // departed at the same sequence, with that entry's tag.
+        var candidates = [(key: DocumentKey, latest: Int64, tag: Int64)]()
+        for try await (collection, id, latest, tag) in try await client.query(
+            """
+            SELECT collection, doc_id, max(sequence * 2 + present::int) AS latest,
+                (array_agg(tag ORDER BY sequence * 2 + present::int DESC))[1]
+            FROM weft_channel_entries
+            WHERE tenant = \(database) AND channel = ANY(\(channels)::text[]) AND sequence > \(cursor) AND sequence <= \(Int64(head.sequence))
+            GROUP BY collection, doc_id ORDER BY latest LIMIT \(limit + 1)
+            """, logger: logger
+        ).decode((String, String, Int64, Int64).self) {
+            candidates.append((try storedKey(collection, id), latest, tag))
+        }
+        let considered = candidates.prefix(limit)
+        let present = considered.filter { $0.latest % 2 == 1 }.map(\.key)
+        let departed = considered.filter { $0.latest % 2 == 0 }.map(\.key)
+        var changes = [DocumentKey: LoggedChange]()
+        if !present.isEmpty {
+            let rows = try await client.query(
+                """
+                SELECT l.sequence, l.collection, l.doc_id, l.tag, d.record, l.delta, l.base_digest, l.base_sequence, d.born_after
+                FROM unnest(\(present.map(\.collection.rawValue))::text[], \(present.map(\.id.rawValue))::text[]) AS k(c, i)
+                JOIN weft_change_log l ON l.tenant = \(database) AND l.collection = k.c AND l.doc_id = k.i AND l.sequence IS NOT NULL
+                LEFT JOIN weft_documents d ON d.tenant = \(database) AND d.collection = k.c AND d.id = k.i
+                """, logger: logger)
+            for try await row in rows.decode(
+                (Int64, String, String, Int64, ByteBuffer?, ByteBuffer?, Int64?, Int64?, Int64?).self)
+            {
+                let change = try loggedChange(database: database, row)
+                changes[change.key] = change
+            }
+        }
+        var stillVisible = Set<DocumentKey>()
+        if !departed.isEmpty {
+            for try await (collection, id) in try await client.query(
+                """
+                SELECT d.collection, d.id FROM unnest(\(departed.map(\.collection.rawValue))::text[], \(departed.map(\.id.rawValue))::text[]) AS k(c, i)
+                JOIN weft_documents d ON d.tenant = \(database) AND d.collection = k.c AND d.id = k.i
+                WHERE d.channels && \(channels)::text[]
+                """, logger: logger
+            ).decode((String, String).self) {
+                stillVisible.insert(try storedKey(collection, id))
+            }
+        }
+        var entries = [ChannelPage.Entry]()
+        var bytes = 0
+        var more = candidates.count > limit
+        for candidate in considered {
+            if candidate.latest % 2 == 1 {
+                guard let change = changes[candidate.key] else { continue }
+                if !entries.isEmpty && bytes + change.byteCount > maxBytes {
+                    more = true
+                    break
+                }
+                entries.append(.change(change))
+                bytes += change.byteCount
+            } else if !stillVisible.contains(candidate.key) {
+                entries.append(
+                    .left(
+                        key: candidate.key, sequence: UInt64(candidate.latest / 2),
+                        tag: UInt64(bitPattern: candidate.tag)))
+            }
+        }
+        return ChannelPage(entries: entries, hasMore: more, head: head)
+    }
+
+    /// The logged change of a row of the log joined with its document (sequence, collection,
+    /// id, tag, record, delta, base digest, base sequence, born after).
+    func loggedChange(
+        database: String,
+        _ row: (Int64, String, String, Int64, ByteBuffer?, ByteBuffer?, Int64?, Int64?, Int64?)
+    ) throws -> LoggedChange {
+        let (sequence, collection, id, tag, stored, deltaBytes, baseBytes, baseSequence, bornAfter) = row
+        guard let record = stored else {
+            throw WeftError.corrupt(
+                "the log of \(database) at \(location) names \(collection)/\(id), which has no record")
+        }
+        let key = try storedKey(collection, id)
+        let decoded: DocumentRecord
+        do {
+            decoded = try DocumentRecord(encoded: Array(buffer: record))
+        } catch {
+            throw WeftError.corrupt(
+                "a logged record of \(database)/\(key) at \(location) does not decode: \(error)")
+        }
+        var delta: LogDelta?
+        if let deltaBytes, let baseBytes, let baseSequence {
+            do {
+                delta = LogDelta(
+                    record: try DocumentRecord(encoded: Array(buffer: deltaBytes)),
+                    baseDigest: UInt64(bitPattern: baseBytes),
+                    baseSequence: UInt64(max(0, baseSequence)))
+            } catch {
+                throw WeftError.corrupt(
+                    "the logged delta of \(database)/\(key) at \(location) does not decode: \(error)")
+            }
+        }
+        return LoggedChange(
+            sequence: UInt64(sequence), key: key, record: decoded, byteCount: record.readableBytes,
+            tag: UInt64(bitPattern: tag), delta: delta,
+            bornAfter: UInt64(max(0, bornAfter ?? 0)))
+    }
+
+    public func channelScan(database: String, channels: Set<String>?, after: UInt64, limit: Int)
+        async throws(WeftError)
+        -> (entries: [ChannelScanEntry], hasMore: Bool)
+    {
+        guard let position = Int64(exactly: after) else {
+            throw .invalidArgument("position \(after) is out of range")
+        }
+        let limit = max(1, limit)
+        let logger = logger
+        do {
+            return try await withDeadline {
+                try await self.sequenceIfWaiting(database)
+                let names = channels.map { $0.sorted() }
+                if let names, names.isEmpty { return ([], false) }
+                // The entries (or, for every channel, the log) after the position, each with its
+                // document's channels, deletion (or record, where not projected yet) and latest
+                // logged sequence.
+                let source: PostgresQuery =
+                    names.map { names in
+                        """
+                        SELECT collection, doc_id, sequence FROM weft_channel_entries
+                        WHERE tenant = \(database) AND channel = ANY(\(names)::text[]) AND sequence > \(position)
+                        ORDER BY sequence LIMIT \(limit + 1)
+                        """
+                    }
+                        ?? """
+                        SELECT collection, doc_id, sequence FROM weft_change_log
+                        WHERE tenant = \(database) AND sequence > \(position) ORDER BY sequence LIMIT \(limit + 1)
+                        """
+                var rows = [(key: DocumentKey, position: Int64)]()
+                for try await (collection, id, sequence) in try await self.client.query(
+                    source, logger: logger
+                ).decode((String, String, Int64).self) {
+                    rows.append((try self.storedKey(collection, id), sequence))
+                }
+                let keys = Array(Set(rows.prefix(limit).map(\.key)))
+                var documents = [DocumentKey: (channels: Set<String>, deleted: Bool, sequence: UInt64)]()
+                if !keys.isEmpty {
+                    for try await (collection, id, channels, deleted, record, sequence)
+                        in try await self.client.query(
+                            """
+                            SELECT d.collection, d.id, d.channels, d.deleted, CASE WHEN d.deleted IS NULL THEN d.record END,
+                                (SELECT l.sequence FROM weft_change_log l
+                                 WHERE l.tenant = \(database) AND l.collection = d.collection AND l.doc_id = d.id AND l.sequence IS NOT NULL)
+                            FROM unnest(\(keys.map(\.collection.rawValue))::text[], \(keys.map(\.id.rawValue))::text[]) AS k(c, i)
+                            JOIN weft_documents d ON d.tenant = \(database) AND d.collection = k.c AND d.id = k.i
+                            """, logger: logger
+                        ).decode((String, String, [String]?, Bool?, ByteBuffer?, Int64?).self)
+                    {
+                        let key = try self.storedKey(collection, id)
+                        var isDeleted = deleted ?? false
+                        if deleted == nil, let record {
+                            do {
+                                isDeleted = try DocumentRecord(encoded: Array(buffer: record)).isDeleted
+                            } catch {
+                                throw WeftError.corrupt(
+                                    "the record of \(database)/\(key) at \(self.location) does not decode: \(error)"
+                                )
+                            }
+                        }
+                        documents[key] = (Set(channels ?? []), isDeleted, UInt64(max(0, sequence ?? 0)))
+                    }
+                }
+                var entries = [ChannelScanEntry]()
+                var seen = [DocumentKey: Int]()
+                for row in rows.prefix(limit) {
+                    guard let document = documents[row.key] else { continue }
+                    let entry = ChannelScanEntry(
+                        key: row.key, position: UInt64(max(0, row.position)), sequence: document.sequence,
+                        channels: document.channels,
+                        deleted: document.deleted)
+                    // A document met twice in the page counts once, at its later position.
+                    if let index = seen[row.key] {
+                        entries[index] = entry
+                    } else {
+                        seen[row.key] = entries.count
+                        entries.append(entry)
+                    }
+                }
+                entries.sort { $0.position < $1.position }
+                return (entries, rows.count > limit)
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    public func records(database: String, keys: [DocumentKey]) async throws(WeftError) -> [DocumentKey:
+        DocumentRecord]
+    {
+        guard !keys.isEmpty else { return [:] }
+        let logger = logger
+        do {
+            return try await withDeadline {
+                var found = [DocumentKey: DocumentRecord]()
+                for try await (collection, id, record) in try await self.client.query(
+                    """
+                    SELECT d.collection, d.id, d.record
+                    FROM unnest(\(keys.map(\.collection.rawValue))::text[], \(keys.map(\.id.rawValue))::text[]) AS k(c, i)
+                    JOIN weft_documents d ON d.tenant = \(database) AND d.collection = k.c AND d.id = k.i
+                    """, logger: logger
+                ).decode((String, String, ByteBuffer).self) {
+                    let key = try self.storedKey(collection, id)
+                    do {
+                        found[key] = try DocumentRecord(encoded: Array(buffer: record))
+                    } catch {
+                        throw WeftError.corrupt(
+                            "the record of \(database)/\(key) at \(self.location) does not decode: \(error)")
+                    }
+                }
+                return found
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+}

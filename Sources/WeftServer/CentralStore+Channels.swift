@@ -1,0 +1,111 @@
+import Weft
+import WeftCRDT
+
+/// A page of the changes a reader with some channels may see (``ChannelIndexedStore``).
+public struct ChannelPage: Sendable {
+    /// One entry of the page.
+    public enum Entry: Sendable, Hashable {
+        /// A document in one of the reader's channels changed: its latest logged change.
+        case change(LoggedChange)
+        /// A document left the reader's channels at `sequence` (the change that moved it, whose
+        /// entry had `tag`), and is in none of them now.
+        case left(key: DocumentKey, sequence: UInt64, tag: UInt64)
+
+        /// The entry's sequence.
+        public var sequence: UInt64 {
+            switch self {
+            case .change(let change): change.sequence
+            case .left(_, let sequence, _): sequence
+            }
+        }
+
+        /// The entry's tag.
+        public var tag: UInt64 {
+            switch self {
+            case .change(let change): change.tag
+            case .left(_, _, let tag): tag
+            }
+        }
+    }
+
+    /// The entries, in increasing sequence, one per document.
+    public var entries: [Entry]
+    /// Whether more entries follow the last.
+    public var hasMore: Bool
+    /// The log's last sequence and that entry's tag when the page was read (0 and 0 for an
+    /// empty log): a page with nothing more ends there, since the reader has seen every change
+    /// up to it that it may see.
+    public var head: (sequence: UInt64, tag: UInt64)
+
+    /// Creates a page.
+    public init(entries: [Entry], hasMore: Bool, head: (sequence: UInt64, tag: UInt64)) {
+        self.entries = entries
+        self.hasMore = hasMore
+        self.head = head
+    }
+}
+
+/// A document a view change looks at (``ChannelIndexedStore/channelScan(database:channels:after:limit:)``).
+public struct ChannelScanEntry: Sendable, Hashable {
+    /// The document.
+    public let key: DocumentKey
+    /// Where the scan met it: the sequence of its index entry (the pass continues after it).
+    public let position: UInt64
+    /// The sequence of the document's latest logged change.
+    public let sequence: UInt64
+    /// The channels the document is in now.
+    public let channels: Set<String>
+    /// Whether the document is deleted.
+    public let deleted: Bool
+
+    public init(key: DocumentKey, position: UInt64, sequence: UInt64, channels: Set<String>, deleted: Bool) {
+        self.key = key
+        self.position = position
+        self.sequence = sequence
+        self.channels = channels
+        self.deleted = deleted
+    }
+}
+
+/// A central store that keeps each document's channels and an index of them, so that a reader
+/// with some channels pulls in proportion to what it may see.
+///
+/// ## Contract
+///
+/// 1. In the transaction that logs a change of a document, the store computes the document's
+///    channels with the push's projector (`DocumentProjector.channels(database:key:record:)`;
+///    a deleted document keeps the channels it had) and keeps them beside the record. In the
+///    index, each of those channels gets an entry for the document at the change's sequence
+///    (with its tag), marked *present*; each channel the document was in before and is not now
+///    gets its entry moved to that sequence, marked *departed*. A projector that tracks no
+///    channels writes none (`NULL`: the document is in no channel).
+/// 2. ``channelChanges(database:channels:after:limit:maxBytes:)`` answers, in increasing
+///    sequence, the documents with an index entry in `channels` after `after`, once each: as
+///    a ``ChannelPage/Entry/change(_:)`` (its latest logged change) if one of those entries is
+///    present, else as ``ChannelPage/Entry/left(key:sequence:tag:)`` at its latest departure,
+///    and only if the document is in none of `channels` now. At most `limit` entries and
+///    about `maxBytes` of records (at least one entry); the log's head, read first, bounds
+///    the page, so that a page with nothing more may end at it.
+/// 3. ``channelScan(database:channels:after:limit:)`` answers the documents with an index
+///    entry (present or departed) in `channels` after `after`, or, for `nil`, every document
+///    with a log entry after it, in increasing position, once each, with their current
+///    channels and whether they are deleted.
+/// 4. ``records(database:keys:)`` answers the current records of those of `keys` that exist.
+public protocol ChannelIndexedStore: CentralStore {
+    /// The documents a reader with `channels` may see, changed or gone after `after` (contract
+    /// point 2).
+    /// - Complexity: O(*e* log *e*) for the *e* index entries read, which are the reader's.
+    func channelChanges(database: String, channels: Set<String>, after: UInt64, limit: Int, maxBytes: Int)
+        async throws(WeftError)
+        -> ChannelPage
+
+    /// The documents a view change looks at (contract point 3).
+    /// - Complexity: O(`limit`) index entries read (each with its document's row).
+    func channelScan(database: String, channels: Set<String>?, after: UInt64, limit: Int)
+        async throws(WeftError)
+        -> (entries: [ChannelScanEntry], hasMore: Bool)
+
+    /// The current records of `keys` (contract point 4).
+    func records(database: String, keys: [DocumentKey]) async throws(WeftError) -> [DocumentKey:
+        DocumentRecord]
+}

@@ -1,0 +1,235 @@
+import Foundation
+import GRDB
+import Weft
+import WeftCRDT
+import WeftSQLite
+
+// The channel index (ChannelIndexedStore): written with each logged change, read by channel readers.
+extension SQLiteCentralStore: ChannelIndexedStore {
+    /// `channels` as the `channels` column holds them: a JSON array of strings.
+    static func channelText(_ channels: [String]) -> String {
+        JSONValue.array(channels.map(JSONValue.string)).text
+    }
+
+    /// The `channels` column's array, or `nil` for NULL.
+    static func channelList(_ text: String?, _ what: @autoclosure () -> String) throws -> [String]? {
+        guard let text else { return nil }
+        do {
+            return try JSONDecoder().decode([String].self, from: Data(text.utf8))
+        } catch {
+            throw WeftError.corrupt("the channels of \(what()) are not a JSON array of strings")
+        }
+    }
+
+    /// Writes the index entries of a change logged at `sequence` (rule 1): present in
+    /// `channels`, departed from the `previous` channels it is no longer in.
+    static func indexChannels(
+        _ db: Database, _ database: String, _ key: DocumentKey, sequence: Int64, tag: Int64,
+        channels: [String], previous: [String]
+    ) throws {
+        let present = try db.cachedStatement(
+            sql:
+                "INSERT OR REPLACE INTO channel_entries (tenant, channel, collection, id, sequence, tag, present) VALUES (?, ?, ?, ?, ?, ?, 1)"
+        )
+        for channel in channels {
+            try present.execute(arguments: [
+                database, channel, key.collection.rawValue, key.id.rawValue, sequence, tag,
+            ])
+        }
+        let departed = try db.cachedStatement(
+            sql:
+                "UPDATE channel_entries SET sequence = ?, tag = ?, present = 0 WHERE tenant = ? AND channel = ? AND collection = ? AND id = ?"
+        )
+        for channel in Set(previous).subtracting(channels) {
+            try departed.execute(arguments: [
+                sequence, tag, database, channel, key.collection.rawValue, key.id.rawValue,
+            ])
+        }
+    }
+
+    /// `?, ?, …` for `count` parameters.
+    static func placeholders(_ count: Int) -> String {
+        Array(repeating: "?", count: count).joined(separator: ", ")
+    }
+
+    public func channelChanges(
+        database: String, channels: Set<String>, after: UInt64, limit: Int, maxBytes: Int
+    ) async throws(WeftError)
+        -> ChannelPage
+    {
+        guard let cursor = Int64(exactly: after) else {
+            throw .invalidArgument("cursor \(after) is out of range")
+        }
+        let names = channels.sorted()
+        do {
+            return try readBlocking { db in
+                let head = try Row.fetchOne(
+                    db, sql: "SELECT sequence, tag FROM log WHERE tenant = ? ORDER BY sequence DESC LIMIT 1",
+                    arguments: [database])
+                let top = (
+                    sequence: UInt64(max(0, head?[0] as Int64? ?? 0)),
+                    tag: UInt64(bitPattern: head?[1] as Int64? ?? 0)
+                )
+                guard !names.isEmpty else { return ChannelPage(entries: [], hasMore: false, head: top) }
+                // One row per document: its latest entry among the reader's channels, present
+                // before departed at the same sequence (`sequence * 2 + present`), with that
+                // entry's tag.
+                let candidates = try Row.fetchCursor(
+                    db,
+                    sql: """
+                        SELECT collection, id, max(sequence * 2 + present) AS latest, tag FROM channel_entries
+                        WHERE tenant = ? AND channel IN (\(Self.placeholders(names.count))) AND sequence > ? AND sequence <= ?
+                        GROUP BY collection, id ORDER BY latest
+                        """,
+                    arguments: StatementArguments([database] + names + [cursor, Int64(top.sequence)]))
+                let change = try db.cachedStatement(
+                    sql: """
+                        SELECT l.sequence, l.collection, l.id, d.record, length(d.record) AS bytes, l.tag,
+                            l.delta, l.base_digest, l.base_sequence, d.born_after FROM log l
+                        JOIN documents d ON d.tenant = l.tenant AND d.collection = l.collection AND d.id = l.id
+                        WHERE l.tenant = ? AND l.collection = ? AND l.id = ?
+                        """)
+                let current = try db.cachedStatement(
+                    sql: "SELECT channels FROM documents WHERE tenant = ? AND collection = ? AND id = ?")
+                var entries = [ChannelPage.Entry]()
+                var bytes = 0
+                var more = false
+                let wanted = max(1, limit)
+                while let row = try candidates.next() {
+                    if entries.count >= wanted {
+                        more = true
+                        break
+                    }
+                    let key = try SQLiteReplicaStorage.key(row)
+                    let latest = try SQLiteReplicaStorage.column(row, "latest", Int64.self)
+                    let tag = UInt64(bitPattern: try SQLiteReplicaStorage.column(row, "tag", Int64.self))
+                    if latest % 2 == 1 {
+                        guard
+                            let logged = try Row.fetchOne(
+                                change, arguments: [database, key.collection.rawValue, key.id.rawValue])
+                        else { continue }
+                        let size = try SQLiteReplicaStorage.column(logged, "bytes", Int.self)
+                        if !entries.isEmpty && bytes + size > maxBytes {
+                            more = true
+                            break
+                        }
+                        entries.append(.change(try loggedChange(logged, database: database)))
+                        bytes += size
+                    } else {
+                        // Departed from every channel of the reader it had: unless it is in one of
+                        // them now (its present entry lies above the head read), it left.
+                        let now = try String.fetchOne(
+                            current, arguments: [database, key.collection.rawValue, key.id.rawValue])
+                        if let now, let list = try Self.channelList(now, "\(database)/\(key)"),
+                            list.contains(where: channels.contains)
+                        {
+                            continue
+                        }
+                        entries.append(.left(key: key, sequence: UInt64(latest / 2), tag: tag))
+                    }
+                }
+                return ChannelPage(entries: entries, hasMore: more, head: top)
+            }
+        } catch {
+            throw SQLiteReplicaStorage.map(error, path: path)
+        }
+    }
+
+    public func channelScan(database: String, channels: Set<String>?, after: UInt64, limit: Int)
+        async throws(WeftError)
+        -> (entries: [ChannelScanEntry], hasMore: Bool)
+    {
+        guard let position = Int64(exactly: after) else {
+            throw .invalidArgument("position \(after) is out of range")
+        }
+        let wanted = max(1, limit)
+        do {
+            return try readBlocking { db in
+                let rows: [Row]
+                if let channels {
+                    let names = channels.sorted()
+                    guard !names.isEmpty else { return ([], false) }
+                    rows = try Row.fetchAll(
+                        db,
+                        sql: """
+                            SELECT collection, id, sequence AS position FROM channel_entries
+                            WHERE tenant = ? AND channel IN (\(Self.placeholders(names.count))) AND sequence > ?
+                            ORDER BY sequence LIMIT ?
+                            """,
+                        arguments: StatementArguments([database] + names + [position, wanted + 1]))
+                } else {
+                    rows = try Row.fetchAll(
+                        db,
+                        sql:
+                            "SELECT collection, id, sequence AS position FROM log WHERE tenant = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+                        arguments: [database, position, wanted + 1])
+                }
+                let document = try db.cachedStatement(
+                    sql: """
+                        SELECT d.channels, d.deleted, d.record, l.sequence FROM documents d
+                        LEFT JOIN log l ON l.tenant = d.tenant AND l.collection = d.collection AND l.id = d.id
+                        WHERE d.tenant = ? AND d.collection = ? AND d.id = ?
+                        """)
+                var entries = [ChannelScanEntry]()
+                var seen = [DocumentKey: Int]()
+                for row in rows.prefix(wanted) {
+                    let key = try SQLiteReplicaStorage.key(row)
+                    let at = UInt64(max(0, try SQLiteReplicaStorage.column(row, "position", Int64.self)))
+                    guard
+                        let found = try Row.fetchOne(
+                            document, arguments: [database, key.collection.rawValue, key.id.rawValue])
+                    else { continue }
+                    let list =
+                        try Self.channelList(
+                            try SQLiteReplicaStorage.column(found, "channels", String?.self),
+                            "\(database)/\(key)") ?? []
+                    let deleted: Bool
+                    if let flag = try SQLiteReplicaStorage.column(found, "deleted", Int64?.self) {
+                        deleted = flag != 0
+                    } else {
+                        deleted = try SQLiteReplicaStorage.decodeRecord(
+                            try SQLiteReplicaStorage.column(found, "record", Data.self), "\(database)/\(key)"
+                        ).isDeleted
+                    }
+                    let sequence = UInt64(
+                        max(0, try SQLiteReplicaStorage.column(found, "sequence", Int64?.self) ?? 0))
+                    let entry = ChannelScanEntry(
+                        key: key, position: at, sequence: sequence, channels: Set(list), deleted: deleted)
+                    // A document met twice in the page counts once, at its later position.
+                    if let index = seen[key] {
+                        entries[index] = entry
+                    } else {
+                        seen[key] = entries.count
+                        entries.append(entry)
+                    }
+                }
+                entries.sort { $0.position < $1.position }
+                return (entries, rows.count > wanted)
+            }
+        } catch {
+            throw SQLiteReplicaStorage.map(error, path: path)
+        }
+    }
+
+    public func records(database: String, keys: [DocumentKey]) async throws(WeftError) -> [DocumentKey:
+        DocumentRecord]
+    {
+        do {
+            return try readBlocking { db in
+                let read = try db.cachedStatement(
+                    sql: "SELECT record FROM documents WHERE tenant = ? AND collection = ? AND id = ?")
+                var found = [DocumentKey: DocumentRecord]()
+                for key in keys {
+                    if let bytes = try Data.fetchOne(
+                        read, arguments: [database, key.collection.rawValue, key.id.rawValue])
+                    {
+                        found[key] = try SQLiteReplicaStorage.decodeRecord(bytes, "\(database)/\(key)")
+                    }
+                }
+                return found
+            }
+        } catch {
+            throw SQLiteReplicaStorage.map(error, path: path)
+        }
+    }
+}

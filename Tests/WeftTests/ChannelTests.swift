@@ -1,0 +1,349 @@
+import Foundation
+import Synchronization
+import Testing
+import Weft
+import WeftCRDT
+import WeftPostgres
+import WeftServer
+import WeftWire
+
+/// A transport whose grants can change while a replica syncs: what a token's claims say, as
+/// they would after the app's auth provider issued a new token.
+final class GrantedTransport: SyncTransport, Sendable {
+    let service: SyncService
+    let database: String
+    let grants: Mutex<(read: ChannelGrant, write: ChannelGrant)>
+    /// Every pull's page, as the replica received it.
+    let pages = Mutex<[PullResponse]>([])
+
+    init(service: SyncService, database: String = "field", read: ChannelGrant, write: ChannelGrant) {
+        self.service = service
+        self.database = database
+        grants = Mutex((read, write))
+    }
+
+    func grant(read: ChannelGrant, write: ChannelGrant? = nil) {
+        grants.withLock { $0 = (read, write ?? $0.write) }
+    }
+
+    var inner: InProcessTransport {
+        let (read, write) = grants.withLock { $0 }
+        return InProcessTransport(service: service, database: database, readable: read, writable: write)
+    }
+
+    func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse {
+        try await inner.hello(request)
+    }
+    func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
+        try await inner.push(request)
+    }
+    func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse {
+        let page = try await inner.pull(request)
+        pages.withLock { $0.append(page) }
+        return page
+    }
+
+    /// The documents the pages carried whole (not those that left), since the last call.
+    func takeDelivered() -> [String] {
+        pages.withLock { pages in
+            defer { pages.removeAll() }
+            return pages.flatMap { page in
+                let left = Set(page.channels?.left ?? [])
+                return page.changes.indices.filter { !left.contains($0) }.map { page.changes[$0].key.id }
+            }
+        }
+    }
+}
+
+/// Channels: each replica pulls the documents its token may read, pushes only where it may
+/// write, and follows documents and grants as they move.
+@Suite("Channels")
+struct ChannelTests {
+    /// The field-service example: work orders are in their technician's channel and their
+    /// site's.
+    static let channels = ServerChannels([
+        try! CollectionName("orders"): [ChannelTemplate("user:{assignee}"), ChannelTemplate("site:{site}")]
+            .compactMap { $0 }
+    ])
+
+    static func service(_ store: any CentralStore) -> SyncService {
+        SyncService(
+            store: store, policiesByDatabase: { _ in ServerPolicies(defaultPolicy: .crdt) },
+            channels: channels)
+    }
+
+    static func ids(_ replica: Replica) async throws -> Set<String> {
+        var found = Set<String>()
+        for try await document in try replica.collection("orders").documents() {
+            found.insert(document.id.rawValue)
+        }
+        return found
+    }
+
+    @Test(
+        "technicians pull their own orders; a reassigned order moves between them",
+        arguments: CentralKind.testable)
+    func ordersFollowTheirAssignee(_ kind: CentralKind) async throws {
+        let directory = TemporaryDirectory()
+        let service = Self.service(try await kind.make(directory))
+        defer { Task { [store = service.store] in await (store as? PostgresCentralStore)?.shutdown() } }
+        let dispatch = try await Replica(storage: MemoryReplicaStorage())
+        let dispatchEngine = SyncEngine(
+            replica: dispatch, transport: GrantedTransport(service: service, read: .all, write: .all))
+        let orders = try dispatch.collection("orders")
+        for (id, assignee, site) in [
+            ("o1", "alice", "north"), ("o2", "bob", "north"), ("o3", "alice", "south"),
+            ("o4", "carol", "south"),
+        ] {
+            try await orders.create(id) { editor in
+                editor.set("assignee", to: .string(assignee))
+                editor.set("site", to: .string(site))
+                editor.set("notes", to: .string("from dispatch"))
+            }
+        }
+        _ = try await dispatchEngine.syncOnce()
+
+        let alice = try await Replica(storage: MemoryReplicaStorage())
+        let aliceLink = GrantedTransport(
+            service: service, read: .only(["user:alice"]), write: .only(["user:alice"]))
+        let aliceEngine = SyncEngine(replica: alice, transport: aliceLink)
+        let bob = try await Replica(storage: MemoryReplicaStorage())
+        let bobEngine = SyncEngine(
+            replica: bob,
+            transport: GrantedTransport(
+                service: service, read: .only(["user:bob"]), write: .only(["user:bob"])))
+        _ = try await aliceEngine.syncOnce()
+        _ = try await bobEngine.syncOnce()
+        #expect(try await Self.ids(alice) == ["o1", "o3"])
+        #expect(try await Self.ids(bob) == ["o2"])
+
+        // Alice edits her own order; dispatch reassigns another of hers to Bob.
+        try await alice.collection("orders").update("o3") {
+            $0.set("notes", to: .string("replaced the pump"))
+        }
+        try await orders.update("o1") { $0.set("assignee", to: .string("bob")) }
+        _ = try await aliceEngine.syncOnce()
+        _ = try await dispatchEngine.syncOnce()
+        _ = try await aliceEngine.syncOnce()
+        _ = try await bobEngine.syncOnce()
+        #expect(try await Self.ids(alice) == ["o3"], "the reassigned order left Alice's replica")
+        #expect(try await Self.ids(bob) == ["o1", "o2"])
+        #expect(try await bob.collection("orders").get("o1")?.scalar("notes") == .string("from dispatch"))
+        // Leaving a view is not a deletion: dispatch and the server still hold o1, live.
+        let central = try await service.store.record(database: "field", key: key("orders", "o1"))
+        #expect(central?.isDeleted == false)
+        #expect(try await Self.ids(dispatch) == ["o1", "o2", "o3", "o4"])
+        #expect(
+            try await dispatch.collection("orders").get("o3")?.scalar("notes") == .string("replaced the pump")
+        )
+        #expect(try await alice.deadLetters().isEmpty)
+    }
+
+    @Test(
+        "a push outside the writer's channels is refused for that change and set aside",
+        arguments: CentralKind.testable)
+    func writesOutsideTheChannelsAreRefused(_ kind: CentralKind) async throws {
+        let directory = TemporaryDirectory()
+        let service = Self.service(try await kind.make(directory))
+        defer { Task { [store = service.store] in await (store as? PostgresCentralStore)?.shutdown() } }
+        let alice = try await Replica(storage: MemoryReplicaStorage())
+        let engine = SyncEngine(
+            replica: alice,
+            transport: GrantedTransport(
+                service: service, read: .only(["user:alice"]), write: .only(["user:alice"])))
+        let orders = try alice.collection("orders")
+        try await orders.create("mine") { $0.set("assignee", to: .string("alice")) }
+        try await orders.create("planted") { $0.set("assignee", to: .string("bob")) }
+        try await orders.create("handed") { $0.set("assignee", to: .string("alice")) }
+        _ = try await engine.syncOnce()
+        // Handing an order to someone else takes it out of every channel Alice may write.
+        try await orders.update("handed") { $0.set("assignee", to: .string("bob")) }
+        _ = try await engine.syncOnce()
+        let store = service.store
+        #expect(try await store.record(database: "field", key: key("orders", "mine")) != nil)
+        #expect(
+            try await store.record(database: "field", key: key("orders", "planted")) == nil,
+            "a document planted in Bob's channel")
+        #expect(
+            try await store.record(database: "field", key: key("orders", "handed"))?.body.scalar("assignee")
+                == .string("alice"),
+            "the hand-off was not applied")
+        let letters = try await alice.deadLetters()
+        #expect(Set(letters.map(\.key.id.rawValue)) == ["planted", "handed"])
+        #expect(
+            letters.allSatisfy { $0.reason.contains("no channel this token may write") },
+            "\(letters.map(\.reason))")
+        #expect(
+            letters.first { $0.key.id.rawValue == "handed" }?.record.body.scalar("assignee")
+                == .string("bob"), "the refused write is kept")
+        #expect(try await alice.queuedChanges().isEmpty)
+        // The replica does not stay different from the server: the refused copies gave way, and
+        // the one Alice may read came back as the server has it.
+        _ = try await engine.syncOnce()
+        #expect(try await orders.get("planted") == nil)
+        #expect(try await orders.get("handed")?.scalar("assignee") == .string("alice"))
+        #expect(try await Self.ids(alice) == ["mine", "handed"])
+    }
+
+    @Test(
+        "a grant added during a live sync backfills, without what the replica holds; a grant removed takes documents away",
+        arguments: CentralKind.testable)
+    func grantsChange(_ kind: CentralKind) async throws {
+        let directory = TemporaryDirectory()
+        let service = Self.service(try await kind.make(directory))
+        defer { Task { [store = service.store] in await (store as? PostgresCentralStore)?.shutdown() } }
+        let dispatch = try await Replica(storage: MemoryReplicaStorage())
+        let dispatchEngine = SyncEngine(
+            replica: dispatch, transport: GrantedTransport(service: service, read: .all, write: .all))
+        let orders = try dispatch.collection("orders")
+        for index in 0..<40 {
+            try await orders.create("o\(index)") { editor in
+                editor.set("assignee", to: .string(index % 4 == 0 ? "alice" : "tech\(index % 4)"))
+                editor.set("site", to: .string(index % 2 == 0 ? "north" : "south"))
+            }
+        }
+        _ = try await dispatchEngine.syncOnce()
+        let alice = try await Replica(storage: MemoryReplicaStorage())
+        let link = GrantedTransport(
+            service: service, read: .only(["user:alice"]), write: .only(["user:alice"]))
+        let engine = SyncEngine(replica: alice, transport: link)
+        await engine.setPageSize(7)
+        _ = try await engine.syncOnce()
+        let own = Set((0..<40).filter { $0 % 4 == 0 }.map { "o\($0)" })
+        #expect(try await Self.ids(alice) == own)
+        _ = link.takeDelivered()
+
+        // Alice now also covers the north site: she receives its orders, not her own again.
+        link.grant(read: .only(["user:alice", "site:north"]))
+        _ = try await engine.syncOnce()
+        let north = Set((0..<40).filter { $0 % 2 == 0 }.map { "o\($0)" })
+        #expect(try await Self.ids(alice) == own.union(north))
+        let delivered = link.takeDelivered()
+        #expect(Set(delivered) == north.subtracting(own), "the backfill sent only what Alice lacked")
+        #expect(delivered.count == north.subtracting(own).count, "each once")
+
+        // Changes after the backfill arrive as usual.
+        try await orders.update("o2") { $0.set("status", to: .string("done")) }
+        try await orders.create("o40") { editor in
+            editor.set("assignee", to: .string("dave"))
+            editor.set("site", to: .string("north"))
+        }
+        _ = try await dispatchEngine.syncOnce()
+        _ = try await engine.syncOnce()
+        #expect(try await alice.collection("orders").get("o2")?.scalar("status") == .string("done"))
+        #expect(try await Self.ids(alice) == own.union(north).union(["o40"]))
+
+        // The north grant is withdrawn: its orders go, hers stay.
+        link.grant(read: .only(["user:alice"]))
+        _ = try await engine.syncOnce()
+        #expect(try await Self.ids(alice) == own)
+        #expect(try await Self.ids(dispatch).count == 41, "nothing was deleted")
+    }
+
+    @Test("a replica changes its subscription at run time", arguments: CentralKind.testable)
+    func subscriptions(_ kind: CentralKind) async throws {
+        let directory = TemporaryDirectory()
+        let service = Self.service(try await kind.make(directory))
+        defer { Task { [store = service.store] in await (store as? PostgresCentralStore)?.shutdown() } }
+        let dispatch = try await Replica(storage: MemoryReplicaStorage())
+        let dispatchEngine = SyncEngine(
+            replica: dispatch, transport: GrantedTransport(service: service, read: .all, write: .all))
+        let orders = try dispatch.collection("orders")
+        for index in 0..<12 {
+            try await orders.create("o\(index)") { editor in
+                editor.set("assignee", to: .string("tech\(index % 3)"))
+                editor.set("site", to: .string("site\(index % 3)"))
+            }
+        }
+        _ = try await dispatchEngine.syncOnce()
+        // A gateway that may read every site syncs only site 1.
+        let gateway = try await Replica(storage: MemoryReplicaStorage())
+        let engine = SyncEngine(
+            replica: gateway, transport: GrantedTransport(service: service, read: .all, write: .all))
+        await engine.subscribe(to: ["site:site1"])
+        _ = try await engine.syncOnce()
+        #expect(try await Self.ids(gateway) == ["o1", "o4", "o7", "o10"])
+        await engine.subscribe(to: ["site:site2"])
+        _ = try await engine.syncOnce()
+        #expect(try await Self.ids(gateway) == ["o2", "o5", "o8", "o11"])
+        await engine.subscribe(to: nil)
+        _ = try await engine.syncOnce()
+        #expect(try await Self.ids(gateway).count == 12)
+        // A subscription cannot widen what the token may read.
+        let tech = try await Replica(storage: MemoryReplicaStorage())
+        let techEngine = SyncEngine(
+            replica: tech,
+            transport: GrantedTransport(service: service, read: .only(["user:tech0"]), write: .all))
+        await techEngine.subscribe(to: ["user:tech0", "site:site1"])
+        _ = try await techEngine.syncOnce()
+        #expect(try await Self.ids(tech) == ["o0", "o3", "o6", "o9"])
+    }
+
+    @Test(
+        "two servers on one PostgreSQL: a reassignment written through one reaches the technicians of the other",
+        .enabled(if: !TestPostgres.skipped))
+    func twoServersOnOnePostgres() async throws {
+        let url = try await TestPostgres.freshDatabase()
+        let first = try await PostgresCentralStore(url: url)
+        let second = try await PostgresCentralStore(url: url)
+        defer {
+            Task {
+                await first.shutdown()
+                await second.shutdown()
+            }
+        }
+        let dispatchService = Self.service(first)
+        let techService = Self.service(second)
+        let dispatch = try await Replica(storage: MemoryReplicaStorage())
+        let dispatchEngine = SyncEngine(
+            replica: dispatch, transport: GrantedTransport(service: dispatchService, read: .all, write: .all))
+        let orders = try dispatch.collection("orders")
+        for index in 0..<30 {
+            try await orders.create("o\(index)") { editor in
+                editor.set("assignee", to: .string(index % 3 == 0 ? "alice" : "bob"))
+                editor.set("site", to: .string("north"))
+            }
+        }
+        _ = try await dispatchEngine.syncOnce()
+        let alice = try await Replica(storage: MemoryReplicaStorage())
+        let aliceLink = GrantedTransport(
+            service: techService, read: .only(["user:alice"]), write: .only(["user:alice"]))
+        let aliceEngine = SyncEngine(replica: alice, transport: aliceLink)
+        let bob = try await Replica(storage: MemoryReplicaStorage())
+        let bobEngine = SyncEngine(
+            replica: bob,
+            transport: GrantedTransport(
+                service: techService, read: .only(["user:bob"]), write: .only(["user:bob"])))
+        _ = try await aliceEngine.syncOnce()
+        _ = try await bobEngine.syncOnce()
+        let alices = Set((0..<30).filter { $0 % 3 == 0 }.map { "o\($0)" })
+        #expect(try await Self.ids(alice) == alices)
+        #expect(try await Self.ids(bob).count == 20)
+        // Dispatch moves two of Alice's orders to Bob while both technicians edit their own.
+        try await orders.update("o0") { $0.set("assignee", to: .string("bob")) }
+        try await orders.update("o3") { $0.set("assignee", to: .string("bob")) }
+        try await alice.collection("orders").update("o6") { $0.set("notes", to: .string("alice was here")) }
+        try await bob.collection("orders").update("o1") { $0.set("notes", to: .string("bob was here")) }
+        async let a = dispatchEngine.syncOnce()
+        async let b = aliceEngine.syncOnce()
+        async let c = bobEngine.syncOnce()
+        _ = try await (a, b, c)
+        for engine in [aliceEngine, bobEngine, dispatchEngine] { _ = try await engine.syncOnce() }
+        #expect(try await Self.ids(alice) == alices.subtracting(["o0", "o3"]))
+        #expect(try await Self.ids(bob).count == 22)
+        #expect(try await bob.collection("orders").get("o0") != nil)
+        #expect(
+            try await dispatch.collection("orders").get("o6")?.scalar("notes") == .string("alice was here"))
+        #expect(try await dispatch.collection("orders").get("o1")?.scalar("notes") == .string("bob was here"))
+        // Alice gains the north site through the other server: a backfill of what she lacks.
+        _ = aliceLink.takeDelivered()
+        aliceLink.grant(read: .only(["user:alice", "site:north"]))
+        _ = try await aliceEngine.syncOnce()
+        #expect(try await Self.ids(alice).count == 30)
+        #expect(
+            Set(aliceLink.takeDelivered())
+                == ["o0", "o3"].reduce(into: Set((0..<30).filter { $0 % 3 != 0 }.map { "o\($0)" })) {
+                    $0.insert($1)
+                })
+    }
+}
