@@ -1,9 +1,9 @@
 import AsyncHTTPClient
-import NIOSSL
 import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Weft
 import WeftCRDT
 import WeftHTTPCore
@@ -20,8 +20,10 @@ public struct HTTPTransport: SyncTransport {
     public let baseURL: String
     /// The database (tenant).
     public let database: String
-    /// The bearer token, if any.
+    /// The bearer token, if any (unless ``tokenSource`` gives each request's).
     public let token: String?
+    /// Where each request's bearer token comes from, if the transport was made with one.
+    public let tokenSource: BearerTokenSource?
     /// How long one request may take.
     public let timeout: TimeAmount
     /// Limits applied to the server's answers.
@@ -49,9 +51,33 @@ public struct HTTPTransport: SyncTransport {
         baseURL: String, database: String, token: String?, timeout: TimeAmount = .seconds(60),
         limits: WireLimits = .default, client: HTTPClient = HTTPTransport.defaultClient
     ) {
+        self.init(
+            baseURL: baseURL, database: database, token: token, tokenSource: nil, timeout: timeout,
+            limits: limits, client: client)
+    }
+
+    /// Creates a transport whose requests carry the token `tokenSource` gives at the time (the
+    /// app's auth SDK, which refreshes its JSON Web Token): new claims, such as the channels a
+    /// user may read, take effect with the next request.
+    public init(
+        baseURL: String, database: String, tokenSource: @escaping BearerTokenSource,
+        timeout: TimeAmount = .seconds(60),
+        limits: WireLimits = .default, client: HTTPClient = HTTPTransport.defaultClient
+    ) {
+        self.init(
+            baseURL: baseURL, database: database, token: nil, tokenSource: tokenSource, timeout: timeout,
+            limits: limits, client: client)
+    }
+
+    private init(
+        baseURL: String, database: String, token: String?, tokenSource: BearerTokenSource?,
+        timeout: TimeAmount, limits: WireLimits,
+        client: HTTPClient
+    ) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.database = database
         self.token = token
+        self.tokenSource = tokenSource
         self.timeout = timeout
         self.limits = limits
         self.client = client
@@ -77,10 +103,14 @@ public struct HTTPTransport: SyncTransport {
         do {
             certificates = try NIOSSLCertificate.fromPEMFile(caFile)
         } catch {
-            throw ConfigurationError(key: "persistence.tls_ca_file", expected: "a PEM file of certificate authorities", found: "\(caFile): \(error)")
+            throw ConfigurationError(
+                key: "persistence.tls_ca_file", expected: "a PEM file of certificate authorities",
+                found: "\(caFile): \(error)")
         }
         guard !certificates.isEmpty else {
-            throw ConfigurationError(key: "persistence.tls_ca_file", expected: "a PEM file of certificate authorities", found: "\(caFile): none")
+            throw ConfigurationError(
+                key: "persistence.tls_ca_file", expected: "a PEM file of certificate authorities",
+                found: "\(caFile): none")
         }
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.additionalTrustRoots = [.certificates(certificates)]
@@ -90,8 +120,11 @@ public struct HTTPTransport: SyncTransport {
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }
 
-    /// The protocol apart from the HTTP client: requests, status codes and headers.
-    private var exchanges: SyncHTTPProtocol { SyncHTTPProtocol(database: database, token: token, limits: limits, rawFrames: rawFrames) }
+    /// The protocol apart from the transport, with the token of this request.
+    private func exchanges() async throws(SyncError) -> SyncHTTPProtocol {
+        let current = try await SyncHTTPProtocol.token(fixed: token, source: tokenSource)
+        return SyncHTTPProtocol(database: database, token: current, limits: limits, rawFrames: rawFrames)
+    }
 
     /// Exchanges one request for its answer, trying once more if the connection was closed
     /// under it.
@@ -104,9 +137,12 @@ public struct HTTPTransport: SyncTransport {
         while true {
             attempt += 1
             do {
-                let response = try await client.execute(outgoing, timeout: timeout + .milliseconds(request.extraWaitMilliseconds))
+                let response = try await client.execute(
+                    outgoing, timeout: timeout + .milliseconds(request.extraWaitMilliseconds))
                 let body = try await response.body.collect(upTo: limits.maximumFrameBytes)
-                return SyncHTTPAnswer(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) }, body: Array(buffer: body))
+                return SyncHTTPAnswer(
+                    status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) },
+                    body: Array(buffer: body))
             } catch {
                 // Every request here is idempotent (a push twice is applied once), so a connection
                 // the other end closed under it is tried once more, on a fresh one.
@@ -155,14 +191,14 @@ public struct HTTPTransport: SyncTransport {
     }
 
     public func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse {
-        try await exchanges.hello(request, send: send)
+        try await exchanges().hello(request, send: send)
     }
 
     public func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
-        try await exchanges.push(request, send: send)
+        try await exchanges().push(request, send: send)
     }
 
     public func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse {
-        try await exchanges.pull(request, send: send)
+        try await exchanges().pull(request, send: send)
     }
 }

@@ -31,7 +31,9 @@ package struct SyncHTTPAnswer: Sendable {
     package init(status: Int, headers: some Sequence<(String, String)>, body: [UInt8]) {
         self.status = status
         var firsts = [String: String]()
-        for (name, value) in headers where firsts[name.lowercased()] == nil { firsts[name.lowercased()] = value }
+        for (name, value) in headers where firsts[name.lowercased()] == nil {
+            firsts[name.lowercased()] = value
+        }
         self.headers = firsts
         self.body = body
     }
@@ -86,7 +88,9 @@ package enum ExchangeFailure: Error, Sendable {
     /// The error a sync round sees: an answer over the limit is malformed (asking again gets the
     /// same answer), anything else is ``Weft/SyncError/Kind/unavailable`` (retry later).
     package func error(_ operation: String, _ baseURL: String) -> SyncError {
-        if case .tooLarge = self { return SyncError(.badResponse, "\(operation) to \(baseURL) failed: \(sentence)") }
+        if case .tooLarge = self {
+            return SyncError(.badResponse, "\(operation) to \(baseURL) failed: \(sentence)")
+        }
         return SyncError(.unavailable, "\(operation) to \(baseURL) failed: \(sentence)")
     }
 }
@@ -124,11 +128,14 @@ package struct SyncHTTPProtocol: Sendable {
     /// Sends `message`, and sends it again raw if the server cannot read compressed frames (415
     /// with `Weft-Accept-Codec: none`: a server built without zstd).
     package func exchange<Message: BinaryCodable>(
-        _ operation: String, _ message: Message, headers: [(name: String, value: String)] = [], extraWait: Int64 = 0,
+        _ operation: String, _ message: Message, headers: [(name: String, value: String)] = [],
+        extraWait: Int64 = 0,
         send: (SyncHTTPRequest) async throws(SyncError) -> SyncHTTPAnswer
     ) async throws(SyncError) -> SyncHTTPAnswer {
-        let answer = try await send(request(operation, message, headers: headers, extraWait: extraWait, raw: rawFrames))
-        guard !rawFrames, answer.status == 415, answer.header("Weft-Accept-Codec")?.lowercased() == "none" else { return answer }
+        let answer = try await send(
+            request(operation, message, headers: headers, extraWait: extraWait, raw: rawFrames))
+        guard !rawFrames, answer.status == 415, answer.header("Weft-Accept-Codec")?.lowercased() == "none"
+        else { return answer }
         return try await send(request(operation, message, headers: headers, extraWait: extraWait, raw: true))
     }
 
@@ -147,7 +154,9 @@ package struct SyncHTTPProtocol: Sendable {
         _ request: PushRequest, send: (SyncHTTPRequest) async throws(SyncError) -> SyncHTTPAnswer
     ) async throws(SyncError) -> PushResponse {
         var headers = [(name: String, value: String)]()
-        if request.expectedAppliedThrough > 0 { headers.append(("Weft-Expect-Applied-Through", "\(request.expectedAppliedThrough)")) }
+        if request.expectedAppliedThrough > 0 {
+            headers.append(("Weft-Expect-Applied-Through", "\(request.expectedAppliedThrough)"))
+        }
         if let pulled = request.pulledThrough { headers.append(("Weft-Pulled-Through", "\(pulled)")) }
         if let receipt = request.receipt, receipt != 0 { headers.append(("Weft-Receipt", "\(receipt)")) }
         let answer = try await exchange("push", request, headers: headers, send: send)
@@ -165,13 +174,15 @@ package struct SyncHTTPProtocol: Sendable {
     package func pull(
         _ request: PullRequest, send: (SyncHTTPRequest) async throws(SyncError) -> SyncHTTPAnswer
     ) async throws(SyncError) -> PullResponse {
-        let answer = try await exchange("pull", request, extraWait: Int64(request.waitMilliseconds), send: send)
+        let answer = try await exchange(
+            "pull", request, extraWait: Int64(request.waitMilliseconds), send: send)
         return try decode("pull", answer, as: PullResponse.self)
     }
 
     /// The request for `operation` carrying `message`.
     package func request<Message: BinaryCodable>(
-        _ operation: String, _ message: Message, headers: [(name: String, value: String)] = [], extraWait: Int64 = 0, raw: Bool
+        _ operation: String, _ message: Message, headers: [(name: String, value: String)] = [],
+        extraWait: Int64 = 0, raw: Bool
     ) -> SyncHTTPRequest {
         var all: [(name: String, value: String)] = [("Content-Type", Self.contentType)]
         if let token { all.append(("Authorization", "Bearer \(token)")) }
@@ -205,7 +216,8 @@ package struct SyncHTTPProtocol: Sendable {
             throw SyncError(.deltaBaseUnknown, "\(operation): \(text)")
         case 409:
             throw SyncError(
-                .clockSkew, "\(operation): \(text)", serverTimeMilliseconds: answer.header("Weft-Server-Time").flatMap { UInt64($0) },
+                .clockSkew, "\(operation): \(text)",
+                serverTimeMilliseconds: answer.header("Weft-Server-Time").flatMap { UInt64($0) },
                 maximumClockSkewMilliseconds: answer.header("Weft-Max-Clock-Skew").flatMap { UInt64($0) })
         case 404, 408, 429:
             // Not about the request's content: a wrong path, a proxy's timeout or rate limit.
@@ -222,11 +234,28 @@ package struct SyncHTTPProtocol: Sendable {
 
     /// The receipt in header `name`, `nil` if the server sent none.
     /// - Throws: ``Weft/SyncError/Kind/badResponse`` if it is not a decimal 64-bit number.
-    package static func receipt(_ answer: SyncHTTPAnswer, _ name: String, _ operation: String) throws(SyncError) -> UInt64? {
+    package static func receipt(_ answer: SyncHTTPAnswer, _ name: String, _ operation: String)
+        throws(SyncError) -> UInt64?
+    {
         guard let text = answer.header(name) else { return nil }
         guard let value = UInt64(text) else {
-            throw SyncError(.badResponse, "\(operation): the \(name) header is not a decimal number: \(text.prefix(40).debugDescription)")
+            throw SyncError(
+                .badResponse,
+                "\(operation): the \(name) header is not a decimal number: \(text.prefix(40).debugDescription)"
+            )
         }
         return value
+    }
+}
+
+extension SyncHTTPProtocol {
+    /// The token of the next request: the source's current one, else the fixed one.
+    package static func token(fixed: String?, source: BearerTokenSource?) async throws(SyncError) -> String? {
+        guard let source else { return fixed }
+        do {
+            return try await source()
+        } catch {
+            throw SyncError(.unavailable, "the bearer token could not be had: \(error)")
+        }
     }
 }

@@ -301,4 +301,137 @@ extension PostgresCentralStore: ChannelIndexedStore {
             throw map(error)
         }
     }
+
+    public func assignChannels(
+        after: ChannelAssignmentPosition?, limit: Int, onlyUnassigned: Bool, projector: DocumentProjector
+    )
+        async throws(WeftError) -> (assigned: Int, last: ChannelAssignmentPosition?)
+    {
+        let limit = max(1, limit)
+        let logger = logger
+        do {
+            let (assigned, last, tenants) = try await withDeadline {
+                try await self.client.withTransaction(logger: logger) {
+                    connection -> (Int, ChannelAssignmentPosition?, Set<String>) in
+                    // The documents of this step, then each one's push lock (in order, as pushes
+                    // take them), then their records, read after the locks.
+                    let candidates: PostgresQuery =
+                        onlyUnassigned
+                        ? "SELECT tenant, collection, id FROM weft_documents WHERE channels IS NULL ORDER BY tenant, collection, id LIMIT \(limit)"
+                        : """
+                        SELECT tenant, collection, id FROM weft_documents
+                        WHERE (tenant, collection, id) > (\(after?.database ?? ""), \(after?.key.collection.rawValue ?? ""), \(after?.key.id.rawValue ?? ""))
+                        ORDER BY tenant, collection, id LIMIT \(limit)
+                        """
+                    var positions = [ChannelAssignmentPosition]()
+                    for try await (tenant, collection, id) in try await connection.query(
+                        candidates, logger: logger
+                    ).decode((String, String, String).self) {
+                        positions.append(
+                            ChannelAssignmentPosition(
+                                database: tenant, key: try self.storedKey(collection, id)))
+                    }
+                    guard !positions.isEmpty else { return (0, nil, []) }
+                    let names = positions.map {
+                        $0.database + "\u{1F}" + $0.key.collection.rawValue + "\u{1F}" + $0.key.id.rawValue
+                    }
+                    try await connection.query(
+                        """
+                        SELECT count(*) FROM (
+                            SELECT pg_advisory_xact_lock(hashtextextended(name, 0)) FROM unnest(\(names)::text[]) WITH ORDINALITY AS t(name, n) ORDER BY n
+                        ) AS locked
+                        """, logger: logger)
+                    var changed = [(position: ChannelAssignmentPosition, channels: [String], bytes: Int)]()
+                    for try await (tenant, collection, id, record, stored) in try await connection.query(
+                        """
+                        SELECT d.tenant, d.collection, d.id, d.record, d.channels
+                        FROM unnest(\(positions.map(\.database))::text[], \(positions.map(\.key.collection.rawValue))::text[],
+                            \(positions.map(\.key.id.rawValue))::text[]) AS k(t, c, i)
+                        JOIN weft_documents d ON d.tenant = k.t AND d.collection = k.c AND d.id = k.i
+                        """, logger: logger
+                    ).decode((String, String, String, ByteBuffer, [String]?).self) {
+                        let key = try self.storedKey(collection, id)
+                        let decoded: DocumentRecord
+                        do {
+                            decoded = try DocumentRecord(encoded: Array(buffer: record))
+                        } catch {
+                            throw WeftError.corrupt(
+                                "the record of \(tenant)/\(key) at \(self.location) does not decode: \(error)"
+                            )
+                        }
+                        let channels =
+                            projector.channels(database: tenant, key: key, record: decoded) ?? stored ?? []
+                        guard stored.map(Set.init) != Set(channels) else { continue }
+                        changed.append(
+                            (
+                                ChannelAssignmentPosition(database: tenant, key: key), channels,
+                                record.readableBytes
+                            ))
+                    }
+                    if !changed.isEmpty {
+                        // The new channels, and the document logged again (staged for the
+                        // sequencer, which writes the index).
+                        try await connection.query(
+                            """
+                            WITH updated AS (
+                                UPDATE weft_documents d SET channels = k.h::text[]
+                                FROM unnest(\(changed.map(\.position.database))::text[], \(changed.map(\.position.key.collection.rawValue))::text[],
+                                    \(changed.map(\.position.key.id.rawValue))::text[], \(changed.map { Self.channelArray($0.channels) })::text[]) AS k(t, c, i, h)
+                                WHERE d.tenant = k.t AND d.collection = k.c AND d.id = k.i
+                            )
+                            INSERT INTO weft_pending (tenant, collection, doc_id, bytes, tag, channels)
+                            SELECT t, c, i, b, g, h::text[]
+                            FROM unnest(\(changed.map(\.position.database))::text[], \(changed.map(\.position.key.collection.rawValue))::text[],
+                                \(changed.map(\.position.key.id.rawValue))::text[], \(changed.map { Int32(clamping: $0.bytes) })::int4[],
+                                \(changed.map { _ in Int64(LoggedChange.newTag()) })::int8[], \(changed.map { Self.channelArray($0.channels) })::text[])
+                                WITH ORDINALITY AS k(t, c, i, b, g, h, n)
+                            ORDER BY n
+                            """, logger: logger)
+                    }
+                    return (
+                        changed.count, positions.count < limit ? nil : positions.last,
+                        Set(changed.map(\.position.database))
+                    )
+                }
+            }
+            for tenant in tenants {
+                try? await withDeadline { try await self.sequence(tenant, unlessBusy: true) }
+            }
+            return (assigned, last)
+        } catch {
+            throw map(error)
+        }
+    }
+
+    public func channelFingerprint() async throws(WeftError) -> Int64? {
+        let logger = logger
+        do {
+            return try await withDeadline {
+                var found: Int64?
+                for try await value in try await self.client.query(
+                    "SELECT value FROM weft_settings WHERE name = 'channel_fingerprint'", logger: logger
+                ).decode(Int64.self) {
+                    found = value
+                }
+                return found
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    public func saveChannelFingerprint(_ fingerprint: Int64) async throws(WeftError) {
+        let logger = logger
+        do {
+            try await withDeadline {
+                try await self.client.query(
+                    """
+                    INSERT INTO weft_settings (name, value) VALUES ('channel_fingerprint', \(fingerprint))
+                    ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value
+                    """, logger: logger)
+            }
+        } catch {
+            throw map(error)
+        }
+    }
 }

@@ -91,6 +91,17 @@ public struct ChannelScanEntry: Sendable, Hashable {
 ///    with a log entry after it, in increasing position, once each, with their current
 ///    channels and whether they are deleted.
 /// 4. ``records(database:keys:)`` answers the current records of those of `keys` that exist.
+/// 5. ``assignChannels(after:limit:onlyUnassigned:projector:)`` looks at the documents of every
+///    database in order of (database, collection, id) after `after`, at most `limit` of them,
+///    or, with `onlyUnassigned`, at those whose channels were never assigned (stored before the
+///    store kept channels, or while the projector tracked none). Each whose channels differ from
+///    what the projector gives now (unassigned included; a deleted document keeps those it
+///    had, or none) gets them, and is logged again as it is, at a new sequence, with the index
+///    written as rule 1 says: readers of the channels it joined pull it, readers of those it
+///    left are told. It answers how many it logged again and the last document looked at
+///    (`nil` when none was left). A push of the same document meanwhile is ordered with it.
+/// 6. ``channelFingerprint()`` answers what ``saveChannelFingerprint(_:)`` last kept (`nil`
+///    before), durably.
 public protocol ChannelIndexedStore: CentralStore {
     /// The documents a reader with `channels` may see, changed or gone after `after` (contract
     /// point 2).
@@ -108,4 +119,48 @@ public protocol ChannelIndexedStore: CentralStore {
     /// The current records of `keys` (contract point 4).
     func records(database: String, keys: [DocumentKey]) async throws(WeftError) -> [DocumentKey:
         DocumentRecord]
+
+    /// One step of bringing stored channels in line with the projector's (contract point 5).
+    /// - Complexity: O(`limit`) records decoded and projected.
+    func assignChannels(
+        after: ChannelAssignmentPosition?, limit: Int, onlyUnassigned: Bool, projector: DocumentProjector
+    )
+        async throws(WeftError) -> (assigned: Int, last: ChannelAssignmentPosition?)
+
+    /// The fingerprint of the channel templates the documents' channels were last brought in
+    /// line with (contract point 6).
+    func channelFingerprint() async throws(WeftError) -> Int64?
+
+    /// Keeps `fingerprint` (contract point 6).
+    func saveChannelFingerprint(_ fingerprint: Int64) async throws(WeftError)
+}
+
+/// Where a pass of ``ChannelIndexedStore/assignChannels(after:limit:onlyUnassigned:projector:)``
+/// got to.
+public struct ChannelAssignmentPosition: Hashable, Sendable {
+    /// The database.
+    public let database: String
+    /// The document.
+    public let key: DocumentKey
+
+    public init(database: String, key: DocumentKey) {
+        self.database = database
+        self.key = key
+    }
+}
+
+extension ServerChannels {
+    /// A fingerprint of the templates (FNV-1a 64 of their canonical text): a store compares it
+    /// with the one its documents' channels were assigned under. 0 stands for no channels.
+    public var fingerprint: Int64 {
+        guard !collections.isEmpty else { return 0 }
+        let text = collections.map { ($0.key.rawValue, $0.value.map(\.description)) }.sorted { $0.0 < $1.0 }
+            .map { $0.0 + "\u{1F}" + $0.1.joined(separator: "\u{1E}") }.joined(separator: "\u{1D}")
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return Int64(bitPattern: hash == 0 ? 1 : hash)
+    }
 }

@@ -4,8 +4,10 @@ import Weft
 
 /// The server's background compaction: a pass over the central store's log when the server
 /// starts, then one every ``interval``, each in bounded steps (``SyncService/compactLog(step:)``).
-/// Each pass first fills in the projection of documents stored before the store kept it
-/// (``SyncService/projectDocuments(step:)``): after the migration, once.
+/// Each pass first brings documents' channels in line with `[server.channels]`
+/// (``SyncService/assignChannels(step:)``: every document once after the templates change, else
+/// only those stored without channels), then fills in the projection of documents stored before
+/// the store kept it (``SyncService/projectDocuments(step:)``): after the migration, once.
 ///
 /// Entries this build logs are compacted as they are logged; a pass removes what an older build
 /// or a server of an older version left, so once every server runs this build, a pass finds
@@ -24,12 +26,27 @@ struct LogCompaction: Service {
                 // Each pass on its own: a record that does not decode stops the projection's pass
                 // (logged at each try), not compaction or collection.
                 do {
-                    let projected = try await service.projectDocuments()
-                    if projected > 0 {
-                        logger.info("filled in the JSON projection of documents stored before it", metadata: ["documents": "\(projected)"])
+                    let assigned = try await service.assignChannels()
+                    if assigned > 0 {
+                        logger.info(
+                            "brought documents' channels in line with [server.channels]",
+                            metadata: ["documents": "\(assigned)"])
                     }
                 } catch {
-                    logger.error("filling in the JSON projection failed; it tries again later", metadata: ["error": "\(error)"])
+                    logger.error(
+                        "assigning channels failed; it tries again later", metadata: ["error": "\(error)"])
+                }
+                do {
+                    let projected = try await service.projectDocuments()
+                    if projected > 0 {
+                        logger.info(
+                            "filled in the JSON projection of documents stored before it",
+                            metadata: ["documents": "\(projected)"])
+                    }
+                } catch {
+                    logger.error(
+                        "filling in the JSON projection failed; it tries again later",
+                        metadata: ["error": "\(error)"])
                 }
                 do {
                     let removed = try await service.compactLog()
@@ -38,7 +55,9 @@ struct LogCompaction: Service {
                     }
                     let forgotten = try await service.collectTombstones(retention: tombstoneRetention)
                     if forgotten > 0 {
-                        logger.info("forgot tombstones every replica has pulled", metadata: ["tombstones": "\(forgotten)"])
+                        logger.info(
+                            "forgot tombstones every replica has pulled",
+                            metadata: ["tombstones": "\(forgotten)"])
                     }
                 } catch {
                     logger.warning(

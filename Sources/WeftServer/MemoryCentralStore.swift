@@ -42,6 +42,7 @@ public actor MemoryCentralStore: CentralStore {
 
     private var tenants: [String: Tenant] = [:]
     private var nextSequence: UInt64 = 1
+    private var fingerprint: Int64?
     /// Log entries removed because a newer one superseded them.
     public private(set) var compactedEntries: UInt64 = 0
     /// Tombstones forgotten (rule 9).
@@ -407,4 +408,65 @@ extension MemoryCentralStore: ChannelIndexedStore {
         for key in keys { if let record = tenants[database]?.documents[key] { found[key] = record } }
         return found
     }
+
+    public func assignChannels(
+        after: ChannelAssignmentPosition?, limit: Int, onlyUnassigned: Bool, projector: DocumentProjector
+    )
+        -> (assigned: Int, last: ChannelAssignmentPosition?)
+    {
+        let precedes = { (a: ChannelAssignmentPosition, b: ChannelAssignmentPosition) in
+            (a.database, a.key.collection.rawValue, a.key.id.rawValue) < (
+                b.database, b.key.collection.rawValue, b.key.id.rawValue
+            )
+        }
+        var candidates = [ChannelAssignmentPosition]()
+        for (name, tenant) in tenants {
+            for key in tenant.documents.keys where !onlyUnassigned || tenant.channels[key] == nil {
+                let position = ChannelAssignmentPosition(database: name, key: key)
+                if onlyUnassigned || after.map({ precedes($0, position) }) ?? true {
+                    candidates.append(position)
+                }
+            }
+        }
+        let step = candidates.sorted(by: precedes).prefix(max(1, limit))
+        var assigned = 0
+        for position in step {
+            guard var tenant = tenants[position.database], let record = tenant.documents[position.key] else {
+                continue
+            }
+            let stored = tenant.channels[position.key]
+            let channels =
+                projector.channels(database: position.database, key: position.key, record: record) ?? stored
+                ?? []
+            guard stored.map(Set.init) != Set(channels) else { continue }
+            if let earlier = tenant.logged[position.key] {
+                let index = tenant.position(of: earlier)
+                if index < tenant.log.count, tenant.log[index].sequence == earlier {
+                    tenant.log.remove(at: index)
+                }
+            }
+            let sequence = nextSequence
+            nextSequence += 1
+            let tag = LoggedChange.newTag()
+            tenant.logged[position.key] = sequence
+            tenant.log.append(
+                LoggedChange(
+                    sequence: sequence, key: position.key, record: record, byteCount: record.encoded().count,
+                    tag: tag))
+            tenant.channels[position.key] = channels
+            for channel in channels {
+                tenant.channelEntries[channel, default: [:]][position.key] = (sequence, tag, true)
+            }
+            for channel in Set(stored ?? []).subtracting(channels) {
+                tenant.channelEntries[channel]?[position.key] = (sequence, tag, false)
+            }
+            tenants[position.database] = tenant
+            assigned += 1
+        }
+        return (assigned, step.count < max(1, limit) ? nil : step.last)
+    }
+
+    public func channelFingerprint() -> Int64? { fingerprint }
+
+    public func saveChannelFingerprint(_ fingerprint: Int64) { self.fingerprint = fingerprint }
 }

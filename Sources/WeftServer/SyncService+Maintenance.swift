@@ -62,4 +62,40 @@ extension SyncService {
         }
         return projected
     }
+
+    /// Brings every document's channels in line with the server's `[server.channels]`
+    /// (``ChannelIndexedStore/assignChannels(after:limit:onlyUnassigned:projector:)``), in steps
+    /// of at most `step` documents: all of them when the templates changed since the last pass
+    /// (their fingerprint differs from the one the store kept), else only those stored without
+    /// channels. Documents whose channels change are logged again, so readers gain or drop
+    /// them. Answers how many. A store without a channel index, or a server without channels,
+    /// has nothing to do.
+    public func assignChannels(step: Int = 500) async throws(SyncError) -> Int {
+        guard let indexed = store as? any ChannelIndexedStore else { return 0 }
+        let fingerprint = projector.channels.fingerprint
+        var assigned = 0
+        do {
+            let kept = try await indexed.channelFingerprint()
+            // Without channels, nothing is assigned; the next templates, whatever they are, look
+            // at every document.
+            guard projector.tracksChannels else {
+                if kept != 0 { try await indexed.saveChannelFingerprint(0) }
+                return 0
+            }
+            let everything = kept != fingerprint
+            var after: ChannelAssignmentPosition?
+            while !Task.isCancelled {
+                let result = try await indexed.assignChannels(
+                    after: after, limit: step, onlyUnassigned: !everything, projector: projector)
+                assigned += result.assigned
+                guard let last = result.last else { break }
+                after = last
+            }
+            if everything && !Task.isCancelled { try await indexed.saveChannelFingerprint(fingerprint) }
+        } catch {
+            throw SyncError(.unavailable, "store: \(error)")
+        }
+        if assigned > 0 { wakeAllWaiters() }
+        return assigned
+    }
 }

@@ -225,6 +225,11 @@ extension SyncService {
     /// How many pulls are waiting for a change now.
     public var waitingPulls: Int { waiters.values.reduce(0) { $0 + $1.count } }
 
+    /// Wakes every waiting pull, of every database.
+    func wakeAllWaiters() {
+        for database in Array(waiters.keys) { wakeWaiters(database) }
+    }
+
     func wakeWaiters(_ database: String) {
         guard let waiting = waiters.removeValue(forKey: database) else { return }
         for continuation in waiting.values { continuation.yield() }

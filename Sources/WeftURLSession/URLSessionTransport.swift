@@ -35,8 +35,10 @@ public struct URLSessionTransport: SyncTransport {
     public let baseURL: URL
     /// The database (tenant).
     public let database: String
-    /// The bearer token, if any.
+    /// The bearer token, if any (unless ``tokenSource`` gives each request's).
     public let token: String?
+    /// Where each request's bearer token comes from, if the transport was made with one.
+    public let tokenSource: BearerTokenSource?
     /// How long one request may take, beyond the wait a pull asks for.
     public let timeout: Duration
     /// Limits applied to the server's answers.
@@ -60,8 +62,34 @@ public struct URLSessionTransport: SyncTransport {
     ///     the last copy goes: FoundationNetworking on Linux is known to stall transfers when
     ///     one session carries many concurrent requests.
     public init(
-        baseURL: URL, database: String, token: String?, timeout: Duration = .seconds(60), limits: WireLimits = .default,
+        baseURL: URL, database: String, token: String?, timeout: Duration = .seconds(60),
+        limits: WireLimits = .default,
         configuration: URLSessionConfiguration? = nil
+    ) {
+        self.init(
+            baseURL: baseURL, database: database, token: token, tokenSource: nil, timeout: timeout,
+            limits: limits, configuration: configuration)
+    }
+
+    /// Creates a transport whose requests carry the token `tokenSource` gives at the time (the
+    /// app's auth SDK, which refreshes its JSON Web Token): new claims, such as the channels a
+    /// user may read, take effect with the next request. The other parameters are those of
+    /// ``init(baseURL:database:token:timeout:limits:configuration:)``.
+    public init(
+        baseURL: URL, database: String, tokenSource: @escaping BearerTokenSource,
+        timeout: Duration = .seconds(60),
+        limits: WireLimits = .default, configuration: URLSessionConfiguration? = nil
+    ) {
+        self.init(
+            baseURL: baseURL, database: database, token: nil, tokenSource: tokenSource, timeout: timeout,
+            limits: limits,
+            configuration: configuration)
+    }
+
+    private init(
+        baseURL: URL, database: String, token: String?, tokenSource: BearerTokenSource?, timeout: Duration,
+        limits: WireLimits,
+        configuration: URLSessionConfiguration?
     ) {
         var components = URLComponents(url: baseURL, resolvingAgainstBaseURL: false) ?? URLComponents()
         components.path = ""
@@ -71,9 +99,11 @@ public struct URLSessionTransport: SyncTransport {
         self.origin = components.string ?? baseURL.absoluteString
         self.database = database
         self.token = token
+        self.tokenSource = tokenSource
         self.timeout = timeout
         self.limits = limits
-        self.connection = URLSessionConnection(configuration: configuration ?? URLSessionConnection.defaultConfiguration)
+        self.connection = URLSessionConnection(
+            configuration: configuration ?? URLSessionConnection.defaultConfiguration)
     }
 
     /// A transport for a configuration's `http(s)://host:port/database` endpoint; `nil` for
@@ -83,18 +113,22 @@ public struct URLSessionTransport: SyncTransport {
         self.init(baseURL: url, database: database, token: token, configuration: configuration)
     }
 
-    private var exchanges: SyncHTTPProtocol { SyncHTTPProtocol(database: database, token: token, limits: limits, rawFrames: rawFrames) }
+    /// The protocol apart from the transport, with the token of this request.
+    private func exchanges() async throws(SyncError) -> SyncHTTPProtocol {
+        let current = try await SyncHTTPProtocol.token(fixed: token, source: tokenSource)
+        return SyncHTTPProtocol(database: database, token: current, limits: limits, rawFrames: rawFrames)
+    }
 
     public func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse {
-        try await exchanges.hello(request, send: send)
+        try await exchanges().hello(request, send: send)
     }
 
     public func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
-        try await exchanges.push(request, send: send)
+        try await exchanges().push(request, send: send)
     }
 
     public func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse {
-        try await exchanges.pull(request, send: send)
+        try await exchanges().pull(request, send: send)
     }
 
     /// Exchanges one request for its answer, trying once more if the connection was reset
@@ -114,7 +148,8 @@ public struct URLSessionTransport: SyncTransport {
         while true {
             attempt += 1
             do {
-                return try await connection.exchange(outgoing, deadline: deadline, limit: limits.maximumFrameBytes)
+                return try await connection.exchange(
+                    outgoing, deadline: deadline, limit: limits.maximumFrameBytes)
             } catch {
                 if attempt == 1, case .reset = error { continue }
                 throw error.error(request.operation, origin)

@@ -346,4 +346,66 @@ struct ChannelTests {
                     $0.insert($1)
                 })
     }
+
+    @Test(
+        "channels come to a database that had none, and follow the templates when they change",
+        arguments: CentralKind.testable)
+    func channelsAreAssignedToExistingDocuments(_ kind: CentralKind) async throws {
+        let directory = TemporaryDirectory()
+        let store = try await kind.make(directory)
+        defer { Task { await (store as? PostgresCentralStore)?.shutdown() } }
+        // A server without channels: every replica sees everything.
+        let before = SyncService(
+            store: store, policiesByDatabase: { _ in ServerPolicies(defaultPolicy: .crdt) })
+        #expect(try await before.assignChannels() == 0)
+        let dispatch = try await Replica(storage: MemoryReplicaStorage())
+        let orders = try dispatch.collection("orders")
+        for index in 0..<12 {
+            try await orders.create("o\(index)") { editor in
+                editor.set("assignee", to: .string(index % 3 == 0 ? "alice" : "bob"))
+                editor.set("site", to: .string(index % 2 == 0 ? "north" : "south"))
+            }
+        }
+        _ = try await SyncEngine(
+            replica: dispatch, transport: GrantedTransport(service: before, read: .all, write: .all)
+        ).syncOnce()
+        // Alice synced then, with a token that read everything.
+        let alice = try await Replica(storage: MemoryReplicaStorage())
+        _ = try await SyncEngine(
+            replica: alice, transport: GrantedTransport(service: before, read: .all, write: .all)
+        ).syncOnce()
+        #expect(try await Self.ids(alice).count == 12)
+
+        // The server restarts with channels: the documents get theirs in the background pass.
+        let after = Self.service(store)
+        #expect(try await after.assignChannels() == 12)
+        #expect(try await after.assignChannels() == 0, "a second pass finds nothing to do")
+        let link = GrantedTransport(service: after, read: .only(["user:alice"]), write: .only(["user:alice"]))
+        let engine = SyncEngine(replica: alice, transport: link)
+        _ = try await engine.syncOnce()
+        let hers = Set((0..<12).filter { $0 % 3 == 0 }.map { "o\($0)" })
+        #expect(try await Self.ids(alice) == hers, "what Alice may no longer read left her replica")
+        let carol = try await Replica(storage: MemoryReplicaStorage())
+        _ = try await SyncEngine(
+            replica: carol,
+            transport: GrantedTransport(
+                service: after, read: .only(["site:north"]), write: .only(["site:north"]))
+        ).syncOnce()
+        #expect(try await Self.ids(carol) == Set((0..<12).filter { $0 % 2 == 0 }.map { "o\($0)" }))
+
+        // The templates change: orders are now only in their site's channel.
+        let sitesOnly = SyncService(
+            store: store, policiesByDatabase: { _ in ServerPolicies(defaultPolicy: .crdt) },
+            channels: ServerChannels([
+                try CollectionName("orders"): [ChannelTemplate("site:{site}")].compactMap { $0 }
+            ]))
+        #expect(try await sitesOnly.assignChannels() == 12)
+        _ = try await SyncEngine(
+            replica: alice,
+            transport: GrantedTransport(service: sitesOnly, read: .only(["user:alice"]), write: .all)
+        )
+        .syncOnce()
+        #expect(try await Self.ids(alice).isEmpty)
+        #expect(try await Self.ids(dispatch).count == 12)
+    }
 }

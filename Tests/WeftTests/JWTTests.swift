@@ -3,6 +3,7 @@ import Foundation
 import JWTKit
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import Testing
 import Weft
 import WeftCRDT
@@ -385,6 +386,101 @@ struct JWTTests {
         }
         #expect(held == ["a"])
         #expect(try await service.store.record(database: "db", key: key("orders", "b"))?.isDeleted == false)
+        await server.stop()
+    }
+
+    @Test(
+        "Grants added and removed during a live sync: the transport's token source hands out new tokens, and the replica follows them"
+    )
+    func grantsChangeDuringALiveSync() async throws {
+        let directory = TemporaryDirectory()
+        var provider = try await Provider.make(directory)
+        var jwt = provider.configuration
+        jwt.channels = ChannelGrantTemplates(
+            read: [ChannelTemplate("user:{sub}"), ChannelTemplate("site:{sites}")].compactMap { $0 },
+            write: [.wildcard])
+        provider = Provider(signers: provider.signers, configuration: jwt)
+        var configuration = ServerConfiguration()
+        configuration.port = 0
+        configuration.jwt = jwt
+        configuration.channels = ServerChannels([
+            try CollectionName("orders"): [
+                ChannelTemplate("user:{assignee}"), ChannelTemplate("site:{site}"),
+            ].compactMap { $0 }
+        ])
+        let service = SyncService(
+            store: try SQLiteCentralStore(path: directory.path("central.sqlite")),
+            configuration: configuration)
+        let server = try await RunningStandalone.start(service: service, configuration: configuration)
+        let base = "http://127.0.0.1:\(server.port)"
+        let dispatch = SyncEngine(
+            replica: try await Replica(storage: MemoryReplicaStorage()),
+            transport: HTTPTransport(
+                baseURL: base, database: "db",
+                token: try await provider.token("h2") { $0["sites"] = .string("*") }))
+        let current = Mutex(try await provider.token("h2"))
+        let technician = try await Replica(storage: MemoryReplicaStorage())
+        let engine = SyncEngine(
+            replica: technician,
+            transport: HTTPTransport(baseURL: base, database: "db", tokenSource: { current.withLock { $0 } }))
+        let changes = await technician.changes()
+        let loop = Task { await engine.runWriteBehind(every: .seconds(3_600), clock: ContinuousClock()) }
+        let mine = key("orders", "mine")
+        let north = key("orders", "north")
+        func next(_ key: DocumentKey, deleted: Bool) async -> Bool {
+            await withTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    for await change in changes
+                    where change.key == key && change.origin == .remote && change.isDeleted == deleted {
+                        return true
+                    }
+                    return false
+                }
+                group.addTask {
+                    try? await Task.sleep(for: .seconds(60))
+                    return false
+                }
+                let first = await group.next() ?? false
+                group.cancelAll()
+                return first
+            }
+        }
+        func waitingPull() async throws -> Bool {
+            for _ in 0..<12_000 {
+                if await service.waitingPulls > 0 { return true }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            return false
+        }
+        #expect(try await waitingPull(), "no live pull waits on the server")
+        // An order for this technician arrives live; one for the north site does not.
+        let orders = try dispatch.replica.collection("orders")
+        try await orders.create("mine") { $0.set("assignee", to: .string("technician-7")) }
+        try await orders.create("north") { editor in
+            editor.set("assignee", to: .string("technician-8"))
+            editor.set("site", to: .string("north"))
+        }
+        async let arrived = next(mine, deleted: false)
+        _ = try await dispatch.syncOnce()
+        #expect(await arrived)
+        #expect(try await technician.collection("orders").get("north") == nil)
+        // The auth provider adds the north site; the app wakes the live sync.
+        let withNorth = try await provider.token("h2") { $0["sites"] = .array([.string("north")]) }
+        current.withLock { $0 = withNorth }
+        async let gained = next(north, deleted: false)
+        engine.requestSync()
+        #expect(await gained, "the north order did not arrive when the grant was added")
+        // And takes it away again: the order leaves this replica, not the server.
+        let withoutNorth = try await provider.token("h2")
+        current.withLock { $0 = withoutNorth }
+        async let lost = next(north, deleted: true)
+        engine.requestSync()
+        #expect(await lost, "the north order stayed when the grant was withdrawn")
+        #expect(try await technician.collection("orders").get("north") == nil)
+        #expect(try await technician.collection("orders").get("mine") != nil)
+        #expect(try await service.store.record(database: "db", key: north)?.isDeleted == false)
+        loop.cancel()
+        await loop.value
         await server.stop()
     }
 }

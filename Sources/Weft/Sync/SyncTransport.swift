@@ -47,7 +47,8 @@ public struct SyncError: Error, Hashable, Sendable, CustomStringConvertible {
 
     /// Creates an error.
     public init(
-        _ kind: Kind, _ message: String, serverTimeMilliseconds: UInt64? = nil, maximumClockSkewMilliseconds: UInt64? = nil
+        _ kind: Kind, _ message: String, serverTimeMilliseconds: UInt64? = nil,
+        maximumClockSkewMilliseconds: UInt64? = nil
     ) {
         self.kind = kind
         self.message = message
@@ -93,3 +94,11 @@ public protocol SyncTransport: Sendable {
     /// Pulls a page of changes after a cursor.
     func pull(_ request: PullRequest) async throws(SyncError) -> PullResponse
 }
+
+/// Where an HTTP transport gets the bearer token of each request: typically the app's auth SDK,
+/// which hands out its current JSON Web Token and refreshes it before it expires. A token with
+/// other claims takes effect with the next request: a replica whose channels changed pulls the
+/// documents it gained and drops those it lost (call `SyncEngine.requestSync()` to have a
+/// waiting live pull end at once). A source that throws fails the request as
+/// ``SyncError/Kind/unavailable``: the sync loop tries again later.
+public typealias BearerTokenSource = @Sendable () async throws -> String?

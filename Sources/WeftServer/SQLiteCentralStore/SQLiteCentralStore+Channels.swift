@@ -232,4 +232,94 @@ extension SQLiteCentralStore: ChannelIndexedStore {
             throw SQLiteReplicaStorage.map(error, path: path)
         }
     }
+
+    public func assignChannels(
+        after: ChannelAssignmentPosition?, limit: Int, onlyUnassigned: Bool, projector: DocumentProjector
+    )
+        async throws(WeftError) -> (assigned: Int, last: ChannelAssignmentPosition?)
+    {
+        let limit = max(1, limit)
+        do {
+            let (assigned, last, relogged) = try writeBlocking {
+                db -> (Int, ChannelAssignmentPosition?, UInt64) in
+                let rows: [Row]
+                if onlyUnassigned {
+                    rows = try Row.fetchAll(
+                        db,
+                        sql:
+                            "SELECT tenant, collection, id, record, channels FROM documents WHERE channels IS NULL LIMIT ?",
+                        arguments: [limit])
+                } else {
+                    rows = try Row.fetchAll(
+                        db,
+                        sql: """
+                            SELECT tenant, collection, id, record, channels FROM documents
+                            WHERE (tenant, collection, id) > (?, ?, ?) ORDER BY tenant, collection, id LIMIT ?
+                            """,
+                        arguments: [
+                            after?.database ?? "", after?.key.collection.rawValue ?? "",
+                            after?.key.id.rawValue ?? "", limit,
+                        ])
+                }
+                let update = try db.cachedStatement(
+                    sql: "UPDATE documents SET channels = ? WHERE tenant = ? AND collection = ? AND id = ?")
+                let log = try db.cachedStatement(
+                    sql:
+                        "INSERT OR REPLACE INTO log (tenant, collection, id, tag, delta, base_digest, base_sequence) VALUES (?, ?, ?, ?, NULL, NULL, NULL)"
+                )
+                var assigned = 0
+                var last: ChannelAssignmentPosition?
+                for row in rows {
+                    let tenant = try SQLiteReplicaStorage.column(row, "tenant", String.self)
+                    let key = try SQLiteReplicaStorage.key(row)
+                    last = ChannelAssignmentPosition(database: tenant, key: key)
+                    let record = try SQLiteReplicaStorage.decodeRecord(
+                        try SQLiteReplicaStorage.column(row, "record", Data.self), "\(tenant)/\(key)")
+                    let stored = try Self.channelList(
+                        try SQLiteReplicaStorage.column(row, "channels", String?.self), "\(tenant)/\(key)")
+                    let channels =
+                        projector.channels(database: tenant, key: key, record: record) ?? stored ?? []
+                    guard stored.map(Set.init) != Set(channels) else { continue }
+                    try update.execute(arguments: [
+                        Self.channelText(channels), tenant, key.collection.rawValue, key.id.rawValue,
+                    ])
+                    let tag = Int64(LoggedChange.newTag())
+                    try log.execute(arguments: [tenant, key.collection.rawValue, key.id.rawValue, tag])
+                    try Self.indexChannels(
+                        db, tenant, key, sequence: db.lastInsertedRowID, tag: tag, channels: channels,
+                        previous: stored ?? [])
+                    assigned += 1
+                }
+                return (assigned, rows.count < limit ? nil : last, UInt64(assigned))
+            }
+            compacted.withLock { $0 += relogged }
+            return (assigned, last)
+        } catch {
+            throw SQLiteReplicaStorage.map(error, path: path)
+        }
+    }
+
+    public func channelFingerprint() async throws(WeftError) -> Int64? {
+        do {
+            return try readBlocking { db in
+                try Int64.fetchOne(
+                    db, sql: "SELECT value FROM log_settings WHERE name = 'channel_fingerprint'")
+            }
+        } catch {
+            throw SQLiteReplicaStorage.map(error, path: path)
+        }
+    }
+
+    public func saveChannelFingerprint(_ fingerprint: Int64) async throws(WeftError) {
+        do {
+            try writeBlocking { db in
+                try db.execute(
+                    sql:
+                        "INSERT OR REPLACE INTO log_settings (name, value) VALUES ('channel_fingerprint', ?)",
+                    arguments: [fingerprint])
+            }
+        } catch {
+            throw SQLiteReplicaStorage.map(error, path: path)
+        }
+    }
 }

@@ -136,6 +136,7 @@ extension SQLiteCentralStore {
                     ) WITHOUT ROWID;
                     CREATE INDEX channel_entries_by_sequence ON channel_entries (tenant, channel, sequence);
                     CREATE INDEX channel_entries_by_document ON channel_entries (tenant, collection, id);
+                    CREATE INDEX documents_unassigned ON documents (tenant) WHERE channels IS NULL;
                     """)
         }
         return migrator
