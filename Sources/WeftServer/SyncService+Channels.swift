@@ -3,7 +3,7 @@ import WeftCRDT
 import WeftWire
 
 /// What a replica's documents reflect, as the server tells it with each channel-filtered page
-/// and reads back from the next pull (``WeftWire/PullRequest/view``): opaque to the replica.
+/// and reads back from the next pull (`PullRequest.view` in WeftWire): opaque to the replica.
 ///
 /// In the steady state the replica holds every document of ``surely`` whose latest change is
 /// at or below its cursor, and ``possibly`` is the same grant. While a view change is under way
@@ -131,14 +131,22 @@ extension SyncService {
         target: ChannelGrant, view: ChannelView
     ) {
         let target = readable.intersection(request.subscription.map { ChannelGrant($0) } ?? .all)
-        // A replica starting from 0 holds nothing the server sent: it starts in the target.
-        guard request.after > 0 else { return (target, .settled(target)) }
-        guard !request.view.isEmpty else { return (target, .settled(.all)) }
+        let view: ChannelView
         do {
-            return (target, try ChannelView(decoding: request.view))
+            // No view yet: a replica that synced before channels, which may hold anything.
+            view = request.view.isEmpty ? .settled(.all) : try ChannelView(decoding: request.view)
         } catch {
             throw SyncError(.rejected, "the pull's view is not one this server gave: \(error)")
         }
+        guard request.after == 0 else { return (target, view) }
+        // A replica starting from 0 holds nothing the server sent, and starts in the target;
+        // unless it resyncs: then it holds what its view says it may, and must first drop what
+        // it may no longer see (else the resync would push it back as something the server
+        // lacks). It surely holds nothing: the resync pulls everything again.
+        guard request.resyncingFrom != nil, target != .all else { return (target, .settled(target)) }
+        // A pass under way goes on; a replica already in the target has nothing to drop.
+        if view.pass != nil || view == .settled(target) { return (target, view) }
+        return (target, ChannelView(surely: .only([]), possibly: view.possibly, pass: nil))
     }
 
     /// One page of a view change from `view` to `target` (see ``ChannelView``): documents the

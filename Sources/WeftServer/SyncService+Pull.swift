@@ -17,7 +17,7 @@ extension SyncService {
     /// ``pull(database:_:)`` for a reader that may read only `readable`: its pages hold the
     /// documents in those channels (within its subscription), documents that left them, and
     /// the pages of a view change when what it may read or subscribes to changed. A client that
-    /// does not handle channels (``WeftWire/PullRequest/handlesChannels``) is refused unless
+    /// does not handle channels (`PullRequest.handlesChannels` in WeftWire) is refused unless
     /// it may read every channel.
     public func pull(database: String, _ request: PullRequest, readable: ChannelGrant) async throws(SyncError)
         -> PullResponse

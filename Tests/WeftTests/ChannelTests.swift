@@ -408,4 +408,111 @@ struct ChannelTests {
         #expect(try await Self.ids(alice).isEmpty)
         #expect(try await Self.ids(dispatch).count == 12)
     }
+
+    @Test(
+        "a replica that resyncs after its grant shrank drops what it may no longer see, and pushes back only what the server lost"
+    )
+    func aResyncKeepsTheView() async throws {
+        let store = MemoryCentralStore()
+        let service = Self.service(store)
+        let dispatch = try await Replica(storage: MemoryReplicaStorage())
+        let dispatchEngine = SyncEngine(
+            replica: dispatch, transport: GrantedTransport(service: service, read: .all, write: .all))
+        let orders = try dispatch.collection("orders")
+        for index in 0..<8 {
+            try await orders.create("o\(index)") { editor in
+                editor.set("assignee", to: .string(index % 2 == 0 ? "alice" : "bob"))
+                editor.set("site", to: .string("north"))
+            }
+        }
+        _ = try await dispatchEngine.syncOnce()
+        let alice = try await Replica(storage: MemoryReplicaStorage())
+        let link = GrantedTransport(
+            service: service, read: .only(["user:alice", "site:north"]), write: .only(["user:alice"]))
+        let engine = SyncEngine(replica: alice, transport: link)
+        _ = try await engine.syncOnce()
+        #expect(try await Self.ids(alice).count == 8)
+        let backup = await store.backup()
+        try await alice.collection("orders").create("mine-after-backup") {
+            $0.set("assignee", to: .string("alice"))
+        }
+        _ = try await engine.syncOnce()
+        // The server is restored from the backup, and Alice's token no longer covers the site.
+        await store.restore(backup)
+        link.grant(read: .only(["user:alice"]))
+        _ = try await engine.syncOnce()
+        _ = try await engine.syncOnce()
+        #expect(try await Self.ids(alice) == ["o0", "o2", "o4", "o6", "mine-after-backup"])
+        #expect(
+            try await store.record(database: "field", key: key("orders", "mine-after-backup")) != nil,
+            "pushed back")
+        #expect(try await alice.deadLetters().isEmpty)
+        #expect(await engine.resyncs >= 1)
+    }
+
+    @Test(
+        "a set field puts a document in one channel per member, and a member removed loses it",
+        arguments: CentralKind.testable)
+    func setFieldsGiveOneChannelPerMember(_ kind: CentralKind) async throws {
+        let directory = TemporaryDirectory()
+        let store = try await kind.make(directory)
+        defer { Task { await (store as? PostgresCentralStore)?.shutdown() } }
+        let service = SyncService(
+            store: store, policiesByDatabase: { _ in ServerPolicies(defaultPolicy: .crdt) },
+            channels: ServerChannels([
+                try CollectionName("jobs"): [ChannelTemplate("user:{crew}"), ChannelTemplate("everyone")]
+                    .compactMap { $0 }
+            ]))
+        let dispatch = try await Replica(storage: MemoryReplicaStorage())
+        let dispatchEngine = SyncEngine(
+            replica: dispatch, transport: GrantedTransport(service: service, read: .all, write: .all))
+        let jobs = try dispatch.collection("jobs")
+        try await jobs.create("j1") { editor in
+            editor.insert("ann", intoSet: "crew")
+            editor.insert("ben", intoSet: "crew")
+        }
+        try await jobs.create("j2") { $0.insert("ben", intoSet: "crew") }
+        _ = try await dispatchEngine.syncOnce()
+        var members = [String: (replica: Replica, engine: SyncEngine)]()
+        for name in ["ann", "ben", "cat"] {
+            let replica = try await Replica(storage: MemoryReplicaStorage())
+            let engine = SyncEngine(
+                replica: replica,
+                transport: GrantedTransport(
+                    service: service, read: .only(["user:\(name)"]), write: .only(["user:\(name)"])))
+            _ = try await engine.syncOnce()
+            members[name] = (replica, engine)
+        }
+        func held(_ name: String) async throws -> Set<String> {
+            var found = Set<String>()
+            for try await document in try #require(members[name]).replica.collection("jobs").documents() {
+                found.insert(document.id.rawValue)
+            }
+            return found
+        }
+        #expect(try await held("ann") == ["j1"])
+        #expect(try await held("ben") == ["j1", "j2"])
+        #expect(try await held("cat").isEmpty)
+        // Ben leaves j1's crew, Cat joins it.
+        try await jobs.update("j1") { editor in
+            editor.remove("ben", fromSet: "crew")
+            editor.insert("cat", intoSet: "crew")
+        }
+        _ = try await dispatchEngine.syncOnce()
+        for name in ["ann", "ben", "cat"] { _ = try await #require(members[name]).engine.syncOnce() }
+        #expect(try await held("ann") == ["j1"])
+        #expect(try await held("ben") == ["j2"])
+        #expect(try await held("cat") == ["j1"])
+        // A fixed channel: every job is in `everyone`.
+        let board = try await Replica(storage: MemoryReplicaStorage())
+        _ = try await SyncEngine(
+            replica: board,
+            transport: GrantedTransport(service: service, read: .only(["everyone"]), write: .all)
+        ).syncOnce()
+        var all = Set<String>()
+        for try await document in try board.collection("jobs").documents() {
+            all.insert(document.id.rawValue)
+        }
+        #expect(all == ["j1", "j2"])
+    }
 }

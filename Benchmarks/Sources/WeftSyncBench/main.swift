@@ -15,9 +15,12 @@
 //                          twice: push and pull (syncOnce), then push only (pushAll)
 //   --load-repeats N       passes of each load test, fresh databases each (default 3)
 //   --skip PHASES          comma-separated phases to skip: postgres, scaleout, throttle, replay,
-//                          wire, memory, load, bootstrap, large, tombstones, live, projection
+//                          wire, memory, load, bootstrap, large, tombstones, live, projection,
+//                          channels
 //   --bootstrap-documents N documents on the server in the bootstrap phase (default 10000)
 //   --only PHASES          run only these phases
+//   --channel-documents N  documents of the large database in the channels phase (default 1000000;
+//                          1% of them the measured user's)
 //   --pg-replicas N        replicas pushing at once in the PostgreSQL phases (default 20)
 //   --pg-changes N         changes each of them pushes in the in-process phase (default 1000)
 //   --pg-repeats N         passes of the PostgreSQL phases (default 3)
@@ -57,6 +60,7 @@ var bootstrapDocuments = 10_000
 var serverCPUs: [Double] = [0, 0.25, 0.4]
 var weftPath: String?
 var only: Set<String>?
+var channelDocuments = 1_000_000
 let defaultBatchEntries = 500
 
 func number(_ arguments: inout ArraySlice<String>, _ flag: String, minimum: Int) -> Int {
@@ -100,6 +104,9 @@ while let argument = arguments.popFirst() {
     case "--weft":
         guard let text = arguments.popFirst() else { fail("--weft needs a path") }
         weftPath = text
+    case "--channel-documents":
+        guard let text = arguments.popFirst(), let value = Int(text), value >= 100 else { fail("--channel-documents needs a number of at least 100") }
+        channelDocuments = value
     case "--only":
         guard let text = arguments.popFirst() else { fail("--only needs a list") }
         only = Set(text.split(separator: ",").map(String.init))
@@ -120,7 +127,7 @@ while let argument = arguments.popFirst() {
         print(
             "usage: weft-sync-bench [--changes N] [--batch-sizes A,B,..] [--repeats N] [--memory-changes N] "
                 + "[--write-chunk N] [--replicas N] [--rounds N] [--round-changes N] [--load-repeats N] "
-                + "[--skip|--only postgres,scaleout,throttle,replay,wire,memory,load,bootstrap,large,tombstones,live,projection] [--bootstrap-documents N] [--throttle-changes N] [--throttle-rate BYTES] "
+                + "[--skip|--only postgres,scaleout,throttle,replay,wire,memory,load,bootstrap,large,tombstones,live,projection,channels] [--channel-documents N] [--bootstrap-documents N] [--throttle-changes N] [--throttle-rate BYTES] "
                 + "[--pg-replicas N] [--pg-changes N] [--pg-repeats N] [--scale-changes N] [--server-cpus 0,0.5] [--weft PATH] [--quick]")
         exit(0)
     default: fail("unknown argument \(argument)")
@@ -129,7 +136,10 @@ while let argument = arguments.popFirst() {
 
 if let only {
     skipped.formUnion(
-        Set(["postgres", "scaleout", "throttle", "replay", "wire", "memory", "load", "bootstrap", "large", "tombstones", "live", "projection"])
+        Set([
+            "postgres", "scaleout", "throttle", "replay", "wire", "memory", "load", "bootstrap", "large", "tombstones", "live", "projection",
+            "channels",
+        ])
             .subtracting(only))
 }
 
@@ -326,6 +336,37 @@ do {
         output["projection"] = figures.merging([
             "replicas": pgReplicas, "changes_per_replica": pgChanges,
             "note": "push throughput of work orders (5 scalar fields) over HTTP on loopback, LWW, one server; with the doc/deleted columns written in the push's transaction vs without",
+        ]) { a, _ in a }
+    }
+
+    // K. Channels: a user with access to 1% of a large database pulls what it may see, beside a
+    // database holding only its documents; SQLite, and PostgreSQL with the pulls through a
+    // second server (store object) over the one that loaded.
+    if !skipped.contains("channels") {
+        let postgresURL = ProcessInfo.processInfo.environment["WEFT_POSTGRES_URL"].flatMap(URL.init(string:))
+        if postgresURL == nil { log("channels: PostgreSQL left out, WEFT_POSTGRES_URL is not set (run under scripts/with-postgres.sh)") }
+        var figures = [String: Any]()
+        for kind in ["sqlite", "postgres"] where kind == "sqlite" || postgresURL != nil {
+            let scratch = try Scratch()
+            let loader: any CentralStore
+            let reader: any CentralStore
+            if kind == "sqlite" {
+                let store = try SQLiteCentralStore(path: scratch.file("central.sqlite"))
+                (loader, reader) = (store, store)
+            } else if let postgresURL {
+                (loader, reader) = (try await PostgresCentralStore(url: postgresURL), try await PostgresCentralStore(url: postgresURL))
+            } else {
+                continue
+            }
+            let result = try await runChannelPulls(
+                label: kind, loader: loader, reader: reader, documents: channelDocuments, share: 100, repeats: max(3, pgRepeats))
+            for store in [loader, reader] { if let postgres = store as? PostgresCentralStore { await postgres.shutdown() } }
+            scratch.remove()
+            figures[kind] = result.json
+            targets["channels_one_percent_pull_\(kind)"] = target(result.ratio, "<=", 2, "(ratio)")
+        }
+        output["channels"] = figures.merging([
+            "note": "a first pull (from 0, in-process SyncService pages of 1,000) of everything a user reading only its own channel may see: 1% of the large database's work orders, vs a database holding only those; PostgreSQL loads through one store object and pulls through another",
         ]) { a, _ in a }
     }
 
