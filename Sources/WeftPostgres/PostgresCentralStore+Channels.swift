@@ -104,8 +104,13 @@ extension PostgresCentralStore: ChannelIndexedStore {
                 """
                 SELECT l.sequence, l.collection, l.doc_id, l.tag, d.record, l.delta, l.base_digest, l.base_sequence, d.born_after
                 FROM unnest(\(present.map(\.collection.rawValue))::text[], \(present.map(\.id.rawValue))::text[]) AS k(c, i)
-                JOIN weft_change_log l ON l.tenant = \(database) AND l.collection = k.c AND l.doc_id = k.i AND l.sequence IS NOT NULL
-                LEFT JOIN weft_documents d ON d.tenant = \(database) AND d.collection = k.c AND d.id = k.i
+                JOIN weft_change_log l ON l.tenant = \(database) AND l.collection = k.c AND l.doc_id = k.i
+                    AND l.sequence IS NOT NULL AND l.sequence <= \(Int64(head.sequence))
+                JOIN weft_documents d ON d.tenant = \(database) AND d.collection = k.c AND d.id = k.i
+                -- The record is read now, the index earlier: a push committed since (whose index
+                -- entries the sequencer has not written yet) may have moved the document out of
+                -- the reader's channels. Such a document comes, or leaves, at its new entry.
+                WHERE d.channels && \(channels)::text[]
                 """, logger: logger)
             for try await row in rows.decode(
                 (Int64, String, String, Int64, ByteBuffer?, ByteBuffer?, Int64?, Int64?, Int64?).self)
@@ -131,7 +136,10 @@ extension PostgresCentralStore: ChannelIndexedStore {
         var more = candidates.count > limit
         for candidate in considered {
             if candidate.latest % 2 == 1 {
-                guard let change = changes[candidate.key] else { continue }
+                // The entry read must still be the document's latest (else its newer one, above the
+                // head, comes next time).
+                guard let change = changes[candidate.key], change.sequence == UInt64(candidate.latest / 2)
+                else { continue }
                 if !entries.isEmpty && bytes + change.byteCount > maxBytes {
                     more = true
                     break
@@ -429,6 +437,72 @@ extension PostgresCentralStore: ChannelIndexedStore {
                     INSERT INTO weft_settings (name, value) VALUES ('channel_fingerprint', \(fingerprint))
                     ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value
                     """, logger: logger)
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    public func channelTemplates() async throws(WeftError) -> ServerChannels? {
+        let logger = logger
+        let location = location
+        do {
+            return try await withDeadline {
+                var found: String?
+                for try await text in try await self.client.query(
+                    "SELECT text FROM weft_settings WHERE name = 'channel_templates'", logger: logger
+                ).decode(String?.self) {
+                    found = text
+                }
+                guard let found else { return nil }
+                guard let channels = ServerChannels(text: found) else {
+                    throw WeftError.corrupt("the channel templates kept at \(location) do not parse")
+                }
+                return channels
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    public func saveChannelTemplates(_ channels: ServerChannels) async throws(WeftError) {
+        let logger = logger
+        let text = channels.text
+        do {
+            try await withDeadline {
+                try await self.client.query(
+                    """
+                    INSERT INTO weft_settings (name, text) VALUES ('channel_templates', \(text))
+                    ON CONFLICT (name) DO UPDATE SET text = EXCLUDED.text
+                    """, logger: logger)
+            }
+        } catch {
+            throw map(error)
+        }
+    }
+
+    public func channelViewKey() async throws(WeftError) -> [UInt8] {
+        let logger = logger
+        let location = location
+        let fresh = ByteBuffer(bytes: (0..<32).map { _ in UInt8.random(in: 0...255) })
+        do {
+            return try await withDeadline {
+                // The first server to ask makes it; every other reads that one.
+                var found: [UInt8]?
+                for try await bytes in try await self.client.query(
+                    """
+                    WITH made AS (
+                        INSERT INTO weft_settings (name, bytes) VALUES ('channel_view_key', \(fresh)) ON CONFLICT (name) DO NOTHING RETURNING bytes
+                    )
+                    SELECT bytes FROM made UNION ALL SELECT bytes FROM weft_settings WHERE name = 'channel_view_key'
+                    """, logger: logger
+                ).decode(ByteBuffer?.self) {
+                    if found == nil, let bytes { found = Array(buffer: bytes) }
+                }
+                guard let found, found.count == 32 else {
+                    throw WeftError.corrupt("the channel view key at \(location) is missing or not 32 bytes")
+                }
+                return found
             }
         } catch {
             throw map(error)

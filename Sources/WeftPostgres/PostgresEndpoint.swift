@@ -30,26 +30,36 @@ public struct PostgresEndpoint: Sendable {
 
     /// Connects to the PostgreSQL database `url` names (migrating its schema if needed).
     public static func connect(
-        _ url: URL, configuration: ReplicaConfiguration = ReplicaConfiguration(), resolvers: ResolverRegistry = ResolverRegistry(),
+        _ url: URL, configuration: ReplicaConfiguration = ReplicaConfiguration(),
+        resolvers: ResolverRegistry = ResolverRegistry(),
         operationTimeout: Duration = .seconds(10)
     ) async throws(WeftError) -> PostgresEndpoint {
         let tenant = try Self.tenantName(url)
         let store = try await PostgresCentralStore(url: url, operationTimeout: operationTimeout)
         // A `postgres://` replica is its own server: its configuration's policies are the ones
         // it declares (replicas sharing one database share one configuration).
-        let service = SyncService(store: store, policies: configuration.declaredPolicies, resolvers: resolvers)
-        return PostgresEndpoint(store: store, service: service, transport: InProcessTransport(service: service, database: tenant), tenant: tenant)
+        // The channels are the servers': a database with channels keeps their templates, so this
+        // writer puts documents in the channels the servers would.
+        let channels = try await store.channelTemplates() ?? ServerChannels()
+        let policies = configuration.declaredPolicies
+        let service = SyncService(
+            store: store, policiesByDatabase: { _ in policies }, resolvers: resolvers, channels: channels)
+        return PostgresEndpoint(
+            store: store, service: service, transport: InProcessTransport(service: service, database: tenant),
+            tenant: tenant)
     }
 
     /// The tenant a URL names: its `tenant` query parameter, or else the database's name.
     /// - Throws: `WeftError.Kind.invalidArgument` if that is not a valid Weft database name.
     public static func tenantName(_ url: URL) throws(WeftError) -> String {
         let components = URLComponents(url: url, resolvingAgainstBaseURL: false)
-        let name = components?.queryItems?.first { $0.name == "tenant" }?.value
+        let name =
+            components?.queryItems?.first { $0.name == "tenant" }?.value
             ?? String((components?.path ?? "").drop(while: { $0 == "/" }))
         guard DatabaseName.isValid(name) else {
             throw .invalidArgument(
-                "the tenant \(name.debugDescription) is not a valid Weft database name (1–64 of A–Z, a–z, 0–9, '_', '-'); set ?tenant=")
+                "the tenant \(name.debugDescription) is not a valid Weft database name (1–64 of A–Z, a–z, 0–9, '_', '-'); set ?tenant="
+            )
         }
         return name
     }

@@ -1,3 +1,4 @@
+import Foundation
 import Weft
 import WeftCRDT
 
@@ -102,6 +103,8 @@ public struct ChannelScanEntry: Sendable, Hashable {
 ///    (`nil` when none was left). A push of the same document meanwhile is ordered with it.
 /// 6. ``channelFingerprint()`` answers what ``saveChannelFingerprint(_:)`` last kept (`nil`
 ///    before), durably.
+/// 7. ``channelViewKey()`` answers the same 32 bytes every time, for every object over the same
+///    store, made at random the first time.
 public protocol ChannelIndexedStore: CentralStore {
     /// The documents a reader with `channels` may see, changed or gone after `after` (contract
     /// point 2).
@@ -133,6 +136,54 @@ public protocol ChannelIndexedStore: CentralStore {
 
     /// Keeps `fingerprint` (contract point 6).
     func saveChannelFingerprint(_ fingerprint: Int64) async throws(WeftError)
+
+    /// The channel templates a server last kept with ``saveChannelTemplates(_:)``, for other
+    /// writers of the same store (a replica writing straight into PostgreSQL), so that every
+    /// writer computes the same channels; `nil` if none were kept.
+    func channelTemplates() async throws(WeftError) -> ServerChannels?
+
+    /// Keeps the server's channel templates in the store (see ``channelTemplates()``).
+    func saveChannelTemplates(_ channels: ServerChannels) async throws(WeftError)
+
+    /// The store's secret for signing the channel views it hands replicas (32 random bytes,
+    /// made the first time and then the same for every server of the store), so that no client
+    /// can forge a view that claims channels it never had.
+    func channelViewKey() async throws(WeftError) -> [UInt8]
+}
+
+extension ChannelIndexedStore {
+    /// A store no other writer shares keeps no templates.
+    public func channelTemplates() async throws(WeftError) -> ServerChannels? { nil }
+
+    /// A store no other writer shares keeps no templates.
+    public func saveChannelTemplates(_ channels: ServerChannels) async throws(WeftError) {}
+}
+
+extension ServerChannels {
+    /// The templates as JSON text: an object of collection names and their templates.
+    public var text: String {
+        JSONValue.object(
+            Dictionary(
+                uniqueKeysWithValues: collections.map {
+                    ($0.key.rawValue, JSONValue.array($0.value.map { .string($0.description) }))
+                })
+        ).text
+    }
+
+    /// The templates ``text`` wrote; `nil` for text it could not have written.
+    public init?(text: String) {
+        guard let object = try? JSONDecoder().decode([String: [String]].self, from: Data(text.utf8)) else {
+            return nil
+        }
+        var collections = [CollectionName: [ChannelTemplate]]()
+        for (name, templates) in object {
+            guard let collection = try? CollectionName(name) else { return nil }
+            let parsed = templates.compactMap(ChannelTemplate.init)
+            guard parsed.count == templates.count else { return nil }
+            collections[collection] = parsed
+        }
+        self.init(collections)
+    }
 }
 
 /// Where a pass of ``ChannelIndexedStore/assignChannels(after:limit:onlyUnassigned:projector:)``

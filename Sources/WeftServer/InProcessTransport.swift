@@ -52,7 +52,7 @@ public struct InProcessTransport: SyncTransport {
         received.expectedAppliedThrough = request.expectedAppliedThrough  // beside the body, as over HTTP
         received.pulledThrough = request.pulledThrough
         received.receipt = request.receipt
-        let answer = try await service.push(database: database, received, writable: writable)
+        let answer = try await service.push(database: database, received, readable: readable, writable: writable)
         var returned = try roundTrip(answer)
         returned.receipt = answer.receipt
         return returned

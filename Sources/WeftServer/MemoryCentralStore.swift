@@ -28,6 +28,18 @@ public actor MemoryCentralStore: CentralStore {
         /// it is present (else departed).
         var channelEntries: [String: [DocumentKey: (sequence: UInt64, tag: UInt64, present: Bool)]] = [:]
 
+        /// Marks departed, at `sequence`, every channel the index has `key` present in and that
+        /// `channels` does not hold.
+        mutating func depart(_ key: DocumentKey, keeping channels: [String], at sequence: UInt64, tag: UInt64)
+        {
+            let kept = Set(channels)
+            for channel in channelEntries.keys where !kept.contains(channel) {
+                if channelEntries[channel]?[key]?.present == true {
+                    channelEntries[channel]?[key] = (sequence, tag, false)
+                }
+            }
+        }
+
         /// The index of the first entry of `log` at or after `sequence`.
         func position(of sequence: UInt64) -> Int {
             var low = 0
@@ -43,6 +55,7 @@ public actor MemoryCentralStore: CentralStore {
     private var tenants: [String: Tenant] = [:]
     private var nextSequence: UInt64 = 1
     private var fingerprint: Int64?
+    private let viewKey: [UInt8] = (0..<32).map { _ in UInt8.random(in: 0...255) }
     /// Log entries removed because a newer one superseded them.
     public private(set) var compactedEntries: UInt64 = 0
     /// Tombstones forgotten (rule 9).
@@ -157,9 +170,7 @@ public actor MemoryCentralStore: CentralStore {
                 for channel in now {
                     tenant.channelEntries[channel, default: [:]][change.key] = (sequence, tag, true)
                 }
-                for channel in Set(before).subtracting(now) {
-                    tenant.channelEntries[channel]?[change.key] = (sequence, tag, false)
-                }
+                tenant.depart(change.key, keeping: now, at: sequence, tag: tag)
             }
             sequence += 1
         }
@@ -457,9 +468,7 @@ extension MemoryCentralStore: ChannelIndexedStore {
             for channel in channels {
                 tenant.channelEntries[channel, default: [:]][position.key] = (sequence, tag, true)
             }
-            for channel in Set(stored ?? []).subtracting(channels) {
-                tenant.channelEntries[channel]?[position.key] = (sequence, tag, false)
-            }
+            tenant.depart(position.key, keeping: channels, at: sequence, tag: tag)
             tenants[position.database] = tenant
             assigned += 1
         }
@@ -469,4 +478,6 @@ extension MemoryCentralStore: ChannelIndexedStore {
     public func channelFingerprint() -> Int64? { fingerprint }
 
     public func saveChannelFingerprint(_ fingerprint: Int64) { self.fingerprint = fingerprint }
+
+    public func channelViewKey() -> [UInt8] { viewKey }
 }

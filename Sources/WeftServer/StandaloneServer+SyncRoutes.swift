@@ -72,7 +72,7 @@ extension StandaloneServer {
                 // A document over max_document_bytes is refused on its own, in the response.
                 let response = try await service.push(
                     database: database, push, maximumDocumentBytes: limits.maxDocumentBytes,
-                    writable: principal.writeChannels)
+                    readable: principal.readChannels, writable: principal.writeChannels)
                 if !response.rejected.isEmpty { metrics.count(.rejected, by: response.rejected.count) }
                 metrics.record(metrics.pushDuration, since: started)
                 metrics.count(.pushes)

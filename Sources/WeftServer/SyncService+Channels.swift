@@ -1,3 +1,4 @@
+import Crypto
 import Weft
 import WeftCRDT
 import WeftWire
@@ -64,7 +65,35 @@ struct ChannelView: Hashable, Sendable {
         }
     }
 
-    /// Decodes a view this server gave; throws for bytes no server gave.
+    /// The bytes a page carries: ``encoded`` and the first 16 bytes of its HMAC-SHA256 under the
+    /// store's key, over the database, the replica and the encoding.
+    func sealed(key: [UInt8], database: String, replica: ReplicaID) -> [UInt8] {
+        let payload = encoded
+        return payload + Self.tag(payload, key: key, database: database, replica: replica)
+    }
+
+    static func tag(_ payload: [UInt8], key: [UInt8], database: String, replica: ReplicaID) -> [UInt8] {
+        var message = Array("weft-channel-view".utf8) + [0] + Array(database.utf8) + [0] + replica.bytes
+        message += payload
+        let code = HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: key))
+        return Array(Array(code).prefix(16))
+    }
+
+    /// The view of bytes ``sealed(key:database:replica:)`` made for this database and replica
+    /// under `key`; throws for any other bytes.
+    init(unsealing bytes: [UInt8], key: [UInt8], database: String, replica: ReplicaID) throws(CodecError) {
+        guard bytes.count > 16 else { throw .truncated(at: 0, "a channel view") }
+        let payload = Array(bytes.dropLast(16))
+        let expected = Self.tag(payload, key: key, database: database, replica: replica)
+        var difference: UInt8 = 0
+        for (a, b) in zip(expected, bytes.suffix(16)) { difference |= a ^ b }
+        guard difference == 0 else {
+            throw .invariantViolation(at: payload.count, "a channel view this server did not sign")
+        }
+        try self.init(decoding: payload)
+    }
+
+    /// Decodes an encoding (``encoded``); throws for bytes it could not have written.
     init(decoding bytes: [UInt8]) throws(CodecError) {
         var reader = BinaryReader(bytes)
         let start = reader.offset
@@ -106,6 +135,11 @@ extension SyncService {
         "document \(key.collection)/\(key.id) is, or would be, in no channel this token may write: the change was refused, and the replica's copy gives way to the server's"
     }
 
+    /// The reason a document pushed back unchanged by a replica that may not read it is withdrawn.
+    static func notReadable(_ key: DocumentKey) -> String {
+        "document \(key.collection)/\(key.id) is in no channel this token may read: the replica's copy was removed (it held nothing the server lacks)"
+    }
+
     /// The record a page carries for a document that left the reader's view: empty, never merged.
     static let leftRecord = DocumentRecord(
         body: Document(),
@@ -125,28 +159,65 @@ extension SyncService {
     }
 
     /// What a pull that handles channels is after: its target (what the reader may read, within
-    /// its subscription) and the view it sends back, read as a settled view of every channel if
-    /// it has none yet (a replica that synced before channels: it may hold anything).
-    static func channelTarget(_ request: PullRequest, readable: ChannelGrant) throws(SyncError) -> (
-        target: ChannelGrant, view: ChannelView
-    ) {
+    /// its subscription) and the view its documents reflect.
+    ///
+    /// The view must be one this store signed for this database and replica: a client cannot
+    /// claim channels it never had (a view that says "may hold everything" would have the
+    /// server list, as left, every document the client may not read). A pull past 0 without
+    /// such a view (a replica that synced before channels, or whose view is not this store's)
+    /// is answered "resync" unless it may read everything: the resync pulls what it may see,
+    /// and what it pushes back that it may not read is withdrawn (``push(database:_:maximumDocumentBytes:readable:writable:)``).
+    func channelTarget(_ request: PullRequest, database: String, readable: ChannelGrant)
+        async throws(SyncError) -> (
+            target: ChannelGrant, view: ChannelView
+        )
+    {
         let target = readable.intersection(request.subscription.map { ChannelGrant($0) } ?? .all)
-        let view: ChannelView
-        do {
-            // No view yet: a replica that synced before channels, which may hold anything.
-            view = request.view.isEmpty ? .settled(.all) : try ChannelView(decoding: request.view)
-        } catch {
-            throw SyncError(.rejected, "the pull's view is not one this server gave: \(error)")
+        var view: ChannelView?
+        if !request.view.isEmpty, let replica = request.replica, let key = try await viewKey() {
+            view = try? ChannelView(unsealing: request.view, key: key, database: database, replica: replica)
         }
-        guard request.after == 0 else { return (target, view) }
+        guard request.after == 0 else {
+            if let view { return (target, view) }
+            // Whatever it holds, a reader of every channel may keep.
+            guard target != .all else { return (target, .settled(.all)) }
+            resyncsRequested += 1
+            throw SyncError(
+                .resync,
+                "this replica's channel view is not one this server gave (it synced before channels, or the server's store changed): pull everything again"
+            )
+        }
         // A replica starting from 0 holds nothing the server sent, and starts in the target;
         // unless it resyncs: then it holds what its view says it may, and must first drop what
         // it may no longer see (else the resync would push it back as something the server
         // lacks). It surely holds nothing: the resync pulls everything again.
-        guard request.resyncingFrom != nil, target != .all else { return (target, .settled(target)) }
+        guard request.resyncingFrom != nil, target != .all, let view else {
+            return (target, .settled(target))
+        }
         // A pass under way goes on; a replica already in the target has nothing to drop.
         if view.pass != nil || view == .settled(target) { return (target, view) }
         return (target, ChannelView(surely: .only([]), possibly: view.possibly, pass: nil))
+    }
+
+    /// The store's key for signing views, read once.
+    func viewKey() async throws(SyncError) -> [UInt8]? {
+        if let channelViewKey { return channelViewKey }
+        // A store without a channel index serves only readers of every channel, for whom the
+        // view says nothing: it is not signed.
+        guard let indexed = store as? any ChannelIndexedStore else { return nil }
+        do {
+            let key = try await indexed.channelViewKey()
+            channelViewKey = key
+            return key
+        } catch {
+            throw SyncError(.unavailable, "store: \(error)")
+        }
+    }
+
+    /// `view` signed for `replica` of `database`, as a page carries it.
+    func seal(_ view: ChannelView, database: String, replica: ReplicaID?) async throws(SyncError) -> [UInt8] {
+        guard let replica, let key = try await viewKey() else { return view.encoded }
+        return view.sealed(key: key, database: database, replica: replica)
     }
 
     /// One page of a view change from `view` to `target` (see ``ChannelView``): documents the
@@ -176,7 +247,9 @@ extension SyncService {
         }
         let settled = PullResponse(
             changes: [], cursor: request.after, cursorTag: request.afterTag, hasMore: true,
-            channels: .init(view: ChannelView.settled(target).encoded, isViewChange: true))
+            channels: .init(
+                view: try await seal(.settled(target), database: database, replica: request.replica),
+                isViewChange: true))
         // The channels whose documents may need to come or go: those the replica may hold or
         // may now see, but not those it surely holds and still may see.
         let unchanged = surely.intersection(target)
@@ -195,54 +268,85 @@ extension SyncService {
         } catch {
             throw SyncError(.unavailable, "store: \(error)")
         }
-        var coming = [ChannelScanEntry]()
-        var leaving = [ChannelScanEntry]()
+        // Each entry met, in position order: to come, to leave, or nothing to do.
+        var decided = [(entry: ChannelScanEntry, comes: Bool?)]()
         for entry in scan.entries {
             let visible = target.covers(entry.channels)
             if entry.sequence <= request.after {
                 if visible && !surely.covers(entry.channels) && !entry.deleted {
-                    coming.append(entry)
+                    decided.append((entry, true))
                 } else if !visible && possibly.covers(entry.channels) {
-                    leaving.append(entry)
+                    decided.append((entry, false))
+                } else {
+                    decided.append((entry, nil))
                 }
-            } else if !visible {
-                leaving.append(entry)
+            } else {
+                decided.append((entry, visible ? nil : false))
             }
         }
+        let wanted = decided.filter { $0.comes == true }.map(\.entry.key)
         let records: [DocumentKey: DocumentRecord]
         do {
-            records =
-                coming.isEmpty ? [:] : try await store.records(database: database, keys: coming.map(\.key))
+            records = wanted.isEmpty ? [:] : try await store.records(database: database, keys: wanted)
         } catch {
             throw SyncError(.unavailable, "store: \(error)")
         }
-        var changes = [(position: UInt64, change: WireChange, left: Bool)]()
-        for entry in coming {
-            guard let record = records[entry.key] else { continue }
-            changes.append(
-                (
-                    entry.position,
-                    WireChange(sequence: entry.position, key: Self.wireKey(entry.key), record: record), false
-                ))
+        var changes = [(change: WireChange, left: Bool)]()
+        var bytes = 0
+        var reached = after
+        var cut = false
+        for (entry, comes) in decided {
+            switch comes {
+            case true?:
+                // The record is read after the scan: a push since may have moved the document
+                // out of the target (it then leaves, or was never here) or deleted it (the
+                // forward pull brings the deletion). Send it only as the target may see it.
+                if let record = records[entry.key], !record.isDeleted,
+                    target.covers(projector.channelSet(database: database, key: entry.key, record: record))
+                {
+                    let size = record.encoded().count
+                    // A page holds about `maximumBytes` of records (at least one): the pass goes on
+                    // from the last entry it took.
+                    if !changes.isEmpty && bytes + size > Int(request.maximumBytes) {
+                        cut = true
+                        break
+                    }
+                    bytes += size
+                    changes.append(
+                        (
+                            WireChange(
+                                sequence: entry.position, key: Self.wireKey(entry.key), record: record), false
+                        ))
+                } else {
+                    changes.append(
+                        (
+                            WireChange(
+                                sequence: entry.position, key: Self.wireKey(entry.key),
+                                record: Self.leftRecord), true
+                        ))
+                }
+            case false?:
+                changes.append(
+                    (
+                        WireChange(
+                            sequence: entry.position, key: Self.wireKey(entry.key), record: Self.leftRecord),
+                        true
+                    ))
+            case nil:
+                break
+            }
+            if cut { break }
+            reached = entry.position
         }
-        for entry in leaving {
-            changes.append(
-                (
-                    entry.position,
-                    WireChange(
-                        sequence: entry.position, key: Self.wireKey(entry.key), record: Self.leftRecord), true
-                ))
-        }
-        changes.sort { $0.position < $1.position }
         let next =
-            scan.hasMore
-            ? ChannelView(
-                surely: surely, possibly: possibly, pass: (target, scan.entries.last?.position ?? after))
-            : .settled(target)
+            scan.hasMore || cut
+            ? ChannelView(surely: surely, possibly: possibly, pass: (target, reached)) : .settled(target)
         return PullResponse(
             changes: changes.map(\.change), cursor: request.after, cursorTag: request.afterTag, hasMore: true,
             channels: .init(
-                view: next.encoded, left: changes.indices.filter { changes[$0].left }, isViewChange: true))
+                view: try await seal(next, database: database, replica: request.replica),
+                left: changes.indices.filter { changes[$0].left },
+                isViewChange: true))
     }
 
     static func wireKey(_ key: DocumentKey) -> WireKey {
@@ -250,17 +354,17 @@ extension SyncService {
     }
 
     /// Whether a writer limited to `writable` may change `local` into `merged` (stored as `key`):
-    /// the document must be in a channel it may write before the change (if it existed and was
-    /// not deleted) and after it (unless the change deletes it).
+    /// the document must be in a channel it may write before the change (if it existed: a
+    /// deleted one by the fields its tombstone kept, if they put it in any channel) and after
+    /// it (unless the change deletes it).
     nonisolated func mayWrite(
         _ writable: ChannelGrant, database: String, key: DocumentKey, local: DocumentRecord?,
         merged: DocumentRecord
     ) -> Bool {
         guard writable != .all, merged != local else { return true }
-        if let local, !local.isDeleted,
-            !writable.covers(projector.channelSet(database: database, key: key, record: local))
-        {
-            return false
+        if let local {
+            let before = projector.channelSet(database: database, key: key, record: local.asLive)
+            if (!local.isDeleted || !before.isEmpty) && !writable.covers(before) { return false }
         }
         if !merged.isDeleted,
             !writable.covers(projector.channelSet(database: database, key: key, record: merged))
@@ -268,5 +372,15 @@ extension SyncService {
             return false
         }
         return true
+    }
+}
+
+extension DocumentRecord {
+    /// The record as if not deleted: a tombstone's fields (those an edit concurrent with the
+    /// deletion kept) as a live document shows them, to tell which channels they would put it in.
+    var asLive: DocumentRecord {
+        guard isDeleted else { return self }
+        return DocumentRecord(
+            body: body, deletion: LWWRegister(false, stamp: deletion.stamp), version: version)
     }
 }

@@ -75,6 +75,11 @@ extension SyncService {
         let fingerprint = projector.channels.fingerprint
         var assigned = 0
         do {
+            // Other writers of the store (replicas writing straight into PostgreSQL) take the
+            // templates from it.
+            if try await indexed.channelTemplates().map({ $0 != projector.channels }) ?? true {
+                try await indexed.saveChannelTemplates(projector.channels)
+            }
             let kept = try await indexed.channelFingerprint()
             // Without channels, nothing is assigned; the next templates, whatever they are, look
             // at every document.

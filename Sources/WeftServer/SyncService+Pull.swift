@@ -101,7 +101,7 @@ extension SyncService {
         var target = ChannelGrant.all
         var indexed: (any ChannelIndexedStore)?
         if request.handlesChannels {
-            let (wanted, view) = try Self.channelTarget(request, readable: readable)
+            let (wanted, view) = try await channelTarget(request, database: database, readable: readable)
             target = wanted
             if target != .all { indexed = try channelStore() }
             if view != .settled(target) {
@@ -201,14 +201,21 @@ extension SyncService {
                     },
                     cursor: end.cursor, cursorTag: end.tag, hasMore: page.hasMore, resync: resync,
                     channels: request.handlesChannels
-                        ? .init(view: ChannelView.settled(target).encoded, left: left.keys.sorted()) : nil)
+                        ? .init(
+                            view: try await seal(
+                                .settled(target), database: database, replica: request.replica),
+                            left: left.keys.sorted())
+                        : nil)
             }
             // Long-poll: wait for a push to this database (or the store poll, or the deadline).
             await waitForPush(database, upTo: min(deadline - clock.now, storePollInterval))
             if Task.isCancelled {
                 return PullResponse(
                     changes: [], cursor: request.after, cursorTag: request.afterTag, hasMore: false,
-                    channels: request.handlesChannels ? .init(view: ChannelView.settled(target).encoded) : nil
+                    channels: request.handlesChannels
+                        ? .init(
+                            view: try await seal(
+                                .settled(target), database: database, replica: request.replica)) : nil
                 )
             }
         }

@@ -20,10 +20,14 @@ extension SyncService {
     ///
     /// A pusher limited to `writable` channels may change only documents in a channel it may
     /// write, before and after the change (a deletion needs the first only): any other change
-    /// is refused on its own, listed in `PushResponse.rejected` with the reason, and stores
-    /// nothing.
+    /// is refused on its own, listed in `PushResponse.rejected` with the reason and withdrawn
+    /// (the replica drops its copy), and stores nothing; the store logs its version again,
+    /// once, if the pusher may read it, so that the pusher pulls it back. A pusher limited to
+    /// `readable` channels that sends a document it may not read without changing it (a resync
+    /// pushing back what it holds) is told the same way to drop its copy, and nothing is logged.
     public func push(
         database: String, _ request: PushRequest, maximumDocumentBytes: Int? = nil,
+        readable: ChannelGrant = .all,
         writable: ChannelGrant = .all
     ) async throws(SyncError) -> PushResponse {
         guard request.changes.count <= limits.maximumChanges else {
@@ -89,6 +93,7 @@ extension SyncService {
         let resolvers = resolvers
         let repaired = Mutex<[DocumentKey]>([])
         let refused = Mutex<Set<DocumentKey>>([])
+        let unreadable = Mutex<Set<DocumentKey>>([])
         let limited = Mutex<[DocumentKey]>([])
         do {
             // What a record claims about other replicas that have spoken to this database is
@@ -120,10 +125,25 @@ extension SyncService {
                     local: local, remote: remote, key: key, policy: policy, resolvers: resolvers,
                     equalVersions: .keepLocal,
                     remoteClaimsLimited: narrowed != nil, joiningWhenDominated: true)
+                let before =
+                    local.map { self.projector.channelSet(database: database, key: key, record: $0.asLive) }
+                    ?? []
+                if readable != .all, let local, result.record == local, !local.isDeleted,
+                    !readable.covers(before)
+                {
+                    unreadable.withLock { _ = $0.insert(key) }
+                    return (local, .unchanged, nil)
+                }
                 if !self.mayWrite(writable, database: database, key: key, local: local, merged: result.record)
                 {
-                    refused.withLock { _ = $0.insert(key) }
-                    return (local ?? result.record, .refused, nil)
+                    // The store logs the document again only once per push, and only for a
+                    // pusher that may read it (it pulls it back).
+                    let first = refused.withLock { $0.insert(key).inserted }
+                    let relog = first && local.map { !$0.isDeleted } == true && readable.covers(before)
+                    // A store keeps nothing of a refused change, and logs a live document again;
+                    // an unchanged answer keeps the document as it is, logging nothing.
+                    guard let local, !relog else { return (local ?? result.record, .refused, nil) }
+                    return (local, .unchanged, nil)
                 }
                 if result.kind == .repaired { repaired.withLock { $0.append(key) } }
                 return result
@@ -141,8 +161,13 @@ extension SyncService {
                     metadata: ["database": "\(database)", "key": "\(key)", "replica": "\(request.replica)"])
             }
             let outside = refused.withLock { $0 }
-            if !outside.isEmpty {
-                for change in changes where outside.contains(change.key) {
+            let unseen = unreadable.withLock { $0 }
+            for change in changes where unseen.contains(change.key) {
+                rejections.append(
+                    .init(sequence: change.sequence, reason: Self.notReadable(change.key), withdrawn: true))
+            }
+            if !outside.isEmpty || !unseen.isEmpty {
+                for change in changes where outside.contains(change.key) && !unseen.contains(change.key) {
                     rejections.append(
                         .init(
                             sequence: change.sequence, reason: Self.outsideChannels(change.key),

@@ -42,6 +42,8 @@ public actor SyncService {
     /// The longest a pull waits for a change (`max_long_poll_ms`); a longer
     /// `PullRequest.waitMilliseconds` is cut to it.
     public nonisolated let maximumLongPoll: Duration
+    /// The store's key for signing channel views, once read (``viewKey()``).
+    var channelViewKey: [UInt8]?
     /// Set by ``beginShutdown()``: waiting pulls are answered at once, and new ones do not wait.
     var closing = false
 

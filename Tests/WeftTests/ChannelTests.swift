@@ -31,8 +31,14 @@ final class GrantedTransport: SyncTransport, Sendable {
         return InProcessTransport(service: service, database: database, readable: read, writable: write)
     }
 
+    /// Whether the server answers as one that predates channels (its hello never says it
+    /// filters them).
+    let predatesChannels = Mutex(false)
+
     func hello(_ request: HelloRequest) async throws(SyncError) -> HelloResponse {
-        try await inner.hello(request)
+        var request = request
+        if predatesChannels.withLock({ $0 }) { request.handlesChannels = false }
+        return try await inner.hello(request)
     }
     func push(_ request: PushRequest) async throws(SyncError) -> PushResponse {
         try await inner.push(request)
@@ -514,5 +520,207 @@ struct ChannelTests {
             all.insert(document.id.rawValue)
         }
         #expect(all == ["j1", "j2"])
+    }
+
+    @Test(
+        "a replica writing straight into PostgreSQL puts documents in the channels the servers would",
+        .enabled(if: !TestPostgres.skipped))
+    func aDirectPostgresWriterUsesTheServersTemplates() async throws {
+        let url = try await TestPostgres.freshDatabase()
+        let serverStore = try await PostgresCentralStore(url: url)
+        let service = Self.service(serverStore)
+        // The server keeps its templates in the database as its background pass starts.
+        #expect(try await service.assignChannels() == 0)
+        var components = try #require(URLComponents(url: url, resolvingAgainstBaseURL: false))
+        components.queryItems = [URLQueryItem(name: "tenant", value: "field")]
+        let direct = try await PostgresEndpoint.connect(try #require(components.url))
+        defer {
+            Task {
+                await direct.store.shutdown()
+                await serverStore.shutdown()
+            }
+        }
+        let writer = try await Replica(storage: MemoryReplicaStorage())
+        try await writer.collection("orders").create("o1") { $0.set("assignee", to: .string("alice")) }
+        try await writer.collection("orders").create("o2") { $0.set("assignee", to: .string("bob")) }
+        _ = try await SyncEngine(replica: writer, transport: direct.transport).syncOnce()
+        let alice = try await Replica(storage: MemoryReplicaStorage())
+        _ = try await SyncEngine(
+            replica: alice,
+            transport: GrantedTransport(
+                service: service, read: .only(["user:alice"]), write: .only(["user:alice"]))
+        ).syncOnce()
+        #expect(try await Self.ids(alice) == ["o1"])
+        #expect(try await service.assignChannels() == 0, "nothing was left for the background pass")
+    }
+
+    @Test(
+        "a view the server did not sign, or none past 0, is answered resync: no client lists documents it never had"
+    )
+    func forgedViewsAreRefused() async throws {
+        let store = MemoryCentralStore()
+        let service = Self.service(store)
+        let dispatch = try await Replica(storage: MemoryReplicaStorage())
+        for index in 0..<5 {
+            try await dispatch.collection("orders").create("secret-\(index)") {
+                $0.set("assignee", to: .string("bob"))
+            }
+        }
+        _ = try await SyncEngine(
+            replica: dispatch, transport: GrantedTransport(service: service, read: .all, write: .all)
+        ).syncOnce()
+        let head =
+            try await store.changes(database: "field", after: 0, limit: 100, maxBytes: 1 << 20).changes.last?
+            .sequence ?? 0
+        let alice = ReplicaID(high: 7, low: 7)
+        // A legitimate view, signed for Alice: she may read only her channel.
+        let page = try await service.pull(
+            database: "field", PullRequest(after: 0, replica: alice, handlesChannels: true),
+            readable: .only(["user:alice"]))
+        let signed = try #require(page.channels?.view)
+        // The same bytes unsigned (claiming every channel), signed for someone else, tampered, or none.
+        var tampered = signed
+        tampered[1] ^= 1
+        let forged = [UInt8]([1, 0, 0, 0]) + [UInt8](repeating: 0, count: 16)
+        let bob = try await service.pull(
+            database: "field",
+            PullRequest(after: 0, replica: ReplicaID(high: 8, low: 8), handlesChannels: true), readable: .all)
+        for view in [[], forged, tampered, try #require(bob.channels?.view)] {
+            do {
+                let answer = try await service.pull(
+                    database: "field",
+                    PullRequest(after: head, replica: alice, handlesChannels: true, view: view),
+                    readable: .only(["user:alice"]))
+                Issue.record("answered \(answer.changes.map(\.key.id)) to view \(view.prefix(8))")
+            } catch {
+                #expect(error.kind == .resync, "\(error)")
+            }
+        }
+        // Her own view is taken.
+        let next = try await service.pull(
+            database: "field",
+            PullRequest(after: page.cursor, replica: alice, handlesChannels: true, view: signed),
+            readable: .only(["user:alice"]))
+        #expect(next.changes.isEmpty)
+    }
+
+    @Test(
+        "a replica that synced before the server had channels resyncs, and drops what its token may not read")
+    func aReplicaFromBeforeChannelsResyncs() async throws {
+        let store = MemoryCentralStore()
+        let service = Self.service(store)
+        let dispatch = try await Replica(storage: MemoryReplicaStorage())
+        for index in 0..<6 {
+            try await dispatch.collection("orders").create("o\(index)") {
+                $0.set("assignee", to: .string(index < 2 ? "alice" : "bob"))
+            }
+        }
+        _ = try await SyncEngine(
+            replica: dispatch, transport: GrantedTransport(service: service, read: .all, write: .all)
+        ).syncOnce()
+        let alice = try await Replica(storage: MemoryReplicaStorage())
+        let link = GrantedTransport(service: service, read: .all, write: .all)
+        link.predatesChannels.withLock { $0 = true }
+        _ = try await SyncEngine(replica: alice, transport: link).syncOnce()
+        #expect(try await Self.ids(alice).count == 6)
+        // The server now filters channels, and Alice's new token reads only hers.
+        link.predatesChannels.withLock { $0 = false }
+        link.grant(read: .only(["user:alice"]), write: .only(["user:alice"]))
+        let engine = SyncEngine(replica: alice, transport: link)
+        _ = try await engine.syncOnce()
+        _ = try await engine.syncOnce()
+        #expect(try await Self.ids(alice) == ["o0", "o1"])
+        #expect(await engine.resyncs == 1)
+        #expect(try await Self.ids(dispatch).count == 6, "nothing was deleted")
+        #expect(try await store.record(database: "field", key: key("orders", "o3"))?.isDeleted == false)
+    }
+
+    @Test(
+        "a view change's pages hold about maximumBytes of documents each, and the pass goes on from where one stopped"
+    )
+    func viewChangePagesAreBounded() async throws {
+        let store = MemoryCentralStore()
+        let service = Self.service(store)
+        let dispatch = try await Replica(storage: MemoryReplicaStorage())
+        for index in 0..<10 {
+            try await dispatch.collection("orders").create("o\(index)") { editor in
+                editor.set("assignee", to: .string("bob"))
+                editor.set("site", to: .string("north"))
+                editor.set("notes", to: .string(String(repeating: "n", count: 1_000)))
+            }
+        }
+        _ = try await SyncEngine(
+            replica: dispatch, transport: GrantedTransport(service: service, read: .all, write: .all)
+        ).syncOnce()
+        let alice = ReplicaID(high: 9, low: 9)
+        var page = try await service.pull(
+            database: "field", PullRequest(after: 0, replica: alice, handlesChannels: true),
+            readable: .only(["user:alice"]))
+        let cursor = page.cursor
+        var received = Set<String>()
+        var pages = 0
+        // Alice gains the north site: the pass comes in pages of at most about 2,500 bytes.
+        while true {
+            page = try await service.pull(
+                database: "field",
+                PullRequest(
+                    after: cursor, maximumBytes: 2_500, replica: alice, handlesChannels: true,
+                    view: page.channels?.view ?? []),
+                readable: .only(["user:alice", "site:north"]))
+            guard page.channels?.isViewChange == true else { break }
+            pages += 1
+            #expect(page.changes.count <= 2, "\(page.changes.count) documents of 1 KB in one page")
+            received.formUnion(page.changes.map(\.key.id))
+            #expect(pages < 50)
+            if pages >= 50 { break }
+        }
+        #expect(received.count == 10)
+        #expect(pages >= 5)
+    }
+
+    @Test("a tombstone's fields keep a deleted document in its channels: no writer outside them revives it")
+    func aTombstoneKeepsItsChannels() async throws {
+        let store = MemoryCentralStore()
+        let service = Self.service(store)
+        let dispatch = try await Replica(storage: MemoryReplicaStorage())
+        let dispatchEngine = SyncEngine(
+            replica: dispatch, transport: GrantedTransport(service: service, read: .all, write: .all))
+        try await dispatch.collection("orders").create("d") { editor in
+            editor.set("assignee", to: .string("bob"))
+            editor.set("notes", to: .string("the gate code is 1234"))
+        }
+        _ = try await dispatchEngine.syncOnce()
+        let bob = try await Replica(storage: MemoryReplicaStorage())
+        let bobEngine = SyncEngine(
+            replica: bob,
+            transport: GrantedTransport(
+                service: service, read: .only(["user:bob"]), write: .only(["user:bob"])))
+        _ = try await bobEngine.syncOnce()
+        // Bob edits while dispatch deletes: the tombstone keeps Bob's concurrent fields.
+        try await bob.collection("orders").update("d") { editor in
+            editor.set("assignee", to: .string("bob"))
+            editor.set("notes", to: .string("the gate code is now 5678"))
+        }
+        // The deletion's stamp follows Bob's edit's (a later millisecond), so the deletion wins.
+        try await Task.sleep(for: .milliseconds(5))
+        try await dispatch.collection("orders").delete("d")
+        _ = try await dispatchEngine.syncOnce()
+        _ = try await bobEngine.syncOnce()
+        let tombstone = try #require(try await store.record(database: "field", key: key("orders", "d")))
+        #expect(tombstone.isDeleted && tombstone.body.scalar("assignee") == .string("bob"))
+        // Alice creates a document of the same id in her own channel.
+        let alice = try await Replica(storage: MemoryReplicaStorage())
+        try await alice.collection("orders").create("d") { $0.set("assignee", to: .string("alice")) }
+        _ = try await SyncEngine(
+            replica: alice,
+            transport: GrantedTransport(
+                service: service, read: .only(["user:alice"]), write: .only(["user:alice"]))
+        )
+        .syncOnce()
+        #expect(
+            try await store.record(database: "field", key: key("orders", "d"))?.isDeleted == true,
+            "Bob's deleted order was not revived")
+        #expect(try await alice.collection("orders").get("d") == nil)
+        #expect(try await alice.deadLetters().map(\.key.id.rawValue) == ["d"])
     }
 }

@@ -22,11 +22,27 @@ extension SQLiteCentralStore: ChannelIndexedStore {
     }
 
     /// Writes the index entries of a change logged at `sequence` (rule 1): present in
-    /// `channels`, departed from the `previous` channels it is no longer in.
+    /// `channels`, departed from the channels the index has it present in and it is no longer in.
     static func indexChannels(
         _ db: Database, _ database: String, _ key: DocumentKey, sequence: Int64, tag: Int64,
-        channels: [String], previous: [String]
+        channels: [String]
     ) throws {
+        // Departed first: every channel the index holds the document present in and that it is
+        // not in now (whatever the `channels` column said before: NULL while none were kept).
+        let current = try String.fetchAll(
+            db,
+            sql:
+                "SELECT channel FROM channel_entries WHERE tenant = ? AND collection = ? AND id = ? AND present = 1",
+            arguments: [database, key.collection.rawValue, key.id.rawValue])
+        let departed = try db.cachedStatement(
+            sql:
+                "UPDATE channel_entries SET sequence = ?, tag = ?, present = 0 WHERE tenant = ? AND channel = ? AND collection = ? AND id = ?"
+        )
+        for channel in Set(current).subtracting(channels) {
+            try departed.execute(arguments: [
+                sequence, tag, database, channel, key.collection.rawValue, key.id.rawValue,
+            ])
+        }
         let present = try db.cachedStatement(
             sql:
                 "INSERT OR REPLACE INTO channel_entries (tenant, channel, collection, id, sequence, tag, present) VALUES (?, ?, ?, ?, ?, ?, 1)"
@@ -34,15 +50,6 @@ extension SQLiteCentralStore: ChannelIndexedStore {
         for channel in channels {
             try present.execute(arguments: [
                 database, channel, key.collection.rawValue, key.id.rawValue, sequence, tag,
-            ])
-        }
-        let departed = try db.cachedStatement(
-            sql:
-                "UPDATE channel_entries SET sequence = ?, tag = ?, present = 0 WHERE tenant = ? AND channel = ? AND collection = ? AND id = ?"
-        )
-        for channel in Set(previous).subtracting(channels) {
-            try departed.execute(arguments: [
-                sequence, tag, database, channel, key.collection.rawValue, key.id.rawValue,
             ])
         }
     }
@@ -286,8 +293,7 @@ extension SQLiteCentralStore: ChannelIndexedStore {
                     let tag = Int64(LoggedChange.newTag())
                     try log.execute(arguments: [tenant, key.collection.rawValue, key.id.rawValue, tag])
                     try Self.indexChannels(
-                        db, tenant, key, sequence: db.lastInsertedRowID, tag: tag, channels: channels,
-                        previous: stored ?? [])
+                        db, tenant, key, sequence: db.lastInsertedRowID, tag: tag, channels: channels)
                     assigned += 1
                 }
                 return (assigned, rows.count < limit ? nil : last, UInt64(assigned))
@@ -317,6 +323,27 @@ extension SQLiteCentralStore: ChannelIndexedStore {
                     sql:
                         "INSERT OR REPLACE INTO log_settings (name, value) VALUES ('channel_fingerprint', ?)",
                     arguments: [fingerprint])
+            }
+        } catch {
+            throw SQLiteReplicaStorage.map(error, path: path)
+        }
+    }
+
+    public func channelViewKey() async throws(WeftError) -> [UInt8] {
+        var fresh = [UInt8](repeating: 0, count: 32)
+        for index in fresh.indices { fresh[index] = UInt8.random(in: 0...255) }
+        let made = fresh
+        do {
+            return try writeBlocking { db in
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO secrets (name, bytes) VALUES ('channel_view_key', ?)",
+                    arguments: [Data(made)])
+                guard
+                    let bytes = try Data.fetchOne(
+                        db, sql: "SELECT bytes FROM secrets WHERE name = 'channel_view_key'"),
+                    bytes.count == 32
+                else { throw WeftError.corrupt("the channel view key at \(path) is missing or not 32 bytes") }
+                return [UInt8](bytes)
             }
         } catch {
             throw SQLiteReplicaStorage.map(error, path: path)

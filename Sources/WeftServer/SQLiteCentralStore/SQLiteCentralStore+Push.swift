@@ -100,7 +100,7 @@ extension SQLiteCentralStore {
                             if let channels = try Self.channelList(storedChannels, "\(database)/\(key)") {
                                 try Self.indexChannels(
                                     db, database, key, sequence: db.lastInsertedRowID, tag: tag,
-                                    channels: channels, previous: channels)
+                                    channels: channels)
                             }
                             superseded += 1
                         }
@@ -172,8 +172,7 @@ extension SQLiteCentralStore {
                             [database, key.collection.rawValue, key.id.rawValue, tag] + deltaColumns))
                     if let channels {
                         try Self.indexChannels(
-                            db, database, key, sequence: db.lastInsertedRowID, tag: tag, channels: channels,
-                            previous: previousChannels ?? [])
+                            db, database, key, sequence: db.lastInsertedRowID, tag: tag, channels: channels)
                     }
                     if local != nil { superseded += 1 }
                 }

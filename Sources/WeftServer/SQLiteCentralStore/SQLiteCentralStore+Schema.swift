@@ -137,6 +137,7 @@ extension SQLiteCentralStore {
                     CREATE INDEX channel_entries_by_sequence ON channel_entries (tenant, channel, sequence);
                     CREATE INDEX channel_entries_by_document ON channel_entries (tenant, collection, id);
                     CREATE INDEX documents_unassigned ON documents (tenant) WHERE channels IS NULL;
+                    CREATE TABLE secrets (name TEXT PRIMARY KEY, bytes BLOB NOT NULL) WITHOUT ROWID;
                     """)
         }
         return migrator
