@@ -487,17 +487,17 @@ extension PostgresCentralStore: ChannelIndexedStore {
         let fresh = ByteBuffer(bytes: (0..<32).map { _ in UInt8.random(in: 0...255) })
         do {
             return try await withDeadline {
-                // The first server to ask makes it; every other reads that one.
+                // The first server to ask makes it; every other reads that one. The read is a
+                // statement of its own: one in the insert's statement would not see a row another
+                // server committed while the insert waited on it.
+                try await self.client.query(
+                    "INSERT INTO weft_settings (name, bytes) VALUES ('channel_view_key', \(fresh)) ON CONFLICT (name) DO NOTHING",
+                    logger: logger)
                 var found: [UInt8]?
                 for try await bytes in try await self.client.query(
-                    """
-                    WITH made AS (
-                        INSERT INTO weft_settings (name, bytes) VALUES ('channel_view_key', \(fresh)) ON CONFLICT (name) DO NOTHING RETURNING bytes
-                    )
-                    SELECT bytes FROM made UNION ALL SELECT bytes FROM weft_settings WHERE name = 'channel_view_key'
-                    """, logger: logger
+                    "SELECT bytes FROM weft_settings WHERE name = 'channel_view_key'", logger: logger
                 ).decode(ByteBuffer?.self) {
-                    if found == nil, let bytes { found = Array(buffer: bytes) }
+                    found = bytes.map { Array(buffer: $0) }
                 }
                 guard let found, found.count == 32 else {
                     throw WeftError.corrupt("the channel view key at \(location) is missing or not 32 bytes")

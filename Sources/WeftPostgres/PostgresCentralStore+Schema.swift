@@ -201,6 +201,7 @@ extension PostgresCentralStore {
                 """,
                 "CREATE INDEX weft_channel_entries_by_sequence ON weft_channel_entries (tenant, channel, sequence)",
                 "CREATE INDEX weft_channel_entries_by_document ON weft_channel_entries (tenant, collection, doc_id)",
+                "CREATE INDEX weft_channel_entries_departed ON weft_channel_entries (tenant, sequence) WHERE NOT present",
                 "CREATE INDEX weft_documents_unassigned ON weft_documents (tenant) WHERE channels IS NULL",
                 "CREATE TABLE weft_settings (name TEXT PRIMARY KEY, value BIGINT, text TEXT, bytes BYTEA)",
             ]

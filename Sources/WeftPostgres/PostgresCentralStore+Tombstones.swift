@@ -178,6 +178,11 @@ extension PostgresCentralStore {
                 ), raised AS (
                     UPDATE weft_tenants SET collected_through = GREATEST(collected_through, (SELECT coalesce(max(sequence), 0) FROM entries))
                     WHERE tenant = \(tenant)
+                    RETURNING collected_through
+                ), departures AS (
+                    -- Departures at or below what the tenant forgot (ChannelIndexedStore rule 8).
+                    DELETE FROM weft_channel_entries e
+                    WHERE e.tenant = \(tenant) AND NOT e.present AND e.sequence <= (SELECT max(collected_through) FROM raised)
                 )
                 SELECT count(*) FROM gone
                 """, logger: logger

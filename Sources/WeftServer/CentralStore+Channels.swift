@@ -105,6 +105,10 @@ public struct ChannelScanEntry: Sendable, Hashable {
 ///    before), durably.
 /// 7. ``channelViewKey()`` answers the same 32 bytes every time, for every object over the same
 ///    store, made at random the first time.
+/// 8. When a database forgets tombstones (`TombstoneCollectingStore`), the store also removes its
+///    departed entries at or below the sequence it forgot through, in the same step: a reader past
+///    them has been told, and a reader behind them is too far behind and resyncs (whose pushes of
+///    documents it may no longer read are withdrawn).
 public protocol ChannelIndexedStore: CentralStore {
     /// The documents a reader with `channels` may see, changed or gone after `after` (contract
     /// point 2).

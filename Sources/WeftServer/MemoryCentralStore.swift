@@ -278,7 +278,15 @@ public actor MemoryCentralStore: CentralStore {
                 forgotten.insert(entry.sequence)
                 removed += 1
             }
-            if !forgotten.isEmpty { tenant.log.removeAll { forgotten.contains($0.sequence) } }
+            if !forgotten.isEmpty {
+                tenant.log.removeAll { forgotten.contains($0.sequence) }
+                // Departures at or below what the tenant forgot (ChannelIndexedStore rule 8).
+                for channel in Array(tenant.channelEntries.keys) {
+                    tenant.channelEntries[channel] = tenant.channelEntries[channel]?.filter {
+                        $0.value.present || $0.value.sequence > tenant.collectedThrough
+                    }
+                }
+            }
             tenants[name] = tenant
         }
         collectedTombstones += UInt64(removed)

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Synchronization
 import Testing
 import Weft
@@ -722,5 +723,49 @@ struct ChannelTests {
             "Bob's deleted order was not revived")
         #expect(try await alice.collection("orders").get("d") == nil)
         #expect(try await alice.deadLetters().map(\.key.id.rawValue) == ["d"])
+    }
+
+    @Test(
+        "departures go with the tombstones a database forgets; a reader behind them resyncs and still drops what moved away",
+        arguments: CentralKind.testable)
+    func departuresAreCollected(_ kind: CentralKind) async throws {
+        let directory = TemporaryDirectory()
+        let store = try await kind.make(directory)
+        defer { Task { await (store as? PostgresCentralStore)?.shutdown() } }
+        let service = Self.service(store)
+        let dispatch = try await Replica(storage: MemoryReplicaStorage())
+        let dispatchEngine = SyncEngine(
+            replica: dispatch, transport: GrantedTransport(service: service, read: .all, write: .all))
+        let orders = try dispatch.collection("orders")
+        for id in ["moved", "kept", "deleted"] {
+            try await orders.create(id) { $0.set("assignee", to: .string("alice")) }
+        }
+        _ = try await dispatchEngine.syncOnce()
+        let alice = try await Replica(storage: MemoryReplicaStorage())
+        let engine = SyncEngine(
+            replica: alice,
+            transport: GrantedTransport(
+                service: service, read: .only(["user:alice"]), write: .only(["user:alice"])))
+        _ = try await engine.syncOnce()
+        #expect(try await Self.ids(alice) == ["moved", "kept", "deleted"])
+        // While Alice is away, one order moves to Bob, then another is deleted and forgotten.
+        try await orders.update("moved") { $0.set("assignee", to: .string("bob")) }
+        _ = try await dispatchEngine.syncOnce()
+        try await orders.delete("deleted")
+        _ = try await dispatchEngine.syncOnce()
+        while try await !store.collectTombstones(pulledSince: .max, limit: 100).passFinished {}
+        #expect(try await store.collectedThrough(database: "field") > 0)
+        if kind == .sqlite {
+            let file = try DatabaseQueue(path: directory.path("central.sqlite"))
+            #expect(
+                try await file.read { db in
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM channel_entries WHERE present = 0")
+                } == 0)
+        }
+        _ = try await engine.syncOnce()
+        _ = try await engine.syncOnce()
+        #expect(try await Self.ids(alice) == ["kept"])
+        #expect(await engine.resyncs == 1)
+        #expect(try await store.record(database: "field", key: key("orders", "moved"))?.isDeleted == false)
     }
 }

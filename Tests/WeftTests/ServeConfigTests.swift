@@ -4,6 +4,7 @@ import NIOCore
 import Testing
 import Weft
 import WeftCRDT
+import WeftHTTP
 import WeftPostgres
 import WeftServer
 import WeftWire
@@ -24,39 +25,44 @@ struct ServeConfigTests {
         let server: OfflineTests.ServerProcess
         let storePath: String
 
-        init(limits: [String] = [], store: String? = nil, policy: String = "crdt", serverLines: [String] = [], prepare: ((String) async throws -> Void)? = nil) async throws {
+        init(
+            limits: [String] = [], store: String? = nil, policy: String = "crdt", serverLines: [String] = [],
+            prepare: ((String) async throws -> Void)? = nil
+        ) async throws {
             port = try OfflineTests.freePort()
             storePath = directory.path("central.sqlite")
             try await prepare?(storePath)
             let config = directory.path("server.toml")
             try """
-                [persistence]
-                conflict_resolution = "\(policy)"
+            [persistence]
+            conflict_resolution = "\(policy)"
 
-                [server]
-                listen = "127.0.0.1:\(port)"
-                \(store ?? "store_path = \"\(storePath)\"")
-                \(serverLines.joined(separator: "\n"))
+            [server]
+            listen = "127.0.0.1:\(port)"
+            \(store ?? "store_path = \"\(storePath)\"")
+            \(serverLines.joined(separator: "\n"))
 
-                [server.limits]
-                \(limits.joined(separator: "\n"))
+            [server.limits]
+            \(limits.joined(separator: "\n"))
 
-                [[server.tokens]]
-                token = "\(ServeConfigTests.writeToken)"
-                databases = ["mydb"]
-                access = "read_write"
+            [[server.tokens]]
+            token = "\(ServeConfigTests.writeToken)"
+            databases = ["mydb"]
+            access = "read_write"
 
-                [[server.tokens]]
-                token = "\(ServeConfigTests.readToken)"
-                databases = ["mydb", "other"]
-                access = "read"
-                """.write(toFile: config, atomically: true, encoding: .utf8)
+            [[server.tokens]]
+            token = "\(ServeConfigTests.readToken)"
+            databases = ["mydb", "other"]
+            access = "read"
+            """.write(toFile: config, atomically: true, encoding: .utf8)
             server = try OfflineTests.ServerProcess(config: config, port: port)
             try await server.waitUntilServing()
         }
 
         /// Posts `body` to `path` with `token`: the status and the body's bytes.
-        func post(_ path: String, _ body: [UInt8], token: String = ServeConfigTests.writeToken) async throws -> (status: Int, body: [UInt8]) {
+        func post(_ path: String, _ body: [UInt8], token: String = ServeConfigTests.writeToken) async throws
+            -> (status: Int, body: [UInt8])
+        {
             var request = HTTPClientRequest(url: "\(server.baseURL)\(path)")
             request.method = .POST
             request.headers.add(name: "Authorization", value: "Bearer \(token)")
@@ -66,22 +72,28 @@ struct ServeConfigTests {
         }
 
         func text(_ path: String) async throws -> String {
-            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "\(server.baseURL)\(path)"), timeout: .seconds(60))
+            let response = try await HTTPClient.shared.execute(
+                HTTPClientRequest(url: "\(server.baseURL)\(path)"), timeout: .seconds(60))
             return String(buffer: try await response.body.collect(upTo: 1 << 20))
         }
 
         deinit { server.stop() }
     }
 
-    static func change(_ sequence: UInt64, _ id: String, value: String = "x", wall: UInt64 = 1) -> WireChange {
+    static func change(_ sequence: UInt64, _ id: String, value: String = "x", wall: UInt64 = 1) -> WireChange
+    {
         let stamp = HLCTimestamp(wallMilliseconds: wall, counter: 0, replica: replica)
         var body = Document()
         body.set("v", to: .string(value), at: stamp)
-        let record = DocumentRecord(body: body, deletion: LWWRegister(false, stamp: stamp), version: VersionVector([replica: sequence]))
+        let record = DocumentRecord(
+            body: body, deletion: LWWRegister(false, stamp: stamp),
+            version: VersionVector([replica: sequence]))
         return WireChange(sequence: sequence, key: WireKey(collection: "c", id: id), record: record)
     }
 
-    static func push(_ changes: [WireChange]) -> [UInt8] { WireMessage.encode(PushRequest(replica: replica, changes: changes)) }
+    static func push(_ changes: [WireChange]) -> [UInt8] {
+        WireMessage.encode(PushRequest(replica: replica, changes: changes))
+    }
 
     /// `listen` and `store_path`: the server answers on the port, and what it acknowledges is in
     /// the SQLite file named.
@@ -104,9 +116,12 @@ struct ServeConfigTests {
             let store = try SQLiteCentralStore(path: path)
             let merge = CentralStoreContractTests.merge
             let live = TombstoneHorizonTests.live(10, 1)
-            _ = try await store.applyPush(database: "mydb", replica: TombstoneHorizonTests.writer, changes: [(1, tombstone, live)], merge: merge)
             _ = try await store.applyPush(
-                database: "mydb", replica: TombstoneHorizonTests.writer, changes: [(2, tombstone, TombstoneHorizonTests.deleted(live, 11))],
+                database: "mydb", replica: TombstoneHorizonTests.writer, changes: [(1, tombstone, live)],
+                merge: merge)
+            _ = try await store.applyPush(
+                database: "mydb", replica: TombstoneHorizonTests.writer,
+                changes: [(2, tombstone, TombstoneHorizonTests.deleted(live, 11))],
                 merge: merge)
             try await store.rememberPull(
                 database: "mydb", replica: Self.replica, after: 0, afterTag: 0, served: 1, servedTag: 0,
@@ -115,7 +130,9 @@ struct ServeConfigTests {
         // The pass runs as the server starts; the metric says when it has (a minute at most).
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: .seconds(60))
-        while clock.now < deadline, !(try await served.text("/metrics")).contains("weft_tombstones_collected 1") {
+        while clock.now < deadline,
+            !(try await served.text("/metrics")).contains("weft_tombstones_collected 1")
+        {
             try await Task.sleep(for: .milliseconds(50))
         }
         served.server.stop()
@@ -142,17 +159,55 @@ struct ServeConfigTests {
         let served = try await Served()
         let pull = WireMessage.encode(PullRequest(after: 0))
         #expect(try await served.post("/v1/mydb/push", Self.push([Self.change(1, "a")])).status == 200)
-        #expect(try await served.post("/v1/mydb/push", Self.push([Self.change(2, "b")]), token: Self.readToken).status == 403)
+        #expect(
+            try await served.post("/v1/mydb/push", Self.push([Self.change(2, "b")]), token: Self.readToken)
+                .status == 403)
         #expect(try await served.post("/v1/mydb/pull", pull, token: Self.readToken).status == 200)
         #expect(try await served.post("/v1/other/pull", pull, token: Self.readToken).status == 200)
         #expect(try await served.post("/v1/other/pull", pull).status == 403)
         #expect(try await served.post("/v1/mydb/pull", pull, token: "no-such-token-0123456789").status == 401)
     }
 
+    /// `[server.channels]` and a token's `read_channels` / `write_channels`: the token's replica
+    /// pulls only its channel's documents, and its write outside them is refused.
+    @Test func channels() async throws {
+        let aliceToken = "serve-alice-token-0123456789"
+        let served = try await Served(serverLines: [
+            "[server.channels]", #"orders = ["user:{assignee}"]"#, "[[server.tokens]]",
+            #"token = "\#(aliceToken)""#,
+            #"databases = ["mydb"]"#, #"read_channels = ["user:alice"]"#, #"write_channels = ["user:alice"]"#,
+        ])
+        let base = served.server.baseURL
+        let dispatch = try await Replica(storage: MemoryReplicaStorage())
+        try await dispatch.collection("orders").create("a") { $0.set("assignee", to: "alice") }
+        try await dispatch.collection("orders").create("b") { $0.set("assignee", to: "bob") }
+        try await SyncEngine(
+            replica: dispatch,
+            transport: HTTPTransport(baseURL: base, database: "mydb", token: Self.writeToken)
+        ).syncOnce()
+        let alice = try await Replica(storage: MemoryReplicaStorage())
+        let engine = SyncEngine(
+            replica: alice, transport: HTTPTransport(baseURL: base, database: "mydb", token: aliceToken))
+        try await engine.syncOnce()
+        #expect(try await alice.collection("orders").get("a") != nil)
+        #expect(try await alice.collection("orders").get("b") == nil)
+        try await alice.collection("orders").create("c") { $0.set("assignee", to: "bob") }
+        try await engine.syncOnce()
+        #expect(try await alice.deadLetters().map(\.key.id.rawValue) == ["c"])
+        try await SyncEngine(
+            replica: dispatch,
+            transport: HTTPTransport(baseURL: base, database: "mydb", token: Self.writeToken)
+        ).syncOnce()
+        #expect(try await dispatch.collection("orders").get("c") == nil)
+    }
+
     /// `max_request_bytes`: a larger body is 413 (the default, 16 MiB, would take it).
     @Test func maxRequestBytes() async throws {
         let served = try await Served(limits: ["max_request_bytes = 1000"])
-        let big = Self.push([Self.change(1, "a", value: String((0..<3_000).map { _ in "abcdefghijklmnopqrstuvwxyz".randomElement()! }))])
+        let big = Self.push([
+            Self.change(
+                1, "a", value: String((0..<3_000).map { _ in "abcdefghijklmnopqrstuvwxyz".randomElement()! }))
+        ])
         #expect(try await served.post("/v1/mydb/push", big).status == 413)
         #expect(try await served.post("/v1/mydb/push", Self.push([Self.change(1, "a")])).status == 200)
     }
@@ -160,7 +215,10 @@ struct ServeConfigTests {
     /// `max_decompressed_bytes`: a small frame that decompresses past it is 413.
     @Test func maxDecompressedBytes() async throws {
         let served = try await Served(limits: ["max_decompressed_bytes = 10000"])
-        let payload = WireMessage.encode(PushRequest(replica: Self.replica, changes: [Self.change(1, "a", value: String(repeating: "z", count: 50_000))]))
+        let payload = WireMessage.encode(
+            PushRequest(
+                replica: Self.replica,
+                changes: [Self.change(1, "a", value: String(repeating: "z", count: 50_000))]))
         // WireMessage.encode compresses when that helps: 50,000 repeated letters shrink.
         #expect(payload.count < 10_000)
         let (status, body) = try await served.post("/v1/mydb/push", payload)
@@ -170,15 +228,22 @@ struct ServeConfigTests {
     /// `max_changes_per_batch`: a push of more changes is refused (413) and applies nothing.
     @Test func maxChangesPerBatch() async throws {
         let served = try await Served(limits: ["max_changes_per_batch = 2"])
-        #expect(try await served.post("/v1/mydb/push", Self.push((1...3).map { Self.change($0, "d\($0)") })).status == 413)
-        #expect(try await served.post("/v1/mydb/push", Self.push((1...2).map { Self.change($0, "d\($0)") })).status == 200)
+        #expect(
+            try await served.post("/v1/mydb/push", Self.push((1...3).map { Self.change($0, "d\($0)") }))
+                .status == 413)
+        #expect(
+            try await served.post("/v1/mydb/push", Self.push((1...2).map { Self.change($0, "d\($0)") }))
+                .status == 200)
     }
 
     /// `max_document_bytes`: a larger document is rejected on its own in the push's answer.
     @Test func maxDocumentBytes() async throws {
         let served = try await Served(limits: ["max_document_bytes = 500"])
         let (status, body) = try await served.post(
-            "/v1/mydb/push", Self.push([Self.change(1, "a"), Self.change(2, "big", value: String(repeating: "q", count: 2_000))]))
+            "/v1/mydb/push",
+            Self.push([
+                Self.change(1, "a"), Self.change(2, "big", value: String(repeating: "q", count: 2_000)),
+            ]))
         #expect(status == 200)
         let answer = try WireMessage.decode(PushResponse.self, from: body)
         #expect(answer.rejected.map(\.sequence) == [2])
@@ -190,9 +255,11 @@ struct ServeConfigTests {
     @Test func maxClockSkew() async throws {
         let served = try await Served(limits: ["max_clock_skew_ms = 1000"])
         let now = UInt64(Date().timeIntervalSince1970 * 1000)
-        let (status, body) = try await served.post("/v1/mydb/push", Self.push([Self.change(1, "a", wall: now + 10_000)]))
+        let (status, body) = try await served.post(
+            "/v1/mydb/push", Self.push([Self.change(1, "a", wall: now + 10_000)]))
         #expect(status == 409, "\(String(decoding: body, as: UTF8.self))")
-        #expect(try await served.post("/v1/mydb/push", Self.push([Self.change(1, "a", wall: now)])).status == 200)
+        #expect(
+            try await served.post("/v1/mydb/push", Self.push([Self.change(1, "a", wall: now)])).status == 200)
     }
 
     /// `max_long_poll_ms`: a pull asking to wait an hour is answered, empty, long before the
@@ -200,7 +267,8 @@ struct ServeConfigTests {
     @Test func maxLongPoll() async throws {
         let served = try await Served(limits: ["max_long_poll_ms = 200"])
         let started = ContinuousClock.now
-        let (status, body) = try await served.post("/v1/mydb/pull", WireMessage.encode(PullRequest(after: 0, waitMilliseconds: 3_600_000)))
+        let (status, body) = try await served.post(
+            "/v1/mydb/pull", WireMessage.encode(PullRequest(after: 0, waitMilliseconds: 3_600_000)))
         #expect(status == 200)
         #expect(try WireMessage.decode(PullResponse.self, from: body).changes.isEmpty)
         #expect(ContinuousClock.now - started < .seconds(25))
@@ -240,14 +308,23 @@ struct ServeConfigTests {
             let stamp = HLCTimestamp(wallMilliseconds: wall, counter: 0, replica: replica)
             var body = Document()
             body.set(field, to: .string("set"), at: stamp)
-            let record = DocumentRecord(body: body, deletion: LWWRegister(false, stamp: stamp), version: VersionVector([replica: 1]))
-            return WireMessage.encode(PushRequest(replica: replica, changes: [WireChange(sequence: 1, key: WireKey(collection: "c", id: "a"), record: record)]))
+            let record = DocumentRecord(
+                body: body, deletion: LWWRegister(false, stamp: stamp), version: VersionVector([replica: 1]))
+            return WireMessage.encode(
+                PushRequest(
+                    replica: replica,
+                    changes: [WireChange(sequence: 1, key: WireKey(collection: "c", id: "a"), record: record)]
+                ))
         }
-        #expect(try await served.post("/v1/mydb/push", write(Self.replica, "later", wall: 2_000)).status == 200)
+        #expect(
+            try await served.post("/v1/mydb/push", write(Self.replica, "later", wall: 2_000)).status == 200)
         #expect(try await served.post("/v1/mydb/push", write(other, "earlier", wall: 1_000)).status == 200)
         served.server.stop()
         let store = try SQLiteCentralStore(path: served.storePath)
-        let record = try #require(try await store.record(database: "mydb", key: DocumentKey(collection: try CollectionName("c"), id: try DocumentID("a"))))
+        let record = try #require(
+            try await store.record(
+                database: "mydb",
+                key: DocumentKey(collection: try CollectionName("c"), id: try DocumentID("a"))))
         #expect(record.body.keys == (policy == "lww" ? ["later"] : ["earlier", "later"]))
     }
 
@@ -255,7 +332,10 @@ struct ServeConfigTests {
     /// page) and the process exits at once rather than waiting the poll out.
     @Test func sigtermAnswersWaitingPullsAndExits() async throws {
         let served = try await Served(limits: ["max_long_poll_ms = 600000"])
-        let poll = Task { try await served.post("/v1/mydb/pull", WireMessage.encode(PullRequest(after: 0, waitMilliseconds: 600_000))) }
+        let poll = Task {
+            try await served.post(
+                "/v1/mydb/pull", WireMessage.encode(PullRequest(after: 0, waitMilliseconds: 600_000)))
+        }
         var waiting = false
         for _ in 0..<3_000 where !waiting {
             waiting = try await served.text("/metrics").contains("weft_long_polls_waiting 1")

@@ -136,6 +136,7 @@ extension SQLiteCentralStore {
                     ) WITHOUT ROWID;
                     CREATE INDEX channel_entries_by_sequence ON channel_entries (tenant, channel, sequence);
                     CREATE INDEX channel_entries_by_document ON channel_entries (tenant, collection, id);
+                    CREATE INDEX channel_entries_departed ON channel_entries (tenant, sequence) WHERE present = 0;
                     CREATE INDEX documents_unassigned ON documents (tenant) WHERE channels IS NULL;
                     CREATE TABLE secrets (name TEXT PRIMARY KEY, bytes BLOB NOT NULL) WITHOUT ROWID;
                     """)

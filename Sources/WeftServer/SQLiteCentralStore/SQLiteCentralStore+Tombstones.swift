@@ -98,6 +98,14 @@ extension SQLiteCentralStore {
                             ON CONFLICT (tenant) DO UPDATE SET through = max(through, excluded.through)
                             """,
                         arguments: [tenant, highest])
+                    // Departures at or below what the tenant forgot: a reader past them has been
+                    // told, and one behind them resyncs (ChannelIndexedStore rule 8).
+                    try db.execute(
+                        sql: """
+                            DELETE FROM channel_entries WHERE tenant = ? AND present = 0
+                                AND sequence <= (SELECT through FROM collected WHERE tenant = ?)
+                            """,
+                        arguments: [tenant, tenant])
                     removed += rows.count
                 }
                 return (removed, removed < limit)
