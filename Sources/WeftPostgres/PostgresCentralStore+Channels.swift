@@ -257,23 +257,15 @@ extension PostgresCentralStore: ChannelIndexedStore {
                     }
                 }
                 var entries = [ChannelScanEntry]()
-                var seen = [DocumentKey: Int]()
                 for row in rows.prefix(limit) {
                     guard let document = documents[row.key] else { continue }
                     let entry = ChannelScanEntry(
                         key: row.key, position: UInt64(max(0, row.position)), sequence: document.sequence,
                         channels: document.channels,
                         deleted: document.deleted)
-                    // A document met twice in the page counts once, at its later position.
-                    if let index = seen[row.key] {
-                        entries[index] = entry
-                    } else {
-                        seen[row.key] = entries.count
-                        entries.append(entry)
-                    }
+                    entries.append(entry)
                 }
-                entries.sort { $0.position < $1.position }
-                return (entries, rows.count > limit)
+                return (ChannelScanEntry.onePerDocument(entries), rows.count > limit)
             }
         } catch {
             throw map(error)

@@ -32,7 +32,6 @@ extension PostgresCentralStore {
 
     func page(database: String, after cursor: Int64, limit: Int, maxBytes: Int) async throws -> Page {
         let logger = logger
-        let location = location
         do {
             try await sequenceIfWaiting(database)
             // Each entry's record is its document's (the entry is the document's latest), read by

@@ -59,6 +59,16 @@ public struct ChannelScanEntry: Sendable, Hashable {
     /// Whether the document is deleted.
     public let deleted: Bool
 
+    /// `entries` with each document once, at its latest position, in increasing position (a
+    /// scan meets a document once per channel of the scope it has an entry in).
+    public static func onePerDocument(_ entries: [ChannelScanEntry]) -> [ChannelScanEntry] {
+        var latest = [DocumentKey: ChannelScanEntry]()
+        for entry in entries where latest[entry.key].map({ $0.position < entry.position }) ?? true {
+            latest[entry.key] = entry
+        }
+        return latest.values.sorted { $0.position < $1.position }
+    }
+
     public init(key: DocumentKey, position: UInt64, sequence: UInt64, channels: Set<String>, deleted: Bool) {
         self.key = key
         self.position = position

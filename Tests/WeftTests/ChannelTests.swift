@@ -79,6 +79,27 @@ struct ChannelTests {
             channels: channels)
     }
 
+    /// A dispatcher's replica, which may read and write every channel, and its engine.
+    static func dispatcher(_ service: SyncService) async throws -> (Replica, SyncEngine) {
+        let replica = try await Replica(storage: MemoryReplicaStorage())
+        return (
+            replica,
+            SyncEngine(
+                replica: replica, transport: GrantedTransport(service: service, read: .all, write: .all))
+        )
+    }
+
+    /// A technician's replica, which reads and writes its own channel `user:NAME`, its engine and
+    /// its link (whose grants a test may change).
+    static func technician(_ name: String, _ service: SyncService) async throws -> (
+        Replica, SyncEngine, GrantedTransport
+    ) {
+        let replica = try await Replica(storage: MemoryReplicaStorage())
+        let link = GrantedTransport(
+            service: service, read: .only(["user:\(name)"]), write: .only(["user:\(name)"]))
+        return (replica, SyncEngine(replica: replica, transport: link), link)
+    }
+
     static func ids(_ replica: Replica) async throws -> Set<String> {
         var found = Set<String>()
         for try await document in try replica.collection("orders").documents() {
@@ -94,9 +115,7 @@ struct ChannelTests {
         let directory = TemporaryDirectory()
         let service = Self.service(try await kind.make(directory))
         defer { Task { [store = service.store] in await (store as? PostgresCentralStore)?.shutdown() } }
-        let dispatch = try await Replica(storage: MemoryReplicaStorage())
-        let dispatchEngine = SyncEngine(
-            replica: dispatch, transport: GrantedTransport(service: service, read: .all, write: .all))
+        let (dispatch, dispatchEngine) = try await Self.dispatcher(service)
         let orders = try dispatch.collection("orders")
         for (id, assignee, site) in [
             ("o1", "alice", "north"), ("o2", "bob", "north"), ("o3", "alice", "south"),
@@ -110,15 +129,8 @@ struct ChannelTests {
         }
         _ = try await dispatchEngine.syncOnce()
 
-        let alice = try await Replica(storage: MemoryReplicaStorage())
-        let aliceLink = GrantedTransport(
-            service: service, read: .only(["user:alice"]), write: .only(["user:alice"]))
-        let aliceEngine = SyncEngine(replica: alice, transport: aliceLink)
-        let bob = try await Replica(storage: MemoryReplicaStorage())
-        let bobEngine = SyncEngine(
-            replica: bob,
-            transport: GrantedTransport(
-                service: service, read: .only(["user:bob"]), write: .only(["user:bob"])))
+        let (alice, aliceEngine, _) = try await Self.technician("alice", service)
+        let (bob, bobEngine, _) = try await Self.technician("bob", service)
         _ = try await aliceEngine.syncOnce()
         _ = try await bobEngine.syncOnce()
         #expect(try await Self.ids(alice) == ["o1", "o3"])
@@ -199,9 +211,7 @@ struct ChannelTests {
         let directory = TemporaryDirectory()
         let service = Self.service(try await kind.make(directory))
         defer { Task { [store = service.store] in await (store as? PostgresCentralStore)?.shutdown() } }
-        let dispatch = try await Replica(storage: MemoryReplicaStorage())
-        let dispatchEngine = SyncEngine(
-            replica: dispatch, transport: GrantedTransport(service: service, read: .all, write: .all))
+        let (dispatch, dispatchEngine) = try await Self.dispatcher(service)
         let orders = try dispatch.collection("orders")
         for index in 0..<40 {
             try await orders.create("o\(index)") { editor in
@@ -252,9 +262,7 @@ struct ChannelTests {
         let directory = TemporaryDirectory()
         let service = Self.service(try await kind.make(directory))
         defer { Task { [store = service.store] in await (store as? PostgresCentralStore)?.shutdown() } }
-        let dispatch = try await Replica(storage: MemoryReplicaStorage())
-        let dispatchEngine = SyncEngine(
-            replica: dispatch, transport: GrantedTransport(service: service, read: .all, write: .all))
+        let (dispatch, dispatchEngine) = try await Self.dispatcher(service)
         let orders = try dispatch.collection("orders")
         for index in 0..<12 {
             try await orders.create("o\(index)") { editor in
@@ -301,9 +309,7 @@ struct ChannelTests {
         }
         let dispatchService = Self.service(first)
         let techService = Self.service(second)
-        let dispatch = try await Replica(storage: MemoryReplicaStorage())
-        let dispatchEngine = SyncEngine(
-            replica: dispatch, transport: GrantedTransport(service: dispatchService, read: .all, write: .all))
+        let (dispatch, dispatchEngine) = try await Self.dispatcher(dispatchService)
         let orders = try dispatch.collection("orders")
         for index in 0..<30 {
             try await orders.create("o\(index)") { editor in
@@ -312,15 +318,8 @@ struct ChannelTests {
             }
         }
         _ = try await dispatchEngine.syncOnce()
-        let alice = try await Replica(storage: MemoryReplicaStorage())
-        let aliceLink = GrantedTransport(
-            service: techService, read: .only(["user:alice"]), write: .only(["user:alice"]))
-        let aliceEngine = SyncEngine(replica: alice, transport: aliceLink)
-        let bob = try await Replica(storage: MemoryReplicaStorage())
-        let bobEngine = SyncEngine(
-            replica: bob,
-            transport: GrantedTransport(
-                service: techService, read: .only(["user:bob"]), write: .only(["user:bob"])))
+        let (alice, aliceEngine, aliceLink) = try await Self.technician("alice", techService)
+        let (bob, bobEngine, _) = try await Self.technician("bob", techService)
         _ = try await aliceEngine.syncOnce()
         _ = try await bobEngine.syncOnce()
         let alices = Set((0..<30).filter { $0 % 3 == 0 }.map { "o\($0)" })
@@ -422,9 +421,7 @@ struct ChannelTests {
     func aResyncKeepsTheView() async throws {
         let store = MemoryCentralStore()
         let service = Self.service(store)
-        let dispatch = try await Replica(storage: MemoryReplicaStorage())
-        let dispatchEngine = SyncEngine(
-            replica: dispatch, transport: GrantedTransport(service: service, read: .all, write: .all))
+        let (dispatch, dispatchEngine) = try await Self.dispatcher(service)
         let orders = try dispatch.collection("orders")
         for index in 0..<8 {
             try await orders.create("o\(index)") { editor in
@@ -470,9 +467,7 @@ struct ChannelTests {
                 try CollectionName("jobs"): [ChannelTemplate("user:{crew}"), ChannelTemplate("everyone")]
                     .compactMap { $0 }
             ]))
-        let dispatch = try await Replica(storage: MemoryReplicaStorage())
-        let dispatchEngine = SyncEngine(
-            replica: dispatch, transport: GrantedTransport(service: service, read: .all, write: .all))
+        let (dispatch, dispatchEngine) = try await Self.dispatcher(service)
         let jobs = try dispatch.collection("jobs")
         try await jobs.create("j1") { editor in
             editor.insert("ann", intoSet: "crew")
@@ -570,9 +565,8 @@ struct ChannelTests {
         _ = try await SyncEngine(
             replica: dispatch, transport: GrantedTransport(service: service, read: .all, write: .all)
         ).syncOnce()
-        let head =
-            try await store.changes(database: "field", after: 0, limit: 100, maxBytes: 1 << 20).changes.last?
-            .sequence ?? 0
+        let logged = await store.changes(database: "field", after: 0, limit: 100, maxBytes: 1 << 20)
+        let head = logged.changes.last?.sequence ?? 0
         let alice = ReplicaID(high: 7, low: 7)
         // A legitimate view, signed for Alice: she may read only her channel.
         let page = try await service.pull(
@@ -683,19 +677,13 @@ struct ChannelTests {
     func aTombstoneKeepsItsChannels() async throws {
         let store = MemoryCentralStore()
         let service = Self.service(store)
-        let dispatch = try await Replica(storage: MemoryReplicaStorage())
-        let dispatchEngine = SyncEngine(
-            replica: dispatch, transport: GrantedTransport(service: service, read: .all, write: .all))
+        let (dispatch, dispatchEngine) = try await Self.dispatcher(service)
         try await dispatch.collection("orders").create("d") { editor in
             editor.set("assignee", to: .string("bob"))
             editor.set("notes", to: .string("the gate code is 1234"))
         }
         _ = try await dispatchEngine.syncOnce()
-        let bob = try await Replica(storage: MemoryReplicaStorage())
-        let bobEngine = SyncEngine(
-            replica: bob,
-            transport: GrantedTransport(
-                service: service, read: .only(["user:bob"]), write: .only(["user:bob"])))
+        let (bob, bobEngine, _) = try await Self.technician("bob", service)
         _ = try await bobEngine.syncOnce()
         // Bob edits while dispatch deletes: the tombstone keeps Bob's concurrent fields.
         try await bob.collection("orders").update("d") { editor in
@@ -733,9 +721,7 @@ struct ChannelTests {
         let store = try await kind.make(directory)
         defer { Task { await (store as? PostgresCentralStore)?.shutdown() } }
         let service = Self.service(store)
-        let dispatch = try await Replica(storage: MemoryReplicaStorage())
-        let dispatchEngine = SyncEngine(
-            replica: dispatch, transport: GrantedTransport(service: service, read: .all, write: .all))
+        let (dispatch, dispatchEngine) = try await Self.dispatcher(service)
         let orders = try dispatch.collection("orders")
         for id in ["moved", "kept", "deleted"] {
             try await orders.create(id) { $0.set("assignee", to: .string("alice")) }

@@ -126,6 +126,34 @@ struct JWTTests {
         return try await RunningStandalone.start(service: service, configuration: configuration)
     }
 
+    /// A server on loopback whose JWTs read `user:{sub}` and `site:{sites}` and write `write`, with
+    /// work orders in their assignee's and their site's channels, and the static `tokens`.
+    static func channelServer(
+        _ directory: TemporaryDirectory, write: [ChannelTemplate], tokens: [ServerToken] = []
+    ) async throws
+        -> (Provider, SyncService, RunningStandalone)
+    {
+        let base = try await Provider.make(directory)
+        var jwt = base.configuration
+        jwt.channels = ChannelGrantTemplates(
+            read: [ChannelTemplate("user:{sub}"), ChannelTemplate("site:{sites}")].compactMap { $0 },
+            write: write)
+        var configuration = ServerConfiguration()
+        configuration.port = 0
+        configuration.jwt = jwt
+        configuration.tokens = tokens
+        configuration.channels = ServerChannels([
+            try CollectionName("orders"): [
+                ChannelTemplate("user:{assignee}"), ChannelTemplate("site:{site}"),
+            ].compactMap { $0 }
+        ])
+        let service = SyncService(
+            store: try SQLiteCentralStore(path: directory.path("central.sqlite")),
+            configuration: configuration)
+        let server = try await RunningStandalone.start(service: service, configuration: configuration)
+        return (Provider(signers: base.signers, configuration: jwt), service, server)
+    }
+
     /// The status of `GET /v1/{database}/documents/orders/x` with `token`, and the error's sentence.
     static func status(_ server: RunningStandalone, _ token: String, database: String = "db") async throws
         -> (Int, String)
@@ -304,29 +332,13 @@ struct JWTTests {
     )
     func claimsGiveChannels() async throws {
         let directory = TemporaryDirectory()
-        var provider = try await Provider.make(directory)
-        var jwt = provider.configuration
-        jwt.channels = ChannelGrantTemplates(
-            read: [ChannelTemplate("user:{sub}"), ChannelTemplate("site:{sites}")].compactMap { $0 },
-            write: [ChannelTemplate("user:{sub}")].compactMap { $0 })
-        provider = Provider(signers: provider.signers, configuration: jwt)
-        var configuration = ServerConfiguration()
-        configuration.port = 0
-        configuration.jwt = jwt
         let dispatchToken = "static-dispatch-token-0123456789"
-        configuration.tokens = [
-            ServerToken(
-                token: dispatchToken, databases: ["db"], access: .readWrite, scopes: [.sync, .documents])
-        ]
-        configuration.channels = ServerChannels([
-            try CollectionName("orders"): [
-                ChannelTemplate("user:{assignee}"), ChannelTemplate("site:{site}"),
-            ].compactMap { $0 }
-        ])
-        let service = SyncService(
-            store: try SQLiteCentralStore(path: directory.path("central.sqlite")),
-            configuration: configuration)
-        let server = try await RunningStandalone.start(service: service, configuration: configuration)
+        let (provider, service, server) = try await Self.channelServer(
+            directory, write: [ChannelTemplate("user:{sub}")].compactMap { $0 },
+            tokens: [
+                ServerToken(
+                    token: dispatchToken, databases: ["db"], access: .readWrite, scopes: [.sync, .documents])
+            ])
         let base = "http://127.0.0.1:\(server.port)"
 
         let dispatch = try await Replica(storage: MemoryReplicaStorage())
@@ -394,24 +406,7 @@ struct JWTTests {
     )
     func grantsChangeDuringALiveSync() async throws {
         let directory = TemporaryDirectory()
-        var provider = try await Provider.make(directory)
-        var jwt = provider.configuration
-        jwt.channels = ChannelGrantTemplates(
-            read: [ChannelTemplate("user:{sub}"), ChannelTemplate("site:{sites}")].compactMap { $0 },
-            write: [.wildcard])
-        provider = Provider(signers: provider.signers, configuration: jwt)
-        var configuration = ServerConfiguration()
-        configuration.port = 0
-        configuration.jwt = jwt
-        configuration.channels = ServerChannels([
-            try CollectionName("orders"): [
-                ChannelTemplate("user:{assignee}"), ChannelTemplate("site:{site}"),
-            ].compactMap { $0 }
-        ])
-        let service = SyncService(
-            store: try SQLiteCentralStore(path: directory.path("central.sqlite")),
-            configuration: configuration)
-        let server = try await RunningStandalone.start(service: service, configuration: configuration)
+        let (provider, service, server) = try await Self.channelServer(directory, write: [.wildcard])
         let base = "http://127.0.0.1:\(server.port)"
         let dispatch = SyncEngine(
             replica: try await Replica(storage: MemoryReplicaStorage()),

@@ -178,7 +178,6 @@ extension SQLiteCentralStore: ChannelIndexedStore {
                         WHERE d.tenant = ? AND d.collection = ? AND d.id = ?
                         """)
                 var entries = [ChannelScanEntry]()
-                var seen = [DocumentKey: Int]()
                 for row in rows.prefix(wanted) {
                     let key = try SQLiteReplicaStorage.key(row)
                     let at = UInt64(max(0, try SQLiteReplicaStorage.column(row, "position", Int64.self)))
@@ -202,16 +201,9 @@ extension SQLiteCentralStore: ChannelIndexedStore {
                         max(0, try SQLiteReplicaStorage.column(found, "sequence", Int64?.self) ?? 0))
                     let entry = ChannelScanEntry(
                         key: key, position: at, sequence: sequence, channels: Set(list), deleted: deleted)
-                    // A document met twice in the page counts once, at its later position.
-                    if let index = seen[key] {
-                        entries[index] = entry
-                    } else {
-                        seen[key] = entries.count
-                        entries.append(entry)
-                    }
+                    entries.append(entry)
                 }
-                entries.sort { $0.position < $1.position }
-                return (entries, rows.count > wanted)
+                return (ChannelScanEntry.onePerDocument(entries), rows.count > wanted)
             }
         } catch {
             throw SQLiteReplicaStorage.map(error, path: path)
