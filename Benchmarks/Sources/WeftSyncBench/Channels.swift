@@ -126,10 +126,11 @@ func runChannelPulls(
     let grant = ChannelGrant.only(["user:\(user)"])
     /// Pulls everything the user may see from `after` (0: a first sync); the seconds, the
     /// changes, and where it ended.
+    // One replica: its views are signed for it.
+    let replica = ReplicaID.random()
     func pullAll(_ database: String, after start: UInt64 = 0, view start2: [UInt8] = []) async throws -> (
         seconds: Double, changes: Int, cursor: UInt64, tag: UInt64, view: [UInt8]
     ) {
-        let replica = ReplicaID.random()
         var cursor = start
         var tag: UInt64 = 0
         var view = start2

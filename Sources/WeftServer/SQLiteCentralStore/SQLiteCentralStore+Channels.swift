@@ -32,7 +32,7 @@ extension SQLiteCentralStore: ChannelIndexedStore {
         let current = try String.fetchAll(
             db,
             sql:
-                "SELECT channel FROM channel_entries WHERE tenant = ? AND collection = ? AND id = ? AND present = 1",
+                "SELECT channel FROM channel_entries INDEXED BY channel_entries_by_document WHERE tenant = ? AND collection = ? AND id = ? AND present = 1",
             arguments: [database, key.collection.rawValue, key.id.rawValue])
         let departed = try db.cachedStatement(
             sql:
@@ -84,7 +84,7 @@ extension SQLiteCentralStore: ChannelIndexedStore {
                 let candidates = try Row.fetchCursor(
                     db,
                     sql: """
-                        SELECT collection, id, max(sequence * 2 + present) AS latest, tag FROM channel_entries
+                        SELECT collection, id, max(sequence * 2 + present) AS latest, tag FROM channel_entries INDEXED BY channel_entries_by_sequence
                         WHERE tenant = ? AND channel IN (\(Self.placeholders(names.count))) AND sequence > ? AND sequence <= ?
                         GROUP BY collection, id ORDER BY latest
                         """,
