@@ -11,22 +11,6 @@ public struct ChannelPage: Sendable {
         /// A document left the reader's channels at `sequence` (the change that moved it, whose
         /// entry had `tag`), and is in none of them now.
         case left(key: DocumentKey, sequence: UInt64, tag: UInt64)
-
-        /// The entry's sequence.
-        public var sequence: UInt64 {
-            switch self {
-            case .change(let change): change.sequence
-            case .left(_, let sequence, _): sequence
-            }
-        }
-
-        /// The entry's tag.
-        public var tag: UInt64 {
-            switch self {
-            case .change(let change): change.tag
-            case .left(_, _, let tag): tag
-            }
-        }
     }
 
     /// The entries, in increasing sequence, one per document.

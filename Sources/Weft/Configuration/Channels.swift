@@ -53,14 +53,6 @@ public enum ChannelGrant: Hashable, Sendable {
     public var channels: Set<String>? {
         if case .only(let set) = self { set } else { nil }
     }
-
-    /// The grant as a sorted list of names (`["*"]` for ``all``).
-    public var names: [String] {
-        switch self {
-        case .all: [Self.wildcard]
-        case .only(let set): set.sorted()
-        }
-    }
 }
 
 /// A channel name with at most one placeholder, `{path}`: `"user:{assignee}"`, `"site:{site}"`,
